@@ -1,0 +1,20 @@
+//! surge's TCP/IP stack.
+//!
+//! Layers, bottom up:
+//! - [`checksum`]: the Internet checksum (RFC 1071) with AVX2 / SSE2 / scalar paths,
+//!   pseudo-header sums and incremental updates (RFC 1624).
+//! - [`wire`]: zero-copy views and owned `Repr`s for Ethernet, ARP, IPv4, ICMPv4, UDP
+//!   and TCP, in the shape of smoltcp's `wire` module.
+//! - [`tcp`]: a sans-IO TCP (RFC 9293 and friends): every input takes `now`, every
+//!   output is returned.
+//! - [`time`]: the stack's own clock type, microseconds since engine start.
+//!
+//! Protocol code here never reads a clock, sleeps, makes a syscall or touches a
+//! device. The only `unsafe` in this crate is the fenced SIMD module inside
+//! [`checksum`].
+#![deny(unsafe_code)]
+
+pub mod checksum;
+pub mod tcp;
+pub mod time;
+pub mod wire;

@@ -1,0 +1,91 @@
+//! The stack's clock: an [`Instant`] is microseconds since the engine started.
+//!
+//! Protocol code never reads a clock; the engine (or a test's virtual clock)
+//! passes `now` in. `Duration` is `core::time::Duration`.
+
+use core::ops::{Add, AddAssign, Sub};
+use core::time::Duration;
+
+/// A point in time, in microseconds since an arbitrary origin (engine start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Instant(u64);
+
+impl Instant {
+    /// The origin (time zero).
+    pub const ZERO: Instant = Instant(0);
+    /// A time later than any real one; handy as "no deadline".
+    pub const MAX: Instant = Instant(u64::MAX);
+
+    /// An instant `micros` microseconds after the origin.
+    pub const fn from_micros(micros: u64) -> Self {
+        Instant(micros)
+    }
+
+    /// An instant `millis` milliseconds after the origin.
+    pub const fn from_millis(millis: u64) -> Self {
+        Instant(millis.saturating_mul(1000))
+    }
+
+    /// Microseconds since the origin.
+    pub const fn total_micros(self) -> u64 {
+        self.0
+    }
+
+    /// Milliseconds since the origin (truncated).
+    pub const fn total_millis(self) -> u64 {
+        self.0 / 1000
+    }
+
+    /// Time from `earlier` to `self`, or zero if `earlier` is later.
+    pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
+        Duration::from_micros(self.0.saturating_sub(earlier.0))
+    }
+}
+
+fn duration_micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+    fn add(self, rhs: Duration) -> Instant {
+        Instant(self.0.saturating_add(duration_micros(rhs)))
+    }
+}
+
+impl AddAssign<Duration> for Instant {
+    fn add_assign(&mut self, rhs: Duration) {
+        *self = *self + rhs;
+    }
+}
+
+impl Sub<Duration> for Instant {
+    type Output = Instant;
+    fn sub(self, rhs: Duration) -> Instant {
+        Instant(self.0.saturating_sub(duration_micros(rhs)))
+    }
+}
+
+impl Sub<Instant> for Instant {
+    type Output = Duration;
+    /// Saturates at zero when `rhs` is later than `self`.
+    fn sub(self, rhs: Instant) -> Duration {
+        self.saturating_duration_since(rhs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arithmetic_saturates_instead_of_panicking() {
+        let t = Instant::from_millis(5);
+        assert_eq!(t.total_micros(), 5000);
+        assert_eq!((t + Duration::from_micros(7)).total_micros(), 5007);
+        assert_eq!(Instant::ZERO - t, Duration::ZERO);
+        assert_eq!(t - Instant::from_micros(1000), Duration::from_millis(4));
+        assert_eq!(Instant::MAX + Duration::from_secs(1), Instant::MAX);
+        assert_eq!(Instant::ZERO - Duration::from_secs(1), Instant::ZERO);
+    }
+}

@@ -7,6 +7,8 @@
 //!   and TCP, in the shape of smoltcp's `wire` module.
 //! - [`tcp`]: a sans-IO TCP (RFC 9293 and friends): every input takes `now`, every
 //!   output is returned.
+//! - [`table`]: bind, listen and connection tables with BSD/Linux semantics.
+//! - [`timer`]: the hierarchical timer wheel the engine drives TCP timers with.
 //! - [`time`]: the stack's own clock type, microseconds since engine start.
 //!
 //! Protocol code here never reads a clock, sleeps, makes a syscall or touches a
@@ -15,6 +17,8 @@
 #![deny(unsafe_code)]
 
 pub mod checksum;
+pub mod table;
 pub mod tcp;
 pub mod time;
+pub mod timer;
 pub mod wire;

@@ -1,0 +1,2 @@
+//! Criterion benchmark: checksum (being written).
+fn main() {}

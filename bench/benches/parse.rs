@@ -1,0 +1,2 @@
+//! Criterion benchmark: parse (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Connection, listen and bind tables.

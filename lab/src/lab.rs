@@ -30,7 +30,7 @@ pub struct Lab {
 }
 
 /// Fails with `NotRoot` unless the process runs as root.
-fn require_root() -> Result<(), LabError> {
+pub fn require_root() -> Result<(), LabError> {
     if nix::unistd::geteuid().is_root() {
         Ok(())
     } else {

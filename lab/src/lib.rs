@@ -42,7 +42,7 @@ mod status;
 
 pub use delay_queue::{DelaySpec, serve_delay_queue};
 pub use error::LabError;
-pub use lab::{Lab, down_by_name, list_labs};
+pub use lab::{Lab, down_by_name, list_labs, require_root};
 pub use layout::{Host, HostId, format_mac, netns_name};
 pub use netlink::{InterfaceStatus, XdpAttachment};
 pub use netns::{NETNS_RUN_DIR, NetnsGuard, enter_netns, netns_exists, spawn_in_netns};

@@ -298,7 +298,7 @@ fn down(name: &str) -> anyhow::Result<()> {
     // Deleting a veth detaches any XDP program on it, and deleting the namespace deletes its
     // veths; a delay queue process exits once the router namespace is gone.
     if down_by_name(name)? {
-        println!("lab {name} removed");
+        println!("lab {name} removed (its namespaces, veths and any XDP programs on them)");
     } else {
         println!("no lab named {name}; nothing to remove");
     }

@@ -15,6 +15,10 @@
 //! impairments (`iptables`, `tc tbf`, and an NFQUEUE delay queue, because this kernel has no
 //! netem) use the standard tools, because rtnetlink cannot set them.
 //!
+//! Needs root, and the tools `ip` (iproute2), `ethtool`, `tc` and, for impairments,
+//! `iptables`. Namespaces are bind-mounted under `/run/netns`, so `ip netns exec` works on
+//! them.
+//!
 //! A [`Lab`] made by [`Lab::up`] is removed when dropped, also when a test panics, so every
 //! root test can hold one as its guard:
 //!

@@ -252,7 +252,10 @@ fn routed_duplication_and_reorder_rules_apply() {
     let b = lab.b().addr.to_string();
     // Two echoes 200 ms apart: the duplicate replies of the first arrive in between.
     let out = lab
-        .exec(HostId::A, &["ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", &b])
+        .exec(
+            HostId::A,
+            &["ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", &b],
+        )
         .expect("ping");
     assert!(out.status.success(), "{}", text(&out));
     // Every packet is duplicated by the router, so ping reports duplicate replies.

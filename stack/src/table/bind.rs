@@ -587,7 +587,8 @@ impl BindTable {
     /// An active open from a socket that is already bound: Linux `__inet_hash_connect`
     /// with `inet_num` set. A socket bound to 0.0.0.0 takes `route_addr` as its
     /// address. EADDRNOTAVAIL if the 4-tuple is in use (by another owner of the
-    /// port, or per `tuple_free`); EISCONN if it is listening or connected.
+    /// port, or per `tuple_free`); EISCONN if it is listening or connected; EINVAL
+    /// if it is not bound or `route_addr` is needed and is 0.0.0.0.
     pub fn connect_bound(
         &mut self,
         id: SocketId,
@@ -613,6 +614,10 @@ impl BindTable {
         } else {
             me.addr
         };
+        if addr.is_unspecified() {
+            self.counters.invalid += 1;
+            return Err(Errno::EINVAL);
+        }
         let tuple = FourTuple::new(SocketAddrV4::new(addr, port), remote);
         // UDP (ip4_datagram_connect) does not check 4-tuple uniqueness.
         let taken = tcp
@@ -635,14 +640,17 @@ impl BindTable {
 
     /// Record a passive open: the accepted child of a listener shares the listener's
     /// port (Linux `__inet_inherit_port`), with its own 4-tuple. EINVAL if `id` is
-    /// already bound.
+    /// already bound or the tuple's local side is not a concrete address and port.
     pub fn inherit_port(
         &mut self,
         id: SocketId,
         tuple: &FourTuple,
         options: BindOptions,
     ) -> Result<(), Errno> {
-        if self.sockets.contains_key(&id) {
+        if tuple.local_port == 0
+            || tuple.local_addr.is_unspecified()
+            || self.sockets.contains_key(&id)
+        {
             self.counters.invalid += 1;
             return Err(Errno::EINVAL);
         }

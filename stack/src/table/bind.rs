@@ -135,6 +135,17 @@ struct Owner {
     remote: Option<SocketAddrV4>,
 }
 
+/// How a socket joins a port's bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Join {
+    /// `bind` / `listen` (`inet_csk_get_port`).
+    GetPort,
+    /// The implicit bind of an active open (`__inet_hash_connect`).
+    Connect,
+    /// An accepted child (`__inet_inherit_port`; creates a plain bucket if needed).
+    Inherit,
+}
+
 /// Linux `tb->fastreuseport` values.
 const FASTREUSEPORT_ANY: i8 = 1;
 const FASTREUSEPORT_STRICT: i8 = 2;
@@ -335,17 +346,14 @@ impl BindTable {
     }
 
     /// Add `owner` to `port`'s bucket. `bind` and `listen` owners update the fast
-    /// paths (`inet_csk_get_port` → `inet_csk_update_fastreuse`); active opens,
-    /// accepted children and TIME_WAIT do not (`inet_bind_hash` only).
-    fn insert_owner(&mut self, port: u16, owner: Owner, via_get_port: bool) {
-        let bucket = self.ports.entry(port).or_insert_with(|| {
-            if via_get_port {
-                PortBucket::for_bind()
-            } else {
-                PortBucket::for_connect()
-            }
+    /// paths (`inet_csk_get_port` → `inet_csk_update_fastreuse`); active opens and
+    /// accepted children do not (`inet_bind_hash` only).
+    fn insert_owner(&mut self, port: u16, owner: Owner, how: Join) {
+        let bucket = self.ports.entry(port).or_insert_with(|| match how {
+            Join::Connect => PortBucket::for_connect(),
+            Join::GetPort | Join::Inherit => PortBucket::for_bind(),
         });
-        if via_get_port {
+        if how == Join::GetPort {
             bucket.update_fast_reuse(
                 owner.addr,
                 owner.options,
@@ -433,7 +441,7 @@ impl BindTable {
             }
             port
         };
-        self.insert_owner(port, owner, true);
+        self.insert_owner(port, owner, Join::GetPort);
         Ok(SocketAddrV4::new(addr, port))
     }
 
@@ -485,7 +493,7 @@ impl BindTable {
                 state: BindState::Listening,
                 remote: None,
             };
-            self.insert_owner(port, owner, true);
+            self.insert_owner(port, owner, Join::GetPort);
             return Ok(SocketAddrV4::new(addr, port));
         };
         let Some(me) = bucket.owners.get(index).copied() else {
@@ -580,7 +588,7 @@ impl BindTable {
             state: BindState::Connected,
             remote: Some(remote),
         };
-        self.insert_owner(port, owner, false);
+        self.insert_owner(port, owner, Join::Connect);
         Ok(port)
     }
 
@@ -663,7 +671,7 @@ impl BindTable {
             state: BindState::Connected,
             remote: Some(tuple.remote()),
         };
-        self.insert_owner(tuple.local_port, owner, false);
+        self.insert_owner(tuple.local_port, owner, Join::Inherit);
         Ok(())
     }
 

@@ -96,10 +96,9 @@ impl RingBuffer {
     pub fn consume(&mut self, n: usize) -> usize {
         let n = n.min(self.len);
         self.head = self.index(n);
+        // The head is not reset when the ring empties: the receive side may hold
+        // out-of-order bytes beyond the queued ones, at positions relative to the head.
         self.len -= n;
-        if self.len == 0 {
-            self.head = 0;
-        }
         n
     }
 

@@ -146,7 +146,9 @@ impl Tcb {
         if self.delack_fired {
             self.stats.delayed_acks += 1;
         }
-        let repr = self.header(now, self.snd_nxt, TcpFlags::ACK);
+        // BSD tcp_output: while going back N after a timeout snd_nxt is not the first unsent
+        // octet; a pure ACK carries snd_max so that the peer finds it inside its window.
+        let repr = self.header(now, self.snd_max, TcpFlags::ACK);
         Transmit {
             repr,
             payload_len: 0,

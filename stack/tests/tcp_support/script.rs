@@ -164,7 +164,13 @@ impl Seg {
                 payload.len()
             )
         };
-        if repr.flags != self.flags {
+        // PSH is advisory (RFC 9293 §3.9.1.2): it is checked only when the pattern has it.
+        let flags = if self.flags.contains(TcpFlags::PSH) {
+            repr.flags
+        } else {
+            repr.flags.without(TcpFlags::PSH)
+        };
+        if flags != self.flags {
             fail("flags");
         }
         if self.seq.is_some_and(|s| s != repr.seq_number) {

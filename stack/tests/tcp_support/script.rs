@@ -380,6 +380,28 @@ impl Script {
         (repr, payload)
     }
 
+    /// Runs timers until the next segment goes out, and returns it (bounded wait: 1 hour).
+    pub fn expect_next(&mut self) -> (TcpRepr, Vec<u8>) {
+        let limit = self.now_ms() + 3_600_000;
+        while self.out.is_empty() {
+            let Some(d) = self.tcb.poll_at() else {
+                panic!("nothing scheduled")
+            };
+            assert!(d.total_millis() <= limit, "no segment within an hour");
+            self.advance(d.total_millis().max(self.now_ms()));
+            if self.out.is_empty() {
+                self.advance(self.now_ms() + 1);
+            }
+        }
+        let (_, r, p) = self.out.pop_front().expect("segment");
+        (r, p)
+    }
+
+    /// Current virtual time in milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.now.total_millis()
+    }
+
     /// Expects nothing more to have been sent so far.
     pub fn expect_none(&mut self) {
         if let Some((t, repr, p)) = self.out.pop_front() {

@@ -282,6 +282,19 @@ fn rfc6298_5_7_karn_no_rtt_sample_from_retransmitted_syn() {
 }
 
 #[test]
+fn rfc6298_5_7_rto_is_three_seconds_after_syn_loss() {
+    let mut s = Script::client(&plain());
+    s.expect(0, seg("S"));
+    s.expect(1000, seg("S"));
+    s.inject(1050, seg("S.").seq(PEER_ISS).ack(LOCAL_ISS + 1).mss(1460));
+    s.expect(1050, seg("."));
+    assert_eq!(s.tcb.stats().rto, core::time::Duration::from_secs(3));
+    s.send(2000, b"x");
+    s.expect(2000, seg("P.").seq(LOCAL_ISS + 1));
+    s.expect(5000, seg("P.").seq(LOCAL_ISS + 1));
+}
+
+#[test]
 fn rfc6298_rtt_sample_from_first_syn() {
     let s = Script::established(&plain());
     assert_eq!(s.tcb.stats().srtt, core::time::Duration::from_millis(100));

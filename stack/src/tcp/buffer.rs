@@ -3,11 +3,21 @@
 //! Allocated once when the connection is created; nothing here allocates later.
 
 /// A byte ring of fixed capacity: bytes `[head, head + len)` (modulo capacity) are queued.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RingBuffer {
     storage: Box<[u8]>,
     head: usize,
     len: usize,
+}
+
+impl core::fmt::Debug for RingBuffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The bytes themselves would drown every log line.
+        f.debug_struct("RingBuffer")
+            .field("capacity", &self.capacity())
+            .field("len", &self.len)
+            .finish()
+    }
 }
 
 impl RingBuffer {

@@ -2,11 +2,15 @@
 
 use super::State;
 use super::error::TcpError;
+use super::rtt::RttEstimator;
 use super::seq::SeqNumber;
 use super::tcb::Tcb;
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpRepr};
 use core::time::Duration;
+
+/// RFC 6298 §5.7: RTO once data flows after a retransmitted SYN without an RTT sample.
+const RTO_AFTER_SYN_LOSS: Duration = Duration::from_secs(3);
 
 /// RFC 7323 §5.5: a ts_recent older than 24 days is invalid.
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
@@ -90,6 +94,11 @@ impl Tcb {
         self.snd_una = ack;
         self.snd_nxt = self.snd_nxt.max_seq(ack);
         self.take_rtt_sample(now, seg, ack);
+        if self.backoff > 0 && self.rtt.srtt().is_none() {
+            // RFC 6298 §5.7: the SYN was retransmitted and no RTT was measured: data starts
+            // with an RTO of 3 seconds.
+            self.rtt = RttEstimator::new(RTO_AFTER_SYN_LOSS, self.cfg.rto_min, self.cfg.rto_max);
+        }
         self.backoff = 0;
         self.rto_deadline = None;
         self.syn_pending = false;

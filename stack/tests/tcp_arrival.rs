@@ -402,3 +402,90 @@ fn ooo_queue_is_bounded_by_ranges_and_bytes() {
         "only the contiguous part is delivered"
     );
 }
+
+#[test]
+fn rfc9293_3_10_7_4_seventh_text_after_fin_is_ignored() {
+    let mut s = Script::established(&plain());
+    s.inject(200, seg("F.").seq(PEER_ISS + 1).ack(LOCAL_ISS + 1));
+    s.expect(200, seg(".").ack(PEER_ISS + 2));
+    s.inject(
+        210,
+        seg("P.")
+            .seq(PEER_ISS + 2)
+            .ack(LOCAL_ISS + 1)
+            .data(b"after fin"),
+    );
+    assert_eq!(s.tcb.recv_queue_len(), 0);
+    assert_eq!(s.tcb.state(), State::CloseWait);
+}
+
+#[test]
+fn rfc9293_3_10_7_4_fin_on_handshake_ack_goes_to_close_wait() {
+    let mut s = Script::server(&plain(), seg("S").seq(PEER_ISS).mss(1460));
+    s.expect(0, seg("S.").seq(LOCAL_ISS));
+    s.inject(10, seg("F.").seq(PEER_ISS + 1).ack(LOCAL_ISS + 1));
+    s.expect(10, seg(".").seq(LOCAL_ISS + 1).ack(PEER_ISS + 2));
+    assert_eq!(s.tcb.state(), State::CloseWait);
+}
+
+#[test]
+fn rfc5961_3_2_inexact_rst_in_syn_received_gets_challenge_ack() {
+    let mut s = Script::server(&plain(), seg("S").seq(PEER_ISS).mss(1460));
+    s.expect(0, seg("S."));
+    s.inject(10, seg("R").seq(PEER_ISS + 50));
+    s.expect(10, seg(".").seq(LOCAL_ISS + 1).ack(PEER_ISS + 1));
+    assert_eq!(s.tcb.state(), State::SynReceived);
+}
+
+#[test]
+fn rfc5961_4_2_syn_with_new_sequence_in_syn_received_gets_challenge_ack() {
+    let mut s = Script::server(&plain(), seg("S").seq(PEER_ISS).mss(1460));
+    s.expect(0, seg("S."));
+    s.inject(10, seg("S").seq(PEER_ISS + 10));
+    s.expect(10, seg(".").ack(PEER_ISS + 1));
+    assert_eq!(s.tcb.stats().challenge_acks, 1);
+}
+
+#[test]
+fn rfc7323_2_3_our_window_is_scaled_after_the_handshake() {
+    let cfg = TcpConfig {
+        window_scaling: true,
+        ..plain()
+    };
+    let mut s = Script::client(&cfg);
+    // 256 KiB buffer: shift 3; the SYN itself carries the unscaled 65535.
+    s.expect(0, seg("S").ws(3).win(65535));
+    s.inject(
+        100,
+        seg("S.").seq(PEER_ISS).ack(LOCAL_ISS + 1).mss(1460).ws(0),
+    );
+    s.expect(100, seg(".").win(32768));
+    // Without the peer's option, no scaling in either direction.
+    let mut s = Script::client(&cfg);
+    s.expect(0, seg("S"));
+    s.inject(100, seg("S.").seq(PEER_ISS).ack(LOCAL_ISS + 1).mss(1460));
+    s.expect(100, seg(".").win(65535));
+}
+
+#[test]
+fn rfc9293_3_8_6_2_2_advertised_right_edge_never_moves_left() {
+    let mut s = Script::established(&TcpConfig {
+        recv_buffer: 10_000,
+        quickack_segments: 100,
+        ..plain()
+    });
+    let mut right = PEER_ISS + 1 + 10_000;
+    for i in 0..9u32 {
+        s.inject(
+            200,
+            seg(".")
+                .seq(PEER_ISS + 1 + i * 1000)
+                .ack(LOCAL_ISS + 1)
+                .len(1000),
+        );
+        let (r, _) = s.expect(200, seg("."));
+        let edge = r.ack_number + u32::from(r.window_len);
+        assert!(edge >= right, "window shrank: {edge} < {right}");
+        right = edge;
+    }
+}

@@ -172,9 +172,16 @@ fn rfc9293_3_10_5_abort_sends_rst_and_closes() {
     let mut s = Script::established(&plain());
     s.send(200, b"queued");
     s.expect(200, seg("P.").len(6));
-    s.call(210, |t| t.abort());
+    assert!(
+        !s.call(210, |t| {
+            t.abort();
+            t.is_closed()
+        }),
+        "the RST is still to be sent"
+    );
     s.expect(210, seg("R.").seq(LOCAL_ISS + 7).ack(PEER_ISS + 1));
     assert_eq!(s.tcb.state(), State::Closed);
+    assert!(s.tcb.is_closed());
     assert_eq!(s.tcb.poll_at(), None);
     s.expect_none_until(5000);
     assert_eq!(s.tcb.stats().rsts_out, 1);

@@ -7,6 +7,18 @@
 //! touches a device; `now` is always an argument, randomness (the ISN) comes in
 //! from the caller.
 //!
+//! How an engine drives it:
+//! - Demultiplex by 4-tuple. No connection: a listener runs [`listen_action`] (SYN ->
+//!   [`Tcb::accept_syn`] with an ISS from [`IsnGenerator`]); otherwise answer with
+//!   [`reply_to_unknown`]. A SYN for a TIME-WAIT connection may reopen it when
+//!   [`Tcb::time_wait_accepts_syn`] says so; an active open may take a TIME-WAIT tuple when
+//!   [`Tcb::can_reuse_time_wait`] (ISS from [`Tcb::time_wait_reuse_iss`]).
+//! - After every input, timeout or user call, drain `poll_transmit` (give a buffer of at
+//!   least one MSS) and re-arm the connection's timer-wheel entry at `poll_at`.
+//! - Remove the connection once [`Tcb::is_closed`] (CLOSED and no pending output).
+//! - ICMP errors quoting the connection go to [`Tcb::handle_icmp_frag_needed`] and
+//!   [`Tcb::handle_icmp_unreachable`]. `SO_LINGER` with a zero timeout is [`Tcb::abort`].
+//!
 //! ```
 //! use std::net::{Ipv4Addr, SocketAddrV4};
 //! use surge_stack::tcp::{FourTuple, State, Tcb, TcpConfig};

@@ -254,6 +254,11 @@ impl Tcb {
         self.snd_mss
     }
 
+    /// CLOSED with nothing left to send: the engine may drop the connection.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed && self.pending_rst.is_none()
+    }
+
     /// True once the handshake completed (ESTABLISHED or later).
     pub fn is_established(&self) -> bool {
         !matches!(

@@ -212,6 +212,7 @@ fn rfc9293_3_10_7_4_fifth_segment_without_ack_is_dropped() {
     s.inject(200, seg("P").seq(PEER_ISS + 1).data(b"noack"));
     s.expect_none();
     assert_eq!(s.tcb.recv_queue_len(), 0);
+    assert_eq!(s.tcb.stats().no_ack_dropped, 1);
 }
 
 #[test]

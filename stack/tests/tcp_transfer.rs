@@ -175,3 +175,43 @@ proptest! {
         check(&mut p, &o, len, len / 3);
     }
 }
+
+#[test]
+fn rfc5681_bottleneck_with_tail_drop_completes_without_collapse() {
+    // 10 Mbit/s (800 ns per byte), 20 ms one-way delay, a 30 ms queue: congestion losses.
+    let link = LinkConfig {
+        delay: Duration::from_millis(20),
+        nanos_per_byte: 800,
+        max_queue: Some(Duration::from_millis(30)),
+        ..LinkConfig::default()
+    };
+    let cfg = TcpConfig {
+        send_buffer: 1 << 20,
+        recv_buffer: 1 << 20,
+        ..TcpConfig::default()
+    };
+    let len = 8 * 1024 * 1024u64;
+    let (mut p, o) = run_transfer(99, len, 0, link, &cfg);
+    check(&mut p, &o, len, 0);
+    let st = *p.client.stats();
+    assert!(p.c2s.dropped > 0, "the queue must have overflowed");
+    assert!(
+        st.fast_retransmits > 0,
+        "losses repaired by fast retransmit: {st:?}"
+    );
+    // 8 MiB at 10 Mbit/s is 6.7 s of wire time. Slow start overshoots the 30 ms queue and
+    // loses dozens of segments per window; NewReno without SACK-based recovery repairs one
+    // hole per RTT and goes back N after a timeout, so this seed takes about 33 s and
+    // retransmits about 28 %. The bounds catch a collapse; SACK recovery (part 2) must
+    // tighten them.
+    let wire = Duration::from_nanos(800 * len);
+    let took = p.now - surge_stack::time::Instant::ZERO;
+    assert!(
+        took < wire * 6,
+        "took {took:?} for {wire:?} of wire time; stats {st:?}"
+    );
+    assert!(
+        st.retransmits * 1460 < len * 35 / 100,
+        "retransmitted more than 35 %: {st:?}"
+    );
+}

@@ -238,6 +238,7 @@ impl Tcb {
 
         // Fifth: ACK.
         if !has_ack {
+            self.stats.no_ack_dropped += 1;
             return;
         }
         // RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT].

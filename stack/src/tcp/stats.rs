@@ -33,6 +33,8 @@ pub struct TcpStats {
     pub challenge_acks_suppressed: u64,
     /// Segments dropped as not acceptable (RFC 9293 §3.10.7.4 first check).
     pub unacceptable: u64,
+    /// Segments without ACK in a synchronized state, dropped (RFC 9293 §3.10.7.4 fifth).
+    pub no_ack_dropped: u64,
     /// Segments dropped by PAWS (RFC 7323 §5).
     pub paws_rejected: u64,
     /// ACKs for data never sent (RFC 5961 §5.2), dropped.

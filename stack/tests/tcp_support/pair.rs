@@ -26,6 +26,8 @@ pub struct LinkConfig {
     pub reorder_delay: Duration,
     /// Serialization time per payload byte (0: infinitely fast link).
     pub nanos_per_byte: u64,
+    /// Bottleneck queue: a segment that would wait longer than this is tail-dropped.
+    pub max_queue: Option<Duration>,
 }
 
 impl Default for LinkConfig {
@@ -37,6 +39,7 @@ impl Default for LinkConfig {
             reorder: 0.0,
             reorder_delay: Duration::from_millis(5),
             nanos_per_byte: 0,
+            max_queue: None,
         }
     }
 }
@@ -82,6 +85,10 @@ impl Link {
     pub fn send(&mut self, now: Instant, repr: TcpRepr, payload: Vec<u8>) {
         self.sent += 1;
         let start = self.busy_until.max(now);
+        if self.cfg.max_queue.is_some_and(|q| start - now > q) {
+            self.dropped += 1;
+            return;
+        }
         let tx_done =
             start + Duration::from_nanos(self.cfg.nanos_per_byte * (payload.len() as u64 + 40));
         self.busy_until = tx_done;

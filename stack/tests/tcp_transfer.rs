@@ -215,3 +215,37 @@ fn rfc5681_bottleneck_with_tail_drop_completes_without_collapse() {
         "retransmitted more than 35 %: {st:?}"
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// Odd configurations: tiny buffers (zero windows all the time), small MSS, no quick-ack,
+    /// long delayed ACKs, Nagle on or off, over a lossy link. Streams stay exact and both ends
+    /// close.
+    #[test]
+    fn odd_configurations_still_deliver_exactly(
+        seed in any::<u64>(),
+        send_buffer in 1usize..20_000,
+        recv_buffer in 1usize..20_000,
+        mss in 64u16..1460,
+        quickack in 0u32..4,
+        delack_ms in 1u64..300,
+        nodelay in any::<bool>(),
+        timestamps in any::<bool>(),
+        loss in 0.0f64..0.05,
+        len in 1u64..60_000,
+    ) {
+        let link = LinkConfig { loss, reorder: 0.05, duplicate: 0.01, ..LinkConfig::default() };
+        let cfg = TcpConfig {
+            send_buffer,
+            recv_buffer,
+            mss,
+            quickack_segments: quickack,
+            delayed_ack: Duration::from_millis(delack_ms),
+            nodelay,
+            timestamps,
+            ..TcpConfig::default()
+        };
+        let (mut p, o) = run_transfer(seed, len, len / 2, link, &cfg);
+        check(&mut p, &o, len, len / 2);
+    }
+}

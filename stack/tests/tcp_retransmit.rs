@@ -226,24 +226,27 @@ fn rfc5681_2_ack_carrying_data_is_not_duplicate() {
 fn rfc6582_3_2_dup_acks_in_recovery_inflate_cwnd_and_send_new_data() {
     let mut s = five_segments_sent();
     s.send(300, &[1u8; 10 * 1460]);
-    // cwnd is 11 segments after the ACK, 4 in flight: 7 new segments go out.
+    // cwnd is 11 segments after the ACK, 4 in flight: 7 new segments go out, 3 wait.
     for i in 5..12 {
         s.expect(300, seg(".").seq(D + i * MSS).len(1460));
     }
     s.expect_none();
-    for t in 301..=303 {
-        s.inject(t, ack(D + MSS));
-    }
+    // RFC 3042: the first two duplicates each release one new segment.
+    s.inject(301, ack(D + MSS));
+    s.expect(301, seg(".").seq(D + 12 * MSS).len(1460));
+    s.inject(302, ack(D + MSS));
+    s.expect(302, seg(".").seq(D + 13 * MSS).len(1460));
+    s.inject(303, ack(D + MSS));
     s.expect(303, seg(".").seq(D + MSS).len(1460));
-    // Flight 11 segments: ssthresh 5.5, cwnd = ssthresh + 3 = 8.5 segments: nothing new.
+    // Flight 13 segments: ssthresh 6.5, cwnd = ssthresh + 3 = 9.5 segments: nothing new.
     s.expect_none();
-    for t in 304..=306 {
+    for t in 304..=307 {
         s.inject(t, ack(D + MSS));
     }
     s.expect_none();
-    // The 4th extra duplicate lifts cwnd to 12.5 segments: one new segment fits.
-    s.inject(307, ack(D + MSS));
-    s.expect(307, seg(".").seq(D + 12 * MSS).len(1460));
+    // The 5th extra duplicate lifts cwnd to 14.5 segments: one new segment fits.
+    s.inject(308, ack(D + MSS));
+    s.expect(308, seg(".").seq(D + 14 * MSS).len(1460));
 }
 
 #[test]
@@ -366,4 +369,27 @@ fn peer_acking_partial_segment_is_handled() {
     assert_eq!(s.tcb.send_queue_len(), 6);
     // The ACK does not cover the timed segment: no sample, RTO still 300 ms from the ACK.
     s.expect(600, seg("P.").seq(D + 4).data(b"456789"));
+}
+
+#[test]
+fn rfc3042_limited_transmit_sends_new_data_on_first_two_dup_acks() {
+    let mut s = Script::established(&TcpConfig {
+        initial_window: 3,
+        ..plain()
+    });
+    s.send(200, &[4u8; 8 * 1460]);
+    for i in 0..3 {
+        s.expect(200, seg(".").seq(D + i * MSS).len(1460));
+    }
+    s.expect_none();
+    // The first segment is lost: duplicates for the 2nd and 3rd each release one new segment.
+    s.inject(300, ack(D));
+    s.expect(300, seg(".").seq(D + 3 * MSS).len(1460));
+    s.inject(301, ack(D));
+    s.expect(301, seg(".").seq(D + 4 * MSS).len(1460));
+    // Their duplicates complete the three: fast retransmit instead of a timeout.
+    s.inject(400, ack(D));
+    s.expect(400, seg(".").seq(D).len(1460));
+    assert_eq!(s.tcb.stats().fast_retransmits, 1);
+    assert_eq!(s.tcb.stats().rto_expirations, 0);
 }

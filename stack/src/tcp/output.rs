@@ -171,7 +171,15 @@ impl Tcb {
         let buffered = self.send_buf.len();
         let unsent = buffered.saturating_sub(offset);
         let flight = self.snd_nxt.since(self.snd_una);
-        let usable = self.snd_wnd.min(self.cc.window()).saturating_sub(flight) as usize;
+        // RFC 3042 limited transmit (RFC 5681 §3.2): the first two duplicate ACKs each let one
+        // new segment out beyond cwnd, so small windows still collect three duplicates.
+        let limited = if !self.in_recovery && self.snd_nxt == self.snd_max && self.dup_acks <= 2 {
+            self.dup_acks * self.snd_mss
+        } else {
+            0
+        };
+        let cwnd = self.cc.window().saturating_add(limited);
+        let usable = self.snd_wnd.min(cwnd).saturating_sub(flight) as usize;
         let mss = self.snd_mss as usize;
         let mut len = unsent.min(mss).min(usable).min(out.len());
         let retransmission = self.snd_nxt < self.snd_max;

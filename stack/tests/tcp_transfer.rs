@@ -130,7 +130,7 @@ fn clean_link_10_mb_each_way() {
 }
 
 #[test]
-fn lossy_reordering_duplicating_link_2_mb_each_way() {
+fn lossy_reordering_duplicating_link_10_mb_each_way() {
     let link = LinkConfig {
         loss: 0.05,
         duplicate: 0.02,
@@ -138,7 +138,7 @@ fn lossy_reordering_duplicating_link_2_mb_each_way() {
         reorder_delay: Duration::from_millis(15),
         ..LinkConfig::default()
     };
-    let mb = 2 * 1024 * 1024;
+    let mb = 10 * 1024 * 1024;
     let (mut p, o) = run_transfer(11, mb, mb, link, &TcpConfig::default());
     check(&mut p, &o, mb, mb);
     let st = p.client.stats();
@@ -167,10 +167,11 @@ proptest! {
         sack in any::<bool>(),
         window_scaling in any::<bool>(),
         nodelay in any::<bool>(),
-        len in 100_000u64..3_000_000,
+        len in 100_000u64..10_500_000,
     ) {
         let link = LinkConfig { loss, duplicate, reorder, reorder_delay: Duration::from_millis(20), ..LinkConfig::default() };
         let cfg = TcpConfig { timestamps, sack, window_scaling, nodelay, ..TcpConfig::default() };
+        // Each way a different length; the longer one up to 10 MB.
         let (mut p, o) = run_transfer(seed, len, len / 3, link, &cfg);
         check(&mut p, &o, len, len / 3);
     }

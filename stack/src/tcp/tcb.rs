@@ -400,7 +400,8 @@ impl Tcb {
         match self.state {
             State::Closed | State::TimeWait | State::Closing | State::LastAck => {}
             State::Listen | State::SynSent => self.enter_closed(None),
-            _ if !self.recv_buf.is_empty() || !self.ooo.is_empty() => self.abort(),
+            // Like Linux tcp_close: only unread in-order data counts.
+            _ if !self.recv_buf.is_empty() => self.abort(),
             _ => {
                 self.shutdown_write();
                 if self.state == State::FinWait2 {

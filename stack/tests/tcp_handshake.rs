@@ -431,3 +431,21 @@ fn pair_handshake_and_small_exchange() {
     assert_eq!(p.server().recv(&mut b).unwrap(), 5);
     assert_eq!(&b[..5], b"hello");
 }
+
+#[test]
+fn rfc9293_3_10_7_3_text_and_fin_on_synack_are_processed() {
+    let mut s = Script::client(&plain());
+    s.expect(0, seg("S"));
+    s.inject(
+        10,
+        seg("FS.")
+            .seq(PEER_ISS)
+            .ack(LOCAL_ISS + 1)
+            .mss(1460)
+            .data(b"banner"),
+    );
+    s.expect(10, seg(".").seq(LOCAL_ISS + 1).ack(PEER_ISS + 8));
+    assert_eq!(s.tcb.state(), State::CloseWait);
+    assert_eq!(s.recv(20, 100), b"banner");
+    assert_eq!(s.recv(20, 100), b"");
+}

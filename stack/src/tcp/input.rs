@@ -30,14 +30,14 @@ impl Tcb {
             State::Closed => self.queue_reset_for(seg, payload.len()),
             // LISTEN lives in the engine's listener (see `listen_action`).
             State::Listen => {}
-            State::SynSent => self.input_syn_sent(now, seg),
+            State::SynSent => self.input_syn_sent(now, seg, payload),
             _ => self.input_synchronized(now, seg, payload),
         }
         self.refresh_stats();
     }
 
     /// RFC 9293 §3.10.7.3: SYN-SENT.
-    fn input_syn_sent(&mut self, now: Instant, seg: &TcpRepr) {
+    fn input_syn_sent(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8]) {
         let f = seg.flags;
         let ack = SeqNumber(seg.ack_number);
         let has_ack = f.contains(TcpFlags::ACK);
@@ -76,6 +76,14 @@ impl Tcb {
             self.become_established();
             // Our third-way ACK goes out at once.
             self.ack_now = true;
+            // RFC 9293 §3.10.7.3: text and FIN on the SYN-ACK continue at the sixth step.
+            let data_start = self.irs + 1u32;
+            if !payload.is_empty() {
+                self.process_text(now, seg, data_start, payload, false);
+            }
+            if f.contains(TcpFlags::FIN) && data_start + payload.len() == self.rcv_nxt {
+                self.process_fin(now);
+            }
         } else {
             // Simultaneous open (RFC 9293 §3.5 figure 8): SYN-RECEIVED, send SYN,ACK.
             self.state = State::SynReceived;

@@ -405,10 +405,10 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig::with_cases(512))]
         /// The wheel fires exactly what a naive list of (deadline, id) would, at each advance.
         #[test]
-        fn matches_naive_model(start in 0u64..1_000_000, tick_us in prop_oneof![Just(1u64), Just(1000), 1u64..5000], ops in proptest::collection::vec(op(), 1..200)) {
+        fn matches_naive_model(start in 0u64..1_000_000, tick_us in prop_oneof![Just(1u64), Just(1000), 1u64..5000], ops in proptest::collection::vec(op(), 1..400)) {
             let tick = Duration::from_micros(tick_us);
             let mut now = Instant::from_micros(start);
             let mut w = TimerWheel::new(now, tick, 64);

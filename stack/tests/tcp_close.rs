@@ -266,3 +266,61 @@ fn rfc5961_4_syn_in_time_wait_without_engine_gets_ack() {
     s.expect(400, seg(".").seq(D + 1).ack(P + 1));
     assert_eq!(s.tcb.state(), State::TimeWait);
 }
+
+#[test]
+fn rfc9293_3_6_closing_retransmits_fin_until_acked() {
+    let mut s = Script::established(&plain());
+    s.call(200, |t| t.close());
+    s.expect(200, seg("F.").seq(D).ack(P));
+    s.inject(210, seg("F.").seq(P).ack(D));
+    s.expect(210, seg(".").ack(P + 1));
+    assert_eq!(s.tcb.state(), State::Closing);
+    s.expect(500, seg("F.").seq(D).ack(P + 1));
+    s.inject(520, seg(".").seq(P + 1).ack(D + 1));
+    assert_eq!(s.tcb.state(), State::TimeWait);
+}
+
+#[test]
+fn rfc9293_3_6_last_ack_gives_up_after_retries() {
+    let mut s = Script::established(&TcpConfig {
+        data_retries: 2,
+        ..plain()
+    });
+    s.inject(200, seg("F.").seq(P).ack(D));
+    s.expect(200, seg("."));
+    s.call(210, |t| t.close());
+    s.expect(210, seg("F."));
+    s.expect(510, seg("F."));
+    s.expect(1110, seg("F."));
+    s.advance(2310);
+    assert_eq!(s.tcb.state(), State::Closed);
+    assert_eq!(s.tcb.error(), Some(TcpError::TimedOut));
+}
+
+#[test]
+fn rfc9293_3_6_fin_wait_1_retransmits_data_and_fin_together() {
+    let mut s = Script::established(&plain());
+    s.send(200, b"data");
+    s.expect(200, seg("P.").seq(D).data(b"data"));
+    s.call(201, |t| t.close());
+    // A bare FIN is not held by Nagle: it follows at once.
+    s.expect(201, seg("F.").seq(D + 4));
+    // Nothing is acknowledged: going back N resends the data with the FIN in one segment.
+    s.expect(500, seg("FP.").seq(D).data(b"data"));
+    s.inject(550, seg(".").seq(P).ack(D + 4));
+    assert_eq!(s.tcb.state(), State::FinWait1);
+    s.inject(560, seg(".").seq(P).ack(D + 5));
+    assert_eq!(s.tcb.state(), State::FinWait2);
+}
+
+#[test]
+fn rfc9293_3_10_7_4_ack_of_fin_in_fin_wait_1_before_peer_fin() {
+    let mut s = Script::established(&plain());
+    s.call(200, |t| t.shutdown_write());
+    s.expect(200, seg("F.").seq(D));
+    // An ACK that does not cover the FIN leaves us in FIN-WAIT-1.
+    s.inject(210, seg(".").seq(P).ack(D));
+    assert_eq!(s.tcb.state(), State::FinWait1);
+    s.inject(220, seg(".").seq(P).ack(D + 1));
+    assert_eq!(s.tcb.state(), State::FinWait2);
+}

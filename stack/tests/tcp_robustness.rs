@@ -240,3 +240,65 @@ fn flood_of_out_of_window_segments_is_answered_but_bounded() {
     assert_eq!(s.tcb.recv_queue_len(), 0);
     assert_eq!(s.tcb.stats().unacceptable, 10_000);
 }
+
+#[test]
+fn extreme_configuration_values_do_not_panic() {
+    let ka = surge_stack::tcp::KeepaliveConfig {
+        idle: Duration::MAX,
+        interval: Duration::MAX,
+        count: u32::MAX,
+    };
+    let cfg = TcpConfig {
+        initial_window: u32::MAX,
+        mss: 0,
+        min_mss: 0,
+        send_buffer: 0,
+        recv_buffer: 0,
+        ooo_max_ranges: 0,
+        ooo_max_bytes: 0,
+        keepalive: Some(ka),
+        user_timeout: Some(Duration::MAX),
+        rto_min: Duration::MAX,
+        rto_max: Duration::ZERO,
+        rto_initial: Duration::MAX,
+        delayed_ack: Duration::MAX,
+        time_wait: Duration::MAX,
+        ..TcpConfig::default()
+    };
+    for cfg in [
+        cfg,
+        TcpConfig {
+            rto_min: Duration::from_millis(1),
+            ..cfg
+        },
+    ] {
+        let mut c = Tcb::connect(client_tuple(), LOCAL_ISS, Instant::ZERO, &cfg);
+        let mut out = [0u8; 100];
+        let mut now = Instant::ZERO;
+        let synack = seg("S.")
+            .seq(PEER_ISS)
+            .ack(LOCAL_ISS + 1)
+            .mss(0)
+            .ws(200)
+            .to_repr(80, 40000);
+        let data = seg("P.")
+            .seq(PEER_ISS + 1)
+            .ack(LOCAL_ISS + 1)
+            .to_repr(80, 40000);
+        for step in 0..50u64 {
+            while c.poll_transmit(now, &mut out).is_some() {}
+            match step {
+                1 => c.handle_segment(now, &synack, &[]),
+                2..=10 => c.handle_segment(now, &data, b"0123456789"),
+                _ => {}
+            }
+            let _ = c.send(b"abc");
+            let mut r = [0u8; 4];
+            let _ = c.recv(&mut r);
+            now = c.poll_at().unwrap_or(now + Duration::from_secs(1)).max(now);
+            c.handle_timeout(now);
+        }
+        c.handle_timeout(Instant::MAX);
+        let _ = c.poll_at();
+    }
+}

@@ -111,7 +111,7 @@ impl Tcb {
             && self.unsent() > 0
             && now - self.last_send > self.rtt.rto()
         {
-            let iw = self.cfg.initial_window.max(1) * self.snd_mss;
+            let iw = self.cfg.initial_window.max(1).saturating_mul(self.snd_mss);
             self.cc.on_idle_restart(iw);
             self.last_send = now;
         }

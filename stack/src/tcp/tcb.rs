@@ -117,7 +117,9 @@ impl Tcb {
         let iss = SeqNumber(iss);
         let mss = u32::from(cfg.mss.max(cfg.min_mss).max(1));
         let cc: Box<dyn CongestionControl> = match cfg.congestion {
-            CongestionAlgorithm::NewReno => Box::new(NewReno::new(cfg.initial_window.max(1) * mss)),
+            CongestionAlgorithm::NewReno => {
+                Box::new(NewReno::new(cfg.initial_window.max(1).saturating_mul(mss)))
+            }
         };
         let mut tcb = Tcb {
             cfg: *cfg,

@@ -23,7 +23,13 @@ impl Tcb {
         if self.snd_una != self.snd_max || self.unsent() > 0 {
             return None;
         }
-        Some(self.last_recv + ka.idle + ka.interval * self.keepalive_probes)
+        Some(
+            self.last_recv
+                + ka.idle
+                + ka.interval
+                    .checked_mul(self.keepalive_probes)
+                    .unwrap_or(core::time::Duration::MAX),
+        )
     }
 
     fn user_timeout_deadline(&self) -> Option<Instant> {

@@ -78,7 +78,10 @@ impl SackBlocks {
 
     /// No blocks.
     pub const fn new() -> Self {
-        SackBlocks { blocks: [(0, 0); 4], len: 0 }
+        SackBlocks {
+            blocks: [(0, 0); 4],
+            len: 0,
+        }
     }
 
     /// Appends a block; returns `false` (and drops it) when already full.

@@ -55,7 +55,8 @@ pub fn selected_path() -> SumPath {
     selected().0
 }
 
-type SumFn = fn(&[u8]) -> u64;
+/// An unfolded native-word sum function, as the dispatcher stores it.
+pub(crate) type SumFn = fn(&[u8]) -> u64;
 
 fn selected() -> &'static (SumPath, SumFn) {
     static SELECTED: OnceLock<(SumPath, SumFn)> = OnceLock::new();
@@ -75,7 +76,11 @@ pub(crate) fn fold_native(mut acc: u64) -> u16 {
     // acc <= 0xffff now. RFC 1071 §2 (B): the sum of native words is the
     // byte-swapped sum of big-endian words.
     let folded = acc as u16;
-    if cfg!(target_endian = "little") { folded.swap_bytes() } else { folded }
+    if cfg!(target_endian = "little") {
+        folded.swap_bytes()
+    } else {
+        folded
+    }
 }
 
 /// One's-complement sum of `data` as big-endian 16-bit words (an odd last byte is

@@ -8,7 +8,7 @@
 //! alignment of the buffer works.
 #![allow(unsafe_code)]
 
-use super::SumPath;
+use super::{SumFn, SumPath};
 
 /// True when the CPU has SSE2 (always on x86_64).
 pub(super) fn has_sse2() -> bool {
@@ -36,7 +36,7 @@ pub(super) fn has_avx2() -> bool {
 
 /// The fastest SIMD path this CPU supports, as an unfolded native-word sum
 /// function, or `None` when there is none. Called once by the dispatcher.
-pub(super) fn select() -> Option<(SumPath, fn(&[u8]) -> u64)> {
+pub(super) fn select() -> Option<(SumPath, SumFn)> {
     #[cfg(target_arch = "x86_64")]
     {
         if has_avx2() {
@@ -121,7 +121,10 @@ mod x86 {
         for lane in &mut rest {
             // Safety: `lane` is 16 readable bytes; loadu has no alignment need.
             let v = unsafe { _mm_loadu_si128(lane.as_ptr().cast()) };
-            total = _mm_add_epi64(total, _mm_add_epi64(_mm_and_si128(v, mask), _mm_srli_epi64::<32>(v)));
+            total = _mm_add_epi64(
+                total,
+                _mm_add_epi64(_mm_and_si128(v, mask), _mm_srli_epi64::<32>(v)),
+            );
         }
         let mut out = [0u64; 2];
         // Safety: `out` is 16 writable bytes; storeu has no alignment need.
@@ -147,8 +150,10 @@ mod x86 {
                 *acc = _mm256_add_epi64(*acc, _mm256_add_epi64(lo, hi));
             }
         }
-        let mut total =
-            _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3]));
+        let mut total = _mm256_add_epi64(
+            _mm256_add_epi64(acc[0], acc[1]),
+            _mm256_add_epi64(acc[2], acc[3]),
+        );
         let mut rest = blocks.remainder().chunks_exact(32);
         for lane in &mut rest {
             // Safety: `lane` is 32 readable bytes; loadu has no alignment need.

@@ -39,7 +39,11 @@ fn known_ipv4_header_checksum() {
     ];
     assert_eq!(checksum(&hdr), 0xb861);
     hdr[10..12].copy_from_slice(&0xb861u16.to_be_bytes());
-    assert_eq!(sum(&hdr), 0xffff, "a header with its checksum sums to all ones");
+    assert_eq!(
+        sum(&hdr),
+        0xffff,
+        "a header with its checksum sums to all ones"
+    );
 }
 
 #[test]
@@ -95,7 +99,10 @@ fn pseudo_header_matches_bytes() {
     let src = Ipv4Addr::new(198, 18, 0, 1);
     let dst = Ipv4Addr::new(198, 18, 0, 2);
     let bytes = [198, 18, 0, 1, 198, 18, 0, 2, 0, 6, 0x05, 0xdc];
-    assert_eq!(pseudo_header_ipv4(src, dst, 6, 1500), scalar::sum_reference(&bytes));
+    assert_eq!(
+        pseudo_header_ipv4(src, dst, 6, 1500),
+        scalar::sum_reference(&bytes)
+    );
 }
 
 #[test]

@@ -1,0 +1,539 @@
+//! [`BindTable`]: who owns which local port, with Linux's rules.
+//!
+//! This is 4.4BSD `in_pcbbind` and Linux `inet_bind` → `inet_csk_get_port` /
+//! `inet_csk_bind_conflict`, `inet_csk_listen_start` and `__inet_hash_connect`.
+//! One table covers one protocol's port space (the engine keeps one for TCP and one
+//! for UDP; UDP sockets simply never listen). Ports are grouped in buckets as
+//! Linux's `inet_bind_bucket`: every socket bound to a port is an owner of that
+//! port's bucket, whatever its address.
+//!
+//! The rules, each checked against the real kernel (Linux 6.18, Python sockets in
+//! a private netns on 198.18.0.1/.2; results quoted in the tests):
+//! - two owners of a port conflict only if their addresses overlap (equal, or one
+//!   of them the wildcard 0.0.0.0);
+//! - SO_REUSEADDR on both lets them share unless the existing one is listening;
+//! - otherwise SO_REUSEPORT on both lets them share if the existing one is in
+//!   TIME_WAIT or has the same owner (uid);
+//! - errors come in `inet_bind`'s order: EADDRNOTAVAIL (not our address), EACCES
+//!   (privileged port), EINVAL (already bound), EADDRINUSE (conflict).
+
+use core::net::{Ipv4Addr, SocketAddrV4};
+use std::collections::HashMap;
+
+use super::{EphemeralPorts, Errno, FourTuple, HashKey, KeyedState, PortPurpose, SocketId};
+
+/// The socket options and credentials that decide bind conflicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BindOptions {
+    /// SO_REUSEADDR (`sk_reuse`).
+    pub reuse_addr: bool,
+    /// SO_REUSEPORT (`sk_reuseport`).
+    pub reuse_port: bool,
+    /// The owner's uid: SO_REUSEPORT sharing needs the same one (`sk_uid`).
+    pub owner: u32,
+    /// The socket may bind below the unprivileged port start (CAP_NET_BIND_SERVICE).
+    pub privileged: bool,
+}
+
+/// What a bound socket is doing; only LISTEN and TIME_WAIT change the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindState {
+    /// Bound, not listening or connected (TCP CLOSED, or any UDP socket).
+    Bound,
+    /// Listening (TCP LISTEN).
+    Listening,
+    /// Connected to a remote (an active or passive open in progress or done).
+    Connected,
+    /// In TIME_WAIT, still holding its port.
+    TimeWait,
+}
+
+/// Stack-wide bind configuration (the sysctls Linux has for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindConfig {
+    /// The stack's own addresses; binding to any other is EADDRNOTAVAIL.
+    pub local_addrs: Vec<Ipv4Addr>,
+    /// Ports below this need privilege (`net.ipv4.ip_unprivileged_port_start`, default 1024).
+    pub unprivileged_port_start: u16,
+    /// Every socket of this stack counts as privileged.
+    pub privileged: bool,
+    /// Allow binding to addresses that are not ours (`net.ipv4.ip_nonlocal_bind`).
+    pub nonlocal_bind: bool,
+}
+
+impl BindConfig {
+    /// Linux's defaults with the given local addresses.
+    pub fn new(local_addrs: Vec<Ipv4Addr>) -> Self {
+        BindConfig {
+            local_addrs,
+            unprivileged_port_start: 1024,
+            privileged: false,
+            nonlocal_bind: false,
+        }
+    }
+}
+
+/// Refusals by reason, plain integers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BindCounters {
+    /// Explicit binds and listens refused because the port is taken.
+    pub addr_in_use: u64,
+    /// Binds to an address that is not ours.
+    pub addr_not_local: u64,
+    /// Binds below the unprivileged port start without privilege.
+    pub privileged_port: u64,
+    /// Binds of a socket that is already bound, and other state misuse.
+    pub invalid: u64,
+    /// bind(0) / listen auto-binds that found no free ephemeral port.
+    pub bind_ephemeral_exhausted: u64,
+    /// Active opens that found no ephemeral port with a free 4-tuple.
+    pub connect_ephemeral_exhausted: u64,
+    /// Active opens of bound sockets whose 4-tuple is already in use.
+    pub connect_tuple_in_use: u64,
+}
+
+/// One socket's claim on a port.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    id: SocketId,
+    /// The address it is bound to now (0.0.0.0 for the wildcard).
+    addr: Ipv4Addr,
+    /// The address `bind` asked for, restored by [`BindTable::disconnect`].
+    bound_addr: Ipv4Addr,
+    /// The port was chosen by the user (not an auto-bind): kept on disconnect
+    /// (Linux SOCK_BINDPORT_LOCK).
+    port_locked: bool,
+    options: BindOptions,
+    state: BindState,
+    remote: Option<SocketAddrV4>,
+}
+
+/// All owners of one port (Linux `inet_bind_bucket`).
+#[derive(Debug, Clone, Default)]
+struct PortBucket {
+    /// Created by an active open and only ever used by active opens, so further
+    /// active opens may share it when their 4-tuples differ (Linux `fastreuse == -1`).
+    connect_only: bool,
+    owners: Vec<Owner>,
+}
+
+/// Port ownership for one protocol.
+#[derive(Debug, Clone)]
+pub struct BindTable {
+    config: BindConfig,
+    ports: HashMap<u16, PortBucket, KeyedState>,
+    sockets: HashMap<SocketId, u16, KeyedState>,
+    /// Refusals by reason.
+    pub counters: BindCounters,
+}
+
+/// Do two bound addresses overlap (`inet_rcv_saddr_equal(.., match_wildcard = true)`)?
+fn addrs_overlap(a: Ipv4Addr, b: Ipv4Addr) -> bool {
+    a == b || a.is_unspecified() || b.is_unspecified()
+}
+
+/// Linux `inet_bind_conflict` with `relax = true, reuseport_ok = true` (explicit
+/// bind and listen), plus the address overlap test of `inet_csk_bind_conflict`.
+fn conflicts(addr: Ipv4Addr, options: BindOptions, existing: &Owner) -> bool {
+    if !addrs_overlap(addr, existing.addr) {
+        return false;
+    }
+    if options.reuse_addr && existing.options.reuse_addr && existing.state != BindState::Listening {
+        return false;
+    }
+    !(options.reuse_port
+        && existing.options.reuse_port
+        && (existing.state == BindState::TimeWait || existing.options.owner == options.owner))
+}
+
+impl BindTable {
+    /// An empty table; `key` keys its hash maps.
+    pub fn new(config: BindConfig, key: HashKey) -> Self {
+        BindTable {
+            config,
+            ports: HashMap::with_hasher(key.state()),
+            sockets: HashMap::with_hasher(key.state()),
+            counters: BindCounters::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BindConfig {
+        &self.config
+    }
+
+    /// Replace the set of local addresses (existing bindings are kept, as Linux does
+    /// when an address is removed).
+    pub fn set_local_addrs(&mut self, addrs: Vec<Ipv4Addr>) {
+        self.config.local_addrs = addrs;
+    }
+
+    /// Is `addr` one the stack may bind to (ours, the wildcard, or any with nonlocal_bind)?
+    pub fn is_bindable_addr(&self, addr: Ipv4Addr) -> bool {
+        addr.is_unspecified()
+            || self.config.nonlocal_bind
+            || self.config.local_addrs.contains(&addr)
+    }
+
+    /// The number of bound sockets.
+    pub fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    /// True when no socket is bound.
+    pub fn is_empty(&self) -> bool {
+        self.sockets.is_empty()
+    }
+
+    /// Where `id` is bound (`getsockname`), if it is.
+    pub fn local_addr(&self, id: SocketId) -> Option<SocketAddrV4> {
+        self.owner(id)
+            .map(|(port, o)| SocketAddrV4::new(o.addr, port))
+    }
+
+    /// The bound socket's state, if it is bound.
+    pub fn state(&self, id: SocketId) -> Option<BindState> {
+        self.owner(id).map(|(_, o)| o.state)
+    }
+
+    /// How many sockets own `port`.
+    pub fn owners_of(&self, port: u16) -> usize {
+        self.ports.get(&port).map_or(0, |b| b.owners.len())
+    }
+
+    fn owner(&self, id: SocketId) -> Option<(u16, &Owner)> {
+        let port = *self.sockets.get(&id)?;
+        let owner = self.ports.get(&port)?.owners.iter().find(|o| o.id == id)?;
+        Some((port, owner))
+    }
+
+    fn owner_mut(&mut self, id: SocketId) -> Option<(u16, &mut PortBucket, usize)> {
+        let port = *self.sockets.get(&id)?;
+        let bucket = self.ports.get_mut(&port)?;
+        let index = bucket.owners.iter().position(|o| o.id == id)?;
+        Some((port, bucket, index))
+    }
+
+    fn insert_owner(&mut self, port: u16, owner: Owner, connect_only: bool) {
+        let bucket = self.ports.entry(port).or_insert_with(|| PortBucket {
+            connect_only,
+            owners: Vec::new(),
+        });
+        if !connect_only {
+            bucket.connect_only = false;
+        }
+        self.sockets.insert(owner.id, port);
+        bucket.owners.push(owner);
+    }
+
+    /// May a bind(0) of `addr` take `port`? (`inet_csk_find_open_port` calls the
+    /// conflict check with `relax = false, reuseport_ok = false`: any owner whose
+    /// address overlaps conflicts, whatever its options.)
+    fn free_for_ephemeral_bind(&self, port: u16, addr: Ipv4Addr) -> bool {
+        self.ports
+            .get(&port)
+            .is_none_or(|b| b.owners.iter().all(|o| !addrs_overlap(addr, o.addr)))
+    }
+
+    /// `bind(id, addr:port)`: Linux `__inet_bind`. Port 0 picks an ephemeral port
+    /// from `ephemeral` (this core's slice). Returns the bound address.
+    pub fn bind(
+        &mut self,
+        id: SocketId,
+        addr: Ipv4Addr,
+        port: u16,
+        options: BindOptions,
+        ephemeral: &mut EphemeralPorts,
+    ) -> Result<SocketAddrV4, Errno> {
+        if !self.is_bindable_addr(addr) {
+            self.counters.addr_not_local += 1;
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        if port != 0
+            && port < self.config.unprivileged_port_start
+            && !(options.privileged || self.config.privileged)
+        {
+            self.counters.privileged_port += 1;
+            return Err(Errno::EACCES);
+        }
+        if self.sockets.contains_key(&id) {
+            self.counters.invalid += 1;
+            return Err(Errno::EINVAL);
+        }
+        let owner = Owner {
+            id,
+            addr,
+            bound_addr: addr,
+            port_locked: port != 0,
+            options,
+            state: BindState::Bound,
+            remote: None,
+        };
+        let port = if port == 0 {
+            self.pick_ephemeral_for_bind(addr, ephemeral)?
+        } else {
+            let clash = self
+                .ports
+                .get(&port)
+                .is_some_and(|b| b.owners.iter().any(|o| conflicts(addr, options, o)));
+            if clash {
+                self.counters.addr_in_use += 1;
+                return Err(Errno::EADDRINUSE);
+            }
+            port
+        };
+        self.insert_owner(port, owner, false);
+        Ok(SocketAddrV4::new(addr, port))
+    }
+
+    fn pick_ephemeral_for_bind(
+        &mut self,
+        addr: Ipv4Addr,
+        ephemeral: &mut EphemeralPorts,
+    ) -> Result<u16, Errno> {
+        match ephemeral.search(PortPurpose::Bind, addr, None, |p| {
+            self.free_for_ephemeral_bind(p, addr)
+        }) {
+            Some(port) => Ok(port),
+            None => {
+                // Linux: inet_csk_get_port fails and __inet_bind / inet_csk_listen_start
+                // return EADDRINUSE (only connect() says EADDRNOTAVAIL).
+                self.counters.bind_ephemeral_exhausted += 1;
+                Err(Errno::EADDRINUSE)
+            }
+        }
+    }
+
+    /// `listen(id)`: Linux `inet_csk_listen_start`. An unbound socket is auto-bound
+    /// to 0.0.0.0 and an ephemeral port; a bound one is re-checked against the other
+    /// owners now that it listens (two SO_REUSEADDR sockets may share a port while
+    /// bound, but only one may listen). `options` are the socket's current ones.
+    /// Listening again is a no-op. Returns the listening address.
+    pub fn listen(
+        &mut self,
+        id: SocketId,
+        options: BindOptions,
+        ephemeral: &mut EphemeralPorts,
+    ) -> Result<SocketAddrV4, Errno> {
+        let Some((port, bucket, index)) = self.owner_mut(id) else {
+            // inet_autobind: get_port(sk, 0) on the wildcard address.
+            let addr = Ipv4Addr::UNSPECIFIED;
+            let port = self.pick_ephemeral_for_bind(addr, ephemeral)?;
+            let owner = Owner {
+                id,
+                addr,
+                bound_addr: addr,
+                port_locked: false,
+                options,
+                state: BindState::Listening,
+                remote: None,
+            };
+            self.insert_owner(port, owner, false);
+            return Ok(SocketAddrV4::new(addr, port));
+        };
+        let Some(me) = bucket.owners.get(index).copied() else {
+            return Err(Errno::EINVAL);
+        };
+        match me.state {
+            BindState::Listening => return Ok(SocketAddrV4::new(me.addr, port)),
+            BindState::Connected | BindState::TimeWait => {
+                // inet_listen: only a CLOSE or LISTEN socket may listen.
+                self.counters.invalid += 1;
+                return Err(Errno::EINVAL);
+            }
+            BindState::Bound => {}
+        }
+        let clash = bucket
+            .owners
+            .iter()
+            .any(|o| o.id != id && conflicts(me.addr, options, o));
+        if clash {
+            self.counters.addr_in_use += 1;
+            return Err(Errno::EADDRINUSE);
+        }
+        bucket.connect_only = false;
+        if let Some(owner) = bucket.owners.get_mut(index) {
+            owner.state = BindState::Listening;
+            owner.options = options;
+        }
+        Ok(SocketAddrV4::new(me.addr, port))
+    }
+
+    /// The implicit bind of an active open from an unbound socket: Linux
+    /// `__inet_hash_connect`. Picks a port of this core's slice such that the
+    /// 4-tuple (local_addr, port, remote) is unused: a port may be shared by many
+    /// connections to different remotes, but never with a port that `bind` or
+    /// `listen` claimed. `tuple_free` is asked last about each candidate: the
+    /// engine checks its connection table there, and may also demand that the
+    /// reply hashes to its own RX queue ([`super::Rss::port_for_queue`]).
+    /// EADDRNOTAVAIL when no port fits, as Linux's connect().
+    pub fn ephemeral_for_connect(
+        &mut self,
+        id: SocketId,
+        options: BindOptions,
+        local_addr: Ipv4Addr,
+        remote: SocketAddrV4,
+        ephemeral: &mut EphemeralPorts,
+        mut tuple_free: impl FnMut(&FourTuple) -> bool,
+    ) -> Result<u16, Errno> {
+        if self.sockets.contains_key(&id) || local_addr.is_unspecified() {
+            self.counters.invalid += 1;
+            return Err(Errno::EINVAL);
+        }
+        if !self.is_bindable_addr(local_addr) {
+            self.counters.addr_not_local += 1;
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        let ports = &self.ports;
+        let found = ephemeral.search(PortPurpose::Connect, local_addr, Some(remote), |port| {
+            let tuple = FourTuple::new(SocketAddrV4::new(local_addr, port), remote);
+            let shareable = match ports.get(&port) {
+                None => true,
+                // RFC 9293 §3.4 / Linux __inet_check_established: a 4-tuple names
+                // one connection; owners may share the port, not the tuple.
+                Some(b) => {
+                    b.connect_only
+                        && !b
+                            .owners
+                            .iter()
+                            .any(|o| o.addr == local_addr && o.remote == Some(remote))
+                }
+            };
+            shareable && tuple_free(&tuple)
+        });
+        let Some(port) = found else {
+            self.counters.connect_ephemeral_exhausted += 1;
+            return Err(Errno::EADDRNOTAVAIL);
+        };
+        let owner = Owner {
+            id,
+            addr: local_addr,
+            bound_addr: Ipv4Addr::UNSPECIFIED,
+            port_locked: false,
+            options,
+            state: BindState::Connected,
+            remote: Some(remote),
+        };
+        self.insert_owner(port, owner, true);
+        Ok(port)
+    }
+
+    /// An active open from a socket that is already bound: Linux `__inet_hash_connect`
+    /// with `inet_num` set. A socket bound to 0.0.0.0 takes `route_addr` as its
+    /// address. EADDRNOTAVAIL if the 4-tuple is in use (by another owner of the
+    /// port, or per `tuple_free`); EISCONN if it is listening or connected.
+    pub fn connect_bound(
+        &mut self,
+        id: SocketId,
+        route_addr: Ipv4Addr,
+        remote: SocketAddrV4,
+        mut tuple_free: impl FnMut(&FourTuple) -> bool,
+    ) -> Result<SocketAddrV4, Errno> {
+        let Some((port, bucket, index)) = self.owner_mut(id) else {
+            self.counters.invalid += 1;
+            return Err(Errno::EINVAL);
+        };
+        let Some(me) = bucket.owners.get(index).copied() else {
+            return Err(Errno::EINVAL);
+        };
+        if me.state != BindState::Bound {
+            // __inet_stream_connect: sk_state != TCP_CLOSE -> EISCONN.
+            self.counters.invalid += 1;
+            return Err(Errno::EISCONN);
+        }
+        let addr = if me.addr.is_unspecified() {
+            route_addr
+        } else {
+            me.addr
+        };
+        let tuple = FourTuple::new(SocketAddrV4::new(addr, port), remote);
+        let taken = bucket
+            .owners
+            .iter()
+            .any(|o| o.id != id && o.addr == addr && o.remote == Some(remote));
+        if taken || !tuple_free(&tuple) {
+            self.counters.connect_tuple_in_use += 1;
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        if let Some(owner) = bucket.owners.get_mut(index) {
+            owner.addr = addr;
+            owner.remote = Some(remote);
+            owner.state = BindState::Connected;
+        }
+        Ok(SocketAddrV4::new(addr, port))
+    }
+
+    /// Record a passive open: the accepted child of a listener shares the listener's
+    /// port (Linux `__inet_inherit_port`), with its own 4-tuple. EINVAL if `id` is
+    /// already bound.
+    pub fn inherit_port(
+        &mut self,
+        id: SocketId,
+        tuple: &FourTuple,
+        options: BindOptions,
+    ) -> Result<(), Errno> {
+        if self.sockets.contains_key(&id) {
+            self.counters.invalid += 1;
+            return Err(Errno::EINVAL);
+        }
+        let owner = Owner {
+            id,
+            addr: tuple.local_addr,
+            bound_addr: tuple.local_addr,
+            port_locked: true,
+            options,
+            state: BindState::Connected,
+            remote: Some(tuple.remote()),
+        };
+        self.insert_owner(tuple.local_port, owner, false);
+        Ok(())
+    }
+
+    /// The connection entered TIME_WAIT: it keeps its port, but SO_REUSEPORT owners
+    /// of any uid may now share it. EINVAL if `id` is not bound.
+    pub fn enter_time_wait(&mut self, id: SocketId) -> Result<(), Errno> {
+        let Some((_, bucket, index)) = self.owner_mut(id) else {
+            return Err(Errno::EINVAL);
+        };
+        if let Some(owner) = bucket.owners.get_mut(index) {
+            owner.state = BindState::TimeWait;
+        }
+        Ok(())
+    }
+
+    /// A connect failed or the connection was dropped before close (Linux
+    /// `tcp_set_state(TCP_CLOSE)` → `inet_put_port` unless SOCK_BINDPORT_LOCK):
+    /// an auto-bound socket loses its port, an explicitly bound one goes back to
+    /// its bound address, unconnected. Returns whether `id` is still bound.
+    pub fn disconnect(&mut self, id: SocketId) -> bool {
+        let Some((_, bucket, index)) = self.owner_mut(id) else {
+            return false;
+        };
+        let keep = bucket.owners.get(index).is_some_and(|o| o.port_locked);
+        if !keep {
+            self.unbind(id);
+            return false;
+        }
+        if let Some(owner) = bucket.owners.get_mut(index) {
+            owner.addr = owner.bound_addr;
+            owner.remote = None;
+            owner.state = BindState::Bound;
+        }
+        true
+    }
+
+    /// Release `id`'s port (close, or the end of TIME_WAIT): Linux `inet_put_port`.
+    /// Returns whether it was bound.
+    pub fn unbind(&mut self, id: SocketId) -> bool {
+        let Some(port) = self.sockets.remove(&id) else {
+            return false;
+        };
+        if let Some(bucket) = self.ports.get_mut(&port) {
+            bucket.owners.retain(|o| o.id != id);
+            if bucket.owners.is_empty() {
+                self.ports.remove(&port);
+            }
+        }
+        true
+    }
+}

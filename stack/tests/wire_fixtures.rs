@@ -10,8 +10,9 @@ mod common;
 use core::net::Ipv4Addr;
 use surge_stack::wire::frame::{Frame, Network, Transport, parse_frame};
 use surge_stack::wire::{
-    ArpOperation, ArpRepr, ChecksumMode, DstUnreachable, EtherType, EthernetAddress, EthernetRepr, Icmpv4Repr,
-    IpProtocol, Ipv4Options, Ipv4Repr, SackBlocks, TcpFlags, TcpOptions, TcpRepr, UdpRepr, WireError,
+    ArpOperation, ArpRepr, ChecksumMode, DstUnreachable, EtherType, EthernetAddress, EthernetRepr,
+    Icmpv4Repr, IpProtocol, Ipv4Options, Ipv4Repr, SackBlocks, TcpFlags, TcpOptions, TcpRepr,
+    UdpRepr, WireError,
 };
 
 const PCAP: &[u8] = include_bytes!("fixtures/kernel.pcap");
@@ -27,10 +28,22 @@ fn frames() -> Vec<&'static [u8]> {
 }
 
 fn eth(src: EthernetAddress, dst: EthernetAddress, ethertype: EtherType) -> EthernetRepr {
-    EthernetRepr { src_addr: src, dst_addr: dst, vlan: None, ethertype }
+    EthernetRepr {
+        src_addr: src,
+        dst_addr: dst,
+        vlan: None,
+        ethertype,
+    }
 }
 
-fn ip(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, payload_len: usize, ident: u16, dont_frag: bool) -> Ipv4Repr {
+fn ip(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: IpProtocol,
+    payload_len: usize,
+    ident: u16,
+    dont_frag: bool,
+) -> Ipv4Repr {
     Ipv4Repr {
         ident,
         dont_frag,
@@ -39,16 +52,25 @@ fn ip(src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol, payload_len: usize, id
 }
 
 fn parse(bytes: &[u8]) -> Frame<'_> {
-    parse_frame(bytes, ChecksumMode::Verify).unwrap_or_else(|e| panic!("fixture frame does not parse: {e}"))
+    parse_frame(bytes, ChecksumMode::Verify)
+        .unwrap_or_else(|e| panic!("fixture frame does not parse: {e}"))
 }
 
 #[test]
 fn every_frame_parses_and_reemits_byte_for_byte() {
     for (i, bytes) in frames().into_iter().enumerate() {
         let frame = parse(bytes);
-        assert_eq!(common::emit_frame(&frame), bytes, "frame {i} re-emitted differently");
+        assert_eq!(
+            common::emit_frame(&frame),
+            bytes,
+            "frame {i} re-emitted differently"
+        );
         // Trusting checksums gives the same result on valid frames.
-        assert_eq!(parse_frame(bytes, ChecksumMode::Trust), Ok(frame), "frame {i}");
+        assert_eq!(
+            parse_frame(bytes, ChecksumMode::Trust),
+            Ok(frame),
+            "frame {i}"
+        );
     }
 }
 
@@ -85,16 +107,30 @@ fn icmp_echo_request_and_reply() {
     let f = frames();
     let req = parse(f[2]);
     assert_eq!(req.ethernet, eth(MAC_A, MAC_B, EtherType::Ipv4));
-    let Network::Ipv4 { header, transport: Transport::Icmp(Icmpv4Repr::EchoRequest { ident, seq_no, data }) } =
-        req.network
+    let Network::Ipv4 {
+        header,
+        transport:
+            Transport::Icmp(Icmpv4Repr::EchoRequest {
+                ident,
+                seq_no,
+                data,
+            }),
+    } = req.network
     else {
         panic!("not an echo request: {req:?}")
     };
     assert_eq!(header, ip(IP_A, IP_B, IpProtocol::Icmp, 64, 61797, true));
     assert_eq!((ident, seq_no, data.len()), (13874, 1, 56));
     let reply = parse(f[3]);
-    let Network::Ipv4 { header, transport: Transport::Icmp(Icmpv4Repr::EchoReply { ident, seq_no, data: rdata }) } =
-        reply.network
+    let Network::Ipv4 {
+        header,
+        transport:
+            Transport::Icmp(Icmpv4Repr::EchoReply {
+                ident,
+                seq_no,
+                data: rdata,
+            }),
+    } = reply.network
     else {
         panic!("not an echo reply: {reply:?}")
     };
@@ -105,7 +141,14 @@ fn icmp_echo_request_and_reply() {
 
 fn tcp_of(frame: Frame<'_>) -> (Ipv4Repr, TcpRepr, &[u8]) {
     match frame.network {
-        Network::Ipv4 { header, transport: Transport::Tcp { header: tcp, payload } } => (header, tcp, payload),
+        Network::Ipv4 {
+            header,
+            transport:
+                Transport::Tcp {
+                    header: tcp,
+                    payload,
+                },
+        } => (header, tcp, payload),
         other => panic!("not TCP: {other:?}"),
     }
 }
@@ -149,7 +192,10 @@ fn tcp_handshake_options_data_and_fin() {
             flags: TcpFlags::SYN | TcpFlags::ACK,
             window_len: 65160,
             urgent_pointer: 0,
-            options: TcpOptions { timestamp: Some((436944174, 2023859513)), ..syn_options },
+            options: TcpOptions {
+                timestamp: Some((436944174, 2023859513)),
+                ..syn_options
+            },
         }
     );
 
@@ -165,7 +211,10 @@ fn tcp_handshake_options_data_and_fin() {
             flags: TcpFlags::PSH | TcpFlags::ACK,
             window_len: 63,
             urgent_pointer: 0,
-            options: TcpOptions { timestamp: Some((2023859513, 436944174)), ..TcpOptions::default() },
+            options: TcpOptions {
+                timestamp: Some((2023859513, 436944174)),
+                ..TcpOptions::default()
+            },
         }
     );
     assert_eq!(data.header_len(), 32);
@@ -179,18 +228,47 @@ fn tcp_handshake_options_data_and_fin() {
 #[test]
 fn udp_and_the_port_unreachable_quoting_it() {
     let f = frames();
-    let Network::Ipv4 { header, transport: Transport::Udp { header: udp, payload } } = parse(f[12]).network else {
+    let Network::Ipv4 {
+        header,
+        transport: Transport::Udp {
+            header: udp,
+            payload,
+        },
+    } = parse(f[12]).network
+    else {
         panic!("not UDP")
     };
     assert_eq!(header, ip(IP_A, IP_B, IpProtocol::Udp, 22, 26709, true));
-    assert_eq!(udp, UdpRepr { src_port: 58955, dst_port: 9999 });
+    assert_eq!(
+        udp,
+        UdpRepr {
+            src_port: 58955,
+            dst_port: 9999
+        }
+    );
     assert_eq!(payload, b"udp to nowhere");
 
-    let Network::Ipv4 { header: outer, transport: Transport::Icmp(icmp) } = parse(f[13]).network else {
+    let Network::Ipv4 {
+        header: outer,
+        transport: Transport::Icmp(icmp),
+    } = parse(f[13]).network
+    else {
         panic!("not ICMP")
     };
-    assert_eq!(outer, Ipv4Repr { dscp_ecn: 0xc0, ..ip(IP_B, IP_A, IpProtocol::Icmp, 50, 34327, false) });
-    let Icmpv4Repr::DstUnreachable { reason, next_hop_mtu, header: quoted, data } = icmp else {
+    assert_eq!(
+        outer,
+        Ipv4Repr {
+            dscp_ecn: 0xc0,
+            ..ip(IP_B, IP_A, IpProtocol::Icmp, 50, 34327, false)
+        }
+    );
+    let Icmpv4Repr::DstUnreachable {
+        reason,
+        next_hop_mtu,
+        header: quoted,
+        data,
+    } = icmp
+    else {
         panic!("not unreachable: {icmp:?}")
     };
     assert_eq!(reason, DstUnreachable::PortUnreachable);
@@ -206,11 +284,18 @@ fn fragments_are_recognised_not_reassembled() {
     let f = frames();
     let expect = [(14usize, true, 0u16, 1480usize), (15, false, 1480, 528)];
     for (i, more_frags, frag_offset, len) in expect {
-        let Network::Ipv4 { header, transport: Transport::Fragment { payload } } = parse(f[i]).network else {
+        let Network::Ipv4 {
+            header,
+            transport: Transport::Fragment { payload },
+        } = parse(f[i]).network
+        else {
             panic!("frame {i} is not a fragment")
         };
         assert!(header.is_fragment());
-        assert_eq!((header.more_frags, header.frag_offset, header.ident), (more_frags, frag_offset, 61923));
+        assert_eq!(
+            (header.more_frags, header.frag_offset, header.ident),
+            (more_frags, frag_offset, 61923)
+        );
         assert_eq!(header.options, Ipv4Options::NONE);
         assert_eq!(payload.len(), len);
     }
@@ -220,12 +305,24 @@ fn fragments_are_recognised_not_reassembled() {
 fn one_flipped_bit_is_a_bad_checksum_in_every_layer() {
     let f = frames();
     // (frame, byte offset to flip): IPv4 header, ICMP data, TCP payload, UDP data.
-    for (i, at) in [(2usize, 14 + 8), (2, 14 + 20 + 30), (7, 66), (12, 14 + 20 + 8 + 3)] {
+    for (i, at) in [
+        (2usize, 14 + 8),
+        (2, 14 + 20 + 30),
+        (7, 66),
+        (12, 14 + 20 + 8 + 3),
+    ] {
         let mut bytes = f[i].to_vec();
         bytes[at] ^= 0x01;
-        assert_eq!(parse_frame(&bytes, ChecksumMode::Verify), Err(WireError::BadChecksum), "frame {i} byte {at}");
+        assert_eq!(
+            parse_frame(&bytes, ChecksumMode::Verify),
+            Err(WireError::BadChecksum),
+            "frame {i} byte {at}"
+        );
         // The same corruption passes when the device vouched for the checksums.
-        assert!(parse_frame(&bytes, ChecksumMode::Trust).is_ok(), "frame {i} byte {at}");
+        assert!(
+            parse_frame(&bytes, ChecksumMode::Trust).is_ok(),
+            "frame {i} byte {at}"
+        );
     }
 }
 

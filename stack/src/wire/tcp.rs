@@ -123,6 +123,11 @@ impl SackBlocks {
     /// Keeps only the first `n` blocks.
     pub fn truncate(&mut self, n: usize) {
         if n < usize::from(self.len) {
+            // Unused slots stay zero, so the derived `PartialEq`/`Hash` only see
+            // the blocks present.
+            for slot in &mut self.blocks[n..] {
+                *slot = (0, 0);
+            }
             // n < len <= 4, so it fits in u8.
             self.len = n as u8;
         }

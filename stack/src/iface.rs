@@ -58,7 +58,11 @@ impl Ipv4Cidr {
 
     /// The netmask as a 32-bit integer.
     pub fn mask(&self) -> u32 {
-        if self.prefix_len == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix_len)) }
+        if self.prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix_len))
+        }
     }
 
     /// The directed broadcast address of the network.
@@ -122,7 +126,12 @@ impl InterfaceConfig {
         gateway: Option<Ipv4Addr>,
         mtu: u32,
     ) -> Result<Self, IfaceError> {
-        let config = InterfaceConfig { mac, addrs: vec![addr], gateway, mtu };
+        let config = InterfaceConfig {
+            mac,
+            addrs: vec![addr],
+            gateway,
+            mtu,
+        };
         config.validate()?;
         Ok(config)
     }
@@ -145,7 +154,9 @@ impl InterfaceConfig {
 
     /// The primary address.
     pub fn primary_addr(&self) -> Ipv4Addr {
-        self.addrs.first().map_or(Ipv4Addr::UNSPECIFIED, Ipv4Cidr::addr)
+        self.addrs
+            .first()
+            .map_or(Ipv4Addr::UNSPECIFIED, Ipv4Cidr::addr)
     }
 
     /// True when `ip` is one of our addresses.
@@ -155,17 +166,31 @@ impl InterfaceConfig {
 
     /// True when `ip` is a broadcast we accept (limited or a directed one of ours).
     pub fn is_broadcast(&self, ip: Ipv4Addr) -> bool {
-        ip == Ipv4Addr::BROADCAST || self.addrs.iter().any(|c| c.prefix_len() < 31 && c.broadcast() == ip)
+        ip == Ipv4Addr::BROADCAST
+            || self
+                .addrs
+                .iter()
+                .any(|c| c.prefix_len() < 31 && c.broadcast() == ip)
     }
 
     /// The route to `dst`: on-link when a connected network holds it, else via the gateway.
     pub fn route(&self, dst: Ipv4Addr) -> Result<Route, IfaceError> {
         if let Some(c) = self.addrs.iter().find(|c| c.contains(dst)) {
-            return Ok(Route { next_hop: dst, source: c.addr() });
+            return Ok(Route {
+                next_hop: dst,
+                source: c.addr(),
+            });
         }
         let gw = self.gateway.ok_or(IfaceError::NetworkUnreachable(dst))?;
-        let c = self.addrs.iter().find(|c| c.contains(gw)).ok_or(IfaceError::GatewayNotOnLink(gw))?;
-        Ok(Route { next_hop: gw, source: c.addr() })
+        let c = self
+            .addrs
+            .iter()
+            .find(|c| c.contains(gw))
+            .ok_or(IfaceError::GatewayNotOnLink(gw))?;
+        Ok(Route {
+            next_hop: gw,
+            source: c.addr(),
+        })
     }
 
     /// The largest TCP MSS for this MTU (IPv4 and TCP headers without options).
@@ -197,31 +222,55 @@ mod tests {
         assert_eq!(c.to_string(), "198.18.1.1/24");
         let all: Ipv4Cidr = "0.0.0.0/0".parse().expect("cidr");
         assert!(all.contains(ip("198.19.255.255")));
-        assert!(matches!("198.18.1.1/33".parse::<Ipv4Cidr>(), Err(IfaceError::BadPrefix(33))));
-        assert!(matches!("198.18.1.1".parse::<Ipv4Cidr>(), Err(IfaceError::BadCidr(_))));
-        assert!(matches!("x/24".parse::<Ipv4Cidr>(), Err(IfaceError::BadCidr(_))));
+        assert!(matches!(
+            "198.18.1.1/33".parse::<Ipv4Cidr>(),
+            Err(IfaceError::BadPrefix(33))
+        ));
+        assert!(matches!(
+            "198.18.1.1".parse::<Ipv4Cidr>(),
+            Err(IfaceError::BadCidr(_))
+        ));
+        assert!(matches!(
+            "x/24".parse::<Ipv4Cidr>(),
+            Err(IfaceError::BadCidr(_))
+        ));
     }
 
     #[test]
     fn on_link_destinations_route_directly() {
         let c = config(Some("198.18.1.254"));
         let r = c.route(ip("198.18.1.7")).expect("route");
-        assert_eq!(r, Route { next_hop: ip("198.18.1.7"), source: ip("198.18.1.1") });
+        assert_eq!(
+            r,
+            Route {
+                next_hop: ip("198.18.1.7"),
+                source: ip("198.18.1.1")
+            }
+        );
     }
 
     #[test]
     fn off_link_destinations_go_via_the_gateway_or_are_unreachable() {
         let c = config(Some("198.18.1.254"));
-        assert_eq!(c.route(ip("198.18.2.1")).expect("route").next_hop, ip("198.18.1.254"));
+        assert_eq!(
+            c.route(ip("198.18.2.1")).expect("route").next_hop,
+            ip("198.18.1.254")
+        );
         let c = config(None);
-        assert_eq!(c.route(ip("198.18.2.1")), Err(IfaceError::NetworkUnreachable(ip("198.18.2.1"))));
+        assert_eq!(
+            c.route(ip("198.18.2.1")),
+            Err(IfaceError::NetworkUnreachable(ip("198.18.2.1")))
+        );
     }
 
     #[test]
     fn bad_configurations_are_refused() {
         let cidr: Ipv4Cidr = "198.18.1.1/24".parse().expect("cidr");
         let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
-        assert_eq!(InterfaceConfig::new(mac, cidr, None, 40), Err(IfaceError::BadMtu(40)));
+        assert_eq!(
+            InterfaceConfig::new(mac, cidr, None, 40),
+            Err(IfaceError::BadMtu(40))
+        );
         assert_eq!(
             InterfaceConfig::new(mac, cidr, Some(ip("198.18.9.1")), 1500),
             Err(IfaceError::GatewayNotOnLink(ip("198.18.9.1")))

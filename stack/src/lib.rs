@@ -17,6 +17,7 @@
 #![deny(unsafe_code)]
 
 pub mod checksum;
+pub mod engine;
 pub mod iface;
 pub mod neighbor;
 pub mod socket;

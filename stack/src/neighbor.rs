@@ -61,9 +61,17 @@ pub struct NeighborStats {
 #[derive(Debug)]
 enum State {
     /// Asked, no answer yet: `probes` requests sent, the last at `last_request`.
-    Incomplete { probes: u8, last_request: Instant, pending: VecDeque<Vec<u8>> },
+    Incomplete {
+        probes: u8,
+        last_request: Instant,
+        pending: VecDeque<Vec<u8>>,
+    },
     /// Answered at `confirmed`.
-    Known { mac: EthernetAddress, confirmed: Instant, last_request: Option<Instant> },
+    Known {
+        mac: EthernetAddress,
+        confirmed: Instant,
+        last_request: Option<Instant>,
+    },
 }
 
 /// What a lookup found.
@@ -102,7 +110,11 @@ pub struct NeighborCache {
 impl NeighborCache {
     /// An empty cache.
     pub fn new(config: NeighborConfig) -> Self {
-        NeighborCache { config, entries: HashMap::new(), stats: NeighborStats::default() }
+        NeighborCache {
+            config,
+            entries: HashMap::new(),
+            stats: NeighborStats::default(),
+        }
     }
 
     /// Counters.
@@ -122,7 +134,14 @@ impl NeighborCache {
 
     /// Adds a static entry that never expires (e.g. from configuration).
     pub fn insert_static(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
-        self.entries.insert(ip, State::Known { mac, confirmed: Instant::MAX, last_request: None });
+        self.entries.insert(
+            ip,
+            State::Known {
+                mac,
+                confirmed: Instant::MAX,
+                last_request: None,
+            },
+        );
     }
 
     /// The MAC for `ip` if known, starting a resolution if not.
@@ -132,7 +151,11 @@ impl NeighborCache {
     pub fn resolve(&mut self, ip: Ipv4Addr, now: Instant) -> Resolution {
         let config = self.config;
         match self.entries.get_mut(&ip) {
-            Some(State::Known { mac, confirmed, last_request }) => {
+            Some(State::Known {
+                mac,
+                confirmed,
+                last_request,
+            }) => {
                 let stale = *confirmed != Instant::MAX && now - *confirmed > config.reachable_time;
                 let due = last_request.is_none_or(|t| now - t >= config.retrans_time);
                 if stale && due {
@@ -150,7 +173,11 @@ impl NeighborCache {
                 }
                 self.entries.insert(
                     ip,
-                    State::Incomplete { probes: 1, last_request: now, pending: VecDeque::new() },
+                    State::Incomplete {
+                        probes: 1,
+                        last_request: now,
+                        pending: VecDeque::new(),
+                    },
                 );
                 self.stats.requests += 1;
                 Resolution::Request
@@ -181,7 +208,11 @@ impl NeighborCache {
         if !mac.is_unicast() || ip.is_unspecified() || ip.is_broadcast() {
             return Vec::new();
         }
-        let new = State::Known { mac, confirmed: now, last_request: None };
+        let new = State::Known {
+            mac,
+            confirmed: now,
+            last_request: None,
+        };
         match self.entries.get_mut(&ip) {
             Some(state @ State::Incomplete { .. }) => {
                 let old = core::mem::replace(state, new);
@@ -215,8 +246,17 @@ impl NeighborCache {
 
     /// Updates an existing entry only (RFC 826: a request not for us refreshes
     /// what we already have, but adds nothing).
-    pub fn refresh_if_known(&mut self, ip: Ipv4Addr, mac: EthernetAddress, now: Instant) -> Vec<Vec<u8>> {
-        if self.entries.contains_key(&ip) { self.learn(ip, mac, now) } else { Vec::new() }
+    pub fn refresh_if_known(
+        &mut self,
+        ip: Ipv4Addr,
+        mac: EthernetAddress,
+        now: Instant,
+    ) -> Vec<Vec<u8>> {
+        if self.entries.contains_key(&ip) {
+            self.learn(ip, mac, now)
+        } else {
+            Vec::new()
+        }
     }
 
     /// Retransmits requests and expires entries; call when [`poll_at`](Self::poll_at) is due.
@@ -225,7 +265,11 @@ impl NeighborCache {
         let mut out = NeighborPoll::default();
         let stats = &mut self.stats;
         self.entries.retain(|ip, state| match state {
-            State::Incomplete { probes, last_request, pending } => {
+            State::Incomplete {
+                probes,
+                last_request,
+                pending,
+            } => {
                 if now - *last_request < config.retrans_time {
                     return true;
                 }
@@ -242,7 +286,8 @@ impl NeighborCache {
                 true
             }
             State::Known { confirmed, .. } => {
-                *confirmed == Instant::MAX || now - *confirmed <= config.reachable_time + config.stale_time
+                *confirmed == Instant::MAX
+                    || now - *confirmed <= config.reachable_time + config.stale_time
             }
         });
         out
@@ -253,7 +298,9 @@ impl NeighborCache {
         self.entries
             .values()
             .filter_map(|s| match s {
-                State::Incomplete { last_request, .. } => Some(*last_request + self.config.retrans_time),
+                State::Incomplete { last_request, .. } => {
+                    Some(*last_request + self.config.retrans_time)
+                }
                 State::Known { confirmed, .. } if *confirmed != Instant::MAX => {
                     Some(*confirmed + self.config.reachable_time + self.config.stale_time)
                 }
@@ -343,7 +390,10 @@ mod tests {
 
     #[test]
     fn capacity_is_enforced_and_counted() {
-        let config = NeighborConfig { capacity: 2, ..NeighborConfig::default() };
+        let config = NeighborConfig {
+            capacity: 2,
+            ..NeighborConfig::default()
+        };
         let mut c = NeighborCache::new(config);
         assert_eq!(c.resolve(ip(1), t(0)), Resolution::Request);
         c.learn(ip(2), MAC, t(0));

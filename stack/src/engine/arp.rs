@@ -24,7 +24,10 @@ pub(crate) fn input(core: &mut Core, now: Instant, arp: &ArpRepr) -> Verdict {
         core.neighbors.refresh_if_known(sender_ip, sender_mac, now)
     };
     for frame in released {
-        core.out.push(Outgoing::Released { mac: sender_mac, frame });
+        core.out.push(Outgoing::Released {
+            mac: sender_mac,
+            frame,
+        });
     }
     if !for_us {
         core.stats.drop(DropReason::ArpNotForUs);
@@ -43,7 +46,13 @@ pub(crate) fn input(core: &mut Core, now: Instant, arp: &ArpRepr) -> Verdict {
 }
 
 /// Rewrites the received request into `reply` (same frame, no copy) and sends it.
-pub(crate) fn reply_in_place<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst, mut frame: Frame, reply: &ArpRepr) {
+pub(crate) fn reply_in_place<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    mut frame: Frame,
+    reply: &ArpRepr,
+) {
     let buf = device.frame_mut(&frame);
     let eth = EthernetRepr {
         src_addr: core.config.iface.mac,
@@ -51,8 +60,12 @@ pub(crate) fn reply_in_place<D: Device>(core: &mut Core, device: &mut D, tx: &mu
         vlan: None,
         ethertype: EtherType::Arp,
     };
-    let written = eth.emit(&mut EthernetFrame::new_unchecked(&mut *buf)).is_ok()
-        && buf.get_mut(ETH_LEN..).is_some_and(|b| reply.emit(&mut ArpPacket::new_unchecked(b)).is_ok());
+    let written = eth
+        .emit(&mut EthernetFrame::new_unchecked(&mut *buf))
+        .is_ok()
+        && buf
+            .get_mut(ETH_LEN..)
+            .is_some_and(|b| reply.emit(&mut ArpPacket::new_unchecked(b)).is_ok());
     // 42 bytes; the device pads to the Ethernet minimum.
     if written && frame.set_len(ETH_LEN + 28) {
         core.stats.arp_replies += 1;

@@ -9,11 +9,17 @@ use super::output::{push_tx, send_ipv4};
 use super::{Core, DropReason, Verdict};
 use crate::time::Instant;
 use crate::wire::{
-    DstUnreachable, EthernetFrame, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, TxChecksum,
+    DstUnreachable, EthernetFrame, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
+    TxChecksum,
 };
 
 /// Handles an ICMP message addressed to us.
-pub(crate) fn input(core: &mut Core, _now: Instant, ip: &Ipv4Repr, icmp: &Icmpv4Repr<'_>) -> Verdict {
+pub(crate) fn input(
+    core: &mut Core,
+    _now: Instant,
+    ip: &Ipv4Repr,
+    icmp: &Icmpv4Repr<'_>,
+) -> Verdict {
     match icmp {
         Icmpv4Repr::EchoRequest { .. } if core.config.answer_ping => {
             // RFC 1122 §3.2.2.6: an echo request to a broadcast address may be
@@ -33,7 +39,12 @@ pub(crate) fn input(core: &mut Core, _now: Instant, ip: &Ipv4Repr, icmp: &Icmpv4
 
 /// Turns the echo request in `frame` into the reply: swap addresses, type 0,
 /// new checksums; the data stays where it is.
-pub(crate) fn echo_reply_in_place<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst, frame: Frame) {
+pub(crate) fn echo_reply_in_place<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    frame: Frame,
+) {
     let our_mac = core.config.iface.mac;
     let ttl = core.config.ttl;
     let buf = device.frame_mut(&frame);
@@ -76,19 +87,25 @@ pub(crate) fn send_unreachable<D: Device>(
     reason: DstUnreachable,
     original: &[u8],
 ) {
-    // RFC 1122 §3.2.2: never answer an error about a broadcast or from a bad source.
-    let Ok(packet) = Ipv4Packet::new_checked(original) else { return };
-    let dst: Ipv4Addr = packet.src_addr();
+    let Ok((header, rest)) = Ipv4Repr::parse_quoted(original) else {
+        return;
+    };
+    let dst: Ipv4Addr = header.src_addr;
     if !core.take_icmp_token(now) {
         return;
     }
-    let Ok((header, _)) = Ipv4Repr::parse_quoted(original) else { return };
-    let quote_len = (packet.header_len() + 8).min(original.len());
-    let data = &original[packet.header_len().min(quote_len)..quote_len];
-    let repr = Icmpv4Repr::DstUnreachable { reason, next_hop_mtu: 0, header, data };
+    let data = &rest[..rest.len().min(8)];
+    let repr = Icmpv4Repr::DstUnreachable {
+        reason,
+        next_hop_mtu: 0,
+        header,
+        data,
+    };
     let sent = send_ipv4(core, device, tx, now, dst, IpProtocol::Icmp, |buf, _src| {
         let len = repr.buffer_len();
-        let out = buf.get_mut(..len).ok_or(crate::wire::WireError::Truncated)?;
+        let out = buf
+            .get_mut(..len)
+            .ok_or(crate::wire::WireError::Truncated)?;
         repr.emit(&mut Icmpv4Packet::new_unchecked(out), TxChecksum::Compute)?;
         Ok(len)
     });

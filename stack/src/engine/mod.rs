@@ -29,10 +29,12 @@ use surge_datapath::{Burst, Device, Frame};
 use crate::iface::{IfaceError, InterfaceConfig};
 use crate::neighbor::{NeighborCache, NeighborConfig};
 use crate::socket::{SocketHandle, SocketSet, UdpSocket};
-use crate::table::{BindConfig, BindOptions, BindTable, EphemeralPorts, EphemeralRange, Errno, HashKey, SocketId};
+use crate::table::{
+    BindConfig, BindOptions, BindTable, EphemeralPorts, EphemeralRange, Errno, HashKey, SocketId,
+};
 use crate::time::Instant;
 use crate::wire::frame::{Network, Transport, parse_frame};
-use crate::wire::{ChecksumMode, TxChecksum};
+use crate::wire::{ChecksumMode, EthernetAddress, TxChecksum};
 
 pub use stats::{DropReason, EngineStats};
 
@@ -158,7 +160,9 @@ pub struct Engine<D: Device> {
 
 impl<D: Device> core::fmt::Debug for Engine<D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Engine").field("core", &self.core).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("core", &self.core)
+            .finish_non_exhaustive()
     }
 }
 
@@ -168,7 +172,10 @@ impl<D: Device> Engine<D> {
         config.iface.validate()?;
         let caps = device.caps();
         if caps.mtu < config.iface.mtu {
-            return Err(EngineError::MtuTooLarge { device: caps.mtu, configured: config.iface.mtu });
+            return Err(EngineError::MtuTooLarge {
+                device: caps.mtu,
+                configured: config.iface.mtu,
+            });
         }
         let key = hash_key(config.seed);
         let local: Vec<Ipv4Addr> = config.iface.addrs.iter().map(|c| c.addr()).collect();
@@ -191,10 +198,19 @@ impl<D: Device> Engine<D> {
             icmp_refill: Instant::ZERO,
             now: Instant::ZERO,
             udp_ports: HashMap::new(),
-            tx_checksum: if caps.tx_checksum_offload { TxChecksum::Offload } else { TxChecksum::Compute },
+            tx_checksum: if caps.tx_checksum_offload {
+                TxChecksum::Offload
+            } else {
+                TxChecksum::Compute
+            },
             config,
         };
-        Ok(Engine { device, core, rx: Burst::new(), tx: Burst::new() })
+        Ok(Engine {
+            device,
+            core,
+            rx: Burst::new(),
+            tx: Burst::new(),
+        })
     }
 
     /// The device (for its counters).
@@ -230,7 +246,12 @@ impl<D: Device> Engine<D> {
     /// One iteration of the loop (see the module docs). Returns true when it
     /// did any work (received a frame or sent one), for the idle policy.
     pub fn poll(&mut self, now: Instant) -> bool {
-        let Engine { device, core, rx, tx } = self;
+        let Engine {
+            device,
+            core,
+            rx,
+            tx,
+        } = self;
         core.now = now;
         let received = device.rx_burst(rx);
         for frame in rx.drain() {
@@ -252,7 +273,9 @@ impl<D: Device> Engine<D> {
     /// `socket(AF_INET, SOCK_DGRAM, 0)`.
     pub fn udp_socket(&mut self) -> Result<SocketHandle, Errno> {
         let rcvbuf = self.core.config.udp_rcvbuf;
-        self.core.sockets.insert(Socket::Udp(UdpSocket::new(rcvbuf)))
+        self.core
+            .sockets
+            .insert(Socket::Udp(UdpSocket::new(rcvbuf)))
     }
 
     fn udp_mut(&mut self, handle: SocketHandle) -> Result<&mut UdpSocket, Errno> {
@@ -263,11 +286,25 @@ impl<D: Device> Engine<D> {
 
     /// `bind(2)`: Linux rules (EADDRINUSE, EINVAL when already bound,
     /// EADDRNOTAVAIL for an address not ours, EACCES below 1024, port 0 = ephemeral).
-    pub fn bind(&mut self, handle: SocketHandle, addr: SocketAddrV4, options: BindOptions) -> Result<SocketAddrV4, Errno> {
+    pub fn bind(
+        &mut self,
+        handle: SocketHandle,
+        addr: SocketAddrV4,
+        options: BindOptions,
+    ) -> Result<SocketAddrV4, Errno> {
         self.core.sockets.get(handle)?;
         let core = &mut self.core;
-        let bound = core.udp_binds.bind(handle.id(), *addr.ip(), addr.port(), options, &mut core.ephemeral)?;
-        core.udp_ports.entry(bound.port()).or_default().push(handle.id());
+        let bound = core.udp_binds.bind(
+            handle.id(),
+            *addr.ip(),
+            addr.port(),
+            options,
+            &mut core.ephemeral,
+        )?;
+        core.udp_ports
+            .entry(bound.port())
+            .or_default()
+            .push(handle.id());
         self.udp_mut(handle)?.set_local(bound);
         Ok(bound)
     }
@@ -277,9 +314,17 @@ impl<D: Device> Engine<D> {
         if remote.port() == 0 || remote.ip().is_unspecified() {
             return Err(Errno::EINVAL);
         }
-        self.core.config.iface.route(*remote.ip()).map_err(|_| Errno::ENETUNREACH)?;
+        self.core
+            .config
+            .iface
+            .route(*remote.ip())
+            .map_err(|_| Errno::ENETUNREACH)?;
         if self.udp_mut(handle)?.local().is_none() {
-            self.bind(handle, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), BindOptions::default())?;
+            self.bind(
+                handle,
+                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                BindOptions::default(),
+            )?;
         }
         self.udp_mut(handle)?.set_remote(Some(remote));
         Ok(())
@@ -288,7 +333,9 @@ impl<D: Device> Engine<D> {
     /// `getsockname(2)`.
     pub fn local_addr(&self, handle: SocketHandle) -> Result<SocketAddrV4, Errno> {
         match self.core.sockets.get(handle)? {
-            Socket::Udp(s) => Ok(s.local().unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))),
+            Socket::Udp(s) => Ok(s
+                .local()
+                .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))),
         }
     }
 
@@ -298,7 +345,12 @@ impl<D: Device> Engine<D> {
     /// not known yet it waits in the ARP queue (a few per neighbour, as Linux).
     /// `EMSGSIZE` above the MTU (no fragmentation), `EDESTADDRREQ` without a
     /// destination, `ENETUNREACH` without a route, `ENOBUFS` when no frame is free.
-    pub fn send_to(&mut self, handle: SocketHandle, payload: &[u8], dst: Option<SocketAddrV4>) -> Result<usize, Errno> {
+    pub fn send_to(
+        &mut self,
+        handle: SocketHandle,
+        payload: &[u8],
+        dst: Option<SocketAddrV4>,
+    ) -> Result<usize, Errno> {
         let (local, remote) = {
             let s = self.udp_mut(handle)?;
             (s.local(), s.remote())
@@ -313,9 +365,15 @@ impl<D: Device> Engine<D> {
         }
         let local = match local {
             Some(l) => l,
-            None => self.bind(handle, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), BindOptions::default())?,
+            None => self.bind(
+                handle,
+                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                BindOptions::default(),
+            )?,
         };
-        let Engine { device, core, tx, .. } = self;
+        let Engine {
+            device, core, tx, ..
+        } = self;
         udp::send(core, device, tx, local, dst, payload)?;
         if let Socket::Udp(s) = core.sockets.get_mut(handle)? {
             s.count_sent();
@@ -324,7 +382,11 @@ impl<D: Device> Engine<D> {
     }
 
     /// `recvfrom(2)`: (bytes copied, datagram length, source); `EAGAIN` when empty.
-    pub fn recv_from(&mut self, handle: SocketHandle, buf: &mut [u8]) -> Result<(usize, usize, SocketAddrV4), Errno> {
+    pub fn recv_from(
+        &mut self,
+        handle: SocketHandle,
+        buf: &mut [u8],
+    ) -> Result<(usize, usize, SocketAddrV4), Errno> {
         self.udp_mut(handle)?.recv_from(buf)
     }
 
@@ -373,7 +435,11 @@ impl Core {
         let len = (header_len + 8).min(ip_bytes.len()).min(output::QUOTE_MAX);
         let mut quote = [0u8; output::QUOTE_MAX];
         quote[..len].copy_from_slice(&ip_bytes[..len]);
-        self.out.push(Outgoing::Unreachable { reason: crate::wire::DstUnreachable::PortUnreachable, quote, len });
+        self.out.push(Outgoing::Unreachable {
+            reason: crate::wire::DstUnreachable::PortUnreachable,
+            quote,
+            len,
+        });
     }
 
     fn poll_timers(&mut self, now: Instant) {
@@ -382,7 +448,6 @@ impl Core {
             for ip in polled.requests {
                 self.out.push(Outgoing::ArpRequest(ip));
             }
-            self.stats.unresolved_drops += polled.failed.len() as u64;
         }
     }
 
@@ -401,11 +466,28 @@ impl Core {
 }
 
 /// Handles one received frame: answer in place, deliver, or release.
-fn handle_frame<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst, now: Instant, frame: Frame) {
+fn handle_frame<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    now: Instant,
+    frame: Frame,
+) {
     let verdict = {
         let bytes = device.frame(&frame);
         core.stats.rx_frames += 1;
         core.stats.rx_bytes += bytes.len() as u64;
+        // The destination MAC first, as a NIC's filter would: frames for others
+        // are not parsed at all.
+        let dst_mac = bytes
+            .get(..6)
+            .map(|b| EthernetAddress([b[0], b[1], b[2], b[3], b[4], b[5]]));
+        let for_us = dst_mac.is_some_and(|m| m == core.config.iface.mac || m.is_broadcast());
+        if dst_mac.is_some() && !for_us {
+            core.stats.drop(DropReason::NotOurMac);
+            device.release_one(frame);
+            return;
+        }
         match parse_frame(bytes, core.config.rx_checksum) {
             Err(e) => {
                 core.stats.drop(e.into());
@@ -413,10 +495,7 @@ fn handle_frame<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst, now:
             }
             Ok(parsed) => {
                 let eth = parsed.ethernet;
-                if eth.dst_addr != core.config.iface.mac && !eth.dst_addr.is_broadcast() {
-                    core.stats.drop(DropReason::NotOurMac);
-                    Verdict::Release
-                } else {
+                {
                     match parsed.network {
                         Network::Arp(arp) => arp::input(core, now, &arp),
                         Network::Ipv4 { header, transport } => {
@@ -435,7 +514,10 @@ fn handle_frame<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst, now:
                                 // only through ARP; IP traffic teaches nothing here.
                                 match transport {
                                     Transport::Icmp(icmp) => icmp::input(core, now, &header, &icmp),
-                                    Transport::Udp { header: udp, payload } => {
+                                    Transport::Udp {
+                                        header: udp,
+                                        payload,
+                                    } => {
                                         let ip_bytes = &bytes[eth.header_len()..];
                                         udp::input(core, now, &header, &udp, payload, ip_bytes)
                                     }

@@ -14,8 +14,8 @@ use crate::neighbor::Resolution;
 use crate::table::Errno;
 use crate::time::Instant;
 use crate::wire::{
-    ArpOperation, ArpPacket, ArpRepr, DstUnreachable, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol,
-    Ipv4Packet, Ipv4Repr, WireError,
+    ArpOperation, ArpPacket, ArpRepr, DstUnreachable, EtherType, EthernetAddress, EthernetFrame,
+    EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, WireError,
 };
 
 /// Ethernet header length (surge sends untagged frames).
@@ -76,13 +76,26 @@ pub(crate) fn push_tx<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst
 
 /// Writes an Ethernet header for an IPv4 packet and the IPv4 header into `buf`,
 /// after which the transport bytes start at `ETH_LEN + IPV4_LEN`.
-fn write_headers(buf: &mut [u8], src_mac: EthernetAddress, dst_mac: EthernetAddress, ip: &Ipv4Repr) -> Result<(), WireError> {
-    let eth = EthernetRepr { src_addr: src_mac, dst_addr: dst_mac, vlan: None, ethertype: EtherType::Ipv4 };
+fn write_headers(
+    buf: &mut [u8],
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    ip: &Ipv4Repr,
+) -> Result<(), WireError> {
+    let eth = EthernetRepr {
+        src_addr: src_mac,
+        dst_addr: dst_mac,
+        vlan: None,
+        ethertype: EtherType::Ipv4,
+    };
     eth.emit(&mut EthernetFrame::new_unchecked(&mut *buf))?;
     let ip_buf = buf.get_mut(ETH_LEN..).ok_or(WireError::Truncated)?;
     // The IPv4 header checksum is always computed: it is 20 bytes, and few
     // devices offload it through AF_XDP.
-    ip.emit(&mut Ipv4Packet::new_unchecked(ip_buf), crate::wire::TxChecksum::Compute)
+    ip.emit(
+        &mut Ipv4Packet::new_unchecked(ip_buf),
+        crate::wire::TxChecksum::Compute,
+    )
 }
 
 /// Sends one IPv4 packet to `dst`: `write` fills the transport bytes (header,
@@ -136,27 +149,30 @@ pub(crate) fn send_ipv4<D: Device>(
             let mut scratch = core::mem::take(&mut core.scratch);
             scratch.clear();
             scratch.resize(ETH_LEN + core.config.iface.mtu as usize, 0);
-            let result = build(&mut scratch, src_mac, EthernetAddress([0; 6]), route.source, dst, protocol, ttl, write);
+            let result = build(
+                &mut scratch,
+                src_mac,
+                EthernetAddress([0; 6]),
+                route.source,
+                dst,
+                protocol,
+                ttl,
+                write,
+            );
             let outcome = match result {
                 Ok(len) => {
-                    if core.neighbors.enqueue(route.next_hop, &scratch[..len]) {
-                        Ok(())
-                    } else {
-                        core.stats.unresolved_drops += 1;
-                        // Linux returns success and drops silently past unres_qlen;
-                        // the caller's protocol (TCP) retransmits.
-                        Ok(())
-                    }
+                    // Past the queue limit the cache drops and counts it; Linux
+                    // returns success then too, and TCP retransmits.
+                    core.neighbors.enqueue(route.next_hop, &scratch[..len]);
+                    Ok(())
                 }
                 Err(_) => Err(Errno::EMSGSIZE),
             };
             core.scratch = scratch;
             outcome
         }
-        Resolution::Full => {
-            core.stats.unresolved_drops += 1;
-            Err(Errno::ENOBUFS)
-        }
+        // The cache counted it (`table_full`).
+        Resolution::Full => Err(Errno::ENOBUFS),
     }
 }
 
@@ -171,7 +187,9 @@ fn build(
     ttl: u8,
     write: impl FnOnce(&mut [u8], Ipv4Addr) -> Result<usize, WireError>,
 ) -> Result<usize, WireError> {
-    let transport = buf.get_mut(ETH_LEN + IPV4_LEN..).ok_or(WireError::Truncated)?;
+    let transport = buf
+        .get_mut(ETH_LEN + IPV4_LEN..)
+        .ok_or(WireError::Truncated)?;
     let len = write(transport, src)?;
     let ip = Ipv4Repr::new(src, dst, protocol, len, ttl);
     write_headers(buf, src_mac, dst_mac, &ip)?;
@@ -179,8 +197,18 @@ fn build(
 }
 
 /// Builds an ARP request for `target` into `buf`; returns the frame length.
-fn write_arp_request(buf: &mut [u8], mac: EthernetAddress, source: Ipv4Addr, target: Ipv4Addr) -> Result<usize, WireError> {
-    let eth = EthernetRepr { src_addr: mac, dst_addr: EthernetAddress::BROADCAST, vlan: None, ethertype: EtherType::Arp };
+fn write_arp_request(
+    buf: &mut [u8],
+    mac: EthernetAddress,
+    source: Ipv4Addr,
+    target: Ipv4Addr,
+) -> Result<usize, WireError> {
+    let eth = EthernetRepr {
+        src_addr: mac,
+        dst_addr: EthernetAddress::BROADCAST,
+        vlan: None,
+        ethertype: EtherType::Arp,
+    };
     eth.emit(&mut EthernetFrame::new_unchecked(&mut *buf))?;
     let arp = ArpRepr {
         operation: ArpOperation::Request,
@@ -189,13 +217,20 @@ fn write_arp_request(buf: &mut [u8], mac: EthernetAddress, source: Ipv4Addr, tar
         target_hardware_addr: EthernetAddress([0; 6]),
         target_protocol_addr: target,
     };
-    arp.emit(&mut ArpPacket::new_unchecked(buf.get_mut(ETH_LEN..).ok_or(WireError::Truncated)?))?;
+    arp.emit(&mut ArpPacket::new_unchecked(
+        buf.get_mut(ETH_LEN..).ok_or(WireError::Truncated)?,
+    ))?;
     Ok(ETH_LEN + 28)
 }
 
 /// Builds the control packets that waited for TX frames, then hands the burst to
 /// the device. Returns the number of frames the device took.
-pub(crate) fn flush<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst, now: Instant) -> usize {
+pub(crate) fn flush<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    now: Instant,
+) -> usize {
     let mut out = core::mem::take(&mut core.out);
     for item in out.drain(..) {
         if let Outgoing::Unreachable { reason, quote, len } = item {
@@ -209,7 +244,11 @@ pub(crate) fn flush<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst, 
         let buf = device.frame_mut(&frame);
         let len = match item {
             Outgoing::ArpRequest(target) => {
-                let source = core.config.iface.route(target).map_or(core.config.iface.primary_addr(), |r| r.source);
+                let source = core
+                    .config
+                    .iface
+                    .route(target)
+                    .map_or(core.config.iface.primary_addr(), |r| r.source);
                 core.stats.arp_requests += 1;
                 write_arp_request(buf, core.config.iface.mac, source, target).ok()
             }

@@ -132,8 +132,6 @@ pub struct EngineStats {
     pub icmp_errors_sent: u64,
     /// TCP RSTs sent for segments to no connection.
     pub tcp_rst_sent: u64,
-    /// Packets dropped because their next hop did not resolve.
-    pub unresolved_drops: u64,
     /// Packets not sent because no route led to the destination.
     pub no_route: u64,
     /// Dropped received frames, by [`DropReason`] (index with `DropReason as usize`).
@@ -168,7 +166,6 @@ impl EngineStats {
         self.icmp_echo_replies += other.icmp_echo_replies;
         self.icmp_errors_sent += other.icmp_errors_sent;
         self.tcp_rst_sent += other.tcp_rst_sent;
-        self.unresolved_drops += other.unresolved_drops;
         self.no_route += other.no_route;
         for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
             *a += b;
@@ -177,7 +174,10 @@ impl EngineStats {
 
     /// Non-zero drop counters with their names.
     pub fn drops_by_name(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        DropReason::ALL.iter().map(|r| (r.name(), self.dropped(*r))).filter(|(_, n)| *n > 0)
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.dropped(*r)))
+            .filter(|(_, n)| *n > 0)
     }
 }
 

@@ -12,18 +12,32 @@ use crate::wire::{IpProtocol, Ipv4Repr, UdpRepr};
 
 /// Queues a datagram on the socket bound to its destination; none bound: port
 /// unreachable (RFC 1122 §4.1.3.1), sent at flush time.
-pub(crate) fn input(core: &mut Core, _now: Instant, ip: &Ipv4Repr, udp: &UdpRepr, payload: &[u8], ip_bytes: &[u8]) -> Verdict {
+pub(crate) fn input(
+    core: &mut Core,
+    _now: Instant,
+    ip: &Ipv4Repr,
+    udp: &UdpRepr,
+    payload: &[u8],
+    ip_bytes: &[u8],
+) -> Verdict {
     let src = SocketAddrV4::new(ip.src_addr, udp.src_port);
     let dst = SocketAddrV4::new(ip.dst_addr, udp.dst_port);
     // A connected socket, then one bound to the exact address, then the wildcard
     // (Linux `__udp4_lib_lookup` scoring, simplified to these three ranks).
     let mut best: Option<(u8, crate::table::SocketId)> = None;
-    for id in core.udp_ports.get(&udp.dst_port).map_or(&[][..], Vec::as_slice) {
-        let Some(Socket::Udp(s)) = core.sockets.by_id(*id) else { continue };
+    for id in core
+        .udp_ports
+        .get(&udp.dst_port)
+        .map_or(&[][..], Vec::as_slice)
+    {
+        let Some(Socket::Udp(s)) = core.sockets.by_id(*id) else {
+            continue;
+        };
         if !s.accepts(src, dst) {
             continue;
         }
-        let score = u8::from(s.remote().is_some()) * 2 + u8::from(s.local().is_some_and(|l| !l.ip().is_unspecified()));
+        let score = u8::from(s.remote().is_some()) * 2
+            + u8::from(s.local().is_some_and(|l| !l.ip().is_unspecified()));
         if best.is_none_or(|(b, _)| score > b) {
             best = Some((score, *id));
         }
@@ -55,8 +69,17 @@ pub(crate) fn send<D: Device>(
 ) -> Result<(), Errno> {
     let tx_checksum = core.tx_checksum;
     let now = core.now;
-    let repr = UdpRepr { src_port: local.port(), dst_port: dst.port() };
-    send_ipv4(core, device, tx, now, *dst.ip(), IpProtocol::Udp, |buf, src| {
-        repr.emit_datagram(buf, src, *dst.ip(), payload, tx_checksum)
-    })
+    let repr = UdpRepr {
+        src_port: local.port(),
+        dst_port: dst.port(),
+    };
+    send_ipv4(
+        core,
+        device,
+        tx,
+        now,
+        *dst.ip(),
+        IpProtocol::Udp,
+        |buf, src| repr.emit_datagram(buf, src, *dst.ip(), payload, tx_checksum),
+    )
 }

@@ -31,7 +31,11 @@ impl SocketHandle {
 
 impl core::fmt::Display for SocketHandle {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "sock{}.{}@core{}", self.index, self.generation, self.core)
+        write!(
+            f,
+            "sock{}.{}@core{}",
+            self.index, self.generation, self.core
+        )
     }
 }
 
@@ -55,7 +59,14 @@ pub struct SocketSet<T> {
 impl<T> SocketSet<T> {
     /// An empty set for engine `stack` on `core`, holding at most `capacity` sockets.
     pub fn new(stack: u32, core: u16, capacity: usize) -> Self {
-        SocketSet { stack, core, slots: Vec::new(), free: Vec::new(), len: 0, capacity }
+        SocketSet {
+            stack,
+            core,
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+            capacity,
+        }
     }
 
     /// Number of live sockets.
@@ -82,14 +93,22 @@ impl<T> SocketSet<T> {
             Some(i) => i,
             None => {
                 let i = u32::try_from(self.slots.len()).map_err(|_| Errno::EMFILE)?;
-                self.slots.push(Slot { generation: 0, value: None });
+                self.slots.push(Slot {
+                    generation: 0,
+                    value: None,
+                });
                 i
             }
         };
         let slot = &mut self.slots[index as usize];
         slot.value = Some(value);
         self.len += 1;
-        Ok(SocketHandle { stack: self.stack, core: self.core, index, generation: slot.generation })
+        Ok(SocketHandle {
+            stack: self.stack,
+            core: self.core,
+            index,
+            generation: slot.generation,
+        })
     }
 
     fn slot_index(&self, handle: SocketHandle) -> Result<usize, Errno> {
@@ -122,14 +141,21 @@ impl<T> SocketSet<T> {
 
     /// Mutable access by slot id.
     pub fn by_id_mut(&mut self, id: SocketId) -> Option<&mut T> {
-        self.slots.get_mut(id.0 as usize).and_then(|s| s.value.as_mut())
+        self.slots
+            .get_mut(id.0 as usize)
+            .and_then(|s| s.value.as_mut())
     }
 
     /// The current handle of slot `id`, if live.
     pub fn handle_of(&self, id: SocketId) -> Option<SocketHandle> {
         let slot = self.slots.get(id.0 as usize)?;
         slot.value.as_ref()?;
-        Some(SocketHandle { stack: self.stack, core: self.core, index: id.0, generation: slot.generation })
+        Some(SocketHandle {
+            stack: self.stack,
+            core: self.core,
+            index: id.0,
+            generation: slot.generation,
+        })
     }
 
     /// Removes the socket in slot `id`; its handles become `EBADF`.
@@ -169,7 +195,11 @@ mod tests {
         assert_eq!(set.get(a), Err(Errno::EBADF));
         let b = set.insert("b").expect("room");
         assert_eq!(a.id(), b.id(), "the slot is reused");
-        assert_eq!(set.get(a), Err(Errno::EBADF), "the old handle must not reach the new socket");
+        assert_eq!(
+            set.get(a),
+            Err(Errno::EBADF),
+            "the old handle must not reach the new socket"
+        );
         assert_eq!(set.get(b), Ok(&"b"));
         assert_eq!(set.remove(a), Err(Errno::EBADF));
     }

@@ -87,7 +87,9 @@ impl UdpSocket {
     /// Whether a datagram from `src` to `dst` is for this socket (bound address
     /// matches or is the wildcard; a connected socket only hears its peer).
     pub fn accepts(&self, src: SocketAddrV4, dst: SocketAddrV4) -> bool {
-        let Some(local) = self.local else { return false };
+        let Some(local) = self.local else {
+            return false;
+        };
         let addr_ok = local.ip().is_unspecified() || *local.ip() == *dst.ip();
         let peer_ok = self.remote.is_none_or(|r| r == src);
         addr_ok && local.port() == dst.port() && peer_ok
@@ -220,7 +222,10 @@ mod tests {
     #[test]
     fn bound_and_connected_filters() {
         let mut s = UdpSocket::new(64);
-        assert!(!s.accepts(addr(2, 5), addr(1, 53)), "unbound sockets hear nothing");
+        assert!(
+            !s.accepts(addr(2, 5), addr(1, 53)),
+            "unbound sockets hear nothing"
+        );
         s.set_local(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 53));
         assert!(s.accepts(addr(2, 5), addr(1, 53)));
         assert!(!s.accepts(addr(2, 5), addr(1, 54)));

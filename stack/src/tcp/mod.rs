@@ -1,1 +1,155 @@
 //! Sans-IO TCP (RFC 9293).
+//!
+//! A [`Tcb`] is one connection. The engine feeds it segments ([`Tcb::handle_segment`]),
+//! timeouts ([`Tcb::handle_timeout`] at [`Tcb::poll_at`]) and user calls
+//! ([`Tcb::send`], [`Tcb::recv`], [`Tcb::close`], ...), then drains
+//! [`Tcb::poll_transmit`] until it returns `None`. Nothing here reads a clock or
+//! touches a device; `now` is always an argument, randomness (the ISN) comes in
+//! from the caller.
+//!
+//! ```
+//! use std::net::{Ipv4Addr, SocketAddrV4};
+//! use surge_stack::tcp::{FourTuple, State, Tcb, TcpConfig};
+//! use surge_stack::time::Instant;
+//!
+//! let tuple = FourTuple {
+//!     local: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 40000),
+//!     remote: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 80),
+//! };
+//! let mut tcb = Tcb::connect(tuple, 1000, Instant::ZERO, &TcpConfig::default());
+//! let mut buf = [0u8; 1500];
+//! let syn = tcb.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+//! assert_eq!(syn.repr.seq_number, 1000);
+//! assert_eq!(tcb.state(), State::SynSent);
+//! ```
+
+mod buffer;
+mod config;
+mod congestion;
+mod error;
+mod icmp;
+mod input;
+mod isn;
+mod ooo;
+mod options;
+mod output;
+mod rtt;
+mod seq;
+mod stats;
+mod tcb;
+mod time_wait;
+mod timers;
+
+pub use buffer::RingBuffer;
+pub use config::{CongestionAlgorithm, KeepaliveConfig, TcpConfig};
+pub use congestion::{CongestionControl, NewReno};
+pub use error::TcpError;
+pub use icmp::IcmpUnreachable;
+pub use isn::IsnGenerator;
+pub use ooo::OutOfOrderQueue;
+pub use options::{DEFAULT_MSS, header_len};
+pub use output::Transmit;
+pub use rtt::RttEstimator;
+pub use seq::SeqNumber;
+pub use stats::TcpStats;
+pub use tcb::Tcb;
+
+use crate::wire::{TcpFlags, TcpRepr};
+use std::net::SocketAddrV4;
+
+/// A connection's addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FourTuple {
+    /// Our address and port.
+    pub local: SocketAddrV4,
+    /// The peer's address and port.
+    pub remote: SocketAddrV4,
+}
+
+/// Connection states (RFC 9293 §3.3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// No connection.
+    Closed,
+    /// Waiting for a SYN (held by the engine's listener, not by a `Tcb`).
+    Listen,
+    /// SYN sent, waiting for SYN-ACK.
+    SynSent,
+    /// SYN received and SYN-ACK sent, waiting for the ACK.
+    SynReceived,
+    /// Open: data flows both ways.
+    Established,
+    /// We sent FIN; waiting for its ACK or the peer's FIN.
+    FinWait1,
+    /// Our FIN is acknowledged; waiting for the peer's FIN.
+    FinWait2,
+    /// The peer sent FIN; we may still send.
+    CloseWait,
+    /// Both sent FIN at once; waiting for the ACK of ours.
+    Closing,
+    /// We sent FIN after the peer's; waiting for its ACK.
+    LastAck,
+    /// Both FINs acknowledged; lingering 2*MSL for stray segments.
+    TimeWait,
+}
+
+/// RFC 9293 §3.10.7.1: the RST that answers `seg` when no connection exists (CLOSED).
+/// Returns `None` for a segment that itself carries RST. Ports are swapped.
+pub fn reply_to_unknown(seg: &TcpRepr, payload_len: usize) -> Option<TcpRepr> {
+    if seg.flags.contains(TcpFlags::RST) {
+        return None;
+    }
+    let base = TcpRepr {
+        src_port: seg.dst_port,
+        dst_port: seg.src_port,
+        ..TcpRepr::default()
+    };
+    if seg.flags.contains(TcpFlags::ACK) {
+        // <SEQ=SEG.ACK><CTL=RST>
+        Some(TcpRepr {
+            seq_number: seg.ack_number,
+            flags: TcpFlags::RST,
+            ..base
+        })
+    } else {
+        // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+        let seg_len = payload_len
+            + usize::from(seg.flags.contains(TcpFlags::SYN))
+            + usize::from(seg.flags.contains(TcpFlags::FIN));
+        let ack = SeqNumber(seg.seq_number) + seg_len;
+        Some(TcpRepr {
+            seq_number: 0,
+            ack_number: ack.0,
+            flags: TcpFlags::RST | TcpFlags::ACK,
+            ..base
+        })
+    }
+}
+
+/// What a listener does with a segment (RFC 9293 §3.10.7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenAction {
+    /// Drop silently.
+    Ignore,
+    /// Answer with this RST.
+    Reset(TcpRepr),
+    /// A SYN: create a connection with [`Tcb::accept_syn`] (if the SYN queue has room).
+    Accept,
+}
+
+/// RFC 9293 §3.10.7.2: LISTEN-state processing of `seg`.
+pub fn listen_action(seg: &TcpRepr, payload_len: usize) -> ListenAction {
+    let f = seg.flags;
+    if f.contains(TcpFlags::RST) {
+        return ListenAction::Ignore;
+    }
+    if f.contains(TcpFlags::ACK) {
+        return reply_to_unknown(seg, payload_len)
+            .map_or(ListenAction::Ignore, ListenAction::Reset);
+    }
+    if f.contains(TcpFlags::SYN) {
+        ListenAction::Accept
+    } else {
+        ListenAction::Ignore
+    }
+}

@@ -1,0 +1,169 @@
+//! Fixed-size byte ring buffers for the send and receive queues.
+//!
+//! Allocated once when the connection is created; nothing here allocates later.
+
+/// A byte ring of fixed capacity: bytes `[head, head + len)` (modulo capacity) are queued.
+#[derive(Debug, Clone)]
+pub struct RingBuffer {
+    storage: Box<[u8]>,
+    head: usize,
+    len: usize,
+}
+
+impl RingBuffer {
+    /// A ring holding up to `capacity` bytes (at least one).
+    pub fn new(capacity: usize) -> Self {
+        RingBuffer {
+            storage: vec![0; capacity.max(1)].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// Total bytes the ring can hold.
+    pub fn capacity(&self) -> usize {
+        self.storage.len()
+    }
+
+    /// Bytes queued.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Room left.
+    pub fn free(&self) -> usize {
+        self.capacity() - self.len
+    }
+
+    fn index(&self, offset: usize) -> usize {
+        // offset < 2 * capacity by every caller's bounds, so one subtraction suffices.
+        let i = self.head + offset;
+        if i >= self.capacity() {
+            i - self.capacity()
+        } else {
+            i
+        }
+    }
+
+    /// Appends as much of `data` as fits; returns the count.
+    pub fn push(&mut self, data: &[u8]) -> usize {
+        let n = self.write_at(self.len, data);
+        self.len += n;
+        n
+    }
+
+    /// Copies bytes into the free region starting `offset` bytes after the head, without
+    /// queueing them (the receive side commits them later with [`RingBuffer::commit`]).
+    /// Bytes that would not fit are dropped; returns the count written.
+    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
+        let cap = self.capacity();
+        if offset < self.len || offset >= cap {
+            return 0;
+        }
+        let n = data.len().min(cap - offset);
+        let start = self.index(offset);
+        let first = n.min(cap - start);
+        self.storage[start..start + first].copy_from_slice(&data[..first]);
+        self.storage[..n - first].copy_from_slice(&data[first..n]);
+        n
+    }
+
+    /// Queues `n` bytes previously written with [`RingBuffer::write_at`] right after the tail.
+    pub fn commit(&mut self, n: usize) {
+        self.len = (self.len + n).min(self.capacity());
+    }
+
+    /// Copies queued bytes starting `offset` bytes after the head into `out`; returns the count.
+    pub fn peek_at(&self, offset: usize, out: &mut [u8]) -> usize {
+        if offset >= self.len {
+            return 0;
+        }
+        let cap = self.capacity();
+        let n = out.len().min(self.len - offset);
+        let start = self.index(offset);
+        let first = n.min(cap - start);
+        out[..first].copy_from_slice(&self.storage[start..start + first]);
+        out[first..n].copy_from_slice(&self.storage[..n - first]);
+        n
+    }
+
+    /// Drops up to `n` bytes from the head; returns the count.
+    pub fn consume(&mut self, n: usize) -> usize {
+        let n = n.min(self.len);
+        self.head = self.index(n);
+        // The head is not reset when the ring empties: the receive side may hold
+        // out-of-order bytes beyond the queued ones, at positions relative to the head.
+        self.len -= n;
+        n
+    }
+
+    /// Moves queued bytes into `out`; returns the count.
+    pub fn pop(&mut self, out: &mut [u8]) -> usize {
+        let n = self.peek_at(0, out);
+        self.consume(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn wraps_around() {
+        let mut r = RingBuffer::new(8);
+        assert_eq!(r.push(b"abcdef"), 6);
+        let mut out = [0u8; 4];
+        assert_eq!(r.pop(&mut out), 4);
+        assert_eq!(&out, b"abcd");
+        assert_eq!(r.push(b"ghijklmn"), 6);
+        assert_eq!(r.len(), 8);
+        assert_eq!(r.free(), 0);
+        let mut all = [0u8; 8];
+        assert_eq!(r.peek_at(0, &mut all), 8);
+        assert_eq!(&all, b"efghijkl");
+        assert_eq!(r.peek_at(8, &mut all), 0);
+    }
+
+    #[test]
+    fn write_at_then_commit() {
+        let mut r = RingBuffer::new(8);
+        r.push(b"ab");
+        assert_eq!(r.write_at(4, b"efghij"), 4);
+        assert_eq!(r.write_at(1, b"x"), 0, "cannot overwrite queued bytes");
+        assert_eq!(r.write_at(2, b"cd"), 2);
+        r.commit(6);
+        let mut out = [0u8; 8];
+        assert_eq!(r.pop(&mut out), 8);
+        assert_eq!(&out, b"abcdefgh");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn behaves_like_a_fifo(ops in proptest::collection::vec((any::<bool>(), 0usize..20), 1..60)) {
+            let mut r = RingBuffer::new(16);
+            let mut model = std::collections::VecDeque::new();
+            let mut next = 0u8;
+            for (is_push, n) in ops {
+                if is_push {
+                    let data: Vec<u8> = (0..n).map(|_| { next = next.wrapping_add(1); next }).collect();
+                    let k = r.push(&data);
+                    prop_assert_eq!(k, n.min(16 - model.len()));
+                    model.extend(&data[..k]);
+                } else {
+                    let mut out = vec![0; n];
+                    let k = r.pop(&mut out);
+                    let expect: Vec<u8> = model.drain(..n.min(model.len())).collect();
+                    prop_assert_eq!(&out[..k], &expect[..]);
+                }
+                prop_assert_eq!(r.len(), model.len());
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Per-connection knobs, with Linux-like defaults.
+
+use core::time::Duration;
+
+/// Which congestion-control algorithm a connection uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CongestionAlgorithm {
+    /// RFC 5681 slow start / congestion avoidance with RFC 6582 NewReno recovery.
+    #[default]
+    NewReno,
+}
+
+/// Keepalive settings (RFC 1122 §4.2.3.6); Linux `tcp_keepalive_*` defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepaliveConfig {
+    /// Idle time before the first probe (Linux: 7200 s).
+    pub idle: Duration,
+    /// Time between unanswered probes (Linux: 75 s).
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped (Linux: 9).
+    pub count: u32,
+}
+
+impl Default for KeepaliveConfig {
+    fn default() -> Self {
+        KeepaliveConfig {
+            idle: Duration::from_secs(7200),
+            interval: Duration::from_secs(75),
+            count: 9,
+        }
+    }
+}
+
+/// All knobs of one TCP connection. `Default` mirrors Linux defaults where Linux has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// MSS we advertise and the largest we send: path MTU minus 40 (1460 for Ethernet).
+    pub mss: u16,
+    /// Smallest send MSS we accept from a peer or an ICMP message (Linux `tcp_min_snd_mss`: 48).
+    pub min_mss: u16,
+    /// Send buffer (ring) size in bytes, allocated once per connection.
+    pub send_buffer: usize,
+    /// Receive buffer (ring) size in bytes, allocated once per connection.
+    pub recv_buffer: usize,
+    /// Offer and accept RFC 7323 window scaling.
+    pub window_scaling: bool,
+    /// Offer and accept RFC 7323 timestamps.
+    pub timestamps: bool,
+    /// Offer and accept SACK-permitted (RFC 2018); we generate SACK blocks.
+    pub sack: bool,
+    /// RFC 6298 lower bound on the RTO (Linux: 200 ms).
+    pub rto_min: Duration,
+    /// RFC 6298 upper bound on the RTO (Linux: 120 s).
+    pub rto_max: Duration,
+    /// RFC 6298 initial RTO (1 s).
+    pub rto_initial: Duration,
+    /// SYN retransmissions before giving up (Linux `tcp_syn_retries`: 6).
+    pub syn_retries: u32,
+    /// SYN-ACK retransmissions before giving up (Linux `tcp_synack_retries`: 5).
+    pub synack_retries: u32,
+    /// Data retransmissions before giving up with ETIMEDOUT (Linux `tcp_retries2`: 15).
+    pub data_retries: u32,
+    /// Delayed-ACK timeout (Linux: 40 ms minimum; RFC 1122 allows up to 500 ms).
+    pub delayed_ack: Duration,
+    /// Segments acknowledged at once after start and after loss (Linux quick-ack: up to 16).
+    pub quickack_segments: u32,
+    /// Disable Nagle's algorithm (`TCP_NODELAY`).
+    pub nodelay: bool,
+    /// TIME-WAIT duration, 2*MSL (Linux: 60 s).
+    pub time_wait: Duration,
+    /// FIN-WAIT-2 timeout for connections the user closed (Linux `tcp_fin_timeout`: 60 s).
+    pub fin_wait2_timeout: Duration,
+    /// Keepalive, off by default (`SO_KEEPALIVE`).
+    pub keepalive: Option<KeepaliveConfig>,
+    /// `TCP_USER_TIMEOUT` (RFC 5482): drop when sent data stays unacknowledged this long.
+    pub user_timeout: Option<Duration>,
+    /// RFC 5961 §7: challenge ACKs allowed per second, per connection.
+    pub challenge_ack_limit: u32,
+    /// Out-of-order data we keep, in bytes (also bounded by the receive buffer).
+    pub ooo_max_bytes: usize,
+    /// Out-of-order holes we track at most (each range costs 8 bytes).
+    pub ooo_max_ranges: usize,
+    /// RFC 6928 initial window, in segments (Linux: 10).
+    pub initial_window: u32,
+    /// RFC 5681 §4.1: restart from the initial window after an idle period longer than the RTO.
+    pub slow_start_after_idle: bool,
+    /// Congestion-control algorithm.
+    pub congestion: CongestionAlgorithm,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            mss: 1460,
+            min_mss: 48,
+            send_buffer: 256 * 1024,
+            recv_buffer: 256 * 1024,
+            window_scaling: true,
+            timestamps: true,
+            sack: true,
+            rto_min: Duration::from_millis(200),
+            rto_max: Duration::from_secs(120),
+            rto_initial: Duration::from_secs(1),
+            syn_retries: 6,
+            synack_retries: 5,
+            data_retries: 15,
+            delayed_ack: Duration::from_millis(40),
+            quickack_segments: 16,
+            nodelay: false,
+            time_wait: Duration::from_secs(60),
+            fin_wait2_timeout: Duration::from_secs(60),
+            keepalive: None,
+            user_timeout: None,
+            challenge_ack_limit: 10,
+            ooo_max_bytes: 256 * 1024,
+            ooo_max_ranges: 32,
+            initial_window: 10,
+            slow_start_after_idle: true,
+            congestion: CongestionAlgorithm::NewReno,
+        }
+    }
+}
+
+impl TcpConfig {
+    /// RFC 7323 §2.3: the smallest shift that lets the receive buffer be advertised.
+    pub fn recv_window_shift(&self) -> u8 {
+        let mut shift = 0u8;
+        while shift < 14 && (self.recv_buffer >> shift) > 65535 {
+            shift += 1;
+        }
+        shift
+    }
+}

@@ -1,0 +1,329 @@
+//! Segment output: SYNs, data (segmentation by MSS, send window, congestion window, Nagle,
+//! sender-side SWS avoidance), retransmissions, probes and ACKs.
+
+use super::State;
+use super::seq::SeqNumber;
+use super::tcb::{Probe, Tcb};
+use crate::time::Instant;
+use crate::wire::{TcpFlags, TcpOptions, TcpRepr};
+
+/// One segment to send: the header and how many payload bytes were written beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// The header and options.
+    pub repr: TcpRepr,
+    /// Payload bytes written at the start of the caller's buffer.
+    pub payload_len: usize,
+}
+
+impl Tcb {
+    /// The next segment to send, if any. Its payload is written into `payload_out` (give
+    /// room for one MSS). Call repeatedly until `None` after every input, timeout or user call.
+    pub fn poll_transmit(&mut self, now: Instant, payload_out: &mut [u8]) -> Option<Transmit> {
+        let t = self.next_transmit(now, payload_out);
+        if let Some(t) = &t {
+            self.stats.segs_out += 1;
+            if t.repr.flags.contains(TcpFlags::RST) {
+                self.stats.rsts_out += 1;
+            }
+            self.refresh_stats();
+        }
+        t
+    }
+
+    fn next_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
+        if let Some(rst) = self.pending_rst.take() {
+            return Some(Transmit {
+                repr: rst,
+                payload_len: 0,
+            });
+        }
+        match self.state {
+            State::Closed | State::Listen => None,
+            State::SynSent => self.syn_pending.then(|| self.emit_syn(now, false)),
+            State::SynReceived if self.syn_pending => Some(self.emit_syn(now, true)),
+            State::SynReceived | State::TimeWait => self.ack_now.then(|| self.emit_ack(now)),
+            _ => self.transmit_synchronized(now, out),
+        }
+    }
+
+    /// SYN (active open) or SYN-ACK (passive or simultaneous open), RFC 9293 §3.5.
+    fn emit_syn(&mut self, now: Instant, with_ack: bool) -> Transmit {
+        let window = u16::try_from(self.recv_buf.capacity().min(65535)).unwrap_or(u16::MAX);
+        let mut options = TcpOptions {
+            mss: Some(self.cfg.mss),
+            ..TcpOptions::default()
+        };
+        if with_ack {
+            // RFC 7323 §1.3 / RFC 2018 §2: answer only what the peer offered.
+            if self.wscale_ok {
+                options.window_scale = Some(self.rcv_wscale);
+            }
+            options.sack_permitted = self.sack_ok;
+            if self.ts_enabled {
+                options.timestamp = Some((self.ts_now(now), self.ts_recent));
+            }
+            self.rcv_adv = self.rcv_adv.max_seq(self.rcv_nxt + u32::from(window));
+            self.last_ack_sent = self.rcv_nxt;
+            self.ack_now = false;
+        } else {
+            if self.cfg.window_scaling {
+                options.window_scale = Some(self.cfg.recv_window_shift());
+            }
+            options.sack_permitted = self.cfg.sack;
+            if self.cfg.timestamps {
+                options.timestamp = Some((self.ts_now(now), 0));
+            }
+        }
+        let mut flags = TcpFlags::SYN;
+        if with_ack {
+            flags |= TcpFlags::ACK;
+        }
+        self.syn_pending = false;
+        self.snd_nxt = self.snd_nxt.max_seq(self.iss + 1u32);
+        self.snd_max = self.snd_max.max_seq(self.snd_nxt);
+        // RFC 6298 §5.1 / Karn: time only the first transmission.
+        self.rtt_sample = (self.backoff == 0).then_some((self.iss + 1u32, now));
+        self.rto_deadline = Some(now + self.rtt.backed_off(self.backoff));
+        if self.backoff > 0 {
+            self.stats.retransmits += 1;
+        }
+        let repr = TcpRepr {
+            src_port: self.tuple.local.port(),
+            dst_port: self.tuple.remote.port(),
+            seq_number: self.iss.0,
+            ack_number: if with_ack { self.rcv_nxt.0 } else { 0 },
+            flags,
+            window_len: window,
+            urgent_pointer: 0,
+            options,
+        };
+        Transmit {
+            repr,
+            payload_len: 0,
+        }
+    }
+
+    fn transmit_synchronized(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
+        // RFC 5681 §4.1: restart window after an idle period longer than the RTO.
+        if self.cfg.slow_start_after_idle
+            && self.snd_una == self.snd_max
+            && self.unsent() > 0
+            && now - self.last_send > self.rtt.rto()
+        {
+            let iw = self.cfg.initial_window.max(1) * self.snd_mss;
+            self.cc.on_idle_restart(iw);
+            self.last_send = now;
+        }
+        if self.retransmit_head {
+            self.retransmit_head = false;
+            if let Some(t) = self.emit_head_retransmission(now, out) {
+                return Some(t);
+            }
+        }
+        if let Some(probe) = self.probe.take() {
+            match probe {
+                Probe::Window => self.stats.window_probes += 1,
+                Probe::Keepalive => self.stats.keepalive_probes += 1,
+            }
+            // RFC 9293 §3.8.6.1 / RFC 1122 §4.2.3.6: SEG.SEQ = SND.UNA - 1 elicits an ACK.
+            let repr = self.header(now, self.snd_una - 1u32, TcpFlags::ACK);
+            return Some(Transmit {
+                repr,
+                payload_len: 0,
+            });
+        }
+        if let Some(t) = self.emit_data(now, out) {
+            return Some(t);
+        }
+        if self.ack_now {
+            return Some(self.emit_ack(now));
+        }
+        None
+    }
+
+    fn emit_ack(&mut self, now: Instant) -> Transmit {
+        if self.delack_fired {
+            self.stats.delayed_acks += 1;
+        }
+        // BSD tcp_output: while going back N after a timeout snd_nxt is not the first unsent
+        // octet; a pure ACK carries snd_max so that the peer finds it inside its window.
+        let repr = self.header(now, self.snd_max, TcpFlags::ACK);
+        Transmit {
+            repr,
+            payload_len: 0,
+        }
+    }
+
+    /// New data or FIN (or go-back-N retransmission after an RTO).
+    fn emit_data(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
+        if !matches!(
+            self.state,
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
+        ) {
+            return None;
+        }
+        let offset = self.snd_nxt.since(self.snd_buf_start) as usize;
+        let buffered = self.send_buf.len();
+        let unsent = buffered.saturating_sub(offset);
+        let flight = self.snd_nxt.since(self.snd_una);
+        let usable = self.snd_wnd.min(self.cc.window()).saturating_sub(flight) as usize;
+        let mss = self.snd_mss as usize;
+        let mut len = unsent.min(mss).min(usable).min(out.len());
+        let retransmission = self.snd_nxt < self.snd_max;
+        let force = core::mem::take(&mut self.force_send);
+        if len > 0 {
+            let fin_follows = self.fin_queued && len == unsent;
+            // RFC 1122 §4.2.3.4 sender SWS avoidance, with Nagle (RFC 896) for the
+            // "all queued data" case; a FIN segment bypasses Nagle as in Linux.
+            let send_ok = len == mss
+                || retransmission
+                || force
+                || (len == unsent && (self.cfg.nodelay || flight == 0 || fin_follows))
+                || (self.max_snd_wnd > 0 && len >= (self.max_snd_wnd / 2) as usize);
+            if !send_ok {
+                len = 0;
+            }
+        }
+        let fin = self.fin_queued && offset + len == buffered && self.snd_nxt <= self.fin_seq();
+        let fin = fin && (len > 0 || unsent == 0);
+        if len == 0 && !fin {
+            self.maybe_arm_persist(now, unsent);
+            return None;
+        }
+        let seq = self.snd_nxt;
+        let n = self.send_buf.peek_at(offset, &mut out[..len]);
+        let mut flags = TcpFlags::ACK;
+        if n > 0 && offset + n == buffered {
+            flags |= TcpFlags::PSH;
+        }
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        self.snd_nxt = seq + n + u32::from(fin);
+        if self.snd_nxt > self.snd_max {
+            let fresh = self
+                .snd_nxt
+                .since(self.snd_max.max_seq(seq))
+                .saturating_sub(u32::from(fin));
+            self.stats.bytes_out += u64::from(fresh);
+            self.snd_max = self.snd_nxt;
+            if !self.ts_enabled && self.rtt_sample.is_none() && !retransmission {
+                self.rtt_sample = Some((self.snd_nxt, now));
+            }
+        }
+        if retransmission {
+            self.stats.retransmits += 1;
+        }
+        self.after_send(now);
+        let repr = self.header(now, seq, flags);
+        Some(Transmit {
+            repr,
+            payload_len: n,
+        })
+    }
+
+    /// Fast retransmit / NewReno partial-ACK retransmission of the segment at SND.UNA.
+    fn emit_head_retransmission(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
+        if self.snd_una == self.snd_max {
+            return None;
+        }
+        let offset = self.snd_una.since(self.snd_buf_start) as usize;
+        let buffered = self.send_buf.len();
+        let in_flight_data =
+            (self.snd_max.since(self.snd_una) as usize).min(buffered.saturating_sub(offset));
+        let len = in_flight_data.min(self.snd_mss as usize).min(out.len());
+        let fin = self.fin_queued && offset + len == buffered && self.snd_max > self.fin_seq();
+        if len == 0 && !fin {
+            return None;
+        }
+        let n = self.send_buf.peek_at(offset, &mut out[..len]);
+        let mut flags = TcpFlags::ACK;
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        let seq = self.snd_una;
+        self.snd_nxt = self.snd_nxt.max_seq(seq + n + u32::from(fin));
+        self.stats.retransmits += 1;
+        self.after_send(now);
+        let repr = self.header(now, seq, flags);
+        Some(Transmit {
+            repr,
+            payload_len: n,
+        })
+    }
+
+    fn after_send(&mut self, now: Instant) {
+        if self.rto_deadline.is_none() {
+            self.rto_deadline = Some(now + self.rtt.backed_off(self.backoff));
+        }
+        if self.progress_since.is_none() {
+            self.progress_since = Some(now);
+        }
+        self.persist_deadline = None;
+        self.last_send = now;
+    }
+
+    /// RFC 9293 §3.8.6.1: with data waiting, nothing in flight and no usable window, probe.
+    fn maybe_arm_persist(&mut self, now: Instant, unsent: usize) {
+        if unsent > 0 && self.snd_una == self.snd_max && self.persist_deadline.is_none() {
+            self.persist_deadline = Some(now + self.rtt.backed_off(self.persist_backoff));
+            if self.progress_since.is_none() {
+                self.progress_since = Some(now);
+            }
+        }
+    }
+
+    /// A header from SND/RCV state: ACK number, window, timestamps, SACK blocks. Sending it
+    /// counts as acknowledging everything received so far.
+    fn header(&mut self, now: Instant, seq: SeqNumber, flags: TcpFlags) -> TcpRepr {
+        let window_len = self.advertise_window();
+        let mut options = TcpOptions::default();
+        if self.ts_enabled {
+            options.timestamp = Some((self.ts_now(now), self.ts_recent));
+        }
+        if self.sack_ok && !self.ooo.is_empty() {
+            // RFC 2018 §3: three blocks fit beside the timestamps option, four without it.
+            let max = if self.ts_enabled { 3 } else { 4 };
+            options.sack_blocks = self.ooo.sack_blocks(max);
+        }
+        self.ack_now = false;
+        self.delack_deadline = None;
+        self.delack_fired = false;
+        self.unacked_bytes = 0;
+        self.last_ack_sent = self.rcv_nxt;
+        TcpRepr {
+            src_port: self.tuple.local.port(),
+            dst_port: self.tuple.remote.port(),
+            seq_number: seq.0,
+            ack_number: self.rcv_nxt.0,
+            flags,
+            window_len,
+            urgent_pointer: 0,
+            options,
+        }
+    }
+
+    /// The window field to send (RFC 7323 §2.3 scaled) with receiver SWS avoidance
+    /// (RFC 1122 §4.2.3.3); the advertised right edge never moves left (RFC 9293 §3.8.6.2.2).
+    fn advertise_window(&mut self) -> u16 {
+        let avail = self.receive_space();
+        let cur = self.rcv_adv.since(self.rcv_nxt);
+        let wnd = if avail >= cur.saturating_add(self.sws_threshold()) {
+            avail
+        } else {
+            cur
+        };
+        let shift = self.rcv_wscale;
+        // Round up so the right edge never retreats; at most 2^shift - 1 bytes of slack,
+        // which the receive path drops if the ring cannot hold them.
+        let field = (u64::from(wnd).div_ceil(1u64 << shift)).min(65535);
+        let promised = u32::try_from(field << shift).unwrap_or(u32::MAX);
+        self.rcv_adv = self.rcv_adv.max_seq(self.rcv_nxt + promised);
+        u16::try_from(field).unwrap_or(u16::MAX)
+    }
+}

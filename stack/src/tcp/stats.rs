@@ -1,0 +1,66 @@
+//! Per-connection counters, plain integers read by the engine.
+
+use core::time::Duration;
+
+/// Counters and estimates for one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpStats {
+    /// Segments handed to `handle_segment`.
+    pub segs_in: u64,
+    /// Segments returned by `poll_transmit`.
+    pub segs_out: u64,
+    /// Payload bytes accepted in order (delivered to the receive buffer).
+    pub bytes_in: u64,
+    /// Payload bytes acknowledged by the peer.
+    pub bytes_acked: u64,
+    /// Payload bytes sent for the first time.
+    pub bytes_out: u64,
+    /// Segments retransmitted (RTO, fast retransmit, NewReno partial ACKs).
+    pub retransmits: u64,
+    /// Retransmission timeouts that fired.
+    pub rto_expirations: u64,
+    /// Fast retransmits (RFC 5681 §3.2).
+    pub fast_retransmits: u64,
+    /// Duplicate ACKs received (RFC 5681 §2).
+    pub dup_acks: u64,
+    /// Out-of-order payload bytes received and queued.
+    pub ooo_bytes: u64,
+    /// Out-of-order segments dropped because the queue was full.
+    pub ooo_dropped: u64,
+    /// Challenge ACKs sent (RFC 5961).
+    pub challenge_acks: u64,
+    /// Challenge ACKs suppressed by the per-connection rate limit (RFC 5961 §7).
+    pub challenge_acks_suppressed: u64,
+    /// Segments dropped as not acceptable (RFC 9293 §3.10.7.4 first check).
+    pub unacceptable: u64,
+    /// Segments dropped by PAWS (RFC 7323 §5).
+    pub paws_rejected: u64,
+    /// ACKs for data never sent (RFC 5961 §5.2), dropped.
+    pub ack_too_new: u64,
+    /// ACKs too old to be believed (RFC 5961 §5.2), dropped.
+    pub ack_too_old: u64,
+    /// Zero-window probes sent.
+    pub window_probes: u64,
+    /// Keepalive probes sent.
+    pub keepalive_probes: u64,
+    /// RSTs sent.
+    pub rsts_out: u64,
+    /// Pure ACKs sent after the delayed-ACK timer fired.
+    pub delayed_acks: u64,
+    /// Path-MTU reductions applied (RFC 1191).
+    pub pmtu_updates: u64,
+    /// ICMP messages ignored because they quoted a sequence number not in flight (RFC 5927 §4.1).
+    pub icmp_ignored: u64,
+    /// Smoothed RTT (RFC 6298), zero before the first sample.
+    pub srtt: Duration,
+    /// RTT variation (RFC 6298).
+    pub rttvar: Duration,
+    /// Current retransmission timeout, before backoff.
+    pub rto: Duration,
+    /// Congestion window in bytes.
+    pub cwnd: u32,
+    /// Slow-start threshold in bytes.
+    pub ssthresh: u32,
+    /// Effective send MSS (payload bytes per segment).
+    pub snd_mss: u32,
+}

@@ -1,0 +1,509 @@
+//! The transmission control block (RFC 9293 §3.3.1) and its user calls (RFC 9293 §3.10.1-§3.10.6).
+
+use super::buffer::RingBuffer;
+use super::config::{CongestionAlgorithm, TcpConfig};
+use super::congestion::{CongestionControl, NewReno};
+use super::error::TcpError;
+use super::ooo::OutOfOrderQueue;
+use super::rtt::RttEstimator;
+use super::seq::SeqNumber;
+use super::stats::TcpStats;
+use super::{FourTuple, State};
+use crate::time::Instant;
+use crate::wire::{TcpFlags, TcpRepr};
+
+/// Why a probe segment (`SEG.SEQ = SND.UNA - 1`, no data) is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Probe {
+    /// RFC 9293 §3.8.6.1 zero-window probe.
+    Window,
+    /// RFC 1122 §4.2.3.6 keepalive.
+    Keepalive,
+}
+
+/// One TCP connection: the RFC's transmission control block plus its buffers and timers.
+#[derive(Debug)]
+pub struct Tcb {
+    pub(super) cfg: TcpConfig,
+    pub(super) tuple: FourTuple,
+    pub(super) state: State,
+    pub(super) passive: bool,
+    pub(super) error: Option<TcpError>,
+    pub(super) soft_error: Option<TcpError>,
+
+    // Send sequence space (RFC 9293 §3.3.1).
+    pub(super) iss: SeqNumber,
+    pub(super) snd_una: SeqNumber,
+    pub(super) snd_nxt: SeqNumber,
+    /// Highest sequence number sent plus one (snd_nxt goes back on RTO).
+    pub(super) snd_max: SeqNumber,
+    pub(super) snd_wnd: u32,
+    pub(super) max_snd_wnd: u32,
+    pub(super) snd_wl1: SeqNumber,
+    pub(super) snd_wl2: SeqNumber,
+    /// Sequence number of the first byte in `send_buf`.
+    pub(super) snd_buf_start: SeqNumber,
+    pub(super) send_buf: RingBuffer,
+    /// The user shut down writing: a FIN follows the queued data.
+    pub(super) fin_queued: bool,
+
+    // Receive sequence space.
+    pub(super) irs: SeqNumber,
+    pub(super) rcv_nxt: SeqNumber,
+    /// Right edge of the window we advertised (never moves left).
+    pub(super) rcv_adv: SeqNumber,
+    pub(super) last_ack_sent: SeqNumber,
+    pub(super) recv_buf: RingBuffer,
+    pub(super) ooo: OutOfOrderQueue,
+    pub(super) fin_received: bool,
+    pub(super) ooo_fin: Option<SeqNumber>,
+    /// `close()` was called: the user reads no more.
+    pub(super) user_closed: bool,
+
+    // Options (RFC 7323, RFC 2018, RFC 9293 §3.7.1).
+    pub(super) wscale_ok: bool,
+    pub(super) snd_wscale: u8,
+    pub(super) rcv_wscale: u8,
+    pub(super) ts_enabled: bool,
+    pub(super) ts_recent: u32,
+    pub(super) ts_recent_age: Instant,
+    pub(super) sack_ok: bool,
+    pub(super) peer_mss: u16,
+    pub(super) pmtu_mss: u16,
+    pub(super) snd_mss: u32,
+    pub(super) rcv_mss: u32,
+
+    // Timers and retransmission.
+    pub(super) rtt: RttEstimator,
+    pub(super) rtt_sample: Option<(SeqNumber, Instant)>,
+    pub(super) rto_deadline: Option<Instant>,
+    pub(super) backoff: u32,
+    pub(super) syn_pending: bool,
+    pub(super) delack_deadline: Option<Instant>,
+    pub(super) delack_fired: bool,
+    pub(super) persist_deadline: Option<Instant>,
+    pub(super) persist_backoff: u32,
+    pub(super) persist_unanswered: u32,
+    pub(super) force_send: bool,
+    pub(super) keepalive_probes: u32,
+    pub(super) close_deadline: Option<Instant>,
+    pub(super) last_recv: Instant,
+    pub(super) last_send: Instant,
+    pub(super) progress_since: Option<Instant>,
+
+    // Pending output.
+    pub(super) ack_now: bool,
+    pub(super) probe: Option<Probe>,
+    pub(super) retransmit_head: bool,
+    pub(super) pending_rst: Option<TcpRepr>,
+    pub(super) unacked_bytes: u32,
+    pub(super) quickack: u32,
+
+    // Congestion control and loss recovery.
+    pub(super) cc: Box<dyn CongestionControl>,
+    pub(super) dup_acks: u32,
+    pub(super) recover: SeqNumber,
+    pub(super) in_recovery: bool,
+
+    // RFC 5961 §7 per-connection challenge-ACK limit.
+    pub(super) challenge_window_start: Instant,
+    pub(super) challenge_count: u32,
+
+    pub(super) stats: TcpStats,
+}
+
+impl Tcb {
+    fn new(tuple: FourTuple, iss: u32, now: Instant, cfg: &TcpConfig, state: State) -> Tcb {
+        let iss = SeqNumber(iss);
+        let mss = u32::from(cfg.mss.max(cfg.min_mss).max(1));
+        let cc: Box<dyn CongestionControl> = match cfg.congestion {
+            CongestionAlgorithm::NewReno => Box::new(NewReno::new(cfg.initial_window.max(1) * mss)),
+        };
+        let mut tcb = Tcb {
+            cfg: *cfg,
+            tuple,
+            state,
+            passive: false,
+            error: None,
+            soft_error: None,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: SeqNumber(0),
+            snd_wl2: iss,
+            snd_buf_start: iss + 1u32,
+            send_buf: RingBuffer::new(cfg.send_buffer),
+            fin_queued: false,
+            irs: SeqNumber(0),
+            rcv_nxt: SeqNumber(0),
+            rcv_adv: SeqNumber(0),
+            last_ack_sent: SeqNumber(0),
+            recv_buf: RingBuffer::new(cfg.recv_buffer),
+            ooo: OutOfOrderQueue::new(cfg.ooo_max_ranges, cfg.ooo_max_bytes),
+            fin_received: false,
+            ooo_fin: None,
+            user_closed: false,
+            wscale_ok: false,
+            snd_wscale: 0,
+            rcv_wscale: if cfg.window_scaling {
+                cfg.recv_window_shift()
+            } else {
+                0
+            },
+            ts_enabled: false,
+            ts_recent: 0,
+            ts_recent_age: now,
+            sack_ok: false,
+            peer_mss: 536,
+            pmtu_mss: cfg.mss,
+            snd_mss: mss,
+            rcv_mss: mss,
+            rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
+            rtt_sample: None,
+            rto_deadline: None,
+            backoff: 0,
+            syn_pending: true,
+            delack_deadline: None,
+            delack_fired: false,
+            persist_deadline: None,
+            persist_backoff: 0,
+            persist_unanswered: 0,
+            force_send: false,
+            keepalive_probes: 0,
+            close_deadline: None,
+            last_recv: now,
+            last_send: now,
+            progress_since: None,
+            ack_now: false,
+            probe: None,
+            retransmit_head: false,
+            pending_rst: None,
+            unacked_bytes: 0,
+            quickack: cfg.quickack_segments,
+            cc,
+            dup_acks: 0,
+            recover: iss,
+            in_recovery: false,
+            challenge_window_start: now,
+            challenge_count: 0,
+            stats: TcpStats::default(),
+        };
+        tcb.refresh_stats();
+        tcb
+    }
+
+    /// Active open (RFC 9293 §3.10.1): a connection in SYN-SENT whose SYN `poll_transmit` returns next.
+    pub fn connect(tuple: FourTuple, iss: u32, now: Instant, cfg: &TcpConfig) -> Tcb {
+        Tcb::new(tuple, iss, now, cfg, State::SynSent)
+    }
+
+    /// Passive open from a listener (RFC 9293 §3.10.7.2): a connection in SYN-RECEIVED whose
+    /// SYN-ACK `poll_transmit` returns next. `syn` must carry SYN without ACK or RST
+    /// (the engine checks this with [`super::listen_action`]).
+    pub fn accept_syn(
+        tuple: FourTuple,
+        syn: &TcpRepr,
+        iss: u32,
+        now: Instant,
+        cfg: &TcpConfig,
+    ) -> Tcb {
+        let mut tcb = Tcb::new(tuple, iss, now, cfg, State::SynReceived);
+        tcb.passive = true;
+        tcb.irs = SeqNumber(syn.seq_number);
+        tcb.rcv_nxt = tcb.irs + 1u32;
+        tcb.rcv_adv = tcb.rcv_nxt;
+        tcb.negotiate(now, syn);
+        // RFC 7323 §2.2: the window field of a SYN is never scaled.
+        tcb.snd_wnd = u32::from(syn.window_len);
+        tcb.max_snd_wnd = tcb.snd_wnd;
+        tcb.snd_wl1 = tcb.irs;
+        tcb.snd_wl2 = tcb.iss;
+        tcb
+    }
+
+    /// The connection's 4-tuple.
+    pub fn tuple(&self) -> FourTuple {
+        self.tuple
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The error that closed the connection, if any.
+    pub fn error(&self) -> Option<TcpError> {
+        self.error
+    }
+
+    /// Counters and estimates.
+    pub fn stats(&self) -> &TcpStats {
+        &self.stats
+    }
+
+    /// The configuration this connection runs with.
+    pub fn config(&self) -> &TcpConfig {
+        &self.cfg
+    }
+
+    /// Payload bytes per segment we currently send (effective send MSS, RFC 9293 §3.7.1).
+    pub fn send_mss(&self) -> u32 {
+        self.snd_mss
+    }
+
+    /// True once the handshake completed (ESTABLISHED or later).
+    pub fn is_established(&self) -> bool {
+        !matches!(
+            self.state,
+            State::Closed | State::Listen | State::SynSent | State::SynReceived
+        )
+    }
+
+    /// `recv` would return data, EOF or an error instead of `WouldBlock`.
+    pub fn is_readable(&self) -> bool {
+        !self.recv_buf.is_empty() || self.fin_received || self.error.is_some()
+    }
+
+    /// `send` would accept bytes (or report an error) instead of `WouldBlock`.
+    pub fn is_writable(&self) -> bool {
+        self.error.is_some()
+            || (matches!(self.state, State::Established | State::CloseWait)
+                && !self.fin_queued
+                && self.send_buf.free() > 0)
+    }
+
+    /// Bytes queued for sending, unsent or unacknowledged.
+    pub fn send_queue_len(&self) -> usize {
+        self.send_buf.len()
+    }
+
+    /// Bytes ready for `recv`.
+    pub fn recv_queue_len(&self) -> usize {
+        self.recv_buf.len()
+    }
+
+    /// `TCP_NODELAY`: disables Nagle's algorithm (RFC 1122 §4.2.3.4) when true.
+    pub fn set_nodelay(&mut self, nodelay: bool) {
+        self.cfg.nodelay = nodelay;
+    }
+
+    /// `SO_KEEPALIVE` and its intervals (RFC 1122 §4.2.3.6); `None` turns keepalive off.
+    pub fn set_keepalive(&mut self, keepalive: Option<super::KeepaliveConfig>) {
+        self.cfg.keepalive = keepalive;
+        self.keepalive_probes = 0;
+    }
+
+    /// `TCP_USER_TIMEOUT` (RFC 5482); `None` turns it off.
+    pub fn set_user_timeout(&mut self, timeout: Option<core::time::Duration>) {
+        self.cfg.user_timeout = timeout;
+    }
+
+    /// Queues bytes for sending (RFC 9293 §3.10.2); returns how many were taken.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, TcpError> {
+        match self.state {
+            State::Established | State::CloseWait if !self.fin_queued => {}
+            State::SynSent | State::SynReceived if !self.fin_queued => {
+                return Err(TcpError::WouldBlock);
+            }
+            State::Closed | State::Listen => {
+                return Err(self.error.unwrap_or(TcpError::NotConnected));
+            }
+            _ => return Err(TcpError::BrokenPipe),
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = self.send_buf.push(data);
+        if n == 0 {
+            Err(TcpError::WouldBlock)
+        } else {
+            Ok(n)
+        }
+    }
+
+    /// Reads received bytes (RFC 9293 §3.10.3); `Ok(0)` is end of stream.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TcpError> {
+        if !self.recv_buf.is_empty() {
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            let n = self.recv_buf.pop(buf);
+            self.after_read();
+            return Ok(n);
+        }
+        if self.fin_received {
+            return Ok(0);
+        }
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        match self.state {
+            State::Closed | State::Listen => Err(TcpError::NotConnected),
+            _ => Err(TcpError::WouldBlock),
+        }
+    }
+
+    /// Window update after the user read (RFC 1122 §4.2.3.3: only when it opens by a useful amount).
+    fn after_read(&mut self) {
+        if !self.is_established() || self.fin_received {
+            return;
+        }
+        let avail = self.receive_space();
+        let cur = self.rcv_adv.since(self.rcv_nxt);
+        if avail >= cur.saturating_add(self.sws_threshold()) && avail >= cur.saturating_mul(2) {
+            self.ack_now = true;
+        }
+    }
+
+    /// Bytes we could advertise now (free receive buffer, limited by the scaled 16-bit field).
+    pub(super) fn receive_space(&self) -> u32 {
+        let max_wnd = 65535usize << self.rcv_wscale;
+        u32::try_from(self.recv_buf.free().min(max_wnd)).unwrap_or(u32::MAX)
+    }
+
+    /// RFC 1122 §4.2.3.3: move the right edge only by min(RCV.BUFF / 2, Eff.snd.MSS) or more.
+    pub(super) fn sws_threshold(&self) -> u32 {
+        let half = u32::try_from(self.recv_buf.capacity() / 2).unwrap_or(u32::MAX);
+        half.min(self.rcv_mss).max(1)
+    }
+
+    /// Half-close (`shutdown(SHUT_WR)`, RFC 9293 §3.10.4): a FIN follows the queued data.
+    pub fn shutdown_write(&mut self) {
+        match self.state {
+            State::Established => {
+                self.fin_queued = true;
+                self.state = State::FinWait1;
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.state = State::LastAck;
+            }
+            // RFC 9293 §3.10.4: queue the FIN until the connection is established.
+            State::SynSent | State::SynReceived => self.fin_queued = true,
+            State::Listen => self.state = State::Closed,
+            _ => {}
+        }
+    }
+
+    /// `close()` (RFC 9293 §3.10.4): FIN after queued data; RST instead when unread data
+    /// remains (RFC 2525 §2.17, as Linux and BSD do).
+    pub fn close(&mut self) {
+        self.user_closed = true;
+        match self.state {
+            State::Closed | State::TimeWait | State::Closing | State::LastAck => {}
+            State::Listen | State::SynSent => self.enter_closed(None),
+            _ if !self.recv_buf.is_empty() || !self.ooo.is_empty() => self.abort(),
+            _ => {
+                self.shutdown_write();
+                if self.state == State::FinWait2 {
+                    self.close_deadline = Some(self.last_recv + self.cfg.fin_wait2_timeout);
+                }
+            }
+        }
+    }
+
+    /// Abort (RFC 9293 §3.10.5, `SO_LINGER` with zero timeout): RST if synchronized, then CLOSED.
+    pub fn abort(&mut self) {
+        if matches!(
+            self.state,
+            State::SynReceived
+                | State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+        ) {
+            self.pending_rst = Some(TcpRepr {
+                src_port: self.tuple.local.port(),
+                dst_port: self.tuple.remote.port(),
+                seq_number: self.snd_nxt.0,
+                ack_number: self.rcv_nxt.0,
+                flags: TcpFlags::RST | TcpFlags::ACK,
+                ..TcpRepr::default()
+            });
+        }
+        self.user_closed = true;
+        self.enter_closed(None);
+    }
+
+    /// Closes with `error` (or quietly) and cancels every timer and pending output but a RST.
+    pub(super) fn enter_closed(&mut self, error: Option<TcpError>) {
+        self.state = State::Closed;
+        if error.is_some() {
+            self.error = error;
+        }
+        self.rto_deadline = None;
+        self.delack_deadline = None;
+        self.persist_deadline = None;
+        self.close_deadline = None;
+        self.progress_since = None;
+        self.ack_now = false;
+        self.syn_pending = false;
+        self.probe = None;
+        self.retransmit_head = false;
+        self.ooo.clear();
+        self.ooo_fin = None;
+    }
+
+    /// Enters TIME-WAIT for 2*MSL (RFC 9293 §3.10.7.4 eighth).
+    pub(super) fn enter_time_wait(&mut self, now: Instant) {
+        self.state = State::TimeWait;
+        self.rto_deadline = None;
+        self.persist_deadline = None;
+        self.delack_deadline = None;
+        self.progress_since = None;
+        self.retransmit_head = false;
+        self.probe = None;
+        self.close_deadline = Some(now + self.cfg.time_wait);
+    }
+
+    /// Sequence number of our FIN (valid once `fin_queued`).
+    pub(super) fn fin_seq(&self) -> SeqNumber {
+        self.snd_buf_start + self.send_buf.len()
+    }
+
+    /// Our FIN was sent and acknowledged.
+    pub(super) fn fin_acked(&self) -> bool {
+        self.fin_queued && self.snd_una == self.fin_seq() + 1u32
+    }
+
+    /// Bytes queued but not sent yet.
+    pub(super) fn unsent(&self) -> usize {
+        let offset = self.snd_nxt.since(self.snd_buf_start) as usize;
+        self.send_buf.len().saturating_sub(offset)
+    }
+
+    /// Copies the estimates into the counters.
+    pub(super) fn refresh_stats(&mut self) {
+        self.stats.srtt = self.rtt.srtt().unwrap_or_default();
+        self.stats.rttvar = self.rtt.rttvar();
+        self.stats.rto = self.rtt.rto();
+        self.stats.cwnd = self.cc.window();
+        self.stats.ssthresh = self.cc.ssthresh();
+        self.stats.snd_mss = self.snd_mss;
+    }
+
+    /// A RST answering `seg` (RFC 9293 §3.10.7.1 form), from this connection's ports.
+    pub(super) fn queue_reset_for(&mut self, seg: &TcpRepr, payload_len: usize) {
+        if let Some(rst) = super::reply_to_unknown(seg, payload_len) {
+            self.pending_rst = Some(rst);
+        }
+    }
+
+    /// RFC 5961 §7: send a challenge ACK unless this connection exceeded its per-second budget.
+    pub(super) fn challenge_ack(&mut self, now: Instant) {
+        if now - self.challenge_window_start >= core::time::Duration::from_secs(1) {
+            self.challenge_window_start = now;
+            self.challenge_count = 0;
+        }
+        if self.challenge_count < self.cfg.challenge_ack_limit {
+            self.challenge_count += 1;
+            self.stats.challenge_acks += 1;
+            self.ack_now = true;
+        } else {
+            self.stats.challenge_acks_suppressed += 1;
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Deadlines of one connection: retransmission (RFC 6298), delayed ACK (RFC 1122 §4.2.3.2),
+//! persist (RFC 9293 §3.8.6.1), keepalive (RFC 1122 §4.2.3.6), user timeout (RFC 5482),
+//! TIME-WAIT (RFC 9293 §3.10.7.4) and the FIN-WAIT-2 timeout.
+//!
+//! The connection only reports its earliest deadline; the engine keeps it in its timer wheel.
+
+use super::State;
+use super::error::TcpError;
+use super::tcb::{Probe, Tcb};
+use crate::time::Instant;
+
+impl Tcb {
+    /// The keepalive deadline, when keepalive is on and the connection is idle.
+    fn keepalive_deadline(&self) -> Option<Instant> {
+        let ka = self.cfg.keepalive?;
+        if !matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait2
+        ) {
+            return None;
+        }
+        // RFC 1122 §4.2.3.6: probe only an idle connection (nothing unacknowledged or queued).
+        if self.snd_una != self.snd_max || self.unsent() > 0 {
+            return None;
+        }
+        Some(self.last_recv + ka.idle + ka.interval * self.keepalive_probes)
+    }
+
+    fn user_timeout_deadline(&self) -> Option<Instant> {
+        let timeout = self.cfg.user_timeout?;
+        if !self.is_established() || self.state == State::TimeWait {
+            return None;
+        }
+        self.progress_since.map(|t| t + timeout)
+    }
+
+    /// The earliest instant `handle_timeout` has work to do, if any.
+    pub fn poll_at(&self) -> Option<Instant> {
+        [
+            self.rto_deadline,
+            self.delack_deadline,
+            self.persist_deadline,
+            self.close_deadline,
+            self.keepalive_deadline(),
+            self.user_timeout_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Runs every timer due at `now`. Output, if any, comes from `poll_transmit`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.run_timers(now);
+        self.refresh_stats();
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        if self.close_deadline.is_some_and(|d| d <= now) {
+            self.close_deadline = None;
+            if matches!(self.state, State::TimeWait | State::FinWait2) {
+                self.enter_closed(None);
+                return;
+            }
+        }
+        if self.user_timeout_deadline().is_some_and(|d| d <= now) {
+            // RFC 5482 / Linux TCP_USER_TIMEOUT: data unacknowledged for too long.
+            self.fail_timeout();
+            return;
+        }
+        if self.rto_deadline.is_some_and(|d| d <= now) {
+            self.rto_deadline = None;
+            self.on_retransmission_timeout(now);
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        if self.delack_deadline.is_some_and(|d| d <= now) {
+            self.delack_deadline = None;
+            self.delack_fired = true;
+            self.ack_now = true;
+        }
+        if self.persist_deadline.is_some_and(|d| d <= now) {
+            self.persist_deadline = None;
+            self.on_persist_timeout();
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        if self.keepalive_deadline().is_some_and(|d| d <= now) {
+            let count = self.cfg.keepalive.map_or(0, |k| k.count);
+            if self.keepalive_probes >= count {
+                // RFC 1122 §4.2.3.6: the peer stopped answering.
+                self.fail_timeout();
+                return;
+            }
+            self.keepalive_probes += 1;
+            self.probe = Some(Probe::Keepalive);
+        }
+    }
+
+    /// Gives up with ETIMEDOUT, or with the ICMP soft error seen meanwhile (RFC 1122 §4.2.3.9).
+    fn fail_timeout(&mut self) {
+        let err = self.soft_error.unwrap_or(TcpError::TimedOut);
+        self.enter_closed(Some(err));
+    }
+
+    /// RFC 6298 §5.4-§5.7 on expiry of the retransmission timer.
+    fn on_retransmission_timeout(&mut self, _now: Instant) {
+        self.stats.rto_expirations += 1;
+        match self.state {
+            State::SynSent | State::SynReceived => {
+                let limit = if self.state == State::SynSent {
+                    self.cfg.syn_retries
+                } else {
+                    self.cfg.synack_retries
+                };
+                if self.backoff >= limit {
+                    self.fail_timeout();
+                    return;
+                }
+                self.backoff += 1;
+                self.syn_pending = true;
+                self.rtt_sample = None;
+            }
+            State::Closed | State::Listen | State::TimeWait => {}
+            _ => {
+                if self.snd_una == self.snd_max {
+                    return;
+                }
+                if self.backoff >= self.cfg.data_retries {
+                    self.fail_timeout();
+                    return;
+                }
+                // RFC 6298 §5.5: back off the timer.
+                self.backoff += 1;
+                let flight = self.snd_max.since(self.snd_una);
+                // RFC 5681 §3.1: ssthresh = max(FlightSize/2, 2*SMSS), cwnd = 1 SMSS.
+                self.cc.on_rto(flight, self.snd_mss);
+                // RFC 6582 §4: after a timeout, recover = highest sequence sent.
+                self.recover = self.snd_max;
+                self.in_recovery = false;
+                self.dup_acks = 0;
+                // Go back N: resend from SND.UNA as the window reopens (Karn: no RTT sample).
+                self.snd_nxt = self.snd_una;
+                self.rtt_sample = None;
+                self.retransmit_head = false;
+                // Linux: after loss, the receiver side ACKs quickly too.
+                self.quickack = self.quickack.max(self.cfg.quickack_segments.min(2));
+            }
+        }
+    }
+
+    /// RFC 9293 §3.8.6.1: probe a zero window, backing off like the RTO, forever while the
+    /// peer answers; give up after `data_retries` unanswered probes (as Linux).
+    fn on_persist_timeout(&mut self) {
+        if !self.is_established() || self.unsent() == 0 || self.snd_una != self.snd_max {
+            return;
+        }
+        if self.persist_unanswered >= self.cfg.data_retries {
+            self.fail_timeout();
+            return;
+        }
+        self.persist_unanswered += 1;
+        self.persist_backoff += 1;
+        let flight = self.snd_nxt.since(self.snd_una);
+        let usable = self.snd_wnd.min(self.cc.window()).saturating_sub(flight);
+        if usable > 0 {
+            // A small window that sender SWS avoidance held back: send what fits
+            // (RFC 1122 §4.2.3.4 override timeout).
+            self.force_send = true;
+        } else {
+            self.probe = Some(Probe::Window);
+        }
+    }
+}

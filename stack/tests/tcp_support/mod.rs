@@ -1,0 +1,40 @@
+//! Test support for the TCP tests: a packetdrill-style [`Script`] against one connection,
+//! and a quinn-style [`Pair`] of two connections over an impaired in-memory link.
+#![allow(dead_code)]
+
+pub mod pair;
+pub mod script;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use surge_stack::tcp::{FourTuple, TcpConfig};
+
+/// Client side address (RFC 2544 benchmarking range).
+pub const CLIENT: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 40000);
+/// Server side address.
+pub const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 80);
+
+/// The client's view of the 4-tuple.
+pub fn client_tuple() -> FourTuple {
+    FourTuple {
+        local: CLIENT,
+        remote: SERVER,
+    }
+}
+
+/// The server's view of the 4-tuple.
+pub fn server_tuple() -> FourTuple {
+    FourTuple {
+        local: SERVER,
+        remote: CLIENT,
+    }
+}
+
+/// A configuration with every option off, so scripts read like RFC 9293 examples.
+pub fn plain() -> TcpConfig {
+    TcpConfig {
+        timestamps: false,
+        sack: false,
+        window_scaling: false,
+        ..TcpConfig::default()
+    }
+}

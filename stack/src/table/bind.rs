@@ -16,6 +16,13 @@
 //!   TIME_WAIT or has the same owner (uid);
 //! - errors come in `inet_bind`'s order: EADDRNOTAVAIL (not our address), EACCES
 //!   (privileged port), EINVAL (already bound), EADDRINUSE (conflict).
+//!
+//! TCP also has Linux's per-bucket fast paths (`tb->fastreuse`, `tb->fastreuseport`,
+//! `sk_reuseport_match`, `inet_csk_update_fastreuse`), modelled exactly, because
+//! they change answers: after a SO_REUSEADDR+SO_REUSEPORT socket joins a port, a
+//! later SO_REUSEPORT socket of the same uid on the same address is let in without
+//! the full conflict check (the `table_linux_parity` root test found this case).
+//! UDP (`udp_lib_get_port`) has no fast paths and no LISTEN state.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::collections::HashMap;
@@ -48,9 +55,20 @@ pub enum BindState {
     TimeWait,
 }
 
+/// Which protocol's port space a table holds; the rules differ slightly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindProtocol {
+    /// TCP: `inet_csk_get_port`, with LISTEN, TIME_WAIT and the fast paths.
+    Tcp,
+    /// UDP: `udp_lib_get_port`; no listen, no 4-tuple sharing on connect.
+    Udp,
+}
+
 /// Stack-wide bind configuration (the sysctls Linux has for it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindConfig {
+    /// The protocol whose ports this table holds.
+    pub protocol: BindProtocol,
     /// The stack's own addresses; binding to any other is EADDRNOTAVAIL.
     pub local_addrs: Vec<Ipv4Addr>,
     /// Ports below this need privilege (`net.ipv4.ip_unprivileged_port_start`, default 1024).
@@ -62,13 +80,22 @@ pub struct BindConfig {
 }
 
 impl BindConfig {
-    /// Linux's defaults with the given local addresses.
+    /// Linux's defaults for a TCP table with the given local addresses.
     pub fn new(local_addrs: Vec<Ipv4Addr>) -> Self {
         BindConfig {
+            protocol: BindProtocol::Tcp,
             local_addrs,
             unprivileged_port_start: 1024,
             privileged: false,
             nonlocal_bind: false,
+        }
+    }
+
+    /// Linux's defaults for a UDP table with the given local addresses.
+    pub fn udp(local_addrs: Vec<Ipv4Addr>) -> Self {
+        BindConfig {
+            protocol: BindProtocol::Udp,
+            ..BindConfig::new(local_addrs)
         }
     }
 }
@@ -108,13 +135,92 @@ struct Owner {
     remote: Option<SocketAddrV4>,
 }
 
-/// All owners of one port (Linux `inet_bind_bucket`).
-#[derive(Debug, Clone, Default)]
+/// Linux `tb->fastreuseport` values.
+const FASTREUSEPORT_ANY: i8 = 1;
+const FASTREUSEPORT_STRICT: i8 = 2;
+
+/// All owners of one port and Linux's fast-path summary of them (`inet_bind_bucket`).
+#[derive(Debug, Clone)]
 struct PortBucket {
-    /// Created by an active open and only ever used by active opens, so further
-    /// active opens may share it when their 4-tuples differ (Linux `fastreuse == -1`).
-    connect_only: bool,
+    /// `tb->fastreuse`: -1 made by an active open, 1 if every owner so far had
+    /// SO_REUSEADDR and was not listening when it joined, else 0.
+    fast_reuse: i8,
+    /// `tb->fastreuseport`: -1 made by an active open, 0 off, ANY or STRICT.
+    fast_reuseport: i8,
+    /// `tb->fastuid`.
+    fast_uid: u32,
+    /// `tb->fast_rcv_saddr`.
+    fast_addr: Ipv4Addr,
     owners: Vec<Owner>,
+}
+
+impl PortBucket {
+    /// A bucket made by `__inet_hash_connect`: only active opens may share it.
+    const fn for_connect() -> Self {
+        PortBucket {
+            fast_reuse: -1,
+            fast_reuseport: -1,
+            fast_uid: 0,
+            fast_addr: Ipv4Addr::UNSPECIFIED,
+            owners: Vec::new(),
+        }
+    }
+
+    /// `inet_bind_bucket_create`.
+    const fn for_bind() -> Self {
+        PortBucket {
+            fast_reuse: 0,
+            fast_reuseport: 0,
+            fast_uid: 0,
+            fast_addr: Ipv4Addr::UNSPECIFIED,
+            owners: Vec::new(),
+        }
+    }
+
+    /// `__inet_hash_connect` skips buckets with `fastreuse >= 0 || fastreuseport >= 0`.
+    const fn shareable_by_connect(&self) -> bool {
+        self.fast_reuse < 0 && self.fast_reuseport < 0
+    }
+
+    /// Linux `sk_reuseport_match`: may a socket skip the conflict check?
+    fn reuseport_match(&self, addr: Ipv4Addr, options: BindOptions) -> bool {
+        if self.fast_reuseport <= 0 || !options.reuse_port || self.fast_uid != options.owner {
+            return false;
+        }
+        // ipv4_rcv_saddr_equal(fast, sk, match_sk1_wildcard = true, match_sk2_wildcard = false)
+        self.fast_reuseport == FASTREUSEPORT_ANY
+            || self.fast_addr == addr
+            || self.fast_addr.is_unspecified()
+    }
+
+    /// Linux `inet_csk_update_fastreuse`, called before the socket joins `owners`
+    /// (bind) or while it is already in them (listen).
+    fn update_fast_reuse(&mut self, addr: Ipv4Addr, options: BindOptions, listening: bool) {
+        let reuse = options.reuse_addr && !listening;
+        if self.owners.is_empty() {
+            self.fast_reuse = i8::from(reuse);
+            if options.reuse_port {
+                self.fast_reuseport = FASTREUSEPORT_ANY;
+                self.fast_uid = options.owner;
+                self.fast_addr = addr;
+            } else {
+                self.fast_reuseport = 0;
+            }
+        } else {
+            if !reuse {
+                self.fast_reuse = 0;
+            }
+            if options.reuse_port {
+                if !self.reuseport_match(addr, options) {
+                    self.fast_reuseport = FASTREUSEPORT_STRICT;
+                    self.fast_uid = options.owner;
+                    self.fast_addr = addr;
+                }
+            } else {
+                self.fast_reuseport = 0;
+            }
+        }
+    }
 }
 
 /// Port ownership for one protocol.
@@ -144,6 +250,20 @@ fn conflicts(addr: Ipv4Addr, options: BindOptions, existing: &Owner) -> bool {
     !(options.reuse_port
         && existing.options.reuse_port
         && (existing.state == BindState::TimeWait || existing.options.owner == options.owner))
+}
+
+/// Linux `udp_lib_lport_inuse` for an explicit port: owners are visited newest
+/// first (`sk_add_node_rcu` adds at the head) and the first one whose address
+/// overlaps without SO_REUSEADDR on both decides: a SO_REUSEPORT match of the same
+/// uid lets the socket in at once, anything else refuses it.
+fn udp_lport_in_use(addr: Ipv4Addr, options: BindOptions, owners: &[Owner]) -> bool {
+    owners
+        .iter()
+        .rev()
+        .find(|o| addrs_overlap(addr, o.addr) && !(options.reuse_addr && o.options.reuse_addr))
+        .is_some_and(|o| {
+            !(options.reuse_port && o.options.reuse_port && o.options.owner == options.owner)
+        })
 }
 
 impl BindTable {
@@ -214,25 +334,47 @@ impl BindTable {
         Some((port, bucket, index))
     }
 
-    fn insert_owner(&mut self, port: u16, owner: Owner, connect_only: bool) {
-        let bucket = self.ports.entry(port).or_insert_with(|| PortBucket {
-            connect_only,
-            owners: Vec::new(),
+    /// Add `owner` to `port`'s bucket. `bind` and `listen` owners update the fast
+    /// paths (`inet_csk_get_port` → `inet_csk_update_fastreuse`); active opens,
+    /// accepted children and TIME_WAIT do not (`inet_bind_hash` only).
+    fn insert_owner(&mut self, port: u16, owner: Owner, via_get_port: bool) {
+        let bucket = self.ports.entry(port).or_insert_with(|| {
+            if via_get_port {
+                PortBucket::for_bind()
+            } else {
+                PortBucket::for_connect()
+            }
         });
-        if !connect_only {
-            bucket.connect_only = false;
+        if via_get_port {
+            bucket.update_fast_reuse(
+                owner.addr,
+                owner.options,
+                owner.state == BindState::Listening,
+            );
         }
         self.sockets.insert(owner.id, port);
         bucket.owners.push(owner);
     }
 
+    fn is_tcp(&self) -> bool {
+        self.config.protocol == BindProtocol::Tcp
+    }
+
     /// May a bind(0) of `addr` take `port`? (`inet_csk_find_open_port` calls the
     /// conflict check with `relax = false, reuseport_ok = false`: any owner whose
     /// address overlaps conflicts, whatever its options.)
-    fn free_for_ephemeral_bind(&self, port: u16, addr: Ipv4Addr) -> bool {
-        self.ports
-            .get(&port)
-            .is_none_or(|b| b.owners.iter().all(|o| !addrs_overlap(addr, o.addr)))
+    /// UDP's `udp_lib_get_port` scan uses the ordinary rule instead.
+    fn free_for_ephemeral_bind(&self, port: u16, addr: Ipv4Addr, options: BindOptions) -> bool {
+        let tcp = self.is_tcp();
+        self.ports.get(&port).is_none_or(|b| {
+            b.owners.iter().all(|o| {
+                if tcp {
+                    !addrs_overlap(addr, o.addr)
+                } else {
+                    !conflicts(addr, options, o)
+                }
+            })
+        })
     }
 
     /// `bind(id, addr:port)`: Linux `__inet_bind`. Port 0 picks an ephemeral port
@@ -270,29 +412,39 @@ impl BindTable {
             remote: None,
         };
         let port = if port == 0 {
-            self.pick_ephemeral_for_bind(addr, ephemeral)?
+            self.pick_ephemeral_for_bind(addr, options, ephemeral)?
         } else {
-            let clash = self
-                .ports
-                .get(&port)
-                .is_some_and(|b| b.owners.iter().any(|o| conflicts(addr, options, o)));
+            let tcp = self.is_tcp();
+            let clash = self.ports.get(&port).is_some_and(|b| {
+                // inet_csk_get_port: the fast paths first, then the full check.
+                let fast = tcp
+                    && !b.owners.is_empty()
+                    && ((b.fast_reuse > 0 && options.reuse_addr)
+                        || b.reuseport_match(addr, options));
+                if tcp {
+                    !fast && b.owners.iter().any(|o| conflicts(addr, options, o))
+                } else {
+                    udp_lport_in_use(addr, options, &b.owners)
+                }
+            });
             if clash {
                 self.counters.addr_in_use += 1;
                 return Err(Errno::EADDRINUSE);
             }
             port
         };
-        self.insert_owner(port, owner, false);
+        self.insert_owner(port, owner, true);
         Ok(SocketAddrV4::new(addr, port))
     }
 
     fn pick_ephemeral_for_bind(
         &mut self,
         addr: Ipv4Addr,
+        options: BindOptions,
         ephemeral: &mut EphemeralPorts,
     ) -> Result<u16, Errno> {
         match ephemeral.search(PortPurpose::Bind, addr, None, |p| {
-            self.free_for_ephemeral_bind(p, addr)
+            self.free_for_ephemeral_bind(p, addr, options)
         }) {
             Some(port) => Ok(port),
             None => {
@@ -315,10 +467,15 @@ impl BindTable {
         options: BindOptions,
         ephemeral: &mut EphemeralPorts,
     ) -> Result<SocketAddrV4, Errno> {
+        if !self.is_tcp() {
+            // inet_dgram_ops has no listen: sock_no_listen.
+            self.counters.invalid += 1;
+            return Err(Errno::EOPNOTSUPP);
+        }
         let Some((port, bucket, index)) = self.owner_mut(id) else {
-            // inet_autobind: get_port(sk, 0) on the wildcard address.
+            // inet_csk_listen_start: get_port(sk, 0) on the wildcard address.
             let addr = Ipv4Addr::UNSPECIFIED;
-            let port = self.pick_ephemeral_for_bind(addr, ephemeral)?;
+            let port = self.pick_ephemeral_for_bind(addr, options, ephemeral)?;
             let owner = Owner {
                 id,
                 addr,
@@ -328,7 +485,7 @@ impl BindTable {
                 state: BindState::Listening,
                 remote: None,
             };
-            self.insert_owner(port, owner, false);
+            self.insert_owner(port, owner, true);
             return Ok(SocketAddrV4::new(addr, port));
         };
         let Some(me) = bucket.owners.get(index).copied() else {
@@ -343,15 +500,19 @@ impl BindTable {
             }
             BindState::Bound => {}
         }
-        let clash = bucket
-            .owners
-            .iter()
-            .any(|o| o.id != id && conflicts(me.addr, options, o));
+        // inet_csk_listen_start → inet_csk_get_port(sk, num) with sk in LISTEN, so
+        // `reuse` is false; sk itself is in the bucket and skipped by the check.
+        let fast = bucket.reuseport_match(me.addr, options);
+        let clash = !fast
+            && bucket
+                .owners
+                .iter()
+                .any(|o| o.id != id && conflicts(me.addr, options, o));
         if clash {
             self.counters.addr_in_use += 1;
             return Err(Errno::EADDRINUSE);
         }
-        bucket.connect_only = false;
+        bucket.update_fast_reuse(me.addr, options, true);
         if let Some(owner) = bucket.owners.get_mut(index) {
             owner.state = BindState::Listening;
             owner.options = options;
@@ -380,6 +541,11 @@ impl BindTable {
             self.counters.invalid += 1;
             return Err(Errno::EINVAL);
         }
+        if !self.is_tcp() {
+            // UDP connect auto-binds like bind(0.0.0.0:0) (inet_autobind): use bind.
+            self.counters.invalid += 1;
+            return Err(Errno::EOPNOTSUPP);
+        }
         if !self.is_bindable_addr(local_addr) {
             self.counters.addr_not_local += 1;
             return Err(Errno::EADDRNOTAVAIL);
@@ -392,7 +558,7 @@ impl BindTable {
                 // RFC 9293 §3.4 / Linux __inet_check_established: a 4-tuple names
                 // one connection; owners may share the port, not the tuple.
                 Some(b) => {
-                    b.connect_only
+                    b.shareable_by_connect()
                         && !b
                             .owners
                             .iter()
@@ -414,7 +580,7 @@ impl BindTable {
             state: BindState::Connected,
             remote: Some(remote),
         };
-        self.insert_owner(port, owner, true);
+        self.insert_owner(port, owner, false);
         Ok(port)
     }
 
@@ -429,6 +595,7 @@ impl BindTable {
         remote: SocketAddrV4,
         mut tuple_free: impl FnMut(&FourTuple) -> bool,
     ) -> Result<SocketAddrV4, Errno> {
+        let tcp = self.is_tcp();
         let Some((port, bucket, index)) = self.owner_mut(id) else {
             self.counters.invalid += 1;
             return Err(Errno::EINVAL);
@@ -447,11 +614,14 @@ impl BindTable {
             me.addr
         };
         let tuple = FourTuple::new(SocketAddrV4::new(addr, port), remote);
-        let taken = bucket
-            .owners
-            .iter()
-            .any(|o| o.id != id && o.addr == addr && o.remote == Some(remote));
-        if taken || !tuple_free(&tuple) {
+        // UDP (ip4_datagram_connect) does not check 4-tuple uniqueness.
+        let taken = tcp
+            && (bucket
+                .owners
+                .iter()
+                .any(|o| o.id != id && o.addr == addr && o.remote == Some(remote))
+                || !tuple_free(&tuple));
+        if taken {
             self.counters.connect_tuple_in_use += 1;
             return Err(Errno::EADDRNOTAVAIL);
         }

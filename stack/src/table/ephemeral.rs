@@ -93,8 +93,9 @@ impl EphemeralRange {
     }
 }
 
-/// Why a port is wanted; Linux gives `bind(0)` odd ports first and `connect()`
-/// even ports first, so servers that bind(0) leave the connect half alone.
+/// Why a port is wanted: Linux gives `connect()` the ports with the parity of the
+/// range's low port first (even, by default) and `bind(0)` the others first, so
+/// binds leave the connect half alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortPurpose {
     /// `bind` to port 0, or `listen` on an unbound socket (`inet_csk_find_open_port`).
@@ -189,13 +190,16 @@ impl EphemeralPorts {
         let len = self.slice.len();
         let perturb = self.perturb.get(index).copied().unwrap_or(0);
         let start = (offset.wrapping_add(perturb as u32)) % len;
-        let preferred_odd = matches!(purpose, PortPurpose::Bind);
+        // Parity is relative to the whole range's low port, as Linux's: connect()
+        // takes offsets of low's parity first, bind(0) the other parity first.
+        let preferred_odd_offset = matches!(purpose, PortPurpose::Bind);
+        let range_low = u32::from(self.range.low);
         let mut tried: u32 = 0;
         for pass in 0..2 {
-            let want_odd = preferred_odd ^ (pass == 1);
+            let want_odd_offset = preferred_odd_offset ^ (pass == 1);
             for step in 0..len {
                 let port = self.slice.low as u32 + (start + step) % len;
-                if (port & 1 == 1) != want_odd {
+                if ((port - range_low) & 1 == 1) != want_odd_offset {
                     continue;
                 }
                 tried += 1;
@@ -280,6 +284,20 @@ mod tests {
         });
         // Linux inet_csk_find_open_port: odd ports first for bind(0).
         assert!(visited[..5].iter().all(|p| p % 2 == 1), "{visited:?}");
+    }
+
+    #[test]
+    fn parity_is_relative_to_range_low_like_linux() {
+        // Range 40001..=40004: connect prefers 40001/40003 (low's parity), bind 40002/40004.
+        let range = EphemeralRange::new(40001, 40004).unwrap();
+        let mut ports = EphemeralPorts::new(range, 0, 1, HashKey::new(1, 1)).unwrap();
+        let c = ports
+            .search(PortPurpose::Connect, LOCAL, None, |_| true)
+            .unwrap();
+        let b = ports
+            .search(PortPurpose::Bind, LOCAL, None, |_| true)
+            .unwrap();
+        assert_eq!((c % 2, b % 2), (1, 0), "connect {c}, bind {b}");
     }
 
     #[test]

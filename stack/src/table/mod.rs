@@ -40,7 +40,7 @@ pub mod keyed_hash;
 pub mod listen;
 pub mod toeplitz;
 
-pub use bind::{BindConfig, BindCounters, BindOptions, BindState, BindTable};
+pub use bind::{BindConfig, BindCounters, BindOptions, BindProtocol, BindState, BindTable};
 pub use conn::{ConnCounters, ConnInsertError, ConnTable, shard_of};
 pub use ephemeral::{EphemeralPorts, EphemeralRange, PortPurpose};
 pub use errno::Errno;

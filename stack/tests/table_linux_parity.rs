@@ -1,0 +1,333 @@
+//! Root test: BindTable against the real Linux kernel, call for call.
+//!
+//! Seeded random scenarios (sockets with random SO_REUSEADDR / SO_REUSEPORT / uid,
+//! then random bind / listen / close calls on a handful of addresses and one port)
+//! run twice: through real kernel sockets (Python, inside a fresh network namespace
+//! with 198.18.0.1/32 and 198.18.0.2/32 on `lo` and `ip_local_port_range` = 40000
+//! 40001) and through `BindTable`. Every call must give the same result (success or
+//! the same errno). Needs root, `ip` and `python3` (CI has all three); without them
+//! the test fails, loudly.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use surge_stack::table::{
+    BindConfig, BindOptions, BindTable, EphemeralPorts, EphemeralRange, Errno, HashKey, SocketId,
+};
+
+const A1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const A2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const NOT_OURS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 99);
+const ADDRS: [Ipv4Addr; 4] = [Ipv4Addr::UNSPECIFIED, A1, A2, NOT_OURS];
+const UNPRIVILEGED_UID: u32 = 65534;
+
+/// A network namespace that is deleted on drop (also when the test panics).
+struct NetnsGuard {
+    name: String,
+}
+
+impl NetnsGuard {
+    fn new(tag: &str) -> Self {
+        let name = format!("surgetbl{}{}", std::process::id(), tag);
+        run(&["ip", "netns", "add", &name]);
+        let guard = NetnsGuard { name };
+        guard.exec(&["ip", "link", "set", "lo", "up"]);
+        guard.exec(&["ip", "addr", "add", "198.18.0.1/32", "dev", "lo"]);
+        guard.exec(&["ip", "addr", "add", "198.18.0.2/32", "dev", "lo"]);
+        guard.exec(&[
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv4.ip_local_port_range=40000 40001",
+        ]);
+        guard
+    }
+
+    fn exec(&self, args: &[&str]) {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        run(&full);
+    }
+}
+
+impl Drop for NetnsGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn run(args: &[&str]) {
+    let status = Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {args:?} (root tests need iproute2): {e}"));
+    assert!(
+        status.success(),
+        "{args:?} failed: {status} (root tests must run as root)"
+    );
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sock {
+    options: BindOptions,
+    udp: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    Bind {
+        sock: usize,
+        addr: Ipv4Addr,
+        port: u16,
+    },
+    Listen {
+        sock: usize,
+    },
+    Close {
+        sock: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    socks: Vec<Sock>,
+    calls: Vec<Call>,
+}
+
+fn random_scenario(rng: &mut ChaCha8Rng, port: u16) -> Scenario {
+    let udp = rng.random_ratio(1, 5);
+    let socks = (0..rng.random_range(2..=4))
+        .map(|_| Sock {
+            options: BindOptions {
+                reuse_addr: rng.random_bool(0.5),
+                reuse_port: rng.random_bool(0.5),
+                owner: if rng.random_ratio(1, 4) {
+                    UNPRIVILEGED_UID
+                } else {
+                    0
+                },
+                privileged: true,
+            },
+            udp,
+        })
+        .collect::<Vec<_>>();
+    let calls = (0..rng.random_range(2..=8))
+        .map(|_| {
+            let sock = rng.random_range(0..socks.len());
+            match rng.random_range(0..10) {
+                0..=5 => Call::Bind {
+                    sock,
+                    // The non-local address rarely, the others evenly.
+                    addr: ADDRS[if rng.random_ratio(1, 12) {
+                        3
+                    } else {
+                        rng.random_range(0..3)
+                    }],
+                    // Linux picks UDP ephemeral ports at random (udp_lib_get_port), so
+                    // a UDP bind(0) could make the kernel's answers nondeterministic.
+                    port: if !udp && rng.random_ratio(1, 4) {
+                        0
+                    } else {
+                        port
+                    },
+                },
+                6..=8 if !udp => Call::Listen { sock },
+                _ => Call::Close { sock },
+            }
+        })
+        .collect();
+    Scenario { socks, calls }
+}
+
+/// BindTable's answers, one word per call ("ok" or the errno name).
+fn model(scenario: &Scenario) -> Vec<String> {
+    let udp = scenario.socks.first().is_some_and(|s| s.udp);
+    let config = if udp {
+        BindConfig::udp(vec![A1, A2])
+    } else {
+        BindConfig::new(vec![A1, A2])
+    };
+    let mut binds = BindTable::new(config, HashKey::new(1, 2));
+    let mut ports = EphemeralPorts::new(
+        EphemeralRange::new(40000, 40001).unwrap(),
+        0,
+        1,
+        HashKey::new(3, 4),
+    )
+    .unwrap();
+    let mut closed = vec![false; scenario.socks.len()];
+    let word =
+        |r: Result<_, Errno>| r.map_or_else(|e: Errno| e.name().to_string(), |_| "ok".to_string());
+    scenario
+        .calls
+        .iter()
+        .map(|call| match *call {
+            Call::Bind { sock, .. } | Call::Listen { sock } | Call::Close { sock }
+                if closed[sock] =>
+            {
+                "EBADF".to_string()
+            }
+            Call::Bind { sock, addr, port } => word(binds.bind(
+                SocketId(sock as u32),
+                addr,
+                port,
+                scenario.socks[sock].options,
+                &mut ports,
+            )),
+            Call::Listen { sock } => word(binds.listen(
+                SocketId(sock as u32),
+                scenario.socks[sock].options,
+                &mut ports,
+            )),
+            Call::Close { sock } => {
+                binds.unbind(SocketId(sock as u32));
+                closed[sock] = true;
+                "ok".to_string()
+            }
+        })
+        .collect()
+}
+
+/// One Python statement list per scenario; prints one line of result words.
+fn python_for(scenarios: &[Scenario]) -> String {
+    let mut py = String::from(
+        "import socket, os, errno\n\
+         def mk(reuse, rport, uid, udp):\n\
+         \x20   os.seteuid(uid)\n\
+         \x20   try:\n\
+         \x20       s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)\n\
+         \x20   finally:\n\
+         \x20       os.seteuid(0)\n\
+         \x20   s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(reuse))\n\
+         \x20   s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, int(rport))\n\
+         \x20   return s\n\
+         def do(f):\n\
+         \x20   try:\n\
+         \x20       f()\n\
+         \x20       return 'ok'\n\
+         \x20   except OSError as e:\n\
+         \x20       return errno.errorcode.get(e.errno, str(e.errno))\n\
+         def close(s):\n\
+         \x20   if s.fileno() < 0:\n\
+         \x20       raise OSError(errno.EBADF, 'closed')\n\
+         \x20   s.close()\n",
+    );
+    for scenario in scenarios {
+        let socks: Vec<String> = scenario
+            .socks
+            .iter()
+            .map(|s| {
+                let py_bool = |b: bool| if b { "True" } else { "False" };
+                format!(
+                    "mk({}, {}, {}, {})",
+                    py_bool(s.options.reuse_addr),
+                    py_bool(s.options.reuse_port),
+                    s.options.owner,
+                    py_bool(s.udp)
+                )
+            })
+            .collect();
+        let _ = writeln!(py, "S = [{}]\nR = []", socks.join(", "));
+        for call in &scenario.calls {
+            let _ = match *call {
+                // Python's listen() with no argument uses a default backlog; the backlog
+                // does not matter to the bind rules.
+                Call::Bind { sock, addr, port } => writeln!(
+                    py,
+                    "R.append(do(lambda: S[{sock}].bind(('{addr}', {port}))))"
+                ),
+                Call::Listen { sock } => writeln!(py, "R.append(do(lambda: S[{sock}].listen(8)))"),
+                Call::Close { sock } => writeln!(py, "R.append(do(lambda: close(S[{sock}])))"),
+            };
+        }
+        py.push_str("print(' '.join(R))\nfor s in S: s.close()\n");
+    }
+    py
+}
+
+#[test]
+fn bind_table_agrees_with_linux_on_random_scenarios() {
+    let scenarios_wanted: usize = std::env::var("SURGE_PARITY_SCENARIOS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    let seed: u64 = std::env::var("SURGE_PARITY_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed_7ab1e);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // One explicit port per scenario, outside the ephemeral range, so scenarios
+    // cannot see each other (no connections are made, so nothing lingers in TIME_WAIT).
+    let scenarios: Vec<Scenario> = (0..scenarios_wanted)
+        .map(|i| random_scenario(&mut rng, 42000 + i as u16))
+        .collect();
+    let netns = NetnsGuard::new("p");
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &netns.name,
+            "timeout",
+            "120",
+            "python3",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run python3 in the namespace (CI installs python3)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(python_for(&scenarios).as_bytes())
+        .expect("write script");
+    let out = child.wait_with_output().expect("python3 output");
+    assert!(
+        out.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kernel = String::from_utf8_lossy(&out.stdout);
+    let kernel_lines: Vec<&str> = kernel.lines().collect();
+    assert_eq!(
+        kernel_lines.len(),
+        scenarios_wanted,
+        "one line per scenario"
+    );
+
+    let mut mismatches = Vec::new();
+    let mut refusals = 0;
+    for (scenario, kernel_line) in scenarios.iter().zip(kernel_lines) {
+        let ours = model(scenario).join(" ");
+        refusals += ours.split(' ').filter(|w| *w != "ok").count();
+        if ours != kernel_line {
+            mismatches.push(format!(
+                "{scenario:?}\n  linux: {kernel_line}\n  surge: {ours}"
+            ));
+        }
+    }
+    // The scenarios must exercise refusals, or the agreement says little.
+    assert!(
+        refusals > scenarios_wanted / 2,
+        "only {refusals} refusals in {scenarios_wanted} scenarios"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} of {scenarios_wanted} scenarios differ from Linux:\n{}",
+        mismatches.len(),
+        mismatches
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

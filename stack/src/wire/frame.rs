@@ -3,8 +3,8 @@
 
 use super::{
     ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetFrame, EthernetRepr, Icmpv4Packet,
-    Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr, UdpPacket, UdpRepr,
-    WireError,
+    Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr, TxChecksum, UdpPacket,
+    UdpRepr, WireError,
 };
 
 /// A parsed frame: every layer's repr, payloads borrowed from the frame.
@@ -116,4 +116,67 @@ pub fn parse_ipv4(bytes: &[u8], mode: ChecksumMode) -> Result<Network<'_>, WireE
         }
     };
     Ok(Network::Ipv4 { header, transport })
+}
+
+impl Transport<'_> {
+    /// Bytes the transport layer takes when emitted.
+    pub fn buffer_len(&self) -> usize {
+        match self {
+            Transport::Tcp { header, payload } => header.header_len() + payload.len(),
+            Transport::Udp { header, payload } => header.header_len() + payload.len(),
+            Transport::Icmp(icmp) => icmp.buffer_len(),
+            Transport::Fragment { payload } | Transport::Other { payload, .. } => payload.len(),
+        }
+    }
+}
+
+impl Frame<'_> {
+    /// Bytes [`Frame::emit`] writes.
+    pub fn buffer_len(&self) -> usize {
+        self.ethernet.header_len()
+            + match &self.network {
+                Network::Arp(arp) => arp.buffer_len(),
+                Network::Ipv4 { header, transport } => header.header_len() + transport.buffer_len(),
+            }
+    }
+
+    /// Writes the whole frame into `buf` (the inverse of [`parse_frame`]); returns
+    /// its length. The IPv4 total length is taken from what the transport layer
+    /// emits, so it always matches; checksums are computed unless `tx` is
+    /// `Offload`. For tests, tools and fuzzing: the stack's TX path writes headers
+    /// straight into UMEM frames instead.
+    pub fn emit(&self, buf: &mut [u8], tx: TxChecksum) -> Result<usize, WireError> {
+        let total = self.buffer_len();
+        let buf = buf.get_mut(..total).ok_or(WireError::Truncated)?;
+        self.ethernet
+            .emit(&mut EthernetFrame::new_unchecked(&mut *buf))?;
+        let rest = &mut buf[self.ethernet.header_len()..];
+        match self.network {
+            Network::Arp(arp) => arp.emit(&mut ArpPacket::new_unchecked(rest))?,
+            Network::Ipv4 { header, transport } => {
+                let header = Ipv4Repr {
+                    payload_len: transport.buffer_len(),
+                    ..header
+                };
+                header.emit(&mut Ipv4Packet::new_unchecked(&mut *rest), tx)?;
+                let (src, dst) = (header.src_addr, header.dst_addr);
+                let body = &mut rest[header.header_len()..];
+                match transport {
+                    Transport::Tcp { header, payload } => {
+                        header.emit_segment(body, src, dst, payload, tx)?;
+                    }
+                    Transport::Udp { header, payload } => {
+                        header.emit_datagram(body, src, dst, payload, tx)?;
+                    }
+                    Transport::Icmp(icmp) => {
+                        icmp.emit(&mut Icmpv4Packet::new_unchecked(body), tx)?
+                    }
+                    Transport::Fragment { payload } | Transport::Other { payload, .. } => {
+                        body.copy_from_slice(payload);
+                    }
+                }
+            }
+        }
+        Ok(total)
+    }
 }

@@ -2,8 +2,8 @@
 //! emitter (the inverse of `parse_frame`).
 #![allow(dead_code)]
 
-use surge_stack::wire::frame::{Frame, Network, Transport};
-use surge_stack::wire::{ArpPacket, EthernetFrame, Icmpv4Packet, Ipv4Packet, TxChecksum};
+use surge_stack::wire::TxChecksum;
+use surge_stack::wire::frame::Frame;
 
 /// Frames of a classic little-endian pcap file (magic a1b2c3d4, microseconds).
 pub fn read_pcap(bytes: &[u8]) -> Vec<&[u8]> {
@@ -28,62 +28,18 @@ pub fn read_pcap(bytes: &[u8]) -> Vec<&[u8]> {
     frames
 }
 
-/// Emits a parsed frame back into bytes, every layer with `emit`.
+/// Emits a parsed frame back into bytes with `Frame::emit`, into a 0xa5-filled
+/// buffer, checking nothing past the frame was touched.
 pub fn emit_frame(frame: &Frame<'_>) -> Vec<u8> {
-    let mut buf = vec![0xa5u8; 9216];
-    let eth_len = frame.ethernet.header_len();
-    frame
-        .ethernet
-        .emit(&mut EthernetFrame::new_unchecked(&mut buf[..]))
-        .unwrap();
-    let rest = &mut buf[eth_len..];
-    let len = match frame.network {
-        Network::Arp(arp) => {
-            arp.emit(&mut ArpPacket::new_unchecked(&mut *rest)).unwrap();
-            arp.buffer_len()
-        }
-        Network::Ipv4 { header, transport } => {
-            let ip_len = header.header_len();
-            header
-                .emit(
-                    &mut Ipv4Packet::new_unchecked(&mut *rest),
-                    TxChecksum::Compute,
-                )
-                .unwrap();
-            let (src, dst) = (header.src_addr, header.dst_addr);
-            let body = &mut rest[ip_len..];
-            let body_len = match transport {
-                Transport::Tcp { header, payload } => header
-                    .emit_segment(body, src, dst, payload, TxChecksum::Compute)
-                    .unwrap(),
-                Transport::Udp { header, payload } => header
-                    .emit_datagram(body, src, dst, payload, TxChecksum::Compute)
-                    .unwrap(),
-                Transport::Icmp(icmp) => {
-                    icmp.emit(
-                        &mut Icmpv4Packet::new_unchecked(&mut *body),
-                        TxChecksum::Compute,
-                    )
-                    .unwrap();
-                    icmp.buffer_len()
-                }
-                Transport::Fragment { payload } | Transport::Other { payload, .. } => {
-                    body[..payload.len()].copy_from_slice(payload);
-                    payload.len()
-                }
-            };
-            assert_eq!(
-                body_len, header.payload_len,
-                "transport length disagrees with IPv4 payload length"
-            );
-            ip_len + body_len
-        }
-    };
-    // Everything past the frame is still the 0xa5 filler.
+    let mut buf = vec![0xa5u8; frame.buffer_len() + 64];
+    let len = frame
+        .emit(&mut buf, TxChecksum::Compute)
+        .expect("frame emits");
+    assert_eq!(len, frame.buffer_len());
     assert!(
-        buf[eth_len + len..].iter().all(|&b| b == 0xa5),
+        buf[len..].iter().all(|&b| b == 0xa5),
         "emit wrote past the frame"
     );
-    buf.truncate(eth_len + len);
+    buf.truncate(len);
     buf
 }

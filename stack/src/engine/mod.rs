@@ -19,24 +19,30 @@ mod arp;
 mod icmp;
 mod output;
 pub mod stats;
+mod tcp;
 mod udp;
 
 use core::net::{Ipv4Addr, SocketAddrV4};
+use core::time::Duration;
 use std::collections::HashMap;
 
 use surge_datapath::{Burst, Device, Frame};
 
 use crate::iface::{IfaceError, InterfaceConfig};
 use crate::neighbor::{NeighborCache, NeighborConfig};
-use crate::socket::{SocketHandle, SocketSet, UdpSocket};
+use crate::socket::{SocketHandle, SocketSet, TcpSocket, TcpSocketOptions, UdpSocket};
 use crate::table::{
-    BindConfig, BindOptions, BindTable, EphemeralPorts, EphemeralRange, Errno, HashKey, SocketId,
+    BindConfig, BindOptions, BindTable, ConnTable, EphemeralPorts, EphemeralRange, Errno, HashKey, ListenConfig,
+    ListenTable, SocketId,
 };
+use crate::tcp::{IsnGenerator, State, TcpConfig, TcpStats};
+use crate::timer::TimerWheel;
 use crate::time::Instant;
 use crate::wire::frame::{Network, Transport, parse_frame};
 use crate::wire::{ChecksumMode, EthernetAddress, TxChecksum};
 
 pub use stats::{DropReason, EngineStats};
+pub use tcp::{Readiness, TcpEngineStats};
 
 use output::Outgoing;
 
@@ -69,6 +75,14 @@ pub struct EngineConfig {
     pub ttl: u8,
     /// ICMP errors sent per second at most (Linux `icmp_ratelimit`-like token bucket).
     pub icmp_error_rate: u32,
+    /// TCP defaults for every connection (the MSS is clamped to the MTU).
+    pub tcp: TcpConfig,
+    /// Listen limits (somaxconn, SYN backlog).
+    pub listen: ListenConfig,
+    /// Most TCP connections in the connection table.
+    pub max_connections: usize,
+    /// Tick of the TCP timer wheel.
+    pub timer_tick: Duration,
 }
 
 impl EngineConfig {
@@ -88,6 +102,10 @@ impl EngineConfig {
             answer_ping: true,
             ttl: 64,
             icmp_error_rate: 1000,
+            tcp: TcpConfig::default(),
+            listen: ListenConfig { somaxconn: 4096, max_syn_backlog: 2048 },
+            max_connections: 65_536,
+            timer_tick: Duration::from_millis(1),
         }
     }
 }
@@ -116,6 +134,8 @@ pub enum EngineError {
 pub enum Socket {
     /// A UDP socket.
     Udp(UdpSocket),
+    /// A TCP socket.
+    Tcp(TcpSocket),
 }
 
 /// Everything an engine owns except its device and bursts, so the two can be
@@ -137,6 +157,10 @@ pub(crate) struct Core {
     pub(crate) now: Instant,
     /// UDP sockets by bound port, for the input lookup.
     pub(crate) udp_ports: HashMap<u16, Vec<SocketId>>,
+    /// TCP tables, timers and defaults.
+    pub(crate) tcp: tcp::TcpEngine,
+    /// TCP counters.
+    pub(crate) tcp_stats: TcpEngineStats,
 }
 
 /// What to do with a received frame once it has been looked at.
@@ -186,7 +210,22 @@ impl<D: Device> Engine<D> {
             key,
         )
         .map_err(EngineError::Table)?;
+        let mut isn_key = [0u8; 16];
+        isn_key[..8].copy_from_slice(&key.hash_one(0x15e_u64).to_le_bytes());
+        isn_key[8..].copy_from_slice(&key.hash_one(0x15e1_u64).to_le_bytes());
+        let tcp = tcp::TcpEngine {
+            config: config.tcp.clone(),
+            binds: BindTable::new(BindConfig::new(local.clone()), key),
+            listeners: ListenTable::new(config.listen, key),
+            conns: ConnTable::new(config.max_connections, key),
+            timers: TimerWheel::new(Instant::ZERO, config.timer_tick, config.max_connections.saturating_add(1024)),
+            isn: IsnGenerator::new(isn_key),
+            dirty: Vec::with_capacity(256),
+            expired: Vec::with_capacity(256),
+        };
         let core = Core {
+            tcp,
+            tcp_stats: TcpEngineStats::default(),
             neighbors: NeighborCache::new(config.neighbor),
             sockets: SocketSet::new(config.stack_id, config.core, config.max_sockets),
             udp_binds: BindTable::new(BindConfig::new(local), key),
@@ -258,6 +297,8 @@ impl<D: Device> Engine<D> {
             handle_frame(core, device, tx, now, frame);
         }
         core.poll_timers(now);
+        tcp::poll_timers(core, now);
+        tcp::process_dirty(core, device, tx, now);
         let sent = output::flush(core, device, tx, now);
         received > 0 || sent > 0
     }
@@ -265,7 +306,93 @@ impl<D: Device> Engine<D> {
     /// When the engine next has timed work, if any (the loop may sleep until then
     /// when idle).
     pub fn poll_at(&self) -> Option<Instant> {
-        self.core.neighbors.poll_at()
+        [self.core.neighbors.poll_at(), tcp::poll_at(&self.core)].into_iter().flatten().min()
+    }
+
+    /// TCP counters of this engine.
+    pub fn tcp_stats(&self) -> TcpEngineStats {
+        self.core.tcp_stats
+    }
+
+    // ---- in-loop socket calls (TCP) ----
+
+    /// `socket(AF_INET, SOCK_STREAM, 0)`.
+    pub fn tcp_socket(&mut self) -> Result<SocketHandle, Errno> {
+        tcp::socket(&mut self.core)
+    }
+
+    /// `listen(2)`: auto-binds an unbound socket; the accept queue holds
+    /// `min(backlog, somaxconn)` connections.
+    pub fn listen(&mut self, handle: SocketHandle, backlog: i32) -> Result<(), Errno> {
+        tcp::listen(&mut self.core, handle, backlog)
+    }
+
+    /// `accept(2)`, non-blocking: a new connection's handle and peer, or EAGAIN.
+    pub fn accept(&mut self, handle: SocketHandle) -> Result<(SocketHandle, SocketAddrV4), Errno> {
+        tcp::accept(&mut self.core, handle)
+    }
+
+    /// `connect(2)`, non-blocking: returns `EINPROGRESS`; the socket turns
+    /// writable when the handshake completes, or [`take_error`](Self::take_error)
+    /// says why it failed (ECONNREFUSED, ETIMEDOUT, ...).
+    pub fn connect(&mut self, handle: SocketHandle, remote: SocketAddrV4) -> Result<(), Errno> {
+        let now = self.core.now;
+        match self.core.sockets.get(handle)? {
+            Socket::Udp(_) => self.connect_udp(handle, remote),
+            Socket::Tcp(_) => tcp::connect(&mut self.core, handle, remote, now),
+        }
+    }
+
+    /// `send(2)` on a stream: bytes taken into the send buffer, or EAGAIN when full.
+    pub fn send(&mut self, handle: SocketHandle, data: &[u8]) -> Result<usize, Errno> {
+        match self.core.sockets.get(handle)? {
+            Socket::Udp(_) => self.send_to(handle, data, None),
+            Socket::Tcp(_) => tcp::send(&mut self.core, handle, data),
+        }
+    }
+
+    /// `recv(2)` on a stream: bytes read, 0 at end of stream, or EAGAIN.
+    pub fn recv(&mut self, handle: SocketHandle, buf: &mut [u8]) -> Result<usize, Errno> {
+        match self.core.sockets.get(handle)? {
+            Socket::Udp(_) => self.recv_from(handle, buf).map(|r| r.0),
+            Socket::Tcp(_) => tcp::recv(&mut self.core, handle, buf),
+        }
+    }
+
+    /// `shutdown(SHUT_WR)`.
+    pub fn shutdown_write(&mut self, handle: SocketHandle) -> Result<(), Errno> {
+        tcp::shutdown_write(&mut self.core, handle)
+    }
+
+    /// `getsockopt(SO_ERROR)`.
+    pub fn take_error(&mut self, handle: SocketHandle) -> Result<Option<Errno>, Errno> {
+        tcp::take_error(&mut self.core, handle)
+    }
+
+    /// `getpeername(2)`.
+    pub fn peer_addr(&mut self, handle: SocketHandle) -> Result<SocketAddrV4, Errno> {
+        tcp::peer_addr(&mut self.core, handle)
+    }
+
+    /// Readiness (epoll-like, level-triggered) of a TCP socket.
+    pub fn readiness(&mut self, handle: SocketHandle) -> Result<Readiness, Errno> {
+        tcp::readiness(&mut self.core, handle)
+    }
+
+    /// `setsockopt` for TCP sockets: SO_REUSEADDR, SO_REUSEPORT, TCP_NODELAY,
+    /// SO_LINGER, SO_KEEPALIVE, SO_SNDBUF, SO_RCVBUF, TCP_USER_TIMEOUT.
+    pub fn set_tcp_options(&mut self, handle: SocketHandle, options: TcpSocketOptions) -> Result<(), Errno> {
+        tcp::set_options(&mut self.core, handle, options)
+    }
+
+    /// `getsockopt` for TCP sockets.
+    pub fn tcp_options(&mut self, handle: SocketHandle) -> Result<TcpSocketOptions, Errno> {
+        tcp::options(&mut self.core, handle)
+    }
+
+    /// TCP_INFO: the connection's state and counters.
+    pub fn tcp_info(&mut self, handle: SocketHandle) -> Result<(State, TcpStats), Errno> {
+        tcp::info(&mut self.core, handle)
     }
 
     // ---- in-loop socket calls (UDP) ----
@@ -281,6 +408,7 @@ impl<D: Device> Engine<D> {
     fn udp_mut(&mut self, handle: SocketHandle) -> Result<&mut UdpSocket, Errno> {
         match self.core.sockets.get_mut(handle)? {
             Socket::Udp(s) => Ok(s),
+            Socket::Tcp(_) => Err(Errno::EOPNOTSUPP),
         }
     }
 
@@ -292,7 +420,12 @@ impl<D: Device> Engine<D> {
         addr: SocketAddrV4,
         options: BindOptions,
     ) -> Result<SocketAddrV4, Errno> {
-        self.core.sockets.get(handle)?;
+        if let Socket::Tcp(_) = self.core.sockets.get(handle)? {
+            let mut current = tcp::options(&mut self.core, handle)?;
+            current.bind = options;
+            tcp::set_options(&mut self.core, handle, current)?;
+            return tcp::bind(&mut self.core, handle, addr);
+        }
         let core = &mut self.core;
         let bound = core.udp_binds.bind(
             handle.id(),
@@ -332,10 +465,11 @@ impl<D: Device> Engine<D> {
 
     /// `getsockname(2)`.
     pub fn local_addr(&self, handle: SocketHandle) -> Result<SocketAddrV4, Errno> {
+        let unbound = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
         match self.core.sockets.get(handle)? {
-            Socket::Udp(s) => Ok(s
-                .local()
-                .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))),
+            Socket::Udp(s) => Ok(s.local().unwrap_or(unbound)),
+            Socket::Tcp(s) if !s.orphan => Ok(s.local.unwrap_or(unbound)),
+            Socket::Tcp(_) => Err(Errno::EBADF),
         }
     }
 
@@ -394,12 +528,17 @@ impl<D: Device> Engine<D> {
     pub fn udp_stats(&self, handle: SocketHandle) -> Result<crate::socket::UdpStats, Errno> {
         match self.core.sockets.get(handle)? {
             Socket::Udp(s) => Ok(s.stats()),
+            Socket::Tcp(_) => Err(Errno::EOPNOTSUPP),
         }
     }
 
     /// `close(2)`: frees the socket and its port; the handle is `EBADF` afterwards.
     pub fn close(&mut self, handle: SocketHandle) -> Result<(), Errno> {
+        if let Socket::Tcp(_) = self.core.sockets.get(handle)? {
+            return tcp::close(&mut self.core, handle);
+        }
         match self.core.sockets.remove(handle)? {
+            Socket::Tcp(_) => {}
             Socket::Udp(s) => {
                 self.core.udp_binds.unbind(handle.id());
                 if let Some(port) = s.local().map(|l| l.port()) {
@@ -521,9 +660,8 @@ fn handle_frame<D: Device>(
                                         let ip_bytes = &bytes[eth.header_len()..];
                                         udp::input(core, now, &header, &udp, payload, ip_bytes)
                                     }
-                                    Transport::Tcp { .. } => {
-                                        core.stats.drop(DropReason::TcpNoConnection);
-                                        Verdict::Release
+                                    Transport::Tcp { header: seg, payload } => {
+                                        tcp::input(core, now, &header, &seg, payload)
                                     }
                                     Transport::Fragment { .. } => {
                                         core.stats.drop(DropReason::Fragment);

@@ -35,6 +35,15 @@ pub(crate) enum Outgoing {
         /// The frame, with a placeholder destination MAC.
         frame: Vec<u8>,
     },
+    /// An RST answering a segment for no connection (RFC 9293 §3.10.7.1).
+    TcpRst {
+        /// Our address (the segment's destination).
+        local: Ipv4Addr,
+        /// The sender of the segment.
+        remote: Ipv4Addr,
+        /// The RST.
+        repr: crate::wire::TcpRepr,
+    },
     /// An ICMP destination unreachable about the quoted packet.
     Unreachable {
         /// The code.
@@ -100,7 +109,8 @@ fn write_headers(
 
 /// Sends one IPv4 packet to `dst`: `write` fills the transport bytes (header,
 /// payload and checksum) into the slice it is given, which starts after the IP
-/// header, and returns their length; it gets our source address.
+/// header, and returns their length (0: nothing to send after all); it gets our
+/// source address.
 pub(crate) fn send_ipv4<D: Device>(
     core: &mut Core,
     device: &mut D,
@@ -132,6 +142,10 @@ pub(crate) fn send_ipv4<D: Device>(
             };
             let buf = device.frame_mut(&frame);
             match build(buf, src_mac, mac, route.source, dst, protocol, ttl, write) {
+                Ok(0) => {
+                    device.release_one(frame);
+                    Ok(())
+                }
                 Ok(len) if frame.set_len(len) => {
                     push_tx(core, device, tx, frame);
                     Ok(())
@@ -160,6 +174,7 @@ pub(crate) fn send_ipv4<D: Device>(
                 write,
             );
             let outcome = match result {
+                Ok(0) => Ok(()),
                 Ok(len) => {
                     // Past the queue limit the cache drops and counts it; Linux
                     // returns success then too, and TCP retransmits.
@@ -233,9 +248,16 @@ pub(crate) fn flush<D: Device>(
 ) -> usize {
     let mut out = core::mem::take(&mut core.out);
     for item in out.drain(..) {
-        if let Outgoing::Unreachable { reason, quote, len } = item {
-            super::icmp::send_unreachable(core, device, tx, now, reason, &quote[..len]);
-            continue;
+        match item {
+            Outgoing::Unreachable { reason, quote, len } => {
+                super::icmp::send_unreachable(core, device, tx, now, reason, &quote[..len]);
+                continue;
+            }
+            Outgoing::TcpRst { local, remote, repr } => {
+                super::tcp::send_rst(core, device, tx, now, local, remote, &repr);
+                continue;
+            }
+            Outgoing::ArpRequest(_) | Outgoing::Released { .. } => {}
         }
         let Some(mut frame) = device.alloc_tx() else {
             core.stats.tx_no_frame += 1;
@@ -260,7 +282,7 @@ pub(crate) fn flush<D: Device>(
                 }
                 None => None,
             },
-            Outgoing::Unreachable { .. } => None,
+            Outgoing::Unreachable { .. } | Outgoing::TcpRst { .. } => None,
         };
         match len {
             Some(len) if frame.set_len(len) => push_tx(core, device, tx, frame),

@@ -48,7 +48,7 @@ pub(crate) fn input(
                 core.stats.drop(DropReason::UdpRcvbufFull);
             }
         }
-        None => {
+        _ => {
             core.stats.drop(DropReason::UdpNoPort);
             if !core.config.iface.is_broadcast(ip.dst_addr) {
                 core.pending_unreachable(ip_bytes);

@@ -26,7 +26,7 @@ pub struct NeighborConfig {
     pub max_probes: u8,
     /// Most neighbours held; new ones beyond it are refused and counted.
     pub capacity: usize,
-    /// Most packets waiting on one unresolved neighbour (Linux `unres_qlen`).
+    /// Most packets waiting on one unresolved neighbour (Linux `unres_qlen`, default 101).
     pub max_pending: usize,
 }
 
@@ -38,7 +38,7 @@ impl Default for NeighborConfig {
             retrans_time: Duration::from_secs(1),
             max_probes: 3,
             capacity: 1024,
-            max_pending: 3,
+            max_pending: 101,
         }
     }
 }
@@ -346,7 +346,11 @@ mod tests {
 
     #[test]
     fn pending_queue_is_bounded_like_linux_unres_qlen() {
-        let mut c = NeighborCache::new(NeighborConfig::default());
+        let config = NeighborConfig {
+            max_pending: 3,
+            ..NeighborConfig::default()
+        };
+        let mut c = NeighborCache::new(config);
         c.resolve(ip(2), t(0));
         for _ in 0..3 {
             assert!(c.enqueue(ip(2), b"x"));

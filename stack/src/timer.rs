@@ -70,8 +70,20 @@ impl<T> TimerWheel<T> {
         let capacity = capacity.min(NIL as usize - 1);
         let mut entries = Vec::with_capacity(capacity);
         for i in 0..capacity {
-            let next = if i + 1 < capacity { (i + 1) as u32 } else { NIL };
-            entries.push(Entry { value: None, tick: 0, prev: NIL, next, generation: 0, level: 0, slot: 0 });
+            let next = if i + 1 < capacity {
+                (i + 1) as u32
+            } else {
+                NIL
+            };
+            entries.push(Entry {
+                value: None,
+                tick: 0,
+                prev: NIL,
+                next,
+                generation: 0,
+                level: 0,
+                slot: 0,
+            });
         }
         TimerWheel {
             tick_micros,
@@ -129,7 +141,9 @@ impl<T> TimerWheel<T> {
 
     /// A lower bound on the next deadline (exact for timers within 64 ticks), if any.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let tick = (0..LEVELS).filter_map(|l| self.next_slot(l).map(|(_, t)| t)).min()?;
+        let tick = (0..LEVELS)
+            .filter_map(|l| self.next_slot(l).map(|(_, t)| t))
+            .min()?;
         Some(Instant::from_micros(tick.saturating_mul(self.tick_micros)))
     }
 
@@ -144,8 +158,12 @@ impl<T> TimerWheel<T> {
             return;
         }
         loop {
-            let next = (0..LEVELS).filter_map(|l| self.next_slot(l).map(|(s, t)| (t, l, s))).min();
-            let Some((slot_tick, level, slot)) = next else { break };
+            let next = (0..LEVELS)
+                .filter_map(|l| self.next_slot(l).map(|(s, t)| (t, l, s)))
+                .min();
+            let Some((slot_tick, level, slot)) = next else {
+                break;
+            };
             if slot_tick > now_tick {
                 break;
             }
@@ -187,14 +205,22 @@ impl<T> TimerWheel<T> {
         }
         // place() above may have set bits on levels already cleared; recompute them.
         for level in 0..LEVELS {
-            self.occupied[level] = (0..SLOTS).filter(|&s| self.heads[level][s] != NIL).fold(0, |m, s| m | 1 << s);
+            self.occupied[level] = (0..SLOTS)
+                .filter(|&s| self.heads[level][s] != NIL)
+                .fold(0, |m, s| m | 1 << s);
         }
     }
 
     fn fire(&mut self, i: u32, on_expire: &mut impl FnMut(TimerHandle, T)) {
         let generation = self.entries[i as usize].generation;
         if let Some(v) = self.release(i) {
-            on_expire(TimerHandle { index: i, generation }, v);
+            on_expire(
+                TimerHandle {
+                    index: i,
+                    generation,
+                },
+                v,
+            );
         }
     }
 
@@ -337,8 +363,14 @@ mod tests {
         w.insert(Instant::from_micros(RANGE * 3 + 7), 1).unwrap();
         w.insert(Instant::MAX, 2).unwrap();
         w.insert(Instant::from_micros(10), 3).unwrap();
-        assert_eq!(collect(&mut w, Instant::from_micros(RANGE * 3 + 6)), vec![3]);
-        assert_eq!(collect(&mut w, Instant::from_micros(RANGE * 3 + 7)), vec![1]);
+        assert_eq!(
+            collect(&mut w, Instant::from_micros(RANGE * 3 + 6)),
+            vec![3]
+        );
+        assert_eq!(
+            collect(&mut w, Instant::from_micros(RANGE * 3 + 7)),
+            vec![1]
+        );
         assert_eq!(w.len(), 1);
         assert_eq!(collect(&mut w, Instant::MAX), vec![2]);
     }

@@ -2,74 +2,19 @@
 //! clock: ARP resolution, UDP both ways, ICMP echo and port unreachable, the bind
 //! rules through the engine, and malformed frames counted, never a panic.
 
+mod support;
+
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
-use surge_datapath::{Burst, Device, PipeConfig, PipeDevice};
-use surge_stack::engine::{DropReason, Engine, EngineConfig};
-use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
+use support::{IP_A, IP_B, MAC_A, MAC_B, Net, any};
+use surge_datapath::{Burst, Device};
+use surge_stack::engine::DropReason;
 use surge_stack::table::{BindOptions, Errno};
-use surge_stack::time::Instant;
 use surge_stack::wire::{
-    EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Icmpv4Packet, Icmpv4Repr, IpProtocol,
-    Ipv4Packet, Ipv4Repr, TxChecksum,
+    EtherType, EthernetFrame, EthernetRepr, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet,
+    Ipv4Repr, TxChecksum,
 };
-
-const MAC_A: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x0a]);
-const MAC_B: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x0b]);
-const IP_A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const IP_B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-
-fn config(mac: EthernetAddress, ip: Ipv4Addr, seed: u64) -> EngineConfig {
-    let iface =
-        InterfaceConfig::new(mac, Ipv4Cidr::new(ip, 24).expect("cidr"), None, 1500).expect("iface");
-    EngineConfig {
-        seed,
-        ..EngineConfig::new(iface)
-    }
-}
-
-struct Net {
-    a: Engine<PipeDevice>,
-    b: Engine<PipeDevice>,
-    now: Instant,
-}
-
-impl Net {
-    fn new() -> Net {
-        let (da, db) = PipeDevice::pair(&PipeConfig::default()).expect("pipe");
-        Net {
-            a: Engine::new(da, config(MAC_A, IP_A, 1)).expect("engine a"),
-            b: Engine::new(db, config(MAC_B, IP_B, 2)).expect("engine b"),
-            now: Instant::ZERO,
-        }
-    }
-
-    /// Advances the virtual clock by `step` and polls both engines once.
-    fn step(&mut self, step: Duration) {
-        self.now += step;
-        let us = self.now.total_micros();
-        self.a.device_mut().set_now(us);
-        self.b.device_mut().set_now(us);
-        self.a.poll(self.now);
-        self.b.poll(self.now);
-    }
-
-    /// Steps until `done` holds, at most `max` steps of 100 µs; true if it held.
-    fn run_until(&mut self, max: usize, mut done: impl FnMut(&mut Net) -> bool) -> bool {
-        for _ in 0..max {
-            if done(self) {
-                return true;
-            }
-            self.step(Duration::from_micros(100));
-        }
-        done(self)
-    }
-}
-
-fn any(port: u16) -> SocketAddrV4 {
-    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)
-}
 
 #[test]
 fn udp_round_trip_resolves_arp_once_each_way() {
@@ -241,7 +186,8 @@ fn unanswered_arp_gives_up_and_counts() {
     let mut net = Net::new();
     let c = net.a.udp_socket().expect("socket");
     let nobody = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 99), 5);
-    for _ in 0..5 {
+    // One more than the queue holds (Linux unres_qlen, 101).
+    for _ in 0..102 {
         net.a
             .send_to(c, b"lost", Some(nobody))
             .expect("queued while resolving");
@@ -252,8 +198,8 @@ fn unanswered_arp_gives_up_and_counts() {
         ns.requests, 3,
         "three probes, one per second (Linux mcast_solicit)"
     );
-    // Two past the queue limit (unres_qlen = 3), then the three queued ones at failure.
-    assert_eq!(ns.pending_dropped, 5);
+    // One past the queue limit, then the 101 queued ones at failure.
+    assert_eq!(ns.pending_dropped, 102);
 }
 
 #[test]

@@ -32,12 +32,12 @@ use crate::iface::{IfaceError, InterfaceConfig};
 use crate::neighbor::{NeighborCache, NeighborConfig};
 use crate::socket::{SocketHandle, SocketSet, TcpSocket, TcpSocketOptions, UdpSocket};
 use crate::table::{
-    BindConfig, BindOptions, BindTable, ConnTable, EphemeralPorts, EphemeralRange, Errno, HashKey, ListenConfig,
-    ListenTable, SocketId,
+    BindConfig, BindOptions, BindTable, ConnTable, EphemeralPorts, EphemeralRange, Errno, HashKey,
+    ListenConfig, ListenTable, SocketId,
 };
 use crate::tcp::{IsnGenerator, State, TcpConfig, TcpStats};
-use crate::timer::TimerWheel;
 use crate::time::Instant;
+use crate::timer::TimerWheel;
 use crate::wire::frame::{Network, Transport, parse_frame};
 use crate::wire::{ChecksumMode, EthernetAddress, TxChecksum};
 
@@ -103,7 +103,10 @@ impl EngineConfig {
             ttl: 64,
             icmp_error_rate: 1000,
             tcp: TcpConfig::default(),
-            listen: ListenConfig { somaxconn: 4096, max_syn_backlog: 2048 },
+            listen: ListenConfig {
+                somaxconn: 4096,
+                max_syn_backlog: 2048,
+            },
             max_connections: 65_536,
             timer_tick: Duration::from_millis(1),
         }
@@ -218,7 +221,11 @@ impl<D: Device> Engine<D> {
             binds: BindTable::new(BindConfig::new(local.clone()), key),
             listeners: ListenTable::new(config.listen, key),
             conns: ConnTable::new(config.max_connections, key),
-            timers: TimerWheel::new(Instant::ZERO, config.timer_tick, config.max_connections.saturating_add(1024)),
+            timers: TimerWheel::new(
+                Instant::ZERO,
+                config.timer_tick,
+                config.max_connections.saturating_add(1024),
+            ),
             isn: IsnGenerator::new(isn_key),
             dirty: Vec::with_capacity(256),
             expired: Vec::with_capacity(256),
@@ -306,7 +313,10 @@ impl<D: Device> Engine<D> {
     /// When the engine next has timed work, if any (the loop may sleep until then
     /// when idle).
     pub fn poll_at(&self) -> Option<Instant> {
-        [self.core.neighbors.poll_at(), tcp::poll_at(&self.core)].into_iter().flatten().min()
+        [self.core.neighbors.poll_at(), tcp::poll_at(&self.core)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// TCP counters of this engine.
@@ -381,7 +391,11 @@ impl<D: Device> Engine<D> {
 
     /// `setsockopt` for TCP sockets: SO_REUSEADDR, SO_REUSEPORT, TCP_NODELAY,
     /// SO_LINGER, SO_KEEPALIVE, SO_SNDBUF, SO_RCVBUF, TCP_USER_TIMEOUT.
-    pub fn set_tcp_options(&mut self, handle: SocketHandle, options: TcpSocketOptions) -> Result<(), Errno> {
+    pub fn set_tcp_options(
+        &mut self,
+        handle: SocketHandle,
+        options: TcpSocketOptions,
+    ) -> Result<(), Errno> {
         tcp::set_options(&mut self.core, handle, options)
     }
 
@@ -629,6 +643,7 @@ fn handle_frame<D: Device>(
         }
         match parse_frame(bytes, core.config.rx_checksum) {
             Err(e) => {
+                tracing::trace!(error = ?e, len = bytes.len(), "dropped a malformed frame");
                 core.stats.drop(e.into());
                 Verdict::Release
             }
@@ -660,9 +675,10 @@ fn handle_frame<D: Device>(
                                         let ip_bytes = &bytes[eth.header_len()..];
                                         udp::input(core, now, &header, &udp, payload, ip_bytes)
                                     }
-                                    Transport::Tcp { header: seg, payload } => {
-                                        tcp::input(core, now, &header, &seg, payload)
-                                    }
+                                    Transport::Tcp {
+                                        header: seg,
+                                        payload,
+                                    } => tcp::input(core, now, &header, &seg, payload),
                                     Transport::Fragment { .. } => {
                                         core.stats.drop(DropReason::Fragment);
                                         Verdict::Release

@@ -206,6 +206,9 @@ fn build(
         .get_mut(ETH_LEN + IPV4_LEN..)
         .ok_or(WireError::Truncated)?;
     let len = write(transport, src)?;
+    if len == 0 {
+        return Ok(0);
+    }
     let ip = Ipv4Repr::new(src, dst, protocol, len, ttl);
     write_headers(buf, src_mac, dst_mac, &ip)?;
     Ok(ETH_LEN + IPV4_LEN + len)
@@ -253,7 +256,11 @@ pub(crate) fn flush<D: Device>(
                 super::icmp::send_unreachable(core, device, tx, now, reason, &quote[..len]);
                 continue;
             }
-            Outgoing::TcpRst { local, remote, repr } => {
+            Outgoing::TcpRst {
+                local,
+                remote,
+                repr,
+            } => {
                 super::tcp::send_rst(core, device, tx, now, local, remote, &repr);
                 continue;
             }

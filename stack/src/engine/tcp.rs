@@ -9,7 +9,9 @@ use surge_datapath::{Burst, Device};
 
 use super::output::{Outgoing, send_ipv4};
 use super::{Core, DropReason, Socket, Verdict};
-use crate::socket::{ListenState, SocketHandle, SocketSet, TcpSocket, TcpSocketOptions, TcpSocketState};
+use crate::socket::{
+    ListenState, SocketHandle, SocketSet, TcpSocket, TcpSocketOptions, TcpSocketState,
+};
 use crate::table::{BindTable, ConnTable, Errno, FourTuple as TableTuple, ListenTable, SocketId};
 use crate::tcp::{self, FourTuple, IsnGenerator, ListenAction, State, Tcb, TcpConfig, TcpError};
 use crate::time::Instant;
@@ -85,12 +87,22 @@ fn mark(dirty: &mut Vec<SocketId>, sock: &mut TcpSocket, id: SocketId) {
 
 /// Queues an RST (or RST-ACK) answering a segment from `remote` to `local`.
 fn queue_rst(core: &mut Core, local: Ipv4Addr, remote: Ipv4Addr, rst: TcpRepr) {
-    core.out.push(Outgoing::TcpRst { local, remote, repr: rst });
+    core.out.push(Outgoing::TcpRst {
+        local,
+        remote,
+        repr: rst,
+    });
 }
 
 /// A received segment (RFC 9293 §3.10.7): to its connection, else to a listener
 /// (§3.10.7.2), else answered with RST (§3.10.7.1).
-pub(crate) fn input(core: &mut Core, now: Instant, ip: &Ipv4Repr, seg: &TcpRepr, payload: &[u8]) -> Verdict {
+pub(crate) fn input(
+    core: &mut Core,
+    now: Instant,
+    ip: &Ipv4Repr,
+    seg: &TcpRepr,
+    payload: &[u8],
+) -> Verdict {
     if seg.src_port == 0 || seg.dst_port == 0 {
         core.stats.drop(DropReason::TcpRejected);
         return Verdict::Release;
@@ -156,16 +168,32 @@ fn config_for(core: &Core, options: &TcpSocketOptions) -> TcpConfig {
 
 /// A SYN for a listener: a child connection in SYN-RECEIVED, counted against the
 /// listener's SYN queue (dropped when it or the accept queue is full, as Linux).
-fn accept_syn(core: &mut Core, now: Instant, listener: SocketId, tuple: TableTuple, syn: &TcpRepr, iss: Option<u32>) {
-    let Some(Socket::Tcp(parent)) = core.sockets.by_id_mut(listener) else { return };
+fn accept_syn(
+    core: &mut Core,
+    now: Instant,
+    listener: SocketId,
+    tuple: TableTuple,
+    syn: &TcpRepr,
+    iss: Option<u32>,
+) {
+    let Some(Socket::Tcp(parent)) = core.sockets.by_id_mut(listener) else {
+        return;
+    };
     let options = parent.options;
-    let Some(queues) = parent.listen_state() else { return };
-    if queues.syn_pending >= queues.syn_backlog || queues.accept_queue.len() as u32 >= queues.accept_backlog {
+    let Some(queues) = parent.listen_state() else {
+        return;
+    };
+    if queues.syn_pending >= queues.syn_backlog
+        || queues.accept_queue.len() as u32 >= queues.accept_backlog
+    {
         core.tcp_stats.listen_overflows += 1;
         core.stats.drop(DropReason::TcpListenOverflow);
         return;
     }
-    let tcp_tuple = FourTuple { local: tuple.local(), remote: tuple.remote() };
+    let tcp_tuple = FourTuple {
+        local: tuple.local(),
+        remote: tuple.remote(),
+    };
     let iss = iss.unwrap_or_else(|| core.tcp.isn.generate(&tcp_tuple, now));
     let cfg = config_for(core, &options);
     let tcb = Tcb::accept_syn(tcp_tuple, syn, iss, now, &cfg);
@@ -218,7 +246,12 @@ pub(crate) fn poll_timers(core: &mut Core, now: Instant) {
 }
 
 /// Output and bookkeeping for every connection marked this iteration.
-pub(crate) fn process_dirty<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst, now: Instant) {
+pub(crate) fn process_dirty<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    now: Instant,
+) {
     let mut dirty = core::mem::take(&mut core.tcp.dirty);
     // Bookkeeping may mark more (a listener whose child closed); loop until quiet.
     for _ in 0..4 {
@@ -250,27 +283,51 @@ pub(crate) fn process_dirty<D: Device>(core: &mut Core, device: &mut D, tx: &mut
 }
 
 /// Writes every segment the connection has into TX frames.
-fn transmit<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst, now: Instant, tcb: &mut Tcb) {
+fn transmit<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    now: Instant,
+    tcb: &mut Tcb,
+) {
     let tuple = tcb.tuple();
     let remote = *tuple.remote.ip();
     let offload = core.tx_checksum;
     for _ in 0..SEGMENTS_PER_POLL {
         let mut produced = false;
-        let result = send_ipv4(core, device, tx, now, remote, IpProtocol::Tcp, |buf, src| {
-            let room = buf.len().saturating_sub(MAX_TCP_HEADER).min(usize::from(u16::MAX));
-            let Some(t) = tcb.poll_transmit(now, &mut buf[MAX_TCP_HEADER..MAX_TCP_HEADER + room]) else {
-                return Ok(0);
-            };
-            produced = true;
-            let header_len = t.repr.header_len();
-            let total = header_len + t.payload_len;
-            buf.copy_within(MAX_TCP_HEADER..MAX_TCP_HEADER + t.payload_len, header_len);
-            t.repr.emit(&mut TcpPacket::new_unchecked(&mut buf[..header_len]))?;
-            if offload == TxChecksum::Compute {
-                crate::wire::tcp::fill_checksum(buf.get_mut(..total).ok_or(WireError::Truncated)?, src, remote)?;
-            }
-            Ok(total)
-        });
+        let result = send_ipv4(
+            core,
+            device,
+            tx,
+            now,
+            remote,
+            IpProtocol::Tcp,
+            |buf, src| {
+                let room = buf
+                    .len()
+                    .saturating_sub(MAX_TCP_HEADER)
+                    .min(usize::from(u16::MAX));
+                let Some(t) =
+                    tcb.poll_transmit(now, &mut buf[MAX_TCP_HEADER..MAX_TCP_HEADER + room])
+                else {
+                    return Ok(0);
+                };
+                produced = true;
+                let header_len = t.repr.header_len();
+                let total = header_len + t.payload_len;
+                buf.copy_within(MAX_TCP_HEADER..MAX_TCP_HEADER + t.payload_len, header_len);
+                t.repr
+                    .emit(&mut TcpPacket::new_unchecked(&mut buf[..header_len]))?;
+                if offload == TxChecksum::Compute {
+                    crate::wire::tcp::fill_checksum(
+                        buf.get_mut(..total).ok_or(WireError::Truncated)?,
+                        src,
+                        remote,
+                    )?;
+                }
+                Ok(total)
+            },
+        );
         if result.is_err() {
             core.tcp_stats.tx_blocked += u64::from(produced);
             break;
@@ -286,7 +343,9 @@ fn transmit<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst, now: Ins
 fn settle(core: &mut Core, now: Instant, id: SocketId, tcb: Box<Tcb>) {
     let state = tcb.state();
     let deadline = tcb.poll_at();
-    let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) else { return };
+    let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) else {
+        return;
+    };
     sock.state = TcpSocketState::Connection(tcb);
     // Re-arm the timer only when its deadline moved.
     let current = sock.timer.map(|(_, d)| d);
@@ -352,7 +411,9 @@ fn settle(core: &mut Core, now: Instant, id: SocketId, tcb: Box<Tcb>) {
 
 /// Removes a connection from the connection table and the timer wheel.
 fn unhash(core: &mut Core, id: SocketId) {
-    let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) else { return };
+    let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) else {
+        return;
+    };
     if let Some((handle, _)) = sock.timer.take() {
         core.tcp.timers.cancel(handle);
     }
@@ -375,17 +436,37 @@ fn free_connection(core: &mut Core, id: SocketId) {
 }
 
 /// Builds a queued RST (from no connection) into a TX frame.
-pub(crate) fn send_rst<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst, now: Instant, local: Ipv4Addr, remote: Ipv4Addr, repr: &TcpRepr) {
+pub(crate) fn send_rst<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    now: Instant,
+    local: Ipv4Addr,
+    remote: Ipv4Addr,
+    repr: &TcpRepr,
+) {
     let offload = core.tx_checksum;
-    let sent = send_ipv4(core, device, tx, now, remote, IpProtocol::Tcp, |buf, src| {
-        let len = repr.header_len();
-        let out = buf.get_mut(..len).ok_or(WireError::Truncated)?;
-        repr.emit(&mut TcpPacket::new_unchecked(&mut *out))?;
-        if offload == TxChecksum::Compute {
-            crate::wire::tcp::fill_checksum(out, if src == local { src } else { local }, remote)?;
-        }
-        Ok(len)
-    });
+    let sent = send_ipv4(
+        core,
+        device,
+        tx,
+        now,
+        remote,
+        IpProtocol::Tcp,
+        |buf, src| {
+            let len = repr.header_len();
+            let out = buf.get_mut(..len).ok_or(WireError::Truncated)?;
+            repr.emit(&mut TcpPacket::new_unchecked(&mut *out))?;
+            if offload == TxChecksum::Compute {
+                crate::wire::tcp::fill_checksum(
+                    out,
+                    if src == local { src } else { local },
+                    remote,
+                )?;
+            }
+            Ok(len)
+        },
+    );
     if sent.is_ok() {
         core.stats.tcp_rst_sent += 1;
     }
@@ -393,7 +474,10 @@ pub(crate) fn send_rst<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burs
 
 // ---- socket calls ----
 
-fn tcp_sock(sockets: &mut SocketSet<Socket>, handle: SocketHandle) -> Result<&mut TcpSocket, Errno> {
+fn tcp_sock(
+    sockets: &mut SocketSet<Socket>,
+    handle: SocketHandle,
+) -> Result<&mut TcpSocket, Errno> {
     match sockets.get_mut(handle)? {
         Socket::Tcp(s) if !s.orphan => Ok(s),
         Socket::Tcp(_) => Err(Errno::EBADF),
@@ -407,9 +491,19 @@ pub(crate) fn socket(core: &mut Core) -> Result<SocketHandle, Errno> {
 }
 
 /// `bind(2)`.
-pub(crate) fn bind(core: &mut Core, handle: SocketHandle, addr: SocketAddrV4) -> Result<SocketAddrV4, Errno> {
+pub(crate) fn bind(
+    core: &mut Core,
+    handle: SocketHandle,
+    addr: SocketAddrV4,
+) -> Result<SocketAddrV4, Errno> {
     let options = tcp_sock(&mut core.sockets, handle)?.options.bind;
-    let bound = core.tcp.binds.bind(handle.id(), *addr.ip(), addr.port(), options, &mut core.ephemeral)?;
+    let bound = core.tcp.binds.bind(
+        handle.id(),
+        *addr.ip(),
+        addr.port(),
+        options,
+        &mut core.ephemeral,
+    )?;
     tcp_sock(&mut core.sockets, handle)?.local = Some(bound);
     Ok(bound)
 }
@@ -432,8 +526,17 @@ pub(crate) fn listen(core: &mut Core, handle: SocketHandle, backlog: i32) -> Res
         }
         TcpSocketState::Closed => {}
     }
-    let local = core.tcp.binds.listen(handle.id(), options, &mut core.ephemeral)?;
-    let listener = core.tcp.listeners.insert(handle.id(), local, backlog, options.reuse_port, options.owner)?;
+    let local = core
+        .tcp
+        .binds
+        .listen(handle.id(), options, &mut core.ephemeral)?;
+    let listener = core.tcp.listeners.insert(
+        handle.id(),
+        local,
+        backlog,
+        options.reuse_port,
+        options.owner,
+    )?;
     let queues = ListenState {
         accept_backlog: listener.accept_backlog,
         syn_backlog: listener.syn_backlog,
@@ -446,22 +549,35 @@ pub(crate) fn listen(core: &mut Core, handle: SocketHandle, backlog: i32) -> Res
 }
 
 /// `accept(2)`, non-blocking: the next established connection, or EAGAIN.
-pub(crate) fn accept(core: &mut Core, handle: SocketHandle) -> Result<(SocketHandle, SocketAddrV4), Errno> {
+pub(crate) fn accept(
+    core: &mut Core,
+    handle: SocketHandle,
+) -> Result<(SocketHandle, SocketAddrV4), Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
     let q = sock.listen_state().ok_or(Errno::EINVAL)?;
     let id = q.accept_queue.pop_front().ok_or(Errno::EAGAIN)?;
     let child = core.sockets.handle_of(id).ok_or(Errno::ECONNABORTED)?;
-    let Some(Socket::Tcp(c)) = core.sockets.by_id_mut(id) else { return Err(Errno::ECONNABORTED) };
+    let Some(Socket::Tcp(c)) = core.sockets.by_id_mut(id) else {
+        return Err(Errno::ECONNABORTED);
+    };
     c.parent = None;
     c.queued_for_accept = false;
-    let peer = c.tcb().map(|t| t.tuple().remote).ok_or(Errno::ECONNABORTED)?;
+    let peer = c
+        .tcb()
+        .map(|t| t.tuple().remote)
+        .ok_or(Errno::ECONNABORTED)?;
     core.tcp_stats.accepted += 1;
     Ok((child, peer))
 }
 
 /// `connect(2)`, non-blocking: starts the handshake and returns EINPROGRESS;
 /// completion shows as writable (or an error from `take_error`).
-pub(crate) fn connect(core: &mut Core, handle: SocketHandle, remote: SocketAddrV4, now: Instant) -> Result<(), Errno> {
+pub(crate) fn connect(
+    core: &mut Core,
+    handle: SocketHandle,
+    remote: SocketAddrV4,
+    now: Instant,
+) -> Result<(), Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
     match &sock.state {
         TcpSocketState::Listening(_) => return Err(Errno::EISCONN),
@@ -473,19 +589,37 @@ pub(crate) fn connect(core: &mut Core, handle: SocketHandle, remote: SocketAddrV
         }
         TcpSocketState::Closed => {}
     }
-    if remote.port() == 0 || remote.ip().is_unspecified() || remote.ip().is_broadcast() || remote.ip().is_multicast() {
+    if remote.port() == 0
+        || remote.ip().is_unspecified()
+        || remote.ip().is_broadcast()
+        || remote.ip().is_multicast()
+    {
         return Err(Errno::EINVAL);
     }
     let options = sock.options;
     let bound = sock.local;
-    let route = core.config.iface.route(*remote.ip()).map_err(|_| Errno::ENETUNREACH)?;
+    let route = core
+        .config
+        .iface
+        .route(*remote.ip())
+        .map_err(|_| Errno::ENETUNREACH)?;
     let id = handle.id();
     let conns = &core.tcp.conns;
     let tuple_free = |t: &TableTuple| !conns.contains(t);
     let local = match bound {
-        Some(_) => core.tcp.binds.connect_bound(id, route.source, remote, tuple_free)?,
+        Some(_) => core
+            .tcp
+            .binds
+            .connect_bound(id, route.source, remote, tuple_free)?,
         None => {
-            let port = core.tcp.binds.ephemeral_for_connect(id, options.bind, route.source, remote, &mut core.ephemeral, tuple_free)?;
+            let port = core.tcp.binds.ephemeral_for_connect(
+                id,
+                options.bind,
+                route.source,
+                remote,
+                &mut core.ephemeral,
+                tuple_free,
+            )?;
             SocketAddrV4::new(route.source, port)
         }
     };
@@ -506,7 +640,11 @@ pub(crate) fn connect(core: &mut Core, handle: SocketHandle, remote: SocketAddrV
     Err(Errno::EINPROGRESS)
 }
 
-fn with_tcb<R>(core: &mut Core, handle: SocketHandle, f: impl FnOnce(&mut Tcb) -> Result<R, Errno>) -> Result<R, Errno> {
+fn with_tcb<R>(
+    core: &mut Core,
+    handle: SocketHandle,
+    f: impl FnOnce(&mut Tcb) -> Result<R, Errno>,
+) -> Result<R, Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
     let result = match &mut sock.state {
         TcpSocketState::Connection(tcb) => f(tcb),
@@ -550,7 +688,9 @@ pub(crate) fn take_error(core: &mut Core, handle: SocketHandle) -> Result<Option
 pub(crate) fn peer_addr(core: &mut Core, handle: SocketHandle) -> Result<SocketAddrV4, Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
     match sock.tcb() {
-        Some(t) if t.state() != State::Closed && t.state() != State::SynSent => Ok(t.tuple().remote),
+        Some(t) if t.state() != State::Closed && t.state() != State::SynSent => {
+            Ok(t.tuple().remote)
+        }
         _ => Err(Errno::ENOTCONN),
     }
 }
@@ -621,8 +761,14 @@ pub struct Readiness {
 pub(crate) fn readiness(core: &mut Core, handle: SocketHandle) -> Result<Readiness, Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
     Ok(match &sock.state {
-        TcpSocketState::Closed => Readiness { hangup: true, ..Readiness::default() },
-        TcpSocketState::Listening(q) => Readiness { readable: !q.accept_queue.is_empty(), ..Readiness::default() },
+        TcpSocketState::Closed => Readiness {
+            hangup: true,
+            ..Readiness::default()
+        },
+        TcpSocketState::Listening(q) => Readiness {
+            readable: !q.accept_queue.is_empty(),
+            ..Readiness::default()
+        },
         TcpSocketState::Connection(tcb) => Readiness {
             readable: tcb.is_readable(),
             writable: tcb.is_writable(),
@@ -633,7 +779,11 @@ pub(crate) fn readiness(core: &mut Core, handle: SocketHandle) -> Result<Readine
 }
 
 /// Sets socket options (before `bind`/`connect` for those that need it).
-pub(crate) fn set_options(core: &mut Core, handle: SocketHandle, options: TcpSocketOptions) -> Result<(), Errno> {
+pub(crate) fn set_options(
+    core: &mut Core,
+    handle: SocketHandle,
+    options: TcpSocketOptions,
+) -> Result<(), Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
     sock.options = options;
     if let Some(tcb) = sock.tcb_mut() {
@@ -659,5 +809,9 @@ pub(crate) fn info(core: &mut Core, handle: SocketHandle) -> Result<(State, tcp:
 
 /// When the TCP layer next needs to run.
 pub(crate) fn poll_at(core: &Core) -> Option<Instant> {
-    if core.tcp.dirty.is_empty() { core.tcp.timers.next_deadline() } else { Some(Instant::ZERO) }
+    if core.tcp.dirty.is_empty() {
+        core.tcp.timers.next_deadline()
+    } else {
+        Some(Instant::ZERO)
+    }
 }

@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 
 use crate::table::{BindOptions, SocketId};
 use crate::tcp::{KeepaliveConfig, Tcb};
-use crate::timer::TimerHandle;
 use crate::time::Instant;
+use crate::timer::TimerHandle;
 
 /// Options set with `setsockopt` that outlive any one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -27,11 +27,13 @@ pub enum Counter {
     PassArpOther = 10,
     /// An IP protocol we do not own (or ICMP when not enabled), passed.
     PassProtoNotOwned = 11,
+    /// ARP for an address shared with the kernel, left to the kernel.
+    PassArpShared = 12,
 }
 
 impl Counter {
     /// Every counter, in slot order.
-    pub const ALL: [Counter; 12] = [
+    pub const ALL: [Counter; 13] = [
         Counter::RedirectArp,
         Counter::RedirectTcp,
         Counter::RedirectUdp,
@@ -44,6 +46,7 @@ impl Counter {
         Counter::PassFragment,
         Counter::PassArpOther,
         Counter::PassProtoNotOwned,
+        Counter::PassArpShared,
     ];
 
     /// A short name for tables.
@@ -61,6 +64,7 @@ impl Counter {
             Counter::PassFragment => "pass_fragment",
             Counter::PassArpOther => "pass_arp_other",
             Counter::PassProtoNotOwned => "pass_proto_not_owned",
+            Counter::PassArpShared => "pass_arp_shared",
         }
     }
 }
@@ -68,7 +72,7 @@ impl Counter {
 /// All counters, summed over CPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SteerCounters {
-    values: [u64; 12],
+    values: [u64; 13],
 }
 
 impl SteerCounters {

@@ -27,6 +27,7 @@
 mod counters;
 mod error;
 mod loader;
+mod netns;
 mod query;
 
 #[allow(

@@ -14,7 +14,7 @@ use libbpf_rs::{
 };
 
 use crate::{
-    BpfError, Counter, SteerCounters,
+    BpfError, Counter, SteerCounters, netns,
     query::{attached_program, ifindex},
     skel::{SteerSkel, SteerSkelBuilder},
 };
@@ -24,12 +24,20 @@ pub const MAX_QUEUES: u32 = 64;
 
 const IPPROTO_TCP: u32 = 6;
 const IPPROTO_UDP: u32 = 17;
+/// `ADDR_EXCLUSIVE` / `ADDR_SHARED` of `steer.h`.
+const ADDR_EXCLUSIVE: u8 = 1;
+const ADDR_SHARED: u8 = 2;
 
 /// What the program steers to us; everything else goes to the kernel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SteerConfig {
-    /// Our IPv4 addresses (ARP for them and IPv4 to them is considered).
+    /// Addresses only surge has: ARP for them and IPv4 to them is considered.
     pub local_addrs: Vec<Ipv4Addr>,
+    /// Addresses the kernel has too (for example the host's one address,
+    /// with the kernel keeping SSH): IPv4 to them is considered, ARP is left
+    /// to the kernel, which answers with the same MAC. Surge must learn
+    /// neighbours from the frames it gets (or the kernel's table).
+    pub shared_addrs: Vec<Ipv4Addr>,
     /// TCP destination ports we own.
     pub tcp_ports: Vec<u16>,
     /// UDP destination ports we own.
@@ -77,6 +85,8 @@ pub struct SteerProgram {
     object: NonNull<MaybeUninit<OpenObject>>,
     ifname: String,
     ifindex: i32,
+    /// The namespace `ifindex` lives in.
+    netns: std::fs::File,
     mode: AttachedMode,
     attached: bool,
 }
@@ -99,6 +109,11 @@ impl SteerProgram {
     /// `ifname` (in the calling thread's network namespace).
     pub fn attach(ifname: &str, config: &SteerConfig, mode: AttachMode) -> Result<Self, BpfError> {
         let ifindex = ifindex(ifname)?;
+        let netns = netns::current().map_err(|source| BpfError::Netlink {
+            what: "opening the thread's network namespace",
+            ifname: ifname.to_owned(),
+            source,
+        })?;
         if let Some(existing) = attached_program(ifname)? {
             return Err(BpfError::AlreadyAttached {
                 ifname: ifname.to_owned(),
@@ -128,6 +143,7 @@ impl SteerProgram {
             object,
             ifname: ifname.to_owned(),
             ifindex,
+            netns,
             mode: AttachedMode::Native,
             attached: false,
         };
@@ -167,6 +183,9 @@ impl SteerProgram {
     fn configure(&mut self, config: &SteerConfig) -> Result<(), BpfError> {
         for &addr in &config.local_addrs {
             self.add_local_addr(addr)?;
+        }
+        for &addr in &config.shared_addrs {
+            self.add_shared_addr(addr)?;
         }
         for &port in &config.tcp_ports {
             self.add_port(IPPROTO_TCP, port)?;
@@ -219,16 +238,40 @@ impl SteerProgram {
         }
     }
 
-    /// Adds one of our addresses.
+    /// Adds an address only surge has (ARP for it comes to surge).
     pub fn add_local_addr(&self, addr: Ipv4Addr) -> Result<(), BpfError> {
         self.skel
             .maps
             .local_addrs
-            .update(&addr.octets(), &[1], MapFlags::ANY)
+            .update(&addr.octets(), &[ADDR_EXCLUSIVE], MapFlags::ANY)
             .map_err(|source| BpfError::Map {
                 what: "adding a local address",
                 source,
             })
+    }
+
+    /// Adds an address the kernel has too (ARP for it stays with the kernel).
+    pub fn add_shared_addr(&self, addr: Ipv4Addr) -> Result<(), BpfError> {
+        self.skel
+            .maps
+            .local_addrs
+            .update(&addr.octets(), &[ADDR_SHARED], MapFlags::ANY)
+            .map_err(|source| BpfError::Map {
+                what: "adding a shared address",
+                source,
+            })
+    }
+
+    /// Removes an address added with `add_local_addr` or `add_shared_addr`.
+    pub fn remove_addr(&self, addr: Ipv4Addr) -> Result<(), BpfError> {
+        match self.skel.maps.local_addrs.delete(&addr.octets()) {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(BpfError::Map {
+                what: "removing an address",
+                source,
+            }),
+        }
     }
 
     /// Adds a TCP (6) or UDP (17) destination port we own.
@@ -329,6 +372,11 @@ impl SteerProgram {
             return Ok(());
         }
         self.attached = false;
+        let _in_netns = netns::InNetns::enter(&self.netns).map_err(|source| BpfError::Netlink {
+            what: "entering the program's network namespace to detach",
+            ifname: self.ifname.clone(),
+            source,
+        })?;
         let xdp = Xdp::new(self.skel.progs.surge_steer.as_fd());
         xdp.detach(self.ifindex, self.mode.flags())
             .map_err(|source| BpfError::Attach {

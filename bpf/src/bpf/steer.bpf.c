@@ -55,7 +55,7 @@ struct {
 	__type(value, __u32);
 } xsks SEC(".maps");
 
-/* Our IPv4 addresses (network byte order) -> 1. */
+/* Our IPv4 addresses (network byte order) -> ADDR_EXCLUSIVE or ADDR_SHARED. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 256);
@@ -106,11 +106,13 @@ static __always_inline int redirect(struct xdp_md *ctx, __u32 slot)
 	return verdict;
 }
 
-static __always_inline int is_local(const void *addr4)
+/* 0 if not ours, else ADDR_EXCLUSIVE or ADDR_SHARED. */
+static __always_inline __u8 local_kind(const void *addr4)
 {
 	__u32 key;
 	__builtin_memcpy(&key, addr4, 4);
-	return bpf_map_lookup_elem(&local_addrs, &key) != NULL;
+	__u8 *kind = bpf_map_lookup_elem(&local_addrs, &key);
+	return kind ? *kind : 0;
 }
 
 static __always_inline int port_owned(__u8 proto, __u16 port)
@@ -140,8 +142,12 @@ int surge_steer(struct xdp_md *ctx)
 		/* RFC 826: Ethernet/IPv4 ARP only. */
 		if (arp->htype != bpf_htons(1) || arp->ptype != bpf_htons(ETH_P_IP) || arp->hlen != 6 || arp->plen != 4)
 			return pass(CNT_PASS_MALFORMED);
-		if (!is_local(arp->tpa))
+		__u8 kind = local_kind(arp->tpa);
+		if (!kind)
 			return pass(CNT_PASS_ARP_OTHER);
+		/* The kernel answers ARP for an address it shares with us (same MAC). */
+		if (kind == ADDR_SHARED)
+			return pass(CNT_PASS_ARP_SHARED);
 		return redirect(ctx, CNT_REDIRECT_ARP);
 	}
 
@@ -155,7 +161,7 @@ int surge_steer(struct xdp_md *ctx)
 	__u32 ihl = ip->ver_ihl & 0x0f;
 	if ((ip->ver_ihl >> 4) != 4 || ihl < 5)
 		return pass(CNT_PASS_MALFORMED);
-	if (!is_local(&ip->daddr))
+	if (!local_kind(&ip->daddr))
 		return pass(CNT_PASS_OTHER_ADDR);
 	/* Fragments carry no (or a partial) L4 header: the kernel reassembles them. */
 	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))

@@ -16,7 +16,8 @@ enum steer_counter {
 	CNT_PASS_FRAGMENT = 9,
 	CNT_PASS_ARP_OTHER = 10,
 	CNT_PASS_PROTO_NOT_OWNED = 11,
-	CNT_MAX = 12,
+	CNT_PASS_ARP_SHARED = 12,
+	CNT_MAX = 13,
 };
 
 /* The single entry of the `config` array. */
@@ -29,5 +30,9 @@ struct steer_config {
 
 /* Key of the `ports` hash: protocol (6 TCP, 17 UDP) and host-order port. */
 #define PORT_KEY(proto, port) (((__u32)(proto) << 16) | (__u32)(port))
+
+/* Values of the `local_addrs` hash. */
+#define ADDR_EXCLUSIVE 1 /* only surge has it: ARP for it is ours too */
+#define ADDR_SHARED 2    /* the kernel has it as well: ARP stays with the kernel */
 
 #endif

@@ -44,7 +44,7 @@ mod skel {
 
 pub use counters::{Counter, SteerCounters};
 pub use error::BpfError;
-pub use loader::{AttachMode, AttachedMode, MAX_QUEUES, SteerConfig, SteerProgram};
+pub use loader::{AttachMode, AttachedMode, MAX_QUEUES, SteerConfig, SteerProgram, Verdict};
 pub use query::{AttachedProgram, attached_program, detach_program};
 
 /// The kernel-visible name of the steering program.

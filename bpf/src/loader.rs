@@ -22,6 +22,23 @@ use crate::{
 /// Number of XSKMAP slots (queues) the program serves.
 pub const MAX_QUEUES: u32 = 64;
 
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
+
+/// What the program decided for one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// To the kernel.
+    Pass,
+    /// To an AF_XDP socket.
+    Redirect,
+    /// Dropped (the program never does this).
+    Drop,
+    /// Any other return value.
+    Other(u32),
+}
+
 const IPPROTO_TCP: u32 = 6;
 const IPPROTO_UDP: u32 = 17;
 /// `ADDR_EXCLUSIVE` / `ADDR_SHARED` of `steer.h`.
@@ -83,12 +100,17 @@ pub struct SteerProgram {
     skel: ManuallyDrop<SteerSkel<'static>>,
     /// Heap storage the skeleton borrows; freed after `skel` in `Drop`.
     object: NonNull<MaybeUninit<OpenObject>>,
+    attachment: Option<Attachment>,
+}
+
+/// Where the program is attached.
+#[derive(Debug)]
+struct Attachment {
     ifname: String,
     ifindex: i32,
     /// The namespace `ifindex` lives in.
     netns: std::fs::File,
     mode: AttachedMode,
-    attached: bool,
 }
 
 // Safety: the skeleton is `Send` (libbpf-rs declares it so) and the storage it
@@ -98,8 +120,7 @@ unsafe impl Send for SteerProgram {}
 impl std::fmt::Debug for SteerProgram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SteerProgram")
-            .field("ifname", &self.ifname)
-            .field("mode", &self.mode)
+            .field("attachment", &self.attachment)
             .finish()
     }
 }
@@ -109,11 +130,6 @@ impl SteerProgram {
     /// `ifname` (in the calling thread's network namespace).
     pub fn attach(ifname: &str, config: &SteerConfig, mode: AttachMode) -> Result<Self, BpfError> {
         let ifindex = ifindex(ifname)?;
-        let netns = netns::current().map_err(|source| BpfError::Netlink {
-            what: "opening the thread's network namespace",
-            ifname: ifname.to_owned(),
-            source,
-        })?;
         if let Some(existing) = attached_program(ifname)? {
             return Err(BpfError::AlreadyAttached {
                 ifname: ifname.to_owned(),
@@ -121,6 +137,14 @@ impl SteerProgram {
                 name: existing.name,
             });
         }
+        let mut program = Self::load(config)?;
+        program.attach_to(ifname, ifindex, mode)?;
+        Ok(program)
+    }
+
+    /// Loads the program and fills its maps without attaching it anywhere
+    /// (for [`SteerProgram::test_run`], or to attach later).
+    pub fn load(config: &SteerConfig) -> Result<Self, BpfError> {
         let object = NonNull::from(Box::leak(Box::new(MaybeUninit::<OpenObject>::uninit())));
         // Safety: `object` is a fresh heap allocation that stays alive (and is
         // not otherwise accessed) until `Drop`/the error path below frees it,
@@ -141,14 +165,18 @@ impl SteerProgram {
         let mut program = Self {
             skel: ManuallyDrop::new(skel),
             object,
-            ifname: ifname.to_owned(),
-            ifindex,
-            netns,
-            mode: AttachedMode::Native,
-            attached: false,
+            attachment: None,
         };
         program.configure(config)?;
+        Ok(program)
+    }
 
+    fn attach_to(&mut self, ifname: &str, ifindex: i32, mode: AttachMode) -> Result<(), BpfError> {
+        let netns = netns::current().map_err(|source| BpfError::Netlink {
+            what: "opening the thread's network namespace",
+            ifname: ifname.to_owned(),
+            source,
+        })?;
         let attempts: &[AttachedMode] = match mode {
             AttachMode::Auto => &[AttachedMode::Native, AttachedMode::Generic],
             AttachMode::Native => &[AttachedMode::Native],
@@ -156,13 +184,17 @@ impl SteerProgram {
         };
         let mut last = None;
         for &attempt in attempts {
-            let xdp = Xdp::new(program.skel.progs.surge_steer.as_fd());
+            let xdp = Xdp::new(self.skel.progs.surge_steer.as_fd());
             match xdp.attach(ifindex, attempt.flags() | XdpFlags::UPDATE_IF_NOEXIST) {
                 Ok(()) => {
-                    program.mode = attempt;
-                    program.attached = true;
                     tracing::debug!(ifname, ?attempt, "XDP program attached");
-                    return Ok(program);
+                    self.attachment = Some(Attachment {
+                        ifname: ifname.to_owned(),
+                        ifindex,
+                        netns,
+                        mode: attempt,
+                    });
+                    return Ok(());
                 }
                 Err(err) => last = Some(err),
             }
@@ -177,6 +209,29 @@ impl SteerProgram {
             mode: mode_name,
             source: last
                 .unwrap_or_else(|| libbpf_rs::Error::from(std::io::Error::other("no mode tried"))),
+        })
+    }
+
+    /// Runs the program once over `frame` (`BPF_PROG_TEST_RUN`, queue 0) and
+    /// returns its verdict; counters count it like a real frame. Frames
+    /// shorter than an Ethernet header are refused by the kernel.
+    pub fn test_run(&self, frame: &[u8]) -> Result<Verdict, BpfError> {
+        let mut input = libbpf_rs::ProgramInput::default();
+        input.data_in = Some(frame);
+        let output = self
+            .skel
+            .progs
+            .surge_steer
+            .test_run(input)
+            .map_err(|source| BpfError::Map {
+                what: "test-running the program",
+                source,
+            })?;
+        Ok(match output.return_value {
+            XDP_PASS => Verdict::Pass,
+            XDP_REDIRECT => Verdict::Redirect,
+            XDP_DROP => Verdict::Drop,
+            other => Verdict::Other(other),
         })
     }
 
@@ -196,14 +251,14 @@ impl SteerProgram {
         self.set_options(config.ephemeral_ports.clone(), config.icmp)
     }
 
-    /// The interface the program is attached to.
-    pub fn ifname(&self) -> &str {
-        &self.ifname
+    /// The interface the program is attached to, if attached.
+    pub fn ifname(&self) -> Option<&str> {
+        self.attachment.as_ref().map(|a| a.ifname.as_str())
     }
 
-    /// The mode it is attached in.
-    pub fn mode(&self) -> AttachedMode {
-        self.mode
+    /// The mode it is attached in, if attached.
+    pub fn mode(&self) -> Option<AttachedMode> {
+        self.attachment.as_ref().map(|a| a.mode)
     }
 
     /// Puts an AF_XDP socket in the XSKMAP slot of `queue`.
@@ -368,19 +423,19 @@ impl SteerProgram {
     }
 
     fn detach_inner(&mut self) -> Result<(), BpfError> {
-        if !self.attached {
+        let Some(attachment) = self.attachment.take() else {
             return Ok(());
-        }
-        self.attached = false;
-        let _in_netns = netns::InNetns::enter(&self.netns).map_err(|source| BpfError::Netlink {
-            what: "entering the program's network namespace to detach",
-            ifname: self.ifname.clone(),
-            source,
-        })?;
+        };
+        let _in_netns =
+            netns::InNetns::enter(&attachment.netns).map_err(|source| BpfError::Netlink {
+                what: "entering the program's network namespace to detach",
+                ifname: attachment.ifname.clone(),
+                source,
+            })?;
         let xdp = Xdp::new(self.skel.progs.surge_steer.as_fd());
-        xdp.detach(self.ifindex, self.mode.flags())
+        xdp.detach(attachment.ifindex, attachment.mode.flags())
             .map_err(|source| BpfError::Attach {
-                ifname: self.ifname.clone(),
+                ifname: attachment.ifname.clone(),
                 mode: "detach",
                 source,
             })

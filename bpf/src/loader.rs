@@ -216,8 +216,10 @@ impl SteerProgram {
     /// returns its verdict; counters count it like a real frame. Frames
     /// shorter than an Ethernet header are refused by the kernel.
     pub fn test_run(&self, frame: &[u8]) -> Result<Verdict, BpfError> {
-        let mut input = libbpf_rs::ProgramInput::default();
-        input.data_in = Some(frame);
+        let input = libbpf_rs::ProgramInput {
+            data_in: Some(frame),
+            ..Default::default()
+        };
         let output = self
             .skel
             .progs

@@ -132,7 +132,7 @@ impl Burst {
     pub(crate) fn consume_front(&mut self, n: usize) {
         let n = n.min(self.frames.len());
         // The first `n` frames were moved into the ring by value (their
-        // addresses); forgetting the handles here is the hand-over.
-        self.frames.drain(..n).for_each(std::mem::forget);
+        // addresses); dropping the handles here is the hand-over.
+        self.frames.drain(..n);
     }
 }

@@ -56,6 +56,8 @@
 //! ```
 #![allow(unsafe_code)] // the device layer is one of the two crates allowed `unsafe` (DESIGN.md)
 
+#[cfg(feature = "baseline")]
+pub mod baseline;
 mod device;
 mod error;
 mod frame;

@@ -323,7 +323,7 @@ impl Device for PipeDevice {
             Ok(()) => self.held -= 1.min(self.held),
             Err(foreign) => {
                 self.stats.tx_bad_length += 1;
-                std::mem::forget(foreign);
+                drop(foreign);
             }
         }
     }

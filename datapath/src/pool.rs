@@ -293,7 +293,7 @@ mod tests {
         );
         let f = pool.frame_from_desc(2048 + 256, 60).unwrap();
         assert_eq!(f.capacity(), 2048 - 256);
-        std::mem::forget(f);
+        drop(f);
     }
 
     #[test]

@@ -356,7 +356,7 @@ impl Device for XdpPort {
         if let Err(foreign) = self.pool.free(frame) {
             // Not ours: we cannot return it to its pool; count and forget.
             self.stats.tx_bad_length += 1;
-            std::mem::forget(foreign);
+            drop(foreign);
             return;
         }
         self.held -= 1.min(self.held);

@@ -45,8 +45,8 @@ impl XdpSocket {
         if fd < 0 {
             return Err(("creating an AF_XDP socket", io::Error::last_os_error()));
         }
-        // Safety: a fresh descriptor we own.
         let socket = Self {
+            // Safety: a fresh descriptor we own.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         };
 

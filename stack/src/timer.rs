@@ -237,8 +237,10 @@ impl<T> TimerWheel<T> {
         let level_range = slot_range << SLOT_BITS;
         let level_start = self.elapsed & !(level_range - 1);
         let mut tick = level_start + u64::from(slot) * slot_range;
-        if slot < pos {
-            tick += level_range;
+        // Only the top level can hold an entry in the slot under the clock: a deadline beyond
+        // the wheel's range wrapped around; it belongs to the next round (as in tokio's wheel).
+        if slot < pos || (slot == pos && level == LEVELS - 1) {
+            tick = tick.saturating_add(level_range);
         }
         Some((slot as usize, tick))
     }
@@ -247,7 +249,7 @@ impl<T> TimerWheel<T> {
     fn place(&mut self, i: u32) {
         let tick = self.entries[i as usize].tick.max(self.elapsed);
         // Deadlines beyond the wheel's range wait in the top level and cascade again.
-        let tick = tick.min(self.elapsed + RANGE - 1);
+        let tick = tick.min(self.elapsed.saturating_add(RANGE - 1));
         let differing = (self.elapsed ^ tick) | (SLOTS as u64 - 1);
         let level = ((63 - differing.leading_zeros()) / SLOT_BITS) as usize;
         let level = level.min(LEVELS - 1);
@@ -373,6 +375,11 @@ mod tests {
         );
         assert_eq!(w.len(), 1);
         assert_eq!(collect(&mut w, Instant::MAX), vec![2]);
+        // A clock at the very end of time must not overflow.
+        w.insert(Instant::MAX, 4).unwrap();
+        assert_eq!(collect(&mut w, Instant::MAX), vec![4]);
+        w.insert(Instant::from_micros(5), 5).unwrap();
+        assert_eq!(collect(&mut w, Instant::MAX), vec![5]);
     }
 
     #[test]

@@ -278,7 +278,9 @@ impl Tcb {
             if fin_seq == self.rcv_nxt {
                 self.process_fin(now);
             } else if fin_seq > self.rcv_nxt && fin_seq < self.rcv_adv + 1u32 {
+                // An out-of-order FIN: remember it, and duplicate-ACK like any gap (RFC 5681 §4.2).
                 self.ooo_fin = Some(fin_seq);
+                self.ack_now = true;
             } else {
                 // A FIN we already have: acknowledge it again.
                 self.ack_now = true;
@@ -440,6 +442,10 @@ impl Tcb {
             self.ack_now = true;
             self.quickack = self.quickack.max(self.cfg.quickack_segments.min(2));
             return;
+        }
+        if end_trim > 0 {
+            // Part of the text fell beyond the window: tell the sender where the window is.
+            self.ack_now = true;
         }
         let data = &payload[start_trim..payload.len() - end_trim];
         let start = start + start_trim;

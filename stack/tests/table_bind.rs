@@ -673,3 +673,62 @@ fn connect_with_rss_filter_picks_ports_for_own_queue() {
         }
     }
 }
+
+// Linux 6.18 netns (found by the table_linux_parity differential test, then pinned):
+// "A1 reuse uid65534; ANY reuse+rport; ANY rport: ok ok ok" but
+// "A1 reuse uid65534; ANY rport: ok EADDRINUSE". The second socket sets the bucket's
+// fastreuseport to STRICT for (uid 0, 0.0.0.0) (inet_csk_update_fastreuse), and the
+// third then passes sk_reuseport_match without the full conflict check.
+#[test]
+fn bind_follows_linux_fastreuseport_strict_fast_path_sk_reuseport_match() {
+    let stranger = BindOptions {
+        owner: 65534,
+        ..REUSE_ADDR
+    };
+    let mut f = fixture();
+    f.bind(1, A1, PORT, stranger).unwrap();
+    f.bind(2, ANY, PORT, REUSE_BOTH).unwrap();
+    assert!(f.bind(3, ANY, PORT, REUSE_PORT).is_ok());
+
+    let mut g = fixture();
+    g.bind(1, A1, PORT, stranger).unwrap();
+    assert_eq!(g.bind(3, ANY, PORT, REUSE_PORT), Err(Errno::EADDRINUSE));
+}
+
+// Linux 6.18 netns, SOCK_DGRAM: "A2 plain; A1 rport; ANY rport: ok ok ok" but
+// "A1 rport; A2 plain; ANY rport: ok ok EADDRINUSE": udp_lib_lport_inuse visits the
+// newest owner first and a SO_REUSEPORT match there ends the search.
+#[test]
+fn udp_bind_checks_newest_owner_first_linux_udp_lib_lport_inuse() {
+    let udp_fixture = || Fixture {
+        binds: BindTable::new(BindConfig::udp(vec![A1, A2]), HashKey::new(1, 2)),
+        ports: EphemeralPorts::new(EphemeralRange::LINUX_DEFAULT, 0, 1, HashKey::new(3, 4))
+            .unwrap(),
+    };
+    let mut f = udp_fixture();
+    f.bind(1, A2, PORT, PLAIN).unwrap();
+    f.bind(2, A1, PORT, REUSE_PORT).unwrap();
+    assert!(f.bind(3, ANY, PORT, REUSE_PORT).is_ok());
+
+    let mut g = udp_fixture();
+    g.bind(1, A1, PORT, REUSE_PORT).unwrap();
+    g.bind(2, A2, PORT, PLAIN).unwrap();
+    assert_eq!(g.bind(3, ANY, PORT, REUSE_PORT), Err(Errno::EADDRINUSE));
+
+    // UDP has no listen (sock_no_listen) and connect goes through bind(0).
+    assert_eq!(g.listen(1, REUSE_PORT), Err(Errno::EOPNOTSUPP));
+    assert_eq!(g.connect(9, A1, remote(1, 53)), Err(Errno::EOPNOTSUPP));
+    // A connected UDP socket does not reserve its 4-tuple (ip4_datagram_connect).
+    g.bind(4, A1, PORT + 1, REUSE_ADDR).unwrap();
+    g.bind(5, A1, PORT + 1, REUSE_ADDR).unwrap();
+    assert!(
+        g.binds
+            .connect_bound(SocketId(4), A1, remote(1, 53), |_| true)
+            .is_ok()
+    );
+    assert!(
+        g.binds
+            .connect_bound(SocketId(5), A1, remote(1, 53), |_| true)
+            .is_ok()
+    );
+}

@@ -135,6 +135,17 @@ struct Owner {
     remote: Option<SocketAddrV4>,
 }
 
+/// How a socket joins a port's bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Join {
+    /// `bind` / `listen` (`inet_csk_get_port`).
+    GetPort,
+    /// The implicit bind of an active open (`__inet_hash_connect`).
+    Connect,
+    /// An accepted child (`__inet_inherit_port`; creates a plain bucket if needed).
+    Inherit,
+}
+
 /// Linux `tb->fastreuseport` values.
 const FASTREUSEPORT_ANY: i8 = 1;
 const FASTREUSEPORT_STRICT: i8 = 2;
@@ -335,17 +346,14 @@ impl BindTable {
     }
 
     /// Add `owner` to `port`'s bucket. `bind` and `listen` owners update the fast
-    /// paths (`inet_csk_get_port` → `inet_csk_update_fastreuse`); active opens,
-    /// accepted children and TIME_WAIT do not (`inet_bind_hash` only).
-    fn insert_owner(&mut self, port: u16, owner: Owner, via_get_port: bool) {
-        let bucket = self.ports.entry(port).or_insert_with(|| {
-            if via_get_port {
-                PortBucket::for_bind()
-            } else {
-                PortBucket::for_connect()
-            }
+    /// paths (`inet_csk_get_port` → `inet_csk_update_fastreuse`); active opens and
+    /// accepted children do not (`inet_bind_hash` only).
+    fn insert_owner(&mut self, port: u16, owner: Owner, how: Join) {
+        let bucket = self.ports.entry(port).or_insert_with(|| match how {
+            Join::Connect => PortBucket::for_connect(),
+            Join::GetPort | Join::Inherit => PortBucket::for_bind(),
         });
-        if via_get_port {
+        if how == Join::GetPort {
             bucket.update_fast_reuse(
                 owner.addr,
                 owner.options,
@@ -433,7 +441,7 @@ impl BindTable {
             }
             port
         };
-        self.insert_owner(port, owner, true);
+        self.insert_owner(port, owner, Join::GetPort);
         Ok(SocketAddrV4::new(addr, port))
     }
 
@@ -485,7 +493,7 @@ impl BindTable {
                 state: BindState::Listening,
                 remote: None,
             };
-            self.insert_owner(port, owner, true);
+            self.insert_owner(port, owner, Join::GetPort);
             return Ok(SocketAddrV4::new(addr, port));
         };
         let Some(me) = bucket.owners.get(index).copied() else {
@@ -580,14 +588,15 @@ impl BindTable {
             state: BindState::Connected,
             remote: Some(remote),
         };
-        self.insert_owner(port, owner, false);
+        self.insert_owner(port, owner, Join::Connect);
         Ok(port)
     }
 
     /// An active open from a socket that is already bound: Linux `__inet_hash_connect`
     /// with `inet_num` set. A socket bound to 0.0.0.0 takes `route_addr` as its
     /// address. EADDRNOTAVAIL if the 4-tuple is in use (by another owner of the
-    /// port, or per `tuple_free`); EISCONN if it is listening or connected.
+    /// port, or per `tuple_free`); EISCONN if it is listening or connected; EINVAL
+    /// if it is not bound or `route_addr` is needed and is 0.0.0.0.
     pub fn connect_bound(
         &mut self,
         id: SocketId,
@@ -613,6 +622,10 @@ impl BindTable {
         } else {
             me.addr
         };
+        if addr.is_unspecified() {
+            self.counters.invalid += 1;
+            return Err(Errno::EINVAL);
+        }
         let tuple = FourTuple::new(SocketAddrV4::new(addr, port), remote);
         // UDP (ip4_datagram_connect) does not check 4-tuple uniqueness.
         let taken = tcp
@@ -635,14 +648,17 @@ impl BindTable {
 
     /// Record a passive open: the accepted child of a listener shares the listener's
     /// port (Linux `__inet_inherit_port`), with its own 4-tuple. EINVAL if `id` is
-    /// already bound.
+    /// already bound or the tuple's local side is not a concrete address and port.
     pub fn inherit_port(
         &mut self,
         id: SocketId,
         tuple: &FourTuple,
         options: BindOptions,
     ) -> Result<(), Errno> {
-        if self.sockets.contains_key(&id) {
+        if tuple.local_port == 0
+            || tuple.local_addr.is_unspecified()
+            || self.sockets.contains_key(&id)
+        {
             self.counters.invalid += 1;
             return Err(Errno::EINVAL);
         }
@@ -655,7 +671,7 @@ impl BindTable {
             state: BindState::Connected,
             remote: Some(tuple.remote()),
         };
-        self.insert_owner(tuple.local_port, owner, false);
+        self.insert_owner(tuple.local_port, owner, Join::Inherit);
         Ok(())
     }
 

@@ -15,6 +15,25 @@
 //! - [`keyed_hash`]: [`HashKey`], the SipHash key every table keyed by peer-chosen
 //!   values uses.
 //!
+//! How the engine drives them (one set per core, except where noted):
+//!
+//! | socket call | table calls |
+//! | --- | --- |
+//! | `bind(addr, port)` | [`BindTable::bind`] (port 0: from this core's [`EphemeralPorts`]) |
+//! | `listen(backlog)` | [`BindTable::listen`] (auto-binds an unbound socket), then [`ListenTable::insert`]; a second `listen` is [`ListenTable::set_backlog`] |
+//! | `connect` unbound | [`BindTable::ephemeral_for_connect`] with a `tuple_free` that checks the [`ConnTable`] (and, with known RSS, [`Rss::reply_queue`] `== my queue`), then [`ConnTable::insert`] |
+//! | `connect` bound | [`BindTable::connect_bound`], then [`ConnTable::insert`] |
+//! | SYN in | [`ConnTable::get`] by 4-tuple, else [`ListenTable::lookup`]; admit if not [`Listener::syn_queue_is_full`] |
+//! | accept completes | [`BindTable::inherit_port`] for the child, [`ConnTable::insert`]; [`Listener::accept_queue_is_full`] |
+//! | TIME_WAIT | [`BindTable::enter_time_wait`]; at its end [`BindTable::unbind`] and [`ConnTable::remove`] |
+//! | connect fails / reset before close | [`BindTable::disconnect`] |
+//! | `close` | [`BindTable::unbind`], [`ListenTable::remove`], [`ConnTable::remove`] |
+//!
+//! Port ownership is global to the stack (two cores must not both bind :80 without
+//! SO_REUSEPORT), so the engine keeps one [`BindTable`] per protocol where every core
+//! can reach it (the API control path); ephemeral choices stay per core because each
+//! core passes its own [`EphemeralPorts`] slice.
+//!
 //! ```
 //! use std::net::{Ipv4Addr, SocketAddrV4};
 //! use surge_stack::table::{BindConfig, BindOptions, BindTable, EphemeralPorts, EphemeralRange, HashKey, SocketId};

@@ -217,7 +217,7 @@ impl<D: Device> Engine<D> {
         isn_key[..8].copy_from_slice(&key.hash_one(0x15e_u64).to_le_bytes());
         isn_key[8..].copy_from_slice(&key.hash_one(0x15e1_u64).to_le_bytes());
         let tcp = tcp::TcpEngine {
-            config: config.tcp.clone(),
+            config: config.tcp,
             binds: BindTable::new(BindConfig::new(local.clone()), key),
             listeners: ListenTable::new(config.listen, key),
             conns: ConnTable::new(config.max_connections, key),

@@ -148,7 +148,7 @@ pub(crate) fn input(
 
 /// The TCP configuration for a socket with `options`, clamped to the interface.
 fn config_for(core: &Core, options: &TcpSocketOptions) -> TcpConfig {
-    let mut cfg = core.tcp.config.clone();
+    let mut cfg = core.tcp.config;
     cfg.mss = cfg.mss.min(core.config.iface.mss());
     cfg.nodelay = options.nodelay || cfg.nodelay;
     if options.send_buffer > 0 {

@@ -30,7 +30,7 @@ pub struct Lab {
 }
 
 /// Fails with `NotRoot` unless the process runs as root.
-fn require_root() -> Result<(), LabError> {
+pub fn require_root() -> Result<(), LabError> {
     if nix::unistd::geteuid().is_root() {
         Ok(())
     } else {
@@ -55,7 +55,7 @@ impl Lab {
         spec.impairment.validate()?;
         if spec.topology == Topology::Pair && !spec.impairment.is_none() {
             return Err(LabError::InvalidImpairment(
-                "impairments need the routed topology (netem sits on the router; copy-mode \
+                "impairments need the routed topology (they sit on the router; copy-mode \
                  AF_XDP transmit on A or B bypasses qdiscs)"
                     .to_string(),
             ));
@@ -64,7 +64,11 @@ impl Lab {
             .iter()
             .map(|&id| netns_name(&spec.name, id))
             .collect();
-        if let Some(taken) = namespaces.iter().find(|ns| netns_exists(ns)) {
+        // Any of the three names taken means the lab name is taken, whatever its topology.
+        if let Some(taken) = all_netns_names(&spec.name)
+            .iter()
+            .find(|ns| netns_exists(ns))
+        {
             return Err(LabError::NameInUse {
                 lab: spec.name.clone(),
                 netns: taken.clone(),

@@ -15,6 +15,10 @@
 //! impairments (`iptables`, `tc tbf`, and an NFQUEUE delay queue, because this kernel has no
 //! netem) use the standard tools, because rtnetlink cannot set them.
 //!
+//! Needs root, and the tools `ip` (iproute2), `ethtool`, `tc` and, for impairments,
+//! `iptables`. Namespaces are bind-mounted under `/run/netns`, so `ip netns exec` works on
+//! them.
+//!
 //! A [`Lab`] made by [`Lab::up`] is removed when dropped, also when a test panics, so every
 //! root test can hold one as its guard:
 //!
@@ -42,7 +46,7 @@ mod status;
 
 pub use delay_queue::{DelaySpec, serve_delay_queue};
 pub use error::LabError;
-pub use lab::{Lab, down_by_name, list_labs};
+pub use lab::{Lab, down_by_name, list_labs, require_root};
 pub use layout::{Host, HostId, format_mac, netns_name};
 pub use netlink::{InterfaceStatus, XdpAttachment};
 pub use netns::{NETNS_RUN_DIR, NetnsGuard, enter_netns, netns_exists, spawn_in_netns};

@@ -111,7 +111,8 @@ pub struct LabSpec {
     pub mtu: u32,
     /// Netem impairments on the router (routed labs only).
     pub impairment: Impairment,
-    /// Turn on threaded NAPI on A's and B's veths.
+    /// Turn on threaded NAPI on A's and B's veths (this also turns GRO on for them, because
+    /// a veth has NAPI instances only with GRO or XDP).
     pub threaded_napi: bool,
 }
 

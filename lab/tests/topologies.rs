@@ -238,3 +238,42 @@ fn threads_enter_and_leave_a_lab_namespace() {
     );
     assert!(!common::root_interfaces().contains(&ifname));
 }
+
+#[test]
+fn routed_duplication_and_reorder_rules_apply() {
+    let mut spec = LabSpec::unique("dup", Topology::Routed);
+    spec.impairment = Impairment {
+        delay: Some(Duration::from_micros(200)),
+        duplicate_percent: Some(100.0),
+        reorder_percent: Some(50.0),
+        ..Impairment::default()
+    };
+    let lab = Lab::up(&spec).expect("lab up");
+    let b = lab.b().addr.to_string();
+    // Two echoes 200 ms apart: the duplicate replies of the first arrive in between.
+    let out = lab
+        .exec(
+            HostId::A,
+            &["ping", "-n", "-c", "2", "-i", "0.2", "-W", "2", &b],
+        )
+        .expect("ping");
+    assert!(out.status.success(), "{}", text(&out));
+    // Every packet is duplicated by the router, so ping reports duplicate replies.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("DUP!"),
+        "{}",
+        text(&out)
+    );
+    let status = lab.status().expect("status");
+    let router = status
+        .hosts
+        .iter()
+        .find(|h| h.id == HostId::Router)
+        .expect("router");
+    let rules = router.impairments.join("\n");
+    assert!(rules.contains("-j TEE"), "{rules}");
+    assert!(
+        rules.contains("--probability 0.5") && rules.contains("-j ACCEPT"),
+        "{rules}"
+    );
+}

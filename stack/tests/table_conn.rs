@@ -40,7 +40,9 @@ proptest! {
     /// capacity an insert is ENOBUFS and nothing else changes.
     #[test]
     fn conn_table_matches_hashmap_model(capacity in 0usize..20, ops in proptest::collection::vec(op(), 0..200), k0: u64) {
-        let mut table = ConnTable::new(capacity, HashKey::new(k0, 7));
+        let mut table = ConnTable::new(capacity, HashKey::new(k0, 7)).unwrap();
+        let reserved = table.reserved();
+        prop_assert!(reserved >= 2 * capacity);
         let mut model: HashMap<FourTuple, u32> = HashMap::new();
         let (mut full, mut dup) = (0u64, 0u64);
         for op in ops {
@@ -78,6 +80,8 @@ proptest! {
             }
             prop_assert_eq!(table.len(), model.len());
             prop_assert!(table.len() <= capacity);
+            // Never grown: no allocation after new().
+            prop_assert!(table.reserved() <= reserved);
             prop_assert_eq!(table.is_full(), model.len() >= capacity);
         }
         prop_assert_eq!(table.counters.refused_full, full);
@@ -105,7 +109,7 @@ proptest! {
 
 #[test]
 fn full_table_keeps_existing_entries_and_counts() {
-    let mut table = ConnTable::new(2, HashKey::new(1, 2));
+    let mut table = ConnTable::new(2, HashKey::new(1, 2)).unwrap();
     table.insert(tuple(1, 1, 1), "a").unwrap();
     table.insert(tuple(2, 1, 1), "b").unwrap();
     let err = table.insert(tuple(3, 1, 1), "c").unwrap_err();
@@ -131,7 +135,7 @@ fn full_table_keeps_existing_entries_and_counts() {
 
 #[test]
 fn tuples_differing_in_any_field_are_distinct_connections() {
-    let mut table = ConnTable::new(16, HashKey::new(3, 4));
+    let mut table = ConnTable::new(16, HashKey::new(3, 4)).unwrap();
     let base = tuple(40000, 1, 80);
     let variants = [
         base,
@@ -181,4 +185,44 @@ fn shard_of_spreads_flows_and_depends_on_key() {
     assert!(moved > 100, "{moved}");
     assert_eq!(shard_of(&tuple(1, 1, 1), 0, &key), 0);
     assert_eq!(shard_of(&tuple(1, 1, 1), 1, &key), 0);
+}
+
+/// Heavy churn at full capacity (insert a new tuple, remove an old one, 100,000
+/// times) leaves the reservation where new() put it: the table never grows, so it
+/// never allocates after construction.
+#[test]
+fn churn_at_capacity_never_grows_the_table() {
+    let capacity = 1000;
+    let mut table = ConnTable::new(capacity, HashKey::new(9, 9)).unwrap();
+    let reserved = table.reserved();
+    let t = |i: u32| tuple((i % 60000) as u16, (i / 60000) as u8, (i % 7) as u16);
+    for i in 0..capacity as u32 {
+        table.insert(t(i), i).unwrap();
+    }
+    for i in capacity as u32..100_000 {
+        assert!(table.is_full());
+        assert_eq!(
+            table.insert(t(i), i).map_err(|e| e.errno),
+            Err(Errno::ENOBUFS)
+        );
+        assert_eq!(
+            table.remove(&t(i - capacity as u32)),
+            Some(i - capacity as u32)
+        );
+        table.insert(t(i), i).unwrap();
+        assert!(table.reserved() <= reserved, "grew at {i}");
+    }
+    assert_eq!(table.len(), capacity);
+}
+
+#[test]
+fn absurd_capacity_is_enomem_not_a_panic() {
+    assert_eq!(
+        ConnTable::<u8>::new(usize::MAX, HashKey::new(1, 1)).err(),
+        Some(Errno::ENOMEM)
+    );
+    assert_eq!(
+        ConnTable::<u8>::new(usize::MAX / 2, HashKey::new(1, 1)).err(),
+        Some(Errno::ENOMEM)
+    );
 }

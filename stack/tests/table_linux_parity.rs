@@ -1,12 +1,17 @@
 //! Root test: BindTable against the real Linux kernel, call for call.
 //!
 //! Seeded random scenarios (sockets with random SO_REUSEADDR / SO_REUSEPORT / uid,
-//! then random bind / listen / close calls on a handful of addresses and one port)
+//! then random bind / listen / connect / close calls on a handful of addresses and
+//! one port)
 //! run twice: through real kernel sockets (Python, inside a fresh network namespace
 //! with 198.18.0.1/32 and 198.18.0.2/32 on `lo` and `ip_local_port_range` = 40000
 //! 40001) and through `BindTable`. Every call must give the same result (success or
-//! the same errno). Needs root, `ip` and `python3` (CI has all three); without them
-//! the test fails, loudly.
+//! the same errno). A second test first puts a connection into TIME_WAIT on the port
+//! (server closes first) and then does the same. Needs root, `ip`, `ss` and `python3`
+//! (CI has them all); without them the tests fail, loudly.
+//!
+//! Seeds and sizes can be raised for a longer hunt: SURGE_PARITY_SEED,
+//! SURGE_PARITY_SCENARIOS (default 1000), SURGE_PARITY_TW_SCENARIOS (default 150).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -327,23 +332,8 @@ fn python_for(scenarios: &[Scenario]) -> String {
     py
 }
 
-#[test]
-fn bind_table_agrees_with_linux_on_random_scenarios() {
-    let scenarios_wanted: usize = std::env::var("SURGE_PARITY_SCENARIOS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let seed: u64 = std::env::var("SURGE_PARITY_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_7ab1e);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // One explicit port per scenario, outside the ephemeral range, so scenarios
-    // cannot see each other (no connections are made, so nothing lingers in TIME_WAIT).
-    let scenarios: Vec<Scenario> = (0..scenarios_wanted)
-        .map(|i| random_scenario(&mut rng, 42000 + i as u16))
-        .collect();
-    let netns = NetnsGuard::new("p");
+/// Run `script` with python3 inside `netns` (bounded by `timeout`); its stdout lines.
+fn run_python(netns: &NetnsGuard, script: &str) -> Vec<String> {
     let mut child = Command::new("ip")
         .args([
             "netns",
@@ -363,7 +353,7 @@ fn bind_table_agrees_with_linux_on_random_scenarios() {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(python_for(&scenarios).as_bytes())
+        .write_all(script.as_bytes())
         .expect("write script");
     let out = child.wait_with_output().expect("python3 output");
     assert!(
@@ -371,8 +361,31 @@ fn bind_table_agrees_with_linux_on_random_scenarios() {
         "python3 failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let kernel = String::from_utf8_lossy(&out.stdout);
-    let kernel_lines: Vec<&str> = kernel.lines().collect();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn bind_table_agrees_with_linux_on_random_scenarios() {
+    let scenarios_wanted: usize = env_or("SURGE_PARITY_SCENARIOS", 1000);
+    let seed: u64 = env_or("SURGE_PARITY_SEED", 0x5eed_7ab1e);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // One explicit port per scenario, outside the ephemeral range, so scenarios
+    // cannot see each other (no connections are made, so nothing lingers in TIME_WAIT).
+    let scenarios: Vec<Scenario> = (0..scenarios_wanted)
+        .map(|i| random_scenario(&mut rng, 42000 + i as u16))
+        .collect();
+    let netns = NetnsGuard::new("p");
+    let kernel_lines = run_python(&netns, &python_for(&scenarios));
     assert_eq!(
         kernel_lines.len(),
         scenarios_wanted,
@@ -382,7 +395,7 @@ fn bind_table_agrees_with_linux_on_random_scenarios() {
     let mut mismatches = Vec::new();
     // (call kind, answer) -> count, over the kernel's answers.
     let mut tally: std::collections::BTreeMap<(&str, String), usize> = Default::default();
-    for (scenario, kernel_line) in scenarios.iter().zip(kernel_lines) {
+    for (scenario, kernel_line) in scenarios.iter().zip(&kernel_lines) {
         let ours = model(scenario).join(" ");
         for (call, answer) in scenario.calls.iter().zip(kernel_line.split(' ')) {
             let kind = match call {
@@ -394,7 +407,7 @@ fn bind_table_agrees_with_linux_on_random_scenarios() {
             };
             *tally.entry((kind, answer.to_string())).or_default() += 1;
         }
-        if ours != kernel_line {
+        if ours != *kernel_line {
             mismatches.push(format!(
                 "{scenario:?}\n  linux: {kernel_line}\n  surge: {ours}"
             ));
@@ -424,6 +437,220 @@ fn bind_table_agrees_with_linux_on_random_scenarios() {
     assert!(
         mismatches.is_empty(),
         "{} of {scenarios_wanted} scenarios differ from Linux:\n{}",
+        mismatches.len(),
+        mismatches
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// A port with a connection in TIME_WAIT on it, then random calls on that port.
+#[derive(Debug, Clone)]
+struct TimeWaitScenario {
+    /// The listener whose accepted child goes to TIME_WAIT (the child inherits these
+    /// options and the uid, sk_clone_lock).
+    listener: Sock,
+    listener_addr: Ipv4Addr,
+    /// Close the listener before the calls (the classic server restart).
+    close_listener: bool,
+    rest: Scenario,
+}
+
+/// The kernel side of a TIME_WAIT scenario: the server closes first, so its end of
+/// the connection (local A1:port) sits in TIME_WAIT; the client (A2:client_port)
+/// closes after it. "TW" or "noTW" (from `ss`) is printed before the answers.
+const PYTHON_TIME_WAIT: &str = r#"
+import subprocess, time
+def mk_plain(reuse, rport, uid):
+    os.seteuid(uid)
+    try:
+        s = socket.socket()
+    finally:
+        os.seteuid(0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(reuse))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, int(rport))
+    return s
+def time_wait(listener, laddr, port, client_port, close_listener):
+    listener.bind((laddr, port))
+    listener.listen(8)
+    c = socket.socket()
+    c.bind(('198.18.0.2', client_port))
+    c.connect(('198.18.0.1', port))
+    a, _ = listener.accept()
+    a.close()
+    time.sleep(0.002)
+    c.close()
+    for _ in range(100):
+        out = subprocess.run(['ss', '-tanH', 'state', 'time-wait', 'sport', '=', ':%d' % port],
+                             capture_output=True, text=True).stdout
+        if out.strip():
+            break
+        time.sleep(0.005)
+    if close_listener:
+        listener.close()
+    return 'TW' if out.strip() else 'noTW'
+"#;
+
+fn random_time_wait_scenario(rng: &mut ChaCha8Rng, port: u16) -> TimeWaitScenario {
+    let mut rest = random_scenario(rng, port);
+    for sock in &mut rest.socks {
+        sock.udp = false;
+    }
+    // Only the TIME_WAIT port here: no bind(0), no connects.
+    rest.calls
+        .retain(|c| !matches!(c, Call::Connect { .. } | Call::Bind { port: 0, .. }));
+    let listener = Sock {
+        options: BindOptions {
+            reuse_addr: rng.random_bool(0.5),
+            reuse_port: rng.random_bool(0.5),
+            owner: if rng.random_ratio(1, 4) {
+                UNPRIVILEGED_UID
+            } else {
+                0
+            },
+            privileged: true,
+        },
+        udp: false,
+    };
+    TimeWaitScenario {
+        listener,
+        listener_addr: if rng.random_bool(0.5) {
+            A1
+        } else {
+            Ipv4Addr::UNSPECIFIED
+        },
+        close_listener: rng.random_ratio(3, 4),
+        rest,
+    }
+}
+
+/// BindTable's answers for a TIME_WAIT scenario.
+fn model_time_wait(scenario: &TimeWaitScenario, port: u16, client_port: u16) -> String {
+    let mut binds = BindTable::new(BindConfig::new(vec![A1, A2]), HashKey::new(5, 6));
+    // The namespace's ip_local_port_range (listen on an unbound socket draws from it).
+    let range = EphemeralRange::new(40000, 40001).unwrap();
+    let mut ports = EphemeralPorts::new(range, 0, 1, HashKey::new(7, 8)).unwrap();
+    let (listener, child) = (SocketId(100), SocketId(101));
+    let options = scenario.listener.options;
+    binds
+        .bind(listener, scenario.listener_addr, port, options, &mut ports)
+        .unwrap();
+    binds.listen(listener, options, &mut ports).unwrap();
+    let tuple = surge_stack::table::FourTuple::new(
+        SocketAddrV4::new(A1, port),
+        SocketAddrV4::new(A2, client_port),
+    );
+    binds.inherit_port(child, &tuple, options).unwrap();
+    binds.enter_time_wait(child).unwrap();
+    if scenario.close_listener {
+        binds.unbind(listener);
+    }
+    // The rest runs on a table that already holds the listener and the TIME_WAIT child.
+    let mut closed = vec![false; scenario.rest.socks.len()];
+    let mut words = vec!["TW".to_string()];
+    for call in &scenario.rest.calls {
+        let word = |r: Result<SocketAddrV4, Errno>| {
+            r.map_or_else(|e| e.name().to_string(), |_| "ok".to_string())
+        };
+        words.push(match *call {
+            Call::Bind { sock, .. }
+            | Call::Listen { sock }
+            | Call::Close { sock }
+            | Call::Connect { sock, .. }
+                if closed[sock] =>
+            {
+                "EBADF".to_string()
+            }
+            Call::Bind { sock, addr, port } => word(binds.bind(
+                SocketId(sock as u32),
+                addr,
+                port,
+                scenario.rest.socks[sock].options,
+                &mut ports,
+            )),
+            Call::Listen { sock } => word(binds.listen(
+                SocketId(sock as u32),
+                scenario.rest.socks[sock].options,
+                &mut ports,
+            )),
+            Call::Close { sock } => {
+                binds.unbind(SocketId(sock as u32));
+                closed[sock] = true;
+                "ok".to_string()
+            }
+            Call::Connect { .. } => "unused".to_string(),
+        });
+    }
+    words.join(" ")
+}
+
+// Linux inet_bind_conflict / inet_csk_get_port with a TIME_WAIT owner: the TIME_WAIT
+// socket keeps the child's SO_REUSEADDR / SO_REUSEPORT and lets SO_REUSEPORT sockets
+// of any uid share (sk2->sk_state == TCP_TIME_WAIT || uid_eq(..)).
+#[test]
+fn bind_table_agrees_with_linux_around_time_wait() {
+    let wanted: usize = env_or("SURGE_PARITY_TW_SCENARIOS", 150);
+    let mut rng = ChaCha8Rng::seed_from_u64(env_or("SURGE_PARITY_SEED", 0x71e_3a17));
+    let scenarios: Vec<TimeWaitScenario> = (0..wanted)
+        .map(|i| random_time_wait_scenario(&mut rng, 44000 + i as u16))
+        .collect();
+    let mut py = String::from(PYTHON_PRELUDE);
+    py.push_str(PYTHON_TIME_WAIT);
+    for (i, scenario) in scenarios.iter().enumerate() {
+        let (port, client_port) = (44000 + i as u16, 46000 + i as u16);
+        let py_bool = |b: bool| if b { "True" } else { "False" };
+        let l = scenario.listener.options;
+        let _ = writeln!(
+            py,
+            "L = mk_plain({}, {}, {})\nR = [time_wait(L, '{}', {port}, {client_port}, {})]",
+            py_bool(l.reuse_addr),
+            py_bool(l.reuse_port),
+            l.owner,
+            scenario.listener_addr,
+            py_bool(scenario.close_listener)
+        );
+        // Reuse the main generator for the rest (one line per scenario).
+        let rest = python_for(std::slice::from_ref(&scenario.rest));
+        let body = rest
+            .split_once("LISTENERS = serve(SERVERS)\n")
+            .map_or("", |(_, b)| b);
+        let body = body
+            .replace("R = []\n", "")
+            .replace("drain(LISTENERS)\n", "");
+        py.push_str(&body);
+        py.push_str("L.close()\n");
+    }
+    let netns = NetnsGuard::new("t");
+    let kernel_lines = run_python(&netns, &py);
+    assert_eq!(kernel_lines.len(), wanted, "one line per scenario");
+    let mut mismatches = Vec::new();
+    let mut refused = 0;
+    for (i, (scenario, kernel_line)) in scenarios.iter().zip(&kernel_lines).enumerate() {
+        assert!(
+            kernel_line.starts_with("TW"),
+            "no TIME_WAIT in scenario {i}: {kernel_line}"
+        );
+        let ours = model_time_wait(scenario, 44000 + i as u16, 46000 + i as u16);
+        refused += ours
+            .split(' ')
+            .filter(|w| w.starts_with("EADDRINUSE"))
+            .count();
+        if ours != *kernel_line {
+            mismatches.push(format!(
+                "{scenario:?}\n  linux: {kernel_line}\n  surge: {ours}"
+            ));
+        }
+    }
+    assert!(
+        refused > wanted / 4,
+        "only {refused} EADDRINUSE answers: the scenarios are too easy"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} of {wanted} TIME_WAIT scenarios differ from Linux:\n{}",
         mismatches.len(),
         mismatches
             .iter()

@@ -2,13 +2,14 @@
 //! 4.4BSD `in_pcblookup` over `tcb`), one per core, bounded.
 //!
 //! Keys come from the wire, so the table hashes with keyed SipHash (STYLE.md habit
-//! 6). The table reserves its full capacity up front: lookups never allocate, and
-//! inserts up to the capacity do not grow it (std's `HashMap::with_capacity`
-//! guarantee). Beyond the capacity an insert fails with ENOBUFS, is counted, and
-//! leaves every existing entry alone.
+//! 6). The table reserves room for twice its capacity up front, and never grows:
+//! lookups never allocate, and neither do inserts and removes, however they churn
+//! (std's hashbrown rehashes in place, without allocating, while the table is at
+//! most half full; a table reserved for only `capacity` entries would instead grow
+//! to clear its tombstones). Beyond the capacity an insert fails with ENOBUFS, is
+//! counted, and leaves every existing entry alone.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 
 use super::{Errno, FourTuple, HashKey, KeyedState, reciprocal_scale};
 
@@ -45,13 +46,24 @@ pub struct ConnTable<V> {
 }
 
 impl<V> ConnTable<V> {
-    /// A table for at most `capacity` connections, hashing with `key`.
-    pub fn new(capacity: usize, key: HashKey) -> Self {
-        ConnTable {
-            map: HashMap::with_capacity_and_hasher(capacity, key.state()),
+    /// A table for at most `capacity` connections, hashing with `key`; its memory
+    /// is reserved now. ENOMEM if it cannot be (also for absurd capacities).
+    pub fn new(capacity: usize, key: HashKey) -> Result<Self, Errno> {
+        let mut map = HashMap::with_hasher(key.state());
+        map.try_reserve(capacity.checked_mul(2).ok_or(Errno::ENOMEM)?)
+            .map_err(|_| Errno::ENOMEM)?;
+        Ok(ConnTable {
+            map,
             capacity,
             counters: ConnCounters::default(),
-        }
+        })
+    }
+
+    /// How many entries the reserved memory holds without growing (at least twice
+    /// [`ConnTable::capacity`]; hashbrown counts tombstones against it until it
+    /// rehashes in place, so this may dip, but it never rises after `new`).
+    pub fn reserved(&self) -> usize {
+        self.map.capacity()
     }
 
     /// The most connections this table holds.
@@ -77,28 +89,25 @@ impl<V> ConnTable<V> {
     /// Add a connection. A present 4-tuple is EADDRINUSE (the existing entry is
     /// kept), a full table ENOBUFS; both are counted and hand `value` back.
     pub fn insert(&mut self, tuple: FourTuple, value: V) -> Result<(), ConnInsertError<V>> {
-        let full = self.map.len() >= self.capacity;
-        match self.map.entry(tuple) {
-            Entry::Occupied(_) => {
-                self.counters.refused_duplicate += 1;
-                Err(ConnInsertError {
-                    errno: Errno::EADDRINUSE,
-                    value,
-                })
-            }
-            Entry::Vacant(_) if full => {
-                self.counters.refused_full += 1;
-                Err(ConnInsertError {
-                    errno: Errno::ENOBUFS,
-                    value,
-                })
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(value);
-                self.counters.inserted += 1;
-                Ok(())
-            }
+        // Not `entry()`: it reserves room for one more entry before it looks, which
+        // could grow a table that is about to refuse the insert.
+        if self.map.contains_key(&tuple) {
+            self.counters.refused_duplicate += 1;
+            return Err(ConnInsertError {
+                errno: Errno::EADDRINUSE,
+                value,
+            });
         }
+        if self.map.len() >= self.capacity {
+            self.counters.refused_full += 1;
+            return Err(ConnInsertError {
+                errno: Errno::ENOBUFS,
+                value,
+            });
+        }
+        self.map.insert(tuple, value);
+        self.counters.inserted += 1;
+        Ok(())
     }
 
     /// The connection for `tuple`.

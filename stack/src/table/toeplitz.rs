@@ -136,6 +136,23 @@ impl Rss {
         self.hash_bytes(ipv4_l4_input(src, dst))
     }
 
+    /// The Toeplitz hash over the addresses only (IPv4 without ports: fragments,
+    /// ICMP). The key window for the first 8 input bytes is the same as with ports,
+    /// so the same tables serve.
+    pub fn hash_ipv4(&self, src: Ipv4Addr, dst: Ipv4Addr) -> u32 {
+        src.octets()
+            .iter()
+            .chain(dst.octets().iter())
+            .enumerate()
+            .fold(0, |h, (pos, &b)| h ^ self.byte_hash(pos, b))
+    }
+
+    /// The RX queue the NIC picks for an IPv4 TCP/UDP packet from `src` to `dst`;
+    /// the engine compares it with its own queue to spot misdelivered segments.
+    pub fn queue_of(&self, src: SocketAddrV4, dst: SocketAddrV4) -> u16 {
+        self.queue_of_hash(self.hash_ipv4_l4(src, dst))
+    }
+
     /// The queue the indirection table gives for `hash`.
     pub fn queue_of_hash(&self, hash: u32) -> u16 {
         let len = self.indirection.len();
@@ -229,8 +246,14 @@ mod tests {
     #[test]
     fn microsoft_rss_ipv4_tcp_vectors_table_driven() {
         let rss = Rss::with_queues(4).unwrap();
-        for (dst, src, _, with_tcp) in MS_IPV4_VECTORS {
+        for (dst, src, ip_only, with_tcp) in MS_IPV4_VECTORS {
             assert_eq!(rss.hash_ipv4_l4(src, dst), with_tcp, "{src} -> {dst}");
+            assert_eq!(
+                rss.hash_ipv4(*src.ip(), *dst.ip()),
+                ip_only,
+                "{src} -> {dst}"
+            );
+            assert_eq!(rss.queue_of(src, dst), rss.queue_of_hash(with_tcp));
         }
     }
 

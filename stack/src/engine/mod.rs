@@ -220,7 +220,7 @@ impl<D: Device> Engine<D> {
             config: config.tcp,
             binds: BindTable::new(BindConfig::new(local.clone()), key),
             listeners: ListenTable::new(config.listen, key),
-            conns: ConnTable::new(config.max_connections, key),
+            conns: ConnTable::new(config.max_connections, key).map_err(EngineError::Table)?,
             timers: TimerWheel::new(
                 Instant::ZERO,
                 config.timer_tick,

@@ -183,8 +183,10 @@ fn accept_syn(
     let Some(queues) = parent.listen_state() else {
         return;
     };
-    if queues.syn_pending >= queues.syn_backlog
-        || queues.accept_queue.len() as u32 >= queues.accept_backlog
+    // Linux `inet_csk_reqsk_queue_is_full` / `sk_acceptq_is_full`: "full" is
+    // `queued > backlog`, so a backlog of n holds n + 1.
+    if queues.syn_pending > queues.syn_backlog
+        || queues.accept_queue.len() as u64 > u64::from(queues.accept_backlog)
     {
         core.tcp_stats.listen_overflows += 1;
         core.stats.drop(DropReason::TcpListenOverflow);
@@ -390,7 +392,7 @@ fn settle(core: &mut Core, now: Instant, id: SocketId, tcb: Box<Tcb>) {
             let parent = parent.unwrap_or(SocketId(u32::MAX));
             let moved = match core.sockets.by_id_mut(parent) {
                 Some(Socket::Tcp(l)) => match l.listen_state() {
-                    Some(q) if (q.accept_queue.len() as u32) < q.accept_backlog => {
+                    Some(q) if q.accept_queue.len() as u64 <= u64::from(q.accept_backlog) => {
                         q.accept_queue.push_back(id);
                         q.syn_pending = q.syn_pending.saturating_sub(1);
                         true

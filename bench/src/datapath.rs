@@ -1,10 +1,350 @@
-//! `surge-bench datapath`.
+//! `surge-bench datapath`: 64-byte frames from an AF_XDP socket on one end of
+//! a lab veth pair to an AF_XDP socket on the other, through surge-datapath,
+//! through a minimal loop written directly on xsk-rs (the reference), and
+//! through kernel AF_PACKET sockets; same lab, same run, rounds interleaved,
+//! medians and ratios printed as a table.
+
+use std::{
+    net::Ipv4Addr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
+use surge_datapath::{
+    Burst, Device, PortConfig, XdpPort,
+    baseline::{
+        LoopResult, PacketReceiver, PacketSender, RECEIVE_GRACE, XskRsReceiver, XskRsSender,
+    },
+};
+use surge_lab::{Host, Lab, LabSpec, Topology, enter_netns};
 
 /// Arguments of `surge-bench datapath`.
 #[derive(clap::Args)]
-pub struct DatapathArgs {}
+pub struct DatapathArgs {
+    /// Frames sent per run (split over the queues).
+    #[arg(long, default_value_t = 1_000_000)]
+    frames: u64,
+    /// Run only with this many queues (1 or 2); default: both.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=2))]
+    queues: Option<u16>,
+    /// Rounds per variant (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Time limit of one run, in seconds.
+    #[arg(long, default_value_t = 30)]
+    limit_secs: u64,
+}
+
+/// The address the receiver owns (only the XDP program knows it).
+const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 20);
+const DST_PORT: u16 = 9000;
+/// 60 bytes on the wire, 64 with the FCS.
+const FRAME_LEN: usize = 60;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    Surge,
+    XskRs,
+    AfPacket,
+}
+
+/// One run's outcome.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    sent: u64,
+    received: u64,
+    pps: f64,
+}
 
 /// Runs the datapath benchmark.
-pub fn run(_args: DatapathArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the datapath benchmark is being built")
+pub fn run(args: DatapathArgs) -> anyhow::Result<()> {
+    if args.frames == 0 || args.rounds == 0 {
+        bail!("--frames and --rounds must be at least 1");
+    }
+    let queue_counts: Vec<u16> = args.queues.map_or(vec![1, 2], |q| vec![q]);
+    let limit = Duration::from_secs(args.limit_secs.max(1));
+    let mut rows = Vec::new();
+    for &queues in &queue_counts {
+        let mut spec = LabSpec::unique("bench-dp", Topology::Pair);
+        spec.queues = queues;
+        spec.threaded_napi = true;
+        let lab = Lab::up(&spec).context("building the lab (needs root)")?;
+        let (a, b) = (lab.a().clone(), lab.b().clone());
+        let program = {
+            let _ns = enter_netns(&b.netns)?;
+            let config = SteerConfig {
+                local_addrs: vec![DST],
+                udp_ports: vec![DST_PORT],
+                ..SteerConfig::default()
+            };
+            SteerProgram::attach(&b.ifname, &config, AttachMode::Auto)
+                .context("attaching the XDP program")?
+        };
+        let mut results: Vec<(Variant, Run)> = Vec::new();
+        for _ in 0..args.rounds {
+            for variant in [Variant::Surge, Variant::XskRs, Variant::AfPacket] {
+                let run = run_variant(variant, &a, &b, &program, queues, args.frames, limit)
+                    .with_context(|| format!("{variant:?} with {queues} queue(s)"))?;
+                eprintln!(
+                    "  queues {queues} {variant:?}: sent {} received {} -> {:.3} Mpps",
+                    run.sent,
+                    run.received,
+                    run.pps / 1e6
+                );
+                results.push((variant, run));
+            }
+        }
+        drop(program);
+        lab.down().context("removing the lab")?;
+        rows.push((queues, results));
+    }
+    print_table(&args, &rows);
+    Ok(())
+}
+
+fn median(results: &[(Variant, Run)], variant: Variant) -> (f64, u64, u64) {
+    let mut runs: Vec<Run> = results
+        .iter()
+        .filter(|(v, _)| *v == variant)
+        .map(|(_, r)| *r)
+        .collect();
+    runs.sort_by(|x, y| x.pps.total_cmp(&y.pps));
+    let mid = runs[runs.len() / 2];
+    (mid.pps, mid.sent, mid.received)
+}
+
+fn print_table(args: &DatapathArgs, rows: &[(u16, Vec<(Variant, Run)>)]) {
+    println!(
+        "surge-bench datapath: 64-byte frames (60 B + FCS), XSK -> XSK across one veth pair (copy mode, threaded NAPI), \
+         {} frames per run, median of {} interleaved rounds",
+        args.frames, args.rounds
+    );
+    println!(
+        "| queues | surge-datapath (Mpps) | xsk-rs direct (Mpps) | AF_PACKET (Mpps) | surge / xsk-rs | surge / AF_PACKET | received: surge, xsk-rs, AF_PACKET |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for (queues, results) in rows {
+        let (surge, _, surge_rx) = median(results, Variant::Surge);
+        let (xsk, _, xsk_rx) = median(results, Variant::XskRs);
+        let (packet, _, packet_rx) = median(results, Variant::AfPacket);
+        println!(
+            "| {queues} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.2}x | {surge_rx}, {xsk_rx}, {packet_rx} |",
+            surge / 1e6,
+            xsk / 1e6,
+            packet / 1e6,
+            surge / xsk,
+            surge / packet
+        );
+    }
+}
+
+/// A 60-byte UDP/IPv4 frame from A to `DST:9000`; `flow` picks the source port.
+fn template(a: &Host, b: &Host, flow: u16) -> [u8; FRAME_LEN] {
+    let mut f = [0u8; FRAME_LEN];
+    f[0..6].copy_from_slice(&b.mac);
+    f[6..12].copy_from_slice(&a.mac);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip_len = (FRAME_LEN - 14) as u16;
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+    f[22] = 64;
+    f[23] = 17;
+    f[26..30].copy_from_slice(&a.addr.octets());
+    f[30..34].copy_from_slice(&DST.octets());
+    let checksum = ipv4_checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&checksum.to_be_bytes());
+    f[34..36].copy_from_slice(&(10000 + flow).to_be_bytes());
+    f[36..38].copy_from_slice(&DST_PORT.to_be_bytes());
+    f[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
+    // UDP checksum 0: none (RFC 768).
+    f
+}
+
+/// RFC 1071 over the IPv4 header.
+fn ipv4_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn is_ours(frame: &[u8]) -> bool {
+    frame.len() >= 38
+        && frame[12..14] == [8, 0]
+        && frame[30..34] == DST.octets()
+        && frame[36..38] == DST_PORT.to_be_bytes()
+}
+
+type Worker = JoinHandle<LoopResult>;
+
+fn run_variant(
+    variant: Variant,
+    a: &Host,
+    b: &Host,
+    program: &SteerProgram,
+    queues: u16,
+    frames: u64,
+    limit: Duration,
+) -> anyhow::Result<Run> {
+    let deadline = Instant::now() + limit;
+    let senders_done = Arc::new(AtomicBool::new(false));
+    let per_queue = frames / u64::from(queues);
+    let mut receivers: Vec<Worker> = Vec::new();
+    let mut senders: Vec<Worker> = Vec::new();
+    {
+        let _ns = enter_netns(&b.netns)?;
+        for q in 0..queues {
+            let done = Arc::clone(&senders_done);
+            let q32 = u32::from(q);
+            receivers.push(match variant {
+                Variant::Surge => {
+                    let mut port = XdpPort::open(&port_config(&b.ifname, q32))?;
+                    program.register_socket(q32, port.fd())?;
+                    std::thread::spawn(move || surge_receive(&mut port, per_queue, &done, deadline))
+                }
+                Variant::XskRs => {
+                    let mut receiver = XskRsReceiver::open(&b.ifname, q32)?;
+                    program.register_socket(q32, receiver.fd())?;
+                    std::thread::spawn(move || receiver.run(per_queue, &done, deadline))
+                }
+                Variant::AfPacket => {
+                    program.unregister_socket(q32)?;
+                    let fanout =
+                        (queues > 1).then_some(0x5e00 + (std::process::id() as u16 & 0xff));
+                    let mut receiver = PacketReceiver::open(&b.ifname, fanout)?;
+                    std::thread::spawn(move || receiver.run(frames, is_ours, &done, deadline))
+                }
+            });
+        }
+    }
+    {
+        let _ns = enter_netns(&a.netns)?;
+        for q in 0..queues {
+            let frame = template(a, b, q);
+            let q32 = u32::from(q);
+            senders.push(match variant {
+                Variant::Surge => {
+                    let mut port = XdpPort::open(&port_config(&a.ifname, q32))?;
+                    std::thread::spawn(move || surge_send(&mut port, &frame, per_queue, deadline))
+                }
+                Variant::XskRs => {
+                    let mut sender = XskRsSender::open(&a.ifname, q32)?;
+                    std::thread::spawn(move || sender.run(&frame, per_queue, deadline))
+                }
+                Variant::AfPacket => {
+                    let mut sender = PacketSender::open(&a.ifname)?;
+                    std::thread::spawn(move || sender.run(&frame, per_queue, deadline))
+                }
+            });
+        }
+    }
+    let sent: Vec<LoopResult> = senders
+        .into_iter()
+        .map(|h| h.join().expect("sender thread"))
+        .collect();
+    senders_done.store(true, Ordering::Relaxed);
+    let received: Vec<LoopResult> = receivers
+        .into_iter()
+        .map(|h| h.join().expect("receiver thread"))
+        .collect();
+    for q in 0..queues {
+        program.unregister_socket(u32::from(q))?;
+    }
+    let start = sent.iter().map(|r| r.started).min().context("no sender")?;
+    let end = received
+        .iter()
+        .map(|r| r.last_frame)
+        .max()
+        .context("no receiver")?;
+    let total_received: u64 = received.iter().map(|r| r.frames).sum();
+    let seconds = end.saturating_duration_since(start).as_secs_f64().max(1e-9);
+    Ok(Run {
+        sent: sent.iter().map(|r| r.frames).sum(),
+        received: total_received,
+        pps: total_received as f64 / seconds,
+    })
+}
+
+fn port_config(ifname: &str, queue: u32) -> PortConfig {
+    let mut config = PortConfig::new(ifname, queue);
+    // The same sizes as the xsk-rs reference: 4096 frames of 4 KiB, rings of 2048, no hugepages.
+    config.pool.huge_pages = false;
+    config
+}
+
+fn surge_send(port: &mut XdpPort, template: &[u8], count: u64, deadline: Instant) -> LoopResult {
+    let started = Instant::now();
+    let mut tx = Burst::new();
+    let mut sent = 0u64;
+    while sent < count && Instant::now() < deadline {
+        while tx.remaining() > 0 && sent + (tx.len() as u64) < count {
+            let Some(mut frame) = port.alloc_tx() else {
+                break;
+            };
+            if let Some(buf) = port.frame_mut(&frame).get_mut(..template.len()) {
+                buf.copy_from_slice(template);
+            }
+            if !frame.set_len(template.len()) || tx.push(frame).is_err() {
+                break;
+            }
+        }
+        sent += port.tx_burst(&mut tx) as u64;
+    }
+    // Let the kernel finish what is on the ring (bounded), then hand back leftovers.
+    while port.accounting().tx_ring > 0 && Instant::now() < deadline {
+        if port.tx_burst(&mut tx) == 0 {
+            std::thread::yield_now();
+        }
+    }
+    port.release(&mut tx);
+    LoopResult {
+        frames: sent,
+        started,
+        last_frame: Instant::now(),
+    }
+}
+
+fn surge_receive(
+    port: &mut XdpPort,
+    expected: u64,
+    senders_done: &AtomicBool,
+    deadline: Instant,
+) -> LoopResult {
+    let started = Instant::now();
+    let mut last_frame = started;
+    let mut frames = 0u64;
+    let mut rx = Burst::new();
+    let mut idle_since: Option<Instant> = None;
+    while frames < expected && Instant::now() < deadline {
+        let n = port.rx_burst(&mut rx);
+        if n > 0 {
+            frames += n as u64;
+            port.release(&mut rx);
+            last_frame = Instant::now();
+            idle_since = None;
+            continue;
+        }
+        if senders_done.load(Ordering::Relaxed) {
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > RECEIVE_GRACE {
+                break;
+            }
+        }
+        std::thread::yield_now();
+    }
+    LoopResult {
+        frames,
+        started,
+        last_frame,
+    }
 }

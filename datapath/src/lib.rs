@@ -1,2 +1,80 @@
-//! surge's device layer.
+//! surge's device layer: frames in and out of a NIC queue with no copy in
+//! userspace and no syscall unless the kernel asks for one.
+//!
+//! - [`Device`]: the batched, token-style seam the engine drives (bursts of
+//!   up to [`BURST`] [`Frame`] handles; the stack never sees a pointer).
+//! - [`XdpPort`]: one AF_XDP socket on one (interface, queue), with its own
+//!   [`FramePool`] (the UMEM). Copy or zero-copy chosen automatically,
+//!   `XDP_USE_NEED_WAKEUP`, optional busy polling, the kernel's
+//!   `XDP_STATISTICS`. Multi-buffer frames are not supported yet: an
+//!   interface MTU above one frame is refused with
+//!   [`DatapathError::MtuTooLarge`].
+//! - [`PipeDevice`]: an in-memory pair with seeded impairments in virtual time.
+//!
+//! # The loop
+//!
+//! The engine owns one device per core and runs to completion:
+//! receive a burst, handle every frame (reply in place or release it), flush
+//! the TX burst (every iteration, even when empty: that is where completions
+//! are recycled and the kernel is kicked if it asked).
+//!
+//! ```
+//! use surge_datapath::{Burst, Device, PipeConfig, PipeDevice};
+//!
+//! let (mut a, mut b) = PipeDevice::pair(&PipeConfig::default()).unwrap();
+//!
+//! // Side A sends one 60-byte frame, written in place.
+//! let mut tx = Burst::new();
+//! let frame = a.alloc_tx().unwrap();
+//! a.frame_mut(&frame)[..60].fill(0xab);
+//! let mut frame = frame;
+//! assert!(frame.set_len(60));
+//! tx.push(frame).unwrap();
+//! a.tx_burst(&mut tx);
+//!
+//! // Side B's run-to-completion loop (bounded here).
+//! let (mut rx, mut replies) = (Burst::new(), Burst::new());
+//! for _ in 0..4 {
+//!     b.rx_burst(&mut rx);
+//!     while let Some(frame) = rx.pop() {
+//!         if b.frame(&frame)[0] == 0xab {
+//!             // Turn the received frame into a reply, in place.
+//!             b.frame_mut(&frame)[0] = 0xcd;
+//!             if let Err(frame) = replies.push(frame) {
+//!                 b.release_one(frame);
+//!             }
+//!         } else {
+//!             b.release_one(frame);
+//!         }
+//!     }
+//!     b.tx_burst(&mut replies);
+//! }
+//! a.rx_burst(&mut rx);
+//! assert_eq!(a.frame(rx.as_slice().first().unwrap())[0], 0xcd);
+//! a.release(&mut rx);
+//! assert!(a.accounting().balanced() && b.accounting().balanced());
+//! ```
 #![allow(unsafe_code)] // the device layer is one of the two crates allowed `unsafe` (DESIGN.md)
+
+#[cfg(feature = "baseline")]
+pub mod baseline;
+mod device;
+mod error;
+mod frame;
+mod interface;
+mod mmap;
+mod pipe;
+mod pool;
+mod port;
+mod ring;
+mod socket;
+mod stats;
+
+pub use device::{BURST, Device, DeviceCaps, ETHERNET_HEADER_LEN, FrameAccounting};
+pub use error::DatapathError;
+pub use frame::{Burst, Frame};
+pub use interface::Interface;
+pub use pipe::{Impairments, PipeConfig, PipeDevice};
+pub use pool::{FramePool, PoolConfig, XDP_PACKET_HEADROOM};
+pub use port::{BindMode, BusyPoll, PortConfig, XdpPort};
+pub use stats::{DeviceStats, KernelXdpStats};

@@ -17,6 +17,10 @@
 #![deny(unsafe_code)]
 
 pub mod checksum;
+pub mod engine;
+pub mod iface;
+pub mod neighbor;
+pub mod socket;
 pub mod table;
 pub mod tcp;
 pub mod time;

@@ -1,0 +1,370 @@
+//! `PipeDevice`: two in-memory devices joined back to back, with seeded
+//! impairments (loss, duplication, reordering, corruption, delay) in virtual
+//! time, for the TCP/engine tests and the in-memory benchmark.
+//!
+//! Time never comes from a clock: the caller sets it with
+//! [`PipeDevice::set_now`] (microseconds) and asks [`PipeDevice::poll_at`]
+//! when the next frame is due. The same seed gives the same packets.
+
+use std::{
+    cmp::Reverse,
+    collections::BinaryHeap,
+    sync::{Arc, Mutex},
+};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::{
+    Burst, DatapathError, Device, DeviceCaps, DeviceStats, ETHERNET_HEADER_LEN, Frame,
+    FrameAccounting, FramePool, PoolConfig,
+};
+
+/// What the link does to frames, each decided per frame from the seeded generator.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Impairments {
+    /// Probability a frame is lost.
+    pub loss: f64,
+    /// Probability a frame is delivered twice.
+    pub duplicate: f64,
+    /// Probability a frame is held back by `reorder_delay_us` (so later frames overtake it).
+    pub reorder: f64,
+    /// Probability one bit of the frame is flipped.
+    pub corrupt: f64,
+    /// Fixed one-way delay in microseconds.
+    pub delay_us: u64,
+    /// Extra uniform random delay in `0..=jitter_us` microseconds (may reorder).
+    pub jitter_us: u64,
+    /// Extra delay of a reordered frame.
+    pub reorder_delay_us: u64,
+}
+
+/// How to build a pipe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipeConfig {
+    /// Pool of each side.
+    pub pool: PoolConfig,
+    /// MTU reported by `caps`.
+    pub mtu: u32,
+    /// Frames each direction can hold in flight; more are dropped and counted.
+    pub link_capacity: u32,
+    /// Impairments, the same in both directions.
+    pub impairments: Impairments,
+    /// Seed of the impairment generators.
+    pub seed: u64,
+}
+
+impl Default for PipeConfig {
+    fn default() -> Self {
+        Self {
+            pool: PoolConfig {
+                frame_size: 2048,
+                frame_count: 1024,
+                headroom: 0,
+                huge_pages: false,
+            },
+            mtu: 1500,
+            link_capacity: 512,
+            impairments: Impairments::default(),
+            seed: 0,
+        }
+    }
+}
+
+/// One direction of the link: a slab of frame-sized slots and a queue
+/// ordered by delivery time.
+#[derive(Debug)]
+struct Channel {
+    /// `(deliver_at_us, sequence, slot, len)`, earliest first.
+    queue: BinaryHeap<Reverse<(u64, u64, u32, u16)>>,
+    slab: Vec<u8>,
+    free_slots: Vec<u32>,
+    slot_size: usize,
+    sequence: u64,
+}
+
+impl Channel {
+    fn new(capacity: u32, slot_size: usize) -> Self {
+        Self {
+            queue: BinaryHeap::with_capacity(capacity as usize),
+            slab: vec![0; capacity as usize * slot_size],
+            free_slots: (0..capacity).rev().collect(),
+            slot_size,
+            sequence: 0,
+        }
+    }
+
+    fn slot_mut(&mut self, slot: u32) -> &mut [u8] {
+        let start = slot as usize * self.slot_size;
+        self.slab
+            .get_mut(start..start + self.slot_size)
+            .unwrap_or_default()
+    }
+}
+
+/// One end of an in-memory link; see [`PipeDevice::pair`].
+#[derive(Debug)]
+pub struct PipeDevice {
+    pool: FramePool,
+    outbound: Arc<Mutex<Channel>>,
+    inbound: Arc<Mutex<Channel>>,
+    rng: ChaCha8Rng,
+    impairments: Impairments,
+    now_us: u64,
+    caps: DeviceCaps,
+    held: u32,
+    stats: DeviceStats,
+}
+
+impl PipeDevice {
+    /// Two devices joined back to back: what one sends, the other receives.
+    pub fn pair(config: &PipeConfig) -> Result<(Self, Self), DatapathError> {
+        let i = &config.impairments;
+        for (name, p) in [
+            ("loss", i.loss),
+            ("duplicate", i.duplicate),
+            ("reorder", i.reorder),
+            ("corrupt", i.corrupt),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(DatapathError::BadPipeConfig(format!(
+                    "{name} probability {p} is not in 0..=1"
+                )));
+            }
+        }
+        if config.link_capacity == 0 {
+            return Err(DatapathError::BadPipeConfig("link capacity is zero".into()));
+        }
+        let max_frame = config.pool.max_frame_len();
+        if config.mtu as usize + ETHERNET_HEADER_LEN > max_frame as usize {
+            return Err(DatapathError::BadPipeConfig(format!(
+                "MTU {} does not fit a frame of {max_frame} bytes",
+                config.mtu
+            )));
+        }
+        let a_to_b = Arc::new(Mutex::new(Channel::new(
+            config.link_capacity,
+            max_frame as usize,
+        )));
+        let b_to_a = Arc::new(Mutex::new(Channel::new(
+            config.link_capacity,
+            max_frame as usize,
+        )));
+        let side =
+            |outbound: &Arc<Mutex<Channel>>, inbound: &Arc<Mutex<Channel>>, seed: u64, queue_id| {
+                Ok::<_, DatapathError>(Self {
+                    pool: FramePool::new(config.pool)?,
+                    outbound: Arc::clone(outbound),
+                    inbound: Arc::clone(inbound),
+                    rng: ChaCha8Rng::seed_from_u64(seed),
+                    impairments: config.impairments,
+                    now_us: 0,
+                    caps: DeviceCaps {
+                        mtu: config.mtu,
+                        max_frame_len: max_frame,
+                        tx_checksum_offload: false,
+                        queue_id,
+                    },
+                    held: 0,
+                    stats: DeviceStats::default(),
+                })
+            };
+        let a = side(&a_to_b, &b_to_a, config.seed, 0)?;
+        let b = side(&b_to_a, &a_to_b, config.seed ^ 0x9e37_79b9_7f4a_7c15, 0)?;
+        Ok((a, b))
+    }
+
+    /// Sets this side's virtual time, in microseconds.
+    pub fn set_now(&mut self, now_us: u64) {
+        self.now_us = now_us;
+    }
+
+    /// When the next frame for this side is due (microseconds), if any is in flight.
+    pub fn poll_at(&self) -> Option<u64> {
+        let inbound = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        inbound.queue.peek().map(|Reverse((at, ..))| *at)
+    }
+
+    /// Frames in flight towards this side.
+    pub fn in_flight(&self) -> usize {
+        self.inbound
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .queue
+            .len()
+    }
+
+    fn send_one(&mut self, channel: &mut Channel, frame: &Frame) {
+        let imp = self.impairments;
+        if imp.loss > 0.0 && self.rng.random_bool(imp.loss) {
+            self.stats.link_drops += 1;
+            return;
+        }
+        let copies = if imp.duplicate > 0.0 && self.rng.random_bool(imp.duplicate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let Some(slot) = channel.free_slots.pop() else {
+                self.stats.link_drops += 1;
+                return;
+            };
+            let bytes = self.pool.bytes(frame);
+            let len = bytes.len();
+            let buf = channel.slot_mut(slot);
+            let Some(dst) = buf.get_mut(..len) else {
+                channel.free_slots.push(slot);
+                self.stats.tx_bad_length += 1;
+                return;
+            };
+            dst.copy_from_slice(bytes);
+            if imp.corrupt > 0.0 && self.rng.random_bool(imp.corrupt) && len > 0 {
+                let byte = self.rng.random_range(0..len);
+                let bit = self.rng.random_range(0..8u32);
+                if let Some(b) = dst.get_mut(byte) {
+                    *b ^= 1 << bit;
+                }
+            }
+            let mut at = self.now_us + imp.delay_us;
+            if imp.jitter_us > 0 {
+                at += self.rng.random_range(0..=imp.jitter_us);
+            }
+            if imp.reorder > 0.0 && self.rng.random_bool(imp.reorder) {
+                at += imp.reorder_delay_us;
+            }
+            channel.sequence += 1;
+            channel
+                .queue
+                .push(Reverse((at, channel.sequence, slot, len as u16)));
+        }
+    }
+}
+
+impl Device for PipeDevice {
+    fn caps(&self) -> DeviceCaps {
+        self.caps
+    }
+
+    fn rx_burst(&mut self, out: &mut Burst) -> usize {
+        let inbound = Arc::clone(&self.inbound);
+        let mut channel = inbound.lock().unwrap_or_else(|e| e.into_inner());
+        let mut delivered = 0;
+        while out.remaining() > 0 {
+            let Some(&Reverse((at, _, slot, len))) = channel.queue.peek() else {
+                break;
+            };
+            if at > self.now_us {
+                break;
+            }
+            let Some(mut frame) = self.pool.alloc() else {
+                self.stats.pool_empty += 1;
+                break;
+            };
+            channel.queue.pop();
+            let len = usize::from(len);
+            let src = channel.slot_mut(slot).get(..len).unwrap_or_default();
+            let dst = self.pool.bytes_mut(&frame);
+            let copied = src.len().min(dst.len());
+            if let (Some(d), Some(s)) = (dst.get_mut(..copied), src.get(..copied)) {
+                d.copy_from_slice(s);
+            }
+            channel.free_slots.push(slot);
+            if copied < ETHERNET_HEADER_LEN || !frame.set_len(copied) {
+                self.stats.rx_runts += 1;
+                let _ = self.pool.free(frame);
+                continue;
+            }
+            self.stats.rx_bytes += copied as u64;
+            match out.push(frame) {
+                Ok(()) => delivered += 1,
+                Err(frame) => {
+                    let _ = self.pool.free(frame);
+                }
+            }
+        }
+        self.held += delivered;
+        if delivered > 0 {
+            self.stats.rx_packets += u64::from(delivered);
+            self.stats.rx_batches += 1;
+        }
+        delivered as usize
+    }
+
+    fn frame(&self, frame: &Frame) -> &[u8] {
+        self.pool.bytes(frame)
+    }
+
+    fn frame_mut(&mut self, frame: &Frame) -> &mut [u8] {
+        self.pool.bytes_mut(frame)
+    }
+
+    fn alloc_tx(&mut self) -> Option<Frame> {
+        match self.pool.alloc() {
+            Some(frame) => {
+                self.held += 1;
+                Some(frame)
+            }
+            None => {
+                self.stats.pool_empty += 1;
+                None
+            }
+        }
+    }
+
+    fn release(&mut self, frames: &mut Burst) {
+        for frame in frames.drain() {
+            self.release_one(frame);
+        }
+    }
+
+    fn release_one(&mut self, frame: Frame) {
+        match self.pool.free(frame) {
+            Ok(()) => self.held -= 1.min(self.held),
+            Err(foreign) => {
+                self.stats.tx_bad_length += 1;
+                drop(foreign);
+            }
+        }
+    }
+
+    fn tx_burst(&mut self, tx: &mut Burst) -> usize {
+        if tx.is_empty() {
+            return 0;
+        }
+        let outbound = Arc::clone(&self.outbound);
+        let mut channel = outbound.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sent = 0;
+        for frame in tx.drain() {
+            if frame.len() < ETHERNET_HEADER_LEN || !self.pool.owns(&frame) {
+                self.stats.tx_bad_length += 1;
+            } else {
+                self.send_one(&mut channel, &frame);
+                self.stats.tx_packets += 1;
+                self.stats.tx_bytes += frame.len() as u64;
+                sent += 1;
+            }
+            // The wire copied the bytes: the frame completes at once.
+            self.release_one(frame);
+        }
+        drop(channel);
+        if sent > 0 {
+            self.stats.tx_batches += 1;
+        }
+        sent
+    }
+
+    fn stats(&self) -> DeviceStats {
+        self.stats
+    }
+
+    fn accounting(&self) -> FrameAccounting {
+        FrameAccounting {
+            total: self.pool.size(),
+            free: self.pool.free_count(),
+            fill_ring: 0,
+            held: self.held,
+            tx_ring: 0,
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! `XdpPort`: one AF_XDP socket on one (interface, queue), as a [`Device`].
+
+use std::os::fd::{AsRawFd, RawFd};
+
+use crate::{
+    BURST, Burst, DatapathError, Device, DeviceCaps, DeviceStats, ETHERNET_HEADER_LEN, Frame,
+    FrameAccounting, FramePool, Interface, KernelXdpStats, PoolConfig,
+    ring::XdpDesc,
+    socket::{Rings, XdpSocket},
+};
+
+/// Fill-ring refills and completion reaping happen in batches of at least this many.
+const REFILL_BATCH: u32 = 32;
+
+/// How to bind: chosen automatically, or forced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BindMode {
+    /// Zero-copy if the driver supports it, copy mode otherwise.
+    #[default]
+    Auto,
+    /// Zero-copy only (fails on drivers without it, such as veth).
+    ZeroCopy,
+    /// Copy mode only.
+    Copy,
+}
+
+/// Busy-poll settings (`SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL`, `SO_BUSY_POLL_BUDGET`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusyPoll {
+    /// `SO_BUSY_POLL` in microseconds.
+    pub usecs: u32,
+    /// `SO_BUSY_POLL_BUDGET` in packets.
+    pub budget: u32,
+}
+
+/// Everything needed to open a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    /// Interface name (looked up in the calling thread's network namespace).
+    pub ifname: String,
+    /// RX queue to bind to.
+    pub queue: u32,
+    /// The frame pool (UMEM) of this port.
+    pub pool: PoolConfig,
+    /// Entries per ring (fill, completion, RX, TX); a power of two.
+    pub ring_size: u32,
+    /// Copy / zero-copy selection.
+    pub bind_mode: BindMode,
+    /// `XDP_USE_NEED_WAKEUP` (on by default): syscalls only when the kernel asks.
+    pub need_wakeup: bool,
+    /// Busy polling, where the kernel supports it (off by default).
+    pub busy_poll: Option<BusyPoll>,
+}
+
+impl PortConfig {
+    /// Defaults for `ifname` queue `queue`: 4096 frames of 4 KiB, rings of 2048.
+    pub fn new(ifname: &str, queue: u32) -> Self {
+        Self {
+            ifname: ifname.to_owned(),
+            queue,
+            pool: PoolConfig::default(),
+            ring_size: 2048,
+            bind_mode: BindMode::Auto,
+            need_wakeup: true,
+            busy_poll: None,
+        }
+    }
+}
+
+/// One AF_XDP socket bound to one (interface, queue), with its own UMEM pool.
+///
+/// Receiving needs an XDP program that redirects this queue into an XSKMAP
+/// slot holding [`XdpPort::fd`] (see `surge-bpf`).
+#[derive(Debug)]
+pub struct XdpPort {
+    // Field order is drop order: rings, then the socket, then the UMEM.
+    rings: Rings,
+    socket: XdpSocket,
+    pool: FramePool,
+    interface: Interface,
+    caps: DeviceCaps,
+    zero_copy: bool,
+    need_wakeup: bool,
+    busy_poll: bool,
+    fill_outstanding: u32,
+    held: u32,
+    tx_outstanding: u32,
+    stats: DeviceStats,
+}
+
+impl XdpPort {
+    /// Opens a port: checks the interface, queue and MTU, creates the UMEM,
+    /// binds (zero-copy with fallback to copy, per [`BindMode`]) and fills
+    /// the fill ring.
+    pub fn open(config: &PortConfig) -> Result<Self, DatapathError> {
+        let interface = Interface::lookup(&config.ifname)?;
+        interface.check_queue(config.queue)?;
+        let mtu = interface.mtu()?;
+        let max_frame = config.pool.max_frame_len();
+        // Multi-buffer (XDP_USE_SG) is not supported yet: every frame must fit one UMEM frame.
+        if mtu as usize + ETHERNET_HEADER_LEN > max_frame as usize {
+            return Err(DatapathError::MtuTooLarge {
+                ifname: config.ifname.clone(),
+                mtu,
+                max_frame,
+                max_mtu: max_frame.saturating_sub(ETHERNET_HEADER_LEN as u32),
+            });
+        }
+        if !config.ring_size.is_power_of_two() || config.ring_size < 64 {
+            return Err(DatapathError::BadPoolConfig(format!(
+                "ring size {} is not a power of two of at least 64",
+                config.ring_size
+            )));
+        }
+        let pool = FramePool::new(config.pool)?;
+
+        let wakeup = if config.need_wakeup {
+            libc::XDP_USE_NEED_WAKEUP
+        } else {
+            0
+        };
+        let attempts: &[u16] = match config.bind_mode {
+            BindMode::Auto => &[libc::XDP_ZEROCOPY, libc::XDP_COPY],
+            BindMode::ZeroCopy => &[libc::XDP_ZEROCOPY],
+            BindMode::Copy => &[libc::XDP_COPY],
+        };
+        let mut last_error = None;
+        let mut bound = None;
+        for &mode in attempts {
+            // A failed bind leaves the socket in an unknown state: start each
+            // attempt from a fresh socket.
+            let (socket, rings) =
+                XdpSocket::new(&pool, config.ring_size).map_err(|(what, source)| {
+                    if what == "registering the UMEM" {
+                        DatapathError::UmemRefused {
+                            frame_size: config.pool.frame_size,
+                            frame_count: config.pool.frame_count,
+                            source,
+                        }
+                    } else {
+                        DatapathError::Syscall { what, source }
+                    }
+                })?;
+            match socket.bind(interface.index, config.queue, mode | wakeup) {
+                Ok(()) => {
+                    bound = Some((socket, rings));
+                    break;
+                }
+                Err(err) => {
+                    tracing::debug!(ifname = %config.ifname, queue = config.queue, mode, %err, "AF_XDP bind attempt failed");
+                    last_error = Some(err);
+                }
+            }
+        }
+        let Some((socket, rings)) = bound else {
+            return Err(DatapathError::BindRefused {
+                ifname: config.ifname.clone(),
+                queue: config.queue,
+                source: last_error.unwrap_or_else(|| std::io::Error::other("no bind mode tried")),
+            });
+        };
+        let busy_poll = config
+            .busy_poll
+            .is_some_and(|b| socket.set_busy_poll(b.usecs, b.budget));
+        let zero_copy = socket.zero_copy();
+        let caps = DeviceCaps {
+            mtu,
+            max_frame_len: max_frame,
+            // TX checksum offload needs AF_XDP TX metadata (Linux 6.8+,
+            // `tx_metadata_len` in the UMEM and a driver advertising the
+            // `tx-checksum` xsk feature). We do not register TX metadata, so
+            // the stack always checksums in software.
+            tx_checksum_offload: false,
+            queue_id: config.queue,
+        };
+        let mut port = Self {
+            rings,
+            socket,
+            pool,
+            interface,
+            caps,
+            zero_copy,
+            need_wakeup: config.need_wakeup,
+            busy_poll,
+            fill_outstanding: 0,
+            held: 0,
+            tx_outstanding: 0,
+            stats: DeviceStats::default(),
+        };
+        port.refill();
+        Ok(port)
+    }
+
+    /// The socket descriptor, to register in the XDP program's XSKMAP.
+    pub fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+
+    /// The interface this port is bound to.
+    pub fn interface(&self) -> &Interface {
+        &self.interface
+    }
+
+    /// Whether the socket runs in zero-copy mode (false: copy mode).
+    pub fn zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
+    /// Whether busy polling was requested and accepted by the kernel.
+    pub fn busy_poll(&self) -> bool {
+        self.busy_poll
+    }
+
+    /// Whether the pool got hugepages.
+    pub fn huge_pages(&self) -> bool {
+        self.pool.huge_pages()
+    }
+
+    /// The kernel's `XDP_STATISTICS` for this socket.
+    pub fn kernel_stats(&self) -> Result<KernelXdpStats, DatapathError> {
+        self.socket
+            .statistics()
+            .map_err(|source| DatapathError::Syscall {
+                what: "reading XDP_STATISTICS",
+                source,
+            })
+    }
+
+    /// Moves free frames to the fill ring, in one batch.
+    fn refill(&mut self) {
+        let fill_size = self.rings.fill.size();
+        let free_slots = self.rings.fill.free(REFILL_BATCH);
+        // Leave half of the pool for sending.
+        let budget = (self.pool.size() / 2).saturating_sub(self.fill_outstanding);
+        let n = free_slots.min(self.pool.free_count()).min(budget);
+        if n < REFILL_BATCH.min(fill_size) && self.fill_outstanding > 0 {
+            return;
+        }
+        if self.fill_outstanding == 0 && self.stats.rx_packets > 0 {
+            self.stats.fill_ring_empty += 1;
+        }
+        let mut written = 0;
+        while written < n {
+            let Some(addr) = self.pool.alloc_addr() else {
+                break;
+            };
+            self.rings.fill.write(written, addr);
+            written += 1;
+        }
+        self.rings.fill.submit(written);
+        self.fill_outstanding += written;
+    }
+
+    /// Returns completed TX frames to the pool.
+    fn reap_completions(&mut self) {
+        let n = self
+            .rings
+            .completion
+            .available(self.tx_outstanding.min(self.rings.tx.size()));
+        for i in 0..n {
+            let addr = self.rings.completion.read(i);
+            if !self.pool.free_addr(addr) {
+                self.stats.bad_descriptors += 1;
+            }
+        }
+        self.rings.completion.release(n);
+        self.tx_outstanding -= n.min(self.tx_outstanding);
+    }
+}
+
+impl Device for XdpPort {
+    fn caps(&self) -> DeviceCaps {
+        self.caps
+    }
+
+    #[inline]
+    fn rx_burst(&mut self, out: &mut Burst) -> usize {
+        let want = out.remaining().min(BURST) as u32;
+        let n = self.rings.rx.available(want);
+        let mut delivered = 0;
+        for i in 0..n {
+            let XdpDesc { addr, len, .. } = self.rings.rx.read(i);
+            match self.pool.frame_from_desc(addr, len) {
+                Some(frame) if frame.len() >= ETHERNET_HEADER_LEN => {
+                    self.stats.rx_bytes += u64::from(len);
+                    match out.push(frame) {
+                        Ok(()) => delivered += 1,
+                        Err(frame) => {
+                            // Cannot happen (n <= remaining); never leak if it does.
+                            let _ = self.pool.free(frame);
+                        }
+                    }
+                }
+                Some(frame) => {
+                    self.stats.rx_runts += 1;
+                    let _ = self.pool.free(frame);
+                }
+                None => {
+                    self.stats.bad_descriptors += 1;
+                    self.pool.free_addr(addr);
+                }
+            }
+        }
+        self.rings.rx.release(n);
+        self.fill_outstanding -= n.min(self.fill_outstanding);
+        self.held += delivered;
+        if delivered > 0 {
+            self.stats.rx_packets += u64::from(delivered);
+            self.stats.rx_batches += 1;
+        }
+        self.refill();
+        if n == 0 && self.need_wakeup && self.rings.fill.needs_wakeup() {
+            self.socket.wakeup_rx();
+            self.stats.wakeups += 1;
+        }
+        delivered as usize
+    }
+
+    #[inline]
+    fn frame(&self, frame: &Frame) -> &[u8] {
+        self.pool.bytes(frame)
+    }
+
+    #[inline]
+    fn frame_mut(&mut self, frame: &Frame) -> &mut [u8] {
+        self.pool.bytes_mut(frame)
+    }
+
+    #[inline]
+    fn alloc_tx(&mut self) -> Option<Frame> {
+        if self.pool.free_count() == 0 {
+            self.reap_completions();
+        }
+        match self.pool.alloc() {
+            Some(frame) => {
+                self.held += 1;
+                Some(frame)
+            }
+            None => {
+                self.stats.pool_empty += 1;
+                None
+            }
+        }
+    }
+
+    #[inline]
+    fn release(&mut self, frames: &mut Burst) {
+        for frame in frames.drain() {
+            self.release_one(frame);
+        }
+        self.refill();
+    }
+
+    #[inline]
+    fn release_one(&mut self, frame: Frame) {
+        if let Err(foreign) = self.pool.free(frame) {
+            // Not ours: we cannot return it to its pool; count and forget.
+            self.stats.tx_bad_length += 1;
+            drop(foreign);
+            return;
+        }
+        self.held -= 1.min(self.held);
+    }
+
+    #[inline]
+    fn tx_burst(&mut self, tx: &mut Burst) -> usize {
+        if self.tx_outstanding > 0 {
+            self.reap_completions();
+        }
+        let free = self.rings.tx.free(tx.len() as u32);
+        let mut written = 0u32;
+        let mut consumed = 0;
+        for frame in tx.as_slice() {
+            if written == free {
+                break;
+            }
+            consumed += 1;
+            if !self.pool.owns(frame) {
+                self.stats.tx_bad_length += 1;
+                continue;
+            }
+            if frame.len() < ETHERNET_HEADER_LEN {
+                self.stats.tx_bad_length += 1;
+                self.pool.free_addr(frame.addr);
+                self.held -= 1.min(self.held);
+                continue;
+            }
+            self.rings.tx.write(
+                written,
+                XdpDesc {
+                    addr: frame.addr,
+                    len: u32::from(frame.len),
+                    options: 0,
+                },
+            );
+            self.stats.tx_bytes += u64::from(frame.len);
+            written += 1;
+        }
+        tx.consume_front(consumed);
+        if written > 0 {
+            self.rings.tx.submit(written);
+            self.tx_outstanding += written;
+            self.held -= written.min(self.held);
+            self.stats.tx_packets += u64::from(written);
+            self.stats.tx_batches += 1;
+        }
+        if !tx.is_empty() {
+            self.stats.tx_ring_full += 1;
+        }
+        if self.tx_outstanding > 0
+            && (!self.need_wakeup || self.rings.tx.needs_wakeup())
+            && self.rings.tx.outstanding() > 0
+        {
+            self.socket.wakeup_tx();
+            self.stats.wakeups += 1;
+        }
+        written as usize
+    }
+
+    fn stats(&self) -> DeviceStats {
+        DeviceStats {
+            kernel: self.socket.statistics().ok(),
+            ..self.stats
+        }
+    }
+
+    fn accounting(&self) -> FrameAccounting {
+        FrameAccounting {
+            total: self.pool.size(),
+            free: self.pool.free_count(),
+            fill_ring: self.fill_outstanding,
+            held: self.held,
+            tx_ring: self.tx_outstanding,
+        }
+    }
+}

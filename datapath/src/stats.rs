@@ -1,0 +1,54 @@
+//! Per-device counters (plain integers, owned by one core) and the kernel's
+//! `XDP_STATISTICS`.
+
+/// Counters of one device. Plain integers: a device belongs to one core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeviceStats {
+    /// Frames received and handed to the stack.
+    pub rx_packets: u64,
+    /// Bytes of those frames.
+    pub rx_bytes: u64,
+    /// `rx_burst` calls that returned at least one frame.
+    pub rx_batches: u64,
+    /// Frames submitted for sending.
+    pub tx_packets: u64,
+    /// Bytes of those frames.
+    pub tx_bytes: u64,
+    /// `tx_burst` calls that submitted at least one frame.
+    pub tx_batches: u64,
+    /// Received frames shorter than an Ethernet header, dropped.
+    pub rx_runts: u64,
+    /// Descriptors from the kernel (RX or completion) that did not fit the pool, dropped.
+    pub bad_descriptors: u64,
+    /// Frames released with a length the device could not send (empty or too long).
+    pub tx_bad_length: u64,
+    /// Times the fill ring had to be refilled while empty (we were too slow).
+    pub fill_ring_empty: u64,
+    /// Times `tx_burst` could not submit everything because the TX ring was full.
+    pub tx_ring_full: u64,
+    /// Times `alloc_tx` found no free frame.
+    pub pool_empty: u64,
+    /// Wakeup syscalls made because the kernel asked (`needs_wakeup`).
+    pub wakeups: u64,
+    /// Frames dropped by an impairment or a full link (pipe devices only).
+    pub link_drops: u64,
+    /// The kernel's own counters, when the device has them.
+    pub kernel: Option<KernelXdpStats>,
+}
+
+/// The kernel's `XDP_STATISTICS` for one AF_XDP socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KernelXdpStats {
+    /// Frames dropped for reasons other than invalid descriptors.
+    pub rx_dropped: u64,
+    /// Invalid descriptors on the fill ring.
+    pub rx_invalid_descs: u64,
+    /// Invalid descriptors on the TX ring.
+    pub tx_invalid_descs: u64,
+    /// Frames dropped because the RX ring was full.
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty.
+    pub fill_ring_empty: u64,
+    /// Times the kernel found the TX ring empty.
+    pub tx_ring_empty: u64,
+}

@@ -1,0 +1,491 @@
+//! Root tests over a fresh lab (veth pair in two namespaces): the datapath
+//! with the steering program answers ARP and ping, leaves the kernel what it
+//! does not own, spreads over queues, detaches on drop, refuses jumbo MTUs
+//! clearly, and leaks no frame. They need root and fail loudly without it.
+
+mod common;
+
+use std::{
+    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use common::responder::{self, Identity, Seen};
+use surge_bpf::{AttachMode, Counter, SteerConfig, SteerProgram};
+use surge_datapath::{DatapathError, Device, PortConfig, XdpPort};
+use surge_lab::{HostId, Lab, LabSpec, Topology, enter_netns, spawn_in_netns};
+
+/// The address only surge answers (the kernel of A does not have it).
+const OURS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+fn lab(prefix: &str, queues: u16, mtu: u32) -> Lab {
+    let mut spec = LabSpec::unique(prefix, Topology::Pair);
+    spec.queues = queues;
+    spec.mtu = mtu;
+    Lab::up(&spec).expect("building the lab (root tests need root)")
+}
+
+fn small_port(ifname: &str, queue: u32) -> PortConfig {
+    let mut config = PortConfig::new(ifname, queue);
+    config.pool.frame_count = 1024;
+    config.pool.huge_pages = false;
+    config.ring_size = 512;
+    config
+}
+
+/// Runs the responder on `port` in a thread; returns a stopper and the join handle.
+fn spawn_responder(
+    mut port: XdpPort,
+    me: Identity,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<(XdpPort, Seen)>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let handle = std::thread::spawn(move || {
+        let seen = responder::run(&mut port, me, &flag, RUN_LIMIT);
+        (port, seen)
+    });
+    (stop, handle)
+}
+
+fn stop_responder(
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<(XdpPort, Seen)>,
+) -> (XdpPort, Seen) {
+    stop.store(true, Ordering::Relaxed);
+    handle.join().expect("responder thread")
+}
+
+fn assert_no_leak(port: &XdpPort) {
+    let acc = port.accounting();
+    assert!(acc.balanced(), "frames unaccounted for: {acc:?}");
+    assert_eq!(acc.held, 0, "the responder returned every frame: {acc:?}");
+}
+
+fn ip_link_show(lab: &Lab, host: HostId, ifname: &str) -> String {
+    let out = lab
+        .exec(host, &["ip", "-d", "link", "show", "dev", ifname])
+        .expect("ip link show");
+    assert!(out.status.success(), "ip link show failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn ping_is_answered_through_the_datapath_and_the_program_is_gone_after_drop() {
+    let lab = lab("dp-ping", 1, 1500);
+    let a = lab.a().clone();
+    let me = Identity {
+        addr: OURS,
+        mac: a.mac,
+    };
+    let (port, program) = {
+        let _ns = enter_netns(&a.netns).expect("entering ns A");
+        let config = SteerConfig {
+            local_addrs: vec![OURS],
+            icmp: true,
+            ..SteerConfig::default()
+        };
+        let program = SteerProgram::attach(&a.ifname, &config, AttachMode::Auto).expect("attach");
+        let port = XdpPort::open(&small_port(&a.ifname, 0)).expect("open port");
+        assert!(
+            !port.zero_copy(),
+            "veth has no zero-copy: copy mode expected"
+        );
+        program.register_socket(0, port.fd()).expect("register");
+        (port, program)
+    };
+    assert!(
+        ip_link_show(&lab, HostId::A, &a.ifname).contains("prog/xdp"),
+        "program attached"
+    );
+
+    let (stop, handle) = spawn_responder(port, me);
+    let ping = lab
+        .exec(
+            HostId::B,
+            &["ping", "-c", "3", "-i", "0.2", "-W", "2", &OURS.to_string()],
+        )
+        .expect("ping");
+    // The kernel of A still answers for its own address beside us.
+    let kernel_ping = lab
+        .exec(
+            HostId::B,
+            &["ping", "-c", "1", "-W", "2", &a.addr.to_string()],
+        )
+        .expect("ping");
+    let (port, seen) = stop_responder(stop, handle);
+
+    assert!(
+        ping.status.success(),
+        "ping through surge failed: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    assert!(
+        kernel_ping.status.success(),
+        "the kernel of A no longer answers: {kernel_ping:?}"
+    );
+    assert!(seen.arp_replies >= 1, "{seen:?}");
+    assert!(seen.icmp_replies >= 3, "{seen:?}");
+    let counters = program.counters().expect("counters");
+    assert!(counters.get(Counter::RedirectArp) >= 1, "{counters:?}");
+    assert!(counters.get(Counter::RedirectIcmp) >= 3, "{counters:?}");
+    assert!(
+        counters.get(Counter::PassOtherAddr) >= 1,
+        "ping to A's own address passed: {counters:?}"
+    );
+    let stats = port.stats();
+    assert!(stats.rx_packets >= 4 && stats.tx_packets >= 4, "{stats:?}");
+    assert!(stats.kernel.is_some(), "XDP_STATISTICS readable");
+    assert_no_leak(&port);
+
+    drop(port);
+    drop(program);
+    let link = ip_link_show(&lab, HostId::A, &a.ifname);
+    assert!(
+        !link.contains("prog/xdp"),
+        "program still attached after drop:\n{link}"
+    );
+    let _ns = enter_netns(&a.netns).expect("entering ns A");
+    assert_eq!(surge_bpf::attached_program(&a.ifname).expect("query"), None);
+}
+
+#[test]
+fn traffic_we_do_not_own_reaches_the_kernel() {
+    let lab = lab("dp-pass", 1, 1500);
+    let a = lab.a().clone();
+    let b = lab.b().clone();
+    // We share A's kernel address (the kernel keeps ARP), owning only TCP port 7777 on it, no ICMP.
+    let me = Identity {
+        addr: a.addr,
+        mac: a.mac,
+    };
+    let (port, program, kernel_listener, owned_listener) = {
+        let _ns = enter_netns(&a.netns).expect("entering ns A");
+        let kernel_listener = TcpListener::bind((a.addr, 5555)).expect("kernel listener");
+        let owned_listener = TcpListener::bind((a.addr, 7777)).expect("listener on the owned port");
+        owned_listener.set_nonblocking(true).expect("nonblocking");
+        let config = SteerConfig {
+            shared_addrs: vec![a.addr],
+            tcp_ports: vec![7777],
+            ..SteerConfig::default()
+        };
+        let program = SteerProgram::attach(&a.ifname, &config, AttachMode::Auto).expect("attach");
+        let port = XdpPort::open(&small_port(&a.ifname, 0)).expect("open port");
+        program.register_socket(0, port.fd()).expect("register");
+        (port, program, kernel_listener, owned_listener)
+    };
+    let (stop, handle) = spawn_responder(port, me);
+
+    let connect = |port: u16, timeout: Duration| {
+        let target = SocketAddr::from((a.addr, port));
+        spawn_in_netns(&b.netns, move || {
+            TcpStream::connect_timeout(&target, timeout).is_ok()
+        })
+        .join()
+        .expect("connect thread")
+        .expect("entering ns B")
+    };
+    let to_kernel = connect(5555, Duration::from_secs(3));
+    let to_us = connect(7777, Duration::from_millis(700));
+    let ping = lab
+        .exec(
+            HostId::B,
+            &["ping", "-c", "1", "-W", "2", &a.addr.to_string()],
+        )
+        .expect("ping");
+    let (port, seen) = stop_responder(stop, handle);
+
+    assert!(
+        to_kernel,
+        "TCP to a port not in the map must reach the kernel"
+    );
+    assert!(kernel_listener.accept().is_ok(), "the kernel accepted it");
+    assert!(
+        !to_us,
+        "nobody answers SYNs to the owned port (the responder ignores TCP)"
+    );
+    assert!(
+        owned_listener.accept().is_err(),
+        "the kernel never saw the owned port's SYN"
+    );
+    assert!(
+        seen.tcp_by_dest_port.get(&7777).copied().unwrap_or(0) >= 1,
+        "SYN reached surge: {seen:?}"
+    );
+    assert!(
+        ping.status.success(),
+        "ICMP is not owned: the kernel answers"
+    );
+    let counters = program.counters().expect("counters");
+    assert!(counters.get(Counter::RedirectTcp) >= 1, "{counters:?}");
+    assert!(counters.get(Counter::PassPortNotOwned) >= 1, "{counters:?}");
+    assert!(
+        counters.get(Counter::PassProtoNotOwned) >= 1,
+        "{counters:?}"
+    );
+    assert!(
+        counters.get(Counter::PassArpShared) >= 1,
+        "ARP for a shared address stays with the kernel: {counters:?}"
+    );
+    assert_eq!(seen.arp_replies, 0, "{seen:?}");
+    assert_no_leak(&port);
+}
+
+#[test]
+fn two_queues_each_port_sees_only_its_own_queue() {
+    let lab = lab("dp-mq", 2, 1500);
+    let a = lab.a().clone();
+    let b = lab.b().clone();
+    let me = Identity {
+        addr: OURS,
+        mac: a.mac,
+    };
+    let (ports, program) = {
+        let _ns = enter_netns(&a.netns).expect("entering ns A");
+        let config = SteerConfig {
+            local_addrs: vec![OURS],
+            udp_ports: vec![9000],
+            ..SteerConfig::default()
+        };
+        let program = SteerProgram::attach(&a.ifname, &config, AttachMode::Auto).expect("attach");
+        let ports: Vec<XdpPort> = (0..2)
+            .map(|q| XdpPort::open(&small_port(&a.ifname, q)).expect("open port"))
+            .collect();
+        for (q, port) in ports.iter().enumerate() {
+            program
+                .register_socket(q as u32, port.fd())
+                .expect("register");
+        }
+        let too_many = XdpPort::open(&small_port(&a.ifname, 2));
+        assert!(
+            matches!(
+                too_many,
+                Err(DatapathError::TooManyQueues {
+                    requested: 2,
+                    available: 2,
+                    ..
+                })
+            ),
+            "{too_many:?}"
+        );
+        (ports, program)
+    };
+    // B knows our MAC statically, so no ARP is needed on either queue.
+    let neigh = lab
+        .exec(
+            HostId::B,
+            &[
+                "ip",
+                "neigh",
+                "replace",
+                &OURS.to_string(),
+                "lladdr",
+                &surge_lab::format_mac(&a.mac),
+                "dev",
+                &b.ifname,
+            ],
+        )
+        .expect("ip neigh");
+    assert!(neigh.status.success(), "{neigh:?}");
+
+    let responders: Vec<_> = ports
+        .into_iter()
+        .map(|port| spawn_responder(port, me))
+        .collect();
+    const FLOWS: u16 = 64;
+    const PER_FLOW: u64 = 5;
+    let sent = spawn_in_netns(&b.netns, move || {
+        let mut sent = 0u64;
+        for flow in 0..FLOWS {
+            let socket = UdpSocket::bind((b.addr, 20000 + flow)).expect("bind");
+            for _ in 0..PER_FLOW {
+                if socket.send_to(b"surge", (OURS, 9000)).is_ok() {
+                    sent += 1;
+                }
+            }
+        }
+        sent
+    })
+    .join()
+    .expect("sender")
+    .expect("ns B");
+    std::thread::sleep(Duration::from_millis(500));
+    let results: Vec<(XdpPort, Seen)> = responders
+        .into_iter()
+        .map(|(stop, h)| stop_responder(stop, h))
+        .collect();
+
+    assert_eq!(sent, u64::from(FLOWS) * PER_FLOW);
+    let per_queue: Vec<u64> = results
+        .iter()
+        .map(|(_, seen)| seen.udp_by_source_port.values().sum())
+        .collect();
+    assert_eq!(
+        per_queue.iter().sum::<u64>(),
+        sent,
+        "every datagram reached exactly one port: {per_queue:?}"
+    );
+    assert!(
+        per_queue.iter().all(|&n| n > 0),
+        "both queues received: {per_queue:?}"
+    );
+    // A flow is hashed to one queue: no source port shows up on both ports.
+    let (q0, q1) = (
+        &results[0].1.udp_by_source_port,
+        &results[1].1.udp_by_source_port,
+    );
+    assert!(
+        q0.keys().all(|p| !q1.contains_key(p)),
+        "a flow was seen on both queues"
+    );
+    for (q, (port, _)) in results.iter().enumerate() {
+        assert_eq!(port.caps().queue_id, q as u32);
+        assert_no_leak(port);
+    }
+    let counters = program.counters().expect("counters");
+    assert_eq!(counters.get(Counter::RedirectUdp), sent, "{counters:?}");
+}
+
+#[test]
+fn a_queue_without_a_socket_falls_back_to_the_kernel() {
+    let lab = lab("dp-nosock", 2, 1500);
+    let a = lab.a().clone();
+    let b = lab.b().clone();
+    let me = Identity {
+        addr: OURS,
+        mac: a.mac,
+    };
+    let (port, program) = {
+        let _ns = enter_netns(&a.netns).expect("entering ns A");
+        let config = SteerConfig {
+            local_addrs: vec![OURS],
+            udp_ports: vec![9000],
+            ..SteerConfig::default()
+        };
+        let program = SteerProgram::attach(&a.ifname, &config, AttachMode::Auto).expect("attach");
+        let port = XdpPort::open(&small_port(&a.ifname, 0)).expect("open port");
+        program.register_socket(0, port.fd()).expect("register");
+        (port, program)
+    };
+    let neigh = lab
+        .exec(
+            HostId::B,
+            &[
+                "ip",
+                "neigh",
+                "replace",
+                &OURS.to_string(),
+                "lladdr",
+                &surge_lab::format_mac(&a.mac),
+                "dev",
+                &b.ifname,
+            ],
+        )
+        .expect("ip neigh");
+    assert!(neigh.status.success());
+    let (stop, handle) = spawn_responder(port, me);
+    let sent = spawn_in_netns(&b.netns, move || {
+        (0..64u16)
+            .filter(|flow| {
+                let socket = UdpSocket::bind((b.addr, 21000 + flow)).expect("bind");
+                socket.send_to(b"surge", (OURS, 9000)).is_ok()
+            })
+            .count() as u64
+    })
+    .join()
+    .expect("sender")
+    .expect("ns B");
+    std::thread::sleep(Duration::from_millis(300));
+    let (port, seen) = stop_responder(stop, handle);
+    let counters = program.counters().expect("counters");
+    let on_queue_0: u64 = seen.udp_by_source_port.values().sum();
+    // Queue 1's frames were not stolen by queue 0's socket: they went to the kernel.
+    assert_eq!(
+        counters.get(Counter::RedirectUdp),
+        on_queue_0,
+        "{counters:?}"
+    );
+    assert_eq!(
+        on_queue_0 + counters.get(Counter::PassNoSocket),
+        sent,
+        "{counters:?} {seen:?}"
+    );
+    assert!(
+        counters.get(Counter::PassNoSocket) > 0,
+        "some flows hashed to queue 1: {counters:?}"
+    );
+    assert_no_leak(&port);
+}
+
+#[test]
+fn jumbo_mtu_is_refused_with_a_clear_error() {
+    let lab = lab("dp-jumbo", 1, 9000);
+    let a = lab.a().clone();
+    let _ns = enter_netns(&a.netns).expect("entering ns A");
+    let err =
+        XdpPort::open(&small_port(&a.ifname, 0)).expect_err("MTU 9000 does not fit a 4 KiB frame");
+    assert!(
+        matches!(err, DatapathError::MtuTooLarge { mtu: 9000, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("multi-buffer") && text.contains("not supported"),
+        "{text}"
+    );
+}
+
+#[test]
+fn setup_errors_are_typed() {
+    let lab = lab("dp-bad", 1, 1500);
+    let a = lab.a().clone();
+    let _ns = enter_netns(&a.netns).expect("entering ns A");
+    assert!(matches!(
+        XdpPort::open(&small_port("surge-none0", 0)),
+        Err(DatapathError::NoSuchInterface(_))
+    ));
+    assert!(matches!(
+        XdpPort::open(&small_port(&a.ifname, 1)),
+        Err(DatapathError::TooManyQueues {
+            requested: 1,
+            available: 1,
+            ..
+        })
+    ));
+    let mut bad_ring = small_port(&a.ifname, 0);
+    bad_ring.ring_size = 100;
+    assert!(matches!(
+        XdpPort::open(&bad_ring),
+        Err(DatapathError::BadPoolConfig(_))
+    ));
+    // veth has no zero-copy: forcing it is a clear bind error, not a panic.
+    let mut zc = small_port(&a.ifname, 0);
+    zc.bind_mode = surge_datapath::BindMode::ZeroCopy;
+    assert!(matches!(
+        XdpPort::open(&zc),
+        Err(DatapathError::BindRefused { .. })
+    ));
+    // Steering to an interface that does not exist.
+    assert!(matches!(
+        SteerProgram::attach("surge-none0", &SteerConfig::default(), AttachMode::Auto),
+        Err(surge_bpf::BpfError::NoSuchInterface(_))
+    ));
+    // A second program on the same interface is refused, naming the first.
+    let first =
+        SteerProgram::attach(&a.ifname, &SteerConfig::default(), AttachMode::Auto).expect("attach");
+    let second = SteerProgram::attach(&a.ifname, &SteerConfig::default(), AttachMode::Auto);
+    assert!(
+        matches!(second, Err(surge_bpf::BpfError::AlreadyAttached { .. })),
+        "{second:?}"
+    );
+    assert!(matches!(
+        first.register_socket(64, 3),
+        Err(surge_bpf::BpfError::QueueOutOfRange(64))
+    ));
+    first.detach().expect("detach");
+    assert_eq!(surge_bpf::attached_program(&a.ifname).expect("query"), None);
+}

@@ -1,0 +1,206 @@
+//! Per-core engine counters: plain integers, summed across cores when read.
+
+use crate::wire::WireError;
+
+/// Why a received frame was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Shorter than its headers say.
+    Truncated,
+    /// IP version not 4.
+    BadVersion,
+    /// A header length field out of range.
+    BadHeaderLen,
+    /// A length field inconsistent with the frame.
+    BadLength,
+    /// A checksum that does not verify.
+    BadChecksum,
+    /// A malformed option.
+    BadOption,
+    /// An EtherType or protocol surge does not handle (IPv6, ...).
+    Unsupported,
+    /// Addressed to another MAC.
+    NotOurMac,
+    /// Addressed to an IPv4 address that is not ours.
+    NotOurIp,
+    /// An IPv4 fragment (surge does not reassemble).
+    Fragment,
+    /// A source address no host may use (broadcast, multicast, ours).
+    BadSource,
+    /// UDP to a port nobody listens on (an ICMP port unreachable was sent).
+    UdpNoPort,
+    /// UDP for a socket whose receive queue is full.
+    UdpRcvbufFull,
+    /// An ICMP message surge ignores.
+    IcmpIgnored,
+    /// An ARP packet not for us.
+    ArpNotForUs,
+    /// A TCP segment for no connection (answered with RST unless it was one).
+    TcpNoConnection,
+    /// A SYN dropped because a listener's SYN queue or accept queue was full.
+    TcpListenOverflow,
+    /// A segment dropped by the TCP state machine (out of window, bad ACK, ...).
+    TcpRejected,
+}
+
+impl DropReason {
+    /// Every reason, in the order [`EngineStats::drops`] stores them.
+    pub const ALL: [DropReason; 18] = [
+        DropReason::Truncated,
+        DropReason::BadVersion,
+        DropReason::BadHeaderLen,
+        DropReason::BadLength,
+        DropReason::BadChecksum,
+        DropReason::BadOption,
+        DropReason::Unsupported,
+        DropReason::NotOurMac,
+        DropReason::NotOurIp,
+        DropReason::Fragment,
+        DropReason::BadSource,
+        DropReason::UdpNoPort,
+        DropReason::UdpRcvbufFull,
+        DropReason::IcmpIgnored,
+        DropReason::ArpNotForUs,
+        DropReason::TcpNoConnection,
+        DropReason::TcpListenOverflow,
+        DropReason::TcpRejected,
+    ];
+
+    /// A short stable name for reports (`bad_checksum`, ...).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::BadVersion => "bad_version",
+            DropReason::BadHeaderLen => "bad_header_len",
+            DropReason::BadLength => "bad_length",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::BadOption => "bad_option",
+            DropReason::Unsupported => "unsupported",
+            DropReason::NotOurMac => "not_our_mac",
+            DropReason::NotOurIp => "not_our_ip",
+            DropReason::Fragment => "fragment",
+            DropReason::BadSource => "bad_source",
+            DropReason::UdpNoPort => "udp_no_port",
+            DropReason::UdpRcvbufFull => "udp_rcvbuf_full",
+            DropReason::IcmpIgnored => "icmp_ignored",
+            DropReason::ArpNotForUs => "arp_not_for_us",
+            DropReason::TcpNoConnection => "tcp_no_connection",
+            DropReason::TcpListenOverflow => "tcp_listen_overflow",
+            DropReason::TcpRejected => "tcp_rejected",
+        }
+    }
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl From<WireError> for DropReason {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Truncated => DropReason::Truncated,
+            WireError::BadVersion => DropReason::BadVersion,
+            WireError::BadHeaderLen => DropReason::BadHeaderLen,
+            WireError::BadLength => DropReason::BadLength,
+            WireError::BadChecksum => DropReason::BadChecksum,
+            WireError::BadOption => DropReason::BadOption,
+            _ => DropReason::Unsupported,
+        }
+    }
+}
+
+/// Counters of one engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineStats {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames handed to the device for sending.
+    pub tx_frames: u64,
+    /// Bytes handed to the device for sending.
+    pub tx_bytes: u64,
+    /// Frames not sent because the device had no free TX frame.
+    pub tx_no_frame: u64,
+    /// ARP requests answered.
+    pub arp_replies: u64,
+    /// ARP requests sent.
+    pub arp_requests: u64,
+    /// ICMP echo requests answered.
+    pub icmp_echo_replies: u64,
+    /// ICMP errors sent (port unreachable, ...).
+    pub icmp_errors_sent: u64,
+    /// TCP RSTs sent for segments to no connection.
+    pub tcp_rst_sent: u64,
+    /// Packets not sent because no route led to the destination.
+    pub no_route: u64,
+    /// Dropped received frames, by [`DropReason`] (index with `DropReason as usize`).
+    pub drops: [u64; DropReason::ALL.len()],
+}
+
+impl EngineStats {
+    /// Counts one dropped frame.
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason.index()] += 1;
+    }
+
+    /// Frames dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()]
+    }
+
+    /// All drops, whatever the reason.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Adds another engine's counters (for the stack-wide sum).
+    pub fn add(&mut self, other: &EngineStats) {
+        self.rx_frames += other.rx_frames;
+        self.rx_bytes += other.rx_bytes;
+        self.tx_frames += other.tx_frames;
+        self.tx_bytes += other.tx_bytes;
+        self.tx_no_frame += other.tx_no_frame;
+        self.arp_replies += other.arp_replies;
+        self.arp_requests += other.arp_requests;
+        self.icmp_echo_replies += other.icmp_echo_replies;
+        self.icmp_errors_sent += other.icmp_errors_sent;
+        self.tcp_rst_sent += other.tcp_rst_sent;
+        self.no_route += other.no_route;
+        for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
+            *a += b;
+        }
+    }
+
+    /// Non-zero drop counters with their names.
+    pub fn drops_by_name(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.dropped(*r)))
+            .filter(|(_, n)| *n > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_index_their_own_slot() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+        }
+        let mut s = EngineStats::default();
+        s.drop(DropReason::BadChecksum);
+        s.drop(DropReason::BadChecksum);
+        s.drop(DropReason::Fragment);
+        assert_eq!(s.dropped(DropReason::BadChecksum), 2);
+        assert_eq!(s.total_drops(), 3);
+        let names: Vec<_> = s.drops_by_name().collect();
+        assert_eq!(names, vec![("bad_checksum", 2), ("fragment", 1)]);
+        let mut sum = EngineStats::default();
+        sum.add(&s);
+        sum.add(&s);
+        assert_eq!(sum.dropped(DropReason::BadChecksum), 4);
+    }
+}

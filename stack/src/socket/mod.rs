@@ -1,0 +1,9 @@
+//! Sockets: the socket table and the per-protocol socket state.
+
+pub mod set;
+pub mod tcp;
+pub mod udp;
+
+pub use set::{SocketHandle, SocketSet};
+pub use tcp::{ListenState, TcpSocket, TcpSocketOptions, TcpSocketState};
+pub use udp::{UdpSocket, UdpStats};

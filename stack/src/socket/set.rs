@@ -1,0 +1,243 @@
+//! The socket table of one engine: a slab of sockets addressed by
+//! generation-checked handles, so a closed or foreign handle is `EBADF`, never
+//! another socket (the role of the file-descriptor table in front of `socreate`).
+
+use crate::table::{Errno, SocketId};
+
+/// A handle to one socket of one engine.
+///
+/// Carries the engine's identity (so a handle from another stack is refused),
+/// the owning core, the slot, and the slot's generation (so a reused slot does
+/// not answer to an old handle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketHandle {
+    stack: u32,
+    core: u16,
+    index: u32,
+    generation: u32,
+}
+
+impl SocketHandle {
+    /// The core whose engine owns the socket.
+    pub const fn core(&self) -> u16 {
+        self.core
+    }
+
+    /// The slot index, as the tables know the socket.
+    pub const fn id(&self) -> SocketId {
+        SocketId(self.index)
+    }
+}
+
+impl core::fmt::Display for SocketHandle {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "sock{}.{}@core{}",
+            self.index, self.generation, self.core
+        )
+    }
+}
+
+#[derive(Debug)]
+struct Slot<T> {
+    generation: u32,
+    value: Option<T>,
+}
+
+/// A bounded slab of sockets.
+#[derive(Debug)]
+pub struct SocketSet<T> {
+    stack: u32,
+    core: u16,
+    slots: Vec<Slot<T>>,
+    free: Vec<u32>,
+    len: usize,
+    capacity: usize,
+}
+
+impl<T> SocketSet<T> {
+    /// An empty set for engine `stack` on `core`, holding at most `capacity` sockets.
+    pub fn new(stack: u32, core: u16, capacity: usize) -> Self {
+        SocketSet {
+            stack,
+            core,
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+            capacity,
+        }
+    }
+
+    /// Number of live sockets.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no socket is live.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Most sockets held.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Adds a socket. `EMFILE` when the set is full (as `socket(2)` at the fd limit).
+    pub fn insert(&mut self, value: T) -> Result<SocketHandle, Errno> {
+        if self.len >= self.capacity {
+            return Err(Errno::EMFILE);
+        }
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                let i = u32::try_from(self.slots.len()).map_err(|_| Errno::EMFILE)?;
+                self.slots.push(Slot {
+                    generation: 0,
+                    value: None,
+                });
+                i
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.value = Some(value);
+        self.len += 1;
+        Ok(SocketHandle {
+            stack: self.stack,
+            core: self.core,
+            index,
+            generation: slot.generation,
+        })
+    }
+
+    fn slot_index(&self, handle: SocketHandle) -> Result<usize, Errno> {
+        if handle.stack != self.stack || handle.core != self.core {
+            return Err(Errno::EBADF);
+        }
+        let i = handle.index as usize;
+        match self.slots.get(i) {
+            Some(slot) if slot.generation == handle.generation && slot.value.is_some() => Ok(i),
+            _ => Err(Errno::EBADF),
+        }
+    }
+
+    /// The socket behind `handle`, or `EBADF`.
+    pub fn get(&self, handle: SocketHandle) -> Result<&T, Errno> {
+        let i = self.slot_index(handle)?;
+        self.slots[i].value.as_ref().ok_or(Errno::EBADF)
+    }
+
+    /// The socket behind `handle`, mutably, or `EBADF`.
+    pub fn get_mut(&mut self, handle: SocketHandle) -> Result<&mut T, Errno> {
+        let i = self.slot_index(handle)?;
+        self.slots[i].value.as_mut().ok_or(Errno::EBADF)
+    }
+
+    /// The socket in slot `id` (as the tables know it), whatever its generation.
+    pub fn by_id(&self, id: SocketId) -> Option<&T> {
+        self.slots.get(id.0 as usize).and_then(|s| s.value.as_ref())
+    }
+
+    /// Mutable access by slot id.
+    pub fn by_id_mut(&mut self, id: SocketId) -> Option<&mut T> {
+        self.slots
+            .get_mut(id.0 as usize)
+            .and_then(|s| s.value.as_mut())
+    }
+
+    /// The current handle of slot `id`, if live.
+    pub fn handle_of(&self, id: SocketId) -> Option<SocketHandle> {
+        let slot = self.slots.get(id.0 as usize)?;
+        slot.value.as_ref()?;
+        Some(SocketHandle {
+            stack: self.stack,
+            core: self.core,
+            index: id.0,
+            generation: slot.generation,
+        })
+    }
+
+    /// Removes the socket in slot `id`; its handles become `EBADF`.
+    pub fn remove_id(&mut self, id: SocketId) -> Option<T> {
+        let slot = self.slots.get_mut(id.0 as usize)?;
+        let value = slot.value.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.0);
+        self.len -= 1;
+        Some(value)
+    }
+
+    /// Removes the socket behind `handle`, or `EBADF`.
+    pub fn remove(&mut self, handle: SocketHandle) -> Result<T, Errno> {
+        let i = self.slot_index(handle)?;
+        self.remove_id(SocketId(i as u32)).ok_or(Errno::EBADF)
+    }
+
+    /// Live sockets with their slot ids.
+    pub fn iter(&self) -> impl Iterator<Item = (SocketId, &T)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.value.as_ref().map(|v| (SocketId(i as u32), v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_handles_are_ebadf_even_after_slot_reuse() {
+        let mut set = SocketSet::new(7, 0, 4);
+        let a = set.insert("a").expect("room");
+        assert_eq!(set.remove(a), Ok("a"));
+        assert_eq!(set.get(a), Err(Errno::EBADF));
+        let b = set.insert("b").expect("room");
+        assert_eq!(a.id(), b.id(), "the slot is reused");
+        assert_eq!(
+            set.get(a),
+            Err(Errno::EBADF),
+            "the old handle must not reach the new socket"
+        );
+        assert_eq!(set.get(b), Ok(&"b"));
+        assert_eq!(set.remove(a), Err(Errno::EBADF));
+    }
+
+    #[test]
+    fn handles_from_another_stack_or_core_are_ebadf() {
+        let mut one = SocketSet::new(1, 0, 4);
+        let mut two = SocketSet::new(2, 0, 4);
+        let mut other_core = SocketSet::new(1, 1, 4);
+        let h = one.insert(1).expect("room");
+        two.insert(2).expect("room");
+        other_core.insert(3).expect("room");
+        assert_eq!(two.get(h), Err(Errno::EBADF));
+        assert_eq!(other_core.get(h), Err(Errno::EBADF));
+    }
+
+    #[test]
+    fn full_set_is_emfile_and_keeps_what_it_holds() {
+        let mut set = SocketSet::new(1, 0, 2);
+        let a = set.insert(1).expect("room");
+        let b = set.insert(2).expect("room");
+        assert_eq!(set.insert(3), Err(Errno::EMFILE));
+        assert_eq!((set.get(a), set.get(b)), (Ok(&1), Ok(&2)));
+        set.remove(a).expect("live");
+        assert!(set.insert(4).is_ok());
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.iter().count(), 2);
+    }
+
+    #[test]
+    fn ids_map_back_to_current_handles() {
+        let mut set = SocketSet::new(1, 3, 8);
+        let h = set.insert('x').expect("room");
+        assert_eq!(h.core(), 3);
+        assert_eq!(set.handle_of(h.id()), Some(h));
+        assert_eq!(set.by_id(h.id()), Some(&'x'));
+        set.remove_id(h.id());
+        assert_eq!(set.handle_of(h.id()), None);
+        assert_eq!(set.by_id(h.id()), None);
+    }
+}

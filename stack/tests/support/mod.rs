@@ -1,0 +1,73 @@
+//! The two-engine harness shared by the engine tests: two engines joined by the
+//! datapath's in-memory `PipeDevice`, driven by a virtual clock.
+#![allow(dead_code)] // each test file uses a different part
+
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::time::Duration;
+
+use surge_datapath::{PipeConfig, PipeDevice};
+use surge_stack::engine::{Engine, EngineConfig};
+use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
+use surge_stack::time::Instant;
+use surge_stack::wire::EthernetAddress;
+
+pub const MAC_A: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x0a]);
+pub const MAC_B: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x0b]);
+pub const IP_A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const IP_B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+pub fn config(mac: EthernetAddress, ip: Ipv4Addr, seed: u64) -> EngineConfig {
+    let iface =
+        InterfaceConfig::new(mac, Ipv4Cidr::new(ip, 24).expect("cidr"), None, 1500).expect("iface");
+    EngineConfig {
+        seed,
+        ..EngineConfig::new(iface)
+    }
+}
+
+pub struct Net {
+    pub a: Engine<PipeDevice>,
+    pub b: Engine<PipeDevice>,
+    pub now: Instant,
+}
+
+impl Net {
+    pub fn new() -> Net {
+        Net::with_pipe(&PipeConfig::default())
+    }
+
+    /// Two engines over a pipe with `pipe`'s impairments.
+    pub fn with_pipe(pipe: &PipeConfig) -> Net {
+        let (da, db) = PipeDevice::pair(pipe).expect("pipe");
+        Net {
+            a: Engine::new(da, config(MAC_A, IP_A, 1)).expect("engine a"),
+            b: Engine::new(db, config(MAC_B, IP_B, 2)).expect("engine b"),
+            now: Instant::ZERO,
+        }
+    }
+
+    /// Advances the virtual clock by `step` and polls both engines once.
+    pub fn step(&mut self, step: Duration) {
+        self.now += step;
+        let us = self.now.total_micros();
+        self.a.device_mut().set_now(us);
+        self.b.device_mut().set_now(us);
+        self.a.poll(self.now);
+        self.b.poll(self.now);
+    }
+
+    /// Steps until `done` holds, at most `max` steps of 100 µs; true if it held.
+    pub fn run_until(&mut self, max: usize, mut done: impl FnMut(&mut Net) -> bool) -> bool {
+        for _ in 0..max {
+            if done(self) {
+                return true;
+            }
+            self.step(Duration::from_micros(100));
+        }
+        done(self)
+    }
+}
+
+pub fn any(port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)
+}

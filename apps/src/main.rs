@@ -1,7 +1,14 @@
 //! `surge`: the command-line front of the surge stack.
 
+mod backend;
 mod lab_cmd;
+mod load;
+mod report;
+mod serve;
 mod xdp_cmd;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +26,19 @@ enum Command {
     Lab(lab_cmd::LabArgs),
     /// Inspect or remove surge's XDP program on an interface.
     Xdp(xdp_cmd::XdpArgs),
+    /// Serve echo, discard, HTTP, request/response or stream traffic.
+    Serve(serve::ServeArgs),
+    /// Load a server and report latency histograms (closed or open loop).
+    Load(load::LoadArgs),
+}
+
+/// A flag raised by Ctrl-C or SIGTERM, for `serve` and `load` to stop and report.
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let raised = stop.clone();
+    ctrlc::set_handler(move || raised.store(true, Ordering::Relaxed))
+        .map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler: {e}"))?;
+    Ok(stop)
 }
 
 fn main() {
@@ -33,6 +53,8 @@ fn main() {
     let result = match cli.command {
         Command::Lab(args) => lab_cmd::run(args),
         Command::Xdp(args) => xdp_cmd::run(args),
+        Command::Serve(args) => stop_flag().and_then(|stop| serve::run(args, stop)),
+        Command::Load(args) => stop_flag().and_then(|stop| load::run(args, stop)),
     };
     if let Err(err) = result {
         eprintln!("surge: error: {err:#}");

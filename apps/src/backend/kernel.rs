@@ -1,0 +1,247 @@
+//! The kernel backend: ordinary TCP sockets driven by `mio` (epoll), one `Poll` per thread.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{Backend, Event, SocketId, Worker};
+
+/// The Linux kernel's TCP stack.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KernelBackend;
+
+impl Backend for KernelBackend {
+    type Worker = KernelWorker;
+
+    fn name(&self) -> &'static str {
+        "kernel"
+    }
+
+    fn worker(&self, _index: usize) -> io::Result<KernelWorker> {
+        Ok(KernelWorker {
+            poll: Poll::new()?,
+            events: Events::with_capacity(1024),
+            sockets: Vec::new(),
+            free: Vec::new(),
+        })
+    }
+
+    fn counters(&self) -> BTreeMap<String, u64> {
+        std::fs::read_to_string("/proc/self/net/snmp")
+            .map(|text| parse_snmp_tcp(&text))
+            .unwrap_or_default()
+    }
+}
+
+/// The `Tcp:` counters of `/proc/net/snmp` (of the caller's network namespace).
+pub fn parse_snmp_tcp(text: &str) -> BTreeMap<String, u64> {
+    let mut lines = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return BTreeMap::new();
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .skip(1)
+        .filter_map(|(n, v)| Some((format!("tcp_{n}"), v.parse::<u64>().ok()?)))
+        .filter(|(n, _)| n != "tcp_MaxConn" && n != "tcp_CurrEstab" && !n.starts_with("tcp_Rto"))
+        .collect()
+}
+
+/// One socket of a kernel worker.
+#[derive(Debug)]
+enum Entry {
+    Listener(TcpListener),
+    Stream { stream: TcpStream, connecting: bool },
+}
+
+/// One thread's epoll instance and its sockets, indexed by `SocketId`.
+#[derive(Debug)]
+pub struct KernelWorker {
+    poll: Poll,
+    events: Events,
+    sockets: Vec<Option<Entry>>,
+    free: Vec<SocketId>,
+}
+
+/// The error for a socket id this worker does not hold.
+fn unknown(id: SocketId) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("no socket {id}"))
+}
+
+impl KernelWorker {
+    /// Stores a socket and registers it with epoll under its id.
+    fn insert(&mut self, mut entry: Entry) -> io::Result<SocketId> {
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.sockets.push(None);
+                self.sockets.len() - 1
+            }
+        };
+        let registry = self.poll.registry();
+        let registered = match &mut entry {
+            Entry::Listener(l) => registry.register(l, Token(id), Interest::READABLE),
+            Entry::Stream { stream, .. } => registry.register(
+                stream,
+                Token(id),
+                Interest::READABLE | Interest::WRITABLE,
+            ),
+        };
+        if let Err(err) = registered {
+            self.free.push(id);
+            return Err(err);
+        }
+        if let Some(slot) = self.sockets.get_mut(id) {
+            *slot = Some(entry);
+        }
+        Ok(id)
+    }
+
+    /// The stream behind `id`.
+    fn stream(&mut self, id: SocketId) -> io::Result<&mut TcpStream> {
+        match self.sockets.get_mut(id) {
+            Some(Some(Entry::Stream { stream, .. })) => Ok(stream),
+            _ => Err(unknown(id)),
+        }
+    }
+}
+
+impl Worker for KernelWorker {
+    fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketId> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        // One listener per thread on the same port; the kernel spreads connections.
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(4096)?;
+        let listener = TcpListener::from_std(socket.into());
+        self.insert(Entry::Listener(listener))
+    }
+
+    fn accept(&mut self, listener: SocketId) -> io::Result<Option<SocketId>> {
+        let accepted = match self.sockets.get_mut(listener) {
+            Some(Some(Entry::Listener(l))) => l.accept(),
+            _ => return Err(unknown(listener)),
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                stream.set_nodelay(true)?;
+                self.insert(Entry::Stream {
+                    stream,
+                    connecting: false,
+                })
+                .map(Some)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn connect(&mut self, addr: SocketAddr) -> io::Result<SocketId> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        self.insert(Entry::Stream {
+            stream,
+            connecting: true,
+        })
+    }
+
+    fn send(&mut self, id: SocketId, buf: &[u8]) -> io::Result<usize> {
+        self.stream(id)?.write(buf)
+    }
+
+    fn recv(&mut self, id: SocketId, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream(id)?.read(buf)
+    }
+
+    fn shutdown_write(&mut self, id: SocketId) -> io::Result<()> {
+        self.stream(id)?.shutdown(Shutdown::Write)
+    }
+
+    fn close(&mut self, id: SocketId) {
+        let Some(slot) = self.sockets.get_mut(id) else {
+            return;
+        };
+        let Some(entry) = slot.take() else {
+            return;
+        };
+        let registry = self.poll.registry();
+        // Deregistering cannot fail for a registered socket; the fd closes on drop anyway.
+        let _ = match entry {
+            Entry::Listener(mut l) => registry.deregister(&mut l),
+            Entry::Stream { mut stream, .. } => registry.deregister(&mut stream),
+        };
+        self.free.push(id);
+    }
+
+    fn poll(&mut self, out: &mut Vec<Event>, timeout: Duration) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        for event in self.events.iter() {
+            let id = event.token().0;
+            match self.sockets.get_mut(id) {
+                Some(Some(Entry::Listener(_))) => out.push(Event::Acceptable(id)),
+                Some(Some(Entry::Stream { stream, connecting })) => {
+                    if *connecting {
+                        // A non-blocking connect finished when the socket turns writable or
+                        // reports an error: SO_ERROR says how.
+                        match stream.take_error() {
+                            Ok(Some(err)) | Err(err) => {
+                                out.push(Event::ConnectFailed(id, err));
+                                continue;
+                            }
+                            Ok(None) => {}
+                        }
+                        match stream.peer_addr() {
+                            Ok(_) => {
+                                *connecting = false;
+                                out.push(Event::Connected(id));
+                            }
+                            Err(_) if event.is_error() || event.is_write_closed() => {
+                                out.push(Event::ConnectFailed(
+                                    id,
+                                    io::Error::from(io::ErrorKind::ConnectionRefused),
+                                ));
+                                continue;
+                            }
+                            Err(_) => continue,
+                        }
+                    }
+                    if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        out.push(Event::Readable(id));
+                    }
+                    if event.is_writable() {
+                        out.push(Event::Writable(id));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snmp_tcp_counters_parse() {
+        let text = "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens RetransSegs\nTcp: 1 200 120000 -1 7 3\nUdp: InDatagrams\nUdp: 1\n";
+        let counters = parse_snmp_tcp(text);
+        assert_eq!(counters.get("tcp_ActiveOpens"), Some(&7));
+        assert_eq!(counters.get("tcp_RetransSegs"), Some(&3));
+        assert!(!counters.contains_key("tcp_MaxConn"));
+        assert!(parse_snmp_tcp("garbage").is_empty());
+    }
+}

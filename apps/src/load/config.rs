@@ -1,0 +1,346 @@
+//! `surge load` options and the checks that reject impossible combinations.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, ensure};
+use clap::{Args, ValueEnum};
+use surge_lab::parse_duration;
+
+use super::protocol::Framing;
+use crate::backend::StackChoice;
+
+/// What a connection does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LoadMode {
+    /// Fixed-size request and response on a kept connection (netperf TCP_RR).
+    Rr,
+    /// HTTP/1.1 GET (or POST with --request-size) on a kept connection.
+    Http,
+    /// Connect, one fixed-size request and response, close (netperf TCP_CRR).
+    Crr,
+    /// Bulk data in one direction (iperf-like).
+    Stream,
+}
+
+impl LoadMode {
+    /// The mode's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rr => "rr",
+            Self::Http => "http",
+            Self::Crr => "crr",
+            Self::Stream => "stream",
+        }
+    }
+}
+
+/// When open-loop requests are due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Arrivals {
+    /// Evenly spaced.
+    Constant,
+    /// Exponential gaps (a Poisson process).
+    Poisson,
+}
+
+/// Which way a stream flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Direction {
+    /// We send, the server sinks.
+    Up,
+    /// The server sends, we sink.
+    Down,
+}
+
+/// `surge load`: drive a server and report latency histograms.
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// The TCP stack to run on.
+    #[arg(long, value_enum, default_value = "kernel")]
+    pub stack: StackChoice,
+    /// The server, ADDR:PORT.
+    #[arg(long)]
+    pub target: SocketAddr,
+    /// What each connection does.
+    #[arg(long, value_enum, default_value = "rr")]
+    pub mode: LoadMode,
+    /// Connections in total (for crr: concurrent transactions).
+    #[arg(short = 'c', long, default_value_t = 10)]
+    pub connections: usize,
+    /// Worker threads (default: one per core, at most one per connection).
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
+    /// Length of the run, warm-up included (e.g. 10s, 500ms).
+    #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Stop after this many requests in total (the duration still bounds the run).
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Open loop: total request rate per second (latency measured from intended send times).
+    #[arg(short = 'R', long)]
+    pub rate: Option<f64>,
+    /// Open loop arrival process.
+    #[arg(long, value_enum)]
+    pub arrivals: Option<Arrivals>,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 1)]
+    pub pipeline: usize,
+    /// Request size in bytes (rr, crr: default 64; http: a POST body of this size).
+    #[arg(long)]
+    pub request_size: Option<usize>,
+    /// Response size in bytes the server sends (rr, crr; default 64).
+    #[arg(long)]
+    pub response_size: Option<usize>,
+    /// HTTP request path.
+    #[arg(long)]
+    pub path: Option<String>,
+    /// HTTP: ask the server to close after each response (a new connection per request).
+    #[arg(long)]
+    pub close: bool,
+    /// Stream direction.
+    #[arg(long, value_enum)]
+    pub direction: Option<Direction>,
+    /// Leading part of the run excluded from the results.
+    #[arg(long, value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+    /// Open connections evenly over this period instead of all at once.
+    #[arg(long, value_parser = parse_duration)]
+    pub ramp_up: Option<Duration>,
+    /// Give up on a connect after this long.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Give up on a request after this long (counted as a timeout; the connection is reopened).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Write the latency percentile distribution (.hgrm, values in ms) here.
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// Write an interval histogram log (one histogram per second, format 1.3) here.
+    #[arg(long)]
+    pub hlog: Option<PathBuf>,
+    /// Write everything as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Draw the latency percentile spectrum (PNG) here.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Search for the highest open-loop rate whose p99 stays under --p99.
+    #[arg(long)]
+    pub find_max: bool,
+    /// The p99 latency target of --find-max (e.g. 1ms).
+    #[arg(long, value_parser = parse_duration)]
+    pub p99: Option<Duration>,
+    /// At most this many trial runs for --find-max (each lasts --duration).
+    #[arg(long, default_value_t = 10)]
+    pub max_trials: usize,
+    /// No per-second progress lines.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Seed of the Poisson arrival generator.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// A checked `surge load` configuration.
+#[derive(Clone, Debug)]
+pub struct LoadConfig {
+    /// The server.
+    pub target: SocketAddr,
+    /// What each connection does.
+    pub mode: LoadMode,
+    /// How responses are delimited.
+    pub framing: Framing,
+    /// Connections in total.
+    pub connections: usize,
+    /// Worker threads.
+    pub threads: usize,
+    /// Whole run, warm-up included.
+    pub duration: Duration,
+    /// Excluded leading part.
+    pub warmup: Duration,
+    /// Connection opening spread.
+    pub ramp_up: Duration,
+    /// Total request budget.
+    pub requests: Option<u64>,
+    /// Open-loop rate (requests per second).
+    pub rate: Option<f64>,
+    /// Open-loop arrivals.
+    pub arrivals: Arrivals,
+    /// In-flight requests per connection.
+    pub pipeline: usize,
+    /// Request bytes (body for http).
+    pub request_size: usize,
+    /// Response bytes (fixed framing).
+    pub response_size: usize,
+    /// HTTP path.
+    pub path: String,
+    /// HTTP `Connection: close`.
+    pub close: bool,
+    /// Stream direction.
+    pub direction: Direction,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Request timeout.
+    pub timeout: Duration,
+    /// Print progress lines.
+    pub progress: bool,
+    /// Poisson seed.
+    pub seed: u64,
+}
+
+/// The most connections one run may open.
+const MAX_CONNECTIONS: usize = 100_000;
+
+impl LoadArgs {
+    /// Checks the options against each other; the error is one line.
+    pub fn config(&self) -> anyhow::Result<LoadConfig> {
+        let mode = self.mode;
+        ensure!(
+            (1..=MAX_CONNECTIONS).contains(&self.connections),
+            "--connections must be between 1 and {MAX_CONNECTIONS}"
+        );
+        let threads = self
+            .threads
+            .unwrap_or_else(|| crate::backend::available_cores().min(self.connections));
+        ensure!(threads >= 1, "--threads must be at least 1");
+        ensure!(
+            threads <= self.connections,
+            "--threads ({threads}) must not exceed --connections ({})",
+            self.connections
+        );
+        ensure!(threads <= 1024, "--threads must be at most 1024");
+        ensure!(!self.duration.is_zero(), "--duration must be positive");
+        let warmup = self.warmup.unwrap_or_default();
+        ensure!(
+            warmup < self.duration,
+            "--warmup must be shorter than --duration"
+        );
+        let ramp_up = self.ramp_up.unwrap_or_default();
+        ensure!(
+            ramp_up < self.duration,
+            "--ramp-up must be shorter than --duration"
+        );
+        ensure!(
+            (1..=1024).contains(&self.pipeline),
+            "--pipeline must be between 1 and 1024"
+        );
+        ensure!(!self.timeout.is_zero(), "--timeout must be positive");
+        ensure!(
+            !self.connect_timeout.is_zero(),
+            "--connect-timeout must be positive"
+        );
+        if self.requests == Some(0) {
+            bail!("--requests must be at least 1");
+        }
+        if let Some(rate) = self.rate {
+            ensure!(
+                rate.is_finite() && rate > 0.0 && rate <= 10_000_000.0,
+                "--rate must be a positive number of requests per second (at most 10M)"
+            );
+        }
+        if self.arrivals.is_some() && self.rate.is_none() && !self.find_max {
+            bail!("--arrivals needs an open loop: give --rate");
+        }
+        if mode == LoadMode::Stream {
+            for (given, name) in [
+                (self.rate.is_some(), "--rate"),
+                (self.requests.is_some(), "--requests"),
+                (self.pipeline != 1, "--pipeline"),
+                (self.request_size.is_some(), "--request-size"),
+                (self.response_size.is_some(), "--response-size"),
+                (self.find_max, "--find-max"),
+                (self.hgrm.is_some(), "--hgrm"),
+                (self.hlog.is_some(), "--hlog"),
+                (self.plot.is_some(), "--plot"),
+            ] {
+                ensure!(!given, "{name} does not apply to --mode stream (it measures throughput, not latency)");
+            }
+        } else {
+            ensure!(
+                self.direction.is_none(),
+                "--direction applies to --mode stream only"
+            );
+        }
+        if mode != LoadMode::Http {
+            ensure!(self.path.is_none(), "--path applies to --mode http only");
+            ensure!(!self.close, "--close applies to --mode http only (crr closes by itself)");
+        } else {
+            ensure!(
+                self.response_size.is_none(),
+                "--response-size does not apply to --mode http (the server's Content-Length says it)"
+            );
+        }
+        if mode == LoadMode::Crr || self.close {
+            ensure!(
+                self.pipeline == 1,
+                "--pipeline must be 1 when every request gets its own connection"
+            );
+        }
+        let request_size = self.request_size.unwrap_or(match mode {
+            LoadMode::Rr | LoadMode::Crr => 64,
+            _ => 0,
+        });
+        let response_size = self.response_size.unwrap_or(64);
+        if matches!(mode, LoadMode::Rr | LoadMode::Crr) {
+            ensure!(
+                (1..=64 << 20).contains(&request_size),
+                "--request-size must be between 1 and 64 MiB"
+            );
+            ensure!(
+                (1..=64 << 20).contains(&response_size),
+                "--response-size must be between 1 and 64 MiB"
+            );
+        }
+        ensure!(request_size <= 64 << 20, "--request-size must be at most 64 MiB");
+        if self.find_max {
+            ensure!(
+                self.p99.is_some_and(|p| !p.is_zero()),
+                "--find-max needs a positive --p99 target"
+            );
+            ensure!(
+                self.requests.is_none(),
+                "--find-max runs timed trials; drop --requests"
+            );
+            ensure!(
+                (1..=50).contains(&self.max_trials),
+                "--max-trials must be between 1 and 50"
+            );
+        } else {
+            ensure!(self.p99.is_none(), "--p99 is the target of --find-max; add --find-max");
+        }
+        let path = self.path.clone().unwrap_or_else(|| "/".to_string());
+        ensure!(
+            path.starts_with('/') && path.bytes().all(|b| b.is_ascii_graphic()),
+            "--path must start with / and contain no spaces or control characters"
+        );
+        let framing = match mode {
+            LoadMode::Http => Framing::Http,
+            _ => Framing::Fixed(response_size),
+        };
+        Ok(LoadConfig {
+            target: self.target,
+            mode,
+            framing,
+            connections: self.connections,
+            threads,
+            duration: self.duration,
+            warmup,
+            ramp_up,
+            requests: self.requests,
+            rate: self.rate,
+            arrivals: self.arrivals.unwrap_or(Arrivals::Constant),
+            pipeline: self.pipeline,
+            request_size,
+            response_size: if mode == LoadMode::Http { 0 } else { response_size },
+            path,
+            close: self.close,
+            direction: self.direction.unwrap_or(Direction::Up),
+            connect_timeout: self.connect_timeout,
+            timeout: self.timeout,
+            progress: !self.quiet,
+            seed: self.seed,
+        })
+    }
+}

@@ -1,0 +1,59 @@
+//! `surge load`: a load generator with HdrHistogram latency reports, closed and open loop.
+
+pub mod config;
+mod find_max;
+pub mod protocol;
+mod run;
+pub mod worker;
+
+pub use config::LoadArgs;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, bail};
+
+use crate::backend::kernel::KernelBackend;
+use crate::backend::{SURGE_NOT_BUILT, StackChoice};
+use crate::report::plot::write_plot;
+use crate::report::table::format_table;
+
+/// Runs `surge load`.
+pub fn run(args: LoadArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    if args.stack == StackChoice::Surge {
+        bail!(SURGE_NOT_BUILT);
+    }
+    let config = args.config()?;
+    let backend = KernelBackend;
+    let outcome = if args.find_max {
+        let target = args.p99.unwrap_or_default();
+        find_max::find_max(&backend, &config, target, args.max_trials, &stop)?
+    } else {
+        run::run_once(&backend, &config, &stop)?
+    };
+    print!("{}", format_table(&outcome.report));
+    if let Some(found) = &outcome.find_max {
+        println!("{}", found.summary_line());
+    }
+    if let Some(path) = &args.hgrm {
+        std::fs::write(path, crate::report::hgrm::format_hgrm(&outcome.latency))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.hlog {
+        let text = crate::report::hlog::format_hlog(outcome.start_time, &outcome.intervals)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        write_plot(path, &outcome.report.latency_percentiles)
+            .with_context(|| format!("plotting {}", path.display()))?;
+    }
+    if let Some(path) = &args.json {
+        let mut value = serde_json::to_value(&outcome.report)?;
+        if let (Some(found), Some(map)) = (&outcome.find_max, value.as_object_mut()) {
+            map.insert("find_max".to_string(), serde_json::to_value(found)?);
+        }
+        let text = serde_json::to_string_pretty(&value)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

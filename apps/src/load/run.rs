@@ -1,0 +1,257 @@
+//! One `surge load` run: threads, live progress, merging, and the report.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+
+use super::config::{LoadConfig, LoadMode};
+use super::find_max::FindMaxResult;
+use super::worker::{Counts, IntervalMsg, ThreadPlan, ThreadResult, run_thread};
+use crate::backend::Backend;
+use crate::report::hgrm::percentile_rows;
+use crate::report::hlog::Interval;
+use crate::report::load_report::{IntervalLine, LoadReport};
+use crate::report::{LatencySet, Summary, format_bytes, format_micros, new_histogram};
+
+/// A finished run: the report and the raw histograms behind it.
+pub struct Outcome {
+    /// The report.
+    pub report: LoadReport,
+    /// The merged latency histogram (microseconds).
+    pub latency: Histogram<u64>,
+    /// Per-second histograms for the `.hlog`.
+    pub intervals: Vec<Interval>,
+    /// Wall-clock start of the run.
+    pub start_time: SystemTime,
+    /// The rate search, when `--find-max` ran.
+    pub find_max: Option<FindMaxResult>,
+}
+
+/// One second, summed over threads.
+struct SecondAgg {
+    histogram: Histogram<u64>,
+    line: IntervalLine,
+}
+
+/// Splits `total` into `parts` shares that differ by at most one.
+fn share(total: u64, parts: usize, index: usize) -> u64 {
+    let parts = parts.max(1) as u64;
+    total / parts + u64::from((index as u64) < total % parts)
+}
+
+/// Runs the load once with `config` on `backend`.
+pub fn run_once<B: Backend>(
+    backend: &B,
+    config: &LoadConfig,
+    stop: &AtomicBool,
+) -> anyhow::Result<Outcome> {
+    let counters_before = backend.counters();
+    let (tx, rx) = mpsc::channel::<IntervalMsg>();
+    let start = Instant::now();
+    let start_time = SystemTime::now();
+    let mut plans = Vec::new();
+    let mut first = 0;
+    for index in 0..config.threads {
+        let connections = share(config.connections as u64, config.threads, index) as usize;
+        plans.push(ThreadPlan {
+            index,
+            first_connection: first,
+            connections,
+            requests: config.requests.map(|r| share(r, config.threads, index)),
+        });
+        first += connections;
+    }
+    let mut seconds: BTreeMap<u64, SecondAgg> = BTreeMap::new();
+    let mut reported = vec![None::<u64>; config.threads];
+    let mut printed_up_to = 0u64;
+    let results: Vec<anyhow::Result<ThreadResult>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = plans
+            .iter()
+            .map(|plan| {
+                let tx = tx.clone();
+                scope.spawn(move || -> anyhow::Result<ThreadResult> {
+                    let worker = backend
+                        .worker(plan.index)
+                        .with_context(|| format!("starting load thread {}", plan.index))?;
+                    run_thread(config, plan, worker, start, stop, &tx)
+                        .with_context(|| format!("load thread {}", plan.index))
+                })
+            })
+            .collect();
+        drop(tx);
+        // Bounded: every worker ends by duration + drain; the channel closes when they do.
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(msg) => {
+                    add_second(&mut seconds, &msg, config);
+                    if let Some(r) = reported.get_mut(msg.thread) {
+                        *r = Some(r.map_or(msg.second, |old| old.max(msg.second)));
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if config.progress {
+                // A second is complete once every thread has reported it.
+                let complete = reported
+                    .iter()
+                    .map(|r| r.map_or(0, |s| s + 1))
+                    .min()
+                    .unwrap_or(0);
+                print_progress(&seconds, &mut printed_up_to, complete, config);
+            }
+        }
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a load thread panicked")))
+            })
+            .collect()
+    });
+    if config.progress {
+        print_progress(&seconds, &mut printed_up_to, u64::MAX, config);
+    }
+    let finished = Instant::now();
+    let mut latencies = LatencySet::default();
+    let mut counts = Counts::default();
+    for result in results {
+        let result = result?;
+        latencies.merge(&result.latencies);
+        counts.merge(&result.counts);
+    }
+    let counters_after = backend.counters();
+    let stack_counters = counters_after
+        .iter()
+        .map(|(k, after)| {
+            let before = counters_before.get(k).copied().unwrap_or(0);
+            (k.clone(), *after as i64 - before as i64)
+        })
+        .collect();
+    let stopped_early = stop.load(std::sync::atomic::Ordering::Relaxed);
+    let window_end = finished.min(start + config.duration);
+    let measured = window_end
+        .saturating_duration_since(start + config.warmup)
+        .as_secs_f64()
+        .max(1e-6);
+    let total_time = finished.duration_since(start).as_secs_f64().max(1e-6);
+    let intervals = seconds
+        .iter()
+        .filter(|(_, agg)| !agg.line.warmup)
+        .map(|(second, agg)| Interval {
+            start: Duration::from_secs(*second),
+            length: Duration::from_secs(1),
+            histogram: agg.histogram.clone(),
+        })
+        .collect();
+    let report = LoadReport {
+        stack: backend.name().to_string(),
+        target: config.target.to_string(),
+        mode: config.mode.name().to_string(),
+        threads: config.threads,
+        connections: config.connections,
+        pipeline: config.pipeline,
+        request_size: config.request_size,
+        response_size: config.response_size,
+        direction: (config.mode == LoadMode::Stream)
+            .then(|| format!("{:?}", config.direction).to_lowercase()),
+        rate: config.rate,
+        arrivals: config
+            .rate
+            .map(|_| format!("{:?}", config.arrivals).to_lowercase()),
+        duration_s: measured,
+        warmup_s: config.warmup.as_secs_f64(),
+        stopped_early,
+        requests_sent: counts.requests_sent,
+        answered: counts.answered,
+        errors_total: counts.errors_total(),
+        errors: counts.errors.clone(),
+        non_2xx: counts.non_2xx,
+        connect_attempts: counts.connect_attempts,
+        connects: counts.connects,
+        connect_errors: counts.connect_errors.clone(),
+        warmup_requests_sent: counts.warmup_sent,
+        warmup_answered: counts.warmup_answered,
+        warmup_errors: counts.warmup_errors,
+        bytes_sent: counts.bytes_sent,
+        bytes_received: counts.bytes_received,
+        requests_per_second: counts.answered as f64 / measured,
+        bytes_received_per_second: counts.bytes_received as f64 / total_time,
+        bytes_sent_per_second: counts.bytes_sent as f64 / total_time,
+        latency_us: Summary::of(&latencies.latency),
+        uncorrected_latency_us: Summary::of(&latencies.uncorrected),
+        ttfb_us: Summary::of(&latencies.ttfb),
+        connect_us: Summary::of(&latencies.connect),
+        latency_percentiles: percentile_rows(&latencies.latency),
+        stack_counters,
+        intervals: seconds.values().map(|agg| agg.line.clone()).collect(),
+    };
+    Ok(Outcome {
+        report,
+        latency: latencies.latency,
+        intervals,
+        start_time,
+        find_max: None,
+    })
+}
+
+/// Adds one thread's second to the totals.
+fn add_second(seconds: &mut BTreeMap<u64, SecondAgg>, msg: &IntervalMsg, config: &LoadConfig) {
+    let agg = seconds.entry(msg.second).or_insert_with(|| SecondAgg {
+        histogram: new_histogram(),
+        line: IntervalLine {
+            second: msg.second + 1,
+            warmup: Duration::from_secs(msg.second) < config.warmup,
+            ..IntervalLine::default()
+        },
+    });
+    let _ = agg.histogram.add(&msg.histogram);
+    agg.line.answered += msg.answered;
+    agg.line.errors += msg.errors;
+    agg.line.bytes_received += msg.bytes_received;
+    agg.line.bytes_sent += msg.bytes_sent;
+    agg.line.p99_us = if agg.histogram.is_empty() {
+        0
+    } else {
+        agg.histogram.value_at_quantile(0.99)
+    };
+}
+
+/// Prints the progress lines of every second before `complete` not printed yet.
+fn print_progress(
+    seconds: &BTreeMap<u64, SecondAgg>,
+    printed_up_to: &mut u64,
+    complete: u64,
+    config: &LoadConfig,
+) {
+    let mut stderr = std::io::stderr().lock();
+    for (second, agg) in seconds.range(*printed_up_to..) {
+        if *second >= complete {
+            break;
+        }
+        let l = &agg.line;
+        let latency = if config.mode == LoadMode::Stream {
+            String::new()
+        } else if l.answered == 0 {
+            "p99 -".to_string()
+        } else {
+            format!("p99 {}", format_micros(l.p99_us as f64))
+        };
+        let _ = writeln!(
+            stderr,
+            "[{:>4}s] {:>9} req/s  {latency:<14} errors {:<6} read {}/s  written {}/s{}",
+            l.second,
+            l.answered,
+            l.errors,
+            format_bytes(l.bytes_received as f64),
+            format_bytes(l.bytes_sent as f64),
+            if l.warmup { "  (warm-up)" } else { "" }
+        );
+        *printed_up_to = second + 1;
+    }
+}

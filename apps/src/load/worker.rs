@@ -1,0 +1,803 @@
+//! One `surge load` thread: its connections, their requests, and its histograms.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use super::config::{Arrivals, Direction, LoadConfig, LoadMode};
+use super::protocol::{Completed, ResponseParser, build_request};
+use crate::backend::{Event, SocketId, Worker};
+use crate::report::{ErrorCounts, ErrorKind, LatencySet, count_error, new_histogram, record};
+
+/// Wait before reconnecting after a failed connect, so a refusing target is not flooded.
+const CONNECT_BACKOFF: Duration = Duration::from_millis(20);
+/// Longest sleep in `poll`: timeouts and the stop flag are checked at least this often.
+const MAX_POLL: Duration = Duration::from_millis(10);
+/// Bytes per read and per stream write.
+const CHUNK: usize = 64 * 1024;
+
+/// What one thread counted.
+#[derive(Clone, Debug, Default)]
+pub struct Counts {
+    /// Requests written after warm-up.
+    pub requests_sent: u64,
+    /// Responses to them.
+    pub answered: u64,
+    /// Failed requests after warm-up, by kind.
+    pub errors: ErrorCounts,
+    /// Non-2xx/3xx HTTP responses (also in `answered`).
+    pub non_2xx: u64,
+    /// Connection attempts.
+    pub connect_attempts: u64,
+    /// Attempts that succeeded.
+    pub connects: u64,
+    /// Failed attempts by kind.
+    pub connect_errors: ErrorCounts,
+    /// Requests written during warm-up.
+    pub warmup_sent: u64,
+    /// Responses to warm-up requests.
+    pub warmup_answered: u64,
+    /// Failed warm-up requests.
+    pub warmup_errors: u64,
+    /// Bytes written.
+    pub bytes_sent: u64,
+    /// Bytes read.
+    pub bytes_received: u64,
+}
+
+impl Counts {
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: &Counts) {
+        self.requests_sent += other.requests_sent;
+        self.answered += other.answered;
+        for (k, v) in &other.errors {
+            *self.errors.entry(k).or_insert(0) += v;
+        }
+        self.non_2xx += other.non_2xx;
+        self.connect_attempts += other.connect_attempts;
+        self.connects += other.connects;
+        for (k, v) in &other.connect_errors {
+            *self.connect_errors.entry(k).or_insert(0) += v;
+        }
+        self.warmup_sent += other.warmup_sent;
+        self.warmup_answered += other.warmup_answered;
+        self.warmup_errors += other.warmup_errors;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+    }
+
+    /// All failed requests after warm-up.
+    pub fn errors_total(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// One second of one thread, sent to the main thread for progress lines and the `.hlog`.
+#[derive(Debug)]
+pub struct IntervalMsg {
+    /// The thread that measured it.
+    pub thread: usize,
+    /// Which second of the run (0-based) this covers.
+    pub second: u64,
+    /// Latency samples (measured requests only).
+    pub histogram: Histogram<u64>,
+    /// Responses.
+    pub answered: u64,
+    /// Failed requests and connects.
+    pub errors: u64,
+    /// Bytes read.
+    pub bytes_received: u64,
+    /// Bytes written.
+    pub bytes_sent: u64,
+}
+
+/// What one thread hands back at the end.
+#[derive(Debug, Default)]
+pub struct ThreadResult {
+    /// Its histograms.
+    pub latencies: LatencySet,
+    /// Its counters.
+    pub counts: Counts,
+}
+
+/// This thread's share of the run.
+#[derive(Clone, Debug)]
+pub struct ThreadPlan {
+    /// Thread number (seeds the Poisson generator).
+    pub index: usize,
+    /// Global index of this thread's first connection.
+    pub first_connection: usize,
+    /// Connections of this thread.
+    pub connections: usize,
+    /// This thread's share of `--requests`.
+    pub requests: Option<u64>,
+}
+
+/// A request on the wire.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    intended: Instant,
+    sent: Instant,
+    first_byte: Option<Instant>,
+    warmup: bool,
+}
+
+/// Where a connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No socket; (re)connect at this time.
+    Down(Instant),
+    /// Connect in progress since.
+    Connecting(Instant),
+    /// Established.
+    Up,
+    /// Finished for good (stream end).
+    Done,
+}
+
+/// One connection slot.
+#[derive(Debug)]
+struct Conn {
+    socket: Option<SocketId>,
+    phase: Phase,
+    inflight: VecDeque<InFlight>,
+    out: Vec<u8>,
+    out_pos: usize,
+    parser: ResponseParser,
+    /// Open loop: when the next request of this slot is due.
+    next_due: Instant,
+    /// crr / --close: the intended start of the current transaction, and whether it was sent.
+    transaction: Option<Instant>,
+    transaction_sent: bool,
+    /// Stream: FIN sent, waiting for the server's.
+    shut: bool,
+}
+
+/// The state of one load thread.
+struct LoadThread<'a, W: Worker> {
+    config: &'a LoadConfig,
+    worker: W,
+    conns: Vec<Conn>,
+    by_socket: Vec<Option<usize>>,
+    request: Vec<u8>,
+    start: Instant,
+    end: Instant,
+    warmup_end: Instant,
+    stopping: bool,
+    budget: Option<u64>,
+    sent_total: u64,
+    rng: StdRng,
+    /// Open-loop rate of one connection slot.
+    slot_rate: Option<f64>,
+    result: ThreadResult,
+    interval: IntervalMsg,
+    buf: Vec<u8>,
+}
+
+/// Runs one load thread until the run ends (duration, budget, or `stop`), then drains.
+pub fn run_thread<W: Worker>(
+    config: &LoadConfig,
+    plan: &ThreadPlan,
+    worker: W,
+    start: Instant,
+    stop: &AtomicBool,
+    intervals: &Sender<IntervalMsg>,
+) -> io::Result<ThreadResult> {
+    let slot_rate = config.rate.map(|r| r / config.connections as f64);
+    let mut rng = StdRng::seed_from_u64(config.seed.wrapping_mul(1000).wrapping_add(plan.index as u64));
+    let host = config.target.to_string();
+    let request = build_request(
+        config.framing,
+        &host,
+        &config.path,
+        config.request_size,
+        config.close,
+    );
+    let mut conns = Vec::with_capacity(plan.connections);
+    for k in 0..plan.connections {
+        let global = plan.first_connection + k;
+        let ramp = config
+            .ramp_up
+            .mul_f64(global as f64 / config.connections as f64);
+        let first = start + ramp;
+        let phase_offset = match (slot_rate, config.arrivals) {
+            (Some(rate), Arrivals::Constant) => {
+                Duration::from_secs_f64(global as f64 / config.connections as f64 / rate)
+            }
+            (Some(rate), Arrivals::Poisson) => exponential_gap(&mut rng, rate),
+            (None, _) => Duration::ZERO,
+        };
+        conns.push(Conn {
+            socket: None,
+            phase: Phase::Down(first),
+            inflight: VecDeque::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            parser: ResponseParser::new(config.framing),
+            next_due: first + phase_offset,
+            transaction: None,
+            transaction_sent: false,
+            shut: false,
+        });
+    }
+    let mut thread = LoadThread {
+        config,
+        worker,
+        conns,
+        by_socket: Vec::new(),
+        request,
+        start,
+        end: start + config.duration,
+        warmup_end: start + config.warmup,
+        stopping: false,
+        budget: plan.requests,
+        sent_total: 0,
+        rng,
+        slot_rate,
+        result: ThreadResult::default(),
+        interval: IntervalMsg {
+            thread: plan.index,
+            second: 0,
+            histogram: new_histogram(),
+            answered: 0,
+            errors: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
+        },
+        buf: vec![0; CHUNK],
+    };
+    thread.run(stop, intervals)?;
+    Ok(thread.result)
+}
+
+/// An exponential gap with mean `1/rate` seconds (Poisson arrivals).
+fn exponential_gap(rng: &mut StdRng, rate: f64) -> Duration {
+    let u: f64 = rng.random();
+    Duration::from_secs_f64((-(1.0 - u).ln() / rate).min(3600.0))
+}
+
+impl<W: Worker> LoadThread<'_, W> {
+    /// Whether each transaction uses its own connection.
+    fn close_each(&self) -> bool {
+        self.config.mode == LoadMode::Crr || self.config.close
+    }
+
+    /// The main loop, bounded by the duration plus one drain period.
+    fn run(&mut self, stop: &AtomicBool, intervals: &Sender<IntervalMsg>) -> io::Result<()> {
+        let mut events = Vec::with_capacity(1024);
+        let mut drain_deadline = self.end + self.config.timeout;
+        loop {
+            let now = Instant::now();
+            if !self.stopping
+                && (now >= self.end
+                    || stop.load(Ordering::Relaxed)
+                    || self.budget.is_some_and(|b| self.sent_total >= b && self.idle()))
+            {
+                self.stopping = true;
+                drain_deadline = now + self.config.timeout;
+                self.begin_stream_shutdown(now);
+            }
+            if self.stopping && (self.idle() || now >= drain_deadline) {
+                break;
+            }
+            for i in 0..self.conns.len() {
+                self.service(i, now);
+            }
+            self.flush_interval(now, intervals, false);
+            let timeout = self.poll_timeout(now);
+            events.clear();
+            self.worker.poll(&mut events, timeout)?;
+            let now = Instant::now();
+            for event in events.drain(..) {
+                self.handle_event(event, now);
+            }
+        }
+        // Whatever is still unanswered after the drain period timed out.
+        let now = Instant::now();
+        for i in 0..self.conns.len() {
+            self.fail_connection(i, ErrorKind::Timeout, None);
+            self.conns.get_mut(i).map(|c| c.phase = Phase::Done);
+        }
+        self.flush_interval(now, intervals, true);
+        Ok(())
+    }
+
+    /// No request in flight and no stream still finishing.
+    fn idle(&self) -> bool {
+        let stream = self.config.mode == LoadMode::Stream;
+        self.conns
+            .iter()
+            .all(|c| c.inflight.is_empty() && !(stream && c.phase == Phase::Up))
+    }
+
+    /// Stream: send FIN on every open connection, then wait for the server's.
+    fn begin_stream_shutdown(&mut self, now: Instant) {
+        if self.config.mode != LoadMode::Stream {
+            return;
+        }
+        for i in 0..self.conns.len() {
+            let Some(conn) = self.conns.get_mut(i) else { continue };
+            match conn.phase {
+                Phase::Up => {
+                    conn.shut = true;
+                    if let Some(id) = conn.socket {
+                        if self.worker.shutdown_write(id).is_err() {
+                            self.close_socket(i);
+                            if let Some(c) = self.conns.get_mut(i) {
+                                c.phase = Phase::Done;
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    self.close_socket(i);
+                    if let Some(c) = self.conns.get_mut(i) {
+                        c.phase = Phase::Done;
+                    }
+                }
+            }
+        }
+        let _ = now;
+    }
+
+    /// How long `poll` may sleep.
+    fn poll_timeout(&self, now: Instant) -> Duration {
+        let mut wake = now + MAX_POLL;
+        let next_second =
+            self.start + Duration::from_secs(self.interval.second + 1);
+        wake = wake.min(next_second);
+        for c in &self.conns {
+            match c.phase {
+                Phase::Down(at) if !self.stopping => {
+                    let open_crr = self.close_each() && self.slot_rate.is_some();
+                    wake = wake.min(if open_crr { at.max(c.next_due) } else { at });
+                }
+                Phase::Up if self.slot_rate.is_some() && !self.stopping && c.inflight.len() < self.config.pipeline => {
+                    wake = wake.min(c.next_due)
+                }
+                _ => {}
+            }
+        }
+        let gap = wake.saturating_duration_since(now);
+        // epoll sleeps in whole milliseconds: spin through the last one for punctual sends.
+        if gap < Duration::from_millis(1) {
+            Duration::ZERO
+        } else {
+            gap - Duration::from_millis(1)
+        }
+    }
+
+    /// Connects, times out, and sends what is due on connection `i`.
+    fn service(&mut self, i: usize, now: Instant) {
+        let Some(conn) = self.conns.get(i) else { return };
+        match conn.phase {
+            Phase::Down(at) => {
+                if self.stopping || now < at {
+                    return;
+                }
+                if self.close_each() {
+                    // crr: a connection is opened for a transaction that is due.
+                    if self.budget.is_some_and(|b| self.sent_total >= b) {
+                        return;
+                    }
+                    let intended = match self.slot_rate {
+                        Some(_) if conn.next_due > now => return,
+                        Some(_) => {
+                            let due = conn.next_due;
+                            if due >= self.end {
+                                return;
+                            }
+                            self.advance_schedule(i);
+                            due
+                        }
+                        None => now,
+                    };
+                    if let Some(c) = self.conns.get_mut(i) {
+                        c.transaction = Some(intended);
+                        c.transaction_sent = false;
+                    }
+                }
+                self.connect(i, now);
+            }
+            Phase::Connecting(since) => {
+                if now.duration_since(since) >= self.config.connect_timeout {
+                    self.connect_failed(i, ErrorKind::ConnectTimeout, now);
+                }
+            }
+            Phase::Up => {
+                if let Some(front) = conn.inflight.front() {
+                    if now.duration_since(front.sent) >= self.config.timeout {
+                        self.fail_connection(i, ErrorKind::Timeout, Some(now));
+                        return;
+                    }
+                }
+                if self.config.mode == LoadMode::Stream {
+                    self.write_stream(i, now);
+                } else {
+                    self.issue_requests(i, now);
+                    self.flush(i, now);
+                }
+            }
+            Phase::Done => {}
+        }
+    }
+
+    /// Starts a connect on slot `i`.
+    fn connect(&mut self, i: usize, now: Instant) {
+        self.result.counts.connect_attempts += 1;
+        match self.worker.connect(self.config.target) {
+            Ok(id) => {
+                if self.by_socket.len() <= id {
+                    self.by_socket.resize(id + 1, None);
+                }
+                if let Some(slot) = self.by_socket.get_mut(id) {
+                    *slot = Some(i);
+                }
+                if let Some(c) = self.conns.get_mut(i) {
+                    c.socket = Some(id);
+                    c.phase = Phase::Connecting(now);
+                    c.parser = ResponseParser::new(self.config.framing);
+                    c.out.clear();
+                    c.out_pos = 0;
+                    c.shut = false;
+                    if self.config.mode == LoadMode::Stream {
+                        c.out.push(match self.config.direction {
+                            Direction::Up => b'U',
+                            Direction::Down => b'D',
+                        });
+                    }
+                }
+            }
+            Err(err) => self.connect_failed(i, ErrorKind::of_io(&err), now),
+        }
+    }
+
+    /// Counts a failed connect and schedules a retry.
+    fn connect_failed(&mut self, i: usize, kind: ErrorKind, now: Instant) {
+        count_error(&mut self.result.counts.connect_errors, kind, 1);
+        self.interval.errors += 1;
+        self.close_socket(i);
+        if let Some(c) = self.conns.get_mut(i) {
+            c.transaction = None;
+            c.phase = if self.stopping {
+                Phase::Done
+            } else {
+                Phase::Down(now + CONNECT_BACKOFF)
+            };
+        }
+    }
+
+    /// Moves slot `i`'s next due time one arrival gap on.
+    fn advance_schedule(&mut self, i: usize) {
+        let Some(rate) = self.slot_rate else { return };
+        let gap = match self.config.arrivals {
+            Arrivals::Constant => Duration::from_secs_f64(1.0 / rate),
+            Arrivals::Poisson => exponential_gap(&mut self.rng, rate),
+        };
+        if let Some(c) = self.conns.get_mut(i) {
+            c.next_due += gap;
+        }
+    }
+
+    /// Queues every request that is due and fits the pipeline on slot `i`.
+    fn issue_requests(&mut self, i: usize, now: Instant) {
+        if self.stopping {
+            return;
+        }
+        let close_each = self.close_each();
+        loop {
+            let Some(c) = self.conns.get(i) else { return };
+            if c.inflight.len() >= self.config.pipeline {
+                return;
+            }
+            if self.budget.is_some_and(|b| self.sent_total >= b) {
+                return;
+            }
+            let intended = if close_each {
+                if c.transaction_sent {
+                    return;
+                }
+                c.transaction.unwrap_or(now)
+            } else {
+                match self.slot_rate {
+                    Some(_) => {
+                        let due = c.next_due;
+                        if due > now || due >= self.end {
+                            return;
+                        }
+                        self.advance_schedule(i);
+                        due
+                    }
+                    None => now,
+                }
+            };
+            let warmup = intended < self.warmup_end;
+            self.sent_total += 1;
+            if warmup {
+                self.result.counts.warmup_sent += 1;
+            } else {
+                self.result.counts.requests_sent += 1;
+            }
+            let Some(c) = self.conns.get_mut(i) else { return };
+            c.inflight.push_back(InFlight {
+                intended,
+                sent: now,
+                first_byte: None,
+                warmup,
+            });
+            c.out.extend_from_slice(&self.request);
+            if close_each {
+                c.transaction_sent = true;
+            }
+        }
+    }
+
+    /// Writes queued bytes of slot `i` until the socket would block.
+    fn flush(&mut self, i: usize, now: Instant) {
+        loop {
+            let Some(c) = self.conns.get(i) else { return };
+            let Some(id) = c.socket else { return };
+            if c.out_pos >= c.out.len() {
+                if let Some(c) = self.conns.get_mut(i) {
+                    c.out.clear();
+                    c.out_pos = 0;
+                }
+                return;
+            }
+            let pending = c.out.get(c.out_pos..).unwrap_or_default();
+            match self.worker.send(id, pending) {
+                Ok(0) => return,
+                Ok(n) => {
+                    self.result.counts.bytes_sent += n as u64;
+                    self.interval.bytes_sent += n as u64;
+                    if let Some(c) = self.conns.get_mut(i) {
+                        c.out_pos += n;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.fail_connection(i, ErrorKind::of_io(&e), Some(now));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Stream up: the marker, then data until the socket would block.
+    fn write_stream(&mut self, i: usize, now: Instant) {
+        self.flush(i, now);
+        let Some(c) = self.conns.get(i) else { return };
+        if self.config.direction != Direction::Up || c.shut || c.out_pos < c.out.len() {
+            return;
+        }
+        let Some(id) = c.socket else { return };
+        let chunk = [b's'; 16 * 1024];
+        for _ in 0..64 {
+            match self.worker.send(id, &chunk) {
+                Ok(n) => {
+                    self.result.counts.bytes_sent += n as u64;
+                    self.interval.bytes_sent += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.fail_connection(i, ErrorKind::of_io(&e), Some(now));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reacts to one readiness event.
+    fn handle_event(&mut self, event: Event, now: Instant) {
+        let id = match &event {
+            Event::Connected(id)
+            | Event::ConnectFailed(id, _)
+            | Event::Readable(id)
+            | Event::Writable(id)
+            | Event::Acceptable(id) => *id,
+        };
+        let Some(i) = self.by_socket.get(id).copied().flatten() else { return };
+        if self.conns.get(i).and_then(|c| c.socket) != Some(id) {
+            return;
+        }
+        match event {
+            Event::Connected(_) => {
+                let Some(c) = self.conns.get_mut(i) else { return };
+                if let Phase::Connecting(since) = c.phase {
+                    c.phase = Phase::Up;
+                    self.result.counts.connects += 1;
+                    if since >= self.warmup_end {
+                        record(
+                            &mut self.result.latencies.connect,
+                            micros(now.duration_since(since)),
+                        );
+                    }
+                    self.service(i, now);
+                }
+            }
+            Event::ConnectFailed(_, err) => self.connect_failed(i, ErrorKind::of_io(&err), now),
+            Event::Readable(_) => self.read(i, now),
+            Event::Writable(_) => {
+                if self.config.mode == LoadMode::Stream {
+                    self.write_stream(i, now);
+                } else {
+                    self.flush(i, now);
+                }
+            }
+            Event::Acceptable(_) => {}
+        }
+    }
+
+    /// Reads slot `i` until it would block, completing responses.
+    fn read(&mut self, i: usize, now: Instant) {
+        let mut completed = Vec::new();
+        loop {
+            let Some(id) = self.conns.get(i).and_then(|c| c.socket) else { return };
+            let n = match self.worker.recv(id, &mut self.buf) {
+                Ok(0) => {
+                    self.end_of_stream(i, now);
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.fail_connection(i, ErrorKind::of_io(&e), Some(now));
+                    return;
+                }
+            };
+            self.result.counts.bytes_received += n as u64;
+            self.interval.bytes_received += n as u64;
+            if self.config.mode == LoadMode::Stream {
+                continue;
+            }
+            let Some(c) = self.conns.get_mut(i) else { return };
+            if let Some(front) = c.inflight.front_mut() {
+                front.first_byte.get_or_insert(now);
+            }
+            completed.clear();
+            let data = self.buf.get(..n).unwrap_or_default();
+            let parsed = c.parser.feed(data, &mut completed);
+            let mut close = false;
+            for done in completed.drain(..) {
+                close |= done.close;
+                self.complete(i, done, now);
+            }
+            if let Err(_malformed) = parsed {
+                self.fail_connection(i, ErrorKind::Malformed, Some(now));
+                return;
+            }
+            let close_each = self.close_each();
+            let Some(c) = self.conns.get_mut(i) else { return };
+            if c.parser.in_progress() {
+                if let Some(front) = c.inflight.front_mut() {
+                    front.first_byte.get_or_insert(now);
+                }
+            }
+            if close || (close_each && c.transaction_sent && c.inflight.is_empty()) {
+                // The transaction is over (crr) or the server announced its close.
+                self.fail_connection(i, ErrorKind::Closed, Some(now));
+                return;
+            }
+        }
+    }
+
+    /// The server closed its side of slot `i`.
+    fn end_of_stream(&mut self, i: usize, now: Instant) {
+        if self.config.mode == LoadMode::Stream {
+            let done = self.conns.get(i).is_some_and(|c| c.shut);
+            self.close_socket(i);
+            if let Some(c) = self.conns.get_mut(i) {
+                c.phase = if done || self.stopping {
+                    Phase::Done
+                } else {
+                    Phase::Down(now)
+                };
+            }
+            if !done {
+                count_error(&mut self.result.counts.connect_errors, ErrorKind::Closed, 1);
+            }
+            return;
+        }
+        if let Some(done) = self.conns.get_mut(i).and_then(|c| c.parser.finish_at_eof()) {
+            self.complete(i, done, now);
+        }
+        self.fail_connection(i, ErrorKind::Closed, Some(now));
+    }
+
+    /// The response to the oldest request of slot `i` arrived.
+    fn complete(&mut self, i: usize, done: Completed, now: Instant) {
+        let Some(f) = self.conns.get_mut(i).and_then(|c| c.inflight.pop_front()) else {
+            return;
+        };
+        if f.warmup {
+            self.result.counts.warmup_answered += 1;
+            return;
+        }
+        self.result.counts.answered += 1;
+        self.interval.answered += 1;
+        if !done.status_ok {
+            self.result.counts.non_2xx += 1;
+        }
+        let latency = micros(now.duration_since(f.intended));
+        let l = &mut self.result.latencies;
+        record(&mut l.latency, latency);
+        record(&mut l.uncorrected, micros(now.duration_since(f.sent)));
+        record(
+            &mut l.ttfb,
+            micros(f.first_byte.unwrap_or(now).duration_since(f.sent)),
+        );
+        record(&mut self.interval.histogram, latency);
+    }
+
+    /// Fails every request in flight on slot `i` with `kind`, closes it, and (when `reopen`)
+    /// reconnects at that time.
+    fn fail_connection(&mut self, i: usize, kind: ErrorKind, reopen: Option<Instant>) {
+        let Some(c) = self.conns.get_mut(i) else { return };
+        let (mut measured, mut warm) = (0, 0);
+        for f in c.inflight.drain(..) {
+            if f.warmup {
+                warm += 1;
+            } else {
+                measured += 1;
+            }
+        }
+        c.transaction = None;
+        c.transaction_sent = false;
+        count_error(&mut self.result.counts.errors, kind, measured);
+        self.result.counts.warmup_errors += warm;
+        self.interval.errors += measured;
+        self.close_socket(i);
+        if let Some(c) = self.conns.get_mut(i) {
+            c.phase = match reopen {
+                Some(at) if !self.stopping => Phase::Down(at),
+                _ => Phase::Done,
+            };
+        }
+    }
+
+    /// Closes slot `i`'s socket, if any.
+    fn close_socket(&mut self, i: usize) {
+        let Some(c) = self.conns.get_mut(i) else { return };
+        if let Some(id) = c.socket.take() {
+            self.worker.close(id);
+            if let Some(slot) = self.by_socket.get_mut(id) {
+                *slot = None;
+            }
+        }
+        c.out.clear();
+        c.out_pos = 0;
+    }
+
+    /// Sends the current second to the main thread once it is over (or at the end).
+    fn flush_interval(&mut self, now: Instant, intervals: &Sender<IntervalMsg>, last: bool) {
+        let second = now.duration_since(self.start).as_secs();
+        if second <= self.interval.second && !last {
+            return;
+        }
+        let next = IntervalMsg {
+            thread: self.interval.thread,
+            second,
+            histogram: new_histogram(),
+            answered: 0,
+            errors: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
+        };
+        let msg = std::mem::replace(&mut self.interval, next);
+        // The main thread outlives the workers; a closed channel only loses progress lines.
+        let _ = intervals.send(msg);
+    }
+}
+
+/// A duration in whole microseconds (saturating).
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}

@@ -6,6 +6,7 @@
 //! uses ordinary sockets through `mio`; surge's own stack plugs in here later.
 
 pub mod kernel;
+pub mod surge;
 
 use std::collections::BTreeMap;
 use std::io;

@@ -1,0 +1,376 @@
+//! surge's own stack as an app backend: each worker thread owns one engine on one
+//! AF_XDP queue of the interface and runs it in-loop (DESIGN.md's embedding mode):
+//! [`Worker::poll`] is the engine's run-to-completion loop, and the socket calls
+//! go straight to the engine, with no queue or lock in between.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
+use surge_datapath::{Interface, PortConfig, XdpPort};
+use surge_stack::engine::{Engine, EngineConfig, EngineStats, Readiness, TcpEngineStats};
+use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
+use surge_stack::socket::{SocketHandle, TcpSocketOptions};
+use surge_stack::table::{BindOptions, Errno};
+use surge_stack::time::Instant;
+use surge_stack::wire::EthernetAddress;
+
+use super::{Backend, Event, SocketId, Worker};
+
+/// Where and as what surge's stack runs.
+#[derive(Debug, Clone)]
+pub struct SurgeOptions {
+    /// Network namespace the interface lives in (`None`: the current one).
+    pub netns: Option<String>,
+    /// The interface whose queues the engines take.
+    pub interface: String,
+    /// surge's address on it (the kernel must not use the same one).
+    pub address: Ipv4Cidr,
+    /// Default gateway.
+    pub gateway: Option<Ipv4Addr>,
+    /// surge's MAC (default: the interface's own).
+    pub mac: Option<[u8; 6]>,
+    /// TCP ports surge serves (the XDP program steers them to us).
+    pub tcp_ports: Vec<u16>,
+}
+
+/// The surge backend: the steering program, and one engine per worker.
+pub struct SurgeBackend {
+    options: SurgeOptions,
+    mac: [u8; 6],
+    mtu: u32,
+    queues: u32,
+    program: Mutex<SteerProgram>,
+    epoch: std::time::Instant,
+    counters: Counters,
+}
+
+/// Each worker's last published counters.
+type Counters = Arc<Mutex<BTreeMap<usize, (EngineStats, TcpEngineStats)>>>;
+
+impl std::fmt::Debug for SurgeBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SurgeBackend").field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+fn errno(e: Errno) -> io::Error {
+    io::Error::from(e)
+}
+
+/// Enters `netns` for the current thread, if one is given.
+fn enter(netns: Option<&str>) -> io::Result<Option<surge_lab::NetnsGuard>> {
+    netns.map(|ns| surge_lab::enter_netns(ns).map_err(io_err)).transpose()
+}
+
+/// Reads an interface's MAC from sysfs as seen from inside its namespace.
+fn interface_mac(netns: Option<&str>, ifname: &str) -> io::Result<[u8; 6]> {
+    let path = format!("/sys/class/net/{ifname}/address");
+    let text = match netns {
+        // sysfs shows the namespace of whoever mounted it: read it through `ip netns exec`.
+        Some(ns) => {
+            let out = std::process::Command::new("ip").args(["netns", "exec", ns, "cat", &path]).output()?;
+            if !out.status.success() {
+                return Err(io_err(format!("reading the MAC of {ifname} in {ns}: {}", String::from_utf8_lossy(&out.stderr).trim())));
+            }
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+        None => std::fs::read_to_string(&path)?,
+    };
+    let mut mac = [0u8; 6];
+    let parts: Vec<&str> = text.trim().split(':').collect();
+    if parts.len() != 6 {
+        return Err(io_err(format!("unexpected MAC '{}' for {ifname}", text.trim())));
+    }
+    for (byte, part) in mac.iter_mut().zip(parts) {
+        *byte = u8::from_str_radix(part, 16).map_err(io_err)?;
+    }
+    Ok(mac)
+}
+
+impl SurgeBackend {
+    /// Attaches the steering program to the interface and prepares the engines.
+    pub fn new(options: SurgeOptions) -> io::Result<Self> {
+        let mac = match options.mac {
+            Some(m) => m,
+            None => interface_mac(options.netns.as_deref(), &options.interface)?,
+        };
+        let _ns = enter(options.netns.as_deref())?;
+        let interface = Interface::lookup(&options.interface).map_err(io_err)?;
+        let mtu = interface.mtu().map_err(io_err)?;
+        let queues = interface.rx_queues().map_err(io_err)?;
+        let steer = SteerConfig {
+            local_addrs: vec![options.address.addr()],
+            tcp_ports: options.tcp_ports.clone(),
+            ephemeral_ports: Some(32768..=60999),
+            icmp: true,
+            ..SteerConfig::default()
+        };
+        let program = SteerProgram::attach(&options.interface, &steer, AttachMode::Auto)
+            .map_err(|e| io_err(format!("attaching XDP to {}: {e}", options.interface)))?;
+        Ok(SurgeBackend {
+            options,
+            mac,
+            mtu,
+            queues,
+            program: Mutex::new(program),
+            epoch: std::time::Instant::now(),
+            counters: Arc::new(Mutex::new(BTreeMap::new())),
+        })
+    }
+
+    /// RX queues of the interface (one engine each at most).
+    pub fn queues(&self) -> usize {
+        self.queues as usize
+    }
+}
+
+impl Backend for SurgeBackend {
+    type Worker = SurgeWorker;
+
+    fn name(&self) -> &'static str {
+        "surge"
+    }
+
+    fn worker(&self, index: usize) -> io::Result<SurgeWorker> {
+        let queue = u32::try_from(index).map_err(io_err)?;
+        if queue >= self.queues {
+            return Err(io_err(format!(
+                "worker {index} has no queue: {} has {} RX queue(s); use at most that many threads",
+                self.options.interface, self.queues
+            )));
+        }
+        let port = {
+            let _ns = enter(self.options.netns.as_deref())?;
+            let mut config = PortConfig::new(&self.options.interface, queue);
+            config.pool.huge_pages = false;
+            XdpPort::open(&config).map_err(|e| io_err(format!("opening AF_XDP on {} queue {queue}: {e}", self.options.interface)))?
+        };
+        self.program
+            .lock()
+            .map_err(io_err)?
+            .register_socket(queue, port.fd())
+            .map_err(io_err)?;
+        let iface = InterfaceConfig::new(EthernetAddress(self.mac), self.options.address, self.options.gateway, self.mtu.min(9000))
+            .map_err(io_err)?;
+        let mut config = EngineConfig::new(iface);
+        config.core = u16::try_from(index).map_err(io_err)?;
+        config.cores = u16::try_from(self.queues).map_err(io_err)?;
+        config.seed = 0x5eed ^ index as u64;
+        let engine = Engine::new(port, config).map_err(io_err)?;
+        Ok(SurgeWorker::new(engine, index, self.epoch, Arc::clone(&self.counters)))
+    }
+
+    fn counters(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        let Ok(all) = self.counters.lock() else { return out };
+        let mut stats = EngineStats::default();
+        let mut tcp = TcpEngineStats::default();
+        for (s, t) in all.values() {
+            stats.add(s);
+            tcp.active_opens += t.active_opens;
+            tcp.passive_opens += t.passive_opens;
+            tcp.listen_overflows += t.listen_overflows;
+            tcp.tx_blocked += t.tx_blocked;
+        }
+        out.insert("rx_frames".into(), stats.rx_frames);
+        out.insert("tx_frames".into(), stats.tx_frames);
+        out.insert("tcp_rst_sent".into(), stats.tcp_rst_sent);
+        out.insert("active_opens".into(), tcp.active_opens);
+        out.insert("passive_opens".into(), tcp.passive_opens);
+        out.insert("listen_overflows".into(), tcp.listen_overflows);
+        for (name, n) in stats.drops_by_name() {
+            out.insert(format!("drop_{name}"), n);
+        }
+        out
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    handle: SocketHandle,
+    listener: bool,
+    connecting: bool,
+    last: Readiness,
+}
+
+/// One thread's engine, driven in-loop.
+pub struct SurgeWorker {
+    engine: Engine<XdpPort>,
+    index: usize,
+    epoch: std::time::Instant,
+    sockets: HashMap<SocketId, Entry>,
+    next_id: SocketId,
+    counters: Counters,
+    published: std::time::Instant,
+}
+
+impl std::fmt::Debug for SurgeWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SurgeWorker").field("index", &self.index).finish_non_exhaustive()
+    }
+}
+
+impl SurgeWorker {
+    fn new(engine: Engine<XdpPort>, index: usize, epoch: std::time::Instant, counters: Counters) -> Self {
+        SurgeWorker {
+            engine,
+            index,
+            epoch,
+            sockets: HashMap::new(),
+            next_id: 1,
+            counters,
+            published: std::time::Instant::now(),
+        }
+    }
+
+    fn publish(&mut self) {
+        if let Ok(mut all) = self.counters.lock() {
+            all.insert(self.index, self.stats());
+        }
+        self.published = std::time::Instant::now();
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    fn insert(&mut self, handle: SocketHandle, listener: bool, connecting: bool) -> SocketId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.sockets.insert(id, Entry { handle, listener, connecting, last: Readiness::default() });
+        id
+    }
+
+    fn handle(&self, id: SocketId) -> io::Result<SocketHandle> {
+        self.sockets.get(&id).map(|e| e.handle).ok_or_else(|| errno(Errno::EBADF))
+    }
+
+    /// The engine's counters.
+    pub fn stats(&self) -> (EngineStats, TcpEngineStats) {
+        (self.engine.stats(), self.engine.tcp_stats())
+    }
+
+    fn collect(&mut self, out: &mut Vec<Event>) {
+        for (id, entry) in &mut self.sockets {
+            let Ok(now) = self.engine.readiness(entry.handle) else { continue };
+            if entry.listener {
+                if now.readable {
+                    out.push(Event::Acceptable(*id));
+                }
+            } else if entry.connecting {
+                if now.error {
+                    let err = self.engine.take_error(entry.handle).ok().flatten().unwrap_or(Errno::ECONNREFUSED);
+                    entry.connecting = false;
+                    out.push(Event::ConnectFailed(*id, errno(err)));
+                } else if now.writable {
+                    entry.connecting = false;
+                    out.push(Event::Connected(*id));
+                }
+            } else {
+                // Readable is level-triggered here (the apps read until WouldBlock);
+                // Writable only on the edge, or every loop would report it.
+                if now.readable || now.error || now.hangup {
+                    out.push(Event::Readable(*id));
+                }
+                if now.writable && !entry.last.writable {
+                    out.push(Event::Writable(*id));
+                }
+            }
+            entry.last = now;
+        }
+    }
+}
+
+impl Drop for SurgeWorker {
+    fn drop(&mut self) {
+        self.publish();
+    }
+}
+
+impl Worker for SurgeWorker {
+    fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketId> {
+        let SocketAddr::V4(addr) = addr else { return Err(errno(Errno::EAFNOSUPPORT)) };
+        let h = self.engine.tcp_socket().map_err(errno)?;
+        let options = BindOptions { reuse_addr: true, reuse_port: true, privileged: true, owner: 0 };
+        self.engine.bind(h, addr, options).map_err(errno)?;
+        self.engine.listen(h, 4096).map_err(errno)?;
+        Ok(self.insert(h, true, false))
+    }
+
+    fn accept(&mut self, listener: SocketId) -> io::Result<Option<SocketId>> {
+        let h = self.handle(listener)?;
+        match self.engine.accept(h) {
+            Ok((child, _)) => {
+                let opts = TcpSocketOptions { nodelay: true, ..self.engine.tcp_options(child).map_err(errno)? };
+                self.engine.set_tcp_options(child, opts).map_err(errno)?;
+                Ok(Some(self.insert(child, false, false)))
+            }
+            Err(Errno::EAGAIN) => Ok(None),
+            Err(e) => Err(errno(e)),
+        }
+    }
+
+    fn connect(&mut self, addr: SocketAddr) -> io::Result<SocketId> {
+        let SocketAddr::V4(addr) = addr else { return Err(errno(Errno::EAFNOSUPPORT)) };
+        let h = self.engine.tcp_socket().map_err(errno)?;
+        let opts = TcpSocketOptions { nodelay: true, ..TcpSocketOptions::default() };
+        self.engine.set_tcp_options(h, opts).map_err(errno)?;
+        match self.engine.connect(h, SocketAddrV4::new(*addr.ip(), addr.port())) {
+            Err(Errno::EINPROGRESS) | Ok(()) => Ok(self.insert(h, false, true)),
+            Err(e) => {
+                let _ = self.engine.close(h);
+                Err(errno(e))
+            }
+        }
+    }
+
+    fn send(&mut self, id: SocketId, buf: &[u8]) -> io::Result<usize> {
+        let h = self.handle(id)?;
+        self.engine.send(h, buf).map_err(errno)
+    }
+
+    fn recv(&mut self, id: SocketId, buf: &mut [u8]) -> io::Result<usize> {
+        let h = self.handle(id)?;
+        self.engine.recv(h, buf).map_err(errno)
+    }
+
+    fn shutdown_write(&mut self, id: SocketId) -> io::Result<()> {
+        let h = self.handle(id)?;
+        self.engine.shutdown_write(h).map_err(errno)
+    }
+
+    fn close(&mut self, id: SocketId) {
+        if let Some(entry) = self.sockets.remove(&id) {
+            let _ = self.engine.close(entry.handle);
+        }
+    }
+
+    fn poll(&mut self, events: &mut Vec<Event>, timeout: Duration) -> io::Result<()> {
+        let start = std::time::Instant::now();
+        loop {
+            let now = self.now();
+            let busy = self.engine.poll(now);
+            self.collect(events);
+            if self.published.elapsed() >= Duration::from_millis(200) {
+                self.publish();
+            }
+            if !events.is_empty() || start.elapsed() >= timeout {
+                return Ok(());
+            }
+            if !busy {
+                // Poll with a short back-off when idle: this machine shares its
+                // cores with the peer under test (a pure busy-poll idle policy is
+                // for dedicated cores).
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
+    }
+}

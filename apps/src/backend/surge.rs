@@ -374,3 +374,38 @@ impl Worker for SurgeWorker {
         }
     }
 }
+
+/// Command-line options of the surge backend (`--stack surge`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SurgeArgs {
+    /// surge: the interface whose AF_XDP queues the engines take (one thread per queue).
+    #[arg(long)]
+    pub interface: Option<String>,
+    /// surge: its IPv4 address with prefix, e.g. 198.18.0.10/24 (not one the kernel uses).
+    #[arg(long)]
+    pub address: Option<String>,
+    /// surge: default gateway.
+    #[arg(long)]
+    pub gateway: Option<Ipv4Addr>,
+    /// surge: the network namespace of the interface (default: the current one).
+    #[arg(long)]
+    pub netns: Option<String>,
+}
+
+impl SurgeArgs {
+    /// The backend options, checked; `tcp_ports` are the ports the XDP program steers to us.
+    pub fn options(&self, tcp_ports: Vec<u16>) -> anyhow::Result<SurgeOptions> {
+        let interface = self.interface.clone().ok_or_else(|| anyhow::anyhow!("--stack surge needs --interface IFACE"))?;
+        let address = self
+            .address
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("--stack surge needs --address A.B.C.D/LEN"))?
+            .parse::<Ipv4Cidr>()?;
+        Ok(SurgeOptions { netns: self.netns.clone(), interface, address, gateway: self.gateway, mac: None, tcp_ports })
+    }
+
+    /// True when any surge-only option was given (an error with `--stack kernel`).
+    pub fn any(&self) -> bool {
+        self.interface.is_some() || self.address.is_some() || self.gateway.is_some() || self.netns.is_some()
+    }
+}

@@ -72,7 +72,7 @@ fn smoltcp_parse(bytes: &[u8], caps: &smoltcp::phy::ChecksumCapabilities) -> usi
     ) else {
         return 0;
     };
-    tcp_repr.seq_number.0 as usize
+    tcp_repr.seq_number.0 as u32 as usize
         + tcp_repr.payload.len()
         + tcp_repr.timestamp.map_or(0, |t| t.tsval as usize)
 }

@@ -6,6 +6,7 @@
 ///
 /// Each 8-byte word adds at most 2 * (2^32 - 1) to an accumulator, so a u64 holds
 /// the sum of any buffer shorter than 2^63 bytes without overflow.
+#[inline]
 pub(crate) fn sum_native(data: &[u8]) -> u64 {
     let mut a0: u64 = 0;
     let mut a1: u64 = 0;
@@ -42,6 +43,7 @@ pub(crate) fn sum_tail(tail: &[u8], mut acc: u64) -> u64 {
 }
 
 /// The folded one's-complement sum of `data` (big-endian words), scalar path.
+#[inline]
 pub fn sum(data: &[u8]) -> u16 {
     super::fold_native(sum_native(data))
 }

@@ -83,7 +83,11 @@ fn every_path_on_buffers_spanning_several_simd_blocks() {
     // SIMD lane accumulators are widened every 512 KiB (AVX2) / 1 MiB (SSE2):
     // cross those boundaries with the extreme words (all ones, all zeros) and
     // with random data.
-    for (len, fill) in [(3 << 20 | 37, Some(0xffu8)), ((1 << 20) + 64, Some(0)), ((5 << 19) + 3, None)] {
+    for (len, fill) in [
+        (3 << 20 | 37, Some(0xffu8)),
+        ((1 << 20) + 64, Some(0)),
+        ((5 << 19) + 3, None),
+    ] {
         let data = match fill {
             Some(b) => vec![b; len],
             None => pattern(len, 99),

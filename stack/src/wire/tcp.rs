@@ -404,6 +404,7 @@ impl TcpRepr {
     /// [`WireError::BadOption`]) and, unless `mode` is `Trust`, the checksum over
     /// the pseudo-header from `src`/`dst` and the whole buffer. The payload is
     /// `packet.payload()`.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(
         packet: &TcpPacket<T>,
         src: Ipv4Addr,

@@ -106,10 +106,10 @@ mod x86 {
     /// Bias that maps an unsigned 16-bit word `w` to the signed `w - 32768`.
     const BIAS: i16 = i16::MIN;
 
-    /// Vectors summed per block before the i32 lane accumulators are widened
-    /// and reset. Each `madd` adds a value in `[-65536, 65534]` to a lane, so a
-    /// lane may take 2^15 - 1 adds; with four accumulators a block of 16384
-    /// vectors gives each at most 4097.
+    /// Adds one accumulator may take before the i32 lanes are widened and reset.
+    /// Each `madd` adds a value in `[-65536, 65534]` to a lane, so a lane holds
+    /// 2^15 - 1 adds; blocks are sized so no accumulator gets more than 16384
+    /// (+3 for the AVX2 remainder vectors).
     const MAX_VECTORS_PER_LANE: usize = 16_384;
 
     /// The true sum of native words from a biased lane total: every madd lane

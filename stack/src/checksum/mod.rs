@@ -1,1 +1,238 @@
-//! The Internet checksum (RFC 1071).
+//! The Internet checksum (RFC 1071), the IPv4 pseudo-header sum and incremental
+//! updates (RFC 1624).
+//!
+//! All sums here are one's-complement sums of big-endian 16-bit words, folded to
+//! 16 bits and *not* complemented; [`checksum`] complements. A sum is the value
+//! you would write with `u16::to_be_bytes`.
+//!
+//! Three implementations compute the same sum: a portable [`scalar`] path and, on
+//! x86_64, SSE2 and AVX2 paths in the fenced `simd` module (the only `unsafe` in
+//! this crate). [`sum`] uses the fastest one this CPU supports; the choice is made
+//! once, on first use, by runtime CPU detection and cached. [`sum_with`] runs a
+//! chosen path, for tests and benchmarks.
+//!
+//! ```
+//! use surge_stack::checksum;
+//! // RFC 1071 §3 example: words 0001 f203 f4f5 f6f7 sum to ddf2.
+//! let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+//! assert_eq!(checksum::sum(&data), 0xddf2);
+//! assert_eq!(checksum::checksum(&data), !0xddf2);
+//! ```
+
+use core::net::Ipv4Addr;
+use std::sync::OnceLock;
+
+pub mod scalar;
+mod simd;
+
+/// One implementation of the one's-complement sum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SumPath {
+    /// Portable 64-bit word loop; runs everywhere.
+    Scalar,
+    /// x86_64 SSE2, 128-bit lanes.
+    Sse2,
+    /// x86_64 AVX2, 256-bit lanes.
+    Avx2,
+}
+
+impl SumPath {
+    /// Every path, slowest first.
+    pub const ALL: [SumPath; 3] = [SumPath::Scalar, SumPath::Sse2, SumPath::Avx2];
+
+    /// True when this CPU can run the path.
+    pub fn is_available(self) -> bool {
+        match self {
+            SumPath::Scalar => true,
+            SumPath::Sse2 => simd::has_sse2(),
+            SumPath::Avx2 => simd::has_avx2(),
+        }
+    }
+}
+
+/// The path [`sum`] uses on this CPU, chosen once by runtime detection.
+pub fn selected_path() -> SumPath {
+    selected().0
+}
+
+/// An unfolded native-word sum function, as the dispatcher stores it.
+pub(crate) type SumFn = fn(&[u8]) -> u64;
+
+fn selected() -> &'static (SumPath, SumFn) {
+    static SELECTED: OnceLock<(SumPath, SumFn)> = OnceLock::new();
+    SELECTED.get_or_init(|| simd::select().unwrap_or((SumPath::Scalar, scalar::sum_native)))
+}
+
+/// Folds a 64-bit one's-complement accumulator of native-endian words into the
+/// 16-bit big-endian sum.
+#[inline]
+pub(crate) fn fold_native(mut acc: u64) -> u16 {
+    // Fold 64 -> 32 -> 16 with end-around carries (RFC 1071 §2 (1)-(2)).
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    // acc <= 0xffff now. RFC 1071 §2 (B): the sum of native words is the
+    // byte-swapped sum of big-endian words.
+    let folded = acc as u16;
+    if cfg!(target_endian = "little") {
+        folded.swap_bytes()
+    } else {
+        folded
+    }
+}
+
+/// Shortest buffer [`sum`] hands to the SIMD path.
+pub const SIMD_MIN_LEN: usize = 128;
+
+/// One's-complement sum of `data` as big-endian 16-bit words (an odd last byte is
+/// padded with zero), folded, not complemented. Uses the fastest path available.
+///
+/// Buffers shorter than [`SIMD_MIN_LEN`] (IPv4 headers, pseudo-headers, bare
+/// ACKs) take the inlined scalar path: for them the call into the SIMD code and
+/// its final reduction cost more than the vectors save (measured by
+/// `bench/benches/checksum.rs`: scalar wins at 64 bytes, AVX2 at 576).
+#[inline]
+pub fn sum(data: &[u8]) -> u16 {
+    if data.len() < SIMD_MIN_LEN {
+        return scalar::sum(data);
+    }
+    fold_native((selected().1)(data))
+}
+
+/// The Internet checksum of `data`: the complement of [`sum`].
+#[inline]
+pub fn checksum(data: &[u8]) -> u16 {
+    !sum(data)
+}
+
+/// [`sum`] computed by a chosen path; `None` when this CPU cannot run it.
+pub fn sum_with(path: SumPath, data: &[u8]) -> Option<u16> {
+    match path {
+        SumPath::Scalar => Some(scalar::sum(data)),
+        SumPath::Sse2 => simd::sum_sse2(data),
+        SumPath::Avx2 => simd::sum_avx2(data),
+    }
+}
+
+/// One's-complement addition of two folded sums.
+#[inline]
+pub const fn add(a: u16, b: u16) -> u16 {
+    let s = a as u32 + b as u32;
+    ((s & 0xffff) + (s >> 16)) as u16
+}
+
+/// One's-complement sum of several folded sums.
+#[inline]
+pub fn combine(sums: &[u16]) -> u16 {
+    sums.iter().fold(0, |acc, &s| add(acc, s))
+}
+
+/// The IPv4 pseudo-header sum (RFC 9293 §3.1, RFC 768) for a transport segment of
+/// `length` bytes (header + payload) carrying `protocol`.
+#[inline]
+pub fn pseudo_header_ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u16 {
+    let s = src.octets();
+    let d = dst.octets();
+    let words = [
+        u16::from_be_bytes([s[0], s[1]]),
+        u16::from_be_bytes([s[2], s[3]]),
+        u16::from_be_bytes([d[0], d[1]]),
+        u16::from_be_bytes([d[2], d[3]]),
+        u16::from(protocol),
+        length,
+    ];
+    combine(&words)
+}
+
+/// Incrementally updates checksum `checksum` after a 16-bit field changed from
+/// `old` to `new`.
+///
+/// RFC 1624 §3 eqn. 3: `HC' = ~(~HC + ~m + m')`, which avoids the `-0` trap of
+/// RFC 1141's eqn. 2.
+#[inline]
+pub const fn update(checksum: u16, old: u16, new: u16) -> u16 {
+    !add(add(!checksum, !old), new)
+}
+
+/// [`update`] for a 32-bit field (an address, a sequence number).
+#[inline]
+pub const fn update_u32(checksum: u16, old: u32, new: u32) -> u16 {
+    let c = update(checksum, (old >> 16) as u16, (new >> 16) as u16);
+    update(c, old as u16, new as u16)
+}
+
+/// An accumulator for a sum over data split in pieces (a header and a payload in
+/// different buffers), without copying. Pieces of odd length are handled: the
+/// next piece continues at the odd byte position (RFC 1071 §2 (B), byte swapping).
+///
+/// ```
+/// use surge_stack::checksum::{self, Accumulator};
+/// let data = [1u8, 2, 3, 4, 5, 6, 7];
+/// let mut acc = Accumulator::new();
+/// acc.add_bytes(&data[..3]);
+/// acc.add_bytes(&data[3..]);
+/// assert_eq!(acc.sum(), checksum::sum(&data));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Accumulator {
+    sum: u16,
+    odd: bool,
+}
+
+impl Accumulator {
+    /// An empty sum.
+    pub const fn new() -> Self {
+        Accumulator { sum: 0, odd: false }
+    }
+
+    /// Starts from an already folded sum (a pseudo-header sum, say). The next byte
+    /// is taken to be at an even position.
+    pub const fn from_sum(sum: u16) -> Self {
+        Accumulator { sum, odd: false }
+    }
+
+    /// Adds the next piece of data.
+    #[inline]
+    pub fn add_bytes(&mut self, piece: &[u8]) -> &mut Self {
+        let s = sum(piece);
+        // A piece starting at an odd position contributes its byte-swapped sum.
+        let s = if self.odd { s.swap_bytes() } else { s };
+        self.sum = add(self.sum, s);
+        self.odd ^= piece.len() % 2 == 1;
+        self
+    }
+
+    /// Adds a folded 16-bit sum computed elsewhere; only valid at an even position.
+    #[inline]
+    pub fn add_sum(&mut self, other: u16) -> &mut Self {
+        let s = if self.odd { other.swap_bytes() } else { other };
+        self.sum = add(self.sum, s);
+        self
+    }
+
+    /// The folded sum so far.
+    #[inline]
+    pub const fn sum(&self) -> u16 {
+        self.sum
+    }
+
+    /// The checksum (complement of the sum) so far.
+    #[inline]
+    pub const fn checksum(&self) -> u16 {
+        !self.sum
+    }
+}
+
+/// Sum of data split into `pieces`, as if they were contiguous.
+pub fn sum_pieces(pieces: &[&[u8]]) -> u16 {
+    let mut acc = Accumulator::new();
+    for piece in pieces {
+        acc.add_bytes(piece);
+    }
+    acc.sum()
+}
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,16 @@
 //! state machine: [`TcpRepr`] is what `tcp` consumes on input and produces on
 //! output. The payload is not part of the repr: on input it is a slice of the
 //! received frame, on output the caller copies it straight into the TX frame.
+//!
+//! Output in three steps, no copy of the payload beyond the one into the frame:
+//! [`TcpRepr::emit`] writes the header (options padded to 4 bytes, checksum
+//! zero), the caller writes the payload after it, then [`fill_checksum`] (one
+//! buffer) or [`checksum_split`] (header and payload apart) computes the checksum.
+//! [`TcpRepr::emit_segment`] does all three.
+
+use super::{ChecksumMode, TxChecksum, WireError, read_u16, read_u32, write_u16, write_u32};
+use crate::checksum::{self, Accumulator};
+use core::net::Ipv4Addr;
 
 /// TCP control bits (RFC 9293 §3.1, RFC 3168 for ECE/CWR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -113,6 +123,11 @@ impl SackBlocks {
     /// Keeps only the first `n` blocks.
     pub fn truncate(&mut self, n: usize) {
         if n < usize::from(self.len) {
+            // Unused slots stay zero, so the derived `PartialEq`/`Hash` only see
+            // the blocks present.
+            for slot in &mut self.blocks[n..] {
+                *slot = (0, 0);
+            }
             // n < len <= 4, so it fits in u8.
             self.len = n as u8;
         }
@@ -154,4 +169,315 @@ pub struct TcpRepr {
     pub urgent_pointer: u16,
     /// Options.
     pub options: TcpOptions,
+}
+
+/// Byte ranges of the TCP header.
+pub mod field {
+    use core::ops::Range;
+    /// Source port.
+    pub const SRC_PORT: Range<usize> = 0..2;
+    /// Destination port.
+    pub const DST_PORT: Range<usize> = 2..4;
+    /// Sequence number.
+    pub const SEQ_NUM: Range<usize> = 4..8;
+    /// Acknowledgment number.
+    pub const ACK_NUM: Range<usize> = 8..12;
+    /// Data offset (high nibble, 32-bit words) and reserved bits.
+    pub const DATA_OFFSET: usize = 12;
+    /// Control bits.
+    pub const FLAGS: usize = 13;
+    /// Window.
+    pub const WINDOW: Range<usize> = 14..16;
+    /// Checksum.
+    pub const CHECKSUM: Range<usize> = 16..18;
+    /// Urgent pointer.
+    pub const URGENT: Range<usize> = 18..20;
+    /// Header length without options.
+    pub const HEADER_LEN: usize = 20;
+    /// Largest options area (data offset 15).
+    pub const MAX_OPTIONS_LEN: usize = 40;
+}
+
+const PROTOCOL_TCP: u8 = 6;
+
+/// A zero-copy view of a TCP segment (header and payload).
+#[derive(Debug, Clone)]
+pub struct TcpPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> TcpPacket<T> {
+    /// Wraps a buffer without checking it.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        TcpPacket { buffer }
+    }
+
+    /// Wraps a buffer, checking the header (with the options the data offset
+    /// claims) fits.
+    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+        let p = Self::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// Checks `20 <= data offset * 4 <= buffer length`.
+    pub fn check_len(&self) -> Result<(), WireError> {
+        let len = self.buffer.as_ref().len();
+        if len < field::HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        let header_len = self.header_len();
+        if header_len < field::HEADER_LEN {
+            return Err(WireError::BadHeaderLen);
+        }
+        if header_len > len {
+            return Err(WireError::Truncated);
+        }
+        Ok(())
+    }
+
+    /// The buffer back.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// Source port.
+    pub fn src_port(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::SRC_PORT.start)
+    }
+
+    /// Destination port.
+    pub fn dst_port(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::DST_PORT.start)
+    }
+
+    /// Sequence number.
+    pub fn seq_number(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), field::SEQ_NUM.start)
+    }
+
+    /// Acknowledgment number.
+    pub fn ack_number(&self) -> u32 {
+        read_u32(self.buffer.as_ref(), field::ACK_NUM.start)
+    }
+
+    /// Header length in bytes (data offset * 4).
+    pub fn header_len(&self) -> usize {
+        usize::from(self.buffer.as_ref()[field::DATA_OFFSET] >> 4) * 4
+    }
+
+    /// Control bits.
+    pub fn flags(&self) -> TcpFlags {
+        TcpFlags(self.buffer.as_ref()[field::FLAGS])
+    }
+
+    /// Window field.
+    pub fn window_len(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::WINDOW.start)
+    }
+
+    /// Checksum field.
+    pub fn checksum(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::CHECKSUM.start)
+    }
+
+    /// Urgent pointer.
+    pub fn urgent_pointer(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::URGENT.start)
+    }
+
+    /// The options area.
+    pub fn options(&self) -> &[u8] {
+        &self.buffer.as_ref()[field::HEADER_LEN..self.header_len()]
+    }
+
+    /// The payload: everything after the header.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[self.header_len()..]
+    }
+
+    /// Length of the segment (header + payload).
+    pub fn segment_len(&self) -> usize {
+        self.buffer.as_ref().len()
+    }
+
+    /// True when the checksum over pseudo-header and segment verifies
+    /// (RFC 9293 §3.1).
+    #[inline]
+    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+        let seg = self.buffer.as_ref();
+        let Ok(len) = u16::try_from(seg.len()) else {
+            return false;
+        };
+        // One contiguous buffer: no odd-piece bookkeeping needed.
+        let pseudo = checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, len);
+        checksum::add(pseudo, checksum::sum(seg)) == 0xffff
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
+    /// Sets the source port.
+    pub fn set_src_port(&mut self, v: u16) {
+        write_u16(self.buffer.as_mut(), field::SRC_PORT.start, v);
+    }
+
+    /// Sets the destination port.
+    pub fn set_dst_port(&mut self, v: u16) {
+        write_u16(self.buffer.as_mut(), field::DST_PORT.start, v);
+    }
+
+    /// Sets the sequence number.
+    pub fn set_seq_number(&mut self, v: u32) {
+        write_u32(self.buffer.as_mut(), field::SEQ_NUM.start, v);
+    }
+
+    /// Sets the acknowledgment number.
+    pub fn set_ack_number(&mut self, v: u32) {
+        write_u32(self.buffer.as_mut(), field::ACK_NUM.start, v);
+    }
+
+    /// Sets the header length in bytes (a multiple of 4, 20..=60); clears the
+    /// reserved bits.
+    pub fn set_header_len(&mut self, header_len: usize) {
+        // header_len / 4 <= 15 for any valid header.
+        self.buffer.as_mut()[field::DATA_OFFSET] = ((header_len / 4) as u8 & 0x0f) << 4;
+    }
+
+    /// Sets the control bits.
+    pub fn set_flags(&mut self, flags: TcpFlags) {
+        self.buffer.as_mut()[field::FLAGS] = flags.0;
+    }
+
+    /// Sets the window field.
+    pub fn set_window_len(&mut self, v: u16) {
+        write_u16(self.buffer.as_mut(), field::WINDOW.start, v);
+    }
+
+    /// Sets the checksum field.
+    pub fn set_checksum(&mut self, v: u16) {
+        write_u16(self.buffer.as_mut(), field::CHECKSUM.start, v);
+    }
+
+    /// Sets the urgent pointer.
+    pub fn set_urgent_pointer(&mut self, v: u16) {
+        write_u16(self.buffer.as_mut(), field::URGENT.start, v);
+    }
+
+    /// The options area, writable.
+    pub fn options_mut(&mut self) -> &mut [u8] {
+        let end = self.header_len();
+        &mut self.buffer.as_mut()[field::HEADER_LEN..end]
+    }
+
+    /// The payload, writable.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let start = self.header_len();
+        &mut self.buffer.as_mut()[start..]
+    }
+}
+
+/// The checksum to write into a TCP header (checksum field zero, as [`TcpRepr::emit`]
+/// leaves it) followed by `payload`, summed in place without copying them together
+/// (RFC 9293 §3.1: pseudo-header, header, payload).
+pub fn checksum_split(src: Ipv4Addr, dst: Ipv4Addr, header: &[u8], payload: &[u8]) -> u16 {
+    // Segments longer than 65535 bytes cannot be carried by IPv4; truncating the
+    // length here only yields a checksum the peer rejects.
+    let len = (header.len() + payload.len()) as u16;
+    let mut acc = Accumulator::from_sum(checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, len));
+    acc.add_bytes(header).add_bytes(payload);
+    acc.checksum()
+}
+
+/// Computes and writes the checksum of a whole segment (header + payload) in place.
+pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result<(), WireError> {
+    if segment.len() < field::HEADER_LEN || segment.len() > usize::from(u16::MAX) {
+        return Err(WireError::BadLength);
+    }
+    write_u16(segment, field::CHECKSUM.start, 0);
+    let c = checksum_split(src, dst, segment, &[]);
+    write_u16(segment, field::CHECKSUM.start, c);
+    Ok(())
+}
+
+impl TcpRepr {
+    /// Parses a segment view: header length, options (malformed lengths are
+    /// [`WireError::BadOption`]) and, unless `mode` is `Trust`, the checksum over
+    /// the pseudo-header from `src`/`dst` and the whole buffer. The payload is
+    /// `packet.payload()`.
+    #[inline]
+    pub fn parse<T: AsRef<[u8]>>(
+        packet: &TcpPacket<T>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        mode: ChecksumMode,
+    ) -> Result<Self, WireError> {
+        packet.check_len()?;
+        if mode == ChecksumMode::Verify && !packet.verify_checksum(src, dst) {
+            return Err(WireError::BadChecksum);
+        }
+        Ok(TcpRepr {
+            src_port: packet.src_port(),
+            dst_port: packet.dst_port(),
+            seq_number: packet.seq_number(),
+            ack_number: packet.ack_number(),
+            flags: packet.flags(),
+            window_len: packet.window_len(),
+            urgent_pointer: packet.urgent_pointer(),
+            options: TcpOptions::parse(packet.options())?,
+        })
+    }
+
+    /// Header length with options as [`Self::emit`] writes them (a multiple of 4,
+    /// at most 60). SACK blocks that do not fit are dropped, see
+    /// [`TcpOptions::emitted_sack_blocks`].
+    pub fn header_len(&self) -> usize {
+        field::HEADER_LEN + self.options.emitted_len()
+    }
+
+    /// Writes the header and options at the start of the view's buffer, checksum
+    /// field zero; returns the header length. The payload goes right after it.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut TcpPacket<T>,
+    ) -> Result<usize, WireError> {
+        let header_len = self.header_len();
+        let buf = packet
+            .buffer
+            .as_mut()
+            .get_mut(..header_len)
+            .ok_or(WireError::Truncated)?;
+        let mut out = TcpPacket::new_unchecked(buf);
+        out.set_src_port(self.src_port);
+        out.set_dst_port(self.dst_port);
+        out.set_seq_number(self.seq_number);
+        out.set_ack_number(self.ack_number);
+        out.set_header_len(header_len);
+        out.set_flags(self.flags);
+        out.set_window_len(self.window_len);
+        out.set_checksum(0);
+        out.set_urgent_pointer(self.urgent_pointer);
+        self.options.emit(out.options_mut());
+        Ok(header_len)
+    }
+
+    /// Writes header, a copy of `payload` and the checksum (unless offloaded) into
+    /// `buf`; returns the segment length.
+    pub fn emit_segment(
+        &self,
+        buf: &mut [u8],
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        payload: &[u8],
+        tx: TxChecksum,
+    ) -> Result<usize, WireError> {
+        let header_len = self.header_len();
+        let total = header_len + payload.len();
+        let out = buf.get_mut(..total).ok_or(WireError::Truncated)?;
+        self.emit(&mut TcpPacket::new_unchecked(&mut *out))?;
+        out[header_len..].copy_from_slice(payload);
+        if tx == TxChecksum::Compute {
+            fill_checksum(out, src, dst)?;
+        }
+        Ok(total)
+    }
 }

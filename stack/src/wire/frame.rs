@@ -1,0 +1,184 @@
+//! One call that parses a whole received frame the way the stack does:
+//! Ethernet → ARP | IPv4 → ICMPv4 | UDP | TCP.
+
+use super::{
+    ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetFrame, EthernetRepr, Icmpv4Packet,
+    Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr, TxChecksum, UdpPacket,
+    UdpRepr, WireError,
+};
+
+/// A parsed frame: every layer's repr, payloads borrowed from the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The Ethernet header.
+    pub ethernet: EthernetRepr,
+    /// What the frame carries.
+    pub network: Network<'a>,
+}
+
+/// The network layer of a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network<'a> {
+    /// An ARP packet.
+    Arp(ArpRepr),
+    /// An IPv4 packet.
+    Ipv4 {
+        /// The IPv4 header.
+        header: Ipv4Repr,
+        /// Its payload.
+        transport: Transport<'a>,
+    },
+}
+
+/// The transport layer of an IPv4 packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport<'a> {
+    /// A TCP segment.
+    Tcp {
+        /// The header.
+        header: TcpRepr,
+        /// The payload.
+        payload: &'a [u8],
+    },
+    /// A UDP datagram.
+    Udp {
+        /// The header.
+        header: UdpRepr,
+        /// The payload.
+        payload: &'a [u8],
+    },
+    /// An ICMPv4 message.
+    Icmp(Icmpv4Repr<'a>),
+    /// A fragment (any of them, first included). surge does not reassemble: the
+    /// stack counts and drops these.
+    Fragment {
+        /// The fragment's bytes.
+        payload: &'a [u8],
+    },
+    /// Another protocol: the stack answers with protocol unreachable or drops.
+    Other {
+        /// The protocol number.
+        protocol: u8,
+        /// The IPv4 payload.
+        payload: &'a [u8],
+    },
+}
+
+/// Parses a whole Ethernet frame.
+///
+/// `mode` is `Trust` only when the device reported it validated the checksums
+/// (RX checksum offload); then no checksum is computed here. Errors say why the
+/// frame must be dropped. IPv6 and other ethertypes are `Unsupported`.
+#[inline]
+pub fn parse_frame(bytes: &[u8], mode: ChecksumMode) -> Result<Frame<'_>, WireError> {
+    let eth = EthernetFrame::new_checked(bytes)?;
+    let ethernet = EthernetRepr::parse(&eth)?;
+    let payload: &[u8] = &bytes[eth.header_len()..];
+    let network = match ethernet.ethertype {
+        EtherType::Arp => Network::Arp(ArpRepr::parse(&ArpPacket::new_checked(payload)?)?),
+        EtherType::Ipv4 => parse_ipv4(payload, mode)?,
+        EtherType::Ipv6 | EtherType::Unknown(_) => return Err(WireError::Unsupported),
+    };
+    Ok(Frame { ethernet, network })
+}
+
+/// Parses an IPv4 packet and its transport header.
+#[inline]
+pub fn parse_ipv4(bytes: &[u8], mode: ChecksumMode) -> Result<Network<'_>, WireError> {
+    let ip = Ipv4Packet::new_unchecked(bytes);
+    let header = Ipv4Repr::parse(&ip, mode)?;
+    // Checked by parse: header_len <= total_len <= bytes.len().
+    let payload: &[u8] = &bytes[ip.header_len()..usize::from(ip.total_len())];
+    let (src, dst) = (header.src_addr, header.dst_addr);
+    let transport = if header.is_fragment() {
+        Transport::Fragment { payload }
+    } else {
+        match header.protocol {
+            IpProtocol::Tcp => {
+                let seg = TcpPacket::new_checked(payload)?;
+                let tcp = TcpRepr::parse(&seg, src, dst, mode)?;
+                Transport::Tcp {
+                    header: tcp,
+                    payload: &payload[seg.header_len()..],
+                }
+            }
+            IpProtocol::Udp => {
+                let dgram = UdpPacket::new_checked(payload)?;
+                let udp = UdpRepr::parse(&dgram, src, dst, mode)?;
+                Transport::Udp {
+                    header: udp,
+                    payload: &payload[8..usize::from(dgram.len())],
+                }
+            }
+            IpProtocol::Icmp => Transport::Icmp(Icmpv4Repr::parse(
+                &Icmpv4Packet::new_checked(payload)?,
+                mode,
+            )?),
+            IpProtocol::Unknown(protocol) => Transport::Other { protocol, payload },
+        }
+    };
+    Ok(Network::Ipv4 { header, transport })
+}
+
+impl Transport<'_> {
+    /// Bytes the transport layer takes when emitted.
+    pub fn buffer_len(&self) -> usize {
+        match self {
+            Transport::Tcp { header, payload } => header.header_len() + payload.len(),
+            Transport::Udp { header, payload } => header.header_len() + payload.len(),
+            Transport::Icmp(icmp) => icmp.buffer_len(),
+            Transport::Fragment { payload } | Transport::Other { payload, .. } => payload.len(),
+        }
+    }
+}
+
+impl Frame<'_> {
+    /// Bytes [`Frame::emit`] writes.
+    pub fn buffer_len(&self) -> usize {
+        self.ethernet.header_len()
+            + match &self.network {
+                Network::Arp(arp) => arp.buffer_len(),
+                Network::Ipv4 { header, transport } => header.header_len() + transport.buffer_len(),
+            }
+    }
+
+    /// Writes the whole frame into `buf` (the inverse of [`parse_frame`]); returns
+    /// its length. The IPv4 total length is taken from what the transport layer
+    /// emits, so it always matches; checksums are computed unless `tx` is
+    /// `Offload`. For tests, tools and fuzzing: the stack's TX path writes headers
+    /// straight into UMEM frames instead.
+    pub fn emit(&self, buf: &mut [u8], tx: TxChecksum) -> Result<usize, WireError> {
+        let total = self.buffer_len();
+        let buf = buf.get_mut(..total).ok_or(WireError::Truncated)?;
+        self.ethernet
+            .emit(&mut EthernetFrame::new_unchecked(&mut *buf))?;
+        let rest = &mut buf[self.ethernet.header_len()..];
+        match self.network {
+            Network::Arp(arp) => arp.emit(&mut ArpPacket::new_unchecked(rest))?,
+            Network::Ipv4 { header, transport } => {
+                let header = Ipv4Repr {
+                    payload_len: transport.buffer_len(),
+                    ..header
+                };
+                header.emit(&mut Ipv4Packet::new_unchecked(&mut *rest), tx)?;
+                let (src, dst) = (header.src_addr, header.dst_addr);
+                let body = &mut rest[header.header_len()..];
+                match transport {
+                    Transport::Tcp { header, payload } => {
+                        header.emit_segment(body, src, dst, payload, tx)?;
+                    }
+                    Transport::Udp { header, payload } => {
+                        header.emit_datagram(body, src, dst, payload, tx)?;
+                    }
+                    Transport::Icmp(icmp) => {
+                        icmp.emit(&mut Icmpv4Packet::new_unchecked(body), tx)?
+                    }
+                    Transport::Fragment { payload } | Transport::Other { payload, .. } => {
+                        body.copy_from_slice(payload);
+                    }
+                }
+            }
+        }
+        Ok(total)
+    }
+}

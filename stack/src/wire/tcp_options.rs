@@ -1,0 +1,162 @@
+//! TCP option parsing and emission (RFC 9293 §3.2, RFC 7323, RFC 2018).
+
+use super::tcp::{SackBlocks, TcpOptions};
+use super::{WireError, read_u16, read_u32, write_u16, write_u32};
+
+const KIND_EOL: u8 = 0;
+const KIND_NOP: u8 = 1;
+const KIND_MSS: u8 = 2;
+const KIND_WINDOW_SCALE: u8 = 3;
+const KIND_SACK_PERMITTED: u8 = 4;
+const KIND_SACK: u8 = 5;
+const KIND_TIMESTAMP: u8 = 8;
+
+/// RFC 7323 §2.3: the largest shift count.
+pub const MAX_WINDOW_SCALE: u8 = 14;
+
+impl TcpOptions {
+    /// Parses an options area.
+    ///
+    /// EOL ends the list, NOP is skipped, unknown kinds are skipped by their
+    /// length. A length byte missing, below 2, running past the area, or wrong
+    /// for a known kind is [`WireError::BadOption`]. A window scale above 14 is
+    /// taken as 14 (RFC 7323 §2.3: "MUST use 14 instead"). A repeated option
+    /// overwrites the earlier one.
+    #[inline]
+    pub fn parse(area: &[u8]) -> Result<TcpOptions, WireError> {
+        let mut opts = TcpOptions::default();
+        let mut i = 0;
+        while let Some(&kind) = area.get(i) {
+            match kind {
+                // RFC 9293 §3.2: End of Option List; the rest is padding.
+                KIND_EOL => break,
+                KIND_NOP => {
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let len = usize::from(*area.get(i + 1).ok_or(WireError::BadOption)?);
+            // RFC 9293 §3.2: the length counts kind and length octets.
+            if len < 2 {
+                return Err(WireError::BadOption);
+            }
+            let body = area.get(i + 2..i + len).ok_or(WireError::BadOption)?;
+            match (kind, len) {
+                (KIND_MSS, 4) => opts.mss = Some(read_u16(body, 0)),
+                (KIND_WINDOW_SCALE, 3) => opts.window_scale = Some(body[0].min(MAX_WINDOW_SCALE)),
+                (KIND_SACK_PERMITTED, 2) => opts.sack_permitted = true,
+                // RFC 2018 §3: 8 bytes per block, 1 to 4 blocks.
+                (KIND_SACK, 10 | 18 | 26 | 34) => {
+                    let mut blocks = SackBlocks::new();
+                    for b in body.chunks_exact(8) {
+                        blocks.push(read_u32(b, 0), read_u32(b, 4));
+                    }
+                    opts.sack_blocks = blocks;
+                }
+                (KIND_TIMESTAMP, 10) => {
+                    opts.timestamp = Some((read_u32(body, 0), read_u32(body, 4)))
+                }
+                (
+                    KIND_MSS | KIND_WINDOW_SCALE | KIND_SACK_PERMITTED | KIND_SACK | KIND_TIMESTAMP,
+                    _,
+                ) => {
+                    return Err(WireError::BadOption);
+                }
+                _ => {} // unknown: skipped by length
+            }
+            i += len;
+        }
+        Ok(opts)
+    }
+
+    /// Bytes of options before SACK blocks (each part NOP-padded to 4 bytes).
+    fn fixed_len(&self) -> usize {
+        let mut n = 0;
+        if self.mss.is_some() {
+            n += 4;
+        }
+        n += match (self.sack_permitted, self.timestamp.is_some()) {
+            (true, true) => 12,  // SACK-permitted, TS (Linux layout)
+            (false, true) => 12, // NOP, NOP, TS
+            (true, false) => 4,  // NOP, NOP, SACK-permitted
+            (false, false) => 0,
+        };
+        if self.window_scale.is_some() {
+            n += 4; // NOP, WS
+        }
+        n
+    }
+
+    /// How many SACK blocks `emit` writes: as many as fit in the 40-byte area
+    /// after the other options (three beside timestamps, RFC 2018 §3).
+    pub fn emitted_sack_blocks(&self) -> usize {
+        if self.sack_blocks.is_empty() {
+            return 0;
+        }
+        let room = 40usize.saturating_sub(self.fixed_len() + 4) / 8;
+        room.min(self.sack_blocks.len())
+    }
+
+    /// Length of the options area `emit` writes (a multiple of 4, at most 40).
+    pub fn emitted_len(&self) -> usize {
+        let sack = self.emitted_sack_blocks();
+        self.fixed_len() + if sack > 0 { 4 + 8 * sack } else { 0 }
+    }
+
+    /// Writes the options into `area`, which is exactly [`Self::emitted_len`]
+    /// bytes long. Every option is NOP-aligned to 4 bytes, so no padding is needed.
+    pub(crate) fn emit(&self, area: &mut [u8]) {
+        let mut i = 0;
+        if let Some(mss) = self.mss {
+            area[i] = KIND_MSS;
+            area[i + 1] = 4;
+            write_u16(area, i + 2, mss);
+            i += 4;
+        }
+        match (self.sack_permitted, self.timestamp) {
+            (true, Some(_)) => {
+                area[i..i + 2].copy_from_slice(&[KIND_SACK_PERMITTED, 2]);
+                i += 2;
+            }
+            (false, Some(_)) => {
+                area[i..i + 2].copy_from_slice(&[KIND_NOP, KIND_NOP]);
+                i += 2;
+            }
+            (true, None) => {
+                area[i..i + 4].copy_from_slice(&[KIND_NOP, KIND_NOP, KIND_SACK_PERMITTED, 2]);
+                i += 4;
+            }
+            (false, None) => {}
+        }
+        if let Some((tsval, tsecr)) = self.timestamp {
+            area[i] = KIND_TIMESTAMP;
+            area[i + 1] = 10;
+            write_u32(area, i + 2, tsval);
+            write_u32(area, i + 6, tsecr);
+            i += 10;
+        }
+        if let Some(shift) = self.window_scale {
+            // RFC 7323 §2.3: never send a shift count above 14.
+            area[i..i + 4].copy_from_slice(&[
+                KIND_NOP,
+                KIND_WINDOW_SCALE,
+                3,
+                shift.min(MAX_WINDOW_SCALE),
+            ]);
+            i += 4;
+        }
+        let n = self.emitted_sack_blocks();
+        if n > 0 {
+            // n <= 4, so the length 2 + 8n <= 34 fits in u8.
+            area[i..i + 4].copy_from_slice(&[KIND_NOP, KIND_NOP, KIND_SACK, (2 + 8 * n) as u8]);
+            i += 4;
+            for &(left, right) in &self.sack_blocks.as_slice()[..n] {
+                write_u32(area, i, left);
+                write_u32(area, i + 4, right);
+                i += 8;
+            }
+        }
+        debug_assert_eq!(i, area.len());
+    }
+}

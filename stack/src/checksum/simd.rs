@@ -1,11 +1,13 @@
 //! SIMD one's-complement sums for x86_64 (SSE2 and AVX2): the only `unsafe` in
 //! `surge-stack`, fenced in this module.
 //!
-//! Both paths use the scalar algorithm, vectorised: every 64-bit lane is split into
-//! its two 32-bit halves, which are added into 64-bit lane accumulators, so no
-//! carry is ever lost (RFC 1071 §2 (C), deferred carries). Four independent
-//! accumulators hide the add latency. Unaligned loads are used throughout, so any
-//! alignment of the buffer works.
+//! Both paths defer carries (RFC 1071 §2 (C)): `pmaddwd` against a vector of ones
+//! adds adjacent 16-bit words into 32-bit lanes in one instruction. It multiplies
+//! *signed* words, so every word is biased by -32768 first (xor 0x8000) and the
+//! bias is added back once at the end. Lanes are widened to 64 bits every block,
+//! long before they could overflow. Four independent accumulators hide the
+//! latency. Unaligned loads are used throughout, so any alignment works; the last
+//! bytes go through the scalar tail.
 #![allow(unsafe_code)]
 
 use super::{SumFn, SumPath};
@@ -101,72 +103,107 @@ mod x86 {
         }
     }
 
+    /// Bias that maps an unsigned 16-bit word `w` to the signed `w - 32768`.
+    const BIAS: i16 = i16::MIN;
+
+    /// Adds one accumulator may take before the i32 lanes are widened and reset.
+    /// Each `madd` adds a value in `[-65536, 65534]` to a lane, so a lane holds
+    /// 2^15 - 1 adds; blocks are sized so no accumulator gets more than 16384
+    /// (+3 for the AVX2 remainder vectors).
+    const MAX_VECTORS_PER_LANE: usize = 16_384;
+
+    /// The true sum of native words from a biased lane total: every madd lane
+    /// summed two words each biased by -32768.
+    fn unbias(lane_total: i64, words: u64) -> u64 {
+        // words * 32768 restores the bias; the result is the exact (non-negative)
+        // sum of the words.
+        (lane_total + (words as i64) * 32_768) as u64
+    }
+
     #[target_feature(enable = "sse2")]
     fn sse2_native(data: &[u8]) -> u64 {
-        let mask = _mm_set1_epi64x(0xffff_ffff);
-        let mut acc = [_mm_setzero_si128(); 4];
-        let mut blocks = data.chunks_exact(64);
-        for block in &mut blocks {
-            for (i, acc) in acc.iter_mut().enumerate() {
-                let lane = &block[i * 16..i * 16 + 16];
-                // Safety: `lane` is 16 readable bytes; loadu has no alignment need.
-                let v = unsafe { _mm_loadu_si128(lane.as_ptr().cast()) };
-                let lo = _mm_and_si128(v, mask);
-                let hi = _mm_srli_epi64::<32>(v);
-                *acc = _mm_add_epi64(*acc, _mm_add_epi64(lo, hi));
+        // RFC 1071 §2 (C): defer carries. `pmaddwd` against ones adds adjacent
+        // words pairwise into 32-bit lanes in one instruction; it is signed, so
+        // each word is first biased by -32768 (xor 0x8000) and the bias is
+        // removed once at the end.
+        let bias = _mm_set1_epi16(BIAS);
+        let ones = _mm_set1_epi16(1);
+        let mut total: i64 = 0;
+        let mut words: u64 = 0;
+        let mut rest = data;
+        while rest.len() >= 64 {
+            let take = (rest.len() / 64).min(MAX_VECTORS_PER_LANE) * 64;
+            let (block, tail) = rest.split_at(take);
+            rest = tail;
+            let mut acc = [_mm_setzero_si128(); 4];
+            for chunk in block.chunks_exact(64) {
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let lane = &chunk[i * 16..i * 16 + 16];
+                    // Safety: `lane` is 16 readable bytes; loadu has no alignment need.
+                    let v = unsafe { _mm_loadu_si128(lane.as_ptr().cast()) };
+                    *acc = _mm_add_epi32(*acc, _mm_madd_epi16(_mm_xor_si128(v, bias), ones));
+                }
             }
+            for acc in acc {
+                let mut out = [0i32; 4];
+                // Safety: `out` is 16 writable bytes; storeu has no alignment need.
+                unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), acc) };
+                total += out.iter().map(|&x| i64::from(x)).sum::<i64>();
+            }
+            words += (take / 2) as u64;
         }
-        let mut total = _mm_add_epi64(_mm_add_epi64(acc[0], acc[1]), _mm_add_epi64(acc[2], acc[3]));
-        let mut rest = blocks.remainder().chunks_exact(16);
-        for lane in &mut rest {
-            // Safety: `lane` is 16 readable bytes; loadu has no alignment need.
-            let v = unsafe { _mm_loadu_si128(lane.as_ptr().cast()) };
-            total = _mm_add_epi64(
-                total,
-                _mm_add_epi64(_mm_and_si128(v, mask), _mm_srli_epi64::<32>(v)),
-            );
-        }
-        let mut out = [0u64; 2];
-        // Safety: `out` is 16 writable bytes; storeu has no alignment need.
-        unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), total) };
-        // Each lane holds < 2^33 per 16 bytes summed, far below u64 overflow for
-        // any buffer that fits in memory; fold the two lanes with end-around carry.
-        let (s, c) = out[0].overflowing_add(out[1]);
-        sum_tail(rest.remainder(), s + u64::from(c))
+        sum_tail(rest, unbias(total, words))
     }
 
     #[target_feature(enable = "avx2")]
     fn avx2_native(data: &[u8]) -> u64 {
-        let mask = _mm256_set1_epi64x(0xffff_ffff);
-        let mut acc = [_mm256_setzero_si256(); 4];
-        let mut blocks = data.chunks_exact(128);
-        for block in &mut blocks {
-            for (i, acc) in acc.iter_mut().enumerate() {
-                let lane = &block[i * 32..i * 32 + 32];
+        // The SSE2 scheme on 256-bit vectors: bias, `vpmaddwd` against ones,
+        // four independent i32 accumulators, unbias once.
+        let bias = _mm256_set1_epi16(BIAS);
+        let ones = _mm256_set1_epi16(1);
+        let mut total = _mm256_setzero_si256(); // 4 x i64
+        let mut words: u64 = 0;
+        let mut rest = data;
+        while rest.len() >= 32 {
+            let take = (rest.len() / 32).min(MAX_VECTORS_PER_LANE) * 32;
+            let (block, tail) = rest.split_at(take);
+            rest = tail;
+            let mut acc = [_mm256_setzero_si256(); 4];
+            let mut chunks = block.chunks_exact(128);
+            for chunk in &mut chunks {
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let lane = &chunk[i * 32..i * 32 + 32];
+                    // Safety: `lane` is 32 readable bytes; loadu has no alignment need.
+                    let v = unsafe { _mm256_loadu_si256(lane.as_ptr().cast()) };
+                    *acc =
+                        _mm256_add_epi32(*acc, _mm256_madd_epi16(_mm256_xor_si256(v, bias), ones));
+                }
+            }
+            for (i, lane) in chunks.remainder().chunks_exact(32).enumerate() {
                 // Safety: `lane` is 32 readable bytes; loadu has no alignment need.
                 let v = unsafe { _mm256_loadu_si256(lane.as_ptr().cast()) };
-                let lo = _mm256_and_si256(v, mask);
-                let hi = _mm256_srli_epi64::<32>(v);
-                *acc = _mm256_add_epi64(*acc, _mm256_add_epi64(lo, hi));
+                acc[i] =
+                    _mm256_add_epi32(acc[i], _mm256_madd_epi16(_mm256_xor_si256(v, bias), ones));
             }
+            // Four lanes together could exceed i32: widen before adding them.
+            total = _mm256_add_epi64(total, widen_add(acc));
+            words += (take / 2) as u64;
         }
-        let mut total = _mm256_add_epi64(
-            _mm256_add_epi64(acc[0], acc[1]),
-            _mm256_add_epi64(acc[2], acc[3]),
-        );
-        let mut rest = blocks.remainder().chunks_exact(32);
-        for lane in &mut rest {
-            // Safety: `lane` is 32 readable bytes; loadu has no alignment need.
-            let v = unsafe { _mm256_loadu_si256(lane.as_ptr().cast()) };
-            total = _mm256_add_epi64(
-                total,
-                _mm256_add_epi64(_mm256_and_si256(v, mask), _mm256_srli_epi64::<32>(v)),
-            );
-        }
-        let mut out = [0u64; 4];
+        let mut out = [0i64; 4];
         // Safety: `out` is 32 writable bytes; storeu has no alignment need.
         unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), total) };
-        // Lanes are far below 2^62 for any real buffer: plain adds cannot overflow.
-        sum_tail(rest.remainder(), out[0] + out[1] + out[2] + out[3])
+        sum_tail(rest, unbias(out.iter().sum(), words))
+    }
+
+    /// Sums four vectors of 8 x i32 into 4 x i64 without overflow.
+    #[target_feature(enable = "avx2")]
+    fn widen_add(acc: [__m256i; 4]) -> __m256i {
+        let mut total = _mm256_setzero_si256();
+        for a in acc {
+            let lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(a));
+            let hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(a));
+            total = _mm256_add_epi64(total, _mm256_add_epi64(lo, hi));
+        }
+        total
     }
 }

@@ -79,6 +79,29 @@ fn every_path_on_all_ones_large() {
 }
 
 #[test]
+fn every_path_on_buffers_spanning_several_simd_blocks() {
+    // SIMD lane accumulators are widened every 512 KiB (AVX2) / 1 MiB (SSE2):
+    // cross those boundaries with the extreme words (all ones, all zeros) and
+    // with random data.
+    for (len, fill) in [
+        (3 << 20 | 37, Some(0xffu8)),
+        ((1 << 20) + 64, Some(0)),
+        ((5 << 19) + 3, None),
+    ] {
+        let data = match fill {
+            Some(b) => vec![b; len],
+            None => pattern(len, 99),
+        };
+        let want = scalar::sum_reference(&data);
+        for path in SumPath::ALL {
+            if let Some(s) = sum_with(path, &data) {
+                assert_eq!(s, want, "{path:?} len {len}");
+            }
+        }
+    }
+}
+
+#[test]
 fn every_length_and_alignment_exhaustive_small() {
     let buf = pattern(64 + 300, 7);
     for offset in 0..64 {

@@ -69,6 +69,7 @@ pub enum Transport<'a> {
 /// `mode` is `Trust` only when the device reported it validated the checksums
 /// (RX checksum offload); then no checksum is computed here. Errors say why the
 /// frame must be dropped. IPv6 and other ethertypes are `Unsupported`.
+#[inline]
 pub fn parse_frame(bytes: &[u8], mode: ChecksumMode) -> Result<Frame<'_>, WireError> {
     let eth = EthernetFrame::new_checked(bytes)?;
     let ethernet = EthernetRepr::parse(&eth)?;
@@ -82,6 +83,7 @@ pub fn parse_frame(bytes: &[u8], mode: ChecksumMode) -> Result<Frame<'_>, WireEr
 }
 
 /// Parses an IPv4 packet and its transport header.
+#[inline]
 pub fn parse_ipv4(bytes: &[u8], mode: ChecksumMode) -> Result<Network<'_>, WireError> {
     let ip = Ipv4Packet::new_unchecked(bytes);
     let header = Ipv4Repr::parse(&ip, mode)?;

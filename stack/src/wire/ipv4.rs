@@ -95,13 +95,20 @@ impl Ipv4Options {
     };
 
     /// Validates `raw` and pads it with EOL (zero) bytes to a multiple of 4.
+    #[inline]
     pub fn new(raw: &[u8]) -> Result<Self, WireError> {
         if raw.len() > field::MAX_OPTIONS_LEN {
             return Err(WireError::BadOption);
         }
+        if raw.is_empty() {
+            // The common case: no copy, no call.
+            return Ok(Ipv4Options::NONE);
+        }
         validate_options(raw)?;
         let mut bytes = [0u8; field::MAX_OPTIONS_LEN];
-        bytes[..raw.len()].copy_from_slice(raw);
+        for (dst, src) in bytes.iter_mut().zip(raw) {
+            *dst = *src;
+        }
         let len = raw.len().div_ceil(4) * 4;
         // len <= 40 fits in u8.
         Ok(Ipv4Options {
@@ -449,6 +456,7 @@ impl Ipv4Repr {
         Ok((repr, &quoted[packet.header_len()..]))
     }
 
+    #[inline]
     fn parse_fields<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>) -> Result<Self, WireError> {
         Ok(Ipv4Repr {
             src_addr: packet.src_addr(),

@@ -22,6 +22,7 @@ impl TcpOptions {
     /// for a known kind is [`WireError::BadOption`]. A window scale above 14 is
     /// taken as 14 (RFC 7323 §2.3: "MUST use 14 instead"). A repeated option
     /// overwrites the earlier one.
+    #[inline]
     pub fn parse(area: &[u8]) -> Result<TcpOptions, WireError> {
         let mut opts = TcpOptions::default();
         let mut i = 0;

@@ -97,14 +97,8 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
             return true;
         }
         let datagram = &self.buffer.as_ref()[..usize::from(self.len())];
-        let mut acc = Accumulator::from_sum(checksum::pseudo_header_ipv4(
-            src,
-            dst,
-            PROTOCOL_UDP,
-            self.len(),
-        ));
-        acc.add_bytes(datagram);
-        acc.sum() == 0xffff
+        let pseudo = checksum::pseudo_header_ipv4(src, dst, PROTOCOL_UDP, self.len());
+        checksum::add(pseudo, checksum::sum(datagram)) == 0xffff
     }
 }
 

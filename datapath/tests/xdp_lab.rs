@@ -462,6 +462,24 @@ fn setup_errors_are_typed() {
         XdpPort::open(&bad_ring),
         Err(DatapathError::BadPoolConfig(_))
     ));
+    // Busy polling is asked for and the kernel takes the socket options.
+    let mut busy = small_port(&a.ifname, 0);
+    busy.busy_poll = Some(surge_datapath::BusyPoll {
+        usecs: 20,
+        budget: 64,
+    });
+    let port = XdpPort::open(&busy).expect("open with busy polling");
+    assert!(
+        port.busy_poll(),
+        "SO_PREFER_BUSY_POLL / SO_BUSY_POLL / SO_BUSY_POLL_BUDGET accepted"
+    );
+    assert!(
+        !port.caps().tx_checksum_offload,
+        "no TX metadata registered: software checksums"
+    );
+    assert_eq!(port.caps().max_frame_len, 4096 - 256);
+    assert_no_leak(&port);
+    drop(port);
     // veth has no zero-copy: forcing it is a clear bind error, not a panic.
     let mut zc = small_port(&a.ifname, 0);
     zc.bind_mode = surge_datapath::BindMode::ZeroCopy;

@@ -120,6 +120,15 @@ fn median(results: &[(Variant, Run)], variant: Variant) -> (f64, u64, u64) {
 }
 
 fn print_table(args: &DatapathArgs, rows: &[(u16, Vec<(Variant, Run)>)]) {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "machine: {cpus} CPUs, load average {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!(
         "surge-bench datapath: 64-byte frames (60 B + FCS), XSK -> XSK across one veth pair (copy mode, threaded NAPI), \
          {} frames per run, median of {} interleaved rounds",

@@ -141,7 +141,7 @@ impl XdpPort {
                         DatapathError::Syscall { what, source }
                     }
                 })?;
-            match socket.bind(interface.index, config.queue, mode | wakeup) {
+            match bind_when_free(&socket, interface.index, config.queue, mode | wakeup) {
                 Ok(()) => {
                     bound = Some((socket, rings));
                     break;
@@ -265,6 +265,24 @@ impl XdpPort {
         }
         self.rings.completion.release(n);
         self.tx_outstanding -= n.min(self.tx_outstanding);
+    }
+}
+
+/// Binds, waiting (bounded) while the queue is still held by a socket that was
+/// just closed: the kernel releases a queue's UMEM in deferred work, so an
+/// immediate re-bind can see `EBUSY` for a few milliseconds.
+fn bind_when_free(socket: &XdpSocket, ifindex: u32, queue: u32, flags: u16) -> std::io::Result<()> {
+    const ATTEMPTS: u32 = 100;
+    const PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+    let mut attempt = 0;
+    loop {
+        match socket.bind(ifindex, queue, flags) {
+            Err(err) if err.raw_os_error() == Some(libc::EBUSY) && attempt < ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(PAUSE);
+            }
+            result => return result,
+        }
     }
 }
 

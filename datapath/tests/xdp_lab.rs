@@ -480,6 +480,11 @@ fn setup_errors_are_typed() {
     assert_eq!(port.caps().max_frame_len, 4096 - 256);
     assert_no_leak(&port);
     drop(port);
+    // Re-opening the same queue at once works (the kernel frees the old UMEM later).
+    for _ in 0..3 {
+        let port = XdpPort::open(&small_port(&a.ifname, 0)).expect("re-open the same queue");
+        drop(port);
+    }
     // veth has no zero-copy: forcing it is a clear bind error, not a panic.
     let mut zc = small_port(&a.ifname, 0);
     zc.bind_mode = surge_datapath::BindMode::ZeroCopy;
@@ -506,4 +511,87 @@ fn setup_errors_are_typed() {
     ));
     first.detach().expect("detach");
     assert_eq!(surge_bpf::attached_program(&a.ifname).expect("query"), None);
+}
+
+#[test]
+fn an_exhausted_fill_ring_is_counted_and_nothing_leaks() {
+    let lab = lab("dp-fill", 1, 1500);
+    let a = lab.a().clone();
+    let b = lab.b().clone();
+    let (mut port, program) = {
+        let _ns = enter_netns(&a.netns).expect("entering ns A");
+        let config = SteerConfig {
+            local_addrs: vec![OURS],
+            udp_ports: vec![9000],
+            ..SteerConfig::default()
+        };
+        let program = SteerProgram::attach(&a.ifname, &config, AttachMode::Auto).expect("attach");
+        let mut config = small_port(&a.ifname, 0);
+        config.pool.frame_count = 64;
+        config.ring_size = 64;
+        let port = XdpPort::open(&config).expect("open port");
+        program.register_socket(0, port.fd()).expect("register");
+        (port, program)
+    };
+    let fill_before = port.accounting().fill_ring;
+    assert!(
+        fill_before > 0 && fill_before <= 32,
+        "half the pool goes to the fill ring: {fill_before}"
+    );
+    let neigh = lab
+        .exec(
+            HostId::B,
+            &[
+                "ip",
+                "neigh",
+                "replace",
+                &OURS.to_string(),
+                "lladdr",
+                &surge_lab::format_mac(&a.mac),
+                "dev",
+                &b.ifname,
+            ],
+        )
+        .expect("ip neigh");
+    assert!(neigh.status.success());
+    // Nobody polls while 200 datagrams arrive: the fill ring runs dry.
+    const SENT: u64 = 200;
+    spawn_in_netns(&b.netns, move || {
+        let socket = UdpSocket::bind((b.addr, 0)).expect("bind");
+        for _ in 0..SENT {
+            let _ = socket.send_to(b"surge", (OURS, 9000));
+        }
+    })
+    .join()
+    .expect("sender")
+    .expect("ns B");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut rx = surge_datapath::Burst::new();
+    let mut received = 0u64;
+    for _ in 0..100 {
+        let n = port.rx_burst(&mut rx) as u64;
+        received += n;
+        port.release(&mut rx);
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let stats = port.stats();
+    let kernel = stats.kernel.expect("XDP_STATISTICS");
+    assert!(
+        received >= 1 && received < SENT,
+        "received {received} of {SENT}"
+    );
+    assert!(
+        kernel.fill_ring_empty > 0 || kernel.rx_dropped > 0,
+        "the kernel counted the drops: {kernel:?}"
+    );
+    assert_eq!(
+        program
+            .counters()
+            .expect("counters")
+            .get(Counter::RedirectUdp),
+        SENT
+    );
+    assert_no_leak(&port);
 }

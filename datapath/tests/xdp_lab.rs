@@ -593,5 +593,31 @@ fn an_exhausted_fill_ring_is_counted_and_nothing_leaks() {
             .get(Counter::RedirectUdp),
         SENT
     );
+    assert_eq!(
+        port.accounting().fill_ring,
+        fill_before,
+        "the fill ring was refilled"
+    );
+    // It recovers: a few more datagrams all arrive.
+    const MORE: u64 = 10;
+    spawn_in_netns(&b.netns, move || {
+        let socket = UdpSocket::bind((b.addr, 0)).expect("bind");
+        for _ in 0..MORE {
+            let _ = socket.send_to(b"surge", (OURS, 9000));
+        }
+    })
+    .join()
+    .expect("sender")
+    .expect("ns B");
+    let mut more = 0u64;
+    for _ in 0..200 {
+        more += port.rx_burst(&mut rx) as u64;
+        port.release(&mut rx);
+        if more == MORE {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(more, MORE);
     assert_no_leak(&port);
 }

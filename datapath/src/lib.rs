@@ -76,5 +76,5 @@ pub use frame::{Burst, Frame};
 pub use interface::Interface;
 pub use pipe::{Impairments, PipeConfig, PipeDevice};
 pub use pool::{FramePool, PoolConfig, XDP_PACKET_HEADROOM};
-pub use port::{BindMode, BusyPoll, PortConfig, XdpPort};
+pub use port::{BindMode, BusyPoll, PortConfig, XdpPort, queue_configs};
 pub use stats::{DeviceStats, KernelXdpStats};

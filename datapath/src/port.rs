@@ -67,6 +67,25 @@ impl PortConfig {
     }
 }
 
+/// One port configuration per RX queue of `ifname`: all of its queues
+/// (`queues: None`, read as `ethtool -l` does) or the first `queues`, which
+/// must exist. Looked up in the calling thread's network namespace.
+pub fn queue_configs(ifname: &str, queues: Option<u32>) -> Result<Vec<PortConfig>, DatapathError> {
+    let interface = Interface::lookup(ifname)?;
+    let available = interface.rx_queues()?;
+    let wanted = queues.unwrap_or(available);
+    if wanted == 0 || wanted > available {
+        return Err(DatapathError::TooManyQueues {
+            ifname: ifname.to_owned(),
+            requested: wanted.saturating_sub(1),
+            available,
+        });
+    }
+    Ok((0..wanted)
+        .map(|queue| PortConfig::new(ifname, queue))
+        .collect())
+}
+
 /// One AF_XDP socket bound to one (interface, queue), with its own UMEM pool.
 ///
 /// Receiving needs an XDP program that redirects this queue into an XSKMAP

@@ -260,6 +260,26 @@ fn two_queues_each_port_sees_only_its_own_queue() {
                 .register_socket(q as u32, port.fd())
                 .expect("register");
         }
+        let all = surge_datapath::queue_configs(&a.ifname, None).expect("queue configs");
+        assert_eq!(
+            all.iter().map(|c| c.queue).collect::<Vec<_>>(),
+            vec![0, 1],
+            "both queues found"
+        );
+        assert_eq!(
+            surge_datapath::queue_configs(&a.ifname, Some(1))
+                .expect("one queue")
+                .len(),
+            1
+        );
+        let three = surge_datapath::queue_configs(&a.ifname, Some(3));
+        assert!(
+            matches!(
+                three,
+                Err(DatapathError::TooManyQueues { available: 2, .. })
+            ),
+            "{three:?}"
+        );
         let too_many = XdpPort::open(&small_port(&a.ifname, 2));
         assert!(
             matches!(

@@ -8,7 +8,11 @@
 //!   `XDP_USE_NEED_WAKEUP`, optional busy polling, the kernel's
 //!   `XDP_STATISTICS`. Multi-buffer frames are not supported yet: an
 //!   interface MTU above one frame is refused with
-//!   [`DatapathError::MtuTooLarge`].
+//!   [`DatapathError::MtuTooLarge`]. TX checksum offload through AF_XDP TX
+//!   metadata is not implemented yet: [`DeviceCaps::tx_checksum_offload`] is
+//!   `false` and the stack writes checksums in software.
+//! - [`queue_configs`]: one port per RX queue of an interface (the count read
+//!   as `ethtool -l` does, or checked when given).
 //! - [`PipeDevice`]: an in-memory pair with seeded impairments in virtual time.
 //!
 //! # The loop

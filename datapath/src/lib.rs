@@ -67,6 +67,7 @@ mod error;
 mod frame;
 mod interface;
 mod mmap;
+mod netdev;
 mod pipe;
 mod pool;
 mod port;
@@ -78,6 +79,7 @@ pub use device::{BURST, Device, DeviceCaps, ETHERNET_HEADER_LEN, FrameAccounting
 pub use error::DatapathError;
 pub use frame::{Burst, Frame};
 pub use interface::Interface;
+pub use netdev::XdpFeatures;
 pub use pipe::{Impairments, PipeConfig, PipeDevice};
 pub use pool::{FramePool, PoolConfig, XDP_PACKET_HEADROOM};
 pub use port::{BindMode, BusyPoll, PortConfig, XdpPort, queue_configs};

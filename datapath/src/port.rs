@@ -138,8 +138,12 @@ impl XdpPort {
         } else {
             0
         };
+        // Skip a zero-copy attempt the driver says cannot work (when it says).
+        let features = interface.xdp_features().ok().flatten();
+        let zero_copy_possible = features.is_none_or(|f| f.zero_copy);
         let attempts: &[u16] = match config.bind_mode {
-            BindMode::Auto => &[libc::XDP_ZEROCOPY, libc::XDP_COPY],
+            BindMode::Auto if zero_copy_possible => &[libc::XDP_ZEROCOPY, libc::XDP_COPY],
+            BindMode::Auto => &[libc::XDP_COPY],
             BindMode::ZeroCopy => &[libc::XDP_ZEROCOPY],
             BindMode::Copy => &[libc::XDP_COPY],
         };
@@ -186,9 +190,10 @@ impl XdpPort {
             mtu,
             max_frame_len: max_frame,
             // TX checksum offload needs AF_XDP TX metadata (Linux 6.8+,
-            // `tx_metadata_len` in the UMEM and a driver advertising the
-            // `tx-checksum` xsk feature). We do not register TX metadata, so
-            // the stack always checksums in software.
+            // `tx_metadata_len` in the UMEM) and a driver advertising the
+            // `tx-checksum` xsk feature (see `Interface::xdp_features`). The
+            // TX metadata path is not implemented yet, so the stack always
+            // checksums in software, whatever the driver offers.
             tx_checksum_offload: false,
             queue_id: config.queue,
         };

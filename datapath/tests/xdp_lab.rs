@@ -482,6 +482,13 @@ fn setup_errors_are_typed() {
         XdpPort::open(&bad_ring),
         Err(DatapathError::BadPoolConfig(_))
     ));
+    // veth advertises neither AF_XDP zero-copy nor TX checksum metadata.
+    let features = surge_datapath::Interface::lookup(&a.ifname)
+        .expect("lookup")
+        .xdp_features()
+        .expect("netdev netlink")
+        .expect("this kernel has the netdev family");
+    assert!(!features.zero_copy && !features.tx_checksum, "{features:?}");
     // Busy polling is asked for and the kernel takes the socket options.
     let mut busy = small_port(&a.ifname, 0);
     busy.busy_poll = Some(surge_datapath::BusyPoll {

@@ -116,8 +116,11 @@ pub fn run(args: DatapathArgs) -> anyhow::Result<()> {
                 .context("attaching the XDP program")?
         };
         let mut results: Vec<(Variant, Run)> = Vec::new();
-        for _ in 0..args.rounds {
-            for variant in [Variant::Surge, Variant::XskRs, Variant::AfPacket] {
+        for round in 0..args.rounds {
+            // Rotate the order each round so no variant always runs first.
+            let mut order = [Variant::Surge, Variant::XskRs, Variant::AfPacket];
+            order.rotate_left(round as usize % 3);
+            for variant in order {
                 let run = run_variant(variant, &a, &b, &program, queues, args.frames, limit)
                     .with_context(|| format!("{variant:?} with {queues} queue(s)"))?;
                 eprintln!(

@@ -60,6 +60,35 @@ struct Run {
     sent: u64,
     received: u64,
     pps: f64,
+    /// CPU time of our sender and receiver threads per received frame (ns):
+    /// less sensitive than `pps` to other load on a shared machine.
+    cpu_ns_per_frame: f64,
+}
+
+/// CPU time (user + system) of the calling thread, from /proc (10 ms ticks).
+fn thread_cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // After the `(comm)`: field 3 (state) comes first; utime and stime are fields 14 and 15.
+    let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_comm
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Runs `f` on a new thread, returning its result and the thread's CPU time.
+fn spawn_measured<F>(f: F) -> Worker
+where
+    F: FnOnce() -> LoopResult + Send + 'static,
+{
+    std::thread::spawn(move || {
+        let before = thread_cpu_time();
+        let result = f();
+        (result, thread_cpu_time().saturating_sub(before))
+    })
 }
 
 /// Runs the datapath benchmark.
@@ -87,15 +116,19 @@ pub fn run(args: DatapathArgs) -> anyhow::Result<()> {
                 .context("attaching the XDP program")?
         };
         let mut results: Vec<(Variant, Run)> = Vec::new();
-        for _ in 0..args.rounds {
-            for variant in [Variant::Surge, Variant::XskRs, Variant::AfPacket] {
+        for round in 0..args.rounds {
+            // Rotate the order each round so no variant always runs first.
+            let mut order = [Variant::Surge, Variant::XskRs, Variant::AfPacket];
+            order.rotate_left(round as usize % 3);
+            for variant in order {
                 let run = run_variant(variant, &a, &b, &program, queues, args.frames, limit)
                     .with_context(|| format!("{variant:?} with {queues} queue(s)"))?;
                 eprintln!(
-                    "  queues {queues} {variant:?}: sent {} received {} -> {:.3} Mpps",
+                    "  queues {queues} {variant:?}: sent {} received {} -> {:.3} Mpps, {:.0} CPU ns/frame",
                     run.sent,
                     run.received,
-                    run.pps / 1e6
+                    run.pps / 1e6,
+                    run.cpu_ns_per_frame
                 );
                 results.push((variant, run));
             }
@@ -108,7 +141,24 @@ pub fn run(args: DatapathArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn median(results: &[(Variant, Run)], variant: Variant) -> (f64, u64, u64) {
+/// Median over rounds of surge's pps divided by `other`'s pps in the same
+/// round (runs next to each other in time see similar machine load).
+fn paired_ratio(results: &[(Variant, Run)], other: Variant) -> f64 {
+    let surge = results
+        .iter()
+        .filter(|(v, _)| *v == Variant::Surge)
+        .map(|(_, r)| r.pps);
+    let theirs = results
+        .iter()
+        .filter(|(v, _)| *v == other)
+        .map(|(_, r)| r.pps);
+    let mut ratios: Vec<f64> = surge.zip(theirs).map(|(s, o)| s / o.max(1e-9)).collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Medians of one variant: (pps, CPU ns per frame, frames received).
+fn median(results: &[(Variant, Run)], variant: Variant) -> (f64, f64, u64) {
     let mut runs: Vec<Run> = results
         .iter()
         .filter(|(v, _)| *v == variant)
@@ -116,30 +166,43 @@ fn median(results: &[(Variant, Run)], variant: Variant) -> (f64, u64, u64) {
         .collect();
     runs.sort_by(|x, y| x.pps.total_cmp(&y.pps));
     let mid = runs[runs.len() / 2];
-    (mid.pps, mid.sent, mid.received)
+    let mut cpu: Vec<f64> = runs.iter().map(|r| r.cpu_ns_per_frame).collect();
+    cpu.sort_by(f64::total_cmp);
+    (mid.pps, cpu[cpu.len() / 2], mid.received)
 }
 
 fn print_table(args: &DatapathArgs, rows: &[(u16, Vec<(Variant, Run)>)]) {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "machine: {cpus} CPUs, load average {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!(
         "surge-bench datapath: 64-byte frames (60 B + FCS), XSK -> XSK across one veth pair (copy mode, threaded NAPI), \
          {} frames per run, median of {} interleaved rounds",
         args.frames, args.rounds
     );
     println!(
-        "| queues | surge-datapath (Mpps) | xsk-rs direct (Mpps) | AF_PACKET (Mpps) | surge / xsk-rs | surge / AF_PACKET | received: surge, xsk-rs, AF_PACKET |"
+        "| queues | surge-datapath Mpps | xsk-rs direct Mpps | AF_PACKET Mpps | surge / xsk-rs (median of per-round ratios) | surge / AF_PACKET (same) \
+         | CPU ns/frame: surge, xsk-rs, AF_PACKET | frames received: surge, xsk-rs, AF_PACKET |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for (queues, results) in rows {
-        let (surge, _, surge_rx) = median(results, Variant::Surge);
-        let (xsk, _, xsk_rx) = median(results, Variant::XskRs);
-        let (packet, _, packet_rx) = median(results, Variant::AfPacket);
+        let (surge, surge_cpu, surge_rx) = median(results, Variant::Surge);
+        let (xsk, xsk_cpu, xsk_rx) = median(results, Variant::XskRs);
+        let (packet, packet_cpu, packet_rx) = median(results, Variant::AfPacket);
         println!(
-            "| {queues} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.2}x | {surge_rx}, {xsk_rx}, {packet_rx} |",
+            "| {queues} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.2}x | {surge_cpu:.0}, {xsk_cpu:.0}, {packet_cpu:.0} \
+             | {surge_rx}, {xsk_rx}, {packet_rx} |",
             surge / 1e6,
             xsk / 1e6,
             packet / 1e6,
-            surge / xsk,
-            surge / packet
+            paired_ratio(results, Variant::XskRs),
+            paired_ratio(results, Variant::AfPacket)
         );
     }
 }
@@ -185,7 +248,7 @@ fn is_ours(frame: &[u8]) -> bool {
         && frame[36..38] == DST_PORT.to_be_bytes()
 }
 
-type Worker = JoinHandle<LoopResult>;
+type Worker = JoinHandle<(LoopResult, Duration)>;
 
 fn run_variant(
     variant: Variant,
@@ -210,19 +273,19 @@ fn run_variant(
                 Variant::Surge => {
                     let mut port = XdpPort::open(&port_config(&b.ifname, q32))?;
                     program.register_socket(q32, port.fd())?;
-                    std::thread::spawn(move || surge_receive(&mut port, per_queue, &done, deadline))
+                    spawn_measured(move || surge_receive(&mut port, per_queue, &done, deadline))
                 }
                 Variant::XskRs => {
                     let mut receiver = XskRsReceiver::open(&b.ifname, q32)?;
                     program.register_socket(q32, receiver.fd())?;
-                    std::thread::spawn(move || receiver.run(per_queue, &done, deadline))
+                    spawn_measured(move || receiver.run(per_queue, &done, deadline))
                 }
                 Variant::AfPacket => {
                     program.unregister_socket(q32)?;
                     let fanout =
                         (queues > 1).then_some(0x5e00 + (std::process::id() as u16 & 0xff));
                     let mut receiver = PacketReceiver::open(&b.ifname, fanout)?;
-                    std::thread::spawn(move || receiver.run(frames, is_ours, &done, deadline))
+                    spawn_measured(move || receiver.run(frames, is_ours, &done, deadline))
                 }
             });
         }
@@ -235,28 +298,31 @@ fn run_variant(
             senders.push(match variant {
                 Variant::Surge => {
                     let mut port = XdpPort::open(&port_config(&a.ifname, q32))?;
-                    std::thread::spawn(move || surge_send(&mut port, &frame, per_queue, deadline))
+                    spawn_measured(move || surge_send(&mut port, &frame, per_queue, deadline))
                 }
                 Variant::XskRs => {
                     let mut sender = XskRsSender::open(&a.ifname, q32)?;
-                    std::thread::spawn(move || sender.run(&frame, per_queue, deadline))
+                    spawn_measured(move || sender.run(&frame, per_queue, deadline))
                 }
                 Variant::AfPacket => {
                     let mut sender = PacketSender::open(&a.ifname)?;
-                    std::thread::spawn(move || sender.run(&frame, per_queue, deadline))
+                    spawn_measured(move || sender.run(&frame, per_queue, deadline))
                 }
             });
         }
     }
-    let sent: Vec<LoopResult> = senders
+    let sent: Vec<(LoopResult, Duration)> = senders
         .into_iter()
         .map(|h| h.join().expect("sender thread"))
         .collect();
     senders_done.store(true, Ordering::Relaxed);
-    let received: Vec<LoopResult> = receivers
+    let received: Vec<(LoopResult, Duration)> = receivers
         .into_iter()
         .map(|h| h.join().expect("receiver thread"))
         .collect();
+    let cpu: Duration = sent.iter().chain(&received).map(|(_, cpu)| *cpu).sum();
+    let sent: Vec<LoopResult> = sent.into_iter().map(|(r, _)| r).collect();
+    let received: Vec<LoopResult> = received.into_iter().map(|(r, _)| r).collect();
     for q in 0..queues {
         program.unregister_socket(u32::from(q))?;
     }
@@ -272,6 +338,7 @@ fn run_variant(
         sent: sent.iter().map(|r| r.frames).sum(),
         received: total_received,
         pps: total_received as f64 / seconds,
+        cpu_ns_per_frame: cpu.as_nanos() as f64 / total_received.max(1) as f64,
     })
 }
 

@@ -87,6 +87,15 @@ impl Interface {
         }
     }
 
+    /// The XDP / AF_XDP features the driver advertises (`netdev` netlink);
+    /// `None` on kernels without that family (before 6.3).
+    pub fn xdp_features(&self) -> Result<Option<crate::XdpFeatures>, DatapathError> {
+        crate::netdev::query(self.index).map_err(|source| DatapathError::Syscall {
+            what: "asking the netdev netlink family for XDP features",
+            source,
+        })
+    }
+
     /// Checks that `queue` exists on this interface.
     pub fn check_queue(&self, queue: u32) -> Result<u32, DatapathError> {
         let available = self.rx_queues()?;
@@ -141,6 +150,15 @@ mod tests {
             lo.check_queue(1),
             Err(DatapathError::TooManyQueues { available: 1, .. })
         ));
+        let features = lo
+            .xdp_features()
+            .unwrap()
+            .expect("this kernel has the netdev family");
+        assert_eq!(
+            features,
+            crate::XdpFeatures::default(),
+            "loopback: no zero-copy, no TX metadata"
+        );
     }
 
     #[test]

@@ -8,7 +8,11 @@
 //!   `XDP_USE_NEED_WAKEUP`, optional busy polling, the kernel's
 //!   `XDP_STATISTICS`. Multi-buffer frames are not supported yet: an
 //!   interface MTU above one frame is refused with
-//!   [`DatapathError::MtuTooLarge`].
+//!   [`DatapathError::MtuTooLarge`]. TX checksum offload through AF_XDP TX
+//!   metadata is not implemented yet: [`DeviceCaps::tx_checksum_offload`] is
+//!   `false` and the stack writes checksums in software.
+//! - [`queue_configs`]: one port per RX queue of an interface (the count read
+//!   as `ethtool -l` does, or checked when given).
 //! - [`PipeDevice`]: an in-memory pair with seeded impairments in virtual time.
 //!
 //! # The loop
@@ -63,6 +67,7 @@ mod error;
 mod frame;
 mod interface;
 mod mmap;
+mod netdev;
 mod pipe;
 mod pool;
 mod port;
@@ -74,7 +79,8 @@ pub use device::{BURST, Device, DeviceCaps, ETHERNET_HEADER_LEN, FrameAccounting
 pub use error::DatapathError;
 pub use frame::{Burst, Frame};
 pub use interface::Interface;
+pub use netdev::XdpFeatures;
 pub use pipe::{Impairments, PipeConfig, PipeDevice};
 pub use pool::{FramePool, PoolConfig, XDP_PACKET_HEADROOM};
-pub use port::{BindMode, BusyPoll, PortConfig, XdpPort};
+pub use port::{BindMode, BusyPoll, PortConfig, XdpPort, queue_configs};
 pub use stats::{DeviceStats, KernelXdpStats};

@@ -67,6 +67,25 @@ impl PortConfig {
     }
 }
 
+/// One port configuration per RX queue of `ifname`: all of its queues
+/// (`queues: None`, read as `ethtool -l` does) or the first `queues`, which
+/// must exist. Looked up in the calling thread's network namespace.
+pub fn queue_configs(ifname: &str, queues: Option<u32>) -> Result<Vec<PortConfig>, DatapathError> {
+    let interface = Interface::lookup(ifname)?;
+    let available = interface.rx_queues()?;
+    let wanted = queues.unwrap_or(available);
+    if wanted == 0 || wanted > available {
+        return Err(DatapathError::TooManyQueues {
+            ifname: ifname.to_owned(),
+            requested: wanted.saturating_sub(1),
+            available,
+        });
+    }
+    Ok((0..wanted)
+        .map(|queue| PortConfig::new(ifname, queue))
+        .collect())
+}
+
 /// One AF_XDP socket bound to one (interface, queue), with its own UMEM pool.
 ///
 /// Receiving needs an XDP program that redirects this queue into an XSKMAP
@@ -119,8 +138,12 @@ impl XdpPort {
         } else {
             0
         };
+        // Skip a zero-copy attempt the driver says cannot work (when it says).
+        let features = interface.xdp_features().ok().flatten();
+        let zero_copy_possible = features.is_none_or(|f| f.zero_copy);
         let attempts: &[u16] = match config.bind_mode {
-            BindMode::Auto => &[libc::XDP_ZEROCOPY, libc::XDP_COPY],
+            BindMode::Auto if zero_copy_possible => &[libc::XDP_ZEROCOPY, libc::XDP_COPY],
+            BindMode::Auto => &[libc::XDP_COPY],
             BindMode::ZeroCopy => &[libc::XDP_ZEROCOPY],
             BindMode::Copy => &[libc::XDP_COPY],
         };
@@ -141,7 +164,7 @@ impl XdpPort {
                         DatapathError::Syscall { what, source }
                     }
                 })?;
-            match socket.bind(interface.index, config.queue, mode | wakeup) {
+            match bind_when_free(&socket, interface.index, config.queue, mode | wakeup) {
                 Ok(()) => {
                     bound = Some((socket, rings));
                     break;
@@ -167,9 +190,10 @@ impl XdpPort {
             mtu,
             max_frame_len: max_frame,
             // TX checksum offload needs AF_XDP TX metadata (Linux 6.8+,
-            // `tx_metadata_len` in the UMEM and a driver advertising the
-            // `tx-checksum` xsk feature). We do not register TX metadata, so
-            // the stack always checksums in software.
+            // `tx_metadata_len` in the UMEM) and a driver advertising the
+            // `tx-checksum` xsk feature (see `Interface::xdp_features`). The
+            // TX metadata path is not implemented yet, so the stack always
+            // checksums in software, whatever the driver offers.
             tx_checksum_offload: false,
             queue_id: config.queue,
         };
@@ -265,6 +289,24 @@ impl XdpPort {
         }
         self.rings.completion.release(n);
         self.tx_outstanding -= n.min(self.tx_outstanding);
+    }
+}
+
+/// Binds, waiting (bounded) while the queue is still held by a socket that was
+/// just closed: the kernel releases a queue's UMEM in deferred work, so an
+/// immediate re-bind can see `EBUSY` for a few milliseconds.
+fn bind_when_free(socket: &XdpSocket, ifindex: u32, queue: u32, flags: u16) -> std::io::Result<()> {
+    const ATTEMPTS: u32 = 100;
+    const PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+    let mut attempt = 0;
+    loop {
+        match socket.bind(ifindex, queue, flags) {
+            Err(err) if err.raw_os_error() == Some(libc::EBUSY) && attempt < ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(PAUSE);
+            }
+            result => return result,
+        }
     }
 }
 

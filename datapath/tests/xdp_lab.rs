@@ -260,6 +260,26 @@ fn two_queues_each_port_sees_only_its_own_queue() {
                 .register_socket(q as u32, port.fd())
                 .expect("register");
         }
+        let all = surge_datapath::queue_configs(&a.ifname, None).expect("queue configs");
+        assert_eq!(
+            all.iter().map(|c| c.queue).collect::<Vec<_>>(),
+            vec![0, 1],
+            "both queues found"
+        );
+        assert_eq!(
+            surge_datapath::queue_configs(&a.ifname, Some(1))
+                .expect("one queue")
+                .len(),
+            1
+        );
+        let three = surge_datapath::queue_configs(&a.ifname, Some(3));
+        assert!(
+            matches!(
+                three,
+                Err(DatapathError::TooManyQueues { available: 2, .. })
+            ),
+            "{three:?}"
+        );
         let too_many = XdpPort::open(&small_port(&a.ifname, 2));
         assert!(
             matches!(
@@ -462,6 +482,36 @@ fn setup_errors_are_typed() {
         XdpPort::open(&bad_ring),
         Err(DatapathError::BadPoolConfig(_))
     ));
+    // veth advertises neither AF_XDP zero-copy nor TX checksum metadata.
+    let features = surge_datapath::Interface::lookup(&a.ifname)
+        .expect("lookup")
+        .xdp_features()
+        .expect("netdev netlink")
+        .expect("this kernel has the netdev family");
+    assert!(!features.zero_copy && !features.tx_checksum, "{features:?}");
+    // Busy polling is asked for and the kernel takes the socket options.
+    let mut busy = small_port(&a.ifname, 0);
+    busy.busy_poll = Some(surge_datapath::BusyPoll {
+        usecs: 20,
+        budget: 64,
+    });
+    let port = XdpPort::open(&busy).expect("open with busy polling");
+    assert!(
+        port.busy_poll(),
+        "SO_PREFER_BUSY_POLL / SO_BUSY_POLL / SO_BUSY_POLL_BUDGET accepted"
+    );
+    assert!(
+        !port.caps().tx_checksum_offload,
+        "no TX metadata registered: software checksums"
+    );
+    assert_eq!(port.caps().max_frame_len, 4096 - 256);
+    assert_no_leak(&port);
+    drop(port);
+    // Re-opening the same queue at once works (the kernel frees the old UMEM later).
+    for _ in 0..3 {
+        let port = XdpPort::open(&small_port(&a.ifname, 0)).expect("re-open the same queue");
+        drop(port);
+    }
     // veth has no zero-copy: forcing it is a clear bind error, not a panic.
     let mut zc = small_port(&a.ifname, 0);
     zc.bind_mode = surge_datapath::BindMode::ZeroCopy;
@@ -488,4 +538,113 @@ fn setup_errors_are_typed() {
     ));
     first.detach().expect("detach");
     assert_eq!(surge_bpf::attached_program(&a.ifname).expect("query"), None);
+}
+
+#[test]
+fn an_exhausted_fill_ring_is_counted_and_nothing_leaks() {
+    let lab = lab("dp-fill", 1, 1500);
+    let a = lab.a().clone();
+    let b = lab.b().clone();
+    let (mut port, program) = {
+        let _ns = enter_netns(&a.netns).expect("entering ns A");
+        let config = SteerConfig {
+            local_addrs: vec![OURS],
+            udp_ports: vec![9000],
+            ..SteerConfig::default()
+        };
+        let program = SteerProgram::attach(&a.ifname, &config, AttachMode::Auto).expect("attach");
+        let mut config = small_port(&a.ifname, 0);
+        config.pool.frame_count = 64;
+        config.ring_size = 64;
+        let port = XdpPort::open(&config).expect("open port");
+        program.register_socket(0, port.fd()).expect("register");
+        (port, program)
+    };
+    let fill_before = port.accounting().fill_ring;
+    assert!(
+        fill_before > 0 && fill_before <= 32,
+        "half the pool goes to the fill ring: {fill_before}"
+    );
+    let neigh = lab
+        .exec(
+            HostId::B,
+            &[
+                "ip",
+                "neigh",
+                "replace",
+                &OURS.to_string(),
+                "lladdr",
+                &surge_lab::format_mac(&a.mac),
+                "dev",
+                &b.ifname,
+            ],
+        )
+        .expect("ip neigh");
+    assert!(neigh.status.success());
+    // Nobody polls while 200 datagrams arrive: the fill ring runs dry.
+    const SENT: u64 = 200;
+    spawn_in_netns(&b.netns, move || {
+        let socket = UdpSocket::bind((b.addr, 0)).expect("bind");
+        for _ in 0..SENT {
+            let _ = socket.send_to(b"surge", (OURS, 9000));
+        }
+    })
+    .join()
+    .expect("sender")
+    .expect("ns B");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut rx = surge_datapath::Burst::new();
+    let mut received = 0u64;
+    for _ in 0..100 {
+        let n = port.rx_burst(&mut rx) as u64;
+        received += n;
+        port.release(&mut rx);
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let stats = port.stats();
+    let kernel = stats.kernel.expect("XDP_STATISTICS");
+    assert!(
+        (1..SENT).contains(&received),
+        "received {received} of {SENT}"
+    );
+    assert!(
+        kernel.fill_ring_empty > 0 || kernel.rx_dropped > 0,
+        "the kernel counted the drops: {kernel:?}"
+    );
+    assert_eq!(
+        program
+            .counters()
+            .expect("counters")
+            .get(Counter::RedirectUdp),
+        SENT
+    );
+    assert_eq!(
+        port.accounting().fill_ring,
+        fill_before,
+        "the fill ring was refilled"
+    );
+    // It recovers: a few more datagrams all arrive.
+    const MORE: u64 = 10;
+    spawn_in_netns(&b.netns, move || {
+        let socket = UdpSocket::bind((b.addr, 0)).expect("bind");
+        for _ in 0..MORE {
+            let _ = socket.send_to(b"surge", (OURS, 9000));
+        }
+    })
+    .join()
+    .expect("sender")
+    .expect("ns B");
+    let mut more = 0u64;
+    for _ in 0..200 {
+        more += port.rx_burst(&mut rx) as u64;
+        port.release(&mut rx);
+        if more == MORE {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(more, MORE);
+    assert_no_leak(&port);
 }

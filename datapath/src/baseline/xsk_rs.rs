@@ -65,10 +65,21 @@ fn setup(ifname: &str, queue: u32) -> Result<XskParts, DatapathError> {
     let interface = ifname
         .parse()
         .map_err(|e| err("xsk-rs interface name")(&e))?;
-    // Safety: each benchmark binds one socket per (interface, queue) and
-    // drops it before the next binds; descriptors stay within this UMEM.
-    let (tx, rx, rings) = unsafe { xsk_rs::Socket::new(socket_config, &umem, &interface, queue) }
-        .map_err(|e| err("xsk-rs socket")(&e))?;
+    // The kernel frees a queue's previous UMEM in deferred work: retry
+    // (bounded) while a just-closed socket still holds the queue.
+    let mut attempt = 0;
+    let (tx, rx, rings) = loop {
+        // Safety: each benchmark binds one socket per (interface, queue) and
+        // drops it before the next binds; descriptors stay within this UMEM.
+        match unsafe { xsk_rs::Socket::new(socket_config, &umem, &interface, queue) } {
+            Ok(parts) => break parts,
+            Err(_) if attempt < 100 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(err("xsk-rs socket")(&e)),
+        }
+    };
     let (fill, completion) =
         rings.ok_or_else(|| err("xsk-rs socket")(&"no fill/completion rings"))?;
     Ok((umem, descs, tx, rx, fill, completion))

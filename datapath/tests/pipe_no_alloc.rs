@@ -1,0 +1,109 @@
+//! The PipeDevice moves frames without allocating once warmed up: a counting
+//! global allocator (this test binary only) watches the steady state.
+#![allow(unsafe_code)] // a global allocator is unsafe to implement; this is in datapath/ (DESIGN.md)
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    cell::Cell,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use surge_datapath::{Burst, Device, Impairments, PipeConfig, PipeDevice};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static WATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+// Safety: every call is forwarded unchanged to the system allocator; the
+// counter is only bumped on the watched thread.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if WATCHING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // Safety: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // Safety: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if WATCHING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // Safety: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn exchange(
+    a: &mut PipeDevice,
+    b: &mut PipeDevice,
+    tx: &mut Burst,
+    rx: &mut Burst,
+    now: u64,
+) -> usize {
+    a.set_now(now);
+    b.set_now(now);
+    for _ in 0..32 {
+        let Some(mut frame) = a.alloc_tx() else { break };
+        if let Some(buf) = a.frame_mut(&frame).get_mut(..60) {
+            buf.fill(0x5a);
+        }
+        assert!(frame.set_len(60));
+        if let Err(frame) = tx.push(frame) {
+            a.release_one(frame);
+        }
+    }
+    a.tx_burst(tx);
+    let n = b.rx_burst(rx);
+    b.release(rx);
+    n
+}
+
+#[test]
+fn steady_state_moves_frames_without_allocating() {
+    let impairments = Impairments {
+        loss: 0.05,
+        duplicate: 0.05,
+        reorder: 0.05,
+        corrupt: 0.05,
+        delay_us: 20,
+        jitter_us: 10,
+        reorder_delay_us: 30,
+    };
+    let (mut a, mut b) = PipeDevice::pair(&PipeConfig {
+        impairments,
+        seed: 42,
+        ..PipeConfig::default()
+    })
+    .unwrap();
+    let (mut tx, mut rx) = (Burst::new(), Burst::new());
+    // Warm up: every queue reaches its working size.
+    for t in 0..1_000u64 {
+        exchange(&mut a, &mut b, &mut tx, &mut rx, t * 10);
+    }
+    WATCHING.with(|w| w.set(true));
+    let mut delivered = 0;
+    for t in 1_000..11_000u64 {
+        delivered += exchange(&mut a, &mut b, &mut tx, &mut rx, t * 10);
+    }
+    WATCHING.with(|w| w.set(false));
+    assert!(delivered > 100_000, "frames moved: {delivered}");
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::Relaxed),
+        0,
+        "allocations in the steady state"
+    );
+    assert!(a.accounting().balanced() && b.accounting().balanced());
+}

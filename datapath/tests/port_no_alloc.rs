@@ -1,0 +1,145 @@
+//! The AF_XDP port's fast path (rx_burst, release, alloc_tx, frame_mut,
+//! tx_burst) makes no allocation: a counting global allocator (this test
+//! binary only) watches the receiving/sending thread over a lab veth (root).
+#![allow(unsafe_code)] // a global allocator is unsafe to implement; this is in datapath/ (DESIGN.md)
+
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    cell::Cell,
+    net::{Ipv4Addr, UdpSocket},
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
+use surge_datapath::{Burst, Device, PortConfig, XdpPort};
+use surge_lab::{HostId, Lab, LabSpec, Topology, enter_netns, spawn_in_netns};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static WATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+// Safety: every call is forwarded unchanged to the system allocator; the
+// counter is only bumped on the watched thread.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if WATCHING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // Safety: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // Safety: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if WATCHING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // Safety: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const OURS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+
+#[test]
+fn the_port_fast_path_does_not_allocate() {
+    let lab = Lab::up(&LabSpec::unique("dp-noalloc", Topology::Pair))
+        .expect("building the lab (needs root)");
+    let a = lab.a().clone();
+    let b = lab.b().clone();
+    let (mut port, program) = {
+        let _ns = enter_netns(&a.netns).expect("entering ns A");
+        let config = SteerConfig {
+            local_addrs: vec![OURS],
+            udp_ports: vec![9000],
+            ..SteerConfig::default()
+        };
+        let program = SteerProgram::attach(&a.ifname, &config, AttachMode::Auto).expect("attach");
+        let mut config = PortConfig::new(&a.ifname, 0);
+        config.pool.huge_pages = false;
+        config.pool.frame_count = 1024;
+        config.ring_size = 512;
+        let port = XdpPort::open(&config).expect("open port");
+        program.register_socket(0, port.fd()).expect("register");
+        (port, program)
+    };
+    let neigh = lab
+        .exec(
+            HostId::B,
+            &[
+                "ip",
+                "neigh",
+                "replace",
+                &OURS.to_string(),
+                "lladdr",
+                &surge_lab::format_mac(&a.mac),
+                "dev",
+                &b.ifname,
+            ],
+        )
+        .expect("ip neigh");
+    assert!(neigh.status.success());
+    const SENT: u64 = 2_000;
+    let sender = spawn_in_netns(&b.netns, move || {
+        let socket = UdpSocket::bind((b.addr, 0)).expect("bind");
+        for i in 0..SENT {
+            let _ = socket.send_to(b"surge", (OURS, 9000));
+            if i % 100 == 99 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    });
+    // A reply frame template: to B's MAC, nobody's IP (the kernel of B drops it).
+    let mut template = [0u8; 60];
+    template[0..6].copy_from_slice(&b.mac);
+    template[6..12].copy_from_slice(&a.mac);
+    template[12] = 0x88;
+    template[13] = 0xb5; // local experimental ethertype
+    let (mut rx, mut tx) = (Burst::new(), Burst::new());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut received, mut sent) = (0u64, 0u64);
+    WATCHING.with(|w| w.set(true));
+    while received < SENT && Instant::now() < deadline {
+        let n = port.rx_burst(&mut rx) as u64;
+        received += n;
+        port.release(&mut rx);
+        for _ in 0..n.min(8) {
+            if let Some(mut frame) = port.alloc_tx() {
+                if let Some(buf) = port.frame_mut(&frame).get_mut(..60) {
+                    buf.copy_from_slice(&template);
+                }
+                let _ = frame.set_len(60);
+                if let Err(frame) = tx.push(frame) {
+                    port.release_one(frame);
+                }
+            }
+        }
+        sent += port.tx_burst(&mut tx) as u64;
+        if n == 0 {
+            std::thread::yield_now();
+        }
+    }
+    WATCHING.with(|w| w.set(false));
+    sender.join().expect("sender").expect("ns B");
+    port.release(&mut tx);
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+    assert!(received > SENT / 2, "received {received} of {SENT}");
+    assert!(sent > 0, "sent {sent}");
+    assert_eq!(allocations, 0, "allocations on the fast path");
+    let acc = port.accounting();
+    assert!(acc.balanced() && acc.held == 0, "{acc:?}");
+    drop(port);
+    drop(program);
+}

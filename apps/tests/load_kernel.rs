@@ -47,9 +47,10 @@ fn text(output: &Output) -> String {
 }
 
 fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}\n{text}", path.display()))
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("parsing {}: {e}\n{text}", path.display()))
 }
 
 fn num(v: &Value, key: &str) -> u64 {
@@ -93,10 +94,16 @@ impl Running {
         let _ = self.child.kill();
         let child = std::mem::replace(
             &mut self.child,
-            std::process::Command::new("true").spawn().expect("spawn true"),
+            std::process::Command::new("true")
+                .spawn()
+                .expect("spawn true"),
         );
         let out = child.wait_with_output().expect("waiting for the server");
-        assert!(out.status.success(), "server did not exit cleanly: {}", text(&out));
+        assert!(
+            out.status.success(),
+            "server did not exit cleanly: {}",
+            text(&out)
+        );
         out
     }
 }
@@ -113,7 +120,9 @@ fn serve(lab: &Lab, port: u16, mode: &str, extra: &[&str], json: &Path) -> Runni
     let listen = format!("{SERVER_ADDR}:{port}");
     let mut command = lab.command(HostId::B, SURGE).expect("command in B");
     command
-        .args(["serve", "--stack", "kernel", "--listen", &listen, "--mode", mode])
+        .args([
+            "serve", "--stack", "kernel", "--listen", &listen, "--mode", mode,
+        ])
         .args(["--threads", "2", "--quiet", "--json"])
         .arg(json)
         .args(extra)
@@ -149,9 +158,17 @@ fn load(lab: &Lab, port: u16, args: &[&str], json: &Path) -> (Output, Value) {
         .arg(json)
         .args(args);
     let output = command.output().expect("running surge load");
-    assert!(output.status.success(), "surge load failed: {}", text(&output));
+    assert!(
+        output.status.success(),
+        "surge load failed: {}",
+        text(&output)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("Requests/sec:"), "no report: {}", text(&output));
+    assert!(
+        stdout.contains("Requests/sec:"),
+        "no report: {}",
+        text(&output)
+    );
     let report = read_json(json);
     let errors_total = num(&report, "errors_total");
     let by_kind: u64 = report["errors"]
@@ -160,7 +177,10 @@ fn load(lab: &Lab, port: u16, args: &[&str], json: &Path) -> (Output, Value) {
         .values()
         .filter_map(Value::as_u64)
         .sum();
-    assert_eq!(errors_total, by_kind, "errors_total is the sum of the kinds");
+    assert_eq!(
+        errors_total, by_kind,
+        "errors_total is the sum of the kinds"
+    );
     assert_eq!(
         num(&report, "requests_sent"),
         num(&report, "answered") + errors_total,
@@ -182,8 +202,16 @@ fn assert_matches_server(report: &Value, server: &Value, what: &str) {
         num(report, "answered") + num(report, "warmup_answered"),
         "{what}: server requests vs client answers\nserver {server}\nclient {report}"
     );
-    assert_eq!(num(server, "bytes_received"), num(report, "bytes_sent"), "{what}: bytes up");
-    assert_eq!(num(server, "bytes_sent"), num(report, "bytes_received"), "{what}: bytes down");
+    assert_eq!(
+        num(server, "bytes_received"),
+        num(report, "bytes_sent"),
+        "{what}: bytes up"
+    );
+    assert_eq!(
+        num(server, "bytes_sent"),
+        num(report, "bytes_received"),
+        "{what}: bytes down"
+    );
     assert_eq!(
         num(&report["latency_us"], "count"),
         num(report, "answered"),
@@ -198,42 +226,103 @@ fn rr_echo_and_crr_agree_with_the_server() {
     let (server_json, load_json) = (dir.path("server.json"), dir.path("load.json"));
 
     // rr with pipelining and different sizes each way.
-    let server = serve(&lab, 7001, "rr", &["--request-size", "100", "--response-size", "300"], &server_json);
+    let server = serve(
+        &lab,
+        7001,
+        "rr",
+        &["--request-size", "100", "--response-size", "300"],
+        &server_json,
+    );
     let (_, report) = load(
         &lab,
         7001,
-        &["--mode", "rr", "-c", "4", "-t", "2", "-d", "2s", "--pipeline", "3",
-          "--request-size", "100", "--response-size", "300", "--warmup", "500ms", "-q"],
+        &[
+            "--mode",
+            "rr",
+            "-c",
+            "4",
+            "-t",
+            "2",
+            "-d",
+            "2s",
+            "--pipeline",
+            "3",
+            "--request-size",
+            "100",
+            "--response-size",
+            "300",
+            "--warmup",
+            "500ms",
+            "-q",
+        ],
         &load_json,
     );
     server.stop();
     let server = read_json(&server_json);
     assert_matches_server(&report, &server, "rr");
-    assert!(num(&report, "warmup_answered") > 0, "warm-up requests are counted apart");
+    assert!(
+        num(&report, "warmup_answered") > 0,
+        "warm-up requests are counted apart"
+    );
     assert_eq!(num(&report, "bytes_sent") % 100, 0);
     assert_eq!(num(&report, "connects"), 4);
     assert_eq!(num(&server, "connections"), 4);
 
     // rr against echo: request size = response size.
     let server = serve(&lab, 7002, "echo", &[], &server_json);
-    let (_, report) = load(&lab, 7002, &["--mode", "rr", "-c", "2", "-d", "1s", "--request-size", "64", "-q"], &load_json);
+    let (_, report) = load(
+        &lab,
+        7002,
+        &[
+            "--mode",
+            "rr",
+            "-c",
+            "2",
+            "-d",
+            "1s",
+            "--request-size",
+            "64",
+            "-q",
+        ],
+        &load_json,
+    );
     server.stop();
     let server = read_json(&server_json);
     assert_eq!(num(&report, "errors_total"), 0);
     assert!(num(&report, "answered") > 0);
     assert_eq!(num(&server, "bytes_received"), num(&report, "bytes_sent"));
     assert_eq!(num(&server, "bytes_sent"), num(&report, "bytes_received"));
-    assert_eq!(num(&report, "bytes_received"), 64 * num(&report, "answered"));
+    assert_eq!(
+        num(&report, "bytes_received"),
+        64 * num(&report, "answered")
+    );
 
     // crr: one connection per transaction.
     let server = serve(&lab, 7003, "rr", &[], &server_json);
-    let (out, report) = load(&lab, 7003, &["--mode", "crr", "-c", "4", "-d", "2s", "-q"], &load_json);
+    let (out, report) = load(
+        &lab,
+        7003,
+        &["--mode", "crr", "-c", "4", "-d", "2s", "-q"],
+        &load_json,
+    );
     server.stop();
     let server = read_json(&server_json);
     assert_matches_server(&report, &server, "crr");
-    assert_eq!(num(&server, "connections"), num(&report, "connects"), "one connection each");
-    assert_eq!(num(&report, "connects"), num(&report, "answered"), "{}", text(&out));
-    assert_eq!(num(&report["connect_us"], "count"), num(&report, "connects"));
+    assert_eq!(
+        num(&server, "connections"),
+        num(&report, "connects"),
+        "one connection each"
+    );
+    assert_eq!(
+        num(&report, "connects"),
+        num(&report, "answered"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        num(&report["connect_us"], "count"),
+        num(&report, "connects")
+    );
 }
 
 #[test]
@@ -241,10 +330,51 @@ fn http_keep_alive_and_close_agree_with_the_server() {
     let lab = Lab::up(&LabSpec::unique("ldhttp", Topology::Pair)).expect("lab up");
     let dir = Scratch::new("http");
     let (server_json, load_json) = (dir.path("server.json"), dir.path("load.json"));
-    let server = serve(&lab, 8080, "http", &["--response-size", "1000"], &server_json);
-    let (_, keep) = load(&lab, 8080, &["--mode", "http", "-c", "4", "-d", "2s", "--pipeline", "2", "-q"], &load_json);
-    let (_, close) = load(&lab, 8080, &["--mode", "http", "--close", "-c", "2", "-d", "1s", "-q"], &load_json);
-    let (_, post) = load(&lab, 8080, &["--mode", "http", "--request-size", "500", "-c", "2", "-d", "1s", "-q"], &load_json);
+    let server = serve(
+        &lab,
+        8080,
+        "http",
+        &["--response-size", "1000"],
+        &server_json,
+    );
+    let (_, keep) = load(
+        &lab,
+        8080,
+        &[
+            "--mode",
+            "http",
+            "-c",
+            "4",
+            "-d",
+            "2s",
+            "--pipeline",
+            "2",
+            "-q",
+        ],
+        &load_json,
+    );
+    let (_, close) = load(
+        &lab,
+        8080,
+        &["--mode", "http", "--close", "-c", "2", "-d", "1s", "-q"],
+        &load_json,
+    );
+    let (_, post) = load(
+        &lab,
+        8080,
+        &[
+            "--mode",
+            "http",
+            "--request-size",
+            "500",
+            "-c",
+            "2",
+            "-d",
+            "1s",
+            "-q",
+        ],
+        &load_json,
+    );
     server.stop();
     let server = read_json(&server_json);
     for (name, r) in [("keep-alive", &keep), ("close", &close), ("post", &post)] {
@@ -252,14 +382,27 @@ fn http_keep_alive_and_close_agree_with_the_server() {
         assert_eq!(num(r, "non_2xx"), 0, "{name}");
         assert!(num(r, "answered") > 0, "{name}");
     }
-    let answered: u64 = [&keep, &close, &post].iter().map(|r| num(r, "answered")).sum();
+    let answered: u64 = [&keep, &close, &post]
+        .iter()
+        .map(|r| num(r, "answered"))
+        .sum();
     assert_eq!(num(&server, "requests"), answered, "server {server}");
-    let sent: u64 = [&keep, &close, &post].iter().map(|r| num(r, "bytes_sent")).sum();
-    let received: u64 = [&keep, &close, &post].iter().map(|r| num(r, "bytes_received")).sum();
+    let sent: u64 = [&keep, &close, &post]
+        .iter()
+        .map(|r| num(r, "bytes_sent"))
+        .sum();
+    let received: u64 = [&keep, &close, &post]
+        .iter()
+        .map(|r| num(r, "bytes_received"))
+        .sum();
     assert_eq!(num(&server, "bytes_received"), sent);
     assert_eq!(num(&server, "bytes_sent"), received);
     assert_eq!(num(&keep, "connects"), 4);
-    assert_eq!(num(&close, "connects"), num(&close, "answered"), "--close: a connection per request");
+    assert_eq!(
+        num(&close, "connects"),
+        num(&close, "answered"),
+        "--close: a connection per request"
+    );
     assert!(num(&keep, "bytes_received") > 1000 * num(&keep, "answered"));
 }
 
@@ -273,17 +416,47 @@ fn stream_up_down_and_discard_agree_with_the_server() {
         let (out, report) = load(
             &lab,
             5201,
-            &["--mode", "stream", "--direction", direction, "-c", "2", "-d", "1s", "-q"],
+            &[
+                "--mode",
+                "stream",
+                "--direction",
+                direction,
+                "-c",
+                "2",
+                "-d",
+                "1s",
+                "-q",
+            ],
             &load_json,
         );
         server.stop();
         let server = read_json(&server_json);
         let what = format!("{mode} {direction}: {}", text(&out));
-        assert_eq!(num(&server, "bytes_received"), num(&report, "bytes_sent"), "{what}");
-        assert_eq!(num(&server, "bytes_sent"), num(&report, "bytes_received"), "{what}");
-        let moved = if direction == "up" { "bytes_sent" } else { "bytes_received" };
-        assert!(num(&report, moved) > 1 << 20, "{what}: at least 1 MiB moved");
-        assert!(report["connect_errors"].as_object().is_some_and(|m| m.is_empty()), "{what}");
+        assert_eq!(
+            num(&server, "bytes_received"),
+            num(&report, "bytes_sent"),
+            "{what}"
+        );
+        assert_eq!(
+            num(&server, "bytes_sent"),
+            num(&report, "bytes_received"),
+            "{what}"
+        );
+        let moved = if direction == "up" {
+            "bytes_sent"
+        } else {
+            "bytes_received"
+        };
+        assert!(
+            num(&report, moved) > 1 << 20,
+            "{what}: at least 1 MiB moved"
+        );
+        assert!(
+            report["connect_errors"]
+                .as_object()
+                .is_some_and(|m| m.is_empty()),
+            "{what}"
+        );
         assert_eq!(num(&server, "connections"), 2);
     }
 }
@@ -314,15 +487,42 @@ fn open_loop_holds_the_rate_and_outputs_agree() {
     let (out, report) = load(
         &lab,
         7100,
-        &["--mode", "rr", "-R", "2000", "-c", "4", "-t", "2", "-d", "5s",
-          "--hgrm", hgrm.to_str().expect("path"), "--hlog", hlog.to_str().expect("path"),
-          "--plot", plot.to_str().expect("path")],
+        &[
+            "--mode",
+            "rr",
+            "-R",
+            "2000",
+            "-c",
+            "4",
+            "-t",
+            "2",
+            "-d",
+            "5s",
+            "--hgrm",
+            hgrm.to_str().expect("path"),
+            "--hlog",
+            hlog.to_str().expect("path"),
+            "--plot",
+            plot.to_str().expect("path"),
+        ],
         &load_json,
     );
     let (_, poisson) = load(
         &lab,
         7100,
-        &["--mode", "rr", "-R", "3000", "--arrivals", "poisson", "-c", "4", "-d", "3s", "-q"],
+        &[
+            "--mode",
+            "rr",
+            "-R",
+            "3000",
+            "--arrivals",
+            "poisson",
+            "-c",
+            "4",
+            "-d",
+            "3s",
+            "-q",
+        ],
         &load_json,
     );
     server.stop();
@@ -342,18 +542,30 @@ fn open_loop_holds_the_rate_and_outputs_agree() {
     }
     // Live progress lines: one per second.
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.lines().filter(|l| l.contains("req/s")).count() >= 4, "{}", text(&out));
+    assert!(
+        stderr.lines().filter(|l| l.contains("req/s")).count() >= 4,
+        "{}",
+        text(&out)
+    );
 
     // .hgrm and JSON describe the same histogram.
     let hgrm_text = std::fs::read_to_string(&hgrm).expect("hgrm");
     assert!(hgrm_text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"));
     let rows = hgrm_rows(&hgrm_text);
-    let json_rows = report["latency_percentiles"].as_array().expect("percentiles");
+    let json_rows = report["latency_percentiles"]
+        .as_array()
+        .expect("percentiles");
     assert_eq!(rows.len(), json_rows.len());
     assert!(rows.len() > 10);
     for (row, json) in rows.iter().zip(json_rows) {
-        assert!((row.0 - float(json, "value_ms")).abs() < 0.0015, "{row:?} vs {json}");
-        assert!((row.1 - float(json, "percentile")).abs() < 1e-9, "{row:?} vs {json}");
+        assert!(
+            (row.0 - float(json, "value_ms")).abs() < 0.0015,
+            "{row:?} vs {json}"
+        );
+        assert!(
+            (row.1 - float(json, "percentile")).abs() < 1e-9,
+            "{row:?} vs {json}"
+        );
         assert_eq!(row.2, num(json, "total_count"));
     }
     let answered = num(&report, "answered");
@@ -368,11 +580,20 @@ fn open_loop_holds_the_rate_and_outputs_agree() {
         .and_then(|v| v.trim().parse().ok())
         .expect("max value");
     let json_max_ms = num(&report["latency_us"], "max") as f64 / 1000.0;
-    assert!((max_ms - json_max_ms).abs() <= json_max_ms * 0.002 + 0.0015, "{max_ms} vs {json_max_ms}");
-    assert!(footer.contains(&format!("Total count    = {answered:>12}")), "{footer}");
+    assert!(
+        (max_ms - json_max_ms).abs() <= json_max_ms * 0.002 + 0.0015,
+        "{max_ms} vs {json_max_ms}"
+    );
+    assert!(
+        footer.contains(&format!("Total count    = {answered:>12}")),
+        "{footer}"
+    );
     let p99_row = rows.iter().find(|r| r.1 >= 0.99).expect("p99 row");
     let p99_ms = num(&report["latency_us"], "p99") as f64 / 1000.0;
-    assert!(p99_row.0 >= p99_ms - 0.0015, "p99 {p99_ms} vs hgrm {p99_row:?}");
+    assert!(
+        p99_row.0 >= p99_ms - 0.0015,
+        "p99 {p99_ms} vs hgrm {p99_row:?}"
+    );
 
     // The interval log: version 1.3, one histogram per second.
     let hlog_text = std::fs::read_to_string(&hlog).expect("hlog");
@@ -381,7 +602,10 @@ fn open_loop_holds_the_rate_and_outputs_agree() {
         .lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with('"'))
         .count();
-    assert!((5..=6).contains(&intervals), "{intervals} intervals:\n{hlog_text}");
+    assert!(
+        (5..=6).contains(&intervals),
+        "{intervals} intervals:\n{hlog_text}"
+    );
     let png = std::fs::read(&plot).expect("png");
     assert_eq!(png.get(..8), Some(&b"\x89PNG\r\n\x1a\n"[..]));
 }
@@ -416,7 +640,15 @@ fn kernel_servers_not_ours() {
             .spawn()
             .expect("python3"),
     };
-    let http = spawn(&["-m", "http.server", "8000", "--bind", SERVER_ADDR, "--directory", dir.0.to_str().expect("dir")]);
+    let http = spawn(&[
+        "-m",
+        "http.server",
+        "8000",
+        "--bind",
+        SERVER_ADDR,
+        "--directory",
+        dir.0.to_str().expect("dir"),
+    ]);
     let echo_server = spawn(&[echo.to_str().expect("path")]);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -425,20 +657,69 @@ fn kernel_servers_not_ours() {
         if listening.contains(":8000") && listening.contains(":7007") {
             break;
         }
-        assert!(Instant::now() < deadline, "python servers did not start: {listening}");
+        assert!(
+            Instant::now() < deadline,
+            "python servers did not start: {listening}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (_, report) = load(&lab, 8000, &["--mode", "http", "--path", "/file.bin", "-c", "2", "-d", "2s", "-q"], &load_json);
+    let (_, report) = load(
+        &lab,
+        8000,
+        &[
+            "--mode",
+            "http",
+            "--path",
+            "/file.bin",
+            "-c",
+            "2",
+            "-d",
+            "2s",
+            "-q",
+        ],
+        &load_json,
+    );
     assert_eq!(num(&report, "errors_total"), 0, "{report}");
     assert_eq!(num(&report, "non_2xx"), 0);
     assert!(num(&report, "answered") > 0);
     assert!(num(&report, "bytes_received") > 2000 * num(&report, "answered"));
-    let (_, report) = load(&lab, 8000, &["--mode", "http", "--path", "/missing", "-c", "1", "-d", "1s", "-q"], &load_json);
-    assert_eq!(num(&report, "non_2xx"), num(&report, "answered"), "404s are answered, and counted");
-    let (_, report) = load(&lab, 7007, &["--mode", "rr", "--request-size", "32", "--response-size", "32", "-c", "2", "-d", "2s", "-q"], &load_json);
+    let (_, report) = load(
+        &lab,
+        8000,
+        &[
+            "--mode", "http", "--path", "/missing", "-c", "1", "-d", "1s", "-q",
+        ],
+        &load_json,
+    );
+    assert_eq!(
+        num(&report, "non_2xx"),
+        num(&report, "answered"),
+        "404s are answered, and counted"
+    );
+    let (_, report) = load(
+        &lab,
+        7007,
+        &[
+            "--mode",
+            "rr",
+            "--request-size",
+            "32",
+            "--response-size",
+            "32",
+            "-c",
+            "2",
+            "-d",
+            "2s",
+            "-q",
+        ],
+        &load_json,
+    );
     assert_eq!(num(&report, "errors_total"), 0, "{report}");
     assert!(num(&report, "answered") > 0);
-    assert_eq!(num(&report, "bytes_received"), 32 * num(&report, "answered"));
+    assert_eq!(
+        num(&report, "bytes_received"),
+        32 * num(&report, "answered")
+    );
     drop(http);
     drop(echo_server);
 }
@@ -450,8 +731,17 @@ fn refusing_silent_and_blackholed_targets_give_counted_errors() {
     let (server_json, load_json) = (dir.path("server.json"), dir.path("load.json"));
 
     // Nobody listens: refused connects, no requests, still a report.
-    let (out, report) = load(&lab, 9, &["--mode", "rr", "-c", "2", "-d", "1s", "-q"], &load_json);
-    assert!(kind(&report, "connect_errors", "refused") > 0, "{}", text(&out));
+    let (out, report) = load(
+        &lab,
+        9,
+        &["--mode", "rr", "-c", "2", "-d", "1s", "-q"],
+        &load_json,
+    );
+    assert!(
+        kind(&report, "connect_errors", "refused") > 0,
+        "{}",
+        text(&out)
+    );
     assert_eq!(num(&report, "requests_sent"), 0);
     assert_eq!(num(&report, "connects"), 0);
     assert_eq!(
@@ -464,7 +754,19 @@ fn refusing_silent_and_blackholed_targets_give_counted_errors() {
     let (out, report) = load(
         &lab,
         7200,
-        &["--mode", "rr", "-c", "2", "-d", "2s", "--pipeline", "2", "--timeout", "400ms", "-q"],
+        &[
+            "--mode",
+            "rr",
+            "-c",
+            "2",
+            "-d",
+            "2s",
+            "--pipeline",
+            "2",
+            "--timeout",
+            "400ms",
+            "-q",
+        ],
         &load_json,
     );
     server.stop();
@@ -474,21 +776,42 @@ fn refusing_silent_and_blackholed_targets_give_counted_errors() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("timeout"));
 
     // SYNs dropped: connect timeouts.
-    let drop_rule = ["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "7300", "-j", "DROP"];
+    let drop_rule = [
+        "iptables", "-A", "INPUT", "-p", "tcp", "--dport", "7300", "-j", "DROP",
+    ];
     let added = lab.exec(HostId::B, &drop_rule).expect("iptables");
     assert!(added.status.success(), "{}", text(&added));
     let (out, report) = load(
         &lab,
         7300,
-        &["--mode", "rr", "-c", "2", "-d", "1s", "--connect-timeout", "300ms", "-q"],
+        &[
+            "--mode",
+            "rr",
+            "-c",
+            "2",
+            "-d",
+            "1s",
+            "--connect-timeout",
+            "300ms",
+            "-q",
+        ],
         &load_json,
     );
-    assert!(kind(&report, "connect_errors", "connect_timeout") >= 2, "{}", text(&out));
+    assert!(
+        kind(&report, "connect_errors", "connect_timeout") >= 2,
+        "{}",
+        text(&out)
+    );
     assert_eq!(num(&report, "requests_sent"), 0);
 
     // An HTTP client against a server that does not speak HTTP: malformed responses.
     let server = serve(&lab, 7400, "echo", &[], &server_json);
-    let (out, report) = load(&lab, 7400, &["--mode", "http", "-c", "1", "-d", "1s", "-q"], &load_json);
+    let (out, report) = load(
+        &lab,
+        7400,
+        &["--mode", "http", "-c", "1", "-d", "1s", "-q"],
+        &load_json,
+    );
     server.stop();
     assert!(kind(&report, "errors", "malformed") > 0, "{}", text(&out));
     assert_eq!(num(&report, "answered"), 0);
@@ -505,23 +828,102 @@ fn surge(args: &[&str]) -> Output {
 #[test]
 fn impossible_options_and_the_surge_stack_are_one_line_errors() {
     let cases: &[(&[&str], &str)] = &[
-        (&["load", "--target", "198.18.0.2:1", "--stack", "surge"], "the surge stack backend is not built yet"),
-        (&["serve", "--listen", "198.18.0.2:1", "--stack", "surge"], "the surge stack backend is not built yet"),
-        (&["load", "--target", "198.18.0.2:1", "--mode", "stream", "-R", "10"], "--rate"),
-        (&["load", "--target", "198.18.0.2:1", "--mode", "crr", "--pipeline", "4"], "--pipeline"),
-        (&["load", "--target", "198.18.0.2:1", "-c", "2", "-t", "4"], "--threads"),
-        (&["load", "--target", "198.18.0.2:1", "--arrivals", "poisson"], "--rate"),
-        (&["load", "--target", "198.18.0.2:1", "--p99", "1ms"], "--find-max"),
+        (
+            &["load", "--target", "198.18.0.2:1", "--stack", "surge"],
+            "the surge stack backend is not built yet",
+        ),
+        (
+            &["serve", "--listen", "198.18.0.2:1", "--stack", "surge"],
+            "the surge stack backend is not built yet",
+        ),
+        (
+            &[
+                "load",
+                "--target",
+                "198.18.0.2:1",
+                "--mode",
+                "stream",
+                "-R",
+                "10",
+            ],
+            "--rate",
+        ),
+        (
+            &[
+                "load",
+                "--target",
+                "198.18.0.2:1",
+                "--mode",
+                "crr",
+                "--pipeline",
+                "4",
+            ],
+            "--pipeline",
+        ),
+        (
+            &["load", "--target", "198.18.0.2:1", "-c", "2", "-t", "4"],
+            "--threads",
+        ),
+        (
+            &["load", "--target", "198.18.0.2:1", "--arrivals", "poisson"],
+            "--rate",
+        ),
+        (
+            &["load", "--target", "198.18.0.2:1", "--p99", "1ms"],
+            "--find-max",
+        ),
         (&["load", "--target", "198.18.0.2:1", "--find-max"], "--p99"),
-        (&["load", "--target", "198.18.0.2:1", "-d", "1s", "--warmup", "2s"], "--warmup"),
-        (&["load", "--target", "198.18.0.2:1", "--mode", "http", "--response-size", "9"], "--response-size"),
-        (&["serve", "--listen", "198.18.0.2:1", "--mode", "echo", "--request-size", "9"], "--request-size"),
+        (
+            &[
+                "load",
+                "--target",
+                "198.18.0.2:1",
+                "-d",
+                "1s",
+                "--warmup",
+                "2s",
+            ],
+            "--warmup",
+        ),
+        (
+            &[
+                "load",
+                "--target",
+                "198.18.0.2:1",
+                "--mode",
+                "http",
+                "--response-size",
+                "9",
+            ],
+            "--response-size",
+        ),
+        (
+            &[
+                "serve",
+                "--listen",
+                "198.18.0.2:1",
+                "--mode",
+                "echo",
+                "--request-size",
+                "9",
+            ],
+            "--request-size",
+        ),
     ];
     for (args, words) in cases {
         let out = surge(args);
-        assert!(!out.status.success(), "{args:?} should fail: {}", text(&out));
+        assert!(
+            !out.status.success(),
+            "{args:?} should fail: {}",
+            text(&out)
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {}", text(&out));
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: {}",
+            text(&out)
+        );
         assert!(stderr.contains(words), "{args:?}: {}", text(&out));
     }
 }

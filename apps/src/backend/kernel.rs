@@ -87,11 +87,9 @@ impl KernelWorker {
         let registry = self.poll.registry();
         let registered = match &mut entry {
             Entry::Listener(l) => registry.register(l, Token(id), Interest::READABLE),
-            Entry::Stream { stream, .. } => registry.register(
-                stream,
-                Token(id),
-                Interest::READABLE | Interest::WRITABLE,
-            ),
+            Entry::Stream { stream, .. } => {
+                registry.register(stream, Token(id), Interest::READABLE | Interest::WRITABLE)
+            }
         };
         if let Err(err) = registered {
             self.free.push(id);

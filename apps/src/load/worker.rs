@@ -189,7 +189,12 @@ pub fn run_thread<W: Worker>(
     intervals: &Sender<IntervalMsg>,
 ) -> io::Result<ThreadResult> {
     let slot_rate = config.rate.map(|r| r / config.connections as f64);
-    let mut rng = StdRng::seed_from_u64(config.seed.wrapping_mul(1000).wrapping_add(plan.index as u64));
+    let mut rng = StdRng::seed_from_u64(
+        config
+            .seed
+            .wrapping_mul(1000)
+            .wrapping_add(plan.index as u64),
+    );
     let host = config.target.to_string();
     let request = build_request(
         config.framing,
@@ -276,7 +281,9 @@ impl<W: Worker> LoadThread<'_, W> {
             if !self.stopping
                 && (now >= self.end
                     || stop.load(Ordering::Relaxed)
-                    || self.budget.is_some_and(|b| self.sent_total >= b && self.idle()))
+                    || self
+                        .budget
+                        .is_some_and(|b| self.sent_total >= b && self.idle()))
             {
                 self.stopping = true;
                 drain_deadline = now + self.config.timeout;
@@ -301,7 +308,9 @@ impl<W: Worker> LoadThread<'_, W> {
         let now = Instant::now();
         for i in 0..self.conns.len() {
             self.fail_connection(i, ErrorKind::Timeout, None);
-            self.conns.get_mut(i).map(|c| c.phase = Phase::Done);
+            if let Some(c) = self.conns.get_mut(i) {
+                c.phase = Phase::Done;
+            }
         }
         self.flush_interval(now, intervals, true);
         Ok(())
@@ -321,7 +330,9 @@ impl<W: Worker> LoadThread<'_, W> {
             return;
         }
         for i in 0..self.conns.len() {
-            let Some(conn) = self.conns.get_mut(i) else { continue };
+            let Some(conn) = self.conns.get_mut(i) else {
+                continue;
+            };
             match conn.phase {
                 Phase::Up => {
                     conn.shut = true;
@@ -348,8 +359,7 @@ impl<W: Worker> LoadThread<'_, W> {
     /// How long `poll` may sleep.
     fn poll_timeout(&self, now: Instant) -> Duration {
         let mut wake = now + MAX_POLL;
-        let next_second =
-            self.start + Duration::from_secs(self.interval.second + 1);
+        let next_second = self.start + Duration::from_secs(self.interval.second + 1);
         wake = wake.min(next_second);
         for c in &self.conns {
             match c.phase {
@@ -357,7 +367,11 @@ impl<W: Worker> LoadThread<'_, W> {
                     let open_crr = self.close_each() && self.slot_rate.is_some();
                     wake = wake.min(if open_crr { at.max(c.next_due) } else { at });
                 }
-                Phase::Up if self.slot_rate.is_some() && !self.stopping && c.inflight.len() < self.config.pipeline => {
+                Phase::Up
+                    if self.slot_rate.is_some()
+                        && !self.stopping
+                        && c.inflight.len() < self.config.pipeline =>
+                {
                     wake = wake.min(c.next_due)
                 }
                 _ => {}
@@ -374,7 +388,9 @@ impl<W: Worker> LoadThread<'_, W> {
 
     /// Connects, times out, and sends what is due on connection `i`.
     fn service(&mut self, i: usize, now: Instant) {
-        let Some(conn) = self.conns.get(i) else { return };
+        let Some(conn) = self.conns.get(i) else {
+            return;
+        };
         match conn.phase {
             Phase::Down(at) => {
                 if self.stopping || now < at {
@@ -523,7 +539,9 @@ impl<W: Worker> LoadThread<'_, W> {
             } else {
                 self.result.counts.requests_sent += 1;
             }
-            let Some(c) = self.conns.get_mut(i) else { return };
+            let Some(c) = self.conns.get_mut(i) else {
+                return;
+            };
             c.inflight.push_back(InFlight {
                 intended,
                 sent: now,
@@ -603,13 +621,17 @@ impl<W: Worker> LoadThread<'_, W> {
             | Event::Writable(id)
             | Event::Acceptable(id) => *id,
         };
-        let Some(i) = self.by_socket.get(id).copied().flatten() else { return };
+        let Some(i) = self.by_socket.get(id).copied().flatten() else {
+            return;
+        };
         if self.conns.get(i).and_then(|c| c.socket) != Some(id) {
             return;
         }
         match event {
             Event::Connected(_) => {
-                let Some(c) = self.conns.get_mut(i) else { return };
+                let Some(c) = self.conns.get_mut(i) else {
+                    return;
+                };
                 if let Phase::Connecting(since) = c.phase {
                     c.phase = Phase::Up;
                     self.result.counts.connects += 1;
@@ -639,7 +661,9 @@ impl<W: Worker> LoadThread<'_, W> {
     fn read(&mut self, i: usize, now: Instant) {
         let mut completed = Vec::new();
         loop {
-            let Some(id) = self.conns.get(i).and_then(|c| c.socket) else { return };
+            let Some(id) = self.conns.get(i).and_then(|c| c.socket) else {
+                return;
+            };
             let n = match self.worker.recv(id, &mut self.buf) {
                 Ok(0) => {
                     self.end_of_stream(i, now);
@@ -658,7 +682,9 @@ impl<W: Worker> LoadThread<'_, W> {
             if self.config.mode == LoadMode::Stream {
                 continue;
             }
-            let Some(c) = self.conns.get_mut(i) else { return };
+            let Some(c) = self.conns.get_mut(i) else {
+                return;
+            };
             if let Some(front) = c.inflight.front_mut() {
                 front.first_byte.get_or_insert(now);
             }
@@ -675,7 +701,9 @@ impl<W: Worker> LoadThread<'_, W> {
                 return;
             }
             let close_each = self.close_each();
-            let Some(c) = self.conns.get_mut(i) else { return };
+            let Some(c) = self.conns.get_mut(i) else {
+                return;
+            };
             if c.parser.in_progress() {
                 if let Some(front) = c.inflight.front_mut() {
                     front.first_byte.get_or_insert(now);
@@ -740,7 +768,9 @@ impl<W: Worker> LoadThread<'_, W> {
     /// Fails every request in flight on slot `i` with `kind`, closes it, and (when `reopen`)
     /// reconnects at that time.
     fn fail_connection(&mut self, i: usize, kind: ErrorKind, reopen: Option<Instant>) {
-        let Some(c) = self.conns.get_mut(i) else { return };
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
         let (mut measured, mut warm) = (0, 0);
         for f in c.inflight.drain(..) {
             if f.warmup {
@@ -765,7 +795,9 @@ impl<W: Worker> LoadThread<'_, W> {
 
     /// Closes slot `i`'s socket, if any.
     fn close_socket(&mut self, i: usize) {
-        let Some(c) = self.conns.get_mut(i) else { return };
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
         if let Some(id) = c.socket.take() {
             self.worker.close(id);
             if let Some(slot) = self.by_socket.get_mut(id) {

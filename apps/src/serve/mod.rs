@@ -124,12 +124,16 @@ pub fn run(args: ServeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     if args.stack == StackChoice::Surge {
         bail!(SURGE_NOT_BUILT);
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(crate::backend::available_cores);
-    ensure!((1..=1024).contains(&threads), "--threads must be between 1 and 1024");
+    let threads = args.threads.unwrap_or_else(crate::backend::available_cores);
+    ensure!(
+        (1..=1024).contains(&threads),
+        "--threads must be between 1 and 1024"
+    );
     if args.request_size.is_some() {
-        ensure!(args.mode == ServeMode::Rr, "--request-size applies to --mode rr only");
+        ensure!(
+            args.mode == ServeMode::Rr,
+            "--request-size applies to --mode rr only"
+        );
     }
     if args.response_size.is_some() {
         ensure!(
@@ -199,7 +203,10 @@ fn serve<B: Backend>(
         while !stop.load(Ordering::Relaxed) && !handles.iter().any(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(50));
             let now = Instant::now();
-            if args.duration.is_some_and(|d| now.duration_since(start) >= d) {
+            if args
+                .duration
+                .is_some_and(|d| now.duration_since(start) >= d)
+            {
                 stop.store(true, Ordering::Relaxed);
             }
             if now >= next_status {

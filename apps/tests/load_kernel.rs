@@ -297,6 +297,35 @@ fn rr_echo_and_crr_agree_with_the_server() {
         64 * num(&report, "answered")
     );
 
+    // A request budget: exactly that many requests, then the run ends; ramped-up connects.
+    let server = serve(&lab, 7004, "rr", &[], &server_json);
+    let (_, report) = load(
+        &lab,
+        7004,
+        &[
+            "--mode",
+            "rr",
+            "-c",
+            "3",
+            "-d",
+            "20s",
+            "--requests",
+            "500",
+            "--ramp-up",
+            "300ms",
+            "-q",
+        ],
+        &load_json,
+    );
+    server.stop();
+    let server = read_json(&server_json);
+    assert_matches_server(&report, &server, "budget");
+    assert_eq!(num(&report, "requests_sent"), 500);
+    assert!(
+        float(&report, "duration_s") < 15.0,
+        "the budget ended the run early"
+    );
+
     // crr: one connection per transaction.
     let server = serve(&lab, 7003, "rr", &[], &server_json);
     let (out, report) = load(
@@ -803,6 +832,30 @@ fn refusing_silent_and_blackholed_targets_give_counted_errors() {
         text(&out)
     );
     assert_eq!(num(&report, "requests_sent"), 0);
+
+    // A server with --duration stops by itself and prints its summary.
+    let timed = lab
+        .exec(
+            HostId::B,
+            &[
+                SURGE,
+                "serve",
+                "--listen",
+                "198.18.0.2:7500",
+                "--mode",
+                "echo",
+                "--duration",
+                "1s",
+                "-q",
+            ],
+        )
+        .expect("serve --duration");
+    assert!(timed.status.success(), "{}", text(&timed));
+    assert!(
+        String::from_utf8_lossy(&timed.stdout).contains("connections 0"),
+        "{}",
+        text(&timed)
+    );
 
     // An HTTP client against a server that does not speak HTTP: malformed responses.
     let server = serve(&lab, 7400, "echo", &[], &server_json);

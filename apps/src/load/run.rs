@@ -229,7 +229,10 @@ fn print_progress(
     complete: u64,
     config: &LoadConfig,
 ) {
+    use std::io::IsTerminal as _;
     let mut stderr = std::io::stderr().lock();
+    // On a terminal the line rewrites itself; otherwise (files, pipes, CI) one line per second.
+    let tty = stderr.is_terminal();
     for (second, agg) in seconds.range(*printed_up_to..) {
         if *second >= complete {
             break;
@@ -242,16 +245,21 @@ fn print_progress(
         } else {
             format!("p99 {}", format_micros(l.p99_us as f64))
         };
-        let _ = writeln!(
+        let _ = write!(
             stderr,
-            "[{:>4}s] {:>9} req/s  {latency:<14} errors {:<6} read {}/s  written {}/s{}",
+            "{}[{:>4}s] {:>9} req/s  {latency:<14} errors {:<6} read {}/s  written {}/s{}{}",
+            if tty { "\r\x1b[2K" } else { "" },
             l.second,
             l.answered,
             l.errors,
             format_bytes(l.bytes_received as f64),
             format_bytes(l.bytes_sent as f64),
-            if l.warmup { "  (warm-up)" } else { "" }
+            if l.warmup { "  (warm-up)" } else { "" },
+            if tty { "" } else { "\n" }
         );
         *printed_up_to = second + 1;
+    }
+    if tty && complete == u64::MAX && *printed_up_to > 0 {
+        let _ = writeln!(stderr);
     }
 }

@@ -659,6 +659,21 @@ fn kernel_servers_not_ours() {
          socketserver.ThreadingTCPServer(('198.18.0.2', 7007), H).serve_forever()\n",
     )
     .expect("echo.py");
+    let half = dir.path("half.py");
+    std::fs::write(
+        &half,
+        "import socket\n\
+         s = socket.socket()\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('198.18.0.2', 7008))\n\
+         s.listen(64)\n\
+         while True:\n\
+         \x20   c, _ = s.accept()\n\
+         \x20   c.recv(64)\n\
+         \x20   c.sendall(b'x' * 10)\n\
+         \x20   c.close()\n",
+    )
+    .expect("half.py");
     let spawn = |args: &[&str]| Running {
         child: lab
             .command(HostId::B, "python3")
@@ -679,11 +694,15 @@ fn kernel_servers_not_ours() {
         dir.0.to_str().expect("dir"),
     ]);
     let echo_server = spawn(&[echo.to_str().expect("path")]);
+    let half_server = spawn(&[half.to_str().expect("path")]);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let ss = lab.exec(HostId::B, &["ss", "-ltnH"]).expect("ss");
         let listening = String::from_utf8_lossy(&ss.stdout);
-        if listening.contains(":8000") && listening.contains(":7007") {
+        if [":8000", ":7007", ":7008"]
+            .iter()
+            .all(|p| listening.contains(p))
+        {
             break;
         }
         assert!(
@@ -749,8 +768,18 @@ fn kernel_servers_not_ours() {
         num(&report, "bytes_received"),
         32 * num(&report, "answered")
     );
+    // A server that closes in the middle of every response.
+    let (out, report) = load(
+        &lab,
+        7008,
+        &["--mode", "rr", "-c", "1", "-d", "1s", "-q"],
+        &load_json,
+    );
+    assert!(kind(&report, "errors", "closed") > 0, "{}", text(&out));
+    assert_eq!(num(&report, "answered"), 0);
     drop(http);
     drop(echo_server);
+    drop(half_server);
 }
 
 #[test]

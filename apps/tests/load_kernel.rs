@@ -1009,3 +1009,61 @@ fn impossible_options_and_the_surge_stack_are_one_line_errors() {
         assert!(stderr.contains(words), "{args:?}: {}", text(&out));
     }
 }
+
+#[test]
+fn find_max_searches_rates_and_reports_them() {
+    let lab = Lab::up(&LabSpec::unique("ldmax", Topology::Pair)).expect("lab up");
+    let dir = Scratch::new("max");
+    let (server_json, load_json) = (dir.path("server.json"), dir.path("load.json"));
+    let server = serve(&lab, 7600, "rr", &[], &server_json);
+    let (out, report) = load(
+        &lab,
+        7600,
+        &[
+            "--mode",
+            "rr",
+            "-c",
+            "2",
+            "-d",
+            "1s",
+            "-R",
+            "100",
+            "--find-max",
+            "--p99",
+            "200ms",
+            "--max-trials",
+            "3",
+        ],
+        &load_json,
+    );
+    server.stop();
+    let server = read_json(&server_json);
+    let found = &report["find_max"];
+    assert_eq!(num(found, "target_p99_us"), 200_000);
+    let trials = found["trials"].as_array().expect("trials");
+    assert!((1..=3).contains(&trials.len()), "{found}");
+    assert_eq!(float(&trials[0], "rate"), 100.0);
+    for pair in trials.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let expected = if a["passed"].as_bool() == Some(true) {
+            2.0 * float(a, "rate")
+        } else {
+            float(a, "rate") / 2.0
+        };
+        // Doubling while trials pass, halving back towards the last pass when one fails.
+        assert!(
+            float(b, "rate") == expected || a["passed"].as_bool() == Some(false),
+            "{found}"
+        );
+    }
+    let best = trials
+        .iter()
+        .filter(|t| t["passed"].as_bool() == Some(true))
+        .map(|t| float(t, "rate"))
+        .fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r))));
+    assert_eq!(found["max_rate"].as_f64(), best, "{found}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("find-max:"), "{}", text(&out));
+    // Every trial's requests reached the server.
+    assert!(num(&server, "requests") >= num(&report, "answered"));
+}

@@ -1,6 +1,7 @@
 //! `surge load`: a load generator with HdrHistogram latency reports, closed and open loop.
 
 pub mod config;
+pub mod counts;
 mod find_max;
 pub mod protocol;
 mod run;

@@ -10,8 +10,9 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 
 use super::config::{LoadConfig, LoadMode};
+use super::counts::{Counts, IntervalMsg, ThreadPlan, ThreadResult};
 use super::find_max::FindMaxResult;
-use super::worker::{Counts, IntervalMsg, ThreadPlan, ThreadResult, run_thread};
+use super::worker::run_thread;
 use crate::backend::Backend;
 use crate::report::hgrm::percentile_rows;
 use crate::report::hlog::Interval;

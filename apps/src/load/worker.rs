@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::config::{Arrivals, Direction, LoadConfig, LoadMode};
+use super::counts::{IntervalMsg, ThreadPlan, ThreadResult};
 use super::protocol::{Completed, ResponseParser, build_request};
 use crate::backend::{Event, SocketId, Worker};
-use crate::report::{ErrorCounts, ErrorKind, LatencySet, count_error, new_histogram, record};
+use crate::report::{ErrorKind, count_error, new_histogram, record};
 
 /// Wait before reconnecting after a failed connect, so a refusing target is not flooded.
 const CONNECT_BACKOFF: Duration = Duration::from_millis(20);
@@ -20,103 +20,6 @@ const CONNECT_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_POLL: Duration = Duration::from_millis(10);
 /// Bytes per read and per stream write.
 const CHUNK: usize = 64 * 1024;
-
-/// What one thread counted.
-#[derive(Clone, Debug, Default)]
-pub struct Counts {
-    /// Requests written after warm-up.
-    pub requests_sent: u64,
-    /// Responses to them.
-    pub answered: u64,
-    /// Failed requests after warm-up, by kind.
-    pub errors: ErrorCounts,
-    /// Non-2xx/3xx HTTP responses (also in `answered`).
-    pub non_2xx: u64,
-    /// Connection attempts.
-    pub connect_attempts: u64,
-    /// Attempts that succeeded.
-    pub connects: u64,
-    /// Failed attempts by kind.
-    pub connect_errors: ErrorCounts,
-    /// Requests written during warm-up.
-    pub warmup_sent: u64,
-    /// Responses to warm-up requests.
-    pub warmup_answered: u64,
-    /// Failed warm-up requests.
-    pub warmup_errors: u64,
-    /// Bytes written.
-    pub bytes_sent: u64,
-    /// Bytes read.
-    pub bytes_received: u64,
-}
-
-impl Counts {
-    /// Adds `other` into `self`.
-    pub fn merge(&mut self, other: &Counts) {
-        self.requests_sent += other.requests_sent;
-        self.answered += other.answered;
-        for (k, v) in &other.errors {
-            *self.errors.entry(k).or_insert(0) += v;
-        }
-        self.non_2xx += other.non_2xx;
-        self.connect_attempts += other.connect_attempts;
-        self.connects += other.connects;
-        for (k, v) in &other.connect_errors {
-            *self.connect_errors.entry(k).or_insert(0) += v;
-        }
-        self.warmup_sent += other.warmup_sent;
-        self.warmup_answered += other.warmup_answered;
-        self.warmup_errors += other.warmup_errors;
-        self.bytes_sent += other.bytes_sent;
-        self.bytes_received += other.bytes_received;
-    }
-
-    /// All failed requests after warm-up.
-    pub fn errors_total(&self) -> u64 {
-        self.errors.values().sum()
-    }
-}
-
-/// One second of one thread, sent to the main thread for progress lines and the `.hlog`.
-#[derive(Debug)]
-pub struct IntervalMsg {
-    /// The thread that measured it.
-    pub thread: usize,
-    /// Which second of the run (0-based) this covers.
-    pub second: u64,
-    /// Latency samples (measured requests only).
-    pub histogram: Histogram<u64>,
-    /// Responses.
-    pub answered: u64,
-    /// Failed requests and connects.
-    pub errors: u64,
-    /// Bytes read.
-    pub bytes_received: u64,
-    /// Bytes written.
-    pub bytes_sent: u64,
-}
-
-/// What one thread hands back at the end.
-#[derive(Debug, Default)]
-pub struct ThreadResult {
-    /// Its histograms.
-    pub latencies: LatencySet,
-    /// Its counters.
-    pub counts: Counts,
-}
-
-/// This thread's share of the run.
-#[derive(Clone, Debug)]
-pub struct ThreadPlan {
-    /// Thread number (seeds the Poisson generator).
-    pub index: usize,
-    /// Global index of this thread's first connection.
-    pub first_connection: usize,
-    /// Connections of this thread.
-    pub connections: usize,
-    /// This thread's share of `--requests`.
-    pub requests: Option<u64>,
-}
 
 /// A request on the wire.
 #[derive(Debug, Clone, Copy)]
@@ -287,7 +190,7 @@ impl<W: Worker> LoadThread<'_, W> {
             {
                 self.stopping = true;
                 drain_deadline = now + self.config.timeout;
-                self.begin_stream_shutdown(now);
+                self.begin_stream_shutdown();
             }
             if self.stopping && (self.idle() || now >= drain_deadline) {
                 break;
@@ -325,7 +228,7 @@ impl<W: Worker> LoadThread<'_, W> {
     }
 
     /// Stream: send FIN on every open connection, then wait for the server's.
-    fn begin_stream_shutdown(&mut self, now: Instant) {
+    fn begin_stream_shutdown(&mut self) {
         if self.config.mode != LoadMode::Stream {
             return;
         }
@@ -353,7 +256,6 @@ impl<W: Worker> LoadThread<'_, W> {
                 }
             }
         }
-        let _ = now;
     }
 
     /// How long `poll` may sleep.

@@ -569,6 +569,14 @@ fn open_loop_holds_the_rate_and_outputs_agree() {
         );
         assert_eq!(num(r, "errors_total"), 0);
     }
+    // Stack counters: the kernel's TCP counters of A's namespace over the run.
+    let counters = &report["stack_counters"];
+    assert_eq!(
+        counters["tcp_ActiveOpens"].as_i64(),
+        Some(num(&report, "connects") as i64),
+        "{counters}"
+    );
+    assert!(counters["tcp_RetransSegs"].is_i64(), "{counters}");
     // Live progress lines: one per second.
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

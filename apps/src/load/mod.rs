@@ -6,6 +6,8 @@ mod find_max;
 pub mod protocol;
 mod run;
 pub mod worker;
+#[cfg(test)]
+mod worker_tests;
 
 pub use config::LoadArgs;
 

@@ -72,6 +72,8 @@ struct LoadThread<'a, W: Worker> {
     end: Instant,
     warmup_end: Instant,
     stopping: bool,
+    /// Stopped by Ctrl-C / SIGTERM rather than by the clock or the budget.
+    interrupted: bool,
     budget: Option<u64>,
     sent_total: u64,
     rng: StdRng,
@@ -143,6 +145,7 @@ pub fn run_thread<W: Worker>(
         end: start + config.duration,
         warmup_end: start + config.warmup,
         stopping: false,
+        interrupted: false,
         budget: plan.requests,
         sent_total: 0,
         rng,
@@ -189,6 +192,7 @@ impl<W: Worker> LoadThread<'_, W> {
                         .is_some_and(|b| self.sent_total >= b && self.idle()))
             {
                 self.stopping = true;
+                self.interrupted = stop.load(Ordering::Relaxed);
                 drain_deadline = now + self.config.timeout;
                 self.begin_stream_shutdown();
             }
@@ -222,9 +226,16 @@ impl<W: Worker> LoadThread<'_, W> {
     /// No request in flight and no stream still finishing.
     fn idle(&self) -> bool {
         let stream = self.config.mode == LoadMode::Stream;
-        self.conns
-            .iter()
-            .all(|c| c.inflight.is_empty() && !(stream && c.phase == Phase::Up))
+        let owes = self.stopping
+            && self.slot_rate.is_some()
+            && !self.close_each()
+            && !self.interrupted
+            && !self.budget.is_some_and(|b| self.sent_total >= b);
+        self.conns.iter().all(|c| {
+            c.inflight.is_empty()
+                && !(stream && c.phase == Phase::Up)
+                && !(owes && c.phase == Phase::Up && c.next_due < self.end)
+        })
     }
 
     /// Stream: send FIN on every open connection, then wait for the server's.
@@ -270,9 +281,7 @@ impl<W: Worker> LoadThread<'_, W> {
                     wake = wake.min(if open_crr { at.max(c.next_due) } else { at });
                 }
                 Phase::Up
-                    if self.slot_rate.is_some()
-                        && !self.stopping
-                        && c.inflight.len() < self.config.pipeline =>
+                    if self.slot_rate.is_some() && c.inflight.len() < self.config.pipeline =>
                 {
                     wake = wake.min(c.next_due)
                 }
@@ -404,10 +413,12 @@ impl<W: Worker> LoadThread<'_, W> {
 
     /// Queues every request that is due and fits the pipeline on slot `i`.
     fn issue_requests(&mut self, i: usize, now: Instant) {
-        if self.stopping {
+        let close_each = self.close_each();
+        // After the end, an open loop still owes the requests intended before it (they are
+        // late, and their latency says so); a closed loop sends nothing more.
+        if self.stopping && (self.slot_rate.is_none() || close_each || self.interrupted) {
             return;
         }
-        let close_each = self.close_each();
         loop {
             let Some(c) = self.conns.get(i) else { return };
             if c.inflight.len() >= self.config.pipeline {

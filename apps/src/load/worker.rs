@@ -230,7 +230,7 @@ impl<W: Worker> LoadThread<'_, W> {
             && self.slot_rate.is_some()
             && !self.close_each()
             && !self.interrupted
-            && !self.budget.is_some_and(|b| self.sent_total >= b);
+            && self.budget.is_none_or(|b| self.sent_total < b);
         self.conns.iter().all(|c| {
             c.inflight.is_empty()
                 && !(stream && c.phase == Phase::Up)

@@ -658,12 +658,13 @@ impl<W: Worker> LoadThread<'_, W> {
         let Some(f) = self.conns.get_mut(i).and_then(|c| c.inflight.pop_front()) else {
             return;
         };
+        // The progress line counts warm-up answers too; the results do not.
+        self.interval.answered += 1;
         if f.warmup {
             self.result.counts.warmup_answered += 1;
             return;
         }
         self.result.counts.answered += 1;
-        self.interval.answered += 1;
         if !done.status_ok {
             self.result.counts.non_2xx += 1;
         }

@@ -40,17 +40,22 @@ pub fn format_table(r: &LoadReport) -> String {
         "Running {:.2}s test @ {} (mode {}, {} stack, {load})",
         r.duration_s, r.target, r.mode, r.stack
     );
+    let shape = match (r.mode.as_str(), &r.direction) {
+        ("stream", Some(d)) => format!("direction {d}"),
+        ("http", _) if r.request_size > 0 => {
+            format!("pipeline {}, POST body {}B", r.pipeline, r.request_size)
+        }
+        ("http", _) => format!("pipeline {}, GET", r.pipeline),
+        _ => format!(
+            "pipeline {}, request {}B, response {}B",
+            r.pipeline, r.request_size, r.response_size
+        ),
+    };
     let _ = writeln!(
         out,
-        "  {} threads and {} connections, pipeline {}, request {}B, response {}B{}{}",
+        "  {} threads and {} connections, {shape}{}",
         r.threads,
         r.connections,
-        r.pipeline,
-        r.request_size,
-        r.response_size,
-        r.direction
-            .as_ref()
-            .map_or(String::new(), |d| format!(", direction {d}")),
         if r.warmup_s > 0.0 {
             format!(", warm-up {:.2}s excluded", r.warmup_s)
         } else {

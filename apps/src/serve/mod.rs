@@ -38,6 +38,19 @@ pub enum ServeMode {
     Stream,
 }
 
+impl ServeMode {
+    /// The mode's name, as typed on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Echo => "echo",
+            Self::Discard => "discard",
+            Self::Http => "http",
+            Self::Rr => "rr",
+            Self::Stream => "stream",
+        }
+    }
+}
+
 /// `surge serve`: answer `surge load` (or any client).
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -184,9 +197,9 @@ fn serve<B: Backend>(
     let stats: Vec<ServeStats> = (0..threads).map(|_| ServeStats::default()).collect();
     let start = Instant::now();
     eprintln!(
-        "surge serve: listening on {} (mode {:?}, {threads} threads, {} stack)",
+        "surge serve: listening on {} (mode {}, {threads} threads, {} stack)",
         config.listen,
-        config.mode,
+        config.mode.name(),
         backend.name()
     );
     let histograms = std::thread::scope(|scope| -> anyhow::Result<Vec<_>> {
@@ -275,8 +288,11 @@ fn serve<B: Backend>(
 /// The summary printed on exit.
 fn print_summary(s: &ServeSummary) {
     println!(
-        "surge serve ({:?}, {} stack) on {} for {:.2}s",
-        s.mode, s.stack, s.listen, s.duration_s
+        "surge serve ({}, {} stack) on {} for {:.2}s",
+        s.mode.name(),
+        s.stack,
+        s.listen,
+        s.duration_s
     );
     println!(
         "  connections {} (closed {}), requests {}, read {}, written {}",

@@ -165,7 +165,7 @@ fn load(lab: &Lab, port: u16, args: &[&str], json: &Path) -> (Output, Value) {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("Requests/sec:"),
+        (stdout.contains("Requests/sec:") || stdout.contains("Throughput:")),
         "no report: {}",
         text(&output)
     );

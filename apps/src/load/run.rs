@@ -241,17 +241,21 @@ fn print_progress(
         let l = &agg.line;
         let latency = if config.mode == LoadMode::Stream {
             String::new()
-        } else if l.answered == 0 {
+        } else if l.p99_us == 0 {
             "p99 -".to_string()
         } else {
             format!("p99 {}", format_micros(l.p99_us as f64))
         };
         let _ = write!(
             stderr,
-            "{}[{:>4}s] {:>9} req/s  {latency:<14} errors {:<6} read {}/s  written {}/s{}{}",
+            "{}[{:>4}s] {:>15}  {latency:<14} errors {:<6} read {}/s  written {}/s{}{}",
             if tty { "\r\x1b[2K" } else { "" },
             l.second,
-            l.answered,
+            if config.mode == LoadMode::Stream {
+                String::new()
+            } else {
+                format!("{} req/s", l.answered)
+            },
             l.errors,
             format_bytes(l.bytes_received as f64),
             format_bytes(l.bytes_sent as f64),

@@ -62,7 +62,9 @@ pub fn format_table(r: &LoadReport) -> String {
             String::new()
         }
     );
-    if r.mode != "stream" {
+    if r.mode != "stream" && r.latency_us.count == 0 {
+        let _ = writeln!(out, "  Latency: no responses, nothing to measure");
+    } else if r.mode != "stream" {
         let l = &r.latency_us;
         let _ = writeln!(out, "  Stats          Avg       Stdev     Max");
         let _ = writeln!(
@@ -103,6 +105,33 @@ pub fn format_table(r: &LoadReport) -> String {
                 format_phase(&r.uncorrected_latency_us)
             );
         }
+    }
+    if r.mode == "stream" {
+        let _ = writeln!(
+            out,
+            "  {} read, {} written in {:.2}s",
+            format_bytes(r.bytes_received as f64),
+            format_bytes(r.bytes_sent as f64),
+            r.duration_s
+        );
+        let _ = writeln!(
+            out,
+            "  Connects: {} of {} attempts; errors: {}",
+            r.connects,
+            r.connect_attempts,
+            format_counts(&r.connect_errors)
+        );
+        if let Some(retrans) = r.stack_counters.get("tcp_RetransSegs") {
+            let _ = writeln!(out, "  TCP retransmitted segments: {retrans}");
+        }
+        let per_second = r.bytes_received_per_second + r.bytes_sent_per_second;
+        let _ = writeln!(
+            out,
+            "Throughput: {:>10}/s ({:.2} Gbit/s)",
+            format_bytes(per_second),
+            per_second * 8.0 / 1e9
+        );
+        return out;
     }
     let _ = writeln!(
         out,

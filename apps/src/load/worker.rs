@@ -20,6 +20,8 @@ const CONNECT_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_POLL: Duration = Duration::from_millis(10);
 /// Bytes per read and per stream write.
 const CHUNK: usize = 64 * 1024;
+/// Reads per connection before the other connections get a turn.
+const READ_BURST: usize = 64;
 
 /// A request on the wire.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +61,8 @@ struct Conn {
     transaction_sent: bool,
     /// Stream: FIN sent, waiting for the server's.
     shut: bool,
+    /// Data may still be queued: the last read stopped at its burst limit.
+    reread: bool,
 }
 
 /// The state of one load thread.
@@ -74,6 +78,8 @@ struct LoadThread<'a, W: Worker> {
     stopping: bool,
     /// Stopped by Ctrl-C / SIGTERM rather than by the clock or the budget.
     interrupted: bool,
+    /// Some connection has more to read or write right now: poll without sleeping.
+    busy: bool,
     budget: Option<u64>,
     sent_total: u64,
     rng: StdRng,
@@ -133,6 +139,7 @@ pub fn run_thread<W: Worker>(
             transaction: None,
             transaction_sent: false,
             shut: false,
+            reread: false,
         });
     }
     let mut thread = LoadThread {
@@ -146,6 +153,7 @@ pub fn run_thread<W: Worker>(
         warmup_end: start + config.warmup,
         stopping: false,
         interrupted: false,
+        busy: false,
         budget: plan.requests,
         sent_total: 0,
         rng,
@@ -199,11 +207,16 @@ impl<W: Worker> LoadThread<'_, W> {
             if self.stopping && (self.idle() || now >= drain_deadline) {
                 break;
             }
+            self.busy = false;
             for i in 0..self.conns.len() {
                 self.service(i, now);
             }
             self.flush_interval(now, intervals, false);
-            let timeout = self.poll_timeout(now);
+            let timeout = if self.busy {
+                Duration::ZERO
+            } else {
+                self.poll_timeout(now)
+            };
             events.clear();
             self.worker.poll(&mut events, timeout)?;
             let now = Instant::now();
@@ -340,6 +353,12 @@ impl<W: Worker> LoadThread<'_, W> {
                 if let Some(front) = conn.inflight.front() {
                     if now.duration_since(front.sent) >= self.config.timeout {
                         self.fail_connection(i, ErrorKind::Timeout, Some(now));
+                        return;
+                    }
+                }
+                if conn.reread {
+                    self.read(i, now);
+                    if self.conns.get(i).is_none_or(|c| c.phase != Phase::Up) {
                         return;
                     }
                 }
@@ -523,6 +542,8 @@ impl<W: Worker> LoadThread<'_, W> {
                 }
             }
         }
+        // Still writable: no new edge will come, so do not sleep before the next burst.
+        self.busy = true;
     }
 
     /// Reacts to one readiness event.
@@ -573,7 +594,10 @@ impl<W: Worker> LoadThread<'_, W> {
     /// Reads slot `i` until it would block, completing responses.
     fn read(&mut self, i: usize, now: Instant) {
         let mut completed = Vec::new();
-        loop {
+        if let Some(c) = self.conns.get_mut(i) {
+            c.reread = false;
+        }
+        for _ in 0..READ_BURST {
             let Some(id) = self.conns.get(i).and_then(|c| c.socket) else {
                 return;
             };
@@ -628,6 +652,12 @@ impl<W: Worker> LoadThread<'_, W> {
                 return;
             }
         }
+        // Burst used up without reaching WouldBlock: no new edge will come, so read again
+        // on the next turn of the loop (after the other connections had theirs).
+        if let Some(c) = self.conns.get_mut(i) {
+            c.reread = true;
+        }
+        self.busy = true;
     }
 
     /// The server closed its side of slot `i`.

@@ -318,6 +318,10 @@ fn impossible_options_and_the_surge_stack_are_one_line_errors() {
             "--threads",
         ),
         (
+            &["load", "--target", "198.18.0.2:1", "-R", "1e-300"],
+            "--rate",
+        ),
+        (
             &["load", "--target", "198.18.0.2:1", "--arrivals", "poisson"],
             "--rate",
         ),

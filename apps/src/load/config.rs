@@ -239,6 +239,12 @@ impl LoadArgs {
                 rate.is_finite() && rate > 0.0 && rate <= 10_000_000.0,
                 "--rate must be a positive number of requests per second (at most 10M)"
             );
+            // Keeps every connection's gap between sends under 1000 s.
+            ensure!(
+                rate / self.connections as f64 >= 0.001,
+                "--rate is too low for {} connections (at least 0.001 per connection per second)",
+                self.connections
+            );
         }
         if self.arrivals.is_some() && self.rate.is_none() && !self.find_max {
             bail!("--arrivals needs an open loop: give --rate");

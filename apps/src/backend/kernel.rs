@@ -32,9 +32,13 @@ impl Backend for KernelBackend {
     }
 
     fn counters(&self) -> BTreeMap<String, u64> {
-        std::fs::read_to_string("/proc/self/net/snmp")
+        let mut counters = std::fs::read_to_string("/proc/self/net/snmp")
             .map(|text| parse_snmp_tcp(&text))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Ok(text) = std::fs::read_to_string("/proc/self/net/netstat") {
+            counters.extend(parse_netstat_tcp_ext(&text));
+        }
+        counters
     }
 }
 
@@ -50,6 +54,33 @@ pub fn parse_snmp_tcp(text: &str) -> BTreeMap<String, u64> {
         .skip(1)
         .filter_map(|(n, v)| Some((format!("tcp_{n}"), v.parse::<u64>().ok()?)))
         .filter(|(n, _)| n != "tcp_MaxConn" && n != "tcp_CurrEstab" && !n.starts_with("tcp_Rto"))
+        .collect()
+}
+
+/// The `TcpExt:` counters of `/proc/net/netstat` that explain drops and retransmits.
+pub fn parse_netstat_tcp_ext(text: &str) -> BTreeMap<String, u64> {
+    const WANTED: [&str; 10] = [
+        "ListenOverflows",
+        "ListenDrops",
+        "TCPTimeouts",
+        "TCPLossProbes",
+        "TCPSynRetrans",
+        "TCPFastRetrans",
+        "TCPAbortOnData",
+        "TCPAbortOnTimeout",
+        "TCPBacklogDrop",
+        "TCPRcvQDrop",
+    ];
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return BTreeMap::new();
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .skip(1)
+        .filter(|(n, _)| WANTED.contains(n))
+        .filter_map(|(n, v)| Some((format!("tcpext_{n}"), v.parse::<u64>().ok()?)))
         .collect()
 }
 
@@ -87,11 +118,9 @@ impl KernelWorker {
         let registry = self.poll.registry();
         let registered = match &mut entry {
             Entry::Listener(l) => registry.register(l, Token(id), Interest::READABLE),
-            Entry::Stream { stream, .. } => registry.register(
-                stream,
-                Token(id),
-                Interest::READABLE | Interest::WRITABLE,
-            ),
+            Entry::Stream { stream, .. } => {
+                registry.register(stream, Token(id), Interest::READABLE | Interest::WRITABLE)
+            }
         };
         if let Err(err) = registered {
             self.free.push(id);
@@ -243,5 +272,10 @@ mod tests {
         assert_eq!(counters.get("tcp_RetransSegs"), Some(&3));
         assert!(!counters.contains_key("tcp_MaxConn"));
         assert!(parse_snmp_tcp("garbage").is_empty());
+        let netstat = "TcpExt: SyncookiesSent ListenDrops TCPTimeouts\nTcpExt: 0 4 9\n";
+        let ext = parse_netstat_tcp_ext(netstat);
+        assert_eq!(ext.get("tcpext_ListenDrops"), Some(&4));
+        assert_eq!(ext.get("tcpext_TCPTimeouts"), Some(&9));
+        assert!(!ext.contains_key("tcpext_SyncookiesSent"));
     }
 }

@@ -59,7 +59,7 @@ pub trait Backend: Sync {
     type Worker: Worker + Send;
     /// Short name for reports (`kernel`, `surge`).
     fn name(&self) -> &'static str;
-    /// A worker for thread `index` (called on that thread).
+    /// A worker for thread `index` (it may be created on another thread and moved there).
     fn worker(&self, index: usize) -> io::Result<Self::Worker>;
     /// The stack's TCP counters now (retransmits, drops by reason, ...), summed over workers.
     fn counters(&self) -> BTreeMap<String, u64>;

@@ -239,6 +239,12 @@ impl LoadArgs {
                 rate.is_finite() && rate > 0.0 && rate <= 10_000_000.0,
                 "--rate must be a positive number of requests per second (at most 10M)"
             );
+            // Keeps every connection's gap between sends under 1000 s.
+            ensure!(
+                rate / self.connections as f64 >= 0.001,
+                "--rate is too low for {} connections (at least 0.001 per connection per second)",
+                self.connections
+            );
         }
         if self.arrivals.is_some() && self.rate.is_none() && !self.find_max {
             bail!("--arrivals needs an open loop: give --rate");
@@ -255,7 +261,10 @@ impl LoadArgs {
                 (self.hlog.is_some(), "--hlog"),
                 (self.plot.is_some(), "--plot"),
             ] {
-                ensure!(!given, "{name} does not apply to --mode stream (it measures throughput, not latency)");
+                ensure!(
+                    !given,
+                    "{name} does not apply to --mode stream (it measures throughput, not latency)"
+                );
             }
         } else {
             ensure!(
@@ -265,7 +274,10 @@ impl LoadArgs {
         }
         if mode != LoadMode::Http {
             ensure!(self.path.is_none(), "--path applies to --mode http only");
-            ensure!(!self.close, "--close applies to --mode http only (crr closes by itself)");
+            ensure!(
+                !self.close,
+                "--close applies to --mode http only (crr closes by itself)"
+            );
         } else {
             ensure!(
                 self.response_size.is_none(),
@@ -293,7 +305,10 @@ impl LoadArgs {
                 "--response-size must be between 1 and 64 MiB"
             );
         }
-        ensure!(request_size <= 64 << 20, "--request-size must be at most 64 MiB");
+        ensure!(
+            request_size <= 64 << 20,
+            "--request-size must be at most 64 MiB"
+        );
         if self.find_max {
             ensure!(
                 self.p99.is_some_and(|p| !p.is_zero()),
@@ -308,7 +323,10 @@ impl LoadArgs {
                 "--max-trials must be between 1 and 50"
             );
         } else {
-            ensure!(self.p99.is_none(), "--p99 is the target of --find-max; add --find-max");
+            ensure!(
+                self.p99.is_none(),
+                "--p99 is the target of --find-max; add --find-max"
+            );
         }
         let path = self.path.clone().unwrap_or_else(|| "/".to_string());
         ensure!(
@@ -333,7 +351,11 @@ impl LoadArgs {
             arrivals: self.arrivals.unwrap_or(Arrivals::Constant),
             pipeline: self.pipeline,
             request_size,
-            response_size: if mode == LoadMode::Http { 0 } else { response_size },
+            response_size: if mode == LoadMode::Http {
+                0
+            } else {
+                response_size
+            },
             path,
             close: self.close,
             direction: self.direction.unwrap_or(Direction::Up),

@@ -58,7 +58,10 @@ impl FindMaxResult {
             None => format!(
                 "find-max: no rate tried kept p99 <= {target} ({} trials; lowest tried {:.0} req/s)",
                 self.trials.len(),
-                self.trials.iter().map(|t| t.rate).fold(f64::INFINITY, f64::min)
+                self.trials
+                    .iter()
+                    .map(|t| t.rate)
+                    .fold(f64::INFINITY, f64::min)
             ),
         }
     }

@@ -1,10 +1,13 @@
 //! `surge load`: a load generator with HdrHistogram latency reports, closed and open loop.
 
 pub mod config;
+pub mod counts;
 mod find_max;
 pub mod protocol;
 mod run;
 pub mod worker;
+#[cfg(test)]
+mod worker_tests;
 
 pub use config::LoadArgs;
 

@@ -11,12 +11,19 @@ pub enum Framing {
 }
 
 /// The request bytes for one transaction.
-pub fn build_request(framing: Framing, host: &str, path: &str, body: usize, close: bool) -> Vec<u8> {
+pub fn build_request(
+    framing: Framing,
+    host: &str,
+    path: &str,
+    body: usize,
+    close: bool,
+) -> Vec<u8> {
     match framing {
         Framing::Fixed(_) => vec![b'q'; body],
         Framing::Http => {
             let method = if body > 0 { "POST" } else { "GET" };
-            let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: surge\r\n");
+            let mut head =
+                format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: surge\r\n");
             if body > 0 {
                 head.push_str(&format!("Content-Length: {body}\r\n"));
             }
@@ -254,7 +261,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn feed_all(parser: &mut ResponseParser, chunks: &[&[u8]]) -> Result<Vec<Completed>, Malformed> {
+    fn feed_all(
+        parser: &mut ResponseParser,
+        chunks: &[&[u8]],
+    ) -> Result<Vec<Completed>, Malformed> {
         let mut out = Vec::new();
         for chunk in chunks {
             parser.feed(chunk, &mut out)?;
@@ -278,8 +288,14 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                Completed { status_ok: true, close: false },
-                Completed { status_ok: false, close: false }
+                Completed {
+                    status_ok: true,
+                    close: false
+                },
+                Completed {
+                    status_ok: false,
+                    close: false
+                }
             ]
         );
         let mut p = ResponseParser::new(Framing::Http);
@@ -291,12 +307,18 @@ mod tests {
     #[test]
     fn http10_without_length_ends_at_eof() {
         let mut p = ResponseParser::new(Framing::Http);
-        let out = feed_all(&mut p, &[b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\nbody", b"more"])
-            .expect("parse");
+        let out = feed_all(
+            &mut p,
+            &[b"HTTP/1.0 200 OK\r\nServer: x\r\n\r\nbody", b"more"],
+        )
+        .expect("parse");
         assert!(out.is_empty());
         assert_eq!(
             p.finish_at_eof(),
-            Some(Completed { status_ok: true, close: true })
+            Some(Completed {
+                status_ok: true,
+                close: true
+            })
         );
     }
 
@@ -320,7 +342,10 @@ mod tests {
 
     #[test]
     fn requests_have_the_asked_shape() {
-        assert_eq!(build_request(Framing::Fixed(1), "h", "/", 5, false), b"qqqqq");
+        assert_eq!(
+            build_request(Framing::Fixed(1), "h", "/", 5, false),
+            b"qqqqq"
+        );
         let get = build_request(Framing::Http, "h:1", "/x", 0, true);
         assert_eq!(
             get,

@@ -10,8 +10,9 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 
 use super::config::{LoadConfig, LoadMode};
+use super::counts::{Counts, IntervalMsg, ThreadPlan, ThreadResult};
 use super::find_max::FindMaxResult;
-use super::worker::{Counts, IntervalMsg, ThreadPlan, ThreadResult, run_thread};
+use super::worker::run_thread;
 use crate::backend::Backend;
 use crate::report::hgrm::percentile_rows;
 use crate::report::hlog::Interval;
@@ -229,7 +230,10 @@ fn print_progress(
     complete: u64,
     config: &LoadConfig,
 ) {
+    use std::io::IsTerminal as _;
     let mut stderr = std::io::stderr().lock();
+    // On a terminal the line rewrites itself; otherwise (files, pipes, CI) one line per second.
+    let tty = stderr.is_terminal();
     for (second, agg) in seconds.range(*printed_up_to..) {
         if *second >= complete {
             break;
@@ -237,21 +241,30 @@ fn print_progress(
         let l = &agg.line;
         let latency = if config.mode == LoadMode::Stream {
             String::new()
-        } else if l.answered == 0 {
+        } else if l.p99_us == 0 {
             "p99 -".to_string()
         } else {
             format!("p99 {}", format_micros(l.p99_us as f64))
         };
-        let _ = writeln!(
+        let _ = write!(
             stderr,
-            "[{:>4}s] {:>9} req/s  {latency:<14} errors {:<6} read {}/s  written {}/s{}",
+            "{}[{:>4}s] {:>15}  {latency:<14} errors {:<6} read {}/s  written {}/s{}{}",
+            if tty { "\r\x1b[2K" } else { "" },
             l.second,
-            l.answered,
+            if config.mode == LoadMode::Stream {
+                String::new()
+            } else {
+                format!("{} req/s", l.answered)
+            },
             l.errors,
             format_bytes(l.bytes_received as f64),
             format_bytes(l.bytes_sent as f64),
-            if l.warmup { "  (warm-up)" } else { "" }
+            if l.warmup { "  (warm-up)" } else { "" },
+            if tty { "" } else { "\n" }
         );
         *printed_up_to = second + 1;
+    }
+    if tty && complete == u64::MAX && *printed_up_to > 0 {
+        let _ = writeln!(stderr);
     }
 }

@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::config::{Arrivals, Direction, LoadConfig, LoadMode};
+use super::counts::{IntervalMsg, ThreadPlan, ThreadResult};
 use super::protocol::{Completed, ResponseParser, build_request};
 use crate::backend::{Event, SocketId, Worker};
-use crate::report::{ErrorCounts, ErrorKind, LatencySet, count_error, new_histogram, record};
+use crate::report::{ErrorKind, count_error, new_histogram, record};
 
 /// Wait before reconnecting after a failed connect, so a refusing target is not flooded.
 const CONNECT_BACKOFF: Duration = Duration::from_millis(20);
@@ -20,103 +20,8 @@ const CONNECT_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_POLL: Duration = Duration::from_millis(10);
 /// Bytes per read and per stream write.
 const CHUNK: usize = 64 * 1024;
-
-/// What one thread counted.
-#[derive(Clone, Debug, Default)]
-pub struct Counts {
-    /// Requests written after warm-up.
-    pub requests_sent: u64,
-    /// Responses to them.
-    pub answered: u64,
-    /// Failed requests after warm-up, by kind.
-    pub errors: ErrorCounts,
-    /// Non-2xx/3xx HTTP responses (also in `answered`).
-    pub non_2xx: u64,
-    /// Connection attempts.
-    pub connect_attempts: u64,
-    /// Attempts that succeeded.
-    pub connects: u64,
-    /// Failed attempts by kind.
-    pub connect_errors: ErrorCounts,
-    /// Requests written during warm-up.
-    pub warmup_sent: u64,
-    /// Responses to warm-up requests.
-    pub warmup_answered: u64,
-    /// Failed warm-up requests.
-    pub warmup_errors: u64,
-    /// Bytes written.
-    pub bytes_sent: u64,
-    /// Bytes read.
-    pub bytes_received: u64,
-}
-
-impl Counts {
-    /// Adds `other` into `self`.
-    pub fn merge(&mut self, other: &Counts) {
-        self.requests_sent += other.requests_sent;
-        self.answered += other.answered;
-        for (k, v) in &other.errors {
-            *self.errors.entry(k).or_insert(0) += v;
-        }
-        self.non_2xx += other.non_2xx;
-        self.connect_attempts += other.connect_attempts;
-        self.connects += other.connects;
-        for (k, v) in &other.connect_errors {
-            *self.connect_errors.entry(k).or_insert(0) += v;
-        }
-        self.warmup_sent += other.warmup_sent;
-        self.warmup_answered += other.warmup_answered;
-        self.warmup_errors += other.warmup_errors;
-        self.bytes_sent += other.bytes_sent;
-        self.bytes_received += other.bytes_received;
-    }
-
-    /// All failed requests after warm-up.
-    pub fn errors_total(&self) -> u64 {
-        self.errors.values().sum()
-    }
-}
-
-/// One second of one thread, sent to the main thread for progress lines and the `.hlog`.
-#[derive(Debug)]
-pub struct IntervalMsg {
-    /// The thread that measured it.
-    pub thread: usize,
-    /// Which second of the run (0-based) this covers.
-    pub second: u64,
-    /// Latency samples (measured requests only).
-    pub histogram: Histogram<u64>,
-    /// Responses.
-    pub answered: u64,
-    /// Failed requests and connects.
-    pub errors: u64,
-    /// Bytes read.
-    pub bytes_received: u64,
-    /// Bytes written.
-    pub bytes_sent: u64,
-}
-
-/// What one thread hands back at the end.
-#[derive(Debug, Default)]
-pub struct ThreadResult {
-    /// Its histograms.
-    pub latencies: LatencySet,
-    /// Its counters.
-    pub counts: Counts,
-}
-
-/// This thread's share of the run.
-#[derive(Clone, Debug)]
-pub struct ThreadPlan {
-    /// Thread number (seeds the Poisson generator).
-    pub index: usize,
-    /// Global index of this thread's first connection.
-    pub first_connection: usize,
-    /// Connections of this thread.
-    pub connections: usize,
-    /// This thread's share of `--requests`.
-    pub requests: Option<u64>,
-}
+/// Reads per connection before the other connections get a turn.
+const READ_BURST: usize = 64;
 
 /// A request on the wire.
 #[derive(Debug, Clone, Copy)]
@@ -156,6 +61,8 @@ struct Conn {
     transaction_sent: bool,
     /// Stream: FIN sent, waiting for the server's.
     shut: bool,
+    /// Data may still be queued: the last read stopped at its burst limit.
+    reread: bool,
 }
 
 /// The state of one load thread.
@@ -169,6 +76,10 @@ struct LoadThread<'a, W: Worker> {
     end: Instant,
     warmup_end: Instant,
     stopping: bool,
+    /// Stopped by Ctrl-C / SIGTERM rather than by the clock or the budget.
+    interrupted: bool,
+    /// Some connection has more to read or write right now: poll without sleeping.
+    busy: bool,
     budget: Option<u64>,
     sent_total: u64,
     rng: StdRng,
@@ -189,7 +100,12 @@ pub fn run_thread<W: Worker>(
     intervals: &Sender<IntervalMsg>,
 ) -> io::Result<ThreadResult> {
     let slot_rate = config.rate.map(|r| r / config.connections as f64);
-    let mut rng = StdRng::seed_from_u64(config.seed.wrapping_mul(1000).wrapping_add(plan.index as u64));
+    let mut rng = StdRng::seed_from_u64(
+        config
+            .seed
+            .wrapping_mul(1000)
+            .wrapping_add(plan.index as u64),
+    );
     let host = config.target.to_string();
     let request = build_request(
         config.framing,
@@ -223,6 +139,7 @@ pub fn run_thread<W: Worker>(
             transaction: None,
             transaction_sent: false,
             shut: false,
+            reread: false,
         });
     }
     let mut thread = LoadThread {
@@ -235,6 +152,8 @@ pub fn run_thread<W: Worker>(
         end: start + config.duration,
         warmup_end: start + config.warmup,
         stopping: false,
+        interrupted: false,
+        busy: false,
         budget: plan.requests,
         sent_total: 0,
         rng,
@@ -276,20 +195,28 @@ impl<W: Worker> LoadThread<'_, W> {
             if !self.stopping
                 && (now >= self.end
                     || stop.load(Ordering::Relaxed)
-                    || self.budget.is_some_and(|b| self.sent_total >= b && self.idle()))
+                    || self
+                        .budget
+                        .is_some_and(|b| self.sent_total >= b && self.idle()))
             {
                 self.stopping = true;
+                self.interrupted = stop.load(Ordering::Relaxed);
                 drain_deadline = now + self.config.timeout;
-                self.begin_stream_shutdown(now);
+                self.begin_stream_shutdown();
             }
             if self.stopping && (self.idle() || now >= drain_deadline) {
                 break;
             }
+            self.busy = false;
             for i in 0..self.conns.len() {
                 self.service(i, now);
             }
             self.flush_interval(now, intervals, false);
-            let timeout = self.poll_timeout(now);
+            let timeout = if self.busy {
+                Duration::ZERO
+            } else {
+                self.poll_timeout(now)
+            };
             events.clear();
             self.worker.poll(&mut events, timeout)?;
             let now = Instant::now();
@@ -301,7 +228,9 @@ impl<W: Worker> LoadThread<'_, W> {
         let now = Instant::now();
         for i in 0..self.conns.len() {
             self.fail_connection(i, ErrorKind::Timeout, None);
-            self.conns.get_mut(i).map(|c| c.phase = Phase::Done);
+            if let Some(c) = self.conns.get_mut(i) {
+                c.phase = Phase::Done;
+            }
         }
         self.flush_interval(now, intervals, true);
         Ok(())
@@ -310,18 +239,27 @@ impl<W: Worker> LoadThread<'_, W> {
     /// No request in flight and no stream still finishing.
     fn idle(&self) -> bool {
         let stream = self.config.mode == LoadMode::Stream;
-        self.conns
-            .iter()
-            .all(|c| c.inflight.is_empty() && !(stream && c.phase == Phase::Up))
+        let owes = self.stopping
+            && self.slot_rate.is_some()
+            && !self.close_each()
+            && !self.interrupted
+            && self.budget.is_none_or(|b| self.sent_total < b);
+        self.conns.iter().all(|c| {
+            c.inflight.is_empty()
+                && !(stream && c.phase == Phase::Up)
+                && !(owes && c.phase == Phase::Up && c.next_due < self.end)
+        })
     }
 
     /// Stream: send FIN on every open connection, then wait for the server's.
-    fn begin_stream_shutdown(&mut self, now: Instant) {
+    fn begin_stream_shutdown(&mut self) {
         if self.config.mode != LoadMode::Stream {
             return;
         }
         for i in 0..self.conns.len() {
-            let Some(conn) = self.conns.get_mut(i) else { continue };
+            let Some(conn) = self.conns.get_mut(i) else {
+                continue;
+            };
             match conn.phase {
                 Phase::Up => {
                     conn.shut = true;
@@ -342,14 +280,12 @@ impl<W: Worker> LoadThread<'_, W> {
                 }
             }
         }
-        let _ = now;
     }
 
     /// How long `poll` may sleep.
     fn poll_timeout(&self, now: Instant) -> Duration {
         let mut wake = now + MAX_POLL;
-        let next_second =
-            self.start + Duration::from_secs(self.interval.second + 1);
+        let next_second = self.start + Duration::from_secs(self.interval.second + 1);
         wake = wake.min(next_second);
         for c in &self.conns {
             match c.phase {
@@ -357,7 +293,9 @@ impl<W: Worker> LoadThread<'_, W> {
                     let open_crr = self.close_each() && self.slot_rate.is_some();
                     wake = wake.min(if open_crr { at.max(c.next_due) } else { at });
                 }
-                Phase::Up if self.slot_rate.is_some() && !self.stopping && c.inflight.len() < self.config.pipeline => {
+                Phase::Up
+                    if self.slot_rate.is_some() && c.inflight.len() < self.config.pipeline =>
+                {
                     wake = wake.min(c.next_due)
                 }
                 _ => {}
@@ -374,7 +312,9 @@ impl<W: Worker> LoadThread<'_, W> {
 
     /// Connects, times out, and sends what is due on connection `i`.
     fn service(&mut self, i: usize, now: Instant) {
-        let Some(conn) = self.conns.get(i) else { return };
+        let Some(conn) = self.conns.get(i) else {
+            return;
+        };
         match conn.phase {
             Phase::Down(at) => {
                 if self.stopping || now < at {
@@ -413,6 +353,12 @@ impl<W: Worker> LoadThread<'_, W> {
                 if let Some(front) = conn.inflight.front() {
                     if now.duration_since(front.sent) >= self.config.timeout {
                         self.fail_connection(i, ErrorKind::Timeout, Some(now));
+                        return;
+                    }
+                }
+                if conn.reread {
+                    self.read(i, now);
+                    if self.conns.get(i).is_none_or(|c| c.phase != Phase::Up) {
                         return;
                     }
                 }
@@ -486,10 +432,12 @@ impl<W: Worker> LoadThread<'_, W> {
 
     /// Queues every request that is due and fits the pipeline on slot `i`.
     fn issue_requests(&mut self, i: usize, now: Instant) {
-        if self.stopping {
+        let close_each = self.close_each();
+        // After the end, an open loop still owes the requests intended before it (they are
+        // late, and their latency says so); a closed loop sends nothing more.
+        if self.stopping && (self.slot_rate.is_none() || close_each || self.interrupted) {
             return;
         }
-        let close_each = self.close_each();
         loop {
             let Some(c) = self.conns.get(i) else { return };
             if c.inflight.len() >= self.config.pipeline {
@@ -523,7 +471,9 @@ impl<W: Worker> LoadThread<'_, W> {
             } else {
                 self.result.counts.requests_sent += 1;
             }
-            let Some(c) = self.conns.get_mut(i) else { return };
+            let Some(c) = self.conns.get_mut(i) else {
+                return;
+            };
             c.inflight.push_back(InFlight {
                 intended,
                 sent: now,
@@ -592,6 +542,8 @@ impl<W: Worker> LoadThread<'_, W> {
                 }
             }
         }
+        // Still writable: no new edge will come, so do not sleep before the next burst.
+        self.busy = true;
     }
 
     /// Reacts to one readiness event.
@@ -603,13 +555,17 @@ impl<W: Worker> LoadThread<'_, W> {
             | Event::Writable(id)
             | Event::Acceptable(id) => *id,
         };
-        let Some(i) = self.by_socket.get(id).copied().flatten() else { return };
+        let Some(i) = self.by_socket.get(id).copied().flatten() else {
+            return;
+        };
         if self.conns.get(i).and_then(|c| c.socket) != Some(id) {
             return;
         }
         match event {
             Event::Connected(_) => {
-                let Some(c) = self.conns.get_mut(i) else { return };
+                let Some(c) = self.conns.get_mut(i) else {
+                    return;
+                };
                 if let Phase::Connecting(since) = c.phase {
                     c.phase = Phase::Up;
                     self.result.counts.connects += 1;
@@ -638,8 +594,13 @@ impl<W: Worker> LoadThread<'_, W> {
     /// Reads slot `i` until it would block, completing responses.
     fn read(&mut self, i: usize, now: Instant) {
         let mut completed = Vec::new();
-        loop {
-            let Some(id) = self.conns.get(i).and_then(|c| c.socket) else { return };
+        if let Some(c) = self.conns.get_mut(i) {
+            c.reread = false;
+        }
+        for _ in 0..READ_BURST {
+            let Some(id) = self.conns.get(i).and_then(|c| c.socket) else {
+                return;
+            };
             let n = match self.worker.recv(id, &mut self.buf) {
                 Ok(0) => {
                     self.end_of_stream(i, now);
@@ -658,7 +619,9 @@ impl<W: Worker> LoadThread<'_, W> {
             if self.config.mode == LoadMode::Stream {
                 continue;
             }
-            let Some(c) = self.conns.get_mut(i) else { return };
+            let Some(c) = self.conns.get_mut(i) else {
+                return;
+            };
             if let Some(front) = c.inflight.front_mut() {
                 front.first_byte.get_or_insert(now);
             }
@@ -675,7 +638,9 @@ impl<W: Worker> LoadThread<'_, W> {
                 return;
             }
             let close_each = self.close_each();
-            let Some(c) = self.conns.get_mut(i) else { return };
+            let Some(c) = self.conns.get_mut(i) else {
+                return;
+            };
             if c.parser.in_progress() {
                 if let Some(front) = c.inflight.front_mut() {
                     front.first_byte.get_or_insert(now);
@@ -687,6 +652,12 @@ impl<W: Worker> LoadThread<'_, W> {
                 return;
             }
         }
+        // Burst used up without reaching WouldBlock: no new edge will come, so read again
+        // on the next turn of the loop (after the other connections had theirs).
+        if let Some(c) = self.conns.get_mut(i) {
+            c.reread = true;
+        }
+        self.busy = true;
     }
 
     /// The server closed its side of slot `i`.
@@ -717,12 +688,13 @@ impl<W: Worker> LoadThread<'_, W> {
         let Some(f) = self.conns.get_mut(i).and_then(|c| c.inflight.pop_front()) else {
             return;
         };
+        // The progress line counts warm-up answers too; the results do not.
+        self.interval.answered += 1;
         if f.warmup {
             self.result.counts.warmup_answered += 1;
             return;
         }
         self.result.counts.answered += 1;
-        self.interval.answered += 1;
         if !done.status_ok {
             self.result.counts.non_2xx += 1;
         }
@@ -740,7 +712,9 @@ impl<W: Worker> LoadThread<'_, W> {
     /// Fails every request in flight on slot `i` with `kind`, closes it, and (when `reopen`)
     /// reconnects at that time.
     fn fail_connection(&mut self, i: usize, kind: ErrorKind, reopen: Option<Instant>) {
-        let Some(c) = self.conns.get_mut(i) else { return };
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
         let (mut measured, mut warm) = (0, 0);
         for f in c.inflight.drain(..) {
             if f.warmup {
@@ -765,7 +739,9 @@ impl<W: Worker> LoadThread<'_, W> {
 
     /// Closes slot `i`'s socket, if any.
     fn close_socket(&mut self, i: usize) {
-        let Some(c) = self.conns.get_mut(i) else { return };
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
         if let Some(id) = c.socket.take() {
             self.worker.close(id);
             if let Some(slot) = self.by_socket.get_mut(id) {

@@ -67,8 +67,8 @@ mod tests {
                 histogram: h,
             });
         }
-        let text = format_hlog(UNIX_EPOCH + Duration::from_secs(1_700_000_000), &intervals)
-            .expect("log");
+        let text =
+            format_hlog(UNIX_EPOCH + Duration::from_secs(1_700_000_000), &intervals).expect("log");
         let as_text = String::from_utf8(text.clone()).expect("utf8");
         assert!(as_text.contains("#[Histogram log format version 1.3]"));
         assert!(as_text.contains("#[StartTime: 1700000000.000"));

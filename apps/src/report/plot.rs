@@ -89,7 +89,12 @@ pub fn write_plot(path: &Path, rows: &[PercentileRow]) -> anyhow::Result<()> {
         .iter()
         .map(|r| ((1.0 / (1.0 - r.percentile)).clamp(1.0, x_max), r.value_ms))
         .collect();
-    let y_max = points.iter().map(|p| p.1).fold(0.0_f64, f64::max).max(0.001) * 1.1;
+    let y_max = points
+        .iter()
+        .map(|p| p.1)
+        .fold(0.0_f64, f64::max)
+        .max(0.001)
+        * 1.1;
     let mut chart = ChartBuilder::on(&root)
         .margin_left(80)
         .margin_bottom(40)

@@ -40,24 +40,31 @@ pub fn format_table(r: &LoadReport) -> String {
         "Running {:.2}s test @ {} (mode {}, {} stack, {load})",
         r.duration_s, r.target, r.mode, r.stack
     );
+    let shape = match (r.mode.as_str(), &r.direction) {
+        ("stream", Some(d)) => format!("direction {d}"),
+        ("http", _) if r.request_size > 0 => {
+            format!("pipeline {}, POST body {}B", r.pipeline, r.request_size)
+        }
+        ("http", _) => format!("pipeline {}, GET", r.pipeline),
+        _ => format!(
+            "pipeline {}, request {}B, response {}B",
+            r.pipeline, r.request_size, r.response_size
+        ),
+    };
     let _ = writeln!(
         out,
-        "  {} threads and {} connections, pipeline {}, request {}B, response {}B{}{}",
+        "  {} threads and {} connections, {shape}{}",
         r.threads,
         r.connections,
-        r.pipeline,
-        r.request_size,
-        r.response_size,
-        r.direction
-            .as_ref()
-            .map_or(String::new(), |d| format!(", direction {d}")),
         if r.warmup_s > 0.0 {
             format!(", warm-up {:.2}s excluded", r.warmup_s)
         } else {
             String::new()
         }
     );
-    if r.mode != "stream" {
+    if r.mode != "stream" && r.latency_us.count == 0 {
+        let _ = writeln!(out, "  Latency: no responses, nothing to measure");
+    } else if r.mode != "stream" {
         let l = &r.latency_us;
         let _ = writeln!(out, "  Stats          Avg       Stdev     Max");
         let _ = writeln!(
@@ -98,6 +105,33 @@ pub fn format_table(r: &LoadReport) -> String {
                 format_phase(&r.uncorrected_latency_us)
             );
         }
+    }
+    if r.mode == "stream" {
+        let _ = writeln!(
+            out,
+            "  {} read, {} written in {:.2}s",
+            format_bytes(r.bytes_received as f64),
+            format_bytes(r.bytes_sent as f64),
+            r.duration_s
+        );
+        let _ = writeln!(
+            out,
+            "  Connects: {} of {} attempts; errors: {}",
+            r.connects,
+            r.connect_attempts,
+            format_counts(&r.connect_errors)
+        );
+        if let Some(retrans) = r.stack_counters.get("tcp_RetransSegs") {
+            let _ = writeln!(out, "  TCP retransmitted segments: {retrans}");
+        }
+        let per_second = r.bytes_received_per_second + r.bytes_sent_per_second;
+        let _ = writeln!(
+            out,
+            "Throughput: {:>10}/s ({:.2} Gbit/s)",
+            format_bytes(per_second),
+            per_second * 8.0 / 1e9
+        );
+        return out;
     }
     let _ = writeln!(
         out,

@@ -102,17 +102,32 @@ mod tests {
     #[test]
     fn keep_alive_close_and_bodies() {
         let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET";
-        assert_eq!(parse_request(get), Ok(Some(Request { len: 27, close: false })));
+        assert_eq!(
+            parse_request(get),
+            Ok(Some(Request {
+                len: 27,
+                close: false
+            }))
+        );
         assert_eq!(parse_request(&get[..20]), Ok(None));
         let old = b"GET / HTTP/1.0\r\n\r\n";
-        assert_eq!(parse_request(old), Ok(Some(Request { len: 18, close: true })));
+        assert_eq!(
+            parse_request(old),
+            Ok(Some(Request {
+                len: 18,
+                close: true
+            }))
+        );
         let post = b"POST /p HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nab";
         assert_eq!(parse_request(post), Ok(None));
         let mut full = post.to_vec();
         full.push(b'c');
         assert_eq!(
             parse_request(&full),
-            Ok(Some(Request { len: full.len(), close: true }))
+            Ok(Some(Request {
+                len: full.len(),
+                close: true
+            }))
         );
     }
 

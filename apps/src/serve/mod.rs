@@ -38,6 +38,19 @@ pub enum ServeMode {
     Stream,
 }
 
+impl ServeMode {
+    /// The mode's name, as typed on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Echo => "echo",
+            Self::Discard => "discard",
+            Self::Http => "http",
+            Self::Rr => "rr",
+            Self::Stream => "stream",
+        }
+    }
+}
+
 /// `surge serve`: answer `surge load` (or any client).
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -124,12 +137,16 @@ pub fn run(args: ServeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     if args.stack == StackChoice::Surge {
         bail!(SURGE_NOT_BUILT);
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(crate::backend::available_cores);
-    ensure!((1..=1024).contains(&threads), "--threads must be between 1 and 1024");
+    let threads = args.threads.unwrap_or_else(crate::backend::available_cores);
+    ensure!(
+        (1..=1024).contains(&threads),
+        "--threads must be between 1 and 1024"
+    );
     if args.request_size.is_some() {
-        ensure!(args.mode == ServeMode::Rr, "--request-size applies to --mode rr only");
+        ensure!(
+            args.mode == ServeMode::Rr,
+            "--request-size applies to --mode rr only"
+        );
     }
     if args.response_size.is_some() {
         ensure!(
@@ -180,9 +197,9 @@ fn serve<B: Backend>(
     let stats: Vec<ServeStats> = (0..threads).map(|_| ServeStats::default()).collect();
     let start = Instant::now();
     eprintln!(
-        "surge serve: listening on {} (mode {:?}, {threads} threads, {} stack)",
+        "surge serve: listening on {} (mode {}, {threads} threads, {} stack)",
         config.listen,
-        config.mode,
+        config.mode.name(),
         backend.name()
     );
     let histograms = std::thread::scope(|scope| -> anyhow::Result<Vec<_>> {
@@ -199,7 +216,10 @@ fn serve<B: Backend>(
         while !stop.load(Ordering::Relaxed) && !handles.iter().any(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(50));
             let now = Instant::now();
-            if args.duration.is_some_and(|d| now.duration_since(start) >= d) {
+            if args
+                .duration
+                .is_some_and(|d| now.duration_since(start) >= d)
+            {
                 stop.store(true, Ordering::Relaxed);
             }
             if now >= next_status {
@@ -268,8 +288,11 @@ fn serve<B: Backend>(
 /// The summary printed on exit.
 fn print_summary(s: &ServeSummary) {
     println!(
-        "surge serve ({:?}, {} stack) on {} for {:.2}s",
-        s.mode, s.stack, s.listen, s.duration_s
+        "surge serve ({}, {} stack) on {} for {:.2}s",
+        s.mode.name(),
+        s.stack,
+        s.listen,
+        s.duration_s
     );
     println!(
         "  connections {} (closed {}), requests {}, read {}, written {}",

@@ -140,7 +140,11 @@ pub fn serve_thread<W: Worker>(
             .enumerate()
             .filter_map(|(i, c)| c.as_ref().filter(|c| c.again).map(|_| i))
             .collect();
-        let timeout = if again.is_empty() { MAX_POLL } else { Duration::ZERO };
+        let timeout = if again.is_empty() {
+            MAX_POLL
+        } else {
+            Duration::ZERO
+        };
         events.clear();
         thread.worker.poll(&mut events, timeout)?;
         for id in again {
@@ -296,7 +300,8 @@ impl<W: Worker> ServeThread<'_, W> {
                                     self.config.response_size,
                                     true,
                                 ));
-                                conn.out.resize(conn.out.len() + self.config.response_size, b'h');
+                                conn.out
+                                    .resize(conn.out.len() + self.config.response_size, b'h');
                                 conn.close_after_flush = true;
                             } else {
                                 conn.out.extend_from_slice(&self.response);

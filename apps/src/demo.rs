@@ -43,7 +43,9 @@ struct Reaped(Child);
 impl Drop for Reaped {
     fn drop(&mut self) {
         // SIGTERM lets `surge serve` print its summary and detach its XDP program.
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.0.try_wait() {
@@ -65,7 +67,9 @@ fn exe() -> anyhow::Result<String> {
 fn wait_listening(lab: &Lab, addr: &str, stop: &AtomicBool) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
-        let out = lab.exec(HostId::B, &["nc", "-z", "-w", "1", addr, &PORT.to_string()]).context("probing the server")?;
+        let out = lab
+            .exec(HostId::B, &["nc", "-z", "-w", "1", addr, &PORT.to_string()])
+            .context("probing the server")?;
         if out.status.success() {
             return Ok(());
         }
@@ -75,42 +79,92 @@ fn wait_listening(lab: &Lab, addr: &str, stop: &AtomicBool) -> anyhow::Result<()
 }
 
 /// Runs one round: a server on `stack` in host A, the load from host B.
-fn round(lab: &Lab, args: &DemoArgs, stack: &str, addr: &str, stop: &AtomicBool) -> anyhow::Result<Value> {
+fn round(
+    lab: &Lab,
+    args: &DemoArgs,
+    stack: &str,
+    addr: &str,
+    stop: &AtomicBool,
+) -> anyhow::Result<Value> {
     let exe = exe()?;
     let a = lab.a();
     let threads = args.queues.to_string();
     let listen = format!("{addr}:{PORT}");
     let mut serve = lab.command(HostId::A, &exe)?;
-    serve.args(["serve", "--stack", stack, "--listen", &listen, "--mode", "rr", "--threads", &threads, "--quiet"]);
+    serve.args([
+        "serve",
+        "--stack",
+        stack,
+        "--listen",
+        &listen,
+        "--mode",
+        "rr",
+        "--threads",
+        &threads,
+        "--quiet",
+    ]);
     if stack == "surge" {
         serve.args(["--interface", &a.ifname, "--address", &format!("{addr}/24")]);
     }
-    let server = Reaped(serve.stdout(Stdio::null()).spawn().with_context(|| format!("starting surge serve --stack {stack}"))?);
+    let server = Reaped(
+        serve
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting surge serve --stack {stack}"))?,
+    );
     wait_listening(lab, addr, stop)?;
     let prefix = args.results.join(stack);
     let json = prefix.with_extension("json");
     let path = |ext: &str| prefix.with_extension(ext).to_string_lossy().into_owned();
     let mut load = lab.command(HostId::B, &exe)?;
     load.args([
-        "load", "--stack", "kernel", "--target", &listen, "--mode", "rr",
-        "-c", &args.connections.to_string(), "-t", "1",
-        "-d", &format!("{}ms", args.duration.as_millis()), "--warmup", "1s",
-        "--json", &path("json"), "--hgrm", &path("hgrm"), "--plot", &path("png"), "--quiet",
+        "load",
+        "--stack",
+        "kernel",
+        "--target",
+        &listen,
+        "--mode",
+        "rr",
+        "-c",
+        &args.connections.to_string(),
+        "-t",
+        "1",
+        "-d",
+        &format!("{}ms", args.duration.as_millis()),
+        "--warmup",
+        "1s",
+        "--json",
+        &path("json"),
+        "--hgrm",
+        &path("hgrm"),
+        "--plot",
+        &path("png"),
+        "--quiet",
     ]);
-    println!("== {stack} server at {listen}, kernel client: {} connections, {:?}", args.connections, args.duration);
+    println!(
+        "== {stack} server at {listen}, kernel client: {} connections, {:?}",
+        args.connections, args.duration
+    );
     let status = load.status().context("running surge load")?;
     drop(server);
-    ensure!(status.success(), "surge load against the {stack} server failed ({status})");
+    ensure!(
+        status.success(),
+        "surge load against the {stack} server failed ({status})"
+    );
     read_json(&json)
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn num(v: &Value, path: &[&str]) -> f64 {
-    path.iter().fold(Some(v), |v, k| v.and_then(|v| v.get(*k))).and_then(Value::as_f64).unwrap_or(f64::NAN)
+    path.iter()
+        .fold(Some(v), |v, k| v.and_then(|v| v.get(*k)))
+        .and_then(Value::as_f64)
+        .unwrap_or(f64::NAN)
 }
 
 /// The side-by-side table.
@@ -126,20 +180,33 @@ fn print_comparison(surge: &Value, kernel: &Value) {
         ("errors", &["errors_total"], false),
     ];
     println!();
-    println!("{:<20} {:>14} {:>14} {:>14}", "", "surge server", "kernel server", "surge/kernel");
+    println!(
+        "{:<20} {:>14} {:>14} {:>14}",
+        "", "surge server", "kernel server", "surge/kernel"
+    );
     for (name, key, _) in rows {
         let (s, k) = (num(surge, key), num(kernel, key));
-        let ratio = if k > 0.0 { format!("{:.2}x", s / k) } else { "-".to_owned() };
+        let ratio = if k > 0.0 {
+            format!("{:.2}x", s / k)
+        } else {
+            "-".to_owned()
+        };
         println!("{name:<20} {s:>14.1} {k:>14.1} {ratio:>14}");
     }
-    println!("(same kernel client in host B, same veth pair; latency is from the intended send time)");
+    println!(
+        "(same kernel client in host B, same veth pair; latency is from the intended send time)"
+    );
 }
 
 /// Runs `surge demo`.
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     surge_lab::require_root()?;
-    ensure!(args.connections > 0 && args.queues > 0, "connections and queues must be at least 1");
-    std::fs::create_dir_all(&args.results).with_context(|| format!("creating {}", args.results.display()))?;
+    ensure!(
+        args.connections > 0 && args.queues > 0,
+        "connections and queues must be at least 1"
+    );
+    std::fs::create_dir_all(&args.results)
+        .with_context(|| format!("creating {}", args.results.display()))?;
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop);
@@ -149,7 +216,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut spec = LabSpec::unique("demo", Topology::Pair);
     spec.queues = args.queues;
     let started = Instant::now();
-    println!("building lab {} (veth pair, {} queues, 198.18.0.0/24)", spec.name, spec.queues);
+    println!(
+        "building lab {} (veth pair, {} queues, 198.18.0.0/24)",
+        spec.name, spec.queues
+    );
     let lab = Lab::up(&spec).context("building the demo lab")?;
     let kernel_addr = lab.a().addr.to_string();
     let surge = round(&lab, &args, "surge", SURGE_ADDR, &stop)?;

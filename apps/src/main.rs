@@ -1,6 +1,7 @@
 //! `surge`: the command-line front of the surge stack.
 
 mod backend;
+mod demo;
 mod lab_cmd;
 mod load;
 mod report;
@@ -30,6 +31,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Load a server and report latency histograms (closed or open loop).
     Load(load::LoadArgs),
+    /// Serve on surge's stack and on the kernel's in a fresh lab, load both, compare.
+    Demo(demo::DemoArgs),
 }
 
 /// A flag raised by Ctrl-C or SIGTERM, for `serve` and `load` to stop and report.
@@ -55,6 +58,7 @@ fn main() {
         Command::Xdp(args) => xdp_cmd::run(args),
         Command::Serve(args) => stop_flag().and_then(|stop| serve::run(args, stop)),
         Command::Load(args) => stop_flag().and_then(|stop| load::run(args, stop)),
+        Command::Demo(args) => demo::run(args),
     };
     if let Err(err) = result {
         eprintln!("surge: error: {err:#}");

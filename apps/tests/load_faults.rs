@@ -283,11 +283,23 @@ fn impossible_options_and_the_surge_stack_are_one_line_errors() {
     let cases: &[(&[&str], &str)] = &[
         (
             &["load", "--target", "198.18.0.2:1", "--stack", "surge"],
-            "the surge stack backend is not built yet",
+            "--stack surge needs --interface IFACE",
         ),
         (
-            &["serve", "--listen", "198.18.0.2:1", "--stack", "surge"],
-            "the surge stack backend is not built yet",
+            &[
+                "serve",
+                "--listen",
+                "198.18.0.2:1",
+                "--stack",
+                "surge",
+                "--interface",
+                "x",
+            ],
+            "--stack surge needs --address A.B.C.D/LEN",
+        ),
+        (
+            &["serve", "--listen", "198.18.0.2:1", "--interface", "x"],
+            "apply to --stack surge only",
         ),
         (
             &[

@@ -3,7 +3,8 @@
 //! `surge serve` and `surge load` are written once against [`Worker`]: a per-thread,
 //! non-blocking, readiness-based socket API in the shape of epoll (and of surge's in-loop
 //! API). A [`Backend`] hands out one worker per thread. The kernel backend ([`kernel`])
-//! uses ordinary sockets through `mio`; surge's own stack plugs in here later.
+//! uses ordinary sockets through `mio`; the surge backend ([`surge`]) runs one engine per
+//! AF_XDP queue, in-loop.
 
 pub mod kernel;
 pub mod surge;
@@ -73,9 +74,6 @@ pub enum StackChoice {
     /// surge's own stack on AF_XDP.
     Surge,
 }
-
-/// The one-line refusal for `--stack surge` until the engine backend lands.
-pub const SURGE_NOT_BUILT: &str = "the surge stack backend is not built yet";
 
 /// The number of CPUs this process may run on (at least 1).
 pub fn available_cores() -> usize {

@@ -53,7 +53,9 @@ type Counters = Arc<Mutex<BTreeMap<usize, (EngineStats, TcpEngineStats)>>>;
 
 impl std::fmt::Debug for SurgeBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SurgeBackend").field("options", &self.options).finish_non_exhaustive()
+        f.debug_struct("SurgeBackend")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,7 +69,9 @@ fn errno(e: Errno) -> io::Error {
 
 /// Enters `netns` for the current thread, if one is given.
 fn enter(netns: Option<&str>) -> io::Result<Option<surge_lab::NetnsGuard>> {
-    netns.map(|ns| surge_lab::enter_netns(ns).map_err(io_err)).transpose()
+    netns
+        .map(|ns| surge_lab::enter_netns(ns).map_err(io_err))
+        .transpose()
 }
 
 /// Reads an interface's MAC from sysfs as seen from inside its namespace.
@@ -76,9 +80,14 @@ fn interface_mac(netns: Option<&str>, ifname: &str) -> io::Result<[u8; 6]> {
     let text = match netns {
         // sysfs shows the namespace of whoever mounted it: read it through `ip netns exec`.
         Some(ns) => {
-            let out = std::process::Command::new("ip").args(["netns", "exec", ns, "cat", &path]).output()?;
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", ns, "cat", &path])
+                .output()?;
             if !out.status.success() {
-                return Err(io_err(format!("reading the MAC of {ifname} in {ns}: {}", String::from_utf8_lossy(&out.stderr).trim())));
+                return Err(io_err(format!(
+                    "reading the MAC of {ifname} in {ns}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
             }
             String::from_utf8_lossy(&out.stdout).into_owned()
         }
@@ -87,7 +96,10 @@ fn interface_mac(netns: Option<&str>, ifname: &str) -> io::Result<[u8; 6]> {
     let mut mac = [0u8; 6];
     let parts: Vec<&str> = text.trim().split(':').collect();
     if parts.len() != 6 {
-        return Err(io_err(format!("unexpected MAC '{}' for {ifname}", text.trim())));
+        return Err(io_err(format!(
+            "unexpected MAC '{}' for {ifname}",
+            text.trim()
+        )));
     }
     for (byte, part) in mac.iter_mut().zip(parts) {
         *byte = u8::from_str_radix(part, 16).map_err(io_err)?;
@@ -151,26 +163,43 @@ impl Backend for SurgeBackend {
             let _ns = enter(self.options.netns.as_deref())?;
             let mut config = PortConfig::new(&self.options.interface, queue);
             config.pool.huge_pages = false;
-            XdpPort::open(&config).map_err(|e| io_err(format!("opening AF_XDP on {} queue {queue}: {e}", self.options.interface)))?
+            XdpPort::open(&config).map_err(|e| {
+                io_err(format!(
+                    "opening AF_XDP on {} queue {queue}: {e}",
+                    self.options.interface
+                ))
+            })?
         };
         self.program
             .lock()
             .map_err(io_err)?
             .register_socket(queue, port.fd())
             .map_err(io_err)?;
-        let iface = InterfaceConfig::new(EthernetAddress(self.mac), self.options.address, self.options.gateway, self.mtu.min(9000))
-            .map_err(io_err)?;
+        let iface = InterfaceConfig::new(
+            EthernetAddress(self.mac),
+            self.options.address,
+            self.options.gateway,
+            self.mtu.min(9000),
+        )
+        .map_err(io_err)?;
         let mut config = EngineConfig::new(iface);
         config.core = u16::try_from(index).map_err(io_err)?;
         config.cores = u16::try_from(self.queues).map_err(io_err)?;
         config.seed = 0x5eed ^ index as u64;
         let engine = Engine::new(port, config).map_err(io_err)?;
-        Ok(SurgeWorker::new(engine, index, self.epoch, Arc::clone(&self.counters)))
+        Ok(SurgeWorker::new(
+            engine,
+            index,
+            self.epoch,
+            Arc::clone(&self.counters),
+        ))
     }
 
     fn counters(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        let Ok(all) = self.counters.lock() else { return out };
+        let Ok(all) = self.counters.lock() else {
+            return out;
+        };
         let mut stats = EngineStats::default();
         let mut tcp = TcpEngineStats::default();
         for (s, t) in all.values() {
@@ -214,12 +243,19 @@ pub struct SurgeWorker {
 
 impl std::fmt::Debug for SurgeWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SurgeWorker").field("index", &self.index).finish_non_exhaustive()
+        f.debug_struct("SurgeWorker")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
     }
 }
 
 impl SurgeWorker {
-    fn new(engine: Engine<XdpPort>, index: usize, epoch: std::time::Instant, counters: Counters) -> Self {
+    fn new(
+        engine: Engine<XdpPort>,
+        index: usize,
+        epoch: std::time::Instant,
+        counters: Counters,
+    ) -> Self {
         SurgeWorker {
             engine,
             index,
@@ -245,12 +281,23 @@ impl SurgeWorker {
     fn insert(&mut self, handle: SocketHandle, listener: bool, connecting: bool) -> SocketId {
         let id = self.next_id;
         self.next_id += 1;
-        self.sockets.insert(id, Entry { handle, listener, connecting, last: Readiness::default() });
+        self.sockets.insert(
+            id,
+            Entry {
+                handle,
+                listener,
+                connecting,
+                last: Readiness::default(),
+            },
+        );
         id
     }
 
     fn handle(&self, id: SocketId) -> io::Result<SocketHandle> {
-        self.sockets.get(&id).map(|e| e.handle).ok_or_else(|| errno(Errno::EBADF))
+        self.sockets
+            .get(&id)
+            .map(|e| e.handle)
+            .ok_or_else(|| errno(Errno::EBADF))
     }
 
     /// The engine's counters.
@@ -260,14 +307,21 @@ impl SurgeWorker {
 
     fn collect(&mut self, out: &mut Vec<Event>) {
         for (id, entry) in &mut self.sockets {
-            let Ok(now) = self.engine.readiness(entry.handle) else { continue };
+            let Ok(now) = self.engine.readiness(entry.handle) else {
+                continue;
+            };
             if entry.listener {
                 if now.readable {
                     out.push(Event::Acceptable(*id));
                 }
             } else if entry.connecting {
                 if now.error {
-                    let err = self.engine.take_error(entry.handle).ok().flatten().unwrap_or(Errno::ECONNREFUSED);
+                    let err = self
+                        .engine
+                        .take_error(entry.handle)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(Errno::ECONNREFUSED);
                     entry.connecting = false;
                     out.push(Event::ConnectFailed(*id, errno(err)));
                 } else if now.writable {
@@ -297,9 +351,16 @@ impl Drop for SurgeWorker {
 
 impl Worker for SurgeWorker {
     fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketId> {
-        let SocketAddr::V4(addr) = addr else { return Err(errno(Errno::EAFNOSUPPORT)) };
+        let SocketAddr::V4(addr) = addr else {
+            return Err(errno(Errno::EAFNOSUPPORT));
+        };
         let h = self.engine.tcp_socket().map_err(errno)?;
-        let options = BindOptions { reuse_addr: true, reuse_port: true, privileged: true, owner: 0 };
+        let options = BindOptions {
+            reuse_addr: true,
+            reuse_port: true,
+            privileged: true,
+            owner: 0,
+        };
         self.engine.bind(h, addr, options).map_err(errno)?;
         self.engine.listen(h, 4096).map_err(errno)?;
         Ok(self.insert(h, true, false))
@@ -309,7 +370,10 @@ impl Worker for SurgeWorker {
         let h = self.handle(listener)?;
         match self.engine.accept(h) {
             Ok((child, _)) => {
-                let opts = TcpSocketOptions { nodelay: true, ..self.engine.tcp_options(child).map_err(errno)? };
+                let opts = TcpSocketOptions {
+                    nodelay: true,
+                    ..self.engine.tcp_options(child).map_err(errno)?
+                };
                 self.engine.set_tcp_options(child, opts).map_err(errno)?;
                 Ok(Some(self.insert(child, false, false)))
             }
@@ -319,11 +383,19 @@ impl Worker for SurgeWorker {
     }
 
     fn connect(&mut self, addr: SocketAddr) -> io::Result<SocketId> {
-        let SocketAddr::V4(addr) = addr else { return Err(errno(Errno::EAFNOSUPPORT)) };
+        let SocketAddr::V4(addr) = addr else {
+            return Err(errno(Errno::EAFNOSUPPORT));
+        };
         let h = self.engine.tcp_socket().map_err(errno)?;
-        let opts = TcpSocketOptions { nodelay: true, ..TcpSocketOptions::default() };
+        let opts = TcpSocketOptions {
+            nodelay: true,
+            ..TcpSocketOptions::default()
+        };
         self.engine.set_tcp_options(h, opts).map_err(errno)?;
-        match self.engine.connect(h, SocketAddrV4::new(*addr.ip(), addr.port())) {
+        match self
+            .engine
+            .connect(h, SocketAddrV4::new(*addr.ip(), addr.port()))
+        {
             Err(Errno::EINPROGRESS) | Ok(()) => Ok(self.insert(h, false, true)),
             Err(e) => {
                 let _ = self.engine.close(h);
@@ -395,17 +467,30 @@ pub struct SurgeArgs {
 impl SurgeArgs {
     /// The backend options, checked; `tcp_ports` are the ports the XDP program steers to us.
     pub fn options(&self, tcp_ports: Vec<u16>) -> anyhow::Result<SurgeOptions> {
-        let interface = self.interface.clone().ok_or_else(|| anyhow::anyhow!("--stack surge needs --interface IFACE"))?;
+        let interface = self
+            .interface
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("--stack surge needs --interface IFACE"))?;
         let address = self
             .address
             .as_deref()
             .ok_or_else(|| anyhow::anyhow!("--stack surge needs --address A.B.C.D/LEN"))?
             .parse::<Ipv4Cidr>()?;
-        Ok(SurgeOptions { netns: self.netns.clone(), interface, address, gateway: self.gateway, mac: None, tcp_ports })
+        Ok(SurgeOptions {
+            netns: self.netns.clone(),
+            interface,
+            address,
+            gateway: self.gateway,
+            mac: None,
+            tcp_ports,
+        })
     }
 
     /// True when any surge-only option was given (an error with `--stack kernel`).
     pub fn any(&self) -> bool {
-        self.interface.is_some() || self.address.is_some() || self.gateway.is_some() || self.netns.is_some()
+        self.interface.is_some()
+            || self.address.is_some()
+            || self.gateway.is_some()
+            || self.netns.is_some()
     }
 }

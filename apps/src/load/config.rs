@@ -138,6 +138,9 @@ pub struct LoadArgs {
     /// No per-second progress lines.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Options of `--stack surge`.
+    #[command(flatten)]
+    pub surge: crate::backend::surge::SurgeArgs,
     /// Seed of the Poisson arrival generator.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

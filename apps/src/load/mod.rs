@@ -17,22 +17,40 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, bail};
 
 use crate::backend::kernel::KernelBackend;
-use crate::backend::{SURGE_NOT_BUILT, StackChoice};
+use crate::backend::surge::SurgeBackend;
+use crate::backend::{Backend, StackChoice};
 use crate::report::plot::write_plot;
 use crate::report::table::format_table;
 
+/// One load run (or a find-max search) on `backend`.
+fn execute<B: Backend>(
+    backend: &B,
+    args: &LoadArgs,
+    config: &config::LoadConfig,
+    stop: &AtomicBool,
+) -> anyhow::Result<run::Outcome> {
+    if args.find_max {
+        let target = args.p99.unwrap_or_default();
+        find_max::find_max(backend, config, target, args.max_trials, stop)
+    } else {
+        run::run_once(backend, config, stop)
+    }
+}
+
 /// Runs `surge load`.
 pub fn run(args: LoadArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    if args.stack == StackChoice::Surge {
-        bail!(SURGE_NOT_BUILT);
-    }
     let config = args.config()?;
-    let backend = KernelBackend;
-    let outcome = if args.find_max {
-        let target = args.p99.unwrap_or_default();
-        find_max::find_max(&backend, &config, target, args.max_trials, &stop)?
-    } else {
-        run::run_once(&backend, &config, &stop)?
+    let outcome = match args.stack {
+        StackChoice::Kernel => {
+            if args.surge.any() {
+                bail!("--interface, --address, --gateway and --netns apply to --stack surge only");
+            }
+            execute(&KernelBackend, &args, &config, &stop)?
+        }
+        StackChoice::Surge => {
+            let backend = SurgeBackend::new(args.surge.options(Vec::new())?)?;
+            execute(&backend, &args, &config, &stop)?
+        }
     };
     print!("{}", format_table(&outcome.report));
     if let Some(found) = &outcome.find_max {

@@ -18,7 +18,8 @@ use serde::Serialize;
 use surge_lab::parse_duration;
 
 use crate::backend::kernel::KernelBackend;
-use crate::backend::{Backend, SURGE_NOT_BUILT, StackChoice};
+use crate::backend::surge::SurgeBackend;
+use crate::backend::{Backend, StackChoice};
 use crate::report::{LatencySet, Summary, format_bytes};
 use worker::{ServeConfig, ServeStats, bind, serve_thread};
 
@@ -81,6 +82,9 @@ pub struct ServeArgs {
     /// No per-second status lines.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Options of `--stack surge`.
+    #[command(flatten)]
+    pub surge: crate::backend::surge::SurgeArgs,
 }
 
 /// What `surge serve` reports on exit.
@@ -134,9 +138,6 @@ fn totals(stats: &[ServeStats]) -> [u64; 8] {
 
 /// Runs `surge serve`.
 pub fn run(args: ServeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    if args.stack == StackChoice::Surge {
-        bail!(SURGE_NOT_BUILT);
-    }
     let threads = args.threads.unwrap_or_else(crate::backend::available_cores);
     ensure!(
         (1..=1024).contains(&threads),
@@ -173,7 +174,24 @@ pub fn run(args: ServeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         request_size,
         response_size,
     };
-    serve(&KernelBackend, &args, &config, threads, &stop)
+    match args.stack {
+        StackChoice::Kernel => {
+            if args.surge.any() {
+                bail!("--interface, --address, --gateway and --netns apply to --stack surge only");
+            }
+            serve(&KernelBackend, &args, &config, threads, &stop)
+        }
+        StackChoice::Surge => {
+            let backend = SurgeBackend::new(args.surge.options(vec![args.listen.port()])?)?;
+            ensure!(
+                threads <= backend.queues(),
+                "--threads {threads}: {} has {} RX queue(s), and surge runs one engine per queue",
+                args.surge.interface.as_deref().unwrap_or("?"),
+                backend.queues()
+            );
+            serve(&backend, &args, &config, threads, &stop)
+        }
+    }
 }
 
 /// Serves on `backend` until stopped, then prints (and writes) the summary.

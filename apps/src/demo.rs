@@ -162,7 +162,7 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
 
 fn num(v: &Value, path: &[&str]) -> f64 {
     path.iter()
-        .fold(Some(v), |v, k| v.and_then(|v| v.get(*k)))
+        .try_fold(v, |v, k| v.get(*k))
         .and_then(Value::as_f64)
         .unwrap_or(f64::NAN)
 }

@@ -28,9 +28,9 @@ enum Command {
     /// Inspect or remove surge's XDP program on an interface.
     Xdp(xdp_cmd::XdpArgs),
     /// Serve echo, discard, HTTP, request/response or stream traffic.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Load a server and report latency histograms (closed or open loop).
-    Load(load::LoadArgs),
+    Load(Box<load::LoadArgs>),
     /// Serve on surge's stack and on the kernel's in a fresh lab, load both, compare.
     Demo(demo::DemoArgs),
 }
@@ -56,8 +56,8 @@ fn main() {
     let result = match cli.command {
         Command::Lab(args) => lab_cmd::run(args),
         Command::Xdp(args) => xdp_cmd::run(args),
-        Command::Serve(args) => stop_flag().and_then(|stop| serve::run(args, stop)),
-        Command::Load(args) => stop_flag().and_then(|stop| load::run(args, stop)),
+        Command::Serve(args) => stop_flag().and_then(|stop| serve::run(*args, stop)),
+        Command::Load(args) => stop_flag().and_then(|stop| load::run(*args, stop)),
         Command::Demo(args) => demo::run(args),
     };
     if let Err(err) = result {

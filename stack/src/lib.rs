@@ -5,6 +5,9 @@
 //!   pseudo-header sums and incremental updates (RFC 1624).
 //! - [`wire`]: zero-copy views and owned `Repr`s for Ethernet, ARP, IPv4, ICMPv4, UDP
 //!   and TCP, in the shape of smoltcp's `wire` module.
+//! - [`iface`], [`neighbor`]: interface configuration and routing, the ARP cache.
+//! - [`engine`]: the per-core run-to-completion loop over a device, with the in-loop
+//!   socket calls; [`socket`]: the socket table and per-protocol socket state.
 //! - [`tcp`]: a sans-IO TCP (RFC 9293 and friends): every input takes `now`, every
 //!   output is returned.
 //! - [`table`]: bind, listen and connection tables with BSD/Linux semantics.
@@ -12,8 +15,7 @@
 //! - [`time`]: the stack's own clock type, microseconds since engine start.
 //!
 //! Protocol code here never reads a clock, sleeps, makes a syscall or touches a
-//! device. The only `unsafe` in this crate is the fenced SIMD module inside
-//! [`checksum`].
+//! device. The only unsafe code in this crate is the fenced SIMD module of [`checksum`].
 #![deny(unsafe_code)]
 
 pub mod checksum;

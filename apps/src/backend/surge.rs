@@ -228,6 +228,8 @@ struct Entry {
     listener: bool,
     connecting: bool,
     last: Readiness,
+    /// The app's last send hit WouldBlock: report Writable when room comes back.
+    want_write: bool,
 }
 
 /// One thread's engine, driven in-loop.
@@ -288,6 +290,7 @@ impl SurgeWorker {
                 listener,
                 connecting,
                 last: Readiness::default(),
+                want_write: false,
             },
         );
         id
@@ -329,12 +332,17 @@ impl SurgeWorker {
                     out.push(Event::Connected(*id));
                 }
             } else {
-                // Readable is level-triggered here (the apps read until WouldBlock);
-                // Writable only on the edge, or every loop would report it.
-                if now.readable || now.error || now.hangup {
+                // Readable is level-triggered here (the apps read until WouldBlock).
+                // Writable fires on the edge, and, as epoll's edge-triggered mode does
+                // (a wakeup reports the whole mask), beside every Readable.
+                let readable = now.readable || now.error || now.hangup;
+                if readable {
                     out.push(Event::Readable(*id));
                 }
-                if now.writable && !entry.last.writable {
+                // And always once the app has hit WouldBlock and room came back:
+                // sampling alone can miss a full-then-drained buffer between polls.
+                if now.writable && (entry.want_write || !entry.last.writable || readable) {
+                    entry.want_write = false;
                     out.push(Event::Writable(*id));
                 }
             }
@@ -406,7 +414,13 @@ impl Worker for SurgeWorker {
 
     fn send(&mut self, id: SocketId, buf: &[u8]) -> io::Result<usize> {
         let h = self.handle(id)?;
-        self.engine.send(h, buf).map_err(errno)
+        let result = self.engine.send(h, buf);
+        if result == Err(Errno::EAGAIN) {
+            if let Some(entry) = self.sockets.get_mut(&id) {
+                entry.want_write = true;
+            }
+        }
+        result.map_err(errno)
     }
 
     fn recv(&mut self, id: SocketId, buf: &mut [u8]) -> io::Result<usize> {

@@ -1,0 +1,234 @@
+//! Root tests of `surge serve --stack surge` (surge's engines on AF_XDP, one per
+//! veth queue) loaded by `surge load --stack kernel` from the other host: every mode,
+//! and the counts on both sides must agree (requests, bytes, no errors).
+
+mod load_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use load_support::*;
+use surge_lab::{HostId, Lab, LabSpec, Topology};
+
+/// The address only surge answers in host B (B's kernel keeps 198.18.0.2).
+const SURGE_ADDR: &str = "198.18.0.20";
+
+/// Starts `surge serve --stack surge` in B with one engine per veth queue.
+fn serve_surge(
+    lab: &Lab,
+    queues: u16,
+    port: u16,
+    mode: &str,
+    extra: &[&str],
+    json: &Path,
+) -> Running {
+    let threads = queues.to_string();
+    let listen = format!("{SURGE_ADDR}:{port}");
+    let ifname = lab.b().ifname.clone();
+    let mut command = lab.command(HostId::B, SURGE).expect("command in B");
+    command
+        .args([
+            "serve",
+            "--stack",
+            "surge",
+            "--interface",
+            &ifname,
+            "--address",
+        ])
+        .arg(format!("{SURGE_ADDR}/24"))
+        .args([
+            "--listen",
+            &listen,
+            "--mode",
+            mode,
+            "--threads",
+            &threads,
+            "--quiet",
+            "--json",
+        ])
+        .arg(json)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawning surge serve --stack surge");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let running = Running { child };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.contains("listening on") => return running,
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("surge serve --stack surge did not start: {seen:?}"),
+        }
+    }
+}
+
+fn load_surge(lab: &Lab, port: u16, args: &[&str], json: &Path) -> serde_json::Value {
+    let target = format!("{SURGE_ADDR}:{port}");
+    let output = lab
+        .command(HostId::A, SURGE)
+        .expect("command in A")
+        .args(["load", "--stack", "kernel", "--target", &target, "--json"])
+        .arg(json)
+        .args(args)
+        .output()
+        .expect("running surge load");
+    assert!(
+        output.status.success(),
+        "surge load failed: {}",
+        text(&output)
+    );
+    let report = read_json(json);
+    assert_eq!(
+        num(&report, "requests_sent"),
+        num(&report, "answered") + num(&report, "errors_total"),
+        "requests sent = answered + errors: {report}"
+    );
+    report
+}
+
+#[test]
+fn every_mode_on_the_surge_server_agrees_with_the_kernel_client() {
+    let mut spec = LabSpec::unique("srvsg", Topology::Pair);
+    spec.queues = 2;
+    let lab = Lab::up(&spec).expect("lab up (root tests need root)");
+    let dir = Scratch::new("surge-serve");
+    let (server_json, load_json) = (dir.path("server.json"), dir.path("load.json"));
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (
+            "rr",
+            &["--request-size", "100", "--response-size", "300"],
+            &[
+                "--mode",
+                "rr",
+                "-c",
+                "8",
+                "-t",
+                "1",
+                "-d",
+                "2s",
+                "--pipeline",
+                "2",
+                "--request-size",
+                "100",
+                "--response-size",
+                "300",
+                "-q",
+            ],
+        ),
+        (
+            "echo",
+            &[],
+            &[
+                "--mode",
+                "rr",
+                "-c",
+                "4",
+                "-t",
+                "1",
+                "-d",
+                "2s",
+                "--request-size",
+                "1000",
+                "--response-size",
+                "1000",
+                "-q",
+            ],
+        ),
+        (
+            "http",
+            &["--response-size", "5000"],
+            &["--mode", "http", "-c", "8", "-t", "1", "-d", "2s", "-q"],
+        ),
+        (
+            "rr",
+            &[],
+            &["--mode", "crr", "-c", "4", "-t", "1", "-d", "2s", "-q"],
+        ),
+    ];
+    for (i, (mode, serve_args, load_args)) in cases.iter().enumerate() {
+        let port = 7100 + i as u16;
+        let server = serve_surge(&lab, 2, port, mode, serve_args, &server_json);
+        let report = load_surge(&lab, port, load_args, &load_json);
+        server.stop();
+        let server = read_json(&server_json);
+        if *mode == "echo" {
+            // An echo server has no notion of requests: bytes must match both ways.
+            assert_eq!(num(&report, "errors_total"), 0, "echo: {report}");
+            assert!(num(&report, "answered") > 0, "echo: nothing answered");
+            assert_eq!(
+                num(&server, "bytes_received"),
+                num(&report, "bytes_sent"),
+                "echo: bytes up"
+            );
+            assert_eq!(
+                num(&server, "bytes_sent"),
+                num(&report, "bytes_received"),
+                "echo: bytes down"
+            );
+        } else {
+            assert_matches_server(&report, &server, &format!("{mode} / {load_args:?}"));
+        }
+    }
+}
+
+#[test]
+fn stream_both_ways_through_the_surge_server() {
+    let lab =
+        Lab::up(&LabSpec::unique("srvst", Topology::Pair)).expect("lab up (root tests need root)");
+    let dir = Scratch::new("surge-stream");
+    let (server_json, load_json) = (dir.path("server.json"), dir.path("load.json"));
+    for (i, direction) in ["up", "down"].iter().enumerate() {
+        let port = 7200 + i as u16;
+        let server = serve_surge(&lab, 1, port, "stream", &[], &server_json);
+        let report = load_surge(
+            &lab,
+            port,
+            &[
+                "--mode",
+                "stream",
+                "--direction",
+                direction,
+                "-c",
+                "2",
+                "-t",
+                "1",
+                "-d",
+                "2s",
+                "-q",
+            ],
+            &load_json,
+        );
+        server.stop();
+        let server = read_json(&server_json);
+        let moved = if *direction == "up" {
+            "bytes_sent"
+        } else {
+            "bytes_received"
+        };
+        assert!(
+            num(&report, moved) > 1_000_000,
+            "{direction}: at least 1 MB moved: {report}"
+        );
+        assert_eq!(
+            num(&server, "bytes_received"),
+            num(&report, "bytes_sent"),
+            "{direction}: bytes up"
+        );
+        assert_eq!(
+            num(&server, "bytes_sent"),
+            num(&report, "bytes_received"),
+            "{direction}: bytes down"
+        );
+    }
+}

@@ -244,6 +244,23 @@ impl NeighborCache {
         }
     }
 
+    /// Learns `ip` at `mac` from an IPv4 frame it sent us, only when nothing
+    /// better is known (no entry, or a resolution in progress): a received SYN
+    /// carries the MAC its answer goes to. With one engine per RX queue this also
+    /// covers an ARP reply that landed on another queue. A known entry is never
+    /// overwritten this way (only ARP changes it). Returns the frames released.
+    pub fn learn_if_unknown(
+        &mut self,
+        ip: Ipv4Addr,
+        mac: EthernetAddress,
+        now: Instant,
+    ) -> Vec<Vec<u8>> {
+        match self.entries.get(&ip) {
+            Some(State::Known { .. }) => Vec::new(),
+            _ => self.learn(ip, mac, now),
+        }
+    }
+
     /// Updates an existing entry only (RFC 826: a request not for us refreshes
     /// what we already have, but adds nothing).
     pub fn refresh_if_known(
@@ -423,6 +440,22 @@ mod tests {
         c.poll(t(10_000_000));
         assert_eq!(c.resolve(ip(2), t(10_000_000)), Resolution::Known(MAC));
         assert_eq!(c.poll_at(), None);
+    }
+
+    #[test]
+    fn frames_teach_unknown_neighbours_but_never_override_known_ones() {
+        let mut c = NeighborCache::new(NeighborConfig::default());
+        assert_eq!(c.resolve(ip(2), t(0)), Resolution::Request);
+        c.enqueue(ip(2), b"syn-ack");
+        assert_eq!(
+            c.learn_if_unknown(ip(2), MAC, t(1)),
+            vec![b"syn-ack".to_vec()]
+        );
+        let other = EthernetAddress([2, 0, 0, 0, 0, 9]);
+        c.learn_if_unknown(ip(2), other, t(2));
+        assert_eq!(c.resolve(ip(2), t(3)), Resolution::Known(MAC));
+        c.learn_if_unknown(ip(3), other, t(4));
+        assert_eq!(c.resolve(ip(3), t(5)), Resolution::Known(other));
     }
 
     #[test]

@@ -664,8 +664,28 @@ fn handle_frame<D: Device>(
                                 core.stats.drop(DropReason::BadSource);
                                 Verdict::Release
                             } else {
-                                // Traffic from a neighbour on-link confirms its MAC
-                                // only through ARP; IP traffic teaches nothing here.
+                                // An on-link sender's frame carries the MAC its
+                                // answer goes to: learn it if nothing is known yet
+                                // (a SYN on one queue while the ARP reply went to
+                                // another engine's queue).
+                                if core
+                                    .config
+                                    .iface
+                                    .route(header.src_addr)
+                                    .is_ok_and(|r| r.next_hop == header.src_addr)
+                                    && eth.src_addr.is_unicast()
+                                {
+                                    for frame in core.neighbors.learn_if_unknown(
+                                        header.src_addr,
+                                        eth.src_addr,
+                                        now,
+                                    ) {
+                                        core.out.push(Outgoing::Released {
+                                            mac: eth.src_addr,
+                                            frame,
+                                        });
+                                    }
+                                }
                                 match transport {
                                     Transport::Icmp(icmp) => icmp::input(core, now, &header, &icmp),
                                     Transport::Udp {

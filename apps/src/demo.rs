@@ -1,9 +1,9 @@
-//! `surge demo`: the README's first command. Builds a lab (a veth pair with two
-//! queues in two fresh namespaces), serves request/response on surge's stack on
-//! one side and loads it from the other with the kernel's stack, then runs the
-//! same load against a server on the kernel's stack on the same veth pair, and
-//! prints both reports side by side with the ratio. Files land in `results/`;
-//! the lab is removed on exit, on failure and on Ctrl-C.
+//! `surge demo`: the README's first command. In a fresh lab (a veth pair between two
+//! namespaces) it runs request/response with both ends on surge's stack, then both
+//! ends on the kernel's; then, in a lab with two queues, surge's server and the
+//! kernel's server under the same kernel client. It prints the reports side by side
+//! with the ratios. Files land in `results/`; the labs are removed on exit, on
+//! failure and on Ctrl-C.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,6 +18,8 @@ use surge_lab::{HostId, Lab, LabSpec, Topology, parse_duration};
 
 /// surge's address in host A (the kernel of A keeps its own, 198.18.0.1).
 const SURGE_ADDR: &str = "198.18.0.10";
+/// surge's address in host B when it is the client (B's kernel keeps 198.18.0.2).
+const SURGE_CLIENT_ADDR: &str = "198.18.0.20";
 const PORT: u16 = 8080;
 
 /// Arguments of `surge demo`.
@@ -78,23 +80,30 @@ fn wait_listening(lab: &Lab, addr: &str, stop: &AtomicBool) -> anyhow::Result<()
     bail!("the server at {addr}:{PORT} did not start listening within 15 s")
 }
 
-/// Runs one round: a server on `stack` in host A, the load from host B.
-fn round(
-    lab: &Lab,
-    args: &DemoArgs,
-    stack: &str,
-    addr: &str,
-    stop: &AtomicBool,
-) -> anyhow::Result<Value> {
+/// One measured round: who serves in host A, who loads from host B.
+struct Round<'a> {
+    /// Name of the report files (`results/<name>.json`, ...).
+    name: &'a str,
+    /// The server's stack and address.
+    server_stack: &'a str,
+    server_addr: &'a str,
+    /// The client's stack (and its address, for `surge`).
+    client_stack: &'a str,
+    client_addr: &'a str,
+    /// Server threads (one engine per queue on surge).
+    threads: u16,
+}
+
+/// Runs one round: a server in host A, the load from host B; returns the load's JSON.
+fn round(lab: &Lab, args: &DemoArgs, r: &Round<'_>, stop: &AtomicBool) -> anyhow::Result<Value> {
     let exe = exe()?;
-    let a = lab.a();
-    let threads = args.queues.to_string();
-    let listen = format!("{addr}:{PORT}");
+    let threads = r.threads.to_string();
+    let listen = format!("{}:{PORT}", r.server_addr);
     let mut serve = lab.command(HostId::A, &exe)?;
     serve.args([
         "serve",
         "--stack",
-        stack,
+        r.server_stack,
         "--listen",
         &listen,
         "--mode",
@@ -103,24 +112,29 @@ fn round(
         &threads,
         "--quiet",
     ]);
-    if stack == "surge" {
-        serve.args(["--interface", &a.ifname, "--address", &format!("{addr}/24")]);
+    if r.server_stack == "surge" {
+        serve.args([
+            "--interface",
+            &lab.a().ifname,
+            "--address",
+            &format!("{}/24", r.server_addr),
+        ]);
     }
     let server = Reaped(
         serve
             .stdout(Stdio::null())
             .spawn()
-            .with_context(|| format!("starting surge serve --stack {stack}"))?,
+            .with_context(|| format!("starting surge serve --stack {}", r.server_stack))?,
     );
-    wait_listening(lab, addr, stop)?;
-    let prefix = args.results.join(stack);
+    wait_listening(lab, r.server_addr, stop)?;
+    let prefix = args.results.join(r.name);
     let json = prefix.with_extension("json");
     let path = |ext: &str| prefix.with_extension(ext).to_string_lossy().into_owned();
     let mut load = lab.command(HostId::B, &exe)?;
     load.args([
         "load",
         "--stack",
-        "kernel",
+        r.client_stack,
         "--target",
         &listen,
         "--mode",
@@ -130,7 +144,8 @@ fn round(
         "-t",
         "1",
         "-d",
-        &format!("{}ms", args.duration.as_millis()),
+        // The load's duration includes its warm-up: measure `duration` after 1 s.
+        &format!("{}ms", args.duration.as_millis() + 1000),
         "--warmup",
         "1s",
         "--json",
@@ -141,15 +156,25 @@ fn round(
         &path("png"),
         "--quiet",
     ]);
+    if r.client_stack == "surge" {
+        load.args([
+            "--interface",
+            &lab.b().ifname,
+            "--address",
+            &format!("{}/24", r.client_addr),
+        ]);
+    }
     println!(
-        "== {stack} server at {listen}, kernel client: {} connections, {:?}",
-        args.connections, args.duration
+        "== {} server at {listen} ({} thread(s)), {} client: {} connections, {:?}",
+        r.server_stack, r.threads, r.client_stack, args.connections, args.duration
     );
     let status = load.status().context("running surge load")?;
     drop(server);
     ensure!(
         status.success(),
-        "surge load against the {stack} server failed ({status})"
+        "surge load ({} client, {} server) failed ({status})",
+        r.client_stack,
+        r.server_stack
     );
     read_json(&json)
 }
@@ -168,7 +193,7 @@ fn num(v: &Value, path: &[&str]) -> f64 {
 }
 
 /// The side-by-side table.
-fn print_comparison(surge: &Value, kernel: &Value) {
+fn print_comparison(surge: &Value, kernel: &Value, headers: [&str; 3], note: &str) {
     let rows: [(&str, &[&str], bool); 8] = [
         ("requests/s", &["requests_per_second"], true),
         ("p50 latency (us)", &["latency_us", "p50"], false),
@@ -182,7 +207,7 @@ fn print_comparison(surge: &Value, kernel: &Value) {
     println!();
     println!(
         "{:<20} {:>14} {:>14} {:>14}",
-        "", "surge server", "kernel server", "surge/kernel"
+        "", headers[0], headers[1], headers[2]
     );
     for (name, key, _) in rows {
         let (s, k) = (num(surge, key), num(kernel, key));
@@ -193,9 +218,7 @@ fn print_comparison(surge: &Value, kernel: &Value) {
         };
         println!("{name:<20} {s:>14.1} {k:>14.1} {ratio:>14}");
     }
-    println!(
-        "(same kernel client in host B, same veth pair; latency is from the intended send time)"
-    );
+    println!("({note}; latency is from the intended send time)");
 }
 
 /// Runs `surge demo`.
@@ -213,22 +236,88 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         // The children get the same SIGINT; the lab goes when `lab` drops below.
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
     }
+    let started = Instant::now();
+
+    // Part 1: both ends on surge against both ends on the kernel, one queue each side
+    // (an active open on a multi-queue interface can get its replies on another
+    // engine's queue, which surge does not forward yet).
+    let spec = LabSpec::unique("demo", Topology::Pair);
+    println!(
+        "building lab {} (veth pair, 1 queue, 198.18.0.0/24)",
+        spec.name
+    );
+    let lab = Lab::up(&spec).context("building the demo lab")?;
+    let (kernel_a, kernel_b) = (lab.a().addr.to_string(), lab.b().addr.to_string());
+    let surge_both = Round {
+        name: "surge-surge",
+        server_stack: "surge",
+        server_addr: SURGE_ADDR,
+        client_stack: "surge",
+        client_addr: SURGE_CLIENT_ADDR,
+        threads: 1,
+    };
+    let surge_both = round(&lab, &args, &surge_both, &stop)?;
+    ensure!(!stop.load(Ordering::Relaxed), "interrupted");
+    let kernel_both = Round {
+        name: "kernel-kernel",
+        server_stack: "kernel",
+        server_addr: &kernel_a,
+        client_stack: "kernel",
+        client_addr: &kernel_b,
+        threads: 1,
+    };
+    let kernel_both = round(&lab, &args, &kernel_both, &stop)?;
+    lab.down().context("removing the demo lab")?;
+    ensure!(!stop.load(Ordering::Relaxed), "interrupted");
+
+    // Part 2: the servers alone, with one engine (or thread) per queue, under the
+    // same kernel client.
     let mut spec = LabSpec::unique("demo", Topology::Pair);
     spec.queues = args.queues;
-    let started = Instant::now();
     println!(
         "building lab {} (veth pair, {} queues, 198.18.0.0/24)",
         spec.name, spec.queues
     );
     let lab = Lab::up(&spec).context("building the demo lab")?;
-    let kernel_addr = lab.a().addr.to_string();
-    let surge = round(&lab, &args, "surge", SURGE_ADDR, &stop)?;
+    let kernel_a = lab.a().addr.to_string();
+    let surge_server = Round {
+        name: "surge-server",
+        server_stack: "surge",
+        server_addr: SURGE_ADDR,
+        client_stack: "kernel",
+        client_addr: "",
+        threads: args.queues,
+    };
+    let surge_server = round(&lab, &args, &surge_server, &stop)?;
     ensure!(!stop.load(Ordering::Relaxed), "interrupted");
-    let kernel = round(&lab, &args, "kernel", &kernel_addr, &stop)?;
-    print_comparison(&surge, &kernel);
+    let kernel_server = Round {
+        name: "kernel-server",
+        server_stack: "kernel",
+        server_addr: &kernel_a,
+        client_stack: "kernel",
+        client_addr: "",
+        threads: args.queues,
+    };
+    let kernel_server = round(&lab, &args, &kernel_server, &stop)?;
     lab.down().context("removing the demo lab")?;
+
+    print_comparison(
+        &surge_both,
+        &kernel_both,
+        ["surge<->surge", "kernel<->kernel", "surge/kernel"],
+        "client and server on the same stack, 1 queue, same veth pair",
+    );
+    print_comparison(
+        &surge_server,
+        &kernel_server,
+        ["surge server", "kernel server", "surge/kernel"],
+        &format!(
+            "same kernel client in host B, {} queues, same veth pair",
+            args.queues
+        ),
+    );
     println!(
-        "reports: {}/{{surge,kernel}}.{{json,hgrm,png}}; demo took {:.1} s; lab removed",
+        "reports: {}/{{surge-surge,kernel-kernel,surge-server,kernel-server}}.{{json,hgrm,png}}; demo took {:.1} s; labs removed",
         args.results.display(),
         started.elapsed().as_secs_f64()
     );

@@ -4,11 +4,8 @@
 
 mod load_support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 use load_support::*;
 use surge_lab::{HostId, Lab, LabSpec, Topology};
@@ -53,24 +50,8 @@ fn serve_surge(
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawning surge serve --stack surge");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let running = Running { child };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut seen = Vec::new();
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) if line.contains("listening on") => return running,
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("surge serve --stack surge did not start: {seen:?}"),
-        }
-    }
+    // Attaching XDP and binding AF_XDP sockets takes longer than a kernel listen.
+    spawn_serve(&mut command, std::time::Duration::from_secs(15))
 }
 
 fn load_surge(lab: &Lab, port: u16, args: &[&str], json: &Path) -> serde_json::Value {

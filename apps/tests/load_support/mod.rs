@@ -128,6 +128,12 @@ pub fn serve(lab: &Lab, port: u16, mode: &str, extra: &[&str], json: &Path) -> R
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    spawn_serve(&mut command, Duration::from_secs(10))
+}
+
+/// Spawns a prepared `surge serve` command (stdout and stderr piped) and waits,
+/// at most `limit`, for its "listening on" line.
+pub fn spawn_serve(command: &mut std::process::Command, limit: Duration) -> Running {
     let mut child = command.spawn().expect("spawning surge serve");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = mpsc::channel();
@@ -137,7 +143,7 @@ pub fn serve(lab: &Lab, port: u16, mode: &str, extra: &[&str], json: &Path) -> R
         }
     });
     let running = Running { child };
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + limit;
     let mut seen = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -16,6 +16,7 @@ use crate::table::{BindTable, ConnTable, Errno, FourTuple as TableTuple, ListenT
 use crate::tcp::{self, FourTuple, IsnGenerator, ListenAction, State, Tcb, TcpConfig, TcpError};
 use crate::time::Instant;
 use crate::timer::TimerWheel;
+use crate::wire::TcpFlags;
 use crate::wire::{IpProtocol, Ipv4Repr, TcpPacket, TcpRepr, TxChecksum, WireError};
 
 /// Room reserved for the TCP header when a segment's payload is written: the
@@ -55,6 +56,19 @@ pub struct TcpEngineStats {
     pub table_full: u64,
     /// Segments not sent because no TX frame was free (retransmission recovers them).
     pub tx_blocked: u64,
+}
+
+impl TcpEngineStats {
+    /// Adds another engine's counters (for the stack-wide sum).
+    pub fn add(&mut self, other: &TcpEngineStats) {
+        self.active_opens += other.active_opens;
+        self.passive_opens += other.passive_opens;
+        self.accepted += other.accepted;
+        self.closed += other.closed;
+        self.listen_overflows += other.listen_overflows;
+        self.table_full += other.table_full;
+        self.tx_blocked += other.tx_blocked;
+    }
 }
 
 fn table_tuple(t: &FourTuple) -> TableTuple {
@@ -131,7 +145,18 @@ pub(crate) fn input(
             }
         }
     }
-    if let Some(listener) = core.tcp.listeners.lookup(&tuple).map(|l| l.id) {
+    let listener = core.tcp.listeners.lookup(&tuple).map(|l| l.id);
+    // Multi-queue: a segment that is not a SYN for one of our listeners may
+    // belong to another engine's connection (see `engine::forward`).
+    let syn_for_us = listener.is_some()
+        && seg.flags.contains(TcpFlags::SYN)
+        && !seg.flags.contains(TcpFlags::ACK);
+    if !syn_for_us {
+        if let Some(target) = core.forward_hop(seg.dst_port) {
+            return Verdict::Forward(target);
+        }
+    }
+    if let Some(listener) = listener {
         match tcp::listen_action(seg, payload.len()) {
             ListenAction::Ignore => core.stats.drop(DropReason::TcpRejected),
             ListenAction::Reset(rst) => queue_rst(core, ip.dst_addr, ip.src_addr, rst),

@@ -54,6 +54,8 @@ mod command;
 mod net;
 mod poller;
 mod watch;
+#[cfg(feature = "xdp")]
+pub mod xdp;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};

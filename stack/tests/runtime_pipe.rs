@@ -393,3 +393,34 @@ fn a_stack_refuses_engines_configured_for_other_cores() {
         "{err:?}"
     );
 }
+
+#[test]
+fn shutdown_lingers_until_queued_data_is_delivered() {
+    let (server, client) = stacks(1);
+    let listener = server.tcp_listen(addr(SERVER_IP, 6000), 4).expect("listen");
+    let mut c = client.tcp_connect(addr(SERVER_IP, 6000)).expect("connect");
+    let (s, _) = listener.accept().expect("accept");
+    let data = pattern(300_000, 3);
+    // The client reads as the data comes.
+    let reader = std::thread::spawn(move || {
+        let mut back = Vec::new();
+        c.set_read_timeout(Some(Duration::from_secs(5)));
+        c.read_to_end(&mut back).map(|_| back)
+    });
+    // Queue it all, close, and stop the server stack at once: its loop must
+    // keep sending until the peer has acknowledged everything.
+    (&s).write_all(&data).expect("write");
+    s.shutdown_write().expect("shutdown");
+    drop(s);
+    drop(listener);
+    let engines = server.shutdown();
+    assert_eq!(
+        engines[0].draining(),
+        0,
+        "the loop lingered until all was acknowledged"
+    );
+    let back = reader.join().expect("reader").expect("read");
+    assert_eq!(back.len(), data.len());
+    assert!(back == data);
+    drop(client);
+}

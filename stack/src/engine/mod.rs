@@ -360,6 +360,12 @@ impl<D: Device> Engine<D> {
             .min()
     }
 
+    /// TCP connections still open or still sending (data or FIN not yet
+    /// acknowledged): a loop that stops should wait for this to reach 0.
+    pub fn draining(&self) -> usize {
+        tcp::draining(&self.core)
+    }
+
     /// TCP counters of this engine.
     pub fn tcp_stats(&self) -> TcpEngineStats {
         self.core.tcp_stats

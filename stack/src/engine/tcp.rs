@@ -827,6 +827,29 @@ pub(crate) fn options(core: &mut Core, handle: SocketHandle) -> Result<TcpSocket
     Ok(tcp_sock(&mut core.sockets, handle)?.options)
 }
 
+/// Connections whose own data or FIN the peer has not acknowledged yet
+/// (what a stack that stops now would lose).
+pub(crate) fn draining(core: &Core) -> usize {
+    core.sockets
+        .iter()
+        .filter(|(_, s)| match s {
+            Socket::Tcp(t) => t.tcb().is_some_and(|tcb| {
+                matches!(
+                    tcb.state(),
+                    State::SynSent
+                        | State::SynReceived
+                        | State::Established
+                        | State::CloseWait
+                        | State::FinWait1
+                        | State::Closing
+                        | State::LastAck
+                )
+            }),
+            Socket::Udp(_) => false,
+        })
+        .count()
+}
+
 /// The connection's counters (TCP_INFO-like).
 pub(crate) fn info(core: &mut Core, handle: SocketHandle) -> Result<(State, tcp::TcpStats), Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;

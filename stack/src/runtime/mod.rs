@@ -105,6 +105,9 @@ pub struct RuntimeConfig {
     pub forward_queue: usize,
     /// Buffers shared by all forwarding inboxes.
     pub forward_buffers: usize,
+    /// On shutdown, how long the loops keep running so closed connections can
+    /// deliver what they queued (as the kernel does for a process that exits).
+    pub linger: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -118,6 +121,7 @@ impl Default for RuntimeConfig {
             command_queue: 4096,
             forward_queue: 1024,
             forward_buffers: 2048,
+            linger: Duration::from_secs(2),
         }
     }
 }
@@ -365,10 +369,19 @@ impl<D: Device + Send + 'static> Stack<D> {
         {
             let shared_for_thread = Arc::clone(&shared);
             let idle = config.idle;
+            let linger = config.linger;
             let spawned = std::thread::Builder::new()
                 .name(format!("surge-core{index}"))
                 .spawn(move || {
-                    run_core(engine, &shared_for_thread, index, pin, idle, handler, epoch)
+                    let core = CoreLoop {
+                        shared: &shared_for_thread,
+                        index,
+                        pin,
+                        idle,
+                        linger,
+                        epoch,
+                    };
+                    core.run(engine, handler)
                 });
             match spawned {
                 Ok(t) => threads.push(t),
@@ -471,78 +484,97 @@ impl<D: Device + Send + 'static> Drop for Stack<D> {
 /// Commands a loop runs per iteration at most (the rest wait for the next).
 const COMMANDS_PER_ITERATION: usize = 256;
 
-/// One core's loop.
-fn run_core<D: Device>(
-    mut engine: Engine<D>,
-    shared: &Shared,
+/// One core's loop and what it needs.
+struct CoreLoop<'a> {
+    shared: &'a Shared,
     index: usize,
     pin: Option<usize>,
     idle: IdlePolicy,
-    mut handler: Option<Box<dyn Handler<D>>>,
+    linger: Duration,
     epoch: std::time::Instant,
-) -> Engine<D> {
-    if let Some(cpu) = pin {
-        if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-            tracing::warn!(core = index, cpu, "could not pin the engine thread");
-        }
+}
+
+impl CoreLoop<'_> {
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
     }
-    let Some(link) = shared.cores.get(index) else {
-        return engine;
-    };
-    let _ = link.thread.set(std::thread::current());
-    let mut watched = Watched::default();
-    let mut idle_iterations: u32 = 0;
-    let mut last_publish = Instant::ZERO;
-    while shared.alive() {
-        let now = Instant::from_micros(epoch.elapsed().as_micros() as u64);
-        let mut busy = engine.poll(now);
-        let mut ran = 0;
-        let mut changed = false;
-        while ran < COMMANDS_PER_ITERATION {
-            let Some(cmd) = link.commands.pop() else {
-                break;
-            };
-            changed |= command::execute(&mut engine, &mut watched, &shared.board, cmd);
-            ran += 1;
-        }
-        if changed {
-            shared.notify.bump();
-        }
-        if ran > 0 {
-            busy = true;
-            // Send what the commands queued now rather than an iteration later.
-            engine.poll(now);
-        }
-        if let Some(h) = handler.as_mut() {
-            busy |= h.poll(&mut engine, now);
-        }
-        // Readiness changes with traffic and commands, and with timers (a
-        // connect that times out): publish after work, and at least every ms.
-        let stale = now.saturating_duration_since(last_publish) >= Duration::from_millis(1);
-        if watched.len() > 0 && (busy || stale) && watched.publish(&mut engine, &shared.board) {
-            shared.notify.bump();
-        }
-        if busy || stale {
-            last_publish = now;
-        }
-        if busy {
-            idle_iterations = 0;
-            continue;
-        }
-        idle_iterations = idle_iterations.saturating_add(1);
-        if let IdlePolicy::Backoff { spins, sleep } = idle {
-            if idle_iterations > spins {
-                let until_timer = engine
-                    .poll_at()
-                    .map_or(sleep, |at| at.saturating_duration_since(now));
-                std::thread::park_timeout(sleep.min(until_timer));
+
+    fn run<D: Device>(
+        &self,
+        mut engine: Engine<D>,
+        mut handler: Option<Box<dyn Handler<D>>>,
+    ) -> Engine<D> {
+        let shared = self.shared;
+        if let Some(cpu) = self.pin {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                tracing::warn!(core = self.index, cpu, "could not pin the engine thread");
             }
         }
+        let Some(link) = shared.cores.get(self.index) else {
+            return engine;
+        };
+        let _ = link.thread.set(std::thread::current());
+        let mut watched = Watched::default();
+        let mut idle_iterations: u32 = 0;
+        let mut last_publish = Instant::ZERO;
+        while shared.alive() {
+            let now = self.now();
+            let mut busy = engine.poll(now);
+            let mut ran = 0;
+            let mut changed = false;
+            while ran < COMMANDS_PER_ITERATION {
+                let Some(cmd) = link.commands.pop() else {
+                    break;
+                };
+                changed |= command::execute(&mut engine, &mut watched, &shared.board, cmd);
+                ran += 1;
+            }
+            if changed {
+                shared.notify.bump();
+            }
+            if ran > 0 {
+                busy = true;
+                // Send what the commands queued now rather than an iteration later.
+                engine.poll(now);
+            }
+            if let Some(h) = handler.as_mut() {
+                busy |= h.poll(&mut engine, now);
+            }
+            // Readiness changes with traffic and commands, and with timers (a
+            // connect that times out): publish after work, and at least every ms.
+            let stale = now.saturating_duration_since(last_publish) >= Duration::from_millis(1);
+            if watched.len() > 0 && (busy || stale) && watched.publish(&mut engine, &shared.board) {
+                shared.notify.bump();
+            }
+            if busy || stale {
+                last_publish = now;
+            }
+            if busy {
+                idle_iterations = 0;
+                continue;
+            }
+            idle_iterations = idle_iterations.saturating_add(1);
+            if let IdlePolicy::Backoff { spins, sleep } = self.idle {
+                if idle_iterations > spins {
+                    let until_timer = engine
+                        .poll_at()
+                        .map_or(sleep, |at| at.saturating_duration_since(now));
+                    std::thread::park_timeout(sleep.min(until_timer));
+                }
+            }
+        }
+        // The stack stopped: what cross-thread handles left open is closed (their
+        // owners get ESHUTDOWN from now on), and the loop lingers until every
+        // connection has delivered what it queued, or `linger` passes.
+        for h in watched.handles() {
+            let _ = engine.close(h);
+        }
+        let until = std::time::Instant::now() + self.linger;
+        while engine.draining() > 0 && std::time::Instant::now() < until {
+            if !engine.poll(self.now()) {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+        engine
     }
-    // The stack stopped: what cross-thread handles left open is closed (their
-    // owners get ESHUTDOWN from now on).
-    for h in watched.handles() {
-        let _ = engine.close(h);
-    }
-    engine
 }

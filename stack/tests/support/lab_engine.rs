@@ -88,27 +88,51 @@ pub fn engine_on_a_with(
 /// keeps polling for a grace period so the last segments leave), `stop` is set,
 /// or `limit` passes; returns the engine and whether `step` finished.
 pub fn run_engine(
-    mut engine: Engine<XdpPort>,
+    engine: Engine<XdpPort>,
     stop: Arc<AtomicBool>,
     limit: Duration,
     mut step: impl FnMut(&mut Engine<XdpPort>) -> bool + Send + 'static,
 ) -> std::thread::JoinHandle<(Engine<XdpPort>, bool)> {
     std::thread::spawn(move || {
-        let start = std::time::Instant::now();
-        let mut finished_at = None;
-        while start.elapsed() < limit && !stop.load(Ordering::Relaxed) {
-            let busy = engine.poll(now());
-            match finished_at {
-                None if step(&mut engine) => finished_at = Some(start.elapsed()),
-                Some(t) if start.elapsed() - t > Duration::from_millis(300) => break,
-                _ => {}
-            }
-            if !busy {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-        }
-        (engine, finished_at.is_some())
+        let (engine, (), finished) = drive(engine, &stop, limit, (), move |e, _| step(e));
+        (engine, finished)
     })
+}
+
+/// [`run_engine`] with application state `state` that `step` works on and that
+/// comes back with the engine (counters of a server, ...).
+pub fn run_engine_with<S: Send + 'static>(
+    engine: Engine<XdpPort>,
+    stop: Arc<AtomicBool>,
+    limit: Duration,
+    state: S,
+    step: impl FnMut(&mut Engine<XdpPort>, &mut S) -> bool + Send + 'static,
+) -> std::thread::JoinHandle<(Engine<XdpPort>, S, bool)> {
+    std::thread::spawn(move || drive(engine, &stop, limit, state, step))
+}
+
+/// The engine loop of [`run_engine_with`], on the calling thread.
+fn drive<S>(
+    mut engine: Engine<XdpPort>,
+    stop: &AtomicBool,
+    limit: Duration,
+    mut state: S,
+    mut step: impl FnMut(&mut Engine<XdpPort>, &mut S) -> bool,
+) -> (Engine<XdpPort>, S, bool) {
+    let start = std::time::Instant::now();
+    let mut finished_at = None;
+    while start.elapsed() < limit && !stop.load(Ordering::Relaxed) {
+        let busy = engine.poll(now());
+        match finished_at {
+            None if step(&mut engine, &mut state) => finished_at = Some(start.elapsed()),
+            Some(t) if start.elapsed() - t > Duration::from_millis(300) => break,
+            _ => {}
+        }
+        if !busy {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+    (engine, state, finished_at.is_some())
 }
 
 /// The engine clock: monotonic across runs, one epoch per test process.

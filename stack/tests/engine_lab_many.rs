@@ -27,6 +27,7 @@ use lab_engine::{
     EchoServer, SURGE_IP, SteerPorts, assert_no_leaks, engine_on_a_with, listen, run_engine_with,
     spawn_python_ready, sysctl,
 };
+use surge_datapath::Device;
 use surge_lab::{HostId, Lab, LabSpec, Topology};
 use surge_stack::engine::{DropReason, Engine, EngineConfig};
 use surge_stack::socket::SocketHandle;
@@ -165,6 +166,10 @@ fn kernel_client_holds_ten_thousand_connections_to_a_surge_server() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let tcp = engine.tcp_stats();
     let stats = engine.stats();
+    eprintln!(
+        "surge server: {tcp:?}\n{stats:?}\n{:?}",
+        engine.device().accounting()
+    );
     assert!(
         out.status.success(),
         "kernel client failed: {stdout} {}\nserver: accepted {} served {} failed {} open {}\ntcp {tcp:?}\nengine {stats:?}",
@@ -197,6 +202,12 @@ fn kernel_client_holds_ten_thousand_connections_to_a_surge_server() {
     );
     assert_eq!(tcp.listen_overflows, 0, "{tcp:?}");
     assert_eq!(stats.dropped(DropReason::TcpListenOverflow), 0, "{stats:?}");
+    // Not asserted: `tcp_rst_sent`. When the 10,000 FINs arrive at once, this
+    // loop (an O(open connections) echo step per poll) falls a few hundred ms
+    // behind its RX ring; some FINs of ours are retransmitted before the ACK
+    // waiting in the ring is read, the kernel ACKs again from TIME-WAIT, and that
+    // second ACK, read after the connection was freed, is answered with RST as
+    // Linux would (it goes to the listener, so it is not a `tcp_no_connection`).
     assert_no_leaks(&engine);
 }
 
@@ -457,6 +468,10 @@ fn surge_client_opens_ten_thousand_connections_twice_from_ten_thousand_ports() {
     );
     let tcp = engine.tcp_stats();
     let stats = engine.stats();
+    eprintln!(
+        "surge client: {tcp:?}\n{stats:?}\n{:?}",
+        engine.device().accounting()
+    );
     assert!(
         finished && c.error.is_none() && c.phase == Phase::Done,
         "surge client: {:?} in round {} phase {:?} (connected {}, echoed {}); {} sockets\ntcp {tcp:?}\nengine {stats:?}\nserver said {line:?}",

@@ -10,7 +10,6 @@ use core::net::SocketAddrV4;
 
 use support::{IP_B, Net, any};
 use surge_datapath::{Device, PipeConfig, PoolConfig};
-use surge_stack::socket::SocketHandle;
 use surge_stack::table::{BindOptions, Errno};
 
 const PORT: u16 = 8080;

@@ -280,6 +280,8 @@ pub(crate) fn process_dirty<D: Device>(
     now: Instant,
 ) {
     let mut dirty = core::mem::take(&mut core.tcp.dirty);
+    // Connections that found no free TX frame: they try again next iteration.
+    let mut blocked = Vec::new();
     // Bookkeeping may mark more (a listener whose child closed); loop until quiet.
     for _ in 0..4 {
         if dirty.is_empty() {
@@ -300,23 +302,32 @@ pub(crate) fn process_dirty<D: Device>(
                 _ => continue,
             };
             let mut tcb = tcb;
-            transmit(core, device, tx, now, &mut tcb);
+            let no_frame = transmit(core, device, tx, now, &mut tcb);
             settle(core, now, id, tcb);
+            if no_frame {
+                if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
+                    mark(&mut blocked, sock, id);
+                }
+            }
         }
         core::mem::swap(&mut dirty, &mut core.tcp.dirty);
     }
     // Anything still marked waits for the next iteration.
     core.tcp.dirty.append(&mut dirty);
+    core.tcp.dirty.append(&mut blocked);
 }
 
-/// Writes every segment the connection has into TX frames.
+/// Writes every segment the connection has into TX frames. Returns true when it
+/// stopped because no TX frame was free before the next segment was built: that
+/// segment (a SYN, data, a FIN, an ACK) was never sent and no timer covers it,
+/// so the connection must be polled again.
 fn transmit<D: Device>(
     core: &mut Core,
     device: &mut D,
     tx: &mut Burst,
     now: Instant,
     tcb: &mut Tcb,
-) {
+) -> bool {
     let tuple = tcb.tuple();
     let remote = *tuple.remote.ip();
     let offload = core.tx_checksum;
@@ -355,6 +366,9 @@ fn transmit<D: Device>(
                 Ok(total)
             },
         );
+        if result == Err(Errno::ENOBUFS) && !produced {
+            return true;
+        }
         if result.is_err() {
             core.tcp_stats.tx_blocked += u64::from(produced);
             break;
@@ -363,6 +377,7 @@ fn transmit<D: Device>(
             break;
         }
     }
+    false
 }
 
 /// After a connection's input, timers or output: re-arm its timer, move a

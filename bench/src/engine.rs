@@ -79,6 +79,10 @@ pub struct EngineArgs {
     /// Core of the client thread in the lab, and of the in-memory runs.
     #[arg(long, default_value_t = 1)]
     client_core: usize,
+    /// Lab: the surge server sleeps this long when a poll found nothing to do
+    /// (0: busy-poll; `surge serve` uses 20 on this shared machine).
+    #[arg(long, default_value_t = 0)]
+    surge_idle_us: u64,
 }
 
 /// How long one case runs and how much it measures.
@@ -549,8 +553,14 @@ fn print_table(args: &EngineArgs, results: &Results) {
         println!();
         println!(
             "lab: server thread on core {}, client thread (one epoll loop for all connections) on core {}; \
-             surge = one in-loop engine on AF_XDP (copy mode), busy-polling; kernel = one epoll thread",
-            args.server_core, args.client_core
+             surge = one in-loop engine on AF_XDP (copy mode), {}; kernel = one epoll thread",
+            args.server_core,
+            args.client_core,
+            if args.surge_idle_us == 0 {
+                "busy-polling".to_string()
+            } else {
+                format!("sleeping {} us when idle", args.surge_idle_us)
+            }
         );
     }
     if !results.memory.is_empty() {

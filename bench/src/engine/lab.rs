@@ -57,6 +57,7 @@ pub(crate) fn run(
     );
     let mut rows = Row::for_each(&args.connections);
     let cores = (args.server_core, args.client_core);
+    let idle = Duration::from_micros(args.surge_idle_us);
     'rounds: for round in 0..args.rounds {
         for Row {
             conns,
@@ -72,7 +73,7 @@ pub(crate) fn run(
                 if stop.load(Ordering::Relaxed) {
                     break 'rounds;
                 }
-                let outcome = run_case(&lab, server, *conns, plan, stop, cores)
+                let outcome = run_case(&lab, server, *conns, plan, stop, cores, idle)
                     .with_context(|| format!("{server:?} server, {conns} connection(s)"))?;
                 let what = match server {
                     Server::Surge => "lab surge server",
@@ -98,6 +99,7 @@ fn run_case(
     plan: &Plan,
     stop: &Arc<AtomicBool>,
     (server_core, client_core): (usize, usize),
+    idle: Duration,
 ) -> anyhow::Result<Outcome> {
     let a = lab.a().clone();
     let limit = plan.limit();
@@ -110,7 +112,7 @@ fn run_case(
             let flag = Arc::clone(&server_stop);
             let handle = std::thread::spawn(move || {
                 pin_to(server_core)?;
-                let (accepted, stats) = surge_echo_loop(engine, listener, &flag, limit);
+                let (accepted, stats) = surge_echo_loop(engine, listener, &flag, limit, idle);
                 Ok(format!("accepted {accepted}, {stats:?}"))
             });
             (
@@ -195,14 +197,15 @@ fn surge_server(a: &Host) -> anyhow::Result<(Engine<XdpPort>, SocketHandle, Stee
     Ok((engine, listener, program))
 }
 
-/// surge's echo server, in-loop and busy-polling: poll, accept, read and echo,
-/// until `stop` is raised or `limit` passes. Returns the connections it
-/// accepted and the engine's counters.
+/// surge's echo server, in-loop: poll, accept, read and echo, until `stop` is
+/// raised or `limit` passes; when a poll did nothing it sleeps `idle` (zero:
+/// busy-poll). Returns the connections it accepted and the engine's counters.
 fn surge_echo_loop(
     mut engine: Engine<XdpPort>,
     listener: SocketHandle,
     stop: &AtomicBool,
     limit: Duration,
+    idle: Duration,
 ) -> (usize, EngineStats) {
     let epoch = std::time::Instant::now();
     // (connection, bytes read but not yet echoed)
@@ -218,7 +221,7 @@ fn surge_echo_loop(
             break;
         }
         let now = Instant::from_micros(epoch.elapsed().as_micros() as u64);
-        engine.poll(now);
+        let busy = engine.poll(now);
         while let Ok((conn, _)) = engine.accept(listener) {
             if let Ok(mut options) = engine.tcp_options(conn) {
                 options.nodelay = true;
@@ -228,6 +231,9 @@ fn surge_echo_loop(
             accepted += 1;
         }
         conns.retain_mut(|(conn, pending)| surge_echo_once(&mut engine, *conn, pending, &mut buf));
+        if !busy && !idle.is_zero() {
+            std::thread::sleep(idle);
+        }
     }
     for (conn, _) in conns {
         let _ = engine.close(conn);

@@ -379,14 +379,20 @@ pub fn run(args: EngineArgs) -> anyhow::Result<()> {
     let lab_part = matches!(args.part, Part::All | Part::Lab);
     let surge_memory = matches!(args.part, Part::All | Part::Memory | Part::SurgeMemory);
     let smoltcp_memory = matches!(args.part, Part::All | Part::Memory | Part::SmoltcpMemory);
+    let interrupted = || stop.load(Ordering::Relaxed);
     if lab_part {
-        results.lab = lab::run(&args, &plan, &stop)?;
+        let lab = lab::run(&args, &plan, &stop);
+        if interrupted() {
+            bail!("interrupted; the lab was removed");
+        }
+        results.lab = lab?;
     }
     if surge_memory || smoltcp_memory {
-        results.memory = run_memory(&args, &plan, &stop, surge_memory, smoltcp_memory)?;
-    }
-    if stop.load(Ordering::Relaxed) {
-        bail!("interrupted");
+        let memory = run_memory(&args, &plan, &stop, surge_memory, smoltcp_memory);
+        if interrupted() {
+            bail!("interrupted");
+        }
+        results.memory = memory?;
     }
     print_table(&args, &results);
     Ok(())

@@ -89,6 +89,10 @@ pub struct EngineConfig {
     /// Every socket may bind below port 1024 (as if it had
     /// CAP_NET_BIND_SERVICE); otherwise that takes `BindOptions::privileged`.
     pub privileged: bool,
+    /// The device's RSS (Toeplitz key and indirection table), when known: active
+    /// opens then pick source ports whose replies the device steers to this
+    /// engine's queue (`core`), so nothing needs forwarding.
+    pub rss: Option<crate::table::toeplitz::Rss>,
 }
 
 impl EngineConfig {
@@ -116,6 +120,7 @@ impl EngineConfig {
             max_connections: 65_536,
             timer_tick: Duration::from_millis(1),
             privileged: false,
+            rss: None,
         }
     }
 }

@@ -647,12 +647,18 @@ pub(crate) fn connect(
         .map_err(|_| Errno::ENETUNREACH)?;
     let id = handle.id();
     let conns = &core.tcp.conns;
-    let tuple_free = |t: &TableTuple| !conns.contains(t);
+    let rss = core.config.rss.as_ref();
+    let queue = core.config.core;
+    // With a known RSS, only ports whose replies come back to our queue.
+    let tuple_free =
+        |t: &TableTuple| !conns.contains(t) && rss.is_none_or(|r| r.reply_queue(t) == queue);
     let local = match bound {
         Some(_) => core
             .tcp
             .binds
-            .connect_bound(id, route.source, remote, tuple_free)?,
+            .connect_bound(id, route.source, remote, |t: &TableTuple| {
+                !conns.contains(t)
+            })?,
         None => {
             let port = core.tcp.binds.ephemeral_for_connect(
                 id,

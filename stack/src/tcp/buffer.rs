@@ -1,11 +1,14 @@
 //! Fixed-size byte ring buffers for the send and receive queues.
 //!
-//! Allocated once when the connection is created; nothing here allocates later.
+//! A ring's storage is allocated on its first write, once, at its full capacity
+//! (nothing allocates after that): an idle connection holds no buffer memory.
 
 /// A byte ring of fixed capacity: bytes `[head, head + len)` (modulo capacity) are queued.
 #[derive(Clone)]
 pub struct RingBuffer {
+    /// Empty until the first byte is written; then `capacity` bytes.
     storage: Box<[u8]>,
+    capacity: usize,
     head: usize,
     len: usize,
 }
@@ -24,7 +27,8 @@ impl RingBuffer {
     /// A ring holding up to `capacity` bytes (at least one).
     pub fn new(capacity: usize) -> Self {
         RingBuffer {
-            storage: vec![0; capacity.max(1)].into_boxed_slice(),
+            storage: Box::default(),
+            capacity: capacity.max(1),
             head: 0,
             len: 0,
         }
@@ -32,7 +36,18 @@ impl RingBuffer {
 
     /// Total bytes the ring can hold.
     pub fn capacity(&self) -> usize {
-        self.storage.len()
+        self.capacity
+    }
+
+    /// Whether the storage has been allocated (the first write does it).
+    pub fn is_allocated(&self) -> bool {
+        !self.storage.is_empty()
+    }
+
+    fn allocate(&mut self) {
+        if self.storage.is_empty() {
+            self.storage = vec![0; self.capacity].into_boxed_slice();
+        }
     }
 
     /// Bytes queued.
@@ -76,6 +91,10 @@ impl RingBuffer {
             return 0;
         }
         let n = data.len().min(cap - offset);
+        if n == 0 {
+            return 0;
+        }
+        self.allocate();
         let start = self.index(offset);
         let first = n.min(cap - start);
         self.storage[start..start + first].copy_from_slice(&data[..first]);
@@ -85,12 +104,15 @@ impl RingBuffer {
 
     /// Queues `n` bytes previously written with [`RingBuffer::write_at`] right after the tail.
     pub fn commit(&mut self, n: usize) {
+        if n > 0 {
+            self.allocate();
+        }
         self.len = (self.len + n).min(self.capacity());
     }
 
     /// Copies queued bytes starting `offset` bytes after the head into `out`; returns the count.
     pub fn peek_at(&self, offset: usize, out: &mut [u8]) -> usize {
-        if offset >= self.len {
+        if offset >= self.len || self.storage.is_empty() {
             return 0;
         }
         let cap = self.capacity();
@@ -123,6 +145,20 @@ impl RingBuffer {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn storage_comes_with_the_first_byte() {
+        let mut r = RingBuffer::new(1 << 20);
+        assert!(!r.is_allocated());
+        assert_eq!(r.push(&[]), 0);
+        let mut out = [0u8; 4];
+        assert_eq!(r.peek_at(0, &mut out), 0);
+        assert!(!r.is_allocated(), "reads and empty writes allocate nothing");
+        assert_eq!(r.push(b"ab"), 2);
+        assert!(r.is_allocated());
+        assert_eq!(r.pop(&mut out), 2);
+        assert_eq!(&out[..2], b"ab");
+    }
 
     #[test]
     fn wraps_around() {

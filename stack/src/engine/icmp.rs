@@ -30,6 +30,14 @@ pub(crate) fn input(
             }
             Verdict::EchoReply
         }
+        Icmpv4Repr::DstUnreachable {
+            reason,
+            next_hop_mtu,
+            header,
+            data,
+        } if header.protocol == IpProtocol::Tcp && core.config.iface.is_local(header.src_addr) => {
+            super::tcp::icmp_error(core, _now, *reason, *next_hop_mtu, header, data)
+        }
         _ => {
             core.stats.drop(DropReason::IcmpIgnored);
             Verdict::Release

@@ -13,10 +13,11 @@ use crate::socket::{
     ListenState, SocketHandle, SocketSet, TcpSocket, TcpSocketOptions, TcpSocketState,
 };
 use crate::table::{BindTable, ConnTable, Errno, FourTuple as TableTuple, ListenTable, SocketId};
+use crate::tcp::IcmpUnreachable;
 use crate::tcp::{self, FourTuple, IsnGenerator, ListenAction, State, Tcb, TcpConfig, TcpError};
 use crate::time::Instant;
 use crate::timer::TimerWheel;
-use crate::wire::TcpFlags;
+use crate::wire::{DstUnreachable, TcpFlags};
 use crate::wire::{IpProtocol, Ipv4Repr, TcpPacket, TcpRepr, TxChecksum, WireError};
 
 /// Room reserved for the TCP header when a segment's payload is written: the
@@ -168,6 +169,67 @@ pub(crate) fn input(
     if let Some(rst) = tcp::reply_to_unknown(seg, payload.len()) {
         queue_rst(core, ip.dst_addr, ip.src_addr, rst);
     }
+    Verdict::Release
+}
+
+/// An ICMP destination unreachable quoting one of our TCP segments (RFC 1122
+/// §4.2.3.9, RFC 5927): fragmentation needed lowers the path MTU (RFC 1191),
+/// the others are soft errors (hard in SYN-SENT for port/protocol), handed to the
+/// connection the quoted 4-tuple names; the TCB checks the quoted sequence number.
+pub(crate) fn icmp_error(
+    core: &mut Core,
+    now: Instant,
+    reason: DstUnreachable,
+    next_hop_mtu: u16,
+    quoted: &Ipv4Repr,
+    data: &[u8],
+) -> Verdict {
+    // The first 8 bytes of the quoted TCP header: ports and sequence number.
+    let Some(head) = data.get(..8) else {
+        core.stats.drop(DropReason::IcmpIgnored);
+        return Verdict::Release;
+    };
+    let local_port = u16::from_be_bytes([head[0], head[1]]);
+    let remote_port = u16::from_be_bytes([head[2], head[3]]);
+    let seq = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    let tuple = TableTuple {
+        local_addr: quoted.src_addr,
+        local_port,
+        remote_addr: quoted.dst_addr,
+        remote_port,
+    };
+    let Some(&id) = core.tcp.conns.get(&tuple) else {
+        if let Some(target) = core.forward_hop(local_port) {
+            return Verdict::Forward(target);
+        }
+        core.stats.drop(DropReason::IcmpIgnored);
+        return Verdict::Release;
+    };
+    let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) else {
+        return Verdict::Release;
+    };
+    let Some(tcb) = sock.tcb_mut() else {
+        return Verdict::Release;
+    };
+    let kind = match reason {
+        DstUnreachable::FragRequired => {
+            tcb.handle_icmp_frag_needed(now, next_hop_mtu, seq);
+            None
+        }
+        DstUnreachable::NetUnreachable => Some(IcmpUnreachable::Network),
+        DstUnreachable::HostUnreachable => Some(IcmpUnreachable::Host),
+        DstUnreachable::ProtoUnreachable => Some(IcmpUnreachable::Protocol),
+        DstUnreachable::PortUnreachable => Some(IcmpUnreachable::Port),
+        DstUnreachable::AdminProhibited => Some(IcmpUnreachable::Prohibited),
+        DstUnreachable::Other(_) => {
+            core.stats.drop(DropReason::IcmpIgnored);
+            return Verdict::Release;
+        }
+    };
+    if let Some(kind) = kind {
+        tcb.handle_icmp_unreachable(now, kind, seq);
+    }
+    mark(&mut core.tcp.dirty, sock, id);
     Verdict::Release
 }
 

@@ -391,7 +391,7 @@ mod tests {
         assert_eq!(pool.bytes(&f), &[0x5a; 60], "the packet is untouched");
         // The kernel's layout: flags (u64), csum_start, csum_offset (u16), native endian.
         let meta_at = (f.addr - TX_METADATA_LEN) as usize;
-        // Safety (test): reading 12 bytes of the pool's own mapping, inside frame 0's headroom.
+        // Safety: the test reads 12 bytes of the pool's own mapping, inside frame 0's headroom.
         let meta = unsafe { std::slice::from_raw_parts(pool.map.as_ptr().add(meta_at), 12) };
         assert_eq!(&meta[..8], &XDP_TXMD_FLAGS_CHECKSUM.to_ne_bytes());
         assert_eq!(&meta[8..10], &34u16.to_ne_bytes());

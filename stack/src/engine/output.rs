@@ -15,7 +15,7 @@ use crate::table::Errno;
 use crate::time::Instant;
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, DstUnreachable, EtherType, EthernetAddress, EthernetFrame,
-    EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, WireError,
+    EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, TxChecksum, WireError,
 };
 
 /// Ethernet header length (surge sends untagged frames).
@@ -140,6 +140,7 @@ pub(crate) fn send_ipv4<D: Device>(
                 core.stats.tx_no_frame += 1;
                 return Err(Errno::ENOBUFS);
             };
+            let offload = core.tx_checksum == TxChecksum::Offload;
             let buf = device.frame_mut(&frame);
             match build(buf, src_mac, mac, route.source, dst, protocol, ttl, write) {
                 Ok(0) => {
@@ -147,6 +148,9 @@ pub(crate) fn send_ipv4<D: Device>(
                     Ok(())
                 }
                 Ok(len) if frame.set_len(len) => {
+                    if offload {
+                        offload_checksum(device, &mut frame, route.source, dst, protocol);
+                    }
                     push_tx(core, device, tx, frame);
                     Ok(())
                 }
@@ -176,6 +180,11 @@ pub(crate) fn send_ipv4<D: Device>(
             let outcome = match result {
                 Ok(0) => Ok(()),
                 Ok(len) => {
+                    // A parked frame is sent later as plain bytes (`Released`),
+                    // with no checksum request: complete it now.
+                    if core.tx_checksum == TxChecksum::Offload {
+                        complete_in_software(&mut scratch[..len], route.source, dst, protocol);
+                    }
                     // Past the queue limit the cache drops and counts it; Linux
                     // returns success then too, and TCP retransmits.
                     core.neighbors.enqueue(route.next_hop, &scratch[..len]);
@@ -188,6 +197,80 @@ pub(crate) fn send_ipv4<D: Device>(
         }
         // The cache counted it (`table_full`).
         Resolution::Full => Err(Errno::ENOBUFS),
+    }
+}
+
+/// Where the transport checksum field is, from the start of the transport
+/// header, for the protocols whose checksum the device may complete.
+fn checksum_field(protocol: IpProtocol) -> Option<u16> {
+    match protocol {
+        IpProtocol::Tcp => Some(16),
+        IpProtocol::Udp => Some(6),
+        IpProtocol::Icmp | IpProtocol::Unknown(_) => None,
+    }
+}
+
+/// Writes the pseudo-header sum (folded, not complemented: what a
+/// `CHECKSUM_PARTIAL` request expects) into the checksum field of the TCP or
+/// UDP packet in `frame` (Ethernet + 20-byte IPv4 + transport); returns the
+/// field's offset in the transport header, `None` for other protocols.
+fn write_pseudo_header_sum(
+    frame: &mut [u8],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: IpProtocol,
+) -> Option<u16> {
+    let offset = checksum_field(protocol)?;
+    let transport_len = u16::try_from(frame.len().checked_sub(ETH_LEN + IPV4_LEN)?).ok()?;
+    let at = ETH_LEN + IPV4_LEN + usize::from(offset);
+    let field = frame.get_mut(at..at + 2)?;
+    let sum = crate::checksum::pseudo_header_ipv4(src, dst, protocol.into(), transport_len);
+    field.copy_from_slice(&sum.to_be_bytes());
+    Some(offset)
+}
+
+/// Completes the checksum of a packet whose field holds the pseudo-header sum
+/// (`skb_checksum_help`'s rule: a zero result is sent as `0xffff`).
+fn complete_partial(frame: &mut [u8], offset: u16) {
+    let at = ETH_LEN + IPV4_LEN + usize::from(offset);
+    if frame.len() < at + 2 {
+        return;
+    }
+    let checksum = match !crate::checksum::sum(&frame[ETH_LEN + IPV4_LEN..]) {
+        0 => 0xffff,
+        c => c,
+    };
+    frame[at..at + 2].copy_from_slice(&checksum.to_be_bytes());
+}
+
+/// Writes the full TCP/UDP checksum of a frame built with `TxChecksum::Offload`.
+fn complete_in_software(frame: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol) {
+    if let Some(offset) = write_pseudo_header_sum(frame, src, dst, protocol) {
+        complete_partial(frame, offset);
+    }
+}
+
+/// Leaves the TCP/UDP checksum of `frame` (built with `TxChecksum::Offload`)
+/// to the device: the pseudo-header sum goes in the field and the device is
+/// asked to complete it; if the device refuses, the checksum is completed here.
+fn offload_checksum<D: Device>(
+    device: &mut D,
+    frame: &mut Frame,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: IpProtocol,
+) {
+    let len = frame.len();
+    let Some(bytes) = device.frame_mut(frame).get_mut(..len) else {
+        return;
+    };
+    let Some(offset) = write_pseudo_header_sum(bytes, src, dst, protocol) else {
+        return;
+    };
+    if !device.request_tx_checksum(frame, (ETH_LEN + IPV4_LEN) as u16, offset) {
+        if let Some(bytes) = device.frame_mut(frame).get_mut(..len) {
+            complete_partial(bytes, offset);
+        }
     }
 }
 

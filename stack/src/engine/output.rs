@@ -385,3 +385,75 @@ pub(crate) fn flush<D: Device>(
     core.out.extend(queued_meanwhile);
     device.tx_burst(tx)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    /// A frame of Ethernet + IPv4 room followed by `transport`.
+    fn frame(transport: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; ETH_LEN + IPV4_LEN];
+        f.extend_from_slice(transport);
+        f
+    }
+
+    #[test]
+    fn pseudo_header_sum_then_completion_equals_a_full_checksum() {
+        for payload_len in [0usize, 1, 7, 100, 1400] {
+            let payload: Vec<u8> = (0..payload_len).map(|i| (i * 29 + 5) as u8).collect();
+            // UDP: 8-byte header, length field set.
+            let mut udp = vec![0x13, 0x88, 0x1f, 0x40, 0, 0, 0, 0];
+            udp[4..6].copy_from_slice(&((8 + payload_len) as u16).to_be_bytes());
+            udp.extend_from_slice(&payload);
+            // TCP: 20-byte header, data offset 5, ACK.
+            let mut tcp = vec![0u8; 20];
+            tcp[..4].copy_from_slice(&[0x13, 0x88, 0x1f, 0x40]);
+            tcp[12] = 5 << 4;
+            tcp[13] = 0x10;
+            tcp.extend_from_slice(&payload);
+            for (protocol, transport) in [(IpProtocol::Udp, udp), (IpProtocol::Tcp, tcp)] {
+                let mut expected = transport.clone();
+                match protocol {
+                    IpProtocol::Udp => crate::wire::udp::fill_checksum(&mut expected, SRC, DST),
+                    _ => crate::wire::tcp::fill_checksum(&mut expected, SRC, DST),
+                }
+                .expect("fill");
+                let mut partial = frame(&transport);
+                let offset = write_pseudo_header_sum(&mut partial, SRC, DST, protocol)
+                    .expect("TCP and UDP have a checksum field");
+                let mut completed = partial.clone();
+                complete_partial(&mut completed, offset);
+                assert_eq!(
+                    &completed[ETH_LEN + IPV4_LEN..],
+                    &expected[..],
+                    "{protocol:?} {payload_len}"
+                );
+                let mut soft = frame(&transport);
+                complete_in_software(&mut soft, SRC, DST, protocol);
+                assert_eq!(soft, completed);
+            }
+        }
+    }
+
+    #[test]
+    fn only_tcp_and_udp_get_a_pseudo_header_sum() {
+        let mut icmp = frame(&[8, 0, 0, 0, 0, 1, 0, 1]);
+        let before = icmp.clone();
+        assert_eq!(
+            write_pseudo_header_sum(&mut icmp, SRC, DST, IpProtocol::Icmp),
+            None
+        );
+        assert_eq!(icmp, before);
+        // Too short for the field: nothing written, no panic.
+        let mut short = frame(&[0; 5]);
+        assert_eq!(
+            write_pseudo_header_sum(&mut short, SRC, DST, IpProtocol::Udp),
+            None
+        );
+        complete_partial(&mut short, 6);
+        assert_eq!(short, frame(&[0; 5]));
+    }
+}

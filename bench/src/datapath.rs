@@ -63,6 +63,21 @@ struct Run {
     /// CPU time of our sender and receiver threads per received frame (ns):
     /// less sensitive than `pps` to other load on a shared machine.
     cpu_ns_per_frame: f64,
+    /// Frames per sender ring operation (or `sendmmsg`) that moved any.
+    tx_batch: f64,
+    /// Frames per receiver ring operation (or `recvmmsg`) that moved any.
+    rx_batch: f64,
+    /// Sender syscalls (`sendto` wakeups, `sendmmsg`) per frame sent.
+    tx_syscalls_per_frame: f64,
+    /// Receiver syscalls (`recvfrom` wakeups, `recvmmsg`) per frame received.
+    rx_syscalls_per_frame: f64,
+    /// Frames the kernel dropped at the receivers because the RX ring was
+    /// full (`XDP_STATISTICS` `rx_ring_full`, summed over queues; AF_XDP only).
+    rx_ring_full: u64,
+    /// Times the kernel found a receiver's fill ring empty (summed; AF_XDP only).
+    fill_ring_empty: u64,
+    /// Frames received per queue.
+    per_queue: [u64; 2],
 }
 
 /// CPU time (user + system) of the calling thread, from /proc (10 ms ticks).
@@ -141,9 +156,9 @@ pub fn run(args: DatapathArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Median over rounds of surge's pps divided by `other`'s pps in the same
-/// round (runs next to each other in time see similar machine load).
-fn paired_ratio(results: &[(Variant, Run)], other: Variant) -> f64 {
+/// Per-round ratios of surge's pps to `other`'s in the same round (runs next
+/// to each other in time see similar machine load), sorted.
+fn paired_ratios(results: &[(Variant, Run)], other: Variant) -> Vec<f64> {
     let surge = results
         .iter()
         .filter(|(v, _)| *v == Variant::Surge)
@@ -154,7 +169,31 @@ fn paired_ratio(results: &[(Variant, Run)], other: Variant) -> f64 {
         .map(|(_, r)| r.pps);
     let mut ratios: Vec<f64> = surge.zip(theirs).map(|(s, o)| s / o.max(1e-9)).collect();
     ratios.sort_by(f64::total_cmp);
-    ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN)
+    ratios
+}
+
+/// Median of sorted values (NaN if none).
+fn median_of(sorted: &[f64]) -> f64 {
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `median (min-max)` of sorted ratios.
+fn spread(sorted: &[f64]) -> String {
+    match (sorted.first(), sorted.last()) {
+        (Some(lo), Some(hi)) => format!("{:.2}x ({lo:.2}-{hi:.2})", median_of(sorted)),
+        _ => "-".into(),
+    }
+}
+
+/// Median over the rounds of one variant of `f`.
+fn median_by(results: &[(Variant, Run)], variant: Variant, f: impl Fn(&Run) -> f64) -> f64 {
+    let mut values: Vec<f64> = results
+        .iter()
+        .filter(|(v, _)| *v == variant)
+        .map(|(_, r)| f(r))
+        .collect();
+    values.sort_by(f64::total_cmp);
+    median_of(&values)
 }
 
 /// Medians of one variant: (pps, CPU ns per frame, frames received).
@@ -187,7 +226,7 @@ fn print_table(args: &DatapathArgs, rows: &[(u16, Vec<(Variant, Run)>)]) {
         args.frames, args.rounds
     );
     println!(
-        "| queues | surge-datapath Mpps | xsk-rs direct Mpps | AF_PACKET Mpps | surge / xsk-rs (median of per-round ratios) | surge / AF_PACKET (same) \
+        "| queues | surge-datapath Mpps | xsk-rs direct Mpps | AF_PACKET Mpps | surge / xsk-rs: median of per-round ratios (min-max) | surge / AF_PACKET (same) \
          | CPU ns/frame: surge, xsk-rs, AF_PACKET | frames received: surge, xsk-rs, AF_PACKET |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
@@ -196,14 +235,38 @@ fn print_table(args: &DatapathArgs, rows: &[(u16, Vec<(Variant, Run)>)]) {
         let (xsk, xsk_cpu, xsk_rx) = median(results, Variant::XskRs);
         let (packet, packet_cpu, packet_rx) = median(results, Variant::AfPacket);
         println!(
-            "| {queues} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.2}x | {surge_cpu:.0}, {xsk_cpu:.0}, {packet_cpu:.0} \
+            "| {queues} | {:.3} | {:.3} | {:.3} | {} | {} | {surge_cpu:.0}, {xsk_cpu:.0}, {packet_cpu:.0} \
              | {surge_rx}, {xsk_rx}, {packet_rx} |",
             surge / 1e6,
             xsk / 1e6,
             packet / 1e6,
-            paired_ratio(results, Variant::XskRs),
-            paired_ratio(results, Variant::AfPacket)
+            spread(&paired_ratios(results, Variant::XskRs)),
+            spread(&paired_ratios(results, Variant::AfPacket))
         );
+    }
+    println!();
+    println!(
+        "Loop behaviour (medians over rounds): frames per batch, syscalls per 1000 frames, \
+         kernel drops at the receivers (rx ring full), fill ring found empty, share of frames on queue 0"
+    );
+    println!(
+        "| queues | variant | TX batch | RX batch | TX syscalls / 1k | RX syscalls / 1k | rx ring full | fill ring empty | queue 0 share |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (queues, results) in rows {
+        for variant in [Variant::Surge, Variant::XskRs, Variant::AfPacket] {
+            let m = |f: &dyn Fn(&Run) -> f64| median_by(results, variant, f);
+            println!(
+                "| {queues} | {variant:?} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.2} |",
+                m(&|r| r.tx_batch),
+                m(&|r| r.rx_batch),
+                m(&|r| r.tx_syscalls_per_frame * 1000.0),
+                m(&|r| r.rx_syscalls_per_frame * 1000.0),
+                m(&|r| r.rx_ring_full as f64),
+                m(&|r| r.fill_ring_empty as f64),
+                m(&|r| r.per_queue[0] as f64 / r.received.max(1) as f64),
+            );
+        }
     }
 }
 
@@ -326,6 +389,13 @@ fn run_variant(
     for q in 0..queues {
         program.unregister_socket(u32::from(q))?;
     }
+    let sum = |rs: &[LoopResult], f: fn(&LoopResult) -> u64| rs.iter().map(f).sum::<u64>();
+    let frames_sent = sum(&sent, |r| r.frames);
+    let frames_received = sum(&received, |r| r.frames);
+    let mut per_queue = [0u64; 2];
+    for (slot, r) in per_queue.iter_mut().zip(&received) {
+        *slot = r.frames;
+    }
     let start = sent.iter().map(|r| r.started).min().context("no sender")?;
     let end = received
         .iter()
@@ -335,10 +405,18 @@ fn run_variant(
     let total_received: u64 = received.iter().map(|r| r.frames).sum();
     let seconds = end.saturating_duration_since(start).as_secs_f64().max(1e-9);
     Ok(Run {
-        sent: sent.iter().map(|r| r.frames).sum(),
+        sent: frames_sent,
         received: total_received,
         pps: total_received as f64 / seconds,
         cpu_ns_per_frame: cpu.as_nanos() as f64 / total_received.max(1) as f64,
+        tx_batch: frames_sent as f64 / sum(&sent, |r| r.batches).max(1) as f64,
+        rx_batch: frames_received as f64 / sum(&received, |r| r.batches).max(1) as f64,
+        tx_syscalls_per_frame: sum(&sent, |r| r.syscalls) as f64 / frames_sent.max(1) as f64,
+        rx_syscalls_per_frame: sum(&received, |r| r.syscalls) as f64
+            / frames_received.max(1) as f64,
+        rx_ring_full: sum(&received, |r| r.kernel.map_or(0, |k| k.rx_ring_full)),
+        fill_ring_empty: sum(&received, |r| r.kernel.map_or(0, |k| k.fill_ring_empty)),
+        per_queue,
     })
 }
 
@@ -374,10 +452,14 @@ fn surge_send(port: &mut XdpPort, template: &[u8], count: u64, deadline: Instant
         }
     }
     port.release(&mut tx);
+    let stats = port.stats();
     LoopResult {
         frames: sent,
         started,
         last_frame: Instant::now(),
+        batches: stats.tx_batches,
+        syscalls: stats.wakeups,
+        kernel: stats.kernel,
     }
 }
 
@@ -409,9 +491,13 @@ fn surge_receive(
         }
         std::thread::yield_now();
     }
+    let stats = port.stats();
     LoopResult {
         frames,
         started,
         last_frame,
+        batches: stats.rx_batches,
+        syscalls: stats.wakeups,
+        kernel: stats.kernel,
     }
 }

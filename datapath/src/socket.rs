@@ -233,30 +233,7 @@ impl XdpSocket {
 
     /// The kernel's `XDP_STATISTICS`.
     pub(crate) fn statistics(&self) -> io::Result<KernelXdpStats> {
-        // Safety: all-zero is a valid `xdp_statistics`.
-        let mut s: libc::xdp_statistics = unsafe { std::mem::zeroed() };
-        let mut optlen = size_of::<libc::xdp_statistics>() as libc::socklen_t;
-        // Safety: `s` is a writable buffer of `optlen` bytes.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_XDP,
-                libc::XDP_STATISTICS,
-                (&raw mut s).cast(),
-                &mut optlen,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(KernelXdpStats {
-            rx_dropped: s.rx_dropped,
-            rx_invalid_descs: s.rx_invalid_descs,
-            tx_invalid_descs: s.tx_invalid_descs,
-            rx_ring_full: s.rx_ring_full,
-            fill_ring_empty: s.rx_fill_ring_empty_descs,
-            tx_ring_empty: s.tx_ring_empty_descs,
-        })
+        xdp_statistics(self.fd.as_raw_fd())
     }
 
     fn set_option<T>(&self, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
@@ -282,6 +259,34 @@ impl AsRawFd for XdpSocket {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
+}
+
+/// The kernel's `XDP_STATISTICS` of AF_XDP socket `fd`.
+pub(crate) fn xdp_statistics(fd: RawFd) -> io::Result<KernelXdpStats> {
+    // Safety: all-zero is a valid `xdp_statistics`.
+    let mut s: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+    let mut optlen = size_of::<libc::xdp_statistics>() as libc::socklen_t;
+    // Safety: `s` is a writable buffer of `optlen` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            libc::XDP_STATISTICS,
+            (&raw mut s).cast(),
+            &mut optlen,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(KernelXdpStats {
+        rx_dropped: s.rx_dropped,
+        rx_invalid_descs: s.rx_invalid_descs,
+        tx_invalid_descs: s.tx_invalid_descs,
+        rx_ring_full: s.rx_ring_full,
+        fill_ring_empty: s.rx_fill_ring_empty_descs,
+        tx_ring_empty: s.tx_ring_empty_descs,
+    })
 }
 
 fn map_ring<T>(

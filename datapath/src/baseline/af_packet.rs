@@ -87,8 +87,10 @@ impl PacketSender {
             message.msg_hdr.msg_iovlen = 1;
         }
         let mut sent = 0u64;
+        let (mut batches, mut syscalls) = (0u64, 0u64);
         while sent < count && Instant::now() < deadline {
             let batch = BURST.min((count - sent) as usize);
+            syscalls += 1;
             // Safety: `messages` holds `batch` valid headers pointing at `iov`,
             // which points at `template`; all outlive the call.
             let n = unsafe {
@@ -96,6 +98,7 @@ impl PacketSender {
             };
             if n > 0 {
                 sent += n as u64;
+                batches += 1;
             } else {
                 std::thread::yield_now();
             }
@@ -104,6 +107,9 @@ impl PacketSender {
             frames: sent,
             started,
             last_frame: Instant::now(),
+            batches,
+            syscalls,
+            kernel: None,
         }
     }
 }
@@ -184,7 +190,9 @@ impl PacketReceiver {
             message.msg_hdr.msg_iov = iov;
             message.msg_hdr.msg_iovlen = 1;
         }
+        let (mut batches, mut syscalls) = (0u64, 0u64);
         while frames < expected && Instant::now() < deadline {
+            syscalls += 1;
             // Safety: `messages` holds BURST headers, each pointing at its own
             // SLOT-byte slice of `buffers`; all outlive the call.
             let n = unsafe {
@@ -197,6 +205,7 @@ impl PacketReceiver {
                 )
             };
             if n > 0 {
+                batches += 1;
                 for (i, message) in messages.iter().take(n as usize).enumerate() {
                     let len = (message.msg_len as usize).min(SLOT);
                     if let Some(frame) = self.buffers.get(i * SLOT..i * SLOT + len) {
@@ -221,6 +230,9 @@ impl PacketReceiver {
             frames,
             started,
             last_frame,
+            batches,
+            syscalls,
+            kernel: None,
         }
     }
 }

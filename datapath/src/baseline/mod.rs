@@ -20,6 +20,12 @@ pub struct LoopResult {
     pub started: Instant,
     /// When the last frame was handled (`started` if none was).
     pub last_frame: Instant,
+    /// Ring operations (or `sendmmsg`/`recvmmsg` calls) that moved at least one frame.
+    pub batches: u64,
+    /// Syscalls made: AF_XDP wakeups (`sendto`/`recvfrom`), or `sendmmsg`/`recvmmsg` calls.
+    pub syscalls: u64,
+    /// The kernel's `XDP_STATISTICS` of the socket at the end (AF_XDP only).
+    pub kernel: Option<crate::KernelXdpStats>,
 }
 
 /// How long a receiver waits after the senders finished for stragglers.

@@ -19,7 +19,7 @@ use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
 use surge_datapath::{
     Burst, Device, PortConfig, XdpPort,
     baseline::{
-        LoopResult, PacketReceiver, PacketSender, RECEIVE_GRACE, XskRsReceiver, XskRsSender,
+        Credit, LoopResult, PacketReceiver, PacketSender, RECEIVE_GRACE, XskRsReceiver, XskRsSender,
     },
 };
 use surge_lab::{Host, Lab, LabSpec, Topology, enter_netns};
@@ -39,6 +39,12 @@ pub struct DatapathArgs {
     /// Time limit of one run, in seconds.
     #[arg(long, default_value_t = 30)]
     limit_secs: u64,
+    /// Closed loop: frames in flight (sent, not yet received) allowed over all
+    /// queues, the same for every variant, so no receiver ring overflows; 0 is
+    /// the open loop (senders as fast as the kernel takes, receivers drop what
+    /// they cannot keep up with).
+    #[arg(long, default_value_t = 1024)]
+    window: u64,
 }
 
 /// The address the receiver owns (only the XDP program knows it).
@@ -136,8 +142,17 @@ pub fn run(args: DatapathArgs) -> anyhow::Result<()> {
             let mut order = [Variant::Surge, Variant::XskRs, Variant::AfPacket];
             order.rotate_left(round as usize % 3);
             for variant in order {
-                let run = run_variant(variant, &a, &b, &program, queues, args.frames, limit)
-                    .with_context(|| format!("{variant:?} with {queues} queue(s)"))?;
+                let run = run_variant(
+                    variant,
+                    &a,
+                    &b,
+                    &program,
+                    queues,
+                    args.frames,
+                    args.window,
+                    limit,
+                )
+                .with_context(|| format!("{variant:?} with {queues} queue(s)"))?;
                 eprintln!(
                     "  queues {queues} {variant:?}: sent {} received {} -> {:.3} Mpps, {:.0} CPU ns/frame",
                     run.sent,
@@ -222,8 +237,14 @@ fn print_table(args: &DatapathArgs, rows: &[(u16, Vec<(Variant, Run)>)]) {
     );
     println!(
         "surge-bench datapath: 64-byte frames (60 B + FCS), XSK -> XSK across one veth pair (copy mode, threaded NAPI), \
-         {} frames per run, median of {} interleaved rounds",
-        args.frames, args.rounds
+         {} frames per run, median of {} interleaved rounds, {}",
+        args.frames,
+        args.rounds,
+        if args.window == 0 {
+            "open loop".to_string()
+        } else {
+            format!("closed loop ({} frames in flight at most)", args.window)
+        }
     );
     println!(
         "| queues | surge-datapath Mpps | xsk-rs direct Mpps | AF_PACKET Mpps | surge / xsk-rs: median of per-round ratios (min-max) | surge / AF_PACKET (same) \
@@ -320,10 +341,12 @@ fn run_variant(
     program: &SteerProgram,
     queues: u16,
     frames: u64,
+    window: u64,
     limit: Duration,
 ) -> anyhow::Result<Run> {
     let deadline = Instant::now() + limit;
     let senders_done = Arc::new(AtomicBool::new(false));
+    let credit = Arc::new(Credit::new(window));
     let per_queue = frames / u64::from(queues);
     let mut receivers: Vec<Worker> = Vec::new();
     let mut senders: Vec<Worker> = Vec::new();
@@ -331,24 +354,27 @@ fn run_variant(
         let _ns = enter_netns(&b.netns)?;
         for q in 0..queues {
             let done = Arc::clone(&senders_done);
+            let credit = Arc::clone(&credit);
             let q32 = u32::from(q);
             receivers.push(match variant {
                 Variant::Surge => {
                     let mut port = XdpPort::open(&port_config(&b.ifname, q32))?;
                     program.register_socket(q32, port.fd())?;
-                    spawn_measured(move || surge_receive(&mut port, per_queue, &done, deadline))
+                    spawn_measured(move || {
+                        surge_receive(&mut port, per_queue, &credit, &done, deadline)
+                    })
                 }
                 Variant::XskRs => {
                     let mut receiver = XskRsReceiver::open(&b.ifname, q32)?;
                     program.register_socket(q32, receiver.fd())?;
-                    spawn_measured(move || receiver.run(per_queue, &done, deadline))
+                    spawn_measured(move || receiver.run(per_queue, &credit, &done, deadline))
                 }
                 Variant::AfPacket => {
                     program.unregister_socket(q32)?;
                     let fanout =
                         (queues > 1).then_some(0x5e00 + (std::process::id() as u16 & 0xff));
                     let mut receiver = PacketReceiver::open(&b.ifname, fanout)?;
-                    spawn_measured(move || receiver.run(frames, is_ours, &done, deadline))
+                    spawn_measured(move || receiver.run(frames, is_ours, &credit, &done, deadline))
                 }
             });
         }
@@ -357,19 +383,22 @@ fn run_variant(
         let _ns = enter_netns(&a.netns)?;
         for q in 0..queues {
             let frame = template(a, b, q);
+            let credit = Arc::clone(&credit);
             let q32 = u32::from(q);
             senders.push(match variant {
                 Variant::Surge => {
                     let mut port = XdpPort::open(&port_config(&a.ifname, q32))?;
-                    spawn_measured(move || surge_send(&mut port, &frame, per_queue, deadline))
+                    spawn_measured(move || {
+                        surge_send(&mut port, &frame, per_queue, &credit, deadline)
+                    })
                 }
                 Variant::XskRs => {
                     let mut sender = XskRsSender::open(&a.ifname, q32)?;
-                    spawn_measured(move || sender.run(&frame, per_queue, deadline))
+                    spawn_measured(move || sender.run(&frame, per_queue, &credit, deadline))
                 }
                 Variant::AfPacket => {
                     let mut sender = PacketSender::open(&a.ifname)?;
-                    spawn_measured(move || sender.run(&frame, per_queue, deadline))
+                    spawn_measured(move || sender.run(&frame, per_queue, &credit, deadline))
                 }
             });
         }
@@ -427,12 +456,26 @@ fn port_config(ifname: &str, queue: u32) -> PortConfig {
     config
 }
 
-fn surge_send(port: &mut XdpPort, template: &[u8], count: u64, deadline: Instant) -> LoopResult {
+fn surge_send(
+    port: &mut XdpPort,
+    template: &[u8],
+    count: u64,
+    credit: &Credit,
+    deadline: Instant,
+) -> LoopResult {
     let started = Instant::now();
     let mut tx = Burst::new();
     let mut sent = 0u64;
+    let mut stalled = None;
     while sent < count && Instant::now() < deadline {
-        while tx.remaining() > 0 && sent + (tx.len() as u64) < count {
+        let allowance = credit.allowance(&mut stalled);
+        if allowance == 0 {
+            std::thread::yield_now();
+        }
+        while tx.remaining() > 0
+            && sent + (tx.len() as u64) < count
+            && (tx.len() as u64) < allowance
+        {
             let Some(mut frame) = port.alloc_tx() else {
                 break;
             };
@@ -443,7 +486,9 @@ fn surge_send(port: &mut XdpPort, template: &[u8], count: u64, deadline: Instant
                 break;
             }
         }
-        sent += port.tx_burst(&mut tx) as u64;
+        let n = port.tx_burst(&mut tx) as u64;
+        sent += n;
+        credit.sent(n);
     }
     // Let the kernel finish what is on the ring (bounded), then hand back leftovers.
     while port.accounting().tx_ring > 0 && Instant::now() < deadline {
@@ -466,6 +511,7 @@ fn surge_send(port: &mut XdpPort, template: &[u8], count: u64, deadline: Instant
 fn surge_receive(
     port: &mut XdpPort,
     expected: u64,
+    credit: &Credit,
     senders_done: &AtomicBool,
     deadline: Instant,
 ) -> LoopResult {
@@ -479,6 +525,7 @@ fn surge_receive(
         if n > 0 {
             frames += n as u64;
             port.release(&mut rx);
+            credit.received(n as u64);
             last_frame = Instant::now();
             idle_since = None;
             continue;

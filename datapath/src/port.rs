@@ -198,6 +198,14 @@ impl XdpPort {
         let zero_copy = socket.zero_copy();
         let tx_checksum =
             tx_checksum_mode(config.tx_checksum_offload, metadata, zero_copy, features);
+        tracing::info!(
+            ifname = %config.ifname,
+            queue = config.queue,
+            zero_copy,
+            busy_poll,
+            tx_checksum = ?tx_checksum,
+            "AF_XDP port open"
+        );
         let caps = DeviceCaps {
             mtu,
             max_frame_len: max_frame,

@@ -9,7 +9,7 @@ use std::{
     time::Instant,
 };
 
-use super::{LoopResult, RECEIVE_GRACE};
+use super::{Credit, LoopResult, RECEIVE_GRACE};
 use crate::{BURST, DatapathError, Interface};
 
 const ETH_P_ALL: u16 = 0x0003;
@@ -73,7 +73,13 @@ impl PacketSender {
     }
 
     /// Sends `count` copies of `template`, 64 per `sendmmsg`, bounded by `deadline`.
-    pub fn run(&mut self, template: &[u8], count: u64, deadline: Instant) -> LoopResult {
+    pub fn run(
+        &mut self,
+        template: &[u8],
+        count: u64,
+        credit: &Credit,
+        deadline: Instant,
+    ) -> LoopResult {
         let started = Instant::now();
         let mut iov = libc::iovec {
             iov_base: template.as_ptr() as *mut libc::c_void,
@@ -88,8 +94,16 @@ impl PacketSender {
         }
         let mut sent = 0u64;
         let (mut batches, mut syscalls) = (0u64, 0u64);
+        let mut stalled = None;
         while sent < count && Instant::now() < deadline {
-            let batch = BURST.min((count - sent) as usize);
+            let allowance = credit.allowance(&mut stalled);
+            if allowance == 0 {
+                std::thread::yield_now();
+                continue;
+            }
+            let batch = BURST
+                .min((count - sent) as usize)
+                .min(allowance.try_into().unwrap_or(usize::MAX));
             syscalls += 1;
             // Safety: `messages` holds `batch` valid headers pointing at `iov`,
             // which points at `template`; all outlive the call.
@@ -98,6 +112,7 @@ impl PacketSender {
             };
             if n > 0 {
                 sent += n as u64;
+                credit.sent(n as u64);
                 batches += 1;
             } else {
                 std::thread::yield_now();
@@ -168,6 +183,7 @@ impl PacketReceiver {
         &mut self,
         expected: u64,
         matches: impl Fn(&[u8]) -> bool,
+        credit: &Credit,
         senders_done: &AtomicBool,
         deadline: Instant,
     ) -> LoopResult {
@@ -206,6 +222,7 @@ impl PacketReceiver {
             };
             if n > 0 {
                 batches += 1;
+                let before = frames;
                 for (i, message) in messages.iter().take(n as usize).enumerate() {
                     let len = (message.msg_len as usize).min(SLOT);
                     if let Some(frame) = self.buffers.get(i * SLOT..i * SLOT + len) {
@@ -214,6 +231,7 @@ impl PacketReceiver {
                         }
                     }
                 }
+                credit.received(frames - before);
                 last_frame = Instant::now();
                 idle_since = None;
                 continue;

@@ -14,7 +14,7 @@ use xsk_rs::{
     config::{BindFlags, LibxdpFlags, SocketConfig, UmemConfig},
 };
 
-use super::{LoopResult, RECEIVE_GRACE};
+use super::{Credit, LoopResult, RECEIVE_GRACE};
 use crate::{BURST, DatapathError, socket::xdp_statistics};
 
 const FRAME_COUNT: u32 = 4096;
@@ -114,15 +114,29 @@ impl XskRsSender {
     }
 
     /// Sends `count` copies of `template` (written into each frame), bounded by `deadline`.
-    pub fn run(&mut self, template: &[u8], count: u64, deadline: Instant) -> LoopResult {
+    pub fn run(
+        &mut self,
+        template: &[u8],
+        count: u64,
+        credit: &Credit,
+        deadline: Instant,
+    ) -> LoopResult {
         let started = Instant::now();
         let mut sent = 0u64;
         let (mut batches, mut syscalls) = (0u64, 0u64);
+        let mut stalled = None;
         while sent < count && Instant::now() < deadline {
             // Safety: completed descriptors belong to this UMEM and are ours again.
             let done = unsafe { self.completion.consume(&mut self.completed) };
             self.free.extend_from_slice(&self.completed[..done]);
-            let batch = BURST.min(self.free.len()).min((count - sent) as usize);
+            let allowance = credit.allowance(&mut stalled);
+            if allowance == 0 {
+                std::thread::yield_now();
+            }
+            let batch = BURST
+                .min(self.free.len())
+                .min((count - sent) as usize)
+                .min(allowance.try_into().unwrap_or(usize::MAX));
             if batch > 0 {
                 let start = self.free.len() - batch;
                 for desc in &mut self.free[start..] {
@@ -136,6 +150,7 @@ impl XskRsSender {
                 let produced = unsafe { self.tx.produce(&self.free[start..]) };
                 self.free.truncate(self.free.len() - produced);
                 sent += produced as u64;
+                credit.sent(produced as u64);
                 batches += u64::from(produced > 0);
             }
             if self.tx.needs_wakeup() {
@@ -201,6 +216,7 @@ impl XskRsReceiver {
     pub fn run(
         &mut self,
         expected: u64,
+        credit: &Credit,
         senders_done: &AtomicBool,
         deadline: Instant,
     ) -> LoopResult {
@@ -214,6 +230,7 @@ impl XskRsReceiver {
             let n = unsafe { self.rx.consume(&mut self.received) };
             if n > 0 {
                 frames += n as u64;
+                credit.received(n as u64);
                 batches += 1;
                 last_frame = Instant::now();
                 idle_since = None;

@@ -334,6 +334,7 @@ fn is_ours(frame: &[u8]) -> bool {
 
 type Worker = JoinHandle<(LoopResult, Duration)>;
 
+#[allow(clippy::too_many_arguments)]
 fn run_variant(
     variant: Variant,
     a: &Host,

@@ -1,7 +1,7 @@
 //! `surge demo`: the README's first command. In a fresh lab (a veth pair between two
-//! namespaces) it runs request/response with both ends on surge's stack, then both
-//! ends on the kernel's; then, in a lab with two queues, surge's server and the
-//! kernel's server under the same kernel client. It prints the reports side by side
+//! namespaces, two queues) it runs request/response with both ends on surge's stack,
+//! then both ends on the kernel's; then surge's server and the kernel's server under
+//! the same kernel client. It prints the reports side by side
 //! with the ratios. Files land in `results/`; the labs are removed on exit, on
 //! failure and on Ctrl-C.
 
@@ -92,6 +92,8 @@ struct Round<'a> {
     client_addr: &'a str,
     /// Server threads (one engine per queue on surge).
     threads: u16,
+    /// Load threads.
+    client_threads: u16,
 }
 
 /// Runs one round: a server in host A, the load from host B; returns the load's JSON.
@@ -142,7 +144,7 @@ fn round(lab: &Lab, args: &DemoArgs, r: &Round<'_>, stop: &AtomicBool) -> anyhow
         "-c",
         &args.connections.to_string(),
         "-t",
-        "1",
+        &r.client_threads.to_string(),
         "-d",
         // The load's duration includes its warm-up: measure `duration` after 1 s.
         &format!("{}ms", args.duration.as_millis() + 1000),
@@ -165,8 +167,13 @@ fn round(lab: &Lab, args: &DemoArgs, r: &Round<'_>, stop: &AtomicBool) -> anyhow
         ]);
     }
     println!(
-        "== {} server at {listen} ({} thread(s)), {} client: {} connections, {:?}",
-        r.server_stack, r.threads, r.client_stack, args.connections, args.duration
+        "== {} server at {listen} ({} thread(s)), {} client ({} thread(s)): {} connections, {:?}",
+        r.server_stack,
+        r.threads,
+        r.client_stack,
+        r.client_threads,
+        args.connections,
+        args.duration
     );
     let status = load.status().context("running surge load")?;
     drop(server);
@@ -238,23 +245,25 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     let started = Instant::now();
 
-    // Part 1: both ends on surge against both ends on the kernel, one queue each side
-    // (an active open on a multi-queue interface can get its replies on another
-    // engine's queue, which surge does not forward yet).
-    let spec = LabSpec::unique("demo", Topology::Pair);
+    // One lab with `queues` queues on each veth, one engine (or thread) per queue.
+    let mut spec = LabSpec::unique("demo", Topology::Pair);
+    spec.queues = args.queues;
     println!(
-        "building lab {} (veth pair, 1 queue, 198.18.0.0/24)",
-        spec.name
+        "building lab {} (veth pair, {} queues, 198.18.0.0/24)",
+        spec.name, spec.queues
     );
     let lab = Lab::up(&spec).context("building the demo lab")?;
     let (kernel_a, kernel_b) = (lab.a().addr.to_string(), lab.b().addr.to_string());
+    let q = args.queues;
+    // Part 1: both ends on surge against both ends on the kernel.
     let surge_both = Round {
         name: "surge-surge",
         server_stack: "surge",
         server_addr: SURGE_ADDR,
         client_stack: "surge",
         client_addr: SURGE_CLIENT_ADDR,
-        threads: 1,
+        threads: q,
+        client_threads: q,
     };
     let surge_both = round(&lab, &args, &surge_both, &stop)?;
     ensure!(!stop.load(Ordering::Relaxed), "interrupted");
@@ -264,29 +273,21 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         server_addr: &kernel_a,
         client_stack: "kernel",
         client_addr: &kernel_b,
-        threads: 1,
+        threads: q,
+        client_threads: q,
     };
     let kernel_both = round(&lab, &args, &kernel_both, &stop)?;
-    lab.down().context("removing the demo lab")?;
     ensure!(!stop.load(Ordering::Relaxed), "interrupted");
 
-    // Part 2: the servers alone, with one engine (or thread) per queue, under the
-    // same kernel client.
-    let mut spec = LabSpec::unique("demo", Topology::Pair);
-    spec.queues = args.queues;
-    println!(
-        "building lab {} (veth pair, {} queues, 198.18.0.0/24)",
-        spec.name, spec.queues
-    );
-    let lab = Lab::up(&spec).context("building the demo lab")?;
-    let kernel_a = lab.a().addr.to_string();
+    // Part 2: the servers alone under the same kernel client.
     let surge_server = Round {
         name: "surge-server",
         server_stack: "surge",
         server_addr: SURGE_ADDR,
         client_stack: "kernel",
         client_addr: "",
-        threads: args.queues,
+        threads: q,
+        client_threads: 1,
     };
     let surge_server = round(&lab, &args, &surge_server, &stop)?;
     ensure!(!stop.load(Ordering::Relaxed), "interrupted");
@@ -296,7 +297,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         server_addr: &kernel_a,
         client_stack: "kernel",
         client_addr: "",
-        threads: args.queues,
+        threads: q,
+        client_threads: 1,
     };
     let kernel_server = round(&lab, &args, &kernel_server, &stop)?;
     lab.down().context("removing the demo lab")?;
@@ -305,7 +307,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         &surge_both,
         &kernel_both,
         ["surge<->surge", "kernel<->kernel", "surge/kernel"],
-        "client and server on the same stack, 1 queue, same veth pair",
+        &format!(
+            "client and server on the same stack, {} queues, same veth pair",
+            args.queues
+        ),
     );
     print_comparison(
         &surge_server,
@@ -317,7 +322,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         ),
     );
     println!(
-        "reports: {}/{{surge-surge,kernel-kernel,surge-server,kernel-server}}.{{json,hgrm,png}}; demo took {:.1} s; labs removed",
+        "reports: {}/{{surge-surge,kernel-kernel,surge-server,kernel-server}}.{{json,hgrm,png}}; demo took {:.1} s; lab removed",
         args.results.display(),
         started.elapsed().as_secs_f64()
     );

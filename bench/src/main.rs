@@ -1,6 +1,7 @@
 //! `surge-bench`: side-by-side system benchmarks (criterion micro-benchmarks live in `benches/`).
 
 mod datapath;
+mod engine;
 
 use clap::{Parser, Subcommand};
 
@@ -16,10 +17,13 @@ struct Cli {
 enum Command {
     /// XSK to XSK across one veth pair: surge-datapath vs a direct xsk-rs loop vs AF_PACKET.
     Datapath(datapath::DatapathArgs),
+    /// 64-byte echo: surge's engine vs the kernel (lab veth pair, same kernel client) and vs smoltcp (in memory).
+    Engine(engine::EngineArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Datapath(args) => datapath::run(args),
+        Command::Engine(args) => engine::run(args),
     }
 }

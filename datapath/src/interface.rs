@@ -68,6 +68,22 @@ impl Interface {
         Ok(mtu.max(0) as u32)
     }
 
+    /// The interface's hardware (MAC) address.
+    pub fn mac(&self) -> Result<[u8; 6], DatapathError> {
+        let mut req = self.ifreq();
+        ioctl(libc::SIOCGIFHWADDR, &mut req).map_err(|source| DatapathError::Syscall {
+            what: "reading the interface MAC address",
+            source,
+        })?;
+        // Safety: SIOCGIFHWADDR filled the `hwaddr` member of the union.
+        let hw = unsafe { req.ifr_ifru.ifru_hwaddr };
+        let mut mac = [0u8; 6];
+        for (byte, raw) in mac.iter_mut().zip(hw.sa_data.iter()) {
+            *byte = *raw as u8;
+        }
+        Ok(mac)
+    }
+
     /// Number of RX queues (`ethtool -l`: RX or combined channels, whichever is larger).
     pub fn rx_queues(&self) -> Result<u32, DatapathError> {
         let mut channels = EthtoolChannels {

@@ -22,6 +22,7 @@ pub mod checksum;
 pub mod engine;
 pub mod iface;
 pub mod neighbor;
+pub mod runtime;
 pub mod socket;
 pub mod table;
 pub mod tcp;

@@ -3,128 +3,19 @@
 //! server, a surge client to a kernel echo server, and ping to a surge address.
 //! These are root tests: CI runs as root, and they fail loudly without it.
 
-use core::net::{Ipv4Addr, SocketAddrV4};
+#[path = "support/lab_engine.rs"]
+mod lab_engine;
+
+use core::net::SocketAddrV4;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
-use surge_datapath::{PortConfig, XdpPort};
-use surge_lab::{HostId, Lab, LabSpec, Topology, enter_netns};
-use surge_stack::engine::{Engine, EngineConfig};
-use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
-use surge_stack::socket::SocketHandle;
-use surge_stack::table::{BindOptions, Errno};
-use surge_stack::time::Instant;
+use lab_engine::{EchoServer, SURGE_IP, engine_on_a, listen, run_engine};
+use surge_lab::{HostId, Lab, LabSpec, Topology};
+use surge_stack::table::Errno;
 
-/// The address only surge answers in host A (the kernel of A has 198.18.0.1).
-const SURGE_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// An engine on host A's veth, with the steering program attached.
-fn engine_on_a(lab: &Lab, tcp_ports: Vec<u16>) -> (Engine<XdpPort>, SteerProgram) {
-    let a = lab.a().clone();
-    let _ns = enter_netns(&a.netns).expect("entering ns A");
-    let steer = SteerConfig {
-        local_addrs: vec![SURGE_IP],
-        tcp_ports,
-        ephemeral_ports: Some(32768..=60999),
-        icmp: true,
-        ..SteerConfig::default()
-    };
-    let program = SteerProgram::attach(&a.ifname, &steer, AttachMode::Auto).expect("attach XDP");
-    let mut port_config = PortConfig::new(&a.ifname, 0);
-    port_config.pool.huge_pages = false;
-    let port = XdpPort::open(&port_config).expect("open AF_XDP port");
-    program
-        .register_socket(0, port.fd())
-        .expect("register socket");
-    let iface = InterfaceConfig::new(
-        surge_stack::wire::EthernetAddress(a.mac),
-        Ipv4Cidr::new(SURGE_IP, 24).expect("cidr"),
-        None,
-        1500,
-    )
-    .expect("iface");
-    let engine = Engine::new(port, EngineConfig::new(iface)).expect("engine");
-    (engine, program)
-}
-
-/// Runs `step` in the engine's loop on a thread until it returns true (then
-/// keeps polling for a grace period so the last segments leave), `stop` is set,
-/// or the time limit passes; returns the engine and whether `step` finished.
-fn run_engine(
-    mut engine: Engine<XdpPort>,
-    stop: Arc<AtomicBool>,
-    mut step: impl FnMut(&mut Engine<XdpPort>) -> bool + Send + 'static,
-) -> std::thread::JoinHandle<(Engine<XdpPort>, bool)> {
-    std::thread::spawn(move || {
-        let start = std::time::Instant::now();
-        let mut finished_at = None;
-        while start.elapsed() < LIMIT && !stop.load(Ordering::Relaxed) {
-            // The engine's clock is monotonic across runs: one epoch per process.
-            let now = Instant::from_micros(epoch().elapsed().as_micros() as u64);
-            let busy = engine.poll(now);
-            match finished_at {
-                None if step(&mut engine) => finished_at = Some(start.elapsed()),
-                Some(t) if start.elapsed() - t > Duration::from_millis(300) => break,
-                _ => {}
-            }
-            if !busy {
-                std::thread::sleep(Duration::from_micros(50));
-            }
-        }
-        (engine, finished_at.is_some())
-    })
-}
-
-/// The origin of the engines' clock in this test process.
-fn epoch() -> std::time::Instant {
-    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    *EPOCH.get_or_init(std::time::Instant::now)
-}
-
-/// A non-blocking echo server's per-iteration work on the engine.
-struct EchoServer {
-    listener: SocketHandle,
-    conns: Vec<(SocketHandle, Vec<u8>)>,
-    served: usize,
-}
-
-impl EchoServer {
-    fn step(&mut self, e: &mut Engine<XdpPort>) {
-        while let Ok((c, _)) = e.accept(self.listener) {
-            self.conns.push((c, Vec::new()));
-        }
-        let mut buf = [0u8; 16384];
-        self.conns.retain_mut(|(c, pending)| {
-            loop {
-                match e.recv(*c, &mut buf) {
-                    Ok(0) => {
-                        self.served += 1;
-                        let _ = e.close(*c);
-                        return false;
-                    }
-                    Ok(n) => pending.extend_from_slice(&buf[..n]),
-                    Err(Errno::EAGAIN) => break,
-                    Err(_) => {
-                        let _ = e.close(*c);
-                        return false;
-                    }
-                }
-            }
-            while !pending.is_empty() {
-                match e.send(*c, pending) {
-                    Ok(n) => {
-                        pending.drain(..n);
-                    }
-                    Err(_) => break,
-                }
-            }
-            true
-        });
-    }
-}
 
 const PY_CLIENT: &str = r#"
 import hashlib, os, socket, sys
@@ -152,25 +43,10 @@ fn kernel_client_to_surge_echo_server_ten_megabytes() {
     let lab =
         Lab::up(&LabSpec::unique("eng-srv", Topology::Pair)).expect("lab (root tests need root)");
     let (mut engine, _program) = engine_on_a(&lab, vec![7]);
-    let listener = engine.tcp_socket().expect("socket");
-    engine
-        .bind(
-            listener,
-            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7),
-            BindOptions {
-                privileged: true,
-                ..BindOptions::default()
-            },
-        )
-        .expect("bind");
-    engine.listen(listener, 128).expect("listen");
+    let listener = listen(&mut engine, 7, 128);
     let stop = Arc::new(AtomicBool::new(false));
-    let mut server = EchoServer {
-        listener,
-        conns: Vec::new(),
-        served: 0,
-    };
-    let handle = run_engine(engine, Arc::clone(&stop), move |e| {
+    let mut server = EchoServer::new(listener);
+    let handle = run_engine(engine, Arc::clone(&stop), LIMIT, move |e| {
         server.step(e);
         server.served == 1
     });
@@ -245,7 +121,7 @@ fn surge_client_to_kernel_echo_server_and_ping_to_surge() {
     let (engine, _program) = engine_on_a(&lab, vec![]);
     // First the kernel of B pings surge's address while the engine runs.
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = run_engine(engine, Arc::clone(&stop), |_| false);
+    let handle = run_engine(engine, Arc::clone(&stop), LIMIT, |_| false);
     let ping = lab
         .exec(
             HostId::B,
@@ -282,7 +158,7 @@ fn surge_client_to_kernel_echo_server_and_ping_to_surge() {
     let expected = data.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let (mut sent, mut got, mut buf) = (0usize, Vec::with_capacity(size), vec![0u8; 65536]);
-    let handle = run_engine(engine, Arc::clone(&stop), move |e| {
+    let handle = run_engine(engine, Arc::clone(&stop), LIMIT, move |e| {
         if let Ok(Some(err)) = e.take_error(client) {
             panic!("connection failed: {err}");
         }

@@ -6,11 +6,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
 use surge_datapath::{Interface, PortConfig, XdpPort};
+use surge_stack::engine::forward::ForwardMesh;
 use surge_stack::engine::{Engine, EngineConfig, EngineStats, Readiness, TcpEngineStats};
 use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
 use surge_stack::socket::{SocketHandle, TcpSocketOptions};
@@ -46,6 +48,12 @@ pub struct SurgeBackend {
     program: Mutex<SteerProgram>,
     epoch: std::time::Instant,
     counters: Counters,
+    /// The engines' inboxes for frames that land on another engine's queue.
+    mesh: Option<Arc<ForwardMesh>>,
+    /// Engines of queues no worker takes: they answer ARP and ping and hand
+    /// everything else to its owner.
+    idle: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    stop_idle: Arc<AtomicBool>,
 }
 
 /// Each worker's last published counters.
@@ -74,48 +82,15 @@ fn enter(netns: Option<&str>) -> io::Result<Option<surge_lab::NetnsGuard>> {
         .transpose()
 }
 
-/// Reads an interface's MAC from sysfs as seen from inside its namespace.
-fn interface_mac(netns: Option<&str>, ifname: &str) -> io::Result<[u8; 6]> {
-    let path = format!("/sys/class/net/{ifname}/address");
-    let text = match netns {
-        // sysfs shows the namespace of whoever mounted it: read it through `ip netns exec`.
-        Some(ns) => {
-            let out = std::process::Command::new("ip")
-                .args(["netns", "exec", ns, "cat", &path])
-                .output()?;
-            if !out.status.success() {
-                return Err(io_err(format!(
-                    "reading the MAC of {ifname} in {ns}: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        }
-        None => std::fs::read_to_string(&path)?,
-    };
-    let mut mac = [0u8; 6];
-    let parts: Vec<&str> = text.trim().split(':').collect();
-    if parts.len() != 6 {
-        return Err(io_err(format!(
-            "unexpected MAC '{}' for {ifname}",
-            text.trim()
-        )));
-    }
-    for (byte, part) in mac.iter_mut().zip(parts) {
-        *byte = u8::from_str_radix(part, 16).map_err(io_err)?;
-    }
-    Ok(mac)
-}
-
 impl SurgeBackend {
     /// Attaches the steering program to the interface and prepares the engines.
     pub fn new(options: SurgeOptions) -> io::Result<Self> {
-        let mac = match options.mac {
-            Some(m) => m,
-            None => interface_mac(options.netns.as_deref(), &options.interface)?,
-        };
         let _ns = enter(options.netns.as_deref())?;
         let interface = Interface::lookup(&options.interface).map_err(io_err)?;
+        let mac = match options.mac {
+            Some(m) => m,
+            None => interface.mac().map_err(io_err)?,
+        };
         let mtu = interface.mtu().map_err(io_err)?;
         let queues = interface.rx_queues().map_err(io_err)?;
         let steer = SteerConfig {
@@ -127,6 +102,12 @@ impl SurgeBackend {
         };
         let program = SteerProgram::attach(&options.interface, &steer, AttachMode::Auto)
             .map_err(|e| io_err(format!("attaching XDP to {}: {e}", options.interface)))?;
+        let mesh = if queues > 1 {
+            let frame = mtu.min(9000) as usize + 18;
+            Some(ForwardMesh::new(queues as usize, 1024, 4096, frame).map_err(errno)?)
+        } else {
+            None
+        };
         Ok(SurgeBackend {
             options,
             mac,
@@ -135,30 +116,14 @@ impl SurgeBackend {
             program: Mutex::new(program),
             epoch: std::time::Instant::now(),
             counters: Arc::new(Mutex::new(BTreeMap::new())),
+            mesh,
+            idle: Mutex::new(Vec::new()),
+            stop_idle: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    /// RX queues of the interface (one engine each at most).
-    pub fn queues(&self) -> usize {
-        self.queues as usize
-    }
-}
-
-impl Backend for SurgeBackend {
-    type Worker = SurgeWorker;
-
-    fn name(&self) -> &'static str {
-        "surge"
-    }
-
-    fn worker(&self, index: usize) -> io::Result<SurgeWorker> {
-        let queue = u32::try_from(index).map_err(io_err)?;
-        if queue >= self.queues {
-            return Err(io_err(format!(
-                "worker {index} has no queue: {} has {} RX queue(s); use at most that many threads",
-                self.options.interface, self.queues
-            )));
-        }
+    /// Opens queue `queue`'s port and engine (core `queue` of the interface's queues).
+    fn engine(&self, queue: u32) -> io::Result<Engine<XdpPort>> {
         let port = {
             let _ns = enter(self.options.netns.as_deref())?;
             let mut config = PortConfig::new(&self.options.interface, queue);
@@ -183,10 +148,71 @@ impl Backend for SurgeBackend {
         )
         .map_err(io_err)?;
         let mut config = EngineConfig::new(iface);
-        config.core = u16::try_from(index).map_err(io_err)?;
+        config.core = u16::try_from(queue).map_err(io_err)?;
         config.cores = u16::try_from(self.queues).map_err(io_err)?;
-        config.seed = 0x5eed ^ index as u64;
-        let engine = Engine::new(port, config).map_err(io_err)?;
+        config.seed = 0x5eed ^ u64::from(queue) ^ (u64::from(std::process::id()) << 16);
+        config.privileged = true;
+        let mut engine = Engine::new(port, config).map_err(io_err)?;
+        if let Some(mesh) = &self.mesh {
+            engine.join_mesh(Arc::clone(mesh)).map_err(errno)?;
+        }
+        Ok(engine)
+    }
+
+    /// Runs plain engines (no app sockets) on the queues from `first` on, so
+    /// that with fewer threads than queues every queue still has an engine:
+    /// they answer ARP and ping and hand segments to the engine that owns them.
+    pub fn start_idle_engines(&self, first: usize) -> io::Result<()> {
+        let mut idle = self.idle.lock().map_err(io_err)?;
+        for queue in first as u32..self.queues {
+            let mut engine = self.engine(queue)?;
+            let stop = Arc::clone(&self.stop_idle);
+            let epoch = self.epoch;
+            idle.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let now = Instant::from_micros(epoch.elapsed().as_micros() as u64);
+                    if !engine.poll(now) {
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                }
+            }));
+        }
+        Ok(())
+    }
+
+    /// RX queues of the interface (one engine each at most).
+    pub fn queues(&self) -> usize {
+        self.queues as usize
+    }
+}
+
+impl Drop for SurgeBackend {
+    fn drop(&mut self) {
+        self.stop_idle.store(true, Ordering::Relaxed);
+        if let Ok(mut idle) = self.idle.lock() {
+            for t in idle.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Backend for SurgeBackend {
+    type Worker = SurgeWorker;
+
+    fn name(&self) -> &'static str {
+        "surge"
+    }
+
+    fn worker(&self, index: usize) -> io::Result<SurgeWorker> {
+        let queue = u32::try_from(index).map_err(io_err)?;
+        if queue >= self.queues {
+            return Err(io_err(format!(
+                "worker {index} has no queue: {} has {} RX queue(s); use at most that many threads",
+                self.options.interface, self.queues
+            )));
+        }
+        let engine = self.engine(queue)?;
         Ok(SurgeWorker::new(
             engine,
             index,
@@ -204,10 +230,7 @@ impl Backend for SurgeBackend {
         let mut tcp = TcpEngineStats::default();
         for (s, t) in all.values() {
             stats.add(s);
-            tcp.active_opens += t.active_opens;
-            tcp.passive_opens += t.passive_opens;
-            tcp.listen_overflows += t.listen_overflows;
-            tcp.tx_blocked += t.tx_blocked;
+            tcp.add(t);
         }
         out.insert("rx_frames".into(), stats.rx_frames);
         out.insert("tx_frames".into(), stats.tx_frames);
@@ -215,6 +238,8 @@ impl Backend for SurgeBackend {
         out.insert("active_opens".into(), tcp.active_opens);
         out.insert("passive_opens".into(), tcp.passive_opens);
         out.insert("listen_overflows".into(), tcp.listen_overflows);
+        out.insert("forwarded_in".into(), stats.forwarded_in);
+        out.insert("forward_dropped".into(), stats.forward_dropped);
         for (name, n) in stats.drops_by_name() {
             out.insert(format!("drop_{name}"), n);
         }

@@ -14,7 +14,7 @@ pub use config::LoadArgs;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 
 use crate::backend::kernel::KernelBackend;
 use crate::backend::surge::SurgeBackend;
@@ -49,6 +49,14 @@ pub fn run(args: LoadArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         }
         StackChoice::Surge => {
             let backend = SurgeBackend::new(args.surge.options(Vec::new())?)?;
+            ensure!(
+                config.threads <= backend.queues(),
+                "--threads {}: {} has {} RX queue(s), and surge runs one engine per queue",
+                config.threads,
+                args.surge.interface.as_deref().unwrap_or("?"),
+                backend.queues()
+            );
+            backend.start_idle_engines(config.threads)?;
             execute(&backend, &args, &config, &stop)?
         }
     };

@@ -189,6 +189,7 @@ pub fn run(args: ServeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
                 args.surge.interface.as_deref().unwrap_or("?"),
                 backend.queues()
             );
+            backend.start_idle_engines(threads)?;
             serve(&backend, &args, &config, threads, &stop)
         }
     }

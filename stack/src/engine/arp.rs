@@ -45,6 +45,27 @@ pub(crate) fn input(core: &mut Core, now: Instant, arp: &ArpRepr) -> Verdict {
     }
 }
 
+/// Learns from an ARP frame another engine received and answered (multi-queue):
+/// the same merge as [`input`], with no reply and no counters.
+pub(crate) fn learn(core: &mut Core, now: Instant, arp: &ArpRepr) {
+    let sender_ip = arp.source_protocol_addr;
+    let sender_mac = arp.source_hardware_addr;
+    if core.config.iface.is_local(sender_ip) {
+        return;
+    }
+    let released = if core.config.iface.is_local(arp.target_protocol_addr) {
+        core.neighbors.learn(sender_ip, sender_mac, now)
+    } else {
+        core.neighbors.refresh_if_known(sender_ip, sender_mac, now)
+    };
+    for frame in released {
+        core.out.push(Outgoing::Released {
+            mac: sender_mac,
+            frame,
+        });
+    }
+}
+
 /// Rewrites the received request into `reply` (same frame, no copy) and sends it.
 pub(crate) fn reply_in_place<D: Device>(
     core: &mut Core,

@@ -16,6 +16,7 @@
 //! Linux calls would.
 
 mod arp;
+pub mod forward;
 mod icmp;
 mod output;
 pub mod stats;
@@ -25,6 +26,7 @@ mod udp;
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use surge_datapath::{Burst, Device, Frame};
 
@@ -44,6 +46,7 @@ use crate::wire::{ChecksumMode, EthernetAddress, TxChecksum};
 pub use stats::{DropReason, EngineStats};
 pub use tcp::{Readiness, TcpEngineStats};
 
+use forward::{ForwardMesh, Forwarding};
 use output::Outgoing;
 
 /// How an engine is set up.
@@ -83,6 +86,13 @@ pub struct EngineConfig {
     pub max_connections: usize,
     /// Tick of the TCP timer wheel.
     pub timer_tick: Duration,
+    /// Every socket may bind below port 1024 (as if it had
+    /// CAP_NET_BIND_SERVICE); otherwise that takes `BindOptions::privileged`.
+    pub privileged: bool,
+    /// The device's RSS (Toeplitz key and indirection table), when known: active
+    /// opens then pick source ports whose replies the device steers to this
+    /// engine's queue (`core`), so nothing needs forwarding.
+    pub rss: Option<crate::table::toeplitz::Rss>,
 }
 
 impl EngineConfig {
@@ -109,6 +119,8 @@ impl EngineConfig {
             },
             max_connections: 65_536,
             timer_tick: Duration::from_millis(1),
+            privileged: false,
+            rss: None,
         }
     }
 }
@@ -164,6 +176,11 @@ pub(crate) struct Core {
     pub(crate) tcp: tcp::TcpEngine,
     /// TCP counters.
     pub(crate) tcp_stats: TcpEngineStats,
+    /// This engine's place among the engines of a multi-queue stack.
+    pub(crate) forward: Option<Forwarding>,
+    /// Engines that already looked at the frame being handled (0: it came from
+    /// our own device).
+    pub(crate) visited: u64,
 }
 
 /// What to do with a received frame once it has been looked at.
@@ -175,6 +192,8 @@ pub(crate) enum Verdict {
     ArpReply(crate::wire::ArpRepr),
     /// Rewrite it into an ICMP echo reply and send it.
     EchoReply,
+    /// Not ours: hand a copy to this engine (see [`forward`]).
+    Forward(usize),
 }
 
 /// One core's engine over device `D`.
@@ -218,7 +237,13 @@ impl<D: Device> Engine<D> {
         isn_key[8..].copy_from_slice(&key.hash_one(0x15e1_u64).to_le_bytes());
         let tcp = tcp::TcpEngine {
             config: config.tcp,
-            binds: BindTable::new(BindConfig::new(local.clone()), key),
+            binds: BindTable::new(
+                BindConfig {
+                    privileged: config.privileged,
+                    ..BindConfig::new(local.clone())
+                },
+                key,
+            ),
             listeners: ListenTable::new(config.listen, key),
             conns: ConnTable::new(config.max_connections, key).map_err(EngineError::Table)?,
             timers: TimerWheel::new(
@@ -235,7 +260,13 @@ impl<D: Device> Engine<D> {
             tcp_stats: TcpEngineStats::default(),
             neighbors: NeighborCache::new(config.neighbor),
             sockets: SocketSet::new(config.stack_id, config.core, config.max_sockets),
-            udp_binds: BindTable::new(BindConfig::new(local), key),
+            udp_binds: BindTable::new(
+                BindConfig {
+                    privileged: config.privileged,
+                    ..BindConfig::udp(local)
+                },
+                key,
+            ),
             ephemeral,
             stats: EngineStats::default(),
             out: Vec::with_capacity(64),
@@ -244,6 +275,8 @@ impl<D: Device> Engine<D> {
             icmp_refill: Instant::ZERO,
             now: Instant::ZERO,
             udp_ports: HashMap::new(),
+            forward: None,
+            visited: 0,
             tx_checksum: if caps.tx_checksum_offload {
                 TxChecksum::Offload
             } else {
@@ -299,6 +332,7 @@ impl<D: Device> Engine<D> {
             tx,
         } = self;
         core.now = now;
+        let forwarded = drain_inbox(core, now);
         let received = device.rx_burst(rx);
         for frame in rx.drain() {
             handle_frame(core, device, tx, now, frame);
@@ -307,7 +341,19 @@ impl<D: Device> Engine<D> {
         tcp::poll_timers(core, now);
         tcp::process_dirty(core, device, tx, now);
         let sent = output::flush(core, device, tx, now);
-        received > 0 || sent > 0
+        received > 0 || sent > 0 || forwarded > 0
+    }
+
+    /// Joins this engine to `mesh`, the inboxes of a multi-queue stack's engines
+    /// (see [`forward`]): frames that miss here are handed to their owner.
+    /// EINVAL when the mesh's size is not the configured number of cores.
+    pub fn join_mesh(&mut self, mesh: Arc<ForwardMesh>) -> Result<(), Errno> {
+        let core = usize::from(self.core.config.core);
+        if mesh.cores() != usize::from(self.core.config.cores) || core >= mesh.cores() {
+            return Err(Errno::EINVAL);
+        }
+        self.core.forward = Some(Forwarding { mesh, core });
+        Ok(())
     }
 
     /// When the engine next has timed work, if any (the loop may sleep until then
@@ -317,6 +363,12 @@ impl<D: Device> Engine<D> {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// TCP connections still open or still sending (data or FIN not yet
+    /// acknowledged): a loop that stops should wait for this to reach 0.
+    pub fn draining(&self) -> usize {
+        tcp::draining(&self.core)
     }
 
     /// TCP counters of this engine.
@@ -384,8 +436,16 @@ impl<D: Device> Engine<D> {
         tcp::peer_addr(&mut self.core, handle)
     }
 
-    /// Readiness (epoll-like, level-triggered) of a TCP socket.
+    /// Readiness (epoll-like, level-triggered) of a socket. A UDP socket is
+    /// readable when a datagram is queued and always writable.
     pub fn readiness(&mut self, handle: SocketHandle) -> Result<Readiness, Errno> {
+        if let Socket::Udp(s) = self.core.sockets.get(handle)? {
+            return Ok(Readiness {
+                readable: s.is_readable(),
+                writable: true,
+                ..Readiness::default()
+            });
+        }
         tcp::readiness(&mut self.core, handle)
     }
 
@@ -595,6 +655,17 @@ impl Core {
         });
     }
 
+    /// The engine a frame to `dst_port` that missed here goes to next, if any
+    /// (see [`forward`]).
+    pub(crate) fn forward_hop(&self, dst_port: u16) -> Option<usize> {
+        let f = self.forward.as_ref()?;
+        let owner = self
+            .ephemeral
+            .range()
+            .core_of_port(dst_port, f.mesh.cores());
+        f.next_hop(self.visited, owner)
+    }
+
     fn poll_timers(&mut self, now: Instant) {
         if self.neighbors.poll_at().is_some_and(|t| t <= now) {
             let polled = self.neighbors.poll(now);
@@ -618,7 +689,7 @@ impl Core {
     }
 }
 
-/// Handles one received frame: answer in place, deliver, or release.
+/// Handles one received frame: answer in place, deliver, forward, or release.
 fn handle_frame<D: Device>(
     core: &mut Core,
     device: &mut D,
@@ -641,83 +712,146 @@ fn handle_frame<D: Device>(
             device.release_one(frame);
             return;
         }
-        match parse_frame(bytes, core.config.rx_checksum) {
-            Err(e) => {
-                tracing::trace!(error = ?e, len = bytes.len(), "dropped a malformed frame");
-                core.stats.drop(e.into());
-                Verdict::Release
+        let verdict = classify(core, now, bytes);
+        if let Verdict::Forward(target) = verdict {
+            forward_copy(core, target, bytes, false);
+            Verdict::Release
+        } else {
+            if core.forward.is_some() && bytes.get(12..14) == Some(&[0x08, 0x06][..]) {
+                share_arp(core, bytes);
             }
-            Ok(parsed) => {
-                let eth = parsed.ethernet;
-                {
-                    match parsed.network {
-                        Network::Arp(arp) => arp::input(core, now, &arp),
-                        Network::Ipv4 { header, transport } => {
-                            if !core.config.iface.is_local(header.dst_addr) {
-                                core.stats.drop(DropReason::NotOurIp);
-                                Verdict::Release
-                            } else if header.src_addr.is_broadcast()
-                                || header.src_addr.is_multicast()
-                                || header.src_addr.is_unspecified()
-                                || core.config.iface.is_local(header.src_addr)
-                            {
-                                core.stats.drop(DropReason::BadSource);
-                                Verdict::Release
-                            } else {
-                                // An on-link sender's frame carries the MAC its
-                                // answer goes to: learn it if nothing is known yet
-                                // (a SYN on one queue while the ARP reply went to
-                                // another engine's queue).
-                                if core
-                                    .config
-                                    .iface
-                                    .route(header.src_addr)
-                                    .is_ok_and(|r| r.next_hop == header.src_addr)
-                                    && eth.src_addr.is_unicast()
-                                {
-                                    for frame in core.neighbors.learn_if_unknown(
-                                        header.src_addr,
-                                        eth.src_addr,
-                                        now,
-                                    ) {
-                                        core.out.push(Outgoing::Released {
-                                            mac: eth.src_addr,
-                                            frame,
-                                        });
-                                    }
-                                }
-                                match transport {
-                                    Transport::Icmp(icmp) => icmp::input(core, now, &header, &icmp),
-                                    Transport::Udp {
-                                        header: udp,
-                                        payload,
-                                    } => {
-                                        let ip_bytes = &bytes[eth.header_len()..];
-                                        udp::input(core, now, &header, &udp, payload, ip_bytes)
-                                    }
-                                    Transport::Tcp {
-                                        header: seg,
-                                        payload,
-                                    } => tcp::input(core, now, &header, &seg, payload),
-                                    Transport::Fragment { .. } => {
-                                        core.stats.drop(DropReason::Fragment);
-                                        Verdict::Release
-                                    }
-                                    Transport::Other { .. } => {
-                                        core.stats.drop(DropReason::Unsupported);
-                                        Verdict::Release
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            verdict
         }
     };
     match verdict {
-        Verdict::Release => device.release_one(frame),
+        Verdict::Release | Verdict::Forward(_) => device.release_one(frame),
         Verdict::ArpReply(reply) => arp::reply_in_place(core, device, tx, frame, &reply),
         Verdict::EchoReply => icmp::echo_reply_in_place(core, device, tx, frame),
+    }
+}
+
+/// Copies `bytes` to engine `target`'s inbox, counting the outcome.
+fn forward_copy(core: &mut Core, target: usize, bytes: &[u8], learn_only: bool) {
+    let Some(f) = core.forward.as_ref() else {
+        return;
+    };
+    if f.mesh
+        .push(target, bytes, core.visited | f.own_bit(), learn_only)
+    {
+        core.stats.forwarded_out += 1;
+    } else {
+        core.stats.forward_dropped += 1;
+    }
+}
+
+/// An ARP frame that reached us: every other engine learns from it too (the
+/// reply to one engine's request may land on another engine's queue).
+fn share_arp(core: &mut Core, bytes: &[u8]) {
+    let cores = core.forward.as_ref().map_or(0, |f| f.mesh.cores());
+    let own = core.forward.as_ref().map_or(0, |f| f.core);
+    for target in (0..cores).filter(|t| *t != own) {
+        forward_copy(core, target, bytes, true);
+    }
+}
+
+/// Handles the frames other engines handed to this one (at most a burst).
+/// Returns how many there were.
+fn drain_inbox(core: &mut Core, now: Instant) -> usize {
+    let Some(mesh) = core.forward.as_ref().map(|f| Arc::clone(&f.mesh)) else {
+        return 0;
+    };
+    let own = core.forward.as_ref().map_or(0, |f| f.core);
+    let mut handled = 0;
+    while handled < surge_datapath::BURST {
+        let Some(msg) = mesh.pop(own) else { break };
+        handled += 1;
+        core.stats.forwarded_in += 1;
+        core.visited = msg.visited;
+        if msg.learn_only {
+            // ARP from another queue: learn only, the receiving engine answered.
+            if let Ok(parsed) = parse_frame(&msg.bytes, ChecksumMode::Trust) {
+                if let Network::Arp(arp) = parsed.network {
+                    arp::learn(core, now, &arp);
+                }
+            }
+        } else if let Verdict::Forward(target) = classify(core, now, &msg.bytes) {
+            forward_copy(core, target, &msg.bytes, false);
+        }
+        // Echo and ARP replies are never forwarded, so no other verdict needs
+        // a frame here.
+        core.visited = 0;
+        mesh.recycle(msg.bytes);
+    }
+    handled
+}
+
+/// Parses a frame already known to be for our MAC and hands it to its protocol.
+fn classify(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
+    let parsed = match parse_frame(bytes, core.config.rx_checksum) {
+        Err(e) => {
+            tracing::trace!(error = ?e, len = bytes.len(), "dropped a malformed frame");
+            core.stats.drop(e.into());
+            return Verdict::Release;
+        }
+        Ok(parsed) => parsed,
+    };
+    let eth = parsed.ethernet;
+    let (header, transport) = match parsed.network {
+        Network::Arp(arp) => return arp::input(core, now, &arp),
+        Network::Ipv4 { header, transport } => (header, transport),
+    };
+    if !core.config.iface.is_local(header.dst_addr) {
+        core.stats.drop(DropReason::NotOurIp);
+        return Verdict::Release;
+    }
+    if header.src_addr.is_broadcast()
+        || header.src_addr.is_multicast()
+        || header.src_addr.is_unspecified()
+        || core.config.iface.is_local(header.src_addr)
+    {
+        core.stats.drop(DropReason::BadSource);
+        return Verdict::Release;
+    }
+    // An on-link sender's frame carries the MAC its answer goes to: learn it if
+    // nothing is known yet (a SYN on one queue while the ARP reply went to
+    // another engine's queue).
+    if core
+        .config
+        .iface
+        .route(header.src_addr)
+        .is_ok_and(|r| r.next_hop == header.src_addr)
+        && eth.src_addr.is_unicast()
+    {
+        for frame in core
+            .neighbors
+            .learn_if_unknown(header.src_addr, eth.src_addr, now)
+        {
+            core.out.push(Outgoing::Released {
+                mac: eth.src_addr,
+                frame,
+            });
+        }
+    }
+    match transport {
+        Transport::Icmp(icmp) => icmp::input(core, now, &header, &icmp),
+        Transport::Udp {
+            header: udp,
+            payload,
+        } => {
+            let ip_bytes = &bytes[eth.header_len()..];
+            udp::input(core, now, &header, &udp, payload, ip_bytes)
+        }
+        Transport::Tcp {
+            header: seg,
+            payload,
+        } => tcp::input(core, now, &header, &seg, payload),
+        Transport::Fragment { .. } => {
+            core.stats.drop(DropReason::Fragment);
+            Verdict::Release
+        }
+        Transport::Other { .. } => {
+            core.stats.drop(DropReason::Unsupported);
+            Verdict::Release
+        }
     }
 }

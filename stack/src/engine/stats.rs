@@ -134,6 +134,13 @@ pub struct EngineStats {
     pub tcp_rst_sent: u64,
     /// Packets not sent because no route led to the destination.
     pub no_route: u64,
+    /// Frames handed to the engine that owns them (multi-queue).
+    pub forwarded_out: u64,
+    /// Frames other engines handed to this one.
+    pub forwarded_in: u64,
+    /// Frames that should have been handed over but were dropped (inbox full,
+    /// no free buffer).
+    pub forward_dropped: u64,
     /// Dropped received frames, by [`DropReason`] (index with `DropReason as usize`).
     pub drops: [u64; DropReason::ALL.len()],
 }
@@ -167,6 +174,9 @@ impl EngineStats {
         self.icmp_errors_sent += other.icmp_errors_sent;
         self.tcp_rst_sent += other.tcp_rst_sent;
         self.no_route += other.no_route;
+        self.forwarded_out += other.forwarded_out;
+        self.forwarded_in += other.forwarded_in;
+        self.forward_dropped += other.forward_dropped;
         for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
             *a += b;
         }

@@ -16,6 +16,7 @@ use crate::table::{BindTable, ConnTable, Errno, FourTuple as TableTuple, ListenT
 use crate::tcp::{self, FourTuple, IsnGenerator, ListenAction, State, Tcb, TcpConfig, TcpError};
 use crate::time::Instant;
 use crate::timer::TimerWheel;
+use crate::wire::TcpFlags;
 use crate::wire::{IpProtocol, Ipv4Repr, TcpPacket, TcpRepr, TxChecksum, WireError};
 
 /// Room reserved for the TCP header when a segment's payload is written: the
@@ -55,6 +56,19 @@ pub struct TcpEngineStats {
     pub table_full: u64,
     /// Segments not sent because no TX frame was free (retransmission recovers them).
     pub tx_blocked: u64,
+}
+
+impl TcpEngineStats {
+    /// Adds another engine's counters (for the stack-wide sum).
+    pub fn add(&mut self, other: &TcpEngineStats) {
+        self.active_opens += other.active_opens;
+        self.passive_opens += other.passive_opens;
+        self.accepted += other.accepted;
+        self.closed += other.closed;
+        self.listen_overflows += other.listen_overflows;
+        self.table_full += other.table_full;
+        self.tx_blocked += other.tx_blocked;
+    }
 }
 
 fn table_tuple(t: &FourTuple) -> TableTuple {
@@ -131,7 +145,18 @@ pub(crate) fn input(
             }
         }
     }
-    if let Some(listener) = core.tcp.listeners.lookup(&tuple).map(|l| l.id) {
+    let listener = core.tcp.listeners.lookup(&tuple).map(|l| l.id);
+    // Multi-queue: a segment that is not a SYN for one of our listeners may
+    // belong to another engine's connection (see `engine::forward`).
+    let syn_for_us = listener.is_some()
+        && seg.flags.contains(TcpFlags::SYN)
+        && !seg.flags.contains(TcpFlags::ACK);
+    if !syn_for_us {
+        if let Some(target) = core.forward_hop(seg.dst_port) {
+            return Verdict::Forward(target);
+        }
+    }
+    if let Some(listener) = listener {
         match tcp::listen_action(seg, payload.len()) {
             ListenAction::Ignore => core.stats.drop(DropReason::TcpRejected),
             ListenAction::Reset(rst) => queue_rst(core, ip.dst_addr, ip.src_addr, rst),
@@ -255,6 +280,8 @@ pub(crate) fn process_dirty<D: Device>(
     now: Instant,
 ) {
     let mut dirty = core::mem::take(&mut core.tcp.dirty);
+    // Connections that found no free TX frame: they try again next iteration.
+    let mut blocked = Vec::new();
     // Bookkeeping may mark more (a listener whose child closed); loop until quiet.
     for _ in 0..4 {
         if dirty.is_empty() {
@@ -275,23 +302,32 @@ pub(crate) fn process_dirty<D: Device>(
                 _ => continue,
             };
             let mut tcb = tcb;
-            transmit(core, device, tx, now, &mut tcb);
+            let no_frame = transmit(core, device, tx, now, &mut tcb);
             settle(core, now, id, tcb);
+            if no_frame {
+                if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
+                    mark(&mut blocked, sock, id);
+                }
+            }
         }
         core::mem::swap(&mut dirty, &mut core.tcp.dirty);
     }
     // Anything still marked waits for the next iteration.
     core.tcp.dirty.append(&mut dirty);
+    core.tcp.dirty.append(&mut blocked);
 }
 
-/// Writes every segment the connection has into TX frames.
+/// Writes every segment the connection has into TX frames. Returns true when it
+/// stopped because no TX frame was free before the next segment was built: that
+/// segment (a SYN, data, a FIN, an ACK) was never sent and no timer covers it,
+/// so the connection must be polled again.
 fn transmit<D: Device>(
     core: &mut Core,
     device: &mut D,
     tx: &mut Burst,
     now: Instant,
     tcb: &mut Tcb,
-) {
+) -> bool {
     let tuple = tcb.tuple();
     let remote = *tuple.remote.ip();
     let offload = core.tx_checksum;
@@ -330,6 +366,9 @@ fn transmit<D: Device>(
                 Ok(total)
             },
         );
+        if result == Err(Errno::ENOBUFS) && !produced {
+            return true;
+        }
         if result.is_err() {
             core.tcp_stats.tx_blocked += u64::from(produced);
             break;
@@ -338,6 +377,7 @@ fn transmit<D: Device>(
             break;
         }
     }
+    false
 }
 
 /// After a connection's input, timers or output: re-arm its timer, move a
@@ -607,12 +647,18 @@ pub(crate) fn connect(
         .map_err(|_| Errno::ENETUNREACH)?;
     let id = handle.id();
     let conns = &core.tcp.conns;
-    let tuple_free = |t: &TableTuple| !conns.contains(t);
+    let rss = core.config.rss.as_ref();
+    let queue = core.config.core;
+    // With a known RSS, only ports whose replies come back to our queue.
+    let tuple_free =
+        |t: &TableTuple| !conns.contains(t) && rss.is_none_or(|r| r.reply_queue(t) == queue);
     let local = match bound {
         Some(_) => core
             .tcp
             .binds
-            .connect_bound(id, route.source, remote, tuple_free)?,
+            .connect_bound(id, route.source, remote, |t: &TableTuple| {
+                !conns.contains(t)
+            })?,
         None => {
             let port = core.tcp.binds.ephemeral_for_connect(
                 id,
@@ -800,6 +846,29 @@ pub(crate) fn set_options(
 /// Reads the socket options.
 pub(crate) fn options(core: &mut Core, handle: SocketHandle) -> Result<TcpSocketOptions, Errno> {
     Ok(tcp_sock(&mut core.sockets, handle)?.options)
+}
+
+/// Connections whose own data or FIN the peer has not acknowledged yet
+/// (what a stack that stops now would lose).
+pub(crate) fn draining(core: &Core) -> usize {
+    core.sockets
+        .iter()
+        .filter(|(_, s)| match s {
+            Socket::Tcp(t) => t.tcb().is_some_and(|tcb| {
+                matches!(
+                    tcb.state(),
+                    State::SynSent
+                        | State::SynReceived
+                        | State::Established
+                        | State::CloseWait
+                        | State::FinWait1
+                        | State::Closing
+                        | State::LastAck
+                )
+            }),
+            Socket::Udp(_) => false,
+        })
+        .count()
 }
 
 /// The connection's counters (TCP_INFO-like).

@@ -49,6 +49,9 @@ pub(crate) fn input(
             }
         }
         _ => {
+            if let Some(target) = core.forward_hop(udp.dst_port) {
+                return Verdict::Forward(target);
+            }
             core.stats.drop(DropReason::UdpNoPort);
             if !core.config.iface.is_broadcast(ip.dst_addr) {
                 core.pending_unreachable(ip_bytes);

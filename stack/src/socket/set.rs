@@ -23,6 +23,11 @@ impl SocketHandle {
         self.core
     }
 
+    /// The identity of the stack (engine group) the handle belongs to.
+    pub const fn stack(&self) -> u32 {
+        self.stack
+    }
+
     /// The slot index, as the tables know the socket.
     pub const fn id(&self) -> SocketId {
         SocketId(self.index)

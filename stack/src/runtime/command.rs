@@ -1,0 +1,224 @@
+//! The commands other threads queue to an engine's loop, and their replies.
+//!
+//! Each cross-thread socket call is one [`Command`]: the caller pushes it on the
+//! owning core's lock-free queue, wakes the core if it sleeps, and waits on the
+//! command's [`Completion`]. The loop runs [`execute`] between RX bursts, with the
+//! same non-blocking engine calls an in-loop program would make, so both ways in
+//! share one socket model and one set of errnos.
+
+use core::net::SocketAddrV4;
+use std::sync::{Arc, Condvar, Mutex};
+
+use surge_datapath::Device;
+
+use super::watch::{Board, Watched};
+use crate::engine::{Engine, EngineStats, TcpEngineStats};
+use crate::socket::{SocketHandle, TcpSocketOptions};
+use crate::table::{BindOptions, Errno};
+use crate::tcp::{State, TcpStats};
+
+/// One socket call, as the engine will run it.
+#[derive(Debug)]
+pub(crate) enum Op {
+    /// `socket(AF_INET, SOCK_STREAM)`.
+    TcpSocket,
+    /// `socket(AF_INET, SOCK_DGRAM)`.
+    UdpSocket,
+    /// `bind(2)`.
+    Bind(SocketAddrV4, BindOptions),
+    /// `listen(2)`.
+    Listen(i32),
+    /// `accept(2)`, non-blocking.
+    Accept,
+    /// `connect(2)`, non-blocking (EINPROGRESS for TCP).
+    Connect(SocketAddrV4),
+    /// `send(2)`: the bytes to queue.
+    Send(Vec<u8>),
+    /// `recv(2)`: at most this many bytes.
+    Recv(usize),
+    /// `sendto(2)`.
+    SendTo(Vec<u8>, Option<SocketAddrV4>),
+    /// `recvfrom(2)`: a buffer of this many bytes.
+    RecvFrom(usize),
+    /// `shutdown(SHUT_WR)`.
+    ShutdownWrite,
+    /// `close(2)`.
+    Close,
+    /// `getsockopt(SO_ERROR)`.
+    TakeError,
+    /// `getpeername(2)`.
+    PeerAddr,
+    /// `getsockname(2)`.
+    LocalAddr,
+    /// `setsockopt` (TCP).
+    SetOptions(TcpSocketOptions),
+    /// `getsockopt` (TCP).
+    Options,
+    /// `TCP_INFO`.
+    Info,
+    /// The engine's counters.
+    Stats,
+}
+
+/// What a command returns.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// A new socket.
+    Handle(SocketHandle),
+    /// An address (bind, getsockname, getpeername).
+    Addr(SocketAddrV4),
+    /// An accepted connection and its peer.
+    Accepted(SocketHandle, SocketAddrV4),
+    /// Bytes taken by send.
+    Sent(usize),
+    /// Bytes read (empty: end of stream).
+    Data(Vec<u8>),
+    /// A datagram (copied bytes), its full length, and its source.
+    Datagram(Vec<u8>, usize, SocketAddrV4),
+    /// Nothing to return.
+    Done,
+    /// A pending error, if any.
+    Error(Option<Errno>),
+    /// Socket options.
+    Options(TcpSocketOptions),
+    /// TCP state and counters.
+    Info(State, TcpStats),
+    /// Engine counters.
+    Stats(Box<(EngineStats, TcpEngineStats)>),
+}
+
+/// A one-shot reply slot a caller waits on.
+#[derive(Debug, Default)]
+pub(crate) struct Completion {
+    slot: Mutex<Option<Result<Outcome, Errno>>>,
+    ready: Condvar,
+}
+
+impl Completion {
+    /// Stores the result and wakes the caller.
+    pub(crate) fn complete(&self, result: Result<Outcome, Errno>) {
+        if let Ok(mut slot) = self.slot.lock() {
+            *slot = Some(result);
+        }
+        self.ready.notify_one();
+    }
+
+    /// Waits for the result; `ESHUTDOWN` if the stack stopped first (checked
+    /// every few milliseconds through `alive`).
+    pub(crate) fn wait(&self, alive: impl Fn() -> bool) -> Result<Outcome, Errno> {
+        let Ok(mut slot) = self.slot.lock() else {
+            return Err(Errno::ESHUTDOWN);
+        };
+        loop {
+            if let Some(result) = slot.take() {
+                return result;
+            }
+            if !alive() {
+                return Err(Errno::ESHUTDOWN);
+            }
+            slot = match self
+                .ready
+                .wait_timeout(slot, std::time::Duration::from_millis(5))
+            {
+                Ok((guard, _)) => guard,
+                Err(_) => return Err(Errno::ESHUTDOWN),
+            };
+        }
+    }
+}
+
+/// A queued call: which socket, what to do, where to answer.
+#[derive(Debug)]
+pub(crate) struct Command {
+    pub(crate) socket: Option<SocketHandle>,
+    pub(crate) op: Op,
+    pub(crate) reply: Arc<Completion>,
+}
+
+/// Runs one command on the engine (inside the loop), publishes the readiness
+/// it changed, and answers it. Returns true when readiness changed.
+pub(crate) fn execute<D: Device>(
+    engine: &mut Engine<D>,
+    watched: &mut Watched,
+    board: &Board,
+    cmd: Command,
+) -> bool {
+    let result = run(engine, watched, cmd.socket, cmd.op);
+    let mut changed = false;
+    if let Some(h) = cmd.socket {
+        changed |= watched.publish_one(engine, board, h);
+    }
+    match &result {
+        Ok(Outcome::Handle(h)) | Ok(Outcome::Accepted(h, _)) => {
+            changed |= watched.publish_one(engine, board, *h);
+        }
+        _ => {}
+    }
+    cmd.reply.complete(result);
+    changed
+}
+
+fn run<D: Device>(
+    engine: &mut Engine<D>,
+    watched: &mut Watched,
+    socket: Option<SocketHandle>,
+    op: Op,
+) -> Result<Outcome, Errno> {
+    // Calls that need no socket.
+    match op {
+        Op::TcpSocket => {
+            let h = engine.tcp_socket()?;
+            watched.add(h);
+            return Ok(Outcome::Handle(h));
+        }
+        Op::UdpSocket => {
+            let h = engine.udp_socket()?;
+            watched.add(h);
+            return Ok(Outcome::Handle(h));
+        }
+        Op::Stats => {
+            return Ok(Outcome::Stats(Box::new((
+                engine.stats(),
+                engine.tcp_stats(),
+            ))));
+        }
+        _ => {}
+    }
+    let h = socket.ok_or(Errno::EBADF)?;
+    match op {
+        Op::TcpSocket | Op::UdpSocket | Op::Stats => Err(Errno::EINVAL),
+        Op::Bind(addr, options) => engine.bind(h, addr, options).map(Outcome::Addr),
+        Op::Listen(backlog) => engine.listen(h, backlog).map(|()| Outcome::Done),
+        Op::Accept => {
+            let (child, peer) = engine.accept(h)?;
+            watched.add(child);
+            Ok(Outcome::Accepted(child, peer))
+        }
+        Op::Connect(addr) => engine.connect(h, addr).map(|()| Outcome::Done),
+        Op::Send(data) => engine.send(h, &data).map(Outcome::Sent),
+        Op::Recv(len) => {
+            let mut buf = vec![0u8; len];
+            let n = engine.recv(h, &mut buf)?;
+            buf.truncate(n);
+            Ok(Outcome::Data(buf))
+        }
+        Op::SendTo(data, dst) => engine.send_to(h, &data, dst).map(Outcome::Sent),
+        Op::RecvFrom(len) => {
+            let mut buf = vec![0u8; len];
+            let (copied, full, src) = engine.recv_from(h, &mut buf)?;
+            buf.truncate(copied);
+            Ok(Outcome::Datagram(buf, full, src))
+        }
+        Op::ShutdownWrite => engine.shutdown_write(h).map(|()| Outcome::Done),
+        Op::Close => {
+            watched.remove(h);
+            engine.close(h).map(|()| Outcome::Done)
+        }
+        Op::TakeError => engine.take_error(h).map(Outcome::Error),
+        Op::PeerAddr => engine.peer_addr(h).map(Outcome::Addr),
+        Op::LocalAddr => engine.local_addr(h).map(Outcome::Addr),
+        Op::SetOptions(options) => engine.set_tcp_options(h, options).map(|()| Outcome::Done),
+        Op::Options => engine.tcp_options(h).map(Outcome::Options),
+        Op::Info => engine.tcp_info(h).map(|(s, t)| Outcome::Info(s, t)),
+    }
+}

@@ -1,0 +1,656 @@
+//! Cross-thread socket handles: each call is a command on the owning core's
+//! queue (see [`super::command`]); blocking calls wait on the readiness the
+//! engines publish ([`super::watch`]) and retry.
+//!
+//! The call chains mirror the BSD/Linux ones (DESIGN.md): `TcpSocket::bind`
+//! reserves the address on every core (so a second bind of the port fails with
+//! EADDRINUSE whichever core serves it), `listen` makes every core a listener
+//! (SO_REUSEPORT style: a SYN is accepted by the core whose queue received it),
+//! and `connect` runs on the socket's home core, with an ephemeral port from that
+//! core's slice.
+
+use core::net::{Ipv4Addr, SocketAddrV4};
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+
+use super::Shared;
+use super::command::{Op, Outcome};
+use super::watch::{ERROR, HANGUP, READABLE, WRITABLE};
+use crate::socket::{SocketHandle, TcpSocketOptions};
+use crate::table::Errno;
+use crate::tcp::{State, TcpStats};
+
+/// How long a blocked call sleeps between looks at the readiness board when
+/// no change is announced (bounds the cost of a missed wake-up).
+const RECHECK: Duration = Duration::from_millis(10);
+
+fn unexpected() -> Errno {
+    Errno::EINVAL
+}
+
+/// Blocking behaviour shared by every handle.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mode {
+    nonblocking: bool,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+/// Runs `attempt` until it does not say EAGAIN: in non-blocking mode once;
+/// otherwise waiting for any of `interest` on the `handles` between attempts,
+/// up to `timeout` (then EAGAIN, as a socket with SO_RCVTIMEO says).
+fn blocking<T>(
+    shared: &Shared,
+    handles: &[SocketHandle],
+    interest: u8,
+    nonblocking: bool,
+    timeout: Option<Duration>,
+    mut attempt: impl FnMut() -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    let deadline = timeout.map(|t| StdInstant::now() + t);
+    loop {
+        let seen = shared.notify.seq();
+        match attempt() {
+            Err(Errno::EAGAIN) => {}
+            other => return other,
+        }
+        if nonblocking {
+            return Err(Errno::EAGAIN);
+        }
+        let mut wait = RECHECK;
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(StdInstant::now());
+            if left.is_zero() {
+                return Err(Errno::EAGAIN);
+            }
+            wait = wait.min(left);
+        }
+        if !shared.alive() {
+            return Err(Errno::ESHUTDOWN);
+        }
+        let ready = handles
+            .iter()
+            .any(|h| shared.board.get(*h) & (interest | ERROR | HANGUP) != 0);
+        if !ready {
+            shared.notify.wait(seen, wait);
+        }
+    }
+}
+
+/// A TCP socket not yet listening or connected (`socket(2)` + options + `bind`).
+#[derive(Debug)]
+pub struct TcpSocket {
+    shared: Arc<Shared>,
+    home: usize,
+    options: TcpSocketOptions,
+    /// One socket per core once bound (index = core), empty before.
+    bound: Vec<SocketHandle>,
+    local: Option<SocketAddrV4>,
+}
+
+impl TcpSocket {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let home = shared.pick_core();
+        TcpSocket {
+            shared,
+            home,
+            options: TcpSocketOptions::default(),
+            bound: Vec::new(),
+            local: None,
+        }
+    }
+
+    /// Options applied to the socket (before `bind`/`connect`): SO_REUSEADDR,
+    /// SO_REUSEPORT, TCP_NODELAY, SO_LINGER, SO_KEEPALIVE, buffer sizes.
+    pub fn set_options(&mut self, options: TcpSocketOptions) -> Result<(), Errno> {
+        for (core, h) in self.bound.iter().enumerate() {
+            expect_done(self.shared.call(core, Some(*h), Op::SetOptions(options))?)?;
+        }
+        self.options = options;
+        Ok(())
+    }
+
+    /// The options set so far.
+    pub fn options(&self) -> &TcpSocketOptions {
+        &self.options
+    }
+
+    /// The core that will run this socket's connection (`connect`).
+    pub fn home_core(&self) -> usize {
+        self.home
+    }
+
+    /// `bind(2)`: on the home core first (port 0 picks an ephemeral port there),
+    /// then the same address on every other core; any refusal undoes the rest
+    /// and returns the errno (EADDRINUSE, EADDRNOTAVAIL, EACCES, EINVAL when
+    /// already bound).
+    pub fn bind(&mut self, addr: SocketAddrV4) -> Result<SocketAddrV4, Errno> {
+        if !self.bound.is_empty() {
+            return Err(Errno::EINVAL);
+        }
+        let cores = self.shared.cores();
+        let mut made: Vec<(usize, SocketHandle)> = Vec::with_capacity(cores);
+        let mut want = addr;
+        let order = std::iter::once(self.home).chain((0..cores).filter(|c| *c != self.home));
+        for core in order {
+            let result = self.socket_on(core).and_then(|h| {
+                made.push((core, h));
+                match self
+                    .shared
+                    .call(core, Some(h), Op::Bind(want, self.options.bind))?
+                {
+                    Outcome::Addr(a) => Ok(a),
+                    _ => Err(unexpected()),
+                }
+            });
+            match result {
+                Ok(a) => want = a,
+                Err(e) => {
+                    for (core, h) in made {
+                        self.shared.post(core, Some(h), Op::Close);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        made.sort_by_key(|(core, _)| *core);
+        self.bound = made.into_iter().map(|(_, h)| h).collect();
+        self.local = Some(want);
+        Ok(want)
+    }
+
+    fn socket_on(&self, core: usize) -> Result<SocketHandle, Errno> {
+        let h = match self.shared.call(core, None, Op::TcpSocket)? {
+            Outcome::Handle(h) => h,
+            _ => return Err(unexpected()),
+        };
+        if self.options != TcpSocketOptions::default() {
+            if let Err(e) = self
+                .shared
+                .call(core, Some(h), Op::SetOptions(self.options))
+                .and_then(expect_done)
+            {
+                self.shared.post(core, Some(h), Op::Close);
+                return Err(e);
+            }
+        }
+        Ok(h)
+    }
+
+    /// `getsockname(2)`: the bound address (0.0.0.0:0 before `bind`).
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        self.local
+            .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
+    }
+
+    /// `listen(2)` on every core (binding an ephemeral port first if unbound);
+    /// each core's accept queue holds `min(backlog, somaxconn)`.
+    pub fn listen(mut self, backlog: i32) -> Result<TcpListener, Errno> {
+        if self.bound.is_empty() {
+            self.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+        }
+        for (core, h) in self.bound.iter().enumerate() {
+            expect_done(self.shared.call(core, Some(*h), Op::Listen(backlog))?)?;
+        }
+        let handles = std::mem::take(&mut self.bound);
+        Ok(TcpListener {
+            shared: Arc::clone(&self.shared),
+            handles,
+            local: self.local_addr(),
+            mode: Mode::default(),
+            next: 0,
+        })
+    }
+
+    /// `connect(2)`, blocking: returns the stream once established, or why not
+    /// (ECONNREFUSED, ETIMEDOUT, ENETUNREACH, ...).
+    pub fn connect(self, addr: SocketAddrV4) -> Result<TcpStream, Errno> {
+        let stream = self.connect_nonblocking(addr)?;
+        stream.wait_connected(None)?;
+        Ok(stream)
+    }
+
+    /// `connect(2)` on a non-blocking socket: the handshake is under way when
+    /// this returns (EINPROGRESS is not an error here); the stream turns writable
+    /// when it completes, or [`TcpStream::take_error`] says why it failed.
+    pub fn connect_nonblocking(mut self, addr: SocketAddrV4) -> Result<TcpStream, Errno> {
+        let home = self.home;
+        let h = if self.bound.is_empty() {
+            self.socket_on(home)?
+        } else {
+            // Only the home core keeps the reservation; the others let go.
+            for (core, h) in self.bound.iter().enumerate() {
+                if core != home {
+                    self.shared.post(core, Some(*h), Op::Close);
+                }
+            }
+            let h = self.bound[home];
+            self.bound.clear();
+            h
+        };
+        let stream = TcpStream {
+            shared: Arc::clone(&self.shared),
+            core: home,
+            handle: h,
+            mode: Mode::default(),
+        };
+        match self.shared.call(home, Some(h), Op::Connect(addr)) {
+            Ok(_) | Err(Errno::EINPROGRESS) => Ok(stream),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for TcpSocket {
+    fn drop(&mut self) {
+        for (core, h) in self.bound.iter().enumerate() {
+            self.shared.post(core, Some(*h), Op::Close);
+        }
+    }
+}
+
+fn expect_done(outcome: Outcome) -> Result<(), Errno> {
+    match outcome {
+        Outcome::Done => Ok(()),
+        _ => Err(unexpected()),
+    }
+}
+
+/// A listening TCP socket: one listener per core, accepted from all.
+#[derive(Debug)]
+pub struct TcpListener {
+    shared: Arc<Shared>,
+    handles: Vec<SocketHandle>,
+    local: SocketAddrV4,
+    mode: Mode,
+    next: usize,
+}
+
+impl TcpListener {
+    /// `accept(2)`: the next connection from any core, blocking unless
+    /// non-blocking mode is set (then EAGAIN).
+    pub fn accept(&self) -> Result<(TcpStream, SocketAddrV4), Errno> {
+        let cores = self.handles.len();
+        let start = self.next;
+        blocking(
+            &self.shared,
+            &self.handles,
+            READABLE,
+            self.mode.nonblocking,
+            self.mode.read_timeout,
+            || {
+                for step in 0..cores {
+                    let core = (start + step) % cores;
+                    let h = self.handles[core];
+                    if self.shared.board.get(h) & READABLE == 0 && step > 0 {
+                        continue;
+                    }
+                    match self.shared.call(core, Some(h), Op::Accept) {
+                        Ok(Outcome::Accepted(child, peer)) => {
+                            return Ok((
+                                TcpStream {
+                                    shared: Arc::clone(&self.shared),
+                                    core,
+                                    handle: child,
+                                    mode: Mode::default(),
+                                },
+                                peer,
+                            ));
+                        }
+                        Ok(_) => return Err(unexpected()),
+                        Err(Errno::EAGAIN) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(Errno::EAGAIN)
+            },
+        )
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// Non-blocking `accept` (EAGAIN when nothing is queued).
+    pub fn set_nonblocking(&mut self, nonblocking: bool) {
+        self.mode.nonblocking = nonblocking;
+    }
+
+    /// Start `accept`'s search at `core` (spreads accepts when several threads
+    /// share the listener).
+    pub fn set_next_core(&mut self, core: usize) {
+        self.next = core % self.handles.len().max(1);
+    }
+
+    pub(crate) fn handles(&self) -> &[SocketHandle] {
+        &self.handles
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        for (core, h) in self.handles.iter().enumerate() {
+            self.shared.post(core, Some(*h), Op::Close);
+        }
+    }
+}
+
+/// A connected TCP stream.
+#[derive(Debug)]
+pub struct TcpStream {
+    shared: Arc<Shared>,
+    core: usize,
+    handle: SocketHandle,
+    mode: Mode,
+}
+
+impl TcpStream {
+    fn call(&self, op: Op) -> Result<Outcome, Errno> {
+        self.shared.call(self.core, Some(self.handle), op)
+    }
+
+    /// Waits until a non-blocking connect finishes: Ok when established, the
+    /// connection's error otherwise; EAGAIN after `timeout`.
+    pub fn wait_connected(&self, timeout: Option<Duration>) -> Result<(), Errno> {
+        blocking(
+            &self.shared,
+            &[self.handle],
+            WRITABLE,
+            false,
+            timeout,
+            || {
+                if let Some(e) = self.take_error()? {
+                    return Err(e);
+                }
+                match self.tcp_info()?.0 {
+                    State::Established | State::CloseWait => Ok(()),
+                    State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
+                    // It failed between the two calls: its error says why.
+                    _ => Err(self.take_error()?.unwrap_or(Errno::ECONNABORTED)),
+                }
+            },
+        )
+    }
+
+    /// `recv(2)` into `buf`: bytes read, 0 at end of stream.
+    pub fn recv(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        blocking(
+            &self.shared,
+            &[self.handle],
+            READABLE,
+            self.mode.nonblocking,
+            self.mode.read_timeout,
+            || match self.call(Op::Recv(buf.len()))? {
+                Outcome::Data(data) => {
+                    let n = data.len().min(buf.len());
+                    buf[..n].copy_from_slice(&data[..n]);
+                    Ok(n)
+                }
+                _ => Err(unexpected()),
+            },
+        )
+    }
+
+    /// `send(2)` from `buf`: bytes taken into the send buffer (at least one
+    /// unless non-blocking, which gives EAGAIN when the buffer is full).
+    pub fn send(&self, buf: &[u8]) -> Result<usize, Errno> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        blocking(
+            &self.shared,
+            &[self.handle],
+            WRITABLE,
+            self.mode.nonblocking,
+            self.mode.write_timeout,
+            || match self.call(Op::Send(buf.to_vec()))? {
+                Outcome::Sent(n) => Ok(n),
+                _ => Err(unexpected()),
+            },
+        )
+    }
+
+    /// `shutdown(SHUT_WR)`: FIN after what is queued.
+    pub fn shutdown_write(&self) -> Result<(), Errno> {
+        expect_done(self.call(Op::ShutdownWrite)?)
+    }
+
+    /// `getsockopt(SO_ERROR)`: the pending error, cleared.
+    pub fn take_error(&self) -> Result<Option<Errno>, Errno> {
+        match self.call(Op::TakeError)? {
+            Outcome::Error(e) => Ok(e),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// `getpeername(2)`.
+    pub fn peer_addr(&self) -> Result<SocketAddrV4, Errno> {
+        match self.call(Op::PeerAddr)? {
+            Outcome::Addr(a) => Ok(a),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// `getsockname(2)`.
+    pub fn local_addr(&self) -> Result<SocketAddrV4, Errno> {
+        match self.call(Op::LocalAddr)? {
+            Outcome::Addr(a) => Ok(a),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// `setsockopt`: TCP_NODELAY, SO_LINGER, SO_KEEPALIVE, buffers, ...
+    pub fn set_options(&self, options: TcpSocketOptions) -> Result<(), Errno> {
+        expect_done(self.call(Op::SetOptions(options))?)
+    }
+
+    /// `getsockopt`.
+    pub fn options(&self) -> Result<TcpSocketOptions, Errno> {
+        match self.call(Op::Options)? {
+            Outcome::Options(o) => Ok(o),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// `setsockopt(TCP_NODELAY)`.
+    pub fn set_nodelay(&self, nodelay: bool) -> Result<(), Errno> {
+        let mut o = self.options()?;
+        o.nodelay = nodelay;
+        self.set_options(o)
+    }
+
+    /// `TCP_INFO`: state and counters.
+    pub fn tcp_info(&self) -> Result<(State, TcpStats), Errno> {
+        match self.call(Op::Info)? {
+            Outcome::Info(s, t) => Ok((s, t)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Non-blocking mode (EAGAIN instead of waiting).
+    pub fn set_nonblocking(&mut self, nonblocking: bool) {
+        self.mode.nonblocking = nonblocking;
+    }
+
+    /// SO_RCVTIMEO: a blocked read gives up (EAGAIN) after `timeout`.
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.mode.read_timeout = timeout;
+    }
+
+    /// SO_SNDTIMEO: a blocked write gives up (EAGAIN) after `timeout`.
+    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
+        self.mode.write_timeout = timeout;
+    }
+
+    /// The core whose engine runs this connection.
+    pub fn core(&self) -> usize {
+        self.core
+    }
+
+    pub(crate) fn handle(&self) -> SocketHandle {
+        self.handle
+    }
+
+    /// `close(2)` now, reporting the engine's answer (dropping closes too).
+    pub fn close(self) -> Result<(), Errno> {
+        let result = expect_done(self.call(Op::Close)?);
+        std::mem::forget(self);
+        result
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        self.shared.post(self.core, Some(self.handle), Op::Close);
+    }
+}
+
+impl io::Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        TcpStream::recv(self, buf).map_err(io::Error::from)
+    }
+}
+
+impl io::Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        TcpStream::send(self, buf).map_err(io::Error::from)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl io::Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        TcpStream::recv(self, buf).map_err(io::Error::from)
+    }
+}
+
+impl io::Write for &TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        TcpStream::send(self, buf).map_err(io::Error::from)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A UDP socket on one core (datagrams that land on another core's queue are
+/// handed over by the engines).
+#[derive(Debug)]
+pub struct UdpSocket {
+    shared: Arc<Shared>,
+    core: usize,
+    handle: SocketHandle,
+    local: SocketAddrV4,
+    mode: Mode,
+}
+
+impl UdpSocket {
+    pub(crate) fn bind(shared: Arc<Shared>, addr: SocketAddrV4) -> Result<Self, Errno> {
+        let core = shared.pick_core();
+        let handle = match shared.call(core, None, Op::UdpSocket)? {
+            Outcome::Handle(h) => h,
+            _ => return Err(unexpected()),
+        };
+        let local = match shared.call(
+            core,
+            Some(handle),
+            Op::Bind(addr, crate::table::BindOptions::default()),
+        ) {
+            Ok(Outcome::Addr(a)) => a,
+            Ok(_) => {
+                shared.post(core, Some(handle), Op::Close);
+                return Err(unexpected());
+            }
+            Err(e) => {
+                shared.post(core, Some(handle), Op::Close);
+                return Err(e);
+            }
+        };
+        Ok(UdpSocket {
+            shared,
+            core,
+            handle,
+            local,
+            mode: Mode::default(),
+        })
+    }
+
+    fn call(&self, op: Op) -> Result<Outcome, Errno> {
+        self.shared.call(self.core, Some(self.handle), op)
+    }
+
+    /// `sendto(2)`: the datagram is on its way (or waits for ARP) when this returns.
+    pub fn send_to(&self, payload: &[u8], dst: SocketAddrV4) -> Result<usize, Errno> {
+        match self.call(Op::SendTo(payload.to_vec(), Some(dst)))? {
+            Outcome::Sent(n) => Ok(n),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// `send(2)` to the connected peer.
+    pub fn send(&self, payload: &[u8]) -> Result<usize, Errno> {
+        match self.call(Op::SendTo(payload.to_vec(), None))? {
+            Outcome::Sent(n) => Ok(n),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// `recvfrom(2)`: bytes copied into `buf` (a longer datagram is truncated, as
+    /// Linux does without MSG_TRUNC) and the source; blocking unless non-blocking.
+    pub fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddrV4), Errno> {
+        blocking(
+            &self.shared,
+            &[self.handle],
+            READABLE,
+            self.mode.nonblocking,
+            self.mode.read_timeout,
+            || match self.call(Op::RecvFrom(buf.len()))? {
+                Outcome::Datagram(data, _full, src) => {
+                    let n = data.len().min(buf.len());
+                    buf[..n].copy_from_slice(&data[..n]);
+                    Ok((n, src))
+                }
+                _ => Err(unexpected()),
+            },
+        )
+    }
+
+    /// `connect(2)`: the default destination, and only its datagrams are received.
+    pub fn connect(&self, remote: SocketAddrV4) -> Result<(), Errno> {
+        expect_done(self.call(Op::Connect(remote))?)
+    }
+
+    /// `getsockname(2)`.
+    pub fn local_addr(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// Non-blocking mode (EAGAIN instead of waiting).
+    pub fn set_nonblocking(&mut self, nonblocking: bool) {
+        self.mode.nonblocking = nonblocking;
+    }
+
+    /// SO_RCVTIMEO.
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.mode.read_timeout = timeout;
+    }
+
+    pub(crate) fn handle(&self) -> SocketHandle {
+        self.handle
+    }
+}
+
+impl Drop for UdpSocket {
+    fn drop(&mut self) {
+        self.shared.post(self.core, Some(self.handle), Op::Close);
+    }
+}

@@ -1,0 +1,216 @@
+//! A stack on a real interface: the XDP steering program, one AF_XDP port and
+//! one engine per RX queue, and the runtime over them (feature `xdp`).
+//!
+//! Call it from the network namespace the interface lives in (sockets and the
+//! program are bound to it at set-up; the loops may run anywhere afterwards).
+
+use core::net::Ipv4Addr;
+
+use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
+use surge_datapath::{Interface, PortConfig, XdpPort};
+
+use super::{Handler, RuntimeConfig, RuntimeError, Stack};
+use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::iface::{InterfaceConfig, Ipv4Cidr};
+use crate::wire::EthernetAddress;
+
+/// Where and how a stack runs on an interface.
+#[derive(Debug, Clone)]
+pub struct XdpConfig {
+    /// The interface whose queues the engines take.
+    pub interface: String,
+    /// surge's address on it (one the kernel does not use).
+    pub address: Ipv4Cidr,
+    /// Default gateway.
+    pub gateway: Option<Ipv4Addr>,
+    /// surge's MAC (default: the interface's).
+    pub mac: Option<EthernetAddress>,
+    /// Engines (= RX queues 0..n) to run; default: every RX queue.
+    pub queues: Option<u32>,
+    /// TCP ports the XDP program steers to us (the ephemeral range always is).
+    pub tcp_ports: Vec<u16>,
+    /// UDP ports the XDP program steers to us.
+    pub udp_ports: Vec<u16>,
+    /// UMEM on huge pages when the system has them.
+    pub huge_pages: bool,
+    /// Native or generic XDP.
+    pub attach: AttachMode,
+    /// Applied to every engine's configuration after the defaults (interface,
+    /// core, core count and seed are set by then).
+    pub tune: fn(&mut EngineConfig),
+}
+
+impl XdpConfig {
+    /// Defaults for `address` on `interface`.
+    pub fn new(interface: &str, address: Ipv4Cidr) -> Self {
+        XdpConfig {
+            interface: interface.to_owned(),
+            address,
+            gateway: None,
+            mac: None,
+            queues: None,
+            tcp_ports: Vec::new(),
+            udp_ports: Vec::new(),
+            huge_pages: false,
+            attach: AttachMode::Auto,
+            tune: |_| {},
+        }
+    }
+}
+
+/// Why a stack could not be opened on an interface.
+#[derive(Debug, thiserror::Error)]
+pub enum XdpError {
+    /// The interface (or a queue of it) is not usable.
+    #[error("{interface}: {source}")]
+    Datapath {
+        /// The interface.
+        interface: String,
+        /// What the datapath said.
+        source: surge_datapath::DatapathError,
+    },
+    /// The steering program could not be attached or configured.
+    #[error("XDP program on {interface}: {message}")]
+    Steer {
+        /// The interface.
+        interface: String,
+        /// What the loader said.
+        message: String,
+    },
+    /// More queues were asked for than the interface has.
+    #[error("{interface} has {available} RX queue(s), {asked} asked")]
+    Queues {
+        /// The interface.
+        interface: String,
+        /// Its RX queues.
+        available: u32,
+        /// Queues asked for.
+        asked: u32,
+    },
+    /// An engine refused its configuration.
+    #[error("engine: {0}")]
+    Engine(#[from] EngineError),
+    /// The runtime did not start.
+    #[error("runtime: {0}")]
+    Runtime(#[from] RuntimeError),
+}
+
+/// The engines of an interface and the program that steers to them (detached
+/// when dropped: keep it as long as the engines run).
+#[derive(Debug)]
+pub struct XdpEngines {
+    /// One engine per queue, engine `i` on queue `i`.
+    pub engines: Vec<Engine<XdpPort>>,
+    /// The attached steering program.
+    pub program: SteerProgram,
+}
+
+/// Attaches the steering program and opens one port and engine per queue.
+pub fn open_engines(config: &XdpConfig) -> Result<XdpEngines, XdpError> {
+    let name = config.interface.clone();
+    let datapath = |source| XdpError::Datapath {
+        interface: name.clone(),
+        source,
+    };
+    let steer_err = |e: &dyn std::fmt::Display| XdpError::Steer {
+        interface: name.clone(),
+        message: e.to_string(),
+    };
+    let interface = Interface::lookup(&config.interface).map_err(datapath)?;
+    let available = interface.rx_queues().map_err(datapath)?;
+    let queues = config.queues.unwrap_or(available);
+    if queues == 0 || queues > available {
+        return Err(XdpError::Queues {
+            interface: name.clone(),
+            available,
+            asked: queues,
+        });
+    }
+    let mtu = interface.mtu().map_err(datapath)?;
+    let mac = match config.mac {
+        Some(m) => m,
+        None => EthernetAddress(interface.mac().map_err(datapath)?),
+    };
+    let probe = EngineConfig::new(
+        InterfaceConfig::new(mac, config.address, config.gateway, mtu.min(9000))
+            .map_err(EngineError::from)?,
+    );
+    let steer = SteerConfig {
+        local_addrs: vec![config.address.addr()],
+        tcp_ports: config.tcp_ports.clone(),
+        udp_ports: config.udp_ports.clone(),
+        ephemeral_ports: Some(probe.ephemeral.low()..=probe.ephemeral.high()),
+        icmp: true,
+        ..SteerConfig::default()
+    };
+    let program = SteerProgram::attach(&config.interface, &steer, config.attach)
+        .map_err(|e| steer_err(&e))?;
+    let mut engines = Vec::with_capacity(queues as usize);
+    for queue in 0..queues {
+        let mut port_config = PortConfig::new(&config.interface, queue);
+        port_config.pool.huge_pages = config.huge_pages;
+        let port = XdpPort::open(&port_config).map_err(datapath)?;
+        program
+            .register_socket(queue, port.fd())
+            .map_err(|e| steer_err(&e))?;
+        let mut engine_config = probe.clone();
+        engine_config.core = queue as u16;
+        engine_config.cores = queues as u16;
+        engine_config.seed = probe.seed ^ (u64::from(queue) << 32) ^ std::process::id() as u64;
+        (config.tune)(&mut engine_config);
+        engines.push(Engine::new(port, engine_config)?);
+    }
+    Ok(XdpEngines { engines, program })
+}
+
+/// A running stack on an interface. Dereferences to [`Stack`] for the API;
+/// dropping it stops the loops, then detaches the program.
+#[derive(Debug)]
+pub struct XdpStack {
+    // Field order is drop order: loops stop before the program goes.
+    stack: Stack<XdpPort>,
+    program: SteerProgram,
+}
+
+impl XdpStack {
+    /// Opens the interface's queues and starts one loop per engine.
+    pub fn start(config: &XdpConfig, runtime: RuntimeConfig) -> Result<Self, XdpError> {
+        let XdpEngines { engines, program } = open_engines(config)?;
+        let stack = Stack::start(engines, runtime)?;
+        Ok(XdpStack { stack, program })
+    }
+
+    /// As [`start`](Self::start), with an in-loop handler per engine, made by
+    /// `handler(core)`.
+    pub fn start_with(
+        config: &XdpConfig,
+        runtime: RuntimeConfig,
+        handler: impl Fn(usize) -> Box<dyn Handler<XdpPort>>,
+    ) -> Result<Self, XdpError> {
+        let XdpEngines { engines, program } = open_engines(config)?;
+        let handlers = (0..engines.len()).map(handler).collect();
+        let stack = Stack::start_with(engines, runtime, handlers)?;
+        Ok(XdpStack { stack, program })
+    }
+
+    /// The steering program (its counters).
+    pub fn program(&self) -> &SteerProgram {
+        &self.program
+    }
+
+    /// Stops the loops and returns the engines (for leak checks); the program is
+    /// detached.
+    pub fn shutdown(self) -> Vec<Engine<XdpPort>> {
+        let XdpStack { stack, program } = self;
+        let engines = stack.shutdown();
+        drop(program);
+        engines
+    }
+}
+
+impl core::ops::Deref for XdpStack {
+    type Target = Stack<XdpPort>;
+    fn deref(&self) -> &Stack<XdpPort> {
+        &self.stack
+    }
+}

@@ -19,7 +19,7 @@ use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
 use surge_datapath::{
     Burst, Device, PortConfig, XdpPort,
     baseline::{
-        LoopResult, PacketReceiver, PacketSender, RECEIVE_GRACE, XskRsReceiver, XskRsSender,
+        Credit, LoopResult, PacketReceiver, PacketSender, RECEIVE_GRACE, XskRsReceiver, XskRsSender,
     },
 };
 use surge_lab::{Host, Lab, LabSpec, Topology, enter_netns};
@@ -39,6 +39,12 @@ pub struct DatapathArgs {
     /// Time limit of one run, in seconds.
     #[arg(long, default_value_t = 30)]
     limit_secs: u64,
+    /// Closed loop: frames in flight (sent, not yet received) allowed over all
+    /// queues, the same for every variant, so no receiver ring overflows; 0 is
+    /// the open loop (senders as fast as the kernel takes, receivers drop what
+    /// they cannot keep up with).
+    #[arg(long, default_value_t = 1024)]
+    window: u64,
 }
 
 /// The address the receiver owns (only the XDP program knows it).
@@ -63,6 +69,21 @@ struct Run {
     /// CPU time of our sender and receiver threads per received frame (ns):
     /// less sensitive than `pps` to other load on a shared machine.
     cpu_ns_per_frame: f64,
+    /// Frames per sender ring operation (or `sendmmsg`) that moved any.
+    tx_batch: f64,
+    /// Frames per receiver ring operation (or `recvmmsg`) that moved any.
+    rx_batch: f64,
+    /// Sender syscalls (`sendto` wakeups, `sendmmsg`) per frame sent.
+    tx_syscalls_per_frame: f64,
+    /// Receiver syscalls (`recvfrom` wakeups, `recvmmsg`) per frame received.
+    rx_syscalls_per_frame: f64,
+    /// Frames the kernel dropped at the receivers because the RX ring was
+    /// full (`XDP_STATISTICS` `rx_ring_full`, summed over queues; AF_XDP only).
+    rx_ring_full: u64,
+    /// Times the kernel found a receiver's fill ring empty (summed; AF_XDP only).
+    fill_ring_empty: u64,
+    /// Frames received per queue.
+    per_queue: [u64; 2],
 }
 
 /// CPU time (user + system) of the calling thread, from /proc (10 ms ticks).
@@ -121,8 +142,17 @@ pub fn run(args: DatapathArgs) -> anyhow::Result<()> {
             let mut order = [Variant::Surge, Variant::XskRs, Variant::AfPacket];
             order.rotate_left(round as usize % 3);
             for variant in order {
-                let run = run_variant(variant, &a, &b, &program, queues, args.frames, limit)
-                    .with_context(|| format!("{variant:?} with {queues} queue(s)"))?;
+                let run = run_variant(
+                    variant,
+                    &a,
+                    &b,
+                    &program,
+                    queues,
+                    args.frames,
+                    args.window,
+                    limit,
+                )
+                .with_context(|| format!("{variant:?} with {queues} queue(s)"))?;
                 eprintln!(
                     "  queues {queues} {variant:?}: sent {} received {} -> {:.3} Mpps, {:.0} CPU ns/frame",
                     run.sent,
@@ -141,9 +171,9 @@ pub fn run(args: DatapathArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Median over rounds of surge's pps divided by `other`'s pps in the same
-/// round (runs next to each other in time see similar machine load).
-fn paired_ratio(results: &[(Variant, Run)], other: Variant) -> f64 {
+/// Per-round ratios of surge's pps to `other`'s in the same round (runs next
+/// to each other in time see similar machine load), sorted.
+fn paired_ratios(results: &[(Variant, Run)], other: Variant) -> Vec<f64> {
     let surge = results
         .iter()
         .filter(|(v, _)| *v == Variant::Surge)
@@ -154,7 +184,31 @@ fn paired_ratio(results: &[(Variant, Run)], other: Variant) -> f64 {
         .map(|(_, r)| r.pps);
     let mut ratios: Vec<f64> = surge.zip(theirs).map(|(s, o)| s / o.max(1e-9)).collect();
     ratios.sort_by(f64::total_cmp);
-    ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN)
+    ratios
+}
+
+/// Median of sorted values (NaN if none).
+fn median_of(sorted: &[f64]) -> f64 {
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `median (min-max)` of sorted ratios.
+fn spread(sorted: &[f64]) -> String {
+    match (sorted.first(), sorted.last()) {
+        (Some(lo), Some(hi)) => format!("{:.2}x ({lo:.2}-{hi:.2})", median_of(sorted)),
+        _ => "-".into(),
+    }
+}
+
+/// Median over the rounds of one variant of `f`.
+fn median_by(results: &[(Variant, Run)], variant: Variant, f: impl Fn(&Run) -> f64) -> f64 {
+    let mut values: Vec<f64> = results
+        .iter()
+        .filter(|(v, _)| *v == variant)
+        .map(|(_, r)| f(r))
+        .collect();
+    values.sort_by(f64::total_cmp);
+    median_of(&values)
 }
 
 /// Medians of one variant: (pps, CPU ns per frame, frames received).
@@ -183,11 +237,17 @@ fn print_table(args: &DatapathArgs, rows: &[(u16, Vec<(Variant, Run)>)]) {
     );
     println!(
         "surge-bench datapath: 64-byte frames (60 B + FCS), XSK -> XSK across one veth pair (copy mode, threaded NAPI), \
-         {} frames per run, median of {} interleaved rounds",
-        args.frames, args.rounds
+         {} frames per run, median of {} interleaved rounds, {}",
+        args.frames,
+        args.rounds,
+        if args.window == 0 {
+            "open loop".to_string()
+        } else {
+            format!("closed loop ({} frames in flight at most)", args.window)
+        }
     );
     println!(
-        "| queues | surge-datapath Mpps | xsk-rs direct Mpps | AF_PACKET Mpps | surge / xsk-rs (median of per-round ratios) | surge / AF_PACKET (same) \
+        "| queues | surge-datapath Mpps | xsk-rs direct Mpps | AF_PACKET Mpps | surge / xsk-rs: median of per-round ratios (min-max) | surge / AF_PACKET (same) \
          | CPU ns/frame: surge, xsk-rs, AF_PACKET | frames received: surge, xsk-rs, AF_PACKET |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
@@ -196,14 +256,38 @@ fn print_table(args: &DatapathArgs, rows: &[(u16, Vec<(Variant, Run)>)]) {
         let (xsk, xsk_cpu, xsk_rx) = median(results, Variant::XskRs);
         let (packet, packet_cpu, packet_rx) = median(results, Variant::AfPacket);
         println!(
-            "| {queues} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.2}x | {surge_cpu:.0}, {xsk_cpu:.0}, {packet_cpu:.0} \
+            "| {queues} | {:.3} | {:.3} | {:.3} | {} | {} | {surge_cpu:.0}, {xsk_cpu:.0}, {packet_cpu:.0} \
              | {surge_rx}, {xsk_rx}, {packet_rx} |",
             surge / 1e6,
             xsk / 1e6,
             packet / 1e6,
-            paired_ratio(results, Variant::XskRs),
-            paired_ratio(results, Variant::AfPacket)
+            spread(&paired_ratios(results, Variant::XskRs)),
+            spread(&paired_ratios(results, Variant::AfPacket))
         );
+    }
+    println!();
+    println!(
+        "Loop behaviour (medians over rounds): frames per batch, syscalls per 1000 frames, \
+         kernel drops at the receivers (rx ring full), fill ring found empty, share of frames on queue 0"
+    );
+    println!(
+        "| queues | variant | TX batch | RX batch | TX syscalls / 1k | RX syscalls / 1k | rx ring full | fill ring empty | queue 0 share |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (queues, results) in rows {
+        for variant in [Variant::Surge, Variant::XskRs, Variant::AfPacket] {
+            let m = |f: &dyn Fn(&Run) -> f64| median_by(results, variant, f);
+            println!(
+                "| {queues} | {variant:?} | {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {:.2} |",
+                m(&|r| r.tx_batch),
+                m(&|r| r.rx_batch),
+                m(&|r| r.tx_syscalls_per_frame * 1000.0),
+                m(&|r| r.rx_syscalls_per_frame * 1000.0),
+                m(&|r| r.rx_ring_full as f64),
+                m(&|r| r.fill_ring_empty as f64),
+                m(&|r| r.per_queue[0] as f64 / r.received.max(1) as f64),
+            );
+        }
     }
 }
 
@@ -250,6 +334,7 @@ fn is_ours(frame: &[u8]) -> bool {
 
 type Worker = JoinHandle<(LoopResult, Duration)>;
 
+#[allow(clippy::too_many_arguments)]
 fn run_variant(
     variant: Variant,
     a: &Host,
@@ -257,10 +342,12 @@ fn run_variant(
     program: &SteerProgram,
     queues: u16,
     frames: u64,
+    window: u64,
     limit: Duration,
 ) -> anyhow::Result<Run> {
     let deadline = Instant::now() + limit;
     let senders_done = Arc::new(AtomicBool::new(false));
+    let credit = Arc::new(Credit::new(window));
     let per_queue = frames / u64::from(queues);
     let mut receivers: Vec<Worker> = Vec::new();
     let mut senders: Vec<Worker> = Vec::new();
@@ -268,24 +355,27 @@ fn run_variant(
         let _ns = enter_netns(&b.netns)?;
         for q in 0..queues {
             let done = Arc::clone(&senders_done);
+            let credit = Arc::clone(&credit);
             let q32 = u32::from(q);
             receivers.push(match variant {
                 Variant::Surge => {
                     let mut port = XdpPort::open(&port_config(&b.ifname, q32))?;
                     program.register_socket(q32, port.fd())?;
-                    spawn_measured(move || surge_receive(&mut port, per_queue, &done, deadline))
+                    spawn_measured(move || {
+                        surge_receive(&mut port, per_queue, &credit, &done, deadline)
+                    })
                 }
                 Variant::XskRs => {
                     let mut receiver = XskRsReceiver::open(&b.ifname, q32)?;
                     program.register_socket(q32, receiver.fd())?;
-                    spawn_measured(move || receiver.run(per_queue, &done, deadline))
+                    spawn_measured(move || receiver.run(per_queue, &credit, &done, deadline))
                 }
                 Variant::AfPacket => {
                     program.unregister_socket(q32)?;
                     let fanout =
                         (queues > 1).then_some(0x5e00 + (std::process::id() as u16 & 0xff));
                     let mut receiver = PacketReceiver::open(&b.ifname, fanout)?;
-                    spawn_measured(move || receiver.run(frames, is_ours, &done, deadline))
+                    spawn_measured(move || receiver.run(frames, is_ours, &credit, &done, deadline))
                 }
             });
         }
@@ -294,19 +384,22 @@ fn run_variant(
         let _ns = enter_netns(&a.netns)?;
         for q in 0..queues {
             let frame = template(a, b, q);
+            let credit = Arc::clone(&credit);
             let q32 = u32::from(q);
             senders.push(match variant {
                 Variant::Surge => {
                     let mut port = XdpPort::open(&port_config(&a.ifname, q32))?;
-                    spawn_measured(move || surge_send(&mut port, &frame, per_queue, deadline))
+                    spawn_measured(move || {
+                        surge_send(&mut port, &frame, per_queue, &credit, deadline)
+                    })
                 }
                 Variant::XskRs => {
                     let mut sender = XskRsSender::open(&a.ifname, q32)?;
-                    spawn_measured(move || sender.run(&frame, per_queue, deadline))
+                    spawn_measured(move || sender.run(&frame, per_queue, &credit, deadline))
                 }
                 Variant::AfPacket => {
                     let mut sender = PacketSender::open(&a.ifname)?;
-                    spawn_measured(move || sender.run(&frame, per_queue, deadline))
+                    spawn_measured(move || sender.run(&frame, per_queue, &credit, deadline))
                 }
             });
         }
@@ -326,6 +419,13 @@ fn run_variant(
     for q in 0..queues {
         program.unregister_socket(u32::from(q))?;
     }
+    let sum = |rs: &[LoopResult], f: fn(&LoopResult) -> u64| rs.iter().map(f).sum::<u64>();
+    let frames_sent = sum(&sent, |r| r.frames);
+    let frames_received = sum(&received, |r| r.frames);
+    let mut per_queue = [0u64; 2];
+    for (slot, r) in per_queue.iter_mut().zip(&received) {
+        *slot = r.frames;
+    }
     let start = sent.iter().map(|r| r.started).min().context("no sender")?;
     let end = received
         .iter()
@@ -335,10 +435,18 @@ fn run_variant(
     let total_received: u64 = received.iter().map(|r| r.frames).sum();
     let seconds = end.saturating_duration_since(start).as_secs_f64().max(1e-9);
     Ok(Run {
-        sent: sent.iter().map(|r| r.frames).sum(),
+        sent: frames_sent,
         received: total_received,
         pps: total_received as f64 / seconds,
         cpu_ns_per_frame: cpu.as_nanos() as f64 / total_received.max(1) as f64,
+        tx_batch: frames_sent as f64 / sum(&sent, |r| r.batches).max(1) as f64,
+        rx_batch: frames_received as f64 / sum(&received, |r| r.batches).max(1) as f64,
+        tx_syscalls_per_frame: sum(&sent, |r| r.syscalls) as f64 / frames_sent.max(1) as f64,
+        rx_syscalls_per_frame: sum(&received, |r| r.syscalls) as f64
+            / frames_received.max(1) as f64,
+        rx_ring_full: sum(&received, |r| r.kernel.map_or(0, |k| k.rx_ring_full)),
+        fill_ring_empty: sum(&received, |r| r.kernel.map_or(0, |k| k.fill_ring_empty)),
+        per_queue,
     })
 }
 
@@ -349,12 +457,26 @@ fn port_config(ifname: &str, queue: u32) -> PortConfig {
     config
 }
 
-fn surge_send(port: &mut XdpPort, template: &[u8], count: u64, deadline: Instant) -> LoopResult {
+fn surge_send(
+    port: &mut XdpPort,
+    template: &[u8],
+    count: u64,
+    credit: &Credit,
+    deadline: Instant,
+) -> LoopResult {
     let started = Instant::now();
     let mut tx = Burst::new();
     let mut sent = 0u64;
+    let mut stalled = None;
     while sent < count && Instant::now() < deadline {
-        while tx.remaining() > 0 && sent + (tx.len() as u64) < count {
+        let allowance = credit.allowance(&mut stalled);
+        if allowance == 0 {
+            std::thread::yield_now();
+        }
+        while tx.remaining() > 0
+            && sent + (tx.len() as u64) < count
+            && (tx.len() as u64) < allowance
+        {
             let Some(mut frame) = port.alloc_tx() else {
                 break;
             };
@@ -365,7 +487,9 @@ fn surge_send(port: &mut XdpPort, template: &[u8], count: u64, deadline: Instant
                 break;
             }
         }
-        sent += port.tx_burst(&mut tx) as u64;
+        let n = port.tx_burst(&mut tx) as u64;
+        sent += n;
+        credit.sent(n);
     }
     // Let the kernel finish what is on the ring (bounded), then hand back leftovers.
     while port.accounting().tx_ring > 0 && Instant::now() < deadline {
@@ -374,16 +498,21 @@ fn surge_send(port: &mut XdpPort, template: &[u8], count: u64, deadline: Instant
         }
     }
     port.release(&mut tx);
+    let stats = port.stats();
     LoopResult {
         frames: sent,
         started,
         last_frame: Instant::now(),
+        batches: stats.tx_batches,
+        syscalls: stats.wakeups,
+        kernel: stats.kernel,
     }
 }
 
 fn surge_receive(
     port: &mut XdpPort,
     expected: u64,
+    credit: &Credit,
     senders_done: &AtomicBool,
     deadline: Instant,
 ) -> LoopResult {
@@ -397,6 +526,7 @@ fn surge_receive(
         if n > 0 {
             frames += n as u64;
             port.release(&mut rx);
+            credit.received(n as u64);
             last_frame = Instant::now();
             idle_since = None;
             continue;
@@ -409,9 +539,13 @@ fn surge_receive(
         }
         std::thread::yield_now();
     }
+    let stats = port.stats();
     LoopResult {
         frames,
         started,
         last_frame,
+        batches: stats.rx_batches,
+        syscalls: stats.wakeups,
+        kernel: stats.kernel,
     }
 }

@@ -15,8 +15,9 @@ pub struct DeviceCaps {
     pub mtu: u32,
     /// Largest Ethernet frame (headers included, FCS excluded) one frame holds.
     pub max_frame_len: u32,
-    /// Whether the device computes L4 checksums on transmit; when `false`
-    /// the stack must write complete checksums in software.
+    /// Whether the device completes transport checksums on transmit for
+    /// frames passed to [`Device::request_tx_checksum`]; when `false` the
+    /// stack must write complete checksums in software.
     pub tx_checksum_offload: bool,
     /// The RX queue this device serves.
     pub queue_id: u32,
@@ -72,6 +73,19 @@ pub trait Device {
     /// A free frame to send from (length 0), or `None` when the pool is empty
     /// (recycles completed sends first).
     fn alloc_tx(&mut self) -> Option<Frame>;
+
+    /// Asks the device to complete the transport checksum of `frame` when it
+    /// is sent (Linux's `CHECKSUM_PARTIAL`): the field at `csum_start +
+    /// csum_offset` must already hold the pseudo-header sum (folded, not
+    /// complemented); the device replaces it with the complemented
+    /// one's-complement sum of the packet from `csum_start` to its end. Call
+    /// it after [`Frame::set_len`] and do not shorten the frame afterwards.
+    ///
+    /// Returns `false`, and changes nothing, when the device has no offload
+    /// ([`DeviceCaps::tx_checksum_offload`]) or the request does not fit the
+    /// packet: the caller must then write the checksum itself.
+    fn request_tx_checksum(&mut self, frame: &mut Frame, csum_start: u16, csum_offset: u16)
+    -> bool;
 
     /// Gives frames the stack is done with back to the device (emptying `frames`).
     fn release(&mut self, frames: &mut Burst);

@@ -10,14 +10,18 @@
 #[derive(Debug, PartialEq, Eq)]
 #[must_use = "a frame must go back to its device (release or tx_burst), or its buffer leaks"]
 pub struct Frame {
-    /// Offset of the first packet byte in the pool's memory.
-    pub(crate) addr: u64,
+    /// Offset of the first packet byte in the pool's memory (a pool is at most
+    /// 2^20 frames of 4 KiB, so every offset fits 32 bits).
+    pub(crate) addr: u32,
     /// Bytes of packet data.
     pub(crate) len: u16,
     /// Bytes available from `addr` to the end of the UMEM frame.
     pub(crate) capacity: u16,
     /// Which pool this frame belongs to.
     pub(crate) pool: u32,
+    /// Whether a TX checksum request sits in the frame's metadata area
+    /// (set by [`crate::Device::request_tx_checksum`]).
+    pub(crate) tx_checksum: bool,
 }
 
 impl Frame {
@@ -37,6 +41,13 @@ impl Frame {
     #[inline]
     pub fn capacity(&self) -> usize {
         usize::from(self.capacity)
+    }
+
+    /// Whether the device was asked to complete this frame's transport
+    /// checksum on transmit ([`crate::Device::request_tx_checksum`]).
+    #[inline]
+    pub fn tx_checksum_requested(&self) -> bool {
+        self.tx_checksum
     }
 
     /// Sets the packet length after writing in place; returns `false` (and

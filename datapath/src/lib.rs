@@ -9,8 +9,11 @@
 //!   `XDP_STATISTICS`. Multi-buffer frames are not supported yet: an
 //!   interface MTU above one frame is refused with
 //!   [`DatapathError::MtuTooLarge`]. TX checksum offload through AF_XDP TX
-//!   metadata is not implemented yet: [`DeviceCaps::tx_checksum_offload`] is
-//!   `false` and the stack writes checksums in software.
+//!   metadata (Linux 6.11+ UMEM registration): in copy mode on any driver, in
+//!   zero-copy only where the driver advertises it; detected per port
+//!   ([`XdpPort::tx_checksum_offload`], [`TxChecksumOffload`]), used per frame
+//!   ([`Device::request_tx_checksum`]), counted
+//!   ([`DeviceStats::tx_checksum_offloaded`]).
 //! - [`queue_configs`]: one port per RX queue of an interface (the count read
 //!   as `ethtool -l` does, or checked when given).
 //! - [`PipeDevice`]: an in-memory pair with seeded impairments in virtual time.
@@ -74,6 +77,7 @@ mod port;
 mod ring;
 mod socket;
 mod stats;
+mod tx_checksum;
 
 pub use device::{BURST, Device, DeviceCaps, ETHERNET_HEADER_LEN, FrameAccounting};
 pub use error::DatapathError;
@@ -84,3 +88,6 @@ pub use pipe::{Impairments, PipeConfig, PipeDevice};
 pub use pool::{FramePool, PoolConfig, XDP_PACKET_HEADROOM};
 pub use port::{BindMode, BusyPoll, PortConfig, XdpPort, queue_configs};
 pub use stats::{DeviceStats, KernelXdpStats};
+pub use tx_checksum::{
+    TX_METADATA_LEN, TxChecksumOff, TxChecksumOffload, complete_partial_checksum,
+};

@@ -17,7 +17,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::{
     Burst, DatapathError, Device, DeviceCaps, DeviceStats, ETHERNET_HEADER_LEN, Frame,
-    FrameAccounting, FramePool, PoolConfig,
+    FrameAccounting, FramePool, PoolConfig, TxChecksumOff, TxChecksumOffload,
+    complete_partial_checksum,
 };
 
 /// What the link does to frames, each decided per frame from the seeded generator.
@@ -52,6 +53,10 @@ pub struct PipeConfig {
     pub impairments: Impairments,
     /// Seed of the impairment generators.
     pub seed: u64,
+    /// Advertise TX checksum offload and complete requested checksums in
+    /// software at `tx_burst` (off by default), so the stack's offload path
+    /// runs over the pipe with valid checksums on the wire.
+    pub tx_checksum_offload: bool,
 }
 
 impl Default for PipeConfig {
@@ -67,6 +72,7 @@ impl Default for PipeConfig {
             link_capacity: 512,
             impairments: Impairments::default(),
             seed: 0,
+            tx_checksum_offload: false,
         }
     }
 }
@@ -162,7 +168,7 @@ impl PipeDevice {
                     caps: DeviceCaps {
                         mtu: config.mtu,
                         max_frame_len: max_frame,
-                        tx_checksum_offload: false,
+                        tx_checksum_offload: config.tx_checksum_offload,
                         queue_id,
                     },
                     held: 0,
@@ -185,6 +191,15 @@ impl PipeDevice {
         inbound.queue.peek().map(|Reverse((at, ..))| *at)
     }
 
+    /// Whether this side completes requested checksums, or why not.
+    pub fn tx_checksum_offload(&self) -> TxChecksumOffload {
+        if self.caps.tx_checksum_offload {
+            TxChecksumOffload::Software
+        } else {
+            TxChecksumOffload::Off(TxChecksumOff::NotRequested)
+        }
+    }
+
     /// Frames in flight towards this side.
     pub fn in_flight(&self) -> usize {
         self.inbound
@@ -192,6 +207,24 @@ impl PipeDevice {
             .unwrap_or_else(|e| e.into_inner())
             .queue
             .len()
+    }
+
+    /// Completes the checksum requested for `frame` in place, as a NIC would;
+    /// `false` if the request no longer fits the packet.
+    fn complete_checksum(&mut self, frame: &Frame) -> bool {
+        let Some((start, offset)) = self.pool.tx_checksum_request(frame) else {
+            return false;
+        };
+        let len = frame.len();
+        let done = self
+            .pool
+            .bytes_mut(frame)
+            .get_mut(..len)
+            .is_some_and(|packet| complete_partial_checksum(packet, start, offset));
+        if done {
+            self.stats.tx_checksum_offloaded += 1;
+        }
+        done
     }
 
     fn send_one(&mut self, channel: &mut Channel, frame: &Frame) {
@@ -295,6 +328,15 @@ impl Device for PipeDevice {
         self.pool.bytes(frame)
     }
 
+    fn request_tx_checksum(
+        &mut self,
+        frame: &mut Frame,
+        csum_start: u16,
+        csum_offset: u16,
+    ) -> bool {
+        self.caps.tx_checksum_offload && self.pool.write_tx_checksum(frame, csum_start, csum_offset)
+    }
+
     fn frame_mut(&mut self, frame: &Frame) -> &mut [u8] {
         self.pool.bytes_mut(frame)
     }
@@ -338,6 +380,8 @@ impl Device for PipeDevice {
         for frame in tx.drain() {
             if frame.len() < ETHERNET_HEADER_LEN || !self.pool.owns(&frame) {
                 self.stats.tx_bad_length += 1;
+            } else if frame.tx_checksum && !self.complete_checksum(&frame) {
+                self.stats.tx_bad_checksum_request += 1;
             } else {
                 self.send_one(&mut channel, &frame);
                 self.stats.tx_packets += 1;

@@ -2,7 +2,11 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::{DatapathError, Frame, mmap::Mmap};
+use crate::{
+    DatapathError, Frame,
+    mmap::Mmap,
+    tx_checksum::{TX_METADATA_LEN, XDP_TXMD_FLAGS_CHECKSUM, request_fits},
+};
 
 /// Headroom the kernel reserves in front of every packet it writes (`XDP_PACKET_HEADROOM`).
 pub const XDP_PACKET_HEADROOM: u32 = 256;
@@ -132,12 +136,14 @@ impl FramePool {
     #[inline]
     pub fn alloc(&mut self) -> Option<Frame> {
         let index = self.free.pop()?;
-        let addr = (u64::from(index) << self.shift) + u64::from(self.config.data_offset());
+        // At most 2^20 frames of at most 4 KiB: every offset fits 32 bits.
+        let addr = (index << self.shift) + self.config.data_offset();
         Some(Frame {
             addr,
             len: 0,
             capacity: self.config.max_frame_len() as u16,
             pool: self.id,
+            tx_checksum: false,
         })
     }
 
@@ -150,7 +156,7 @@ impl FramePool {
     /// Returns a frame to the free list; a frame of another pool is refused and returned.
     #[inline]
     pub fn free(&mut self, frame: Frame) -> Result<(), Frame> {
-        if frame.pool != self.id || !self.free_addr(frame.addr) {
+        if frame.pool != self.id || !self.free_addr(u64::from(frame.addr)) {
             return Err(frame);
         }
         Ok(())
@@ -182,10 +188,73 @@ impl FramePool {
             return None;
         }
         Some(Frame {
-            addr,
+            // `index < frame_count <= 2^20` and frames are at most 4 KiB.
+            addr: addr as u32,
             len: len as u16,
             capacity: capacity as u16,
             pool: self.id,
+            tx_checksum: false,
+        })
+    }
+
+    /// Writes a TX checksum request (`struct xsk_tx_metadata` with
+    /// `XDP_TXMD_FLAGS_CHECKSUM`) in the [`TX_METADATA_LEN`] bytes right before
+    /// the packet and marks the frame; `false` (nothing written) for a frame of
+    /// another pool, a packet with less headroom than that, or a request that
+    /// does not fit the packet's current length.
+    pub(crate) fn write_tx_checksum(&mut self, frame: &mut Frame, start: u16, offset: u16) -> bool {
+        let in_frame = frame.addr & ((1u32 << self.shift) - 1);
+        if frame.pool != self.id
+            || in_frame < TX_METADATA_LEN
+            || !request_fits(start, offset, frame.len())
+        {
+            return false;
+        }
+        let mut meta = [0u8; TX_METADATA_LEN as usize];
+        meta[..8].copy_from_slice(&XDP_TXMD_FLAGS_CHECKSUM.to_ne_bytes());
+        meta[8..10].copy_from_slice(&start.to_ne_bytes());
+        meta[10..12].copy_from_slice(&offset.to_ne_bytes());
+        // Safety: the frame is this pool's (id checked) and off every ring (a
+        // handle exists), and `in_frame >= TX_METADATA_LEN` puts the metadata
+        // inside the same UMEM frame, before the packet; `&mut self` makes this
+        // the only access to the mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                meta.as_ptr(),
+                self.map
+                    .as_ptr()
+                    .add((frame.addr - TX_METADATA_LEN) as usize),
+                meta.len(),
+            );
+        }
+        frame.tx_checksum = true;
+        true
+    }
+
+    /// The `(csum_start, csum_offset)` of the request written for `frame`, if
+    /// it is marked as carrying one.
+    pub(crate) fn tx_checksum_request(&self, frame: &Frame) -> Option<(u16, u16)> {
+        let in_frame = frame.addr & ((1u32 << self.shift) - 1);
+        if !frame.tx_checksum || frame.pool != self.id || in_frame < TX_METADATA_LEN {
+            return None;
+        }
+        let mut meta = [0u8; 12];
+        // Safety: as in `write_tx_checksum`; a read of 12 bytes inside the frame.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.map
+                    .as_ptr()
+                    .add((frame.addr - TX_METADATA_LEN) as usize),
+                meta.as_mut_ptr(),
+                meta.len(),
+            );
+        }
+        let flags = u64::from_ne_bytes(meta[..8].try_into().unwrap_or([0; 8]));
+        (flags == XDP_TXMD_FLAGS_CHECKSUM).then(|| {
+            (
+                u16::from_ne_bytes([meta[8], meta[9]]),
+                u16::from_ne_bytes([meta[10], meta[11]]),
+            )
         })
     }
 
@@ -303,6 +372,50 @@ mod tests {
         // the free list grow (and allocate) beyond the pool size.
         assert!(!pool.free_addr(0));
         assert_eq!(pool.free_count(), 8);
+    }
+
+    #[test]
+    fn tx_checksum_requests_sit_before_the_packet_and_read_back() {
+        let mut pool = FramePool::new(small()).unwrap();
+        let mut f = pool.alloc().unwrap();
+        assert_eq!(
+            pool.tx_checksum_request(&f),
+            None,
+            "fresh frames carry none"
+        );
+        assert!(f.set_len(60));
+        pool.bytes_mut(&f)[..60].fill(0x5a);
+        assert!(pool.write_tx_checksum(&mut f, 34, 16));
+        assert!(f.tx_checksum_requested());
+        assert_eq!(pool.tx_checksum_request(&f), Some((34, 16)));
+        assert_eq!(pool.bytes(&f), &[0x5a; 60], "the packet is untouched");
+        // The kernel's layout: flags (u64), csum_start, csum_offset (u16), native endian.
+        let meta_at = (f.addr - TX_METADATA_LEN) as usize;
+        // Safety: the test reads 12 bytes of the pool's own mapping, inside frame 0's headroom.
+        let meta = unsafe { std::slice::from_raw_parts(pool.map.as_ptr().add(meta_at), 12) };
+        assert_eq!(&meta[..8], &XDP_TXMD_FLAGS_CHECKSUM.to_ne_bytes());
+        assert_eq!(&meta[8..10], &34u16.to_ne_bytes());
+        assert_eq!(&meta[10..12], &16u16.to_ne_bytes());
+        pool.free(f).unwrap();
+    }
+
+    #[test]
+    fn tx_checksum_requests_that_do_not_fit_are_refused() {
+        let mut a = FramePool::new(small()).unwrap();
+        let mut b = FramePool::new(small()).unwrap();
+        let mut f = a.alloc().unwrap();
+        assert!(f.set_len(40));
+        assert!(
+            !a.write_tx_checksum(&mut f, 34, 16),
+            "past the packet's end"
+        );
+        assert!(!b.write_tx_checksum(&mut f, 0, 2), "another pool's frame");
+        assert!(!f.tx_checksum_requested());
+        // A packet starting at the very beginning of its UMEM frame has no room.
+        let mut bare = a.frame_from_desc(2048, 60).unwrap();
+        assert!(!a.write_tx_checksum(&mut bare, 34, 6));
+        drop(bare);
+        a.free(f).unwrap();
     }
 
     #[test]

@@ -4,9 +4,11 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use crate::{
     BURST, Burst, DatapathError, Device, DeviceCaps, DeviceStats, ETHERNET_HEADER_LEN, Frame,
-    FrameAccounting, FramePool, Interface, KernelXdpStats, PoolConfig,
+    FrameAccounting, FramePool, Interface, KernelXdpStats, PoolConfig, TxChecksumOff,
+    TxChecksumOffload, XdpFeatures,
     ring::XdpDesc,
     socket::{Rings, XdpSocket},
+    tx_checksum::{XDP_TX_METADATA, request_fits},
 };
 
 /// Fill-ring refills and completion reaping happen in batches of at least this many.
@@ -50,6 +52,10 @@ pub struct PortConfig {
     pub need_wakeup: bool,
     /// Busy polling, where the kernel supports it (off by default).
     pub busy_poll: Option<BusyPoll>,
+    /// Use TX checksum offload through AF_XDP TX metadata when the kernel
+    /// and the bind mode support it (on by default; see
+    /// [`XdpPort::tx_checksum_offload`] for what was found).
+    pub tx_checksum_offload: bool,
 }
 
 impl PortConfig {
@@ -63,6 +69,7 @@ impl PortConfig {
             bind_mode: BindMode::Auto,
             need_wakeup: true,
             busy_poll: None,
+            tx_checksum_offload: true,
         }
     }
 }
@@ -98,6 +105,7 @@ pub struct XdpPort {
     pool: FramePool,
     interface: Interface,
     caps: DeviceCaps,
+    tx_checksum: TxChecksumOffload,
     zero_copy: bool,
     need_wakeup: bool,
     busy_poll: bool,
@@ -152,21 +160,23 @@ impl XdpPort {
         for &mode in attempts {
             // A failed bind leaves the socket in an unknown state: start each
             // attempt from a fresh socket.
-            let (socket, rings) =
-                XdpSocket::new(&pool, config.ring_size).map_err(|(what, source)| {
-                    if what == "registering the UMEM" {
-                        DatapathError::UmemRefused {
-                            frame_size: config.pool.frame_size,
-                            frame_count: config.pool.frame_count,
-                            source,
+            let (socket, rings, metadata) =
+                XdpSocket::new(&pool, config.ring_size, config.tx_checksum_offload).map_err(
+                    |(what, source)| {
+                        if what == "registering the UMEM" {
+                            DatapathError::UmemRefused {
+                                frame_size: config.pool.frame_size,
+                                frame_count: config.pool.frame_count,
+                                source,
+                            }
+                        } else {
+                            DatapathError::Syscall { what, source }
                         }
-                    } else {
-                        DatapathError::Syscall { what, source }
-                    }
-                })?;
+                    },
+                )?;
             match bind_when_free(&socket, interface.index, config.queue, mode | wakeup) {
                 Ok(()) => {
-                    bound = Some((socket, rings));
+                    bound = Some((socket, rings, metadata));
                     break;
                 }
                 Err(err) => {
@@ -175,7 +185,7 @@ impl XdpPort {
                 }
             }
         }
-        let Some((socket, rings)) = bound else {
+        let Some((socket, rings, metadata)) = bound else {
             return Err(DatapathError::BindRefused {
                 ifname: config.ifname.clone(),
                 queue: config.queue,
@@ -186,15 +196,20 @@ impl XdpPort {
             .busy_poll
             .is_some_and(|b| socket.set_busy_poll(b.usecs, b.budget));
         let zero_copy = socket.zero_copy();
+        let tx_checksum =
+            tx_checksum_mode(config.tx_checksum_offload, metadata, zero_copy, features);
+        tracing::info!(
+            ifname = %config.ifname,
+            queue = config.queue,
+            zero_copy,
+            busy_poll,
+            tx_checksum = ?tx_checksum,
+            "AF_XDP port open"
+        );
         let caps = DeviceCaps {
             mtu,
             max_frame_len: max_frame,
-            // TX checksum offload needs AF_XDP TX metadata (Linux 6.8+,
-            // `tx_metadata_len` in the UMEM) and a driver advertising the
-            // `tx-checksum` xsk feature (see `Interface::xdp_features`). The
-            // TX metadata path is not implemented yet, so the stack always
-            // checksums in software, whatever the driver offers.
-            tx_checksum_offload: false,
+            tx_checksum_offload: tx_checksum.is_on(),
             queue_id: config.queue,
         };
         let mut port = Self {
@@ -203,6 +218,7 @@ impl XdpPort {
             pool,
             interface,
             caps,
+            tx_checksum,
             zero_copy,
             need_wakeup: config.need_wakeup,
             busy_poll,
@@ -228,6 +244,12 @@ impl XdpPort {
     /// Whether the socket runs in zero-copy mode (false: copy mode).
     pub fn zero_copy(&self) -> bool {
         self.zero_copy
+    }
+
+    /// Whether this port completes transport checksums on transmit, how, or
+    /// why not (the stack leaves checksums partial only when it does).
+    pub fn tx_checksum_offload(&self) -> TxChecksumOffload {
+        self.tx_checksum
     }
 
     /// Whether busy polling was requested and accepted by the kernel.
@@ -289,6 +311,25 @@ impl XdpPort {
         }
         self.rings.completion.release(n);
         self.tx_outstanding -= n.min(self.tx_outstanding);
+    }
+}
+
+/// What the port can promise about TX checksum requests (see
+/// [`crate::tx_checksum`] for the kernel paths behind each answer).
+fn tx_checksum_mode(
+    wanted: bool,
+    metadata: bool,
+    zero_copy: bool,
+    features: Option<XdpFeatures>,
+) -> TxChecksumOffload {
+    match (wanted, metadata, zero_copy) {
+        (false, ..) => TxChecksumOffload::Off(TxChecksumOff::NotRequested),
+        (true, false, _) => TxChecksumOffload::Off(TxChecksumOff::KernelLacksTxMetadata),
+        // Copy mode: `xsk_build_skb` honours the request on every driver.
+        (true, true, false) => TxChecksumOffload::CopyMode,
+        // Zero-copy: only a driver that says so reads the request.
+        (true, true, true) if features.is_some_and(|f| f.tx_checksum) => TxChecksumOffload::Driver,
+        (true, true, true) => TxChecksumOffload::Off(TxChecksumOff::DriverLacksTxChecksum),
     }
 }
 
@@ -421,18 +462,35 @@ impl Device for XdpPort {
                 self.stats.tx_bad_length += 1;
                 continue;
             }
+            let mut options = 0;
+            if frame.tx_checksum {
+                // Re-checked against the final length: a request the kernel
+                // refuses (EINVAL) would stay at the head of the ring forever.
+                match self.pool.tx_checksum_request(frame) {
+                    Some((start, offset)) if request_fits(start, offset, frame.len()) => {
+                        options = XDP_TX_METADATA;
+                        self.stats.tx_checksum_offloaded += 1;
+                    }
+                    _ => {
+                        self.stats.tx_bad_checksum_request += 1;
+                        self.pool.free_addr(u64::from(frame.addr));
+                        self.held -= 1.min(self.held);
+                        continue;
+                    }
+                }
+            }
             if frame.len() < ETHERNET_HEADER_LEN {
                 self.stats.tx_bad_length += 1;
-                self.pool.free_addr(frame.addr);
+                self.pool.free_addr(u64::from(frame.addr));
                 self.held -= 1.min(self.held);
                 continue;
             }
             self.rings.tx.write(
                 written,
                 XdpDesc {
-                    addr: frame.addr,
+                    addr: u64::from(frame.addr),
                     len: u32::from(frame.len),
-                    options: 0,
+                    options,
                 },
             );
             self.stats.tx_bytes += u64::from(frame.len);
@@ -457,6 +515,16 @@ impl Device for XdpPort {
             self.stats.wakeups += 1;
         }
         written as usize
+    }
+
+    #[inline]
+    fn request_tx_checksum(
+        &mut self,
+        frame: &mut Frame,
+        csum_start: u16,
+        csum_offset: u16,
+    ) -> bool {
+        self.caps.tx_checksum_offload && self.pool.write_tx_checksum(frame, csum_start, csum_offset)
     }
 
     fn stats(&self) -> DeviceStats {

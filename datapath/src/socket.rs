@@ -11,6 +11,7 @@ use crate::{
     FramePool, KernelXdpStats,
     mmap::Mmap,
     ring::{ConsumerRing, ProducerRing, RingMem, XdpDesc},
+    tx_checksum::{TX_METADATA_LEN, XDP_UMEM_TX_METADATA_LEN},
 };
 
 /// `SO_PREFER_BUSY_POLL` (Linux 5.11), not in every libc.
@@ -36,10 +37,16 @@ pub(crate) struct XdpSocket {
 impl XdpSocket {
     /// Creates the socket, registers `pool` as its UMEM and maps its four
     /// rings of `ring_size` entries each. Not bound yet.
+    ///
+    /// With `tx_metadata`, the UMEM is first registered with
+    /// [`TX_METADATA_LEN`] bytes of TX metadata (`XDP_UMEM_TX_METADATA_LEN`,
+    /// Linux 6.11+); a kernel that refuses it gets a plain registration. The
+    /// returned flag says whether the metadata was accepted.
     pub(crate) fn new(
         pool: &FramePool,
         ring_size: u32,
-    ) -> Result<(Self, Rings), (&'static str, io::Error)> {
+        tx_metadata: bool,
+    ) -> Result<(Self, Rings, bool), (&'static str, io::Error)> {
         // Safety: plain socket creation; the result is checked.
         let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
@@ -52,7 +59,7 @@ impl XdpSocket {
 
         let (addr, len) = pool.memory();
         let config = pool.config();
-        let reg = libc::xdp_umem_reg {
+        let plain = libc::xdp_umem_reg {
             addr: addr as u64,
             len: len as u64,
             chunk_size: config.frame_size,
@@ -60,9 +67,29 @@ impl XdpSocket {
             flags: 0,
             tx_metadata_len: 0,
         };
-        socket
-            .set_option(libc::SOL_XDP, libc::XDP_UMEM_REG, &reg)
-            .map_err(|e| ("registering the UMEM", e))?;
+        let with_metadata = libc::xdp_umem_reg {
+            flags: XDP_UMEM_TX_METADATA_LEN,
+            tx_metadata_len: TX_METADATA_LEN,
+            ..plain
+        };
+        // A refused registration leaves the socket without a UMEM, so the
+        // plain one can follow on the same socket. Kernels before 6.11 refuse
+        // the flag with EINVAL (6.8-6.10 would honour the length without it,
+        // but so would nothing tell them apart from older kernels that ignore
+        // it: detect, do not assume).
+        let metadata = tx_metadata
+            && match socket.set_option(libc::SOL_XDP, libc::XDP_UMEM_REG, &with_metadata) {
+                Ok(()) => true,
+                Err(err) => {
+                    tracing::debug!(%err, "UMEM with TX metadata refused; registering without");
+                    false
+                }
+            };
+        if !metadata {
+            socket
+                .set_option(libc::SOL_XDP, libc::XDP_UMEM_REG, &plain)
+                .map_err(|e| ("registering the UMEM", e))?;
+        }
         for option in [
             libc::XDP_UMEM_FILL_RING,
             libc::XDP_UMEM_COMPLETION_RING,
@@ -111,7 +138,7 @@ impl XdpSocket {
             rx: ConsumerRing::new(rx),
             tx: ProducerRing::new(tx),
         };
-        Ok((socket, rings))
+        Ok((socket, rings, metadata))
     }
 
     /// Binds to `(ifindex, queue)` with the given `XDP_*` bind flags.
@@ -206,30 +233,7 @@ impl XdpSocket {
 
     /// The kernel's `XDP_STATISTICS`.
     pub(crate) fn statistics(&self) -> io::Result<KernelXdpStats> {
-        // Safety: all-zero is a valid `xdp_statistics`.
-        let mut s: libc::xdp_statistics = unsafe { std::mem::zeroed() };
-        let mut optlen = size_of::<libc::xdp_statistics>() as libc::socklen_t;
-        // Safety: `s` is a writable buffer of `optlen` bytes.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_XDP,
-                libc::XDP_STATISTICS,
-                (&raw mut s).cast(),
-                &mut optlen,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(KernelXdpStats {
-            rx_dropped: s.rx_dropped,
-            rx_invalid_descs: s.rx_invalid_descs,
-            tx_invalid_descs: s.tx_invalid_descs,
-            rx_ring_full: s.rx_ring_full,
-            fill_ring_empty: s.rx_fill_ring_empty_descs,
-            tx_ring_empty: s.tx_ring_empty_descs,
-        })
+        xdp_statistics(self.fd.as_raw_fd())
     }
 
     fn set_option<T>(&self, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
@@ -255,6 +259,34 @@ impl AsRawFd for XdpSocket {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
+}
+
+/// The kernel's `XDP_STATISTICS` of AF_XDP socket `fd`.
+pub(crate) fn xdp_statistics(fd: RawFd) -> io::Result<KernelXdpStats> {
+    // Safety: all-zero is a valid `xdp_statistics`.
+    let mut s: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+    let mut optlen = size_of::<libc::xdp_statistics>() as libc::socklen_t;
+    // Safety: `s` is a writable buffer of `optlen` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            libc::XDP_STATISTICS,
+            (&raw mut s).cast(),
+            &mut optlen,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(KernelXdpStats {
+        rx_dropped: s.rx_dropped,
+        rx_invalid_descs: s.rx_invalid_descs,
+        tx_invalid_descs: s.tx_invalid_descs,
+        rx_ring_full: s.rx_ring_full,
+        fill_ring_empty: s.rx_fill_ring_empty_descs,
+        tx_ring_empty: s.tx_ring_empty_descs,
+    })
 }
 
 fn map_ring<T>(

@@ -30,6 +30,12 @@ pub struct DeviceStats {
     pub pool_empty: u64,
     /// Wakeup syscalls made because the kernel asked (`needs_wakeup`).
     pub wakeups: u64,
+    /// Frames sent with a transport checksum request the device honoured
+    /// ([`crate::Device::request_tx_checksum`]): proof the offload was used.
+    pub tx_checksum_offloaded: u64,
+    /// Frames dropped at `tx_burst` because their checksum request no longer
+    /// fitted the packet (its length changed after the request).
+    pub tx_bad_checksum_request: u64,
     /// Frames dropped by an impairment or a full link (pipe devices only).
     pub link_drops: u64,
     /// The kernel's own counters, when the device has them.

@@ -233,3 +233,118 @@ fn oversized_frames_are_refused_by_set_len() {
     a.release_one(frame);
     assert_eq!(a.accounting().held, 0);
 }
+
+/// RFC 1071 over `data`.
+fn internet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// Writes a 14 + 20 + 8 + `payload_len` byte UDP frame whose checksum field holds
+/// only the pseudo-header sum; returns its length and the pseudo-header.
+fn write_partial_udp(buf: &mut [u8], payload_len: usize) -> (usize, [u8; 12]) {
+    let udp_len = (8 + payload_len) as u16;
+    let mut pseudo = [0u8; 12];
+    pseudo[..4].copy_from_slice(&[198, 18, 0, 1]);
+    pseudo[4..8].copy_from_slice(&[198, 18, 0, 2]);
+    pseudo[9] = 17;
+    pseudo[10..12].copy_from_slice(&udp_len.to_be_bytes());
+    buf[..34].fill(0x11);
+    buf[34..36].copy_from_slice(&4000u16.to_be_bytes());
+    buf[36..38].copy_from_slice(&5000u16.to_be_bytes());
+    buf[38..40].copy_from_slice(&udp_len.to_be_bytes());
+    buf[40..42].copy_from_slice(&(!internet_checksum(&pseudo)).to_be_bytes());
+    for (i, b) in buf[42..42 + payload_len].iter_mut().enumerate() {
+        *b = (i * 13 + 1) as u8;
+    }
+    (42 + payload_len, pseudo)
+}
+
+#[test]
+fn a_pipe_with_offload_completes_requested_checksums_on_send() {
+    let config = PipeConfig {
+        tx_checksum_offload: true,
+        ..PipeConfig::default()
+    };
+    let (mut a, mut b) = PipeDevice::pair(&config).unwrap();
+    assert!(a.caps().tx_checksum_offload);
+    assert_eq!(
+        a.tx_checksum_offload(),
+        surge_datapath::TxChecksumOffload::Software
+    );
+    let mut tx = Burst::new();
+    let mut pseudos = Vec::new();
+    for payload_len in [0usize, 1, 18, 1000] {
+        let mut frame = a.alloc_tx().unwrap();
+        let (len, pseudo) = write_partial_udp(a.frame_mut(&frame), payload_len);
+        assert!(frame.set_len(len));
+        assert!(a.request_tx_checksum(&mut frame, 34, 6));
+        assert!(frame.tx_checksum_requested());
+        pseudos.push(pseudo);
+        tx.push(frame).unwrap();
+    }
+    assert_eq!(a.tx_burst(&mut tx), 4);
+    assert_eq!(a.stats().tx_checksum_offloaded, 4);
+    let got = receive(&mut b, 0);
+    assert_eq!(got.len(), 4);
+    for ((_, bytes), pseudo) in got.iter().zip(&pseudos) {
+        let mut whole = pseudo.to_vec();
+        whole.extend_from_slice(&bytes[34..]);
+        let verify = internet_checksum(&whole);
+        assert!(
+            verify == 0 || verify == 0xffff,
+            "receiver's check fails: {verify:#x}"
+        );
+        assert_ne!(&bytes[40..42], &[0, 0], "UDP checksum present");
+    }
+    assert!(a.accounting().balanced() && a.accounting().held == 0);
+}
+
+#[test]
+fn a_pipe_without_offload_refuses_requests_and_sends_bytes_as_written() {
+    let (mut a, mut b) = pipe(Impairments::default(), 3);
+    assert!(!a.caps().tx_checksum_offload);
+    let mut frame = a.alloc_tx().unwrap();
+    let (len, _) = write_partial_udp(a.frame_mut(&frame), 10);
+    assert!(frame.set_len(len));
+    let written = a.frame(&frame).to_vec();
+    assert!(!a.request_tx_checksum(&mut frame, 34, 6));
+    assert!(!frame.tx_checksum_requested());
+    let mut tx = Burst::new();
+    tx.push(frame).unwrap();
+    a.tx_burst(&mut tx);
+    assert_eq!(a.stats().tx_checksum_offloaded, 0);
+    let got = receive(&mut b, 0);
+    assert_eq!(got[0].1, written, "nothing completed the checksum");
+}
+
+#[test]
+fn a_request_that_no_longer_fits_is_dropped_and_counted() {
+    let config = PipeConfig {
+        tx_checksum_offload: true,
+        ..PipeConfig::default()
+    };
+    let (mut a, mut b) = PipeDevice::pair(&config).unwrap();
+    let mut frame = a.alloc_tx().unwrap();
+    let (len, _) = write_partial_udp(a.frame_mut(&frame), 10);
+    assert!(frame.set_len(len));
+    assert!(
+        !a.request_tx_checksum(&mut frame, 34, u16::MAX),
+        "does not fit"
+    );
+    assert!(a.request_tx_checksum(&mut frame, 34, 6));
+    // Shortened after the request: the checksum field is gone.
+    assert!(frame.set_len(40));
+    let mut tx = Burst::new();
+    tx.push(frame).unwrap();
+    assert_eq!(a.tx_burst(&mut tx), 0);
+    assert_eq!(a.stats().tx_bad_checksum_request, 1);
+    assert!(receive(&mut b, 0).is_empty());
+    assert!(a.accounting().balanced() && a.accounting().held == 0);
+}

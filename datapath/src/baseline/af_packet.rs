@@ -9,7 +9,7 @@ use std::{
     time::Instant,
 };
 
-use super::{LoopResult, RECEIVE_GRACE};
+use super::{Credit, LoopResult, RECEIVE_GRACE};
 use crate::{BURST, DatapathError, Interface};
 
 const ETH_P_ALL: u16 = 0x0003;
@@ -73,7 +73,13 @@ impl PacketSender {
     }
 
     /// Sends `count` copies of `template`, 64 per `sendmmsg`, bounded by `deadline`.
-    pub fn run(&mut self, template: &[u8], count: u64, deadline: Instant) -> LoopResult {
+    pub fn run(
+        &mut self,
+        template: &[u8],
+        count: u64,
+        credit: &Credit,
+        deadline: Instant,
+    ) -> LoopResult {
         let started = Instant::now();
         let mut iov = libc::iovec {
             iov_base: template.as_ptr() as *mut libc::c_void,
@@ -87,8 +93,18 @@ impl PacketSender {
             message.msg_hdr.msg_iovlen = 1;
         }
         let mut sent = 0u64;
+        let (mut batches, mut syscalls) = (0u64, 0u64);
+        let mut stalled = None;
         while sent < count && Instant::now() < deadline {
-            let batch = BURST.min((count - sent) as usize);
+            let allowance = credit.allowance(&mut stalled);
+            if allowance == 0 {
+                std::thread::yield_now();
+                continue;
+            }
+            let batch = BURST
+                .min((count - sent) as usize)
+                .min(allowance.try_into().unwrap_or(usize::MAX));
+            syscalls += 1;
             // Safety: `messages` holds `batch` valid headers pointing at `iov`,
             // which points at `template`; all outlive the call.
             let n = unsafe {
@@ -96,6 +112,8 @@ impl PacketSender {
             };
             if n > 0 {
                 sent += n as u64;
+                credit.sent(n as u64);
+                batches += 1;
             } else {
                 std::thread::yield_now();
             }
@@ -104,6 +122,9 @@ impl PacketSender {
             frames: sent,
             started,
             last_frame: Instant::now(),
+            batches,
+            syscalls,
+            kernel: None,
         }
     }
 }
@@ -162,6 +183,7 @@ impl PacketReceiver {
         &mut self,
         expected: u64,
         matches: impl Fn(&[u8]) -> bool,
+        credit: &Credit,
         senders_done: &AtomicBool,
         deadline: Instant,
     ) -> LoopResult {
@@ -184,7 +206,9 @@ impl PacketReceiver {
             message.msg_hdr.msg_iov = iov;
             message.msg_hdr.msg_iovlen = 1;
         }
+        let (mut batches, mut syscalls) = (0u64, 0u64);
         while frames < expected && Instant::now() < deadline {
+            syscalls += 1;
             // Safety: `messages` holds BURST headers, each pointing at its own
             // SLOT-byte slice of `buffers`; all outlive the call.
             let n = unsafe {
@@ -197,6 +221,8 @@ impl PacketReceiver {
                 )
             };
             if n > 0 {
+                batches += 1;
+                let before = frames;
                 for (i, message) in messages.iter().take(n as usize).enumerate() {
                     let len = (message.msg_len as usize).min(SLOT);
                     if let Some(frame) = self.buffers.get(i * SLOT..i * SLOT + len) {
@@ -205,6 +231,7 @@ impl PacketReceiver {
                         }
                     }
                 }
+                credit.received(frames - before);
                 last_frame = Instant::now();
                 idle_since = None;
                 continue;
@@ -221,6 +248,9 @@ impl PacketReceiver {
             frames,
             started,
             last_frame,
+            batches,
+            syscalls,
+            kernel: None,
         }
     }
 }

@@ -14,8 +14,8 @@ use xsk_rs::{
     config::{BindFlags, LibxdpFlags, SocketConfig, UmemConfig},
 };
 
-use super::{LoopResult, RECEIVE_GRACE};
-use crate::{BURST, DatapathError};
+use super::{Credit, LoopResult, RECEIVE_GRACE};
+use crate::{BURST, DatapathError, socket::xdp_statistics};
 
 const FRAME_COUNT: u32 = 4096;
 const RING_SIZE: u32 = 2048;
@@ -114,14 +114,29 @@ impl XskRsSender {
     }
 
     /// Sends `count` copies of `template` (written into each frame), bounded by `deadline`.
-    pub fn run(&mut self, template: &[u8], count: u64, deadline: Instant) -> LoopResult {
+    pub fn run(
+        &mut self,
+        template: &[u8],
+        count: u64,
+        credit: &Credit,
+        deadline: Instant,
+    ) -> LoopResult {
         let started = Instant::now();
         let mut sent = 0u64;
+        let (mut batches, mut syscalls) = (0u64, 0u64);
+        let mut stalled = None;
         while sent < count && Instant::now() < deadline {
             // Safety: completed descriptors belong to this UMEM and are ours again.
             let done = unsafe { self.completion.consume(&mut self.completed) };
             self.free.extend_from_slice(&self.completed[..done]);
-            let batch = BURST.min(self.free.len()).min((count - sent) as usize);
+            let allowance = credit.allowance(&mut stalled);
+            if allowance == 0 {
+                std::thread::yield_now();
+            }
+            let batch = BURST
+                .min(self.free.len())
+                .min((count - sent) as usize)
+                .min(allowance.try_into().unwrap_or(usize::MAX));
             if batch > 0 {
                 let start = self.free.len() - batch;
                 for desc in &mut self.free[start..] {
@@ -135,9 +150,12 @@ impl XskRsSender {
                 let produced = unsafe { self.tx.produce(&self.free[start..]) };
                 self.free.truncate(self.free.len() - produced);
                 sent += produced as u64;
+                credit.sent(produced as u64);
+                batches += u64::from(produced > 0);
             }
             if self.tx.needs_wakeup() {
                 let _ = self.tx.wakeup();
+                syscalls += 1;
             }
         }
         // Let the kernel finish what is on the ring (bounded).
@@ -154,6 +172,9 @@ impl XskRsSender {
             frames: sent,
             started,
             last_frame: Instant::now(),
+            batches,
+            syscalls,
+            kernel: xdp_statistics(self.tx.fd().as_raw_fd()).ok(),
         }
     }
 }
@@ -195,6 +216,7 @@ impl XskRsReceiver {
     pub fn run(
         &mut self,
         expected: u64,
+        credit: &Credit,
         senders_done: &AtomicBool,
         deadline: Instant,
     ) -> LoopResult {
@@ -202,11 +224,14 @@ impl XskRsReceiver {
         let mut last_frame = started;
         let mut frames = 0u64;
         let mut idle_since: Option<Instant> = None;
+        let (mut batches, mut syscalls) = (0u64, 0u64);
         while frames < expected && Instant::now() < deadline {
             // Safety: descriptors returned by the RX ring belong to this UMEM.
             let n = unsafe { self.rx.consume(&mut self.received) };
             if n > 0 {
                 frames += n as u64;
+                credit.received(n as u64);
+                batches += 1;
                 last_frame = Instant::now();
                 idle_since = None;
                 // Safety: the frames were just consumed from RX: ours to refill.
@@ -215,6 +240,7 @@ impl XskRsReceiver {
             }
             if self.fill.needs_wakeup() {
                 let _ = self.fill.wakeup(self.rx.fd_mut(), 0);
+                syscalls += 1;
             }
             if senders_done.load(Ordering::Relaxed) {
                 let since = *idle_since.get_or_insert_with(Instant::now);
@@ -228,6 +254,9 @@ impl XskRsReceiver {
             frames,
             started,
             last_frame,
+            batches,
+            syscalls,
+            kernel: xdp_statistics(self.fd()).ok(),
         }
     }
 }

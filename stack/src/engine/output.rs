@@ -15,7 +15,7 @@ use crate::table::Errno;
 use crate::time::Instant;
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, DstUnreachable, EtherType, EthernetAddress, EthernetFrame,
-    EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, WireError,
+    EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, TxChecksum, WireError,
 };
 
 /// Ethernet header length (surge sends untagged frames).
@@ -140,6 +140,7 @@ pub(crate) fn send_ipv4<D: Device>(
                 core.stats.tx_no_frame += 1;
                 return Err(Errno::ENOBUFS);
             };
+            let offload = core.tx_checksum == TxChecksum::Offload;
             let buf = device.frame_mut(&frame);
             match build(buf, src_mac, mac, route.source, dst, protocol, ttl, write) {
                 Ok(0) => {
@@ -147,6 +148,9 @@ pub(crate) fn send_ipv4<D: Device>(
                     Ok(())
                 }
                 Ok(len) if frame.set_len(len) => {
+                    if offload {
+                        offload_checksum(device, &mut frame, route.source, dst, protocol);
+                    }
                     push_tx(core, device, tx, frame);
                     Ok(())
                 }
@@ -176,6 +180,11 @@ pub(crate) fn send_ipv4<D: Device>(
             let outcome = match result {
                 Ok(0) => Ok(()),
                 Ok(len) => {
+                    // A parked frame is sent later as plain bytes (`Released`),
+                    // with no checksum request: complete it now.
+                    if core.tx_checksum == TxChecksum::Offload {
+                        complete_in_software(&mut scratch[..len], route.source, dst, protocol);
+                    }
                     // Past the queue limit the cache drops and counts it; Linux
                     // returns success then too, and TCP retransmits.
                     core.neighbors.enqueue(route.next_hop, &scratch[..len]);
@@ -188,6 +197,80 @@ pub(crate) fn send_ipv4<D: Device>(
         }
         // The cache counted it (`table_full`).
         Resolution::Full => Err(Errno::ENOBUFS),
+    }
+}
+
+/// Where the transport checksum field is, from the start of the transport
+/// header, for the protocols whose checksum the device may complete.
+fn checksum_field(protocol: IpProtocol) -> Option<u16> {
+    match protocol {
+        IpProtocol::Tcp => Some(16),
+        IpProtocol::Udp => Some(6),
+        IpProtocol::Icmp | IpProtocol::Unknown(_) => None,
+    }
+}
+
+/// Writes the pseudo-header sum (folded, not complemented: what a
+/// `CHECKSUM_PARTIAL` request expects) into the checksum field of the TCP or
+/// UDP packet in `frame` (Ethernet + 20-byte IPv4 + transport); returns the
+/// field's offset in the transport header, `None` for other protocols.
+fn write_pseudo_header_sum(
+    frame: &mut [u8],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: IpProtocol,
+) -> Option<u16> {
+    let offset = checksum_field(protocol)?;
+    let transport_len = u16::try_from(frame.len().checked_sub(ETH_LEN + IPV4_LEN)?).ok()?;
+    let at = ETH_LEN + IPV4_LEN + usize::from(offset);
+    let field = frame.get_mut(at..at + 2)?;
+    let sum = crate::checksum::pseudo_header_ipv4(src, dst, protocol.into(), transport_len);
+    field.copy_from_slice(&sum.to_be_bytes());
+    Some(offset)
+}
+
+/// Completes the checksum of a packet whose field holds the pseudo-header sum
+/// (`skb_checksum_help`'s rule: a zero result is sent as `0xffff`).
+fn complete_partial(frame: &mut [u8], offset: u16) {
+    let at = ETH_LEN + IPV4_LEN + usize::from(offset);
+    if frame.len() < at + 2 {
+        return;
+    }
+    let checksum = match !crate::checksum::sum(&frame[ETH_LEN + IPV4_LEN..]) {
+        0 => 0xffff,
+        c => c,
+    };
+    frame[at..at + 2].copy_from_slice(&checksum.to_be_bytes());
+}
+
+/// Writes the full TCP/UDP checksum of a frame built with `TxChecksum::Offload`.
+fn complete_in_software(frame: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, protocol: IpProtocol) {
+    if let Some(offset) = write_pseudo_header_sum(frame, src, dst, protocol) {
+        complete_partial(frame, offset);
+    }
+}
+
+/// Leaves the TCP/UDP checksum of `frame` (built with `TxChecksum::Offload`)
+/// to the device: the pseudo-header sum goes in the field and the device is
+/// asked to complete it; if the device refuses, the checksum is completed here.
+fn offload_checksum<D: Device>(
+    device: &mut D,
+    frame: &mut Frame,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: IpProtocol,
+) {
+    let len = frame.len();
+    let Some(bytes) = device.frame_mut(frame).get_mut(..len) else {
+        return;
+    };
+    let Some(offset) = write_pseudo_header_sum(bytes, src, dst, protocol) else {
+        return;
+    };
+    if !device.request_tx_checksum(frame, (ETH_LEN + IPV4_LEN) as u16, offset) {
+        if let Some(bytes) = device.frame_mut(frame).get_mut(..len) {
+            complete_partial(bytes, offset);
+        }
     }
 }
 
@@ -301,4 +384,76 @@ pub(crate) fn flush<D: Device>(
     let queued_meanwhile = core::mem::replace(&mut core.out, out);
     core.out.extend(queued_meanwhile);
     device.tx_burst(tx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    /// A frame of Ethernet + IPv4 room followed by `transport`.
+    fn frame(transport: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; ETH_LEN + IPV4_LEN];
+        f.extend_from_slice(transport);
+        f
+    }
+
+    #[test]
+    fn pseudo_header_sum_then_completion_equals_a_full_checksum() {
+        for payload_len in [0usize, 1, 7, 100, 1400] {
+            let payload: Vec<u8> = (0..payload_len).map(|i| (i * 29 + 5) as u8).collect();
+            // UDP: 8-byte header, length field set.
+            let mut udp = vec![0x13, 0x88, 0x1f, 0x40, 0, 0, 0, 0];
+            udp[4..6].copy_from_slice(&((8 + payload_len) as u16).to_be_bytes());
+            udp.extend_from_slice(&payload);
+            // TCP: 20-byte header, data offset 5, ACK.
+            let mut tcp = vec![0u8; 20];
+            tcp[..4].copy_from_slice(&[0x13, 0x88, 0x1f, 0x40]);
+            tcp[12] = 5 << 4;
+            tcp[13] = 0x10;
+            tcp.extend_from_slice(&payload);
+            for (protocol, transport) in [(IpProtocol::Udp, udp), (IpProtocol::Tcp, tcp)] {
+                let mut expected = transport.clone();
+                match protocol {
+                    IpProtocol::Udp => crate::wire::udp::fill_checksum(&mut expected, SRC, DST),
+                    _ => crate::wire::tcp::fill_checksum(&mut expected, SRC, DST),
+                }
+                .expect("fill");
+                let mut partial = frame(&transport);
+                let offset = write_pseudo_header_sum(&mut partial, SRC, DST, protocol)
+                    .expect("TCP and UDP have a checksum field");
+                let mut completed = partial.clone();
+                complete_partial(&mut completed, offset);
+                assert_eq!(
+                    &completed[ETH_LEN + IPV4_LEN..],
+                    &expected[..],
+                    "{protocol:?} {payload_len}"
+                );
+                let mut soft = frame(&transport);
+                complete_in_software(&mut soft, SRC, DST, protocol);
+                assert_eq!(soft, completed);
+            }
+        }
+    }
+
+    #[test]
+    fn only_tcp_and_udp_get_a_pseudo_header_sum() {
+        let mut icmp = frame(&[8, 0, 0, 0, 0, 1, 0, 1]);
+        let before = icmp.clone();
+        assert_eq!(
+            write_pseudo_header_sum(&mut icmp, SRC, DST, IpProtocol::Icmp),
+            None
+        );
+        assert_eq!(icmp, before);
+        // Too short for the field: nothing written, no panic.
+        let mut short = frame(&[0; 5]);
+        assert_eq!(
+            write_pseudo_header_sum(&mut short, SRC, DST, IpProtocol::Udp),
+            None
+        );
+        complete_partial(&mut short, 6);
+        assert_eq!(short, frame(&[0; 5]));
+    }
 }

@@ -56,7 +56,9 @@ pub enum TxChecksum {
     /// Compute and write the checksum.
     #[default]
     Compute,
-    /// Leave the field zero: the device fills it in.
+    /// Leave the field to the device: `emit` writes zero there; the engine's
+    /// output path then writes the pseudo-header sum and asks the device to
+    /// complete it (`surge_datapath::Device::request_tx_checksum`).
     Offload,
 }
 

@@ -55,7 +55,7 @@ fn capture_tcp(net: &mut Net) -> Vec<Vec<u8>> {
 fn inject_unreachable(net: &mut Net, reason: DstUnreachable, mtu: u16, ip_packet: &[u8]) {
     let quoted = Ipv4Packet::new_checked(ip_packet).expect("quoted header");
     let header = Ipv4Repr::parse(&quoted, Default::default()).expect("quoted repr");
-    let header_len = usize::from(quoted.header_len());
+    let header_len = quoted.header_len();
     let icmp = Icmpv4Repr::DstUnreachable {
         reason,
         next_hop_mtu: mtu,

@@ -93,6 +93,11 @@ pub struct EngineConfig {
     /// opens then pick source ports whose replies the device steers to this
     /// engine's queue (`core`), so nothing needs forwarding.
     pub rss: Option<crate::table::toeplitz::Rss>,
+    /// Neighbours known from the start, never expiring (`ip neigh add ... permanent`).
+    pub static_neighbors: Vec<(Ipv4Addr, EthernetAddress)>,
+    /// Announce our addresses with a gratuitous ARP request at start (RFC 5227
+    /// §3 "ARP Announcement"); core 0 of a stack only.
+    pub gratuitous_arp: bool,
 }
 
 impl EngineConfig {
@@ -121,6 +126,8 @@ impl EngineConfig {
             timer_tick: Duration::from_millis(1),
             privileged: false,
             rss: None,
+            static_neighbors: Vec::new(),
+            gratuitous_arp: true,
         }
     }
 }
@@ -284,6 +291,16 @@ impl<D: Device> Engine<D> {
             },
             config,
         };
+        let mut core = core;
+        for (ip, mac) in core.config.static_neighbors.clone() {
+            core.neighbors.insert_static(ip, mac);
+        }
+        if core.config.gratuitous_arp && core.config.core == 0 {
+            // Sent with the first poll: sender and target are both our address.
+            for cidr in core.config.iface.addrs.clone() {
+                core.out.push(Outgoing::ArpRequest(cidr.addr()));
+            }
+        }
         Ok(Engine {
             device,
             core,

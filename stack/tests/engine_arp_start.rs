@@ -34,7 +34,10 @@ fn arps(dev: &mut PipeDevice) -> Vec<surge_stack::wire::ArpRepr> {
 #[test]
 fn core_zero_announces_its_address_once() {
     let (da, mut peer) = PipeDevice::pair(&PipeConfig::default()).expect("pipe");
-    let mut a = Engine::new(da, config(MAC_A, IP_A, 1)).expect("engine");
+    let mut c = config(MAC_A, IP_A, 1);
+    c.gratuitous_arp = surge_stack::engine::EngineConfig::new(c.iface.clone()).gratuitous_arp;
+    assert!(c.gratuitous_arp, "on by default");
+    let mut a = Engine::new(da, c).expect("engine");
     a.poll(Instant::ZERO);
     let sent = arps(&mut peer);
     assert_eq!(sent.len(), 1, "{sent:?}");

@@ -424,3 +424,88 @@ fn shutdown_lingers_until_queued_data_is_delivered() {
     assert!(back == data);
     drop(client);
 }
+
+#[test]
+fn close_races_end_cleanly_on_both_sides() {
+    let (server, client) = stacks(2);
+    let listener = server
+        .tcp_listen(addr(SERVER_IP, 6100), 64)
+        .expect("listen");
+    const N: usize = 12;
+    let clients: Vec<TcpStream> = (0..N)
+        .map(|_| client.tcp_connect(addr(SERVER_IP, 6100)).expect("connect"))
+        .collect();
+    let accepted: Vec<TcpStream> = (0..N)
+        .map(|_| listener.accept().expect("accept").0)
+        .collect();
+    let mut writers = Vec::new();
+    for (i, (c, s)) in clients.into_iter().zip(accepted).enumerate() {
+        writers.push(std::thread::spawn(move || {
+            let chunk = pattern(8192, i as u8);
+            match i % 3 {
+                // The server closes with unread data while the client writes:
+                // RST (RFC 9293 §3.10.4), and the client's writes fail.
+                0 => {
+                    (&c).write_all(&chunk).expect("first write");
+                    std::thread::sleep(Duration::from_millis(20));
+                    drop(s);
+                    let mut failed = None;
+                    for _ in 0..2000 {
+                        if let Err(e) = c.send(&chunk) {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                    let e = failed.expect("writes fail after the peer's RST");
+                    assert!(
+                        matches!(e, Errno::ECONNRESET | Errno::EPIPE),
+                        "connection {i}: {e}"
+                    );
+                }
+                // Both sides close at once (simultaneous FINs).
+                1 => {
+                    let t = std::thread::spawn(move || {
+                        s.shutdown_write().expect("server shutdown");
+                        drop(s);
+                    });
+                    c.shutdown_write().expect("client shutdown");
+                    t.join().expect("server side");
+                    drop(c);
+                }
+                // The client closes while the server still sends.
+                _ => {
+                    let mut s = s;
+                    s.set_write_timeout(Some(Duration::from_secs(10)));
+                    let t = std::thread::spawn(move || {
+                        let mut sent = 0usize;
+                        for _ in 0..200 {
+                            match s.send(&chunk) {
+                                Ok(n) => sent += n,
+                                Err(_) => break,
+                            }
+                        }
+                        sent
+                    });
+                    std::thread::sleep(Duration::from_millis(5));
+                    drop(c);
+                    assert!(t.join().expect("server sender") > 0);
+                }
+            }
+        }));
+    }
+    for w in writers {
+        w.join().expect("close race");
+    }
+    drop(listener);
+    std::thread::sleep(Duration::from_millis(300));
+    for (name, stack) in [("client", client), ("server", server)] {
+        for mut e in stack.shutdown() {
+            for t in 0..3000u64 {
+                e.poll(Instant::from_micros(20_000_000 + t * 1000));
+            }
+            assert_eq!(e.socket_count(), 0, "{name} core {}", e.config().core);
+            let acc = e.device().accounting();
+            assert!(acc.balanced(), "{name}: frames leaked: {acc:?}");
+        }
+    }
+}

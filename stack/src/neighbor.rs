@@ -105,6 +105,10 @@ pub struct NeighborCache {
     config: NeighborConfig,
     entries: HashMap<Ipv4Addr, State>,
     stats: NeighborStats,
+    /// The last fresh answer of `resolve` (address, MAC, fresh until): most
+    /// packets go to one neighbour, and this spares them the keyed hash. Every
+    /// change to the table clears it.
+    last: Option<(Ipv4Addr, EthernetAddress, Instant)>,
 }
 
 impl NeighborCache {
@@ -114,6 +118,7 @@ impl NeighborCache {
             config,
             entries: HashMap::new(),
             stats: NeighborStats::default(),
+            last: None,
         }
     }
 
@@ -134,6 +139,7 @@ impl NeighborCache {
 
     /// Adds a static entry that never expires (e.g. from configuration).
     pub fn insert_static(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
+        self.last = None;
         self.entries.insert(
             ip,
             State::Known {
@@ -149,6 +155,11 @@ impl NeighborCache {
     /// A stale entry is still used, and one revalidation request is asked for
     /// (RFC 1122 §2.3.2.1: keep using the entry while checking it).
     pub fn resolve(&mut self, ip: Ipv4Addr, now: Instant) -> Resolution {
+        if let Some((last_ip, mac, fresh_until)) = self.last {
+            if last_ip == ip && now < fresh_until {
+                return Resolution::Known(mac);
+            }
+        }
         let config = self.config;
         match self.entries.get_mut(&ip) {
             Some(State::Known {
@@ -162,6 +173,14 @@ impl NeighborCache {
                     *last_request = Some(now);
                     self.stats.requests += 1;
                     return Resolution::KnownRefresh(*mac);
+                }
+                if !stale {
+                    let fresh_until = if *confirmed == Instant::MAX {
+                        Instant::MAX
+                    } else {
+                        *confirmed + config.reachable_time
+                    };
+                    self.last = Some((ip, *mac, fresh_until));
                 }
                 Resolution::Known(*mac)
             }
@@ -205,6 +224,7 @@ impl NeighborCache {
     /// target, RFC 826 "merge" rule). Returns the frames that were waiting on it,
     /// with their destination MAC not yet filled in.
     pub fn learn(&mut self, ip: Ipv4Addr, mac: EthernetAddress, now: Instant) -> Vec<Vec<u8>> {
+        self.last = None;
         if !mac.is_unicast() || ip.is_unspecified() || ip.is_broadcast() {
             return Vec::new();
         }
@@ -255,6 +275,9 @@ impl NeighborCache {
         mac: EthernetAddress,
         now: Instant,
     ) -> Vec<Vec<u8>> {
+        if self.last.is_some_and(|(l, m, _)| l == ip && m == mac) {
+            return Vec::new();
+        }
         match self.entries.get(&ip) {
             Some(State::Known { .. }) => Vec::new(),
             _ => self.learn(ip, mac, now),
@@ -278,6 +301,7 @@ impl NeighborCache {
 
     /// Retransmits requests and expires entries; call when [`poll_at`](Self::poll_at) is due.
     pub fn poll(&mut self, now: Instant) -> NeighborPoll {
+        self.last = None;
         let config = self.config;
         let mut out = NeighborPoll::default();
         let stats = &mut self.stats;
@@ -339,6 +363,26 @@ mod tests {
 
     fn t(ms: u64) -> Instant {
         Instant::from_millis(ms)
+    }
+
+    #[test]
+    fn the_remembered_answer_follows_changes_and_staleness() {
+        let cfg = NeighborConfig::default();
+        let mut c = NeighborCache::new(cfg);
+        c.resolve(ip(2), t(0));
+        c.learn(ip(2), MAC, t(1));
+        assert_eq!(c.resolve(ip(2), t(2)), Resolution::Known(MAC));
+        assert_eq!(c.resolve(ip(2), t(3)), Resolution::Known(MAC), "remembered");
+        // The neighbour moves to another MAC: the next answer has it.
+        let other = EthernetAddress([2, 0, 0, 0, 0, 9]);
+        c.learn(ip(2), other, t(4));
+        assert_eq!(c.resolve(ip(2), t(5)), Resolution::Known(other));
+        // Past the reachable time, the remembered answer is not used: the entry
+        // is revalidated as without it.
+        let later = t(4) + cfg.reachable_time + core::time::Duration::from_millis(1);
+        assert_eq!(c.resolve(ip(2), later), Resolution::KnownRefresh(other));
+        // Another address is looked up in the table.
+        assert_eq!(c.resolve(ip(3), t(6)), Resolution::Request);
     }
 
     #[test]

@@ -451,9 +451,18 @@ fn settle(core: &mut Core, now: Instant, id: SocketId, tcb: Box<Tcb>) {
         return;
     };
     sock.state = TcpSocketState::Connection(tcb);
-    // Re-arm the timer only when its deadline moved.
+    // Re-arm the timer only when its deadline moved earlier (or there was none):
+    // a later deadline (the RTO restarting on every ACK) keeps the wheel entry,
+    // which then fires early, finds nothing due, and re-arms for the real
+    // deadline once; a deadline that went away leaves the entry to fire
+    // harmlessly. This spares a cancel and an insert per segment.
     let current = sock.timer.map(|(_, d)| d);
-    if current != deadline {
+    let keep = match (current, deadline) {
+        (Some(scheduled), Some(d)) => d >= scheduled,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if !keep && current != deadline {
         if let Some((handle, _)) = sock.timer.take() {
             core.tcp.timers.cancel(handle);
         }

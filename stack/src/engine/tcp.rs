@@ -394,6 +394,10 @@ fn transmit<D: Device>(
     let remote = *tuple.remote.ip();
     let offload = core.tx_checksum;
     for _ in 0..SEGMENTS_PER_POLL {
+        // Nothing to send: no route, neighbour or frame work at all.
+        if !tcb.may_transmit() {
+            break;
+        }
         let mut produced = false;
         let result = send_ipv4(
             core,

@@ -20,7 +20,12 @@ impl Tcb {
     /// The next segment to send, if any. Its payload is written into `payload_out` (give
     /// room for one MSS). Call repeatedly until `None` after every input, timeout or user call.
     pub fn poll_transmit(&mut self, now: Instant, payload_out: &mut [u8]) -> Option<Transmit> {
+        #[cfg(debug_assertions)]
+        let may = self.may_transmit();
         let t = self.next_transmit(now, payload_out);
+        // Every test checks the shortcut callers take: no segment it ruled out.
+        #[cfg(debug_assertions)]
+        debug_assert!(t.is_none() || may, "may_transmit said no, but {t:?}");
         if let Some(t) = &t {
             self.stats.segs_out += 1;
             if t.repr.flags.contains(TcpFlags::RST) {
@@ -29,6 +34,30 @@ impl Tcb {
             self.refresh_stats();
         }
         t
+    }
+
+    /// Whether [`poll_transmit`](Self::poll_transmit) might produce a segment now:
+    /// false only when it surely would not (nothing queued, unsent, unacknowledged
+    /// or asked for), so a caller can skip preparing a frame. Mirrors the branches
+    /// of `next_transmit`; when unsure it says yes.
+    pub fn may_transmit(&self) -> bool {
+        if self.pending_rst.is_some() {
+            return true;
+        }
+        match self.state {
+            State::Closed | State::Listen => false,
+            State::SynSent => self.syn_pending,
+            State::SynReceived => self.syn_pending || self.ack_now,
+            State::TimeWait => self.ack_now,
+            _ => {
+                self.retransmit_head
+                    || self.probe.is_some()
+                    || self.ack_now
+                    || self.force_send
+                    || self.send_buf.len() > self.snd_nxt.since(self.snd_buf_start) as usize
+                    || (self.fin_queued && self.snd_nxt <= self.fin_seq())
+            }
+        }
     }
 
     fn next_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {

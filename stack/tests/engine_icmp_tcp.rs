@@ -15,10 +15,7 @@ use surge_datapath::{Burst, Device};
 use surge_stack::table::{BindOptions, Errno};
 use surge_stack::tcp::State;
 use surge_stack::wire::frame::{Network, Transport, parse_frame};
-use surge_stack::wire::{
-    DstUnreachable, EtherType, EthernetFrame, EthernetRepr, Icmpv4Packet, Icmpv4Repr, IpProtocol,
-    Ipv4Packet, Ipv4Repr, TxChecksum,
-};
+use surge_stack::wire::{DstUnreachable, Icmpv4Repr, Ipv4Packet, Ipv4Repr};
 
 /// Advances the clock and polls A only: whatever A sends waits on B's device.
 fn step_a(net: &mut Net) {
@@ -62,35 +59,7 @@ fn inject_unreachable(net: &mut Net, reason: DstUnreachable, mtu: u16, ip_packet
         header,
         data: &ip_packet[header_len..header_len + 8],
     };
-    let ip = Ipv4Repr::new(IP_B, IP_A, IpProtocol::Icmp, icmp.buffer_len(), 64);
-    let eth = EthernetRepr {
-        src_addr: MAC_B,
-        dst_addr: MAC_A,
-        vlan: None,
-        ethertype: EtherType::Ipv4,
-    };
-    let dev = net.b.device_mut();
-    let mut frame = dev.alloc_tx().expect("frame");
-    let len = {
-        let buf = dev.frame_mut(&frame);
-        eth.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]))
-            .expect("eth");
-        ip.emit(
-            &mut Ipv4Packet::new_unchecked(&mut buf[14..]),
-            TxChecksum::Compute,
-        )
-        .expect("ip");
-        icmp.emit(
-            &mut Icmpv4Packet::new_unchecked(&mut buf[34..]),
-            TxChecksum::Compute,
-        )
-        .expect("icmp");
-        34 + icmp.buffer_len()
-    };
-    assert!(frame.set_len(len));
-    let mut tx = Burst::new();
-    tx.push(frame).expect("room");
-    dev.tx_burst(&mut tx);
+    support::send_icmp(net.b.device_mut(), (MAC_B, IP_B), (MAC_A, IP_A), &icmp);
 }
 
 /// A connect from A whose SYN is held on B's device (B knows A's MAC by then).

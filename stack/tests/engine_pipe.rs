@@ -11,10 +11,7 @@ use support::{IP_A, IP_B, MAC_A, MAC_B, Net, any};
 use surge_datapath::{Burst, Device};
 use surge_stack::engine::DropReason;
 use surge_stack::table::{BindOptions, Errno};
-use surge_stack::wire::{
-    EtherType, EthernetFrame, EthernetRepr, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet,
-    Ipv4Repr, TxChecksum,
-};
+use surge_stack::wire::Icmpv4Repr;
 
 #[test]
 fn udp_round_trip_resolves_arp_once_each_way() {
@@ -103,35 +100,7 @@ fn engine_answers_ping_in_place() {
         seq_no: 7,
         data: &data,
     };
-    let ip = Ipv4Repr::new(IP_A, IP_B, IpProtocol::Icmp, icmp.buffer_len(), 64);
-    let eth = EthernetRepr {
-        src_addr: MAC_A,
-        dst_addr: MAC_B,
-        vlan: None,
-        ethertype: EtherType::Ipv4,
-    };
-    let dev = net.a.device_mut();
-    let mut frame = dev.alloc_tx().expect("frame");
-    let len = {
-        let buf = dev.frame_mut(&frame);
-        eth.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]))
-            .expect("eth");
-        ip.emit(
-            &mut Ipv4Packet::new_unchecked(&mut buf[14..]),
-            TxChecksum::Compute,
-        )
-        .expect("ip");
-        icmp.emit(
-            &mut Icmpv4Packet::new_unchecked(&mut buf[34..]),
-            TxChecksum::Compute,
-        )
-        .expect("icmp");
-        34 + icmp.buffer_len()
-    };
-    assert!(frame.set_len(len));
-    let mut tx = Burst::new();
-    tx.push(frame).expect("room");
-    dev.tx_burst(&mut tx);
+    support::send_icmp(net.a.device_mut(), (MAC_A, IP_A), (MAC_B, IP_B), &icmp);
 
     // Let B answer, then read A's device directly (not through A's engine).
     net.now += Duration::from_micros(100);

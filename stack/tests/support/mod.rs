@@ -73,3 +73,46 @@ impl Net {
 pub fn any(port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)
 }
+
+/// Writes an ICMP message from `from` (MAC, IP) to `to` straight onto `dev`, as
+/// another host's stack would send it (valid checksums).
+pub fn send_icmp(
+    dev: &mut PipeDevice,
+    from: (EthernetAddress, Ipv4Addr),
+    to: (EthernetAddress, Ipv4Addr),
+    icmp: &surge_stack::wire::Icmpv4Repr<'_>,
+) {
+    use surge_datapath::{Burst, Device};
+    use surge_stack::wire::{
+        EtherType, EthernetFrame, EthernetRepr, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr,
+        TxChecksum,
+    };
+    let ip = Ipv4Repr::new(from.1, to.1, IpProtocol::Icmp, icmp.buffer_len(), 64);
+    let eth = EthernetRepr {
+        src_addr: from.0,
+        dst_addr: to.0,
+        vlan: None,
+        ethertype: EtherType::Ipv4,
+    };
+    let mut frame = dev.alloc_tx().expect("frame");
+    let len = {
+        let buf = dev.frame_mut(&frame);
+        eth.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]))
+            .expect("eth");
+        ip.emit(
+            &mut Ipv4Packet::new_unchecked(&mut buf[14..]),
+            TxChecksum::Compute,
+        )
+        .expect("ip");
+        icmp.emit(
+            &mut Icmpv4Packet::new_unchecked(&mut buf[34..]),
+            TxChecksum::Compute,
+        )
+        .expect("icmp");
+        34 + icmp.buffer_len()
+    };
+    assert!(frame.set_len(len));
+    let mut tx = Burst::new();
+    tx.push(frame).expect("room");
+    dev.tx_burst(&mut tx);
+}

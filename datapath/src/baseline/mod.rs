@@ -56,7 +56,7 @@ impl Credit {
     }
 
     /// Frames a sender may send now. When there has been no credit for
-    /// [`CREDIT_STALL`] (frames lost on the way), the frames in flight are
+    /// `CREDIT_STALL` (frames lost on the way), the frames in flight are
     /// written off so the run goes on.
     pub fn allowance(&self, stalled_since: &mut Option<Instant>) -> u64 {
         if self.window == 0 {

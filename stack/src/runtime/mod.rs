@@ -2,7 +2,7 @@
 //! cross-thread sockets API (DESIGN.md "Per-core model" and "The API").
 //!
 //! [`Stack::start`] takes one [`Engine`] per device queue, joins them in a
-//! [`ForwardMesh`](crate::engine::forward::ForwardMesh) so a frame that lands on
+//! [`ForwardMesh`] so a frame that lands on
 //! the wrong queue reaches its owner, and runs each on a thread pinned with
 //! `core_affinity`. Each loop never blocks: RX burst, protocol work, due timers,
 //! then the API commands other threads queued (`crossbeam_queue::ArrayQueue`),

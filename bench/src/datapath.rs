@@ -119,27 +119,12 @@ pub fn run(args: DatapathArgs) -> anyhow::Result<()> {
     }
     let queue_counts: Vec<u16> = args.queues.map_or(vec![1, 2], |q| vec![q]);
     let limit = Duration::from_secs(args.limit_secs.max(1));
-    // The send and receive loops are bounded but do not poll for signals: on
-    // Ctrl-C or SIGTERM the handler removes the lab in use itself and exits.
-    static CURRENT_LAB: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
-    ctrlc::set_handler(|| {
-        let name = CURRENT_LAB.lock().ok().and_then(|mut l| l.take());
-        if let Some(name) = name {
-            let _ = surge_lab::down_by_name(&name);
-            eprintln!("surge-bench datapath: interrupted; lab {name} removed");
-        }
-        std::process::exit(130);
-    })
-    .context("installing the signal handler")?;
     let mut rows = Vec::new();
     for &queues in &queue_counts {
         let mut spec = LabSpec::unique("bench-dp", Topology::Pair);
         spec.queues = queues;
         spec.threaded_napi = true;
         let lab = Lab::up(&spec).context("building the lab (needs root)")?;
-        if let Ok(mut current) = CURRENT_LAB.lock() {
-            *current = Some(lab.name().to_owned());
-        }
         let (a, b) = (lab.a().clone(), lab.b().clone());
         let program = {
             let _ns = enter_netns(&b.netns)?;

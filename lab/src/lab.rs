@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::process::{Command, Output};
+use std::sync::{Mutex, Once};
 
 use crate::delay_queue::DelayThread;
 use crate::device_settings::{
@@ -14,8 +15,47 @@ use crate::spec::validate_name;
 use crate::status::{HostStatus, LabStatus};
 use crate::{Host, HostId, LabError, LabSpec, Topology};
 
+/// Labs this process built and still owns: what a Ctrl-C or SIGTERM removes.
+static LIVE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static SIGNAL_HANDLER: Once = Once::new();
+
+/// Records a lab this process owns and, the first time, installs a handler for
+/// SIGINT/SIGTERM/SIGHUP that removes every such lab and exits with 130: a
+/// process killed that way (a test under `timeout`, Ctrl-C) runs no destructor.
+/// A program that installed its own handler first keeps it (installing fails
+/// quietly) and is expected to stop and let its labs drop, as `surge` does.
+fn register(name: &str) {
+    if let Ok(mut live) = LIVE.lock() {
+        live.push(name.to_owned());
+    }
+    SIGNAL_HANDLER.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            let names = LIVE
+                .lock()
+                .map(|mut live| std::mem::take(&mut *live))
+                .unwrap_or_default();
+            for name in names {
+                let _ = down_by_name(&name);
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "surge-lab: interrupted; lab {name} removed"
+                );
+            }
+            std::process::exit(130);
+        });
+    });
+}
+
+/// Forgets a lab the process no longer owns (removed, or kept on purpose).
+fn unregister(name: &str) {
+    if let Ok(mut live) = LIVE.lock() {
+        live.retain(|n| n != name);
+    }
+}
+
 /// A running lab. Dropping a lab made by [`Lab::up`] removes it (also while a panic
-/// unwinds); [`Lab::keep`] leaves it running, [`Lab::down`] removes it and reports errors.
+/// unwinds, and on SIGINT/SIGTERM/SIGHUP unless the program handles those itself);
+/// [`Lab::keep`] leaves it running, [`Lab::down`] removes it and reports errors.
 #[derive(Debug)]
 pub struct Lab {
     name: String,
@@ -25,6 +65,8 @@ pub struct Lab {
     owned: Vec<String>,
     /// Whether drop tears the lab down.
     armed: bool,
+    /// Whether this handle made the lab (and registered it for the signal handler).
+    made_here: bool,
     /// The thread that delays packets in the router, if the lab has a delay.
     delay: Option<DelayThread>,
 }
@@ -80,9 +122,12 @@ impl Lab {
             layout: layout(&spec.name, spec.topology)?,
             owned: Vec::new(),
             armed: true,
+            made_here: true,
             delay: None,
         };
-        // From here on, an early return drops `lab`, which removes what was made so far.
+        // From here on, an early return drops `lab`, which removes what was made so
+        // far; a signal removes it through the handler.
+        register(&lab.name);
         for netns in namespaces {
             if !create_netns(&netns)? {
                 return Err(LabError::NameInUse {
@@ -149,6 +194,7 @@ impl Lab {
             layout: layout(name, topology)?,
             owned,
             armed: false,
+            made_here: false,
             delay: None,
         })
     }
@@ -279,9 +325,16 @@ impl Drop for Lab {
         // Stop the delay thread first: its socket keeps the router namespace alive.
         self.delay = None;
         if !self.armed {
+            if self.made_here {
+                unregister(&self.name);
+            }
             return;
         }
-        if let Err(err) = teardown(&self.layout, &self.owned) {
+        let removed = teardown(&self.layout, &self.owned);
+        if self.made_here {
+            unregister(&self.name);
+        }
+        if let Err(err) = removed {
             tracing::warn!(lab = %self.name, "removing the lab: {err}");
             let _ = writeln!(
                 std::io::stderr(),

@@ -243,3 +243,58 @@ fn loss_and_rate_rules_are_installed_on_the_router() {
         "{lines:?}"
     );
 }
+
+/// Set in the child process of the test below: the lab name it builds.
+const CHILD_LAB: &str = "SURGE_LAB_SIGNAL_CHILD";
+
+#[test]
+fn a_process_killed_by_sigterm_or_sigint_leaves_nothing() {
+    // The child role: build the lab, say so, and wait to be killed (bounded).
+    if let Ok(name) = std::env::var(CHILD_LAB) {
+        let lab = Lab::up(&LabSpec::new(&name, Topology::Pair)).expect("child lab up");
+        println!("up {}", lab.name());
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    // The parent role: run this very test in a child process, signal it, check.
+    for signal in ["TERM", "INT"] {
+        let spec = LabSpec::unique("sig", Topology::Pair);
+        let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args([
+                "--exact",
+                "a_process_killed_by_sigterm_or_sigint_leaves_nothing",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_LAB, &spec.name)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn child");
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        // libtest prints its own header (and `test <name> ... `) first; wait for
+        // the child's words.
+        let up = format!("up {}", spec.name);
+        while !line.contains(&up) {
+            line.clear();
+            let n = std::io::BufRead::read_line(&mut out, &mut line).expect("child output");
+            assert!(n > 0, "child ended before its lab was up");
+        }
+        assert!(list_labs().contains(&spec.name), "the child's lab is up");
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = child.wait().expect("child exit");
+        assert_eq!(
+            exit.code(),
+            Some(130),
+            "SIG{signal}: the handler exits with 130"
+        );
+        assert!(
+            !list_labs().contains(&spec.name),
+            "SIG{signal}: the child's lab was removed"
+        );
+    }
+}

@@ -2,49 +2,9 @@
 //! global allocator (this test binary only) watches the steady state.
 #![allow(unsafe_code)] // a global allocator is unsafe to implement; this is in datapath/ (DESIGN.md)
 
-use std::{
-    alloc::{GlobalAlloc, Layout, System},
-    cell::Cell,
-    sync::atomic::{AtomicU64, Ordering},
-};
+mod counting_alloc;
 
 use surge_datapath::{Burst, Device, Impairments, PipeConfig, PipeDevice};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static WATCHING: Cell<bool> = const { Cell::new(false) };
-}
-
-// Safety: every call is forwarded unchanged to the system allocator; the
-// counter is only bumped on the watched thread.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if WATCHING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // Safety: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // Safety: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if WATCHING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // Safety: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 fn exchange(
     a: &mut PipeDevice,
@@ -93,17 +53,12 @@ fn steady_state_moves_frames_without_allocating() {
     for t in 0..1_000u64 {
         exchange(&mut a, &mut b, &mut tx, &mut rx, t * 10);
     }
-    WATCHING.with(|w| w.set(true));
-    let mut delivered = 0;
-    for t in 1_000..11_000u64 {
-        delivered += exchange(&mut a, &mut b, &mut tx, &mut rx, t * 10);
-    }
-    WATCHING.with(|w| w.set(false));
+    let (delivered, allocations) = counting_alloc::count(|| {
+        (1_000..11_000u64)
+            .map(|t| exchange(&mut a, &mut b, &mut tx, &mut rx, t * 10))
+            .sum::<usize>()
+    });
     assert!(delivered > 100_000, "frames moved: {delivered}");
-    assert_eq!(
-        ALLOCATIONS.load(Ordering::Relaxed),
-        0,
-        "allocations in the steady state"
-    );
+    assert_eq!(allocations, 0, "allocations in the steady state");
     assert!(a.accounting().balanced() && b.accounting().balanced());
 }

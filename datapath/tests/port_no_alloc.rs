@@ -3,53 +3,16 @@
 //! binary only) watches the receiving/sending thread over a lab veth (root).
 #![allow(unsafe_code)] // a global allocator is unsafe to implement; this is in datapath/ (DESIGN.md)
 
+mod counting_alloc;
+
 use std::{
-    alloc::{GlobalAlloc, Layout, System},
-    cell::Cell,
     net::{Ipv4Addr, UdpSocket},
-    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
 use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
 use surge_datapath::{Burst, Device, PortConfig, XdpPort};
 use surge_lab::{HostId, Lab, LabSpec, Topology, enter_netns, spawn_in_netns};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static WATCHING: Cell<bool> = const { Cell::new(false) };
-}
-
-// Safety: every call is forwarded unchanged to the system allocator; the
-// counter is only bumped on the watched thread.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if WATCHING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // Safety: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // Safety: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if WATCHING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // Safety: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 const OURS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 
@@ -110,31 +73,30 @@ fn the_port_fast_path_does_not_allocate() {
     let (mut rx, mut tx) = (Burst::new(), Burst::new());
     let deadline = Instant::now() + Duration::from_secs(20);
     let (mut received, mut sent) = (0u64, 0u64);
-    WATCHING.with(|w| w.set(true));
-    while received < SENT && Instant::now() < deadline {
-        let n = port.rx_burst(&mut rx) as u64;
-        received += n;
-        port.release(&mut rx);
-        for _ in 0..n.min(8) {
-            if let Some(mut frame) = port.alloc_tx() {
-                if let Some(buf) = port.frame_mut(&frame).get_mut(..60) {
-                    buf.copy_from_slice(&template);
-                }
-                let _ = frame.set_len(60);
-                if let Err(frame) = tx.push(frame) {
-                    port.release_one(frame);
+    let ((), allocations) = counting_alloc::count(|| {
+        while received < SENT && Instant::now() < deadline {
+            let n = port.rx_burst(&mut rx) as u64;
+            received += n;
+            port.release(&mut rx);
+            for _ in 0..n.min(8) {
+                if let Some(mut frame) = port.alloc_tx() {
+                    if let Some(buf) = port.frame_mut(&frame).get_mut(..60) {
+                        buf.copy_from_slice(&template);
+                    }
+                    let _ = frame.set_len(60);
+                    if let Err(frame) = tx.push(frame) {
+                        port.release_one(frame);
+                    }
                 }
             }
+            sent += port.tx_burst(&mut tx) as u64;
+            if n == 0 {
+                std::thread::yield_now();
+            }
         }
-        sent += port.tx_burst(&mut tx) as u64;
-        if n == 0 {
-            std::thread::yield_now();
-        }
-    }
-    WATCHING.with(|w| w.set(false));
+    });
     sender.join().expect("sender").expect("ns B");
     port.release(&mut tx);
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
     assert!(received > SENT / 2, "received {received} of {SENT}");
     assert!(sent > 0, "sent {sent}");
     assert_eq!(allocations, 0, "allocations on the fast path");

@@ -9,6 +9,9 @@ use std::process::{Child, Command, Stdio};
 
 use surge_lab::{HostId, Lab, LabSpec, Topology};
 
+#[path = "support/kernel_echo.rs"]
+mod kernel_echo;
+
 const SURGE: &str = "198.18.0.10";
 
 /// The built example `name` (next to this test's binary).
@@ -87,29 +90,6 @@ for _ in range(int(sys.argv[3])):
 print("verified", ok)
 "#;
 
-const PY_ECHO_SERVER: &str = r#"
-import socket, sys, threading
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind((sys.argv[1], int(sys.argv[2])))
-srv.listen(64)
-srv.settimeout(60)
-print("ready", flush=True)
-def serve(c):
-    c.settimeout(30)
-    while True:
-        d = c.recv(65536)
-        if not d:
-            break
-        c.sendall(d)
-    c.close()
-ts = []
-for _ in range(int(sys.argv[3])):
-    c, _ = srv.accept()
-    t = threading.Thread(target=serve, args=(c,)); t.start(); ts.append(t)
-[t.join() for t in ts]
-"#;
-
 #[test]
 fn textbook_echo_server_serves_kernel_clients() {
     surge_lab::require_root().expect("root tests need root (CI runs as root)");
@@ -145,18 +125,13 @@ fn textbook_echo_client_talks_to_a_kernel_server() {
     surge_lab::require_root().expect("root tests need root (CI runs as root)");
     let lab = Lab::up(&LabSpec::unique("exc", Topology::Pair)).expect("lab");
     let b_addr = lab.b().addr.to_string();
-    let mut kernel = lab
-        .command(HostId::B, "python3")
-        .expect("command")
-        .args(["-c", PY_ECHO_SERVER, &b_addr, "7008", "4"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("kernel server");
-    let mut line = String::new();
-    BufReader::new(kernel.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("ready");
-    let kernel = Running(kernel);
+    let kernel = Running(kernel_echo::start_kernel_echo(
+        &lab,
+        HostId::B,
+        &b_addr,
+        7008,
+        4,
+    ));
     let out = Command::new(example("echo_client"))
         .args(["--interface", &lab.a().ifname, "--netns", &lab.a().netns])
         .args(["--address", &format!("{SURGE}/24"), "--seconds", "60"])

@@ -10,10 +10,12 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::io::{Read, Write};
-use std::process::Stdio;
 use std::time::Duration;
 
 use surge_lab::{HostId, Lab, LabSpec, Topology, enter_netns};
+
+#[path = "support/kernel_echo.rs"]
+mod kernel_echo;
 use surge_stack::iface::Ipv4Cidr;
 use surge_stack::runtime::RuntimeConfig;
 use surge_stack::runtime::xdp::{XdpConfig, XdpStack};
@@ -24,27 +26,6 @@ const SURGE_UDP: u16 = 7300;
 const KERNEL_TCP: u16 = 7200;
 const CONNECTIONS: usize = 16;
 const BYTES: usize = 256 * 1024;
-
-const PY_ECHO_SERVER: &str = r#"
-import socket, sys, threading
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind((sys.argv[1], int(sys.argv[2])))
-srv.listen(128)
-srv.settimeout(60)
-print("ready", flush=True)
-def serve(c):
-    c.settimeout(30)
-    while True:
-        d = c.recv(65536)
-        if not d:
-            break
-        c.sendall(d)
-    c.close()
-for _ in range(int(sys.argv[3])):
-    c, _ = srv.accept()
-    threading.Thread(target=serve, args=(c,)).start()
-"#;
 
 const PY_CLIENTS: &str = r#"
 import hashlib, os, socket, sys, threading
@@ -192,26 +173,13 @@ fn two_engines_on_two_queues_serve_and_connect_against_the_kernel() {
     udp_echo.join().expect("udp echo");
 
     // Surge clients to a kernel echo server.
-    let mut kernel_server = lab
-        .command(HostId::B, "python3")
-        .expect("command")
-        .args([
-            "-c",
-            PY_ECHO_SERVER,
-            &b.addr.to_string(),
-            &KERNEL_TCP.to_string(),
-        ])
-        .arg(CONNECTIONS.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("kernel echo server");
-    let mut ready = [0u8; 6];
-    kernel_server
-        .stdout
-        .as_mut()
-        .expect("stdout")
-        .read_exact(&mut ready)
-        .expect("server ready");
+    let mut kernel_server = kernel_echo::start_kernel_echo(
+        &lab,
+        HostId::B,
+        &b.addr.to_string(),
+        KERNEL_TCP,
+        CONNECTIONS,
+    );
     let clients: Vec<_> = (0..CONNECTIONS)
         .map(|i| {
             let stream = stack

@@ -116,6 +116,13 @@ impl ForwardMesh {
         }
     }
 
+    /// Whether frames wait in `core`'s inbox.
+    pub(crate) fn has_frames_for(&self, core: usize) -> bool {
+        self.inboxes
+            .get(core)
+            .is_some_and(|inbox| !inbox.is_empty())
+    }
+
     /// The next frame for `core`, if any.
     pub(crate) fn pop(&self, core: usize) -> Option<ForwardedFrame> {
         self.inboxes.get(core)?.pop()

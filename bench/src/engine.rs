@@ -29,7 +29,7 @@ use std::{
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use surge_datapath::Device;
-use surge_stack::{engine::Engine, socket::SocketHandle, table::Errno};
+use surge_stack::{engine::Engine, errno::Errno, socket::SocketHandle};
 
 /// The request and the response: 64 bytes of payload.
 pub(crate) const MESSAGE_LEN: usize = 64;

@@ -12,7 +12,8 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use surge_stack::tcp::{FourTuple, Tcb, TcpConfig};
+use surge_stack::tcp::{Tcb, TcpConfig};
+use surge_stack::FourTuple;
 use surge_stack::time::Instant;
 use surge_stack::wire::{ChecksumMode, TcpFlags, TcpPacket, TcpRepr};
 
@@ -25,7 +26,7 @@ fn config() -> TcpConfig {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&opening, mut rest)) = data.split_first() else { return };
-    let tuple = FourTuple { local: SocketAddrV4::new(LOCAL, 40000), remote: SocketAddrV4::new(REMOTE, 80) };
+    let tuple = FourTuple::new(SocketAddrV4::new(LOCAL, 40000), SocketAddrV4::new(REMOTE, 80));
     let cfg = config();
     let mut now = Instant::from_millis(1);
     let mut tcb = if opening & 1 == 0 {

@@ -40,7 +40,7 @@ fn main() {
         // accept(), polled so the deadline holds.
         let (mut conn, peer) = match listener.accept() {
             Ok(c) => c,
-            Err(surge_stack::table::Errno::EAGAIN) => {
+            Err(surge_stack::errno::Errno::EAGAIN) => {
                 std::thread::sleep(std::time::Duration::from_millis(1));
                 continue;
             }

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use surge_datapath::XdpPort;
 use surge_stack::engine::Engine;
+use surge_stack::errno::Errno;
 use surge_stack::runtime::Handler;
 use surge_stack::socket::SocketHandle;
-use surge_stack::table::Errno;
 use surge_stack::time::Instant;
 
 const USAGE: &str = "usage: embed_http --interface IF [--address CIDR] [--port P] [--netns NS] \

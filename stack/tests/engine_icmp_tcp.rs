@@ -12,7 +12,8 @@ use core::time::Duration;
 
 use support::{IP_A, IP_B, MAC_A, MAC_B, Net, any};
 use surge_datapath::{Burst, Device};
-use surge_stack::table::{BindOptions, Errno};
+use surge_stack::Errno;
+use surge_stack::table::BindOptions;
 use surge_stack::tcp::State;
 use surge_stack::wire::frame::{Network, Transport, parse_frame};
 use surge_stack::wire::{DstUnreachable, Icmpv4Repr, Ipv4Packet, Ipv4Repr};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use lab_engine::{EchoServer, SURGE_IP, engine_on_a, listen, run_engine};
 use surge_lab::{HostId, Lab, LabSpec, Topology};
-use surge_stack::table::Errno;
+use surge_stack::errno::Errno;
 
 const LIMIT: Duration = Duration::from_secs(60);
 

@@ -19,7 +19,7 @@ use lab_engine::{
 };
 use sha2::{Digest, Sha256};
 use surge_lab::{HostId, Lab, LabSpec, Topology};
-use surge_stack::table::Errno;
+use surge_stack::errno::Errno;
 
 /// Bytes sent each way.
 const SIZE: usize = 100_000_000;

@@ -18,8 +18,8 @@ use lab_engine::{
 };
 use surge_lab::{HostId, Lab, LabSpec, Topology};
 use surge_stack::engine::Engine;
+use surge_stack::errno::Errno;
 use surge_stack::socket::SocketHandle;
-use surge_stack::table::Errno;
 
 const HTTP_PORT: u16 = 8080;
 const ECHO_PORT: u16 = 7;

@@ -29,9 +29,10 @@ use lab_engine::{
 };
 use surge_datapath::Device;
 use surge_lab::{HostId, Lab, LabSpec, Topology};
+use surge_stack::Errno;
 use surge_stack::engine::{DropReason, Engine, EngineConfig};
 use surge_stack::socket::SocketHandle;
-use surge_stack::table::{EphemeralRange, Errno};
+use surge_stack::table::EphemeralRange;
 
 /// Connections open at once.
 const N: usize = 10_000;

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use lab_engine::{SURGE_IP, SteerPorts, assert_no_leaks, engine_on_a_with, on_host, pattern};
 use surge_lab::{HostId, Lab, LabSpec, Topology};
+use surge_stack::Errno;
 use surge_stack::engine::DropReason;
-use surge_stack::table::{BindOptions, Errno};
+use surge_stack::table::BindOptions;
 
 const ECHO_PORT: u16 = 7000;
 /// Steered to surge, but no socket is bound to it.

@@ -9,8 +9,9 @@ use core::time::Duration;
 
 use support::{IP_A, IP_B, MAC_A, MAC_B, Net, any};
 use surge_datapath::{Burst, Device};
+use surge_stack::Errno;
 use surge_stack::engine::DropReason;
-use surge_stack::table::{BindOptions, Errno};
+use surge_stack::table::BindOptions;
 use surge_stack::wire::Icmpv4Repr;
 
 #[test]

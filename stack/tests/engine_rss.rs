@@ -7,10 +7,11 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use surge_datapath::{PipeConfig, PipeDevice};
 use surge_stack::engine::{Engine, EngineConfig};
 use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
+use surge_stack::table::EphemeralRange;
 use surge_stack::table::toeplitz::Rss;
-use surge_stack::table::{EphemeralRange, Errno, FourTuple};
 use surge_stack::time::Instant;
 use surge_stack::wire::EthernetAddress;
+use surge_stack::{Errno, FourTuple};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 

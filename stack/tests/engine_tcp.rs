@@ -11,9 +11,10 @@ use core::time::Duration;
 use sha2::{Digest, Sha256};
 use support::{IP_B, Net, any};
 use surge_datapath::{Device, Impairments, PipeConfig, PipeDevice};
+use surge_stack::Errno;
 use surge_stack::engine::Engine;
 use surge_stack::socket::SocketHandle;
-use surge_stack::table::{BindOptions, Errno};
+use surge_stack::table::BindOptions;
 use surge_stack::tcp::State;
 
 const PORT: u16 = 8080;

@@ -23,9 +23,10 @@ use support::{IP_B, Net, any};
 use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
 use surge_datapath::{Device, PipeConfig, PortConfig, TxChecksumOffload, XdpPort};
 use surge_lab::{HostId, Lab, LabSpec, Topology, enter_netns, spawn_in_netns};
+use surge_stack::Errno;
 use surge_stack::engine::{DropReason, Engine, EngineConfig};
 use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
-use surge_stack::table::{BindOptions, Errno};
+use surge_stack::table::BindOptions;
 use surge_stack::time::Instant;
 
 fn offload_pipe() -> Net {

@@ -10,7 +10,8 @@ use core::net::SocketAddrV4;
 
 use support::{IP_B, Net, any};
 use surge_datapath::{Device, PipeConfig, PoolConfig};
-use surge_stack::table::{BindOptions, Errno};
+use surge_stack::Errno;
+use surge_stack::table::BindOptions;
 
 const PORT: u16 = 8080;
 /// Connections: several times the frames of the pool.

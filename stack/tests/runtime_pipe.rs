@@ -10,10 +10,10 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use surge_datapath::{Device, PipeConfig, PipeDevice};
 use surge_stack::engine::{Engine, EngineConfig};
+use surge_stack::errno::Errno;
 use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
 use surge_stack::runtime::{Interest, RuntimeConfig, Stack, TcpStream};
 use surge_stack::socket::TcpSocketOptions;
-use surge_stack::table::Errno;
 use surge_stack::time::Instant;
 use surge_stack::wire::EthernetAddress;
 

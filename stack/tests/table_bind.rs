@@ -8,9 +8,10 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use surge_stack::table::{
-    BindConfig, BindOptions, BindState, BindTable, EphemeralPorts, EphemeralRange, Errno,
-    FourTuple, HashKey, Rss, SocketId,
+    BindConfig, BindOptions, BindState, BindTable, EphemeralPorts, EphemeralRange, HashKey, Rss,
+    SocketId,
 };
+use surge_stack::{Errno, FourTuple};
 
 const A1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const A2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);

@@ -7,9 +7,9 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use proptest::prelude::*;
 use surge_stack::table::{
-    BindConfig, BindOptions, BindTable, EphemeralPorts, EphemeralRange, Errno, FourTuple, HashKey,
-    SocketId,
+    BindConfig, BindOptions, BindTable, EphemeralPorts, EphemeralRange, HashKey, SocketId,
 };
+use surge_stack::{Errno, FourTuple};
 
 const ADDRS: [Ipv4Addr; 4] = [
     Ipv4Addr::UNSPECIFIED,

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use proptest::prelude::*;
-use surge_stack::table::{ConnTable, Errno, FourTuple, HashKey, shard_of};
+use surge_stack::table::{ConnTable, HashKey, shard_of};
+use surge_stack::{Errno, FourTuple};
 
 fn tuple(local_port: u16, remote_last: u8, remote_port: u16) -> FourTuple {
     FourTuple::new(

@@ -5,8 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use proptest::prelude::*;
+use surge_stack::Errno;
 use surge_stack::table::{
-    BindConfig, BindOptions, BindTable, EphemeralPorts, EphemeralRange, Errno, HashKey, SocketId,
+    BindConfig, BindOptions, BindTable, EphemeralPorts, EphemeralRange, HashKey, SocketId,
 };
 
 const A1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);

@@ -20,8 +20,9 @@ use std::process::{Command, Stdio};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use surge_stack::Errno;
 use surge_stack::table::{
-    BindConfig, BindOptions, BindTable, EphemeralPorts, EphemeralRange, Errno, HashKey, SocketId,
+    BindConfig, BindOptions, BindTable, EphemeralPorts, EphemeralRange, HashKey, SocketId,
 };
 
 const A1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -539,7 +540,7 @@ fn model_time_wait(scenario: &TimeWaitScenario, port: u16, client_port: u16) -> 
         .bind(listener, scenario.listener_addr, port, options, &mut ports)
         .unwrap();
     binds.listen(listener, options, &mut ports).unwrap();
-    let tuple = surge_stack::table::FourTuple::new(
+    let tuple = surge_stack::wire::FourTuple::new(
         SocketAddrV4::new(A1, port),
         SocketAddrV4::new(A2, client_port),
     );

@@ -5,7 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use surge_stack::table::{Errno, FourTuple, HashKey, ListenConfig, ListenTable, SocketId};
+use surge_stack::table::{HashKey, ListenConfig, ListenTable, SocketId};
+use surge_stack::{Errno, FourTuple};
 
 const A1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const A2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);

@@ -7,9 +7,9 @@ mod tcp_support;
 use core::time::Duration;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use surge_stack::FourTuple;
 use surge_stack::tcp::{
-    FourTuple, IsnGenerator, ListenAction, State, Tcb, TcpConfig, TcpError, listen_action,
-    reply_to_unknown,
+    IsnGenerator, ListenAction, State, Tcb, TcpConfig, TcpError, listen_action, reply_to_unknown,
 };
 use surge_stack::time::Instant;
 use surge_stack::timer::{TimerHandle, TimerWheel};
@@ -54,10 +54,10 @@ impl Host {
     }
 
     fn tuple(&self, local_port: u16, remote_port: u16) -> FourTuple {
-        FourTuple {
-            local: SocketAddrV4::new(self.addr, local_port),
-            remote: SocketAddrV4::new(self.peer, remote_port),
-        }
+        FourTuple::new(
+            SocketAddrV4::new(self.addr, local_port),
+            SocketAddrV4::new(self.peer, remote_port),
+        )
     }
 
     /// Drains a connection's output, re-arms its timer, drops it when closed.

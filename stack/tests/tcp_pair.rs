@@ -210,8 +210,8 @@ fn rfc5961_spoofed_resets_with_guessed_sequence_do_not_kill_connection() {
     // An off-path attacker spraying RSTs across the window (CVE-2004-0230 style).
     for i in 0..2000u32 {
         let rst = TcpRepr {
-            src_port: t.remote.port(),
-            dst_port: t.local.port(),
+            src_port: t.remote_port,
+            dst_port: t.local_port,
             seq_number: tcp_support::pair::SERVER_ISS.wrapping_add(2 + i * 37),
             flags: TcpFlags::RST,
             ..TcpRepr::default()

@@ -101,8 +101,8 @@ fn to_repr(i: &Input, tcb: &Tcb) -> TcpRepr {
         i.ack_any
     };
     TcpRepr {
-        src_port: t.remote.port(),
-        dst_port: t.local.port(),
+        src_port: t.remote_port,
+        dst_port: t.local_port,
         seq_number: seq,
         ack_number: ack,
         flags: TcpFlags(i.flags),

@@ -8,7 +8,7 @@
 mod common;
 
 use core::net::Ipv4Addr;
-use surge_stack::wire::frame::{Frame, Network, Transport, parse_frame};
+use surge_stack::wire::frame::{Network, ParsedFrame, Transport, parse_frame};
 use surge_stack::wire::{
     ArpOperation, ArpRepr, ChecksumMode, DstUnreachable, EtherType, EthernetAddress, EthernetRepr,
     Icmpv4Repr, IpProtocol, Ipv4Options, Ipv4Repr, SackBlocks, TcpFlags, TcpOptions, TcpRepr,
@@ -51,7 +51,7 @@ fn ip(
     }
 }
 
-fn parse(bytes: &[u8]) -> Frame<'_> {
+fn parse(bytes: &[u8]) -> ParsedFrame<'_> {
     parse_frame(bytes, ChecksumMode::Verify)
         .unwrap_or_else(|e| panic!("fixture frame does not parse: {e}"))
 }
@@ -79,7 +79,7 @@ fn arp_request_and_reply() {
     let f = frames();
     assert_eq!(
         parse(f[0]),
-        Frame {
+        ParsedFrame {
             ethernet: eth(MAC_A, EthernetAddress::BROADCAST, EtherType::Arp),
             network: Network::Arp(ArpRepr {
                 operation: ArpOperation::Request,
@@ -139,7 +139,7 @@ fn icmp_echo_request_and_reply() {
     assert_eq!(rdata, data, "the reply echoes the request's data");
 }
 
-fn tcp_of(frame: Frame<'_>) -> (Ipv4Repr, TcpRepr, &[u8]) {
+fn tcp_of(frame: ParsedFrame<'_>) -> (Ipv4Repr, TcpRepr, &[u8]) {
     match frame.network {
         Network::Ipv4 {
             header,

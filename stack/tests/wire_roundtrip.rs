@@ -5,7 +5,7 @@ mod common;
 
 use core::net::Ipv4Addr;
 use proptest::prelude::*;
-use surge_stack::wire::frame::{Frame, Network, Transport, parse_frame};
+use surge_stack::wire::frame::{Network, ParsedFrame, Transport, parse_frame};
 use surge_stack::wire::*;
 
 fn mac() -> impl Strategy<Value = EthernetAddress> {
@@ -269,7 +269,7 @@ proptest! {
         ip.payload_len = tcp.header_len() + payload.len();
         let mut tcp = tcp;
         tcp.options.sack_blocks.truncate(tcp.options.emitted_sack_blocks());
-        let frame = Frame { ethernet: eth, network: Network::Ipv4 { header: ip, transport: Transport::Tcp { header: tcp, payload: &payload } } };
+        let frame = ParsedFrame { ethernet: eth, network: Network::Ipv4 { header: ip, transport: Transport::Tcp { header: tcp, payload: &payload } } };
         let bytes = common::emit_frame(&frame);
         prop_assert_eq!(parse_frame(&bytes, ChecksumMode::Verify), Ok(frame));
     }

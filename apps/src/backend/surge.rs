@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
 use surge_datapath::{Interface, PortConfig, XdpPort};
+use surge_stack::Errno;
 use surge_stack::engine::forward::ForwardMesh;
 use surge_stack::engine::{Engine, EngineConfig, EngineStats, Readiness, TcpEngineStats};
 use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
 use surge_stack::socket::{SocketHandle, TcpSocketOptions};
-use surge_stack::table::{BindOptions, Errno};
+use surge_stack::table::BindOptions;
 use surge_stack::time::Instant;
 use surge_stack::wire::EthernetAddress;
 

@@ -11,10 +11,11 @@ use std::{
 use anyhow::{Context, bail};
 use surge_datapath::{Device, PipeConfig, PipeDevice};
 use surge_stack::{
+    Errno,
     engine::{Engine, EngineConfig},
     iface::{InterfaceConfig, Ipv4Cidr},
     socket::SocketHandle,
-    table::{BindOptions, Errno},
+    table::BindOptions,
     time::Instant as EngineInstant,
     wire::EthernetAddress,
 };

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::table::Errno;
+use crate::errno::Errno;
 
 /// Most engines a mesh joins (the visited set is a 64-bit mask).
 pub const MAX_CORES: usize = 64;

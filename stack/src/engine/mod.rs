@@ -30,11 +30,12 @@ use std::sync::Arc;
 
 use surge_datapath::{Burst, Device, Frame};
 
+use crate::Errno;
 use crate::iface::{IfaceError, InterfaceConfig};
 use crate::neighbor::{NeighborCache, NeighborConfig};
-use crate::socket::{SocketHandle, SocketSet, TcpSocket, TcpSocketOptions, UdpSocket};
+use crate::socket::{SocketHandle, SocketSet, TcpSock, TcpSocketOptions, UdpSock};
 use crate::table::{
-    BindConfig, BindOptions, BindTable, ConnTable, EphemeralPorts, EphemeralRange, Errno, HashKey,
+    BindConfig, BindOptions, BindTable, ConnTable, EphemeralPorts, EphemeralRange, HashKey,
     ListenConfig, ListenTable, SocketId,
 };
 use crate::tcp::{IsnGenerator, State, TcpConfig, TcpStats};
@@ -155,9 +156,9 @@ pub enum EngineError {
 #[derive(Debug)]
 pub enum Socket {
     /// A UDP socket.
-    Udp(UdpSocket),
+    Udp(UdpSock),
     /// A TCP socket.
-    Tcp(TcpSocket),
+    Tcp(TcpSock),
 }
 
 /// Everything an engine owns except its device and bursts, so the two can be
@@ -490,12 +491,10 @@ impl<D: Device> Engine<D> {
     /// `socket(AF_INET, SOCK_DGRAM, 0)`.
     pub fn udp_socket(&mut self) -> Result<SocketHandle, Errno> {
         let rcvbuf = self.core.config.udp_rcvbuf;
-        self.core
-            .sockets
-            .insert(Socket::Udp(UdpSocket::new(rcvbuf)))
+        self.core.sockets.insert(Socket::Udp(UdpSock::new(rcvbuf)))
     }
 
-    fn udp_mut(&mut self, handle: SocketHandle) -> Result<&mut UdpSocket, Errno> {
+    fn udp_mut(&mut self, handle: SocketHandle) -> Result<&mut UdpSock, Errno> {
         match self.core.sockets.get_mut(handle)? {
             Socket::Udp(s) => Ok(s),
             Socket::Tcp(_) => Err(Errno::EOPNOTSUPP),

@@ -10,8 +10,8 @@ use core::net::Ipv4Addr;
 use surge_datapath::{Burst, Device, Frame};
 
 use super::Core;
+use crate::errno::Errno;
 use crate::neighbor::Resolution;
-use crate::table::Errno;
 use crate::time::Instant;
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, DstUnreachable, EtherType, EthernetAddress, EthernetFrame,

@@ -10,15 +10,16 @@ use surge_datapath::{Burst, Device};
 use super::output::{Outgoing, send_ipv4};
 use super::{Core, DropReason, Socket, Verdict};
 use crate::socket::{
-    ListenState, SocketHandle, SocketSet, TcpSocket, TcpSocketOptions, TcpSocketState,
+    ListenState, SocketHandle, SocketSet, TcpSock, TcpSocketOptions, TcpSocketState,
 };
-use crate::table::{BindTable, ConnTable, Errno, FourTuple as TableTuple, ListenTable, SocketId};
+use crate::table::{BindTable, ConnTable, ListenTable, SocketId};
 use crate::tcp::IcmpUnreachable;
-use crate::tcp::{self, FourTuple, IsnGenerator, ListenAction, State, Tcb, TcpConfig, TcpError};
+use crate::tcp::{self, IsnGenerator, ListenAction, State, Tcb, TcpConfig, TcpError};
 use crate::time::Instant;
 use crate::timer::TimerWheel;
 use crate::wire::{DstUnreachable, TcpFlags};
 use crate::wire::{IpProtocol, Ipv4Repr, TcpPacket, TcpRepr, TxChecksum, WireError};
+use crate::{Errno, FourTuple};
 
 /// Room reserved for the TCP header when a segment's payload is written: the
 /// header's length is known only once the segment is, so the payload goes after
@@ -72,10 +73,6 @@ impl TcpEngineStats {
     }
 }
 
-fn table_tuple(t: &FourTuple) -> TableTuple {
-    TableTuple::new(t.local, t.remote)
-}
-
 /// The errno a TCP error reads as.
 pub(crate) fn errno_of(e: TcpError) -> Errno {
     match e {
@@ -93,7 +90,7 @@ pub(crate) fn errno_of(e: TcpError) -> Errno {
 }
 
 /// Marks a connection for output and bookkeeping in this iteration (once).
-fn mark(dirty: &mut Vec<SocketId>, sock: &mut TcpSocket, id: SocketId) {
+fn mark(dirty: &mut Vec<SocketId>, sock: &mut TcpSock, id: SocketId) {
     if !sock.dirty {
         sock.dirty = true;
         dirty.push(id);
@@ -122,7 +119,7 @@ pub(crate) fn input(
         core.stats.drop(DropReason::TcpRejected);
         return Verdict::Release;
     }
-    let tuple = TableTuple {
+    let tuple = FourTuple {
         local_addr: ip.dst_addr,
         local_port: seg.dst_port,
         remote_addr: ip.src_addr,
@@ -192,7 +189,7 @@ pub(crate) fn icmp_error(
     let local_port = u16::from_be_bytes([head[0], head[1]]);
     let remote_port = u16::from_be_bytes([head[2], head[3]]);
     let seq = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-    let tuple = TableTuple {
+    let tuple = FourTuple {
         local_addr: quoted.src_addr,
         local_port,
         remote_addr: quoted.dst_addr,
@@ -259,7 +256,7 @@ fn accept_syn(
     core: &mut Core,
     now: Instant,
     listener: SocketId,
-    tuple: TableTuple,
+    tuple: FourTuple,
     syn: &TcpRepr,
     iss: Option<u32>,
 ) {
@@ -279,14 +276,10 @@ fn accept_syn(
         core.stats.drop(DropReason::TcpListenOverflow);
         return;
     }
-    let tcp_tuple = FourTuple {
-        local: tuple.local(),
-        remote: tuple.remote(),
-    };
-    let iss = iss.unwrap_or_else(|| core.tcp.isn.generate(&tcp_tuple, now));
+    let iss = iss.unwrap_or_else(|| core.tcp.isn.generate(&tuple, now));
     let cfg = config_for(core, &options);
-    let tcb = Tcb::accept_syn(tcp_tuple, syn, iss, now, &cfg);
-    let mut child = TcpSocket::new();
+    let tcb = Tcb::accept_syn(tuple, syn, iss, now, &cfg);
+    let mut child = TcpSock::new();
     child.state = TcpSocketState::Connection(Box::new(tcb));
     child.options = options;
     child.local = Some(tuple.local());
@@ -391,7 +384,7 @@ fn transmit<D: Device>(
     tcb: &mut Tcb,
 ) -> bool {
     let tuple = tcb.tuple();
-    let remote = *tuple.remote.ip();
+    let remote = *&tuple.remote_addr;
     let offload = core.tx_checksum;
     for _ in 0..SEGMENTS_PER_POLL {
         // Nothing to send: no route, neighbour or frame work at all.
@@ -537,7 +530,7 @@ fn unhash(core: &mut Core, id: SocketId) {
     if sock.hashed {
         sock.hashed = false;
         if let Some(tcb) = sock.tcb() {
-            core.tcp.conns.remove(&table_tuple(&tcb.tuple()));
+            core.tcp.conns.remove(&tcb.tuple());
         }
         core.tcp.binds.disconnect(id);
     }
@@ -591,10 +584,7 @@ pub(crate) fn send_rst<D: Device>(
 
 // ---- socket calls ----
 
-fn tcp_sock(
-    sockets: &mut SocketSet<Socket>,
-    handle: SocketHandle,
-) -> Result<&mut TcpSocket, Errno> {
+fn tcp_sock(sockets: &mut SocketSet<Socket>, handle: SocketHandle) -> Result<&mut TcpSock, Errno> {
     match sockets.get_mut(handle)? {
         Socket::Tcp(s) if !s.orphan => Ok(s),
         Socket::Tcp(_) => Err(Errno::EBADF),
@@ -604,7 +594,7 @@ fn tcp_sock(
 
 /// `socket(AF_INET, SOCK_STREAM, 0)`.
 pub(crate) fn socket(core: &mut Core) -> Result<SocketHandle, Errno> {
-    core.sockets.insert(Socket::Tcp(TcpSocket::new()))
+    core.sockets.insert(Socket::Tcp(TcpSock::new()))
 }
 
 /// `bind(2)`.
@@ -681,7 +671,7 @@ pub(crate) fn accept(
     c.queued_for_accept = false;
     let peer = c
         .tcb()
-        .map(|t| t.tuple().remote)
+        .map(|t| t.tuple().remote())
         .ok_or(Errno::ECONNABORTED)?;
     core.tcp_stats.accepted += 1;
     Ok((child, peer))
@@ -726,14 +716,12 @@ pub(crate) fn connect(
     let queue = core.config.core;
     // With a known RSS, only ports whose replies come back to our queue.
     let tuple_free =
-        |t: &TableTuple| !conns.contains(t) && rss.is_none_or(|r| r.reply_queue(t) == queue);
+        |t: &FourTuple| !conns.contains(t) && rss.is_none_or(|r| r.reply_queue(t) == queue);
     let local = match bound {
         Some(_) => core
             .tcp
             .binds
-            .connect_bound(id, route.source, remote, |t: &TableTuple| {
-                !conns.contains(t)
-            })?,
+            .connect_bound(id, route.source, remote, |t: &FourTuple| !conns.contains(t))?,
         None => {
             let port = core.tcp.binds.ephemeral_for_connect(
                 id,
@@ -746,11 +734,11 @@ pub(crate) fn connect(
             SocketAddrV4::new(route.source, port)
         }
     };
-    let tuple = FourTuple { local, remote };
+    let tuple = FourTuple::new(local, remote);
     let iss = core.tcp.isn.generate(&tuple, now);
     let cfg = config_for(core, &options);
     let tcb = Tcb::connect(tuple, iss, now, &cfg);
-    if core.tcp.conns.insert(table_tuple(&tuple), id).is_err() {
+    if core.tcp.conns.insert(tuple, id).is_err() {
         core.tcp.binds.disconnect(id);
         return Err(Errno::ENOBUFS);
     }
@@ -812,7 +800,7 @@ pub(crate) fn peer_addr(core: &mut Core, handle: SocketHandle) -> Result<SocketA
     let sock = tcp_sock(&mut core.sockets, handle)?;
     match sock.tcb() {
         Some(t) if t.state() != State::Closed && t.state() != State::SynSent => {
-            Ok(t.tuple().remote)
+            Ok(t.tuple().remote())
         }
         _ => Err(Errno::ENOTCONN),
     }

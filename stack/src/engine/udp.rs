@@ -6,7 +6,7 @@ use surge_datapath::{Burst, Device};
 
 use super::output::send_ipv4;
 use super::{Core, DropReason, Socket, Verdict};
-use crate::table::Errno;
+use crate::errno::Errno;
 use crate::time::Instant;
 use crate::wire::{IpProtocol, Ipv4Repr, UdpRepr};
 

@@ -12,9 +12,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use surge_datapath::Device;
 
 use super::watch::{Board, Watched};
+use crate::Errno;
 use crate::engine::{Engine, EngineStats, TcpEngineStats};
 use crate::socket::{SocketHandle, TcpSocketOptions};
-use crate::table::{BindOptions, Errno};
+use crate::table::BindOptions;
 use crate::tcp::{State, TcpStats};
 
 /// One socket call, as the engine will run it.

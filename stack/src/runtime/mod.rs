@@ -67,7 +67,7 @@ use surge_datapath::Device;
 
 use crate::engine::forward::ForwardMesh;
 use crate::engine::{Engine, EngineStats, TcpEngineStats};
-use crate::table::Errno;
+use crate::errno::Errno;
 use crate::time::Instant;
 use command::{Command, Completion, Op, Outcome};
 use watch::{Board, Notify, Watched};

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant as StdInstant};
 use super::Shared;
 use super::command::{Op, Outcome};
 use super::watch::{ERROR, HANGUP, READABLE, WRITABLE};
+use crate::errno::Errno;
 use crate::socket::{SocketHandle, TcpSocketOptions};
-use crate::table::Errno;
 use crate::tcp::{State, TcpStats};
 
 /// How long a blocked call sleeps between looks at the readiness board when

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant as StdInstant};
 use super::Shared;
 use super::net::{TcpListener, TcpStream, UdpSocket};
 use super::watch::{ERROR, HANGUP, READABLE, WRITABLE};
+use crate::errno::Errno;
 use crate::socket::SocketHandle;
-use crate::table::Errno;
 
 /// What a registration waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

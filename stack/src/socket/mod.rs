@@ -5,5 +5,5 @@ pub mod tcp;
 pub mod udp;
 
 pub use set::{SocketHandle, SocketSet};
-pub use tcp::{ListenState, TcpSocket, TcpSocketOptions, TcpSocketState};
-pub use udp::{UdpSocket, UdpStats};
+pub use tcp::{ListenState, TcpSock, TcpSocketOptions, TcpSocketState};
+pub use udp::{UdpSock, UdpStats};

@@ -2,7 +2,8 @@
 //! generation-checked handles, so a closed or foreign handle is `EBADF`, never
 //! another socket (the role of the file-descriptor table in front of `socreate`).
 
-use crate::table::{Errno, SocketId};
+use crate::Errno;
+use crate::table::SocketId;
 
 /// A handle to one socket of one engine.
 ///

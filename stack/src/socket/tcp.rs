@@ -53,9 +53,10 @@ pub enum TcpSocketState {
     Connection(Box<Tcb>),
 }
 
-/// One TCP socket.
+/// One TCP socket's state inside its engine (Linux's `struct sock`); the handle an
+/// application thread holds is [`crate::runtime::TcpSocket`].
 #[derive(Debug)]
-pub struct TcpSocket {
+pub struct TcpSock {
     /// Listening, connected or neither.
     pub state: TcpSocketState,
     /// Options.
@@ -77,10 +78,10 @@ pub struct TcpSocket {
     pub hashed: bool,
 }
 
-impl TcpSocket {
+impl TcpSock {
     /// A fresh socket (`socket(AF_INET, SOCK_STREAM, 0)`).
     pub fn new() -> Self {
-        TcpSocket {
+        TcpSock {
             state: TcpSocketState::Closed,
             options: TcpSocketOptions::default(),
             local: None,
@@ -118,8 +119,8 @@ impl TcpSocket {
     }
 }
 
-impl Default for TcpSocket {
+impl Default for TcpSock {
     fn default() -> Self {
-        TcpSocket::new()
+        TcpSock::new()
     }
 }

@@ -4,7 +4,7 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 
-use crate::table::Errno;
+use crate::errno::Errno;
 
 /// Bytes of bookkeeping stored before each queued datagram (length, source address, port).
 const RECORD_HEADER: usize = 2 + 4 + 2;
@@ -22,9 +22,10 @@ pub struct UdpStats {
     pub datagrams_out: u64,
 }
 
-/// One UDP socket's state.
+/// One UDP socket's state inside its engine (Linux's `struct sock`); the handle an
+/// application thread holds is [`crate::runtime::UdpSocket`].
 #[derive(Debug)]
-pub struct UdpSocket {
+pub struct UdpSock {
     local: Option<SocketAddrV4>,
     remote: Option<SocketAddrV4>,
     ring: Vec<u8>,
@@ -34,10 +35,10 @@ pub struct UdpSocket {
     stats: UdpStats,
 }
 
-impl UdpSocket {
+impl UdpSock {
     /// An unbound socket whose receive queue holds `rcvbuf` bytes of datagrams.
     pub fn new(rcvbuf: usize) -> Self {
-        UdpSocket {
+        UdpSock {
             local: None,
             remote: None,
             ring: vec![0; rcvbuf.max(RECORD_HEADER + 1)],
@@ -174,7 +175,7 @@ mod tests {
 
     #[test]
     fn datagrams_come_out_whole_and_in_order_with_their_source() {
-        let mut s = UdpSocket::new(256);
+        let mut s = UdpSock::new(256);
         assert!(s.enqueue(addr(2, 1000), b"hello"));
         assert!(s.enqueue(addr(3, 2000), b""));
         assert!(s.enqueue(addr(4, 3000), b"world!"));
@@ -189,7 +190,7 @@ mod tests {
 
     #[test]
     fn short_buffer_truncates_the_datagram_like_recvfrom() {
-        let mut s = UdpSocket::new(256);
+        let mut s = UdpSock::new(256);
         s.enqueue(addr(2, 1), b"abcdef");
         s.enqueue(addr(2, 1), b"next");
         let mut buf = [0u8; 3];
@@ -202,7 +203,7 @@ mod tests {
 
     #[test]
     fn full_queue_drops_and_counts_and_wraps_correctly() {
-        let mut s = UdpSocket::new(40);
+        let mut s = UdpSock::new(40);
         // Each record is 8 + 10 = 18 bytes: two fit, the third does not.
         assert!(s.enqueue(addr(2, 1), &[1; 10]));
         assert!(s.enqueue(addr(2, 1), &[2; 10]));
@@ -221,7 +222,7 @@ mod tests {
 
     #[test]
     fn bound_and_connected_filters() {
-        let mut s = UdpSocket::new(64);
+        let mut s = UdpSock::new(64);
         assert!(
             !s.accepts(addr(2, 5), addr(1, 53)),
             "unbound sockets hear nothing"

@@ -27,7 +27,8 @@
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::collections::HashMap;
 
-use super::{EphemeralPorts, Errno, FourTuple, HashKey, KeyedState, PortPurpose, SocketId};
+use super::{EphemeralPorts, HashKey, KeyedState, PortPurpose, SocketId};
+use crate::{Errno, FourTuple};
 
 /// The socket options and credentials that decide bind conflicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

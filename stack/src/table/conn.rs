@@ -11,7 +11,8 @@
 
 use std::collections::HashMap;
 
-use super::{Errno, FourTuple, HashKey, KeyedState, reciprocal_scale};
+use super::{HashKey, KeyedState, reciprocal_scale};
+use crate::{Errno, FourTuple};
 
 /// Refusals and traffic, plain integers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

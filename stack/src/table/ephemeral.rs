@@ -7,7 +7,8 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 
-use super::{Errno, HashKey};
+use super::HashKey;
+use crate::Errno;
 
 /// An inclusive range of ephemeral ports (Linux `net.ipv4.ip_local_port_range`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -81,7 +81,7 @@ impl BuildHasher for KeyedState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::FourTuple;
+    use crate::wire::FourTuple;
     use core::net::{Ipv4Addr, SocketAddrV4};
 
     fn tuple(port: u16) -> FourTuple {

@@ -10,7 +10,8 @@
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::collections::HashMap;
 
-use super::{Errno, FourTuple, HashKey, KeyedState, SocketId, reciprocal_scale};
+use super::{HashKey, KeyedState, SocketId, reciprocal_scale};
+use crate::{Errno, FourTuple};
 
 /// Limits for the accept and SYN queues (Linux sysctls).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! Everything here is a plain, sans-IO data structure: no clock, no syscall, no
 //! thread. Randomness (hash keys, ephemeral port offsets) comes from the caller.
 //!
-//! - [`errno`]: [`Errno`], the error every socket call returns.
+//! - Socket calls fail with [`crate::Errno`] (defined in [`crate::errno`], where every layer sees it).
 //! - [`bind`]: [`BindTable`], port ownership (`inet_bind` / `inet_csk_get_port`).
 //! - [`ephemeral`]: [`EphemeralPorts`], one core's slice of the ephemeral range and
 //!   the RFC 6056 port selection.
@@ -45,16 +45,14 @@
 //! assert_eq!(at, SocketAddrV4::new(ours, 8080));
 //! // a second socket on the same port: EADDRINUSE, as Linux says
 //! let again = binds.bind(SocketId(2), Ipv4Addr::UNSPECIFIED, 8080, BindOptions::default(), &mut ports);
-//! assert_eq!(again, Err(surge_stack::table::Errno::EADDRINUSE));
+//! assert_eq!(again, Err(surge_stack::errno::Errno::EADDRINUSE));
 //! ```
 
-use core::hash::{Hash, Hasher};
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::hash::Hash;
 
 pub mod bind;
 pub mod conn;
 pub mod ephemeral;
-pub mod errno;
 pub mod keyed_hash;
 pub mod listen;
 pub mod toeplitz;
@@ -62,7 +60,6 @@ pub mod toeplitz;
 pub use bind::{BindConfig, BindCounters, BindOptions, BindProtocol, BindState, BindTable};
 pub use conn::{ConnCounters, ConnInsertError, ConnTable, shard_of};
 pub use ephemeral::{EphemeralPorts, EphemeralRange, PortPurpose};
-pub use errno::Errno;
 pub use keyed_hash::{HashKey, KeyedState};
 pub use listen::{ListenConfig, ListenCounters, ListenTable, Listener};
 pub use toeplitz::{DEFAULT_RSS_KEY, Rss, toeplitz_hash};
@@ -70,57 +67,6 @@ pub use toeplitz::{DEFAULT_RSS_KEY, Rss, toeplitz_hash};
 /// An opaque socket identifier; generation checks are the engine's business.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SocketId(pub u32);
-
-/// A TCP/UDP connection's 4-tuple, seen from this host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FourTuple {
-    /// Our address.
-    pub local_addr: Ipv4Addr,
-    /// Our port.
-    pub local_port: u16,
-    /// The peer's address.
-    pub remote_addr: Ipv4Addr,
-    /// The peer's port.
-    pub remote_port: u16,
-}
-
-impl FourTuple {
-    /// A tuple from our and the peer's socket addresses.
-    pub const fn new(local: SocketAddrV4, remote: SocketAddrV4) -> Self {
-        FourTuple {
-            local_addr: *local.ip(),
-            local_port: local.port(),
-            remote_addr: *remote.ip(),
-            remote_port: remote.port(),
-        }
-    }
-
-    /// Our socket address.
-    pub const fn local(&self) -> SocketAddrV4 {
-        SocketAddrV4::new(self.local_addr, self.local_port)
-    }
-
-    /// The peer's socket address.
-    pub const fn remote(&self) -> SocketAddrV4 {
-        SocketAddrV4::new(self.remote_addr, self.remote_port)
-    }
-
-    /// The tuple packed into 96 bits: (local addr, remote addr) and (local port, remote port).
-    const fn packed(&self) -> (u64, u32) {
-        let addrs = ((self.local_addr.to_bits() as u64) << 32) | self.remote_addr.to_bits() as u64;
-        let ports = ((self.local_port as u32) << 16) | self.remote_port as u32;
-        (addrs, ports)
-    }
-}
-
-impl Hash for FourTuple {
-    /// Two fixed-width writes instead of the derived per-field, length-prefixed ones.
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let (addrs, ports) = self.packed();
-        state.write_u64(addrs);
-        state.write_u32(ports);
-    }
-}
 
 /// Maps a 32-bit hash onto `0..n` without a division (Linux `reciprocal_scale`).
 pub(crate) const fn reciprocal_scale(hash: u32, n: u32) -> u32 {

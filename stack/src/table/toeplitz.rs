@@ -11,7 +11,7 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 
-use super::{Errno, FourTuple};
+use crate::{Errno, FourTuple};
 
 /// The well-known 40-byte RSS key (Microsoft RSS spec; DPDK / many Linux drivers).
 pub const DEFAULT_RSS_KEY: [u8; 40] = [

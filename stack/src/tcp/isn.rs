@@ -1,6 +1,6 @@
 //! Initial sequence numbers per RFC 6528: ISN = M + F(localip, localport, remoteip, remoteport, secretkey).
 
-use super::FourTuple;
+use crate::FourTuple;
 use crate::time::Instant;
 use core::hash::Hasher;
 use siphasher::sip::SipHasher24;
@@ -26,10 +26,10 @@ impl IsnGenerator {
     /// The ISN for a connection on `tuple` opened at `now`.
     pub fn generate(&self, tuple: &FourTuple, now: Instant) -> u32 {
         let mut h = SipHasher24::new_with_key(&self.key);
-        h.write(&tuple.local.ip().octets());
-        h.write_u16(tuple.local.port());
-        h.write(&tuple.remote.ip().octets());
-        h.write_u16(tuple.remote.port());
+        h.write(&tuple.local_addr.octets());
+        h.write_u16(tuple.local_port);
+        h.write(&tuple.remote_addr.octets());
+        h.write_u16(tuple.remote_port);
         // Truncation intended: F is a 32-bit value.
         let f = h.finish() as u32;
         // RFC 6528 §3: M is a timer that ticks every 4 microseconds (modulo 2^32).
@@ -44,10 +44,10 @@ mod tests {
     use std::net::{Ipv4Addr, SocketAddrV4};
 
     fn tuple(port: u16) -> FourTuple {
-        FourTuple {
-            local: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), port),
-            remote: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 80),
-        }
+        FourTuple::new(
+            SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), port),
+            SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 80),
+        )
     }
 
     #[test]

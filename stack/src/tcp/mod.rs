@@ -21,13 +21,14 @@
 //!
 //! ```
 //! use std::net::{Ipv4Addr, SocketAddrV4};
-//! use surge_stack::tcp::{FourTuple, State, Tcb, TcpConfig};
+//! use surge_stack::FourTuple;
+//! use surge_stack::tcp::{State, Tcb, TcpConfig};
 //! use surge_stack::time::Instant;
 //!
-//! let tuple = FourTuple {
-//!     local: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 40000),
-//!     remote: SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 80),
-//! };
+//! let tuple = FourTuple::new(
+//!     SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 40000),
+//!     SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2), 80),
+//! );
 //! let mut tcb = Tcb::connect(tuple, 1000, Instant::ZERO, &TcpConfig::default());
 //! let mut buf = [0u8; 1500];
 //! let syn = tcb.poll_transmit(Instant::ZERO, &mut buf).unwrap();
@@ -67,16 +68,6 @@ pub use stats::TcpStats;
 pub use tcb::Tcb;
 
 use crate::wire::{TcpFlags, TcpRepr};
-use std::net::SocketAddrV4;
-
-/// A connection's addresses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FourTuple {
-    /// Our address and port.
-    pub local: SocketAddrV4,
-    /// The peer's address and port.
-    pub remote: SocketAddrV4,
-}
 
 /// Connection states (RFC 9293 §3.3.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

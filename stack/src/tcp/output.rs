@@ -118,8 +118,8 @@ impl Tcb {
             self.stats.retransmits += 1;
         }
         let repr = TcpRepr {
-            src_port: self.tuple.local.port(),
-            dst_port: self.tuple.remote.port(),
+            src_port: self.tuple.local_port,
+            dst_port: self.tuple.remote_port,
             seq_number: self.iss.0,
             ack_number: if with_ack { self.rcv_nxt.0 } else { 0 },
             flags,
@@ -334,8 +334,8 @@ impl Tcb {
         self.unacked_bytes = 0;
         self.last_ack_sent = self.rcv_nxt;
         TcpRepr {
-            src_port: self.tuple.local.port(),
-            dst_port: self.tuple.remote.port(),
+            src_port: self.tuple.local_port,
+            dst_port: self.tuple.remote_port,
             seq_number: seq.0,
             ack_number: self.rcv_nxt.0,
             flags,

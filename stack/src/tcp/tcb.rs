@@ -1,5 +1,6 @@
 //! The transmission control block (RFC 9293 §3.3.1) and its user calls (RFC 9293 §3.10.1-§3.10.6).
 
+use super::State;
 use super::buffer::RingBuffer;
 use super::config::{CongestionAlgorithm, TcpConfig};
 use super::congestion::{CongestionControl, NewReno};
@@ -8,7 +9,7 @@ use super::ooo::OutOfOrderQueue;
 use super::rtt::RttEstimator;
 use super::seq::SeqNumber;
 use super::stats::TcpStats;
-use super::{FourTuple, State};
+use crate::FourTuple;
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpRepr};
 
@@ -424,8 +425,8 @@ impl Tcb {
                 | State::CloseWait
         ) {
             self.pending_rst = Some(TcpRepr {
-                src_port: self.tuple.local.port(),
-                dst_port: self.tuple.remote.port(),
+                src_port: self.tuple.local_port,
+                dst_port: self.tuple.remote_port,
                 seq_number: self.snd_nxt.0,
                 ack_number: self.rcv_nxt.0,
                 flags: TcpFlags::RST | TcpFlags::ACK,

@@ -9,7 +9,7 @@ use super::{
 
 /// A parsed frame: every layer's repr, payloads borrowed from the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frame<'a> {
+pub struct ParsedFrame<'a> {
     /// The Ethernet header.
     pub ethernet: EthernetRepr,
     /// What the frame carries.
@@ -70,7 +70,7 @@ pub enum Transport<'a> {
 /// (RX checksum offload); then no checksum is computed here. Errors say why the
 /// frame must be dropped. IPv6 and other ethertypes are `Unsupported`.
 #[inline]
-pub fn parse_frame(bytes: &[u8], mode: ChecksumMode) -> Result<Frame<'_>, WireError> {
+pub fn parse_frame(bytes: &[u8], mode: ChecksumMode) -> Result<ParsedFrame<'_>, WireError> {
     let eth = EthernetFrame::new_checked(bytes)?;
     let ethernet = EthernetRepr::parse(&eth)?;
     let payload: &[u8] = &bytes[eth.header_len()..];
@@ -79,7 +79,7 @@ pub fn parse_frame(bytes: &[u8], mode: ChecksumMode) -> Result<Frame<'_>, WireEr
         EtherType::Ipv4 => parse_ipv4(payload, mode)?,
         EtherType::Ipv6 | EtherType::Unknown(_) => return Err(WireError::Unsupported),
     };
-    Ok(Frame { ethernet, network })
+    Ok(ParsedFrame { ethernet, network })
 }
 
 /// Parses an IPv4 packet and its transport header.
@@ -132,8 +132,8 @@ impl Transport<'_> {
     }
 }
 
-impl Frame<'_> {
-    /// Bytes [`Frame::emit`] writes.
+impl ParsedFrame<'_> {
+    /// Bytes [`ParsedFrame::emit`] writes.
     pub fn buffer_len(&self) -> usize {
         self.ethernet.header_len()
             + match &self.network {

@@ -27,6 +27,7 @@ pub mod icmpv4;
 pub mod ipv4;
 pub mod tcp;
 mod tcp_options;
+pub mod tuple;
 pub mod udp;
 
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
@@ -35,6 +36,7 @@ pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Vlan
 pub use icmpv4::{DstUnreachable, Icmpv4Packet, Icmpv4Repr, TimeExceeded};
 pub use ipv4::{IpProtocol, Ipv4Options, Ipv4Packet, Ipv4Repr};
 pub use tcp::{SackBlocks, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
+pub use tuple::FourTuple;
 pub use udp::{UdpPacket, UdpRepr};
 
 /// Whether received checksums are verified.

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use surge_stack::wire::TxChecksum;
-use surge_stack::wire::frame::Frame;
+use surge_stack::wire::frame::ParsedFrame;
 
 /// Frames of a classic little-endian pcap file (magic a1b2c3d4, microseconds).
 pub fn read_pcap(bytes: &[u8]) -> Vec<&[u8]> {
@@ -28,9 +28,9 @@ pub fn read_pcap(bytes: &[u8]) -> Vec<&[u8]> {
     frames
 }
 
-/// Emits a parsed frame back into bytes with `Frame::emit`, into a 0xa5-filled
+/// Emits a parsed frame back into bytes with `ParsedFrame::emit`, into a 0xa5-filled
 /// buffer, checking nothing past the frame was touched.
-pub fn emit_frame(frame: &Frame<'_>) -> Vec<u8> {
+pub fn emit_frame(frame: &ParsedFrame<'_>) -> Vec<u8> {
     let mut buf = vec![0xa5u8; frame.buffer_len() + 64];
     let len = frame
         .emit(&mut buf, TxChecksum::Compute)

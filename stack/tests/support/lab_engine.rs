@@ -16,10 +16,11 @@ use std::time::Duration;
 use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
 use surge_datapath::{Device, PortConfig, XdpPort};
 use surge_lab::{HostId, Lab, enter_netns};
+use surge_stack::Errno;
 use surge_stack::engine::{DropReason, Engine, EngineConfig};
 use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
 use surge_stack::socket::SocketHandle;
-use surge_stack::table::{BindOptions, Errno};
+use surge_stack::table::BindOptions;
 use surge_stack::time::Instant;
 
 /// The address only surge answers in host A (the kernel of A has 198.18.0.1).

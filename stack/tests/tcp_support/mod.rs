@@ -6,7 +6,8 @@ pub mod pair;
 pub mod script;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use surge_stack::tcp::{FourTuple, TcpConfig};
+use surge_stack::FourTuple;
+use surge_stack::tcp::TcpConfig;
 
 /// Client side address (RFC 2544 benchmarking range).
 pub const CLIENT: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 40000);
@@ -15,18 +16,12 @@ pub const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 2),
 
 /// The client's view of the 4-tuple.
 pub fn client_tuple() -> FourTuple {
-    FourTuple {
-        local: CLIENT,
-        remote: SERVER,
-    }
+    FourTuple::new(CLIENT, SERVER)
 }
 
 /// The server's view of the 4-tuple.
 pub fn server_tuple() -> FourTuple {
-    FourTuple {
-        local: SERVER,
-        remote: CLIENT,
-    }
+    FourTuple::new(SERVER, CLIENT)
 }
 
 /// A configuration with every option off, so scripts read like RFC 9293 examples.

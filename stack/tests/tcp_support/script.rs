@@ -243,8 +243,8 @@ impl Script {
             tcb,
             now,
             out: VecDeque::new(),
-            local_port: t.local.port(),
-            peer_port: t.remote.port(),
+            local_port: t.local_port,
+            peer_port: t.remote_port,
             buf: vec![0; 70_000],
         };
         s.drain();
@@ -258,7 +258,7 @@ impl Script {
 
     /// A passive open at t = 0 from `syn` (the SYN-ACK is queued as output).
     pub fn server(cfg: &TcpConfig, syn: Seg) -> Script {
-        let repr = syn.to_repr(client_tuple().local.port(), server_tuple().local.port());
+        let repr = syn.to_repr(client_tuple().local_port, server_tuple().local_port);
         Script::wrap(
             Tcb::accept_syn(server_tuple(), &repr, LOCAL_ISS, ms(0), cfg),
             ms(0),

@@ -55,6 +55,7 @@ pub(crate) fn process_dirty<D: Device>(
             let mut tcb = tcb;
             let no_frame = transmit(core, device, tx, now, &mut tcb);
             settle(core, now, id, tcb);
+            core.queue_ready(id);
             if no_frame {
                 if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
                     mark(&mut blocked, sock, id);

@@ -61,7 +61,7 @@ pub struct LoadArgs {
     /// The TCP stack to run on.
     #[arg(long, value_enum, default_value = "kernel")]
     pub stack: StackChoice,
-    /// The server as a URL, http://HOST[:PORT]/PATH (host names resolved; implies --mode http).
+    /// The server as a URL, `http://HOST:PORT/PATH` (host names resolved; implies --mode http).
     #[arg(value_name = "URL")]
     pub url: Option<String>,
     /// The server, ADDR:PORT (instead of a URL).

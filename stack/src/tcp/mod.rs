@@ -49,6 +49,7 @@ mod output;
 mod rtt;
 mod seq;
 mod stats;
+pub mod syn_cookie;
 mod tcb;
 mod time_wait;
 mod timers;
@@ -65,6 +66,7 @@ pub use output::Transmit;
 pub use rtt::RttEstimator;
 pub use seq::SeqNumber;
 pub use stats::TcpStats;
+pub use syn_cookie::{CookieConnection, CookieError, CookieOptions, SynCookies};
 pub use tcb::Tcb;
 
 use crate::wire::{TcpFlags, TcpRepr};

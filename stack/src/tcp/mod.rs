@@ -51,7 +51,7 @@ mod seq;
 mod stats;
 pub mod syn_cookie;
 mod tcb;
-mod time_wait;
+pub mod time_wait;
 mod timers;
 
 pub use buffer::RingBuffer;
@@ -68,6 +68,7 @@ pub use seq::SeqNumber;
 pub use stats::TcpStats;
 pub use syn_cookie::{CookieConnection, CookieError, CookieOptions, SynCookies};
 pub use tcb::Tcb;
+pub use time_wait::{TimeWait, TimeWaitAck, TimeWaitAction, TimeWaitCounters, TimeWaitTable};
 
 use crate::wire::{TcpFlags, TcpRepr};
 

@@ -215,7 +215,7 @@ proptest! {
         let mut buf = vec![0u8; 2000];
         let payload = [0x5au8; 10];
         for (f, dseq, dack, len, dts, dt) in segs {
-            now = now + Duration::from_millis(dt);
+            now += Duration::from_millis(dt);
             if now >= r.expiry() {
                 break;
             }

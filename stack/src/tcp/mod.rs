@@ -46,6 +46,7 @@ mod isn;
 mod ooo;
 mod options;
 mod output;
+pub mod request;
 mod rtt;
 mod seq;
 mod stats;
@@ -63,6 +64,9 @@ pub use isn::IsnGenerator;
 pub use ooo::OutOfOrderQueue;
 pub use options::{DEFAULT_MSS, header_len};
 pub use output::Transmit;
+pub use request::{
+    AdmitError, RequestAction, RequestSock, RequestTimeout, SynQueue, SynQueueCounters,
+};
 pub use rtt::RttEstimator;
 pub use seq::SeqNumber;
 pub use stats::TcpStats;

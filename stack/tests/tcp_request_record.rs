@@ -184,13 +184,13 @@ fn backlog_overflow_refuses_and_counts_and_completion_makes_room() {
     for port in 1..=5 {
         let mut s = syn(false);
         s.src_port = port;
-        q.admit(&l, tuple(port), &s, ISS, ms(0), &cfg).unwrap();
+        q.admit_for(&l, tuple(port), &s, ISS, ms(0), &cfg).unwrap();
     }
     assert_eq!(q.pending(l.id), 5);
     let mut s = syn(false);
     s.src_port = 6;
     assert_eq!(
-        q.admit(&l, tuple(6), &s, ISS, ms(0), &cfg),
+        q.admit_for(&l, tuple(6), &s, ISS, ms(0), &cfg),
         Err(AdmitError::QueueFull)
     );
     assert_eq!(q.counters.overflow, 1);
@@ -198,7 +198,7 @@ fn backlog_overflow_refuses_and_counts_and_completion_makes_room() {
     let mut s1 = syn(false);
     s1.src_port = 1;
     assert_eq!(
-        q.admit(&l, tuple(1), &s1, ISS, ms(0), &cfg),
+        q.admit_for(&l, tuple(1), &s1, ISS, ms(0), &cfg),
         Err(AdmitError::QueueFull)
     );
     // The handshake of port 1 completes: the record comes back and the slot frees up.
@@ -208,16 +208,16 @@ fn backlog_overflow_refuses_and_counts_and_completion_makes_room() {
     assert_eq!(action, RequestAction::Complete);
     assert_eq!(req.unwrap().tuple(), tuple(1));
     assert_eq!(q.pending(l.id), 4);
-    q.admit(&l, tuple(6), &s, ISS, ms(10), &cfg).unwrap();
+    q.admit_for(&l, tuple(6), &s, ISS, ms(10), &cfg).unwrap();
     // Timers: everyone's SYN-ACK is due at 1 s, then 3 s, ... until they expire.
     let mut sent = 0;
     assert_eq!(q.poll_at(), Some(ms(1000)));
-    q.handle_timeouts(ms(1000), &cfg, 100, |_| sent += 1);
+    q.handle_timeouts(ms(1000), 100, |_| plain(), |_, _| sent += 1);
     assert_eq!(sent, 4, "the four admitted at 0 ms");
     let mut t = 1000;
     while !q.is_empty() {
         t += 1000;
-        q.handle_timeouts(ms(t), &cfg, 100, |_| sent += 1);
+        q.handle_timeouts(ms(t), 100, |_| plain(), |_, _| sent += 1);
         assert!(t < 200_000);
     }
     assert_eq!(q.counters.expired, 5);

@@ -124,6 +124,13 @@ impl RequestSock {
         }
     }
 
+    /// The same request with no RTT sample (a connection rebuilt from a SYN cookie: when
+    /// the SYN-ACK left is unknown).
+    pub fn without_rtt_sample(mut self) -> RequestSock {
+        self.sample_start = None;
+        self
+    }
+
     /// The 4-tuple (ours local).
     pub fn tuple(&self) -> FourTuple {
         self.tuple
@@ -521,23 +528,25 @@ impl SynQueue {
         self.requests.get(tuple)
     }
 
-    /// Admits `syn` for `listener` (Linux `inet_csk_reqsk_queue_add`) and returns the
-    /// SYN-ACK to send, unless the listener's SYN queue is full (RFC 4987 §3.6: answer
-    /// with a cookie then) or a limit is reached.
+    /// Admits `syn` for `listener`, whose SYN queue holds at most `syn_backlog` (+1, as
+    /// Linux `inet_csk_reqsk_queue_is_full`), and returns the SYN-ACK to send, unless the
+    /// queue is full (RFC 4987 §3.6: answer with a cookie then) or a limit is reached.
+    #[allow(clippy::too_many_arguments)]
     pub fn admit(
         &mut self,
-        listener: &Listener,
+        listener: SocketId,
+        syn_backlog: u32,
         tuple: FourTuple,
         syn: &TcpRepr,
         iss: u32,
         now: Instant,
         cfg: &TcpConfig,
     ) -> Result<TcpRepr, AdmitError> {
-        if listener.syn_queue_is_full(self.pending(listener.id)) {
+        if self.pending(listener) as u64 > u64::from(syn_backlog) {
             self.counters.overflow += 1;
             return Err(AdmitError::QueueFull);
         }
-        let req = RequestSock::new(tuple, listener.id, syn, iss, now, cfg);
+        let req = RequestSock::new(tuple, listener, syn, iss, now, cfg);
         let synack = req.synack(now, cfg);
         let deadline = req.deadline;
         if let Err(e) = self.requests.insert(tuple, req) {
@@ -553,9 +562,22 @@ impl SynQueue {
             return Err(AdmitError::NoBuffers(Errno::ENOBUFS));
         }
         self.timers.push(timer_key(deadline, &tuple));
-        *self.pending.entry(listener.id).or_insert(0) += 1;
+        *self.pending.entry(listener).or_insert(0) += 1;
         self.counters.admitted += 1;
         Ok(synack)
+    }
+
+    /// Admits `syn` for `listener` (see [`SynQueue::admit`]), with its backlog.
+    pub fn admit_for(
+        &mut self,
+        listener: &Listener,
+        tuple: FourTuple,
+        syn: &TcpRepr,
+        iss: u32,
+        now: Instant,
+        cfg: &TcpConfig,
+    ) -> Result<TcpRepr, AdmitError> {
+        self.admit(listener.id, listener.syn_backlog, tuple, syn, iss, now, cfg)
     }
 
     fn forget(&mut self, tuple: &FourTuple) -> Option<RequestSock> {
@@ -603,14 +625,14 @@ impl SynQueue {
         Some((action, None))
     }
 
-    /// Runs the retransmission timers due at `now`, at most `budget` of them; `out` gets
-    /// each SYN-ACK to send. Returns how many timer entries were looked at.
+    /// Runs the retransmission timers due at `now`, at most `budget` of them, with each
+    /// listener's configuration from `cfg_of`; `out` gets each SYN-ACK to send. Returns how many timer entries were looked at.
     pub fn handle_timeouts(
         &mut self,
         now: Instant,
-        cfg: &TcpConfig,
         budget: usize,
-        mut out: impl FnMut(TcpRepr),
+        cfg_of: impl Fn(SocketId) -> TcpConfig,
+        mut out: impl FnMut(&FourTuple, TcpRepr),
     ) -> usize {
         let mut looked = 0;
         while looked < budget {
@@ -632,13 +654,14 @@ impl SynQueue {
             if req.deadline != deadline {
                 continue; // rescheduled: a later entry stands for it
             }
-            match req.handle_timeout(now, cfg) {
+            let cfg = cfg_of(req.listener);
+            match req.handle_timeout(now, &cfg) {
                 RequestTimeout::NotYet => {}
                 RequestTimeout::Retransmit(synack) => {
                     let next = req.deadline;
                     self.timers.push(timer_key(next, &tuple));
                     self.counters.synack_retransmits += 1;
-                    out(synack);
+                    out(&tuple, synack);
                 }
                 RequestTimeout::Expired => {
                     self.counters.expired += 1;

@@ -450,6 +450,11 @@ impl TimeWaitTable {
         self.records.memory_bytes() + self.expiry.memory_bytes()
     }
 
+    /// Whether `tuple` is in TIME-WAIT here.
+    pub fn contains(&self, tuple: &FourTuple) -> bool {
+        self.records.contains(tuple)
+    }
+
     /// The record for `tuple`.
     pub fn get(&self, tuple: &FourTuple) -> Option<&TimeWait> {
         self.records.get(tuple)

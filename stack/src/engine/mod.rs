@@ -39,9 +39,10 @@ use crate::iface::IfaceError;
 use crate::neighbor::NeighborCache;
 use crate::socket::{SocketHandle, SocketSet, TcpSocketOptions, UdpSock};
 use crate::table::{
-    BindConfig, BindOptions, BindTable, ConnTable, EphemeralPorts, HashKey, ListenTable,
+    BindConfig, BindOptions, BindTable, ConnTable, ConnTableConfig, EphemeralPorts, HashKey,
+    ListenTable,
 };
-use crate::tcp::{IsnGenerator, State, TcpStats};
+use crate::tcp::{IsnGenerator, State, SynCookies, SynQueue, TcpStats, TimeWaitTable};
 use crate::time::Instant;
 use crate::timer::TimerWheel;
 use crate::wire::TxChecksum;
@@ -124,7 +125,31 @@ impl<D: Device> Engine<D> {
                 key,
             ),
             listeners: ListenTable::new(config.listen, key),
-            conns: ConnTable::new(config.max_connections, key).map_err(EngineError::Table)?,
+            conns: ConnTable::with_config(
+                ConnTableConfig {
+                    capacity: config.max_connections,
+                    max_bytes: config.conn_table_memory,
+                },
+                key,
+            )
+            .map_err(EngineError::Table)?,
+            syn_queue: SynQueue::new(ConnTableConfig::entries(config.max_half_open), key)
+                .map_err(EngineError::Table)?,
+            time_wait: TimeWaitTable::new(
+                ConnTableConfig::entries(config.max_time_wait),
+                key,
+                config.tcp.time_wait,
+            )
+            .map_err(EngineError::Table)?,
+            cookies: config.syn_cookies.then(|| {
+                let mut secret = [0u8; 32];
+                for (i, chunk) in secret.chunks_mut(8).enumerate() {
+                    chunk.copy_from_slice(&key.hash_one(0xc00c1e_u64 + i as u64).to_le_bytes());
+                }
+                SynCookies::new(secret)
+            }),
+            last_cookie: None,
+            synacks: Vec::new(),
             timers: TimerWheel::new(
                 Instant::ZERO,
                 config.timer_tick,

@@ -72,16 +72,23 @@ pub(crate) fn connect(
         .map_err(|_| Errno::ENETUNREACH)?;
     let id = handle.id();
     let conns = &core.tcp.conns;
+    // A 4-tuple in a TIME-WAIT record is taken too (Linux `__inet_check_established`).
+    let time_wait = &core.tcp.time_wait;
     let rss = core.config.rss.as_ref();
     let queue = core.config.core;
     // With a known RSS, only ports whose replies come back to our queue.
-    let tuple_free =
-        |t: &FourTuple| !conns.contains(t) && rss.is_none_or(|r| r.reply_queue(t) == queue);
+    let tuple_free = |t: &FourTuple| {
+        !conns.contains(t)
+            && !time_wait.contains(t)
+            && rss.is_none_or(|r| r.reply_queue(t) == queue)
+    };
     let local = match bound {
         Some(_) => core
             .tcp
             .binds
-            .connect_bound(id, route.source, remote, |t: &FourTuple| !conns.contains(t))?,
+            .connect_bound(id, route.source, remote, |t: &FourTuple| {
+                !conns.contains(t) && !time_wait.contains(t)
+            })?,
         None => {
             let port = core.tcp.binds.ephemeral_for_connect(
                 id,

@@ -143,14 +143,16 @@ impl Cubic {
         }
         if hystart_on {
             if let Some(rtt) = ack.rtt {
-                hs.current_round_min_rtt = Some(hs.current_round_min_rtt.map_or(rtt, |m| m.min(rtt)));
+                hs.current_round_min_rtt =
+                    Some(hs.current_round_min_rtt.map_or(rtt, |m| m.min(rtt)));
                 hs.rtt_sample_count += 1;
             }
             if hs.rtt_sample_count >= N_RTT_SAMPLE {
                 if let (Some(cur), Some(last)) = (hs.current_round_min_rtt, hs.last_round_min_rtt) {
                     match hs.css_baseline_min_rtt {
                         None => {
-                            let thresh = (last / MIN_RTT_DIVISOR).clamp(MIN_RTT_THRESH, MAX_RTT_THRESH);
+                            let thresh =
+                                (last / MIN_RTT_DIVISOR).clamp(MIN_RTT_THRESH, MAX_RTT_THRESH);
                             if cur >= last + thresh {
                                 // RFC 9406 §4.2: delay grew: Conservative Slow Start.
                                 hs.css_baseline_min_rtt = Some(cur);
@@ -352,7 +354,10 @@ mod tests {
             let expect = c.w_cubic(t).max(70.0);
             let got = f64::from(c.window()) / f64::from(MSS);
             if round > 2 && expect < 140.0 {
-                assert!((got - expect).abs() < 0.05 * expect + 2.0, "t {t}: cwnd {got}, W_cubic {expect}");
+                assert!(
+                    (got - expect).abs() < 0.05 * expect + 2.0,
+                    "t {t}: cwnd {got}, W_cubic {expect}"
+                );
                 checks += 1;
             }
         }
@@ -376,7 +381,10 @@ mod tests {
         }
         // About α = 0.53 segments per RTT at first, 1 per RTT past W_max.
         let grown = (c.window() - start) / MSS;
-        assert!((4..=10).contains(&grown), "grew {grown} segments in 10 RTTs");
+        assert!(
+            (4..=10).contains(&grown),
+            "grew {grown} segments in 10 RTTs"
+        );
     }
 
     #[test]
@@ -427,7 +435,10 @@ mod tests {
                 assert!(c.in_css());
             }
         }
-        assert!(!c.in_css(), "RTT fell below the CSS baseline: slow start again");
+        assert!(
+            !c.in_css(),
+            "RTT fell below the CSS baseline: slow start again"
+        );
         assert_eq!(c.ssthresh(), u32::MAX);
     }
 }

@@ -249,7 +249,11 @@ mod tests {
         let mut q = four();
         let mut rack = Rack::new(s(0));
         sack(&mut rack, &mut q, 100, 400, ms(43));
-        assert_eq!(rack.detect_loss(&mut q, ms(43), true, Duration::from_millis(40)).lost, 1);
+        assert_eq!(
+            rack.detect_loss(&mut q, ms(43), true, Duration::from_millis(40))
+                .lost,
+            1
+        );
         q.retransmitted(0, ms(43));
         // New data sent after the retransmission is delivered; the retransmission is not.
         q.push(s(400), s(500), false, ms(44));

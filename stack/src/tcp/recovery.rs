@@ -44,7 +44,8 @@ impl Tcb {
     ) {
         if acked > 0 {
             let rack = &mut self.rack;
-            self.sent.acknowledge(ack, |g| rack.on_delivered(g, now, false));
+            self.sent
+                .acknowledge(ack, |g| rack.on_delivered(g, now, false));
             self.rack.on_cumulative_ack(ack);
             self.sack_board.advance(ack);
             if self.lost_hint < ack {
@@ -102,7 +103,8 @@ impl Tcb {
         if (self.in_recovery || self.in_loss) && self.snd_una >= self.recover {
             self.exit_recovery();
         } else if self.in_recovery {
-            let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
+            let delivered =
+                i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
             self.prr_on_ack(u32::try_from(delivered.max(0)).unwrap_or(0));
         }
         if acked > 0 && !self.in_recovery {
@@ -123,12 +125,9 @@ impl Tcb {
     /// RFC 8985 §6.2 step 5 and the reordering timer; enters recovery on a loss.
     pub(super) fn rack_detect(&mut self, now: Instant) {
         let srtt = self.rtt.srtt().unwrap_or(self.rtt.rto());
-        let d = self.rack.detect_loss(
-            &mut self.sent,
-            now,
-            self.in_recovery || self.in_loss,
-            srtt,
-        );
+        let d = self
+            .rack
+            .detect_loss(&mut self.sent, now, self.in_recovery || self.in_loss, srtt);
         self.rack_deadline = d.reorder_timeout.map(|t| now + t);
         if d.lost > 0 {
             self.stats.lost_segments += u64::from(d.lost);
@@ -185,7 +184,11 @@ impl Tcb {
             (ssthresh - pipe).min(limit)
         };
         // RFC 6937 §3 / Linux: the first ACK of recovery always lets the fast retransmit out.
-        let sndcnt = if self.prr_out == 0 { sndcnt.max(1) } else { sndcnt };
+        let sndcnt = if self.prr_out == 0 {
+            sndcnt.max(1)
+        } else {
+            sndcnt
+        };
         let cwnd = u32::try_from(pipe + sndcnt).unwrap_or(u32::MAX);
         self.cc.set_window(cwnd);
     }

@@ -272,7 +272,12 @@ mod tests {
     fn hostile_blocks_are_rejected() {
         let mut sb = SackScoreboard::new(8);
         // Reversed, beyond SND.MAX, below SND.UNA (and not a D-SACK: not first), empty.
-        let r = apply(&mut sb, 100, 1000, &[(500, 400), (900, 1100), (50, 150), (600, 600)]);
+        let r = apply(
+            &mut sb,
+            100,
+            1000,
+            &[(500, 400), (900, 1100), (50, 150), (600, 600)],
+        );
         assert_eq!(r.rejected, 4);
         assert!(sb.is_empty());
         // Wrapped far away: "below" by 2^31 - 1.

@@ -283,7 +283,12 @@ mod tests {
     fn queue() -> SentQueue {
         let mut q = SentQueue::new(100);
         for i in 0..5u32 {
-            q.push(s(100 * i), s(100 * (i + 1)), false, Instant::from_millis(u64::from(i)));
+            q.push(
+                s(100 * i),
+                s(100 * (i + 1)),
+                false,
+                Instant::from_millis(u64::from(i)),
+            );
         }
         q
     }
@@ -311,10 +316,17 @@ mod tests {
         q.retransmitted(0, Instant::from_millis(60));
         let mut acked = Vec::new();
         q.acknowledge(s(350), |g| acked.push(g.start.0));
-        assert_eq!(acked, vec![0, 100], "SACKed records are not delivered twice");
+        assert_eq!(
+            acked,
+            vec![0, 100],
+            "SACKed records are not delivered twice"
+        );
         assert_eq!(q.len(), 2, "300..400 is trimmed to 350..400");
         assert_eq!(q.get(0).map(|g| g.start), Some(s(350)));
-        assert_eq!((q.sacked, q.lost, q.retrans, q.sacked_segments), (50, 0, 0, 1));
+        assert_eq!(
+            (q.sacked, q.lost, q.retrans, q.sacked_segments),
+            (50, 0, 0, 1)
+        );
         assert_eq!(q.last_unsacked(), Some(1));
     }
 
@@ -326,7 +338,10 @@ mod tests {
         q.split(0, 400);
         q.split(1, 400);
         let parts: Vec<_> = q.iter().map(|g| (g.start.0, g.end.0, g.fin)).collect();
-        assert_eq!(parts, vec![(0, 400, false), (400, 800, false), (800, 1001, true)]);
+        assert_eq!(
+            parts,
+            vec![(0, 400, false), (400, 800, false), (800, 1001, true)]
+        );
         assert_eq!(q.lost, 1001);
     }
 }

@@ -153,13 +153,15 @@ fn rfc8985_7_tail_loss_probe_then_rack_repairs_the_tail() {
         s.expect(300, seg(".").seq(D + i * MSS).len(1460));
     }
     s.inject(400, ack(D + 2 * MSS));
-    // PTO = 2 * SRTT = 200 ms after the last ACK: the last segment is probed.
-    s.expect(600, seg(".").seq(D + 3 * MSS).len(1460));
+    // PTO = 2 * SRTT (+ 2 ms slack, as Linux) after the last ACK: the last segment is probed.
+    s.expect(602, seg(".").seq(D + 3 * MSS).len(1460));
     assert_eq!(s.tcb.stats().tlp_probes, 1);
-    // The probe's SACK shows segment 2 missing: RACK marks it and it goes out.
-    s.inject(700, ack(D + 2 * MSS).sack(&[block(3)]));
-    s.expect(700, seg(".").seq(D + 2 * MSS).len(1460));
-    s.inject(800, ack(D + 4 * MSS));
+    // The probe's SACK (one RTT later: a retransmission delivered faster than the minimum
+    // RTT would be the original's, RFC 8985 §6.2 step 2) shows segment 2 missing: RACK marks
+    // it and it goes out.
+    s.inject(710, ack(D + 2 * MSS).sack(&[block(3)]));
+    s.expect(710, seg(".").seq(D + 2 * MSS).len(1460));
+    s.inject(810, ack(D + 4 * MSS));
     s.expect_none_until(3000);
     let st = *s.tcb.stats();
     assert_eq!(
@@ -179,8 +181,9 @@ fn rfc8985_7_tail_loss_probe_sends_new_data_when_it_can() {
     s.expect(200, seg(".").seq(D).len(1460));
     s.expect(200, seg(".").seq(D + MSS).len(1460));
     s.expect_none();
-    // No ACK at all: the probe is the third (new) segment, beyond cwnd.
-    s.expect(400, seg(".").seq(D + 2 * MSS).len(1460));
+    // No ACK at all: after PTO = 2 * SRTT + 2 ms the probe is the third (new) segment,
+    // beyond cwnd.
+    s.expect(402, seg(".").seq(D + 2 * MSS).len(1460));
     assert_eq!(s.tcb.stats().retransmits, 0);
     assert_eq!(s.tcb.stats().tlp_probes, 1);
 }

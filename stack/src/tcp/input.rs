@@ -351,7 +351,21 @@ impl Tcb {
             self.stats.bytes_acked += data_acked as u64;
             self.snd_una = ack;
             self.snd_nxt = self.snd_nxt.max_seq(ack);
-            rtt = self.take_rtt_sample(now, seg, ack);
+            rtt = if sack_recovery {
+                // The send time of each segment is known to the microsecond: the newest
+                // segment never retransmitted that this ACK covers gives the sample (RFC 6298
+                // §3, Karn's rule), finer than the millisecond timestamp clock.
+                match self.acknowledge_records(now, ack) {
+                    Some(sample) => {
+                        self.rtt.sample(sample);
+                        self.rtt_sample = None;
+                        Some(sample)
+                    }
+                    None => self.take_rtt_sample(now, seg, ack),
+                }
+            } else {
+                self.take_rtt_sample(now, seg, ack)
+            };
             // RFC 6298 §5.2/§5.3 and §5.7-style: fresh progress resets backoff.
             self.backoff = 0;
             self.persist_unanswered = 0;

@@ -154,10 +154,9 @@ impl Tcb {
             if let Some(kind) = self.tlp_pending.take() {
                 let mss = self.snd_mss;
                 let t = match kind {
-                    TailProbe::NewData => self.emit_data(now, out, mss).map(|t| {
+                    TailProbe::NewData => self.emit_data(now, out, mss).inspect(|_| {
                         self.tlp_end = Some((self.snd_max, false));
                         self.tlp_deadline = None;
-                        t
                     }),
                     TailProbe::Retransmit => None,
                 };

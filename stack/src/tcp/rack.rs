@@ -61,11 +61,6 @@ impl Rack {
         }
     }
 
-    /// Minimum RTT seen by RACK.
-    pub fn min_rtt(&self) -> Option<Duration> {
-        self.min_rtt
-    }
-
     /// RFC 8985 §6.2 steps 2-3 for one newly delivered (SACKed or acknowledged) segment.
     pub fn on_delivered(&mut self, seg: &SentSegment, now: Instant, sacked: bool) {
         let rtt = now - seg.sent_at;

@@ -16,6 +16,10 @@ use core::time::Duration;
 /// RFC 8985 §7.2 WCDelAckT: the worst-case delayed-ACK time a lone segment may wait.
 const WORST_CASE_DELAYED_ACK: Duration = Duration::from_millis(200);
 
+/// Added to the probe timeout, as Linux's TCP_TIMEOUT_MIN (2 ms): timer granularity and ACK
+/// processing at the peer would otherwise make a sub-millisecond PTO fire before the ACK.
+const PTO_SLACK: Duration = Duration::from_millis(2);
+
 /// F-RTO (RFC 5682 §3.1 step 2b): new segments sent to probe a timeout.
 const FRTO_NEW_SEGMENTS: u32 = 2;
 
@@ -42,16 +46,6 @@ impl Tcb {
         sacked_before: u32,
         rtt: Option<Duration>,
     ) {
-        if acked > 0 {
-            let rack = &mut self.rack;
-            self.sent
-                .acknowledge(ack, |g| rack.on_delivered(g, now, false));
-            self.rack.on_cumulative_ack(ack);
-            self.sack_board.advance(ack);
-            if self.lost_hint < ack {
-                self.lost_hint = ack;
-            }
-        }
         let mut newly_sacked = 0;
         let mut dsack = None;
         if !seg.options.sack_blocks.is_empty() {
@@ -120,6 +114,26 @@ impl Tcb {
             self.cc.on_ack(&sample);
         }
         self.arm_tail_probe(now);
+    }
+
+    /// The cumulative ACK reached `ack`: drops the records it covers (RACK sees each newly
+    /// delivered one); returns the RTT of the newest covered record never retransmitted and not
+    /// SACKed before (so it was delivered just now).
+    pub(super) fn acknowledge_records(&mut self, now: Instant, ack: SeqNumber) -> Option<Duration> {
+        let rack = &mut self.rack;
+        let mut newest = None;
+        self.sent.acknowledge(ack, |g| {
+            rack.on_delivered(g, now, false);
+            if !g.retransmitted {
+                newest = Some(g.sent_at);
+            }
+        });
+        self.rack.on_cumulative_ack(ack);
+        self.sack_board.advance(ack);
+        if self.lost_hint < ack {
+            self.lost_hint = ack;
+        }
+        newest.map(|t| now - t)
     }
 
     /// RFC 8985 §6.2 step 5 and the reordering timer; enters recovery on a loss.
@@ -219,6 +233,8 @@ impl Tcb {
         if self.snd_max.since(self.snd_una) <= self.snd_mss {
             // RFC 8985 §7.2: a lone segment may wait for a delayed ACK.
             pto += WORST_CASE_DELAYED_ACK;
+        } else {
+            pto += PTO_SLACK;
         }
         let deadline = now + pto;
         // RFC 8985 §7.2: never later than the RTO.

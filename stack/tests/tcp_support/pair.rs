@@ -189,6 +189,8 @@ pub struct Pair {
     pub s2c: Link,
     /// Record every segment (off for bulk transfers).
     pub log: Option<Vec<(Instant, bool, TcpRepr, usize)>>,
+    /// Timer granularity, as an engine's timer wheel has (zero: exact deadlines).
+    pub timer_tick: Duration,
     buf: Vec<u8>,
 }
 
@@ -225,6 +227,7 @@ impl Pair {
             c2s: Link::new(c2s, seed.wrapping_mul(2).wrapping_add(1)),
             s2c: Link::new(s2c, seed.wrapping_mul(2).wrapping_add(2)),
             log: None,
+            timer_tick: Duration::ZERO,
             buf: vec![0; mss + 100],
         }
     }
@@ -288,11 +291,16 @@ impl Pair {
             self.flush();
             return true;
         }
+        let tick = u64::try_from(self.timer_tick.as_micros())
+            .unwrap_or(0)
+            .max(1);
+        // A timer wheel fires a deadline at the first tick at or after it.
+        let round = |t: Instant| Instant::from_micros(t.total_micros().div_ceil(tick) * tick);
         let next = [
             self.c2s.next_arrival(),
             self.s2c.next_arrival(),
-            self.client.poll_at(),
-            self.server.as_ref().and_then(|s| s.poll_at()),
+            self.client.poll_at().map(round),
+            self.server.as_ref().and_then(|s| s.poll_at()).map(round),
         ]
         .into_iter()
         .flatten()

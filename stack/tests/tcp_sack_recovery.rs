@@ -301,3 +301,45 @@ fn newreno_per_socket_ignores_sack_and_waits_for_strict_duplicates() {
     assert_eq!(s.tcb.stats().rto_expirations, 1);
     assert_eq!(s.tcb.stats().tlp_probes, 0);
 }
+
+#[test]
+fn rfc3708_dsack_of_every_retransmission_undoes_the_recovery() {
+    let mut s = ten_sent(&cfg());
+    let before = s.tcb.stats().cwnd;
+    // Segment 1 is only delayed: three SACKs make RACK retransmit it.
+    for (k, t) in [301u64, 302, 303].into_iter().enumerate() {
+        s.inject(t, ack(D + MSS).sack(&[(block(2).0, block(2 + k as u32).1)]));
+    }
+    s.expect(303, seg(".").seq(D + MSS).len(1460));
+    assert!(s.tcb.stats().cwnd < before, "reduced on the loss");
+    // The original arrives (everything acknowledged), then the retransmission as a duplicate.
+    s.inject(304, ack(D + 10 * MSS));
+    s.inject(403, ack(D + 10 * MSS).sack(&[block(1)]));
+    let st = *s.tcb.stats();
+    assert_eq!(st.dsacks, 1);
+    assert_eq!(st.spurious_recoveries, 1, "{st:?}");
+    assert!(st.cwnd >= before, "window restored: {st:?}");
+}
+
+#[test]
+fn rfc3708_dsack_undoes_a_spurious_timeout() {
+    let mut s = established(&cfg());
+    s.send(200, &[5u8; 10 * 1460]);
+    for i in 0..10 {
+        s.expect(200, seg(".").seq(D + i * MSS).len(1460));
+    }
+    // The receiver holds its ACK (a slow reader): the tail probe resends the last segment,
+    // then the RTO the first...
+    let (probe, _) = s.expect_next();
+    assert_eq!(probe.seq_number, D + 9 * MSS);
+    let (rto, _) = s.expect_next();
+    assert_eq!(rto.seq_number, D);
+    assert_eq!(s.tcb.stats().rto_expirations, 1);
+    assert_eq!(s.tcb.stats().cwnd, MSS);
+    // ...which the receiver reports as a duplicate, acknowledging everything.
+    let t = s.now_ms();
+    s.inject(t + 100, ack(D + 10 * MSS).sack(&[block(0)]));
+    let st = *s.tcb.stats();
+    assert_eq!(st.spurious_rtos, 1, "{st:?}");
+    assert!(st.cwnd >= 10 * MSS, "window restored: {st:?}");
+}

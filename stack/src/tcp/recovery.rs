@@ -78,6 +78,12 @@ impl Tcb {
                 self.stats.dsacks += 1;
                 self.rack.on_dsack();
                 dsack = summary.dsack;
+                if let Some((_, r)) = dsack {
+                    // Only duplicates of what the last episode retransmitted count.
+                    if r <= self.recover {
+                        self.undo_on_dsack();
+                    }
+                }
             }
         }
         // Linux tcp_sacktag: with SACK, an ACK that newly SACKs data is a duplicate ACK even
@@ -136,6 +142,29 @@ impl Tcb {
         newest.map(|t| now - t)
     }
 
+    /// RFC 3708 §3 / Linux tcp_try_undo_dsack: once D-SACKs reported every retransmission of
+    /// the last congestion event as a duplicate, nothing was lost: undo the window reduction
+    /// (also after the episode ended: the duplicate usually arrives after the original).
+    fn undo_on_dsack(&mut self) {
+        let Some(n) = self.undo_retrans else { return };
+        let n = n.saturating_sub(1);
+        self.undo_retrans = Some(n);
+        if n > 0 {
+            return;
+        }
+        self.undo_retrans = None;
+        self.cc.on_spurious();
+        self.sent.unmark_lost();
+        if self.in_loss {
+            self.stats.spurious_rtos += 1;
+        } else {
+            self.stats.spurious_recoveries += 1;
+        }
+        self.in_recovery = false;
+        self.in_loss = false;
+        self.frto = None;
+    }
+
     /// RFC 8985 §6.2 step 5 and the reordering timer; enters recovery on a loss.
     pub(super) fn rack_detect(&mut self, now: Instant) {
         let srtt = self.rtt.srtt().unwrap_or(self.rtt.rto());
@@ -162,6 +191,7 @@ impl Tcb {
         self.prr_recover_fs = flight.max(1);
         self.prr_delivered = 0;
         self.prr_out = 0;
+        self.undo_retrans = Some(0);
         self.tlp_deadline = None;
         self.stats.fast_retransmits += 1;
     }
@@ -304,6 +334,12 @@ impl Tcb {
             self.sack_board.clear();
         }
         self.cc.on_rto(now, flight, self.snd_mss);
+        if first_timeout {
+            self.undo_retrans = Some(0);
+        } else {
+            // A second timeout: the first one's reduction stands.
+            self.undo_retrans = None;
+        }
         self.sent.mark_all_lost();
         self.stats.lost_segments += self.sent.len() as u64;
         self.lost_hint = self.snd_una;
@@ -342,6 +378,7 @@ impl Tcb {
                 if acked > 0 {
                     // Step 3b: data never retransmitted was acknowledged: the timeout was
                     // spurious. RFC 4015-style response: restore the window, stop retransmitting.
+                    self.undo_retrans = None;
                     self.cc.on_spurious();
                     self.sent.unmark_lost();
                     self.in_loss = false;
@@ -399,6 +436,9 @@ impl Tcb {
             flags |= TcpFlags::PSH;
         }
         self.sent.retransmitted(i, now);
+        if let Some(n) = &mut self.undo_retrans {
+            *n += 1;
+        }
         self.lost_hint = seg.end;
         self.stats.retransmits += 1;
         // RFC 6298 §3 (Karn): no RTT sample from an ambiguous segment.

@@ -35,6 +35,9 @@ pub struct TcpStats {
     pub tlp_recoveries: u64,
     /// Retransmission timeouts found spurious by F-RTO (RFC 5682) and undone.
     pub spurious_rtos: u64,
+    /// Congestion responses undone because D-SACKs showed every retransmission of the
+    /// episode was needless (RFC 3708).
+    pub spurious_recoveries: u64,
     /// Duplicate ACKs received (RFC 5681 §2).
     pub dup_acks: u64,
     /// Out-of-order payload bytes received and queued.

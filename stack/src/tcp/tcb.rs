@@ -154,6 +154,9 @@ pub struct Tcb {
     pub(super) frto: Option<Frto>,
     /// No lost segment below this is waiting for its retransmission.
     pub(super) lost_hint: SeqNumber,
+    /// Retransmissions since the last congestion event not yet reported duplicate by a
+    /// D-SACK (RFC 3708, Linux `undo_retrans`); `None` when no undo is possible.
+    pub(super) undo_retrans: Option<u32>,
     /// RFC 6937 PRR: RecoverFS, prr_delivered, prr_out.
     pub(super) prr_recover_fs: u32,
     pub(super) prr_delivered: u32,
@@ -256,6 +259,7 @@ impl Tcb {
             in_loss: false,
             frto: None,
             lost_hint: iss,
+            undo_retrans: None,
             prr_recover_fs: 0,
             prr_delivered: 0,
             prr_out: 0,

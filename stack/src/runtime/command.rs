@@ -83,7 +83,7 @@ pub(crate) enum Outcome {
     /// Socket options.
     Options(TcpSocketOptions),
     /// TCP state and counters.
-    Info(State, TcpStats),
+    Info(State, Box<TcpStats>),
     /// Engine counters.
     Stats(Box<(EngineStats, TcpEngineStats)>),
 }
@@ -219,6 +219,8 @@ fn run<D: Device>(
         Op::LocalAddr => engine.local_addr(h).map(Outcome::Addr),
         Op::SetOptions(options) => engine.set_tcp_options(h, options).map(|()| Outcome::Done),
         Op::Options => engine.tcp_options(h).map(Outcome::Options),
-        Op::Info => engine.tcp_info(h).map(|(s, t)| Outcome::Info(s, t)),
+        Op::Info => engine
+            .tcp_info(h)
+            .map(|(s, t)| Outcome::Info(s, Box::new(t))),
     }
 }

@@ -479,7 +479,7 @@ impl TcpStream {
     /// `TCP_INFO`: state and counters.
     pub fn tcp_info(&self) -> Result<(State, TcpStats), Errno> {
         match self.call(Op::Info)? {
-            Outcome::Info(s, t) => Ok((s, t)),
+            Outcome::Info(s, t) => Ok((s, *t)),
             _ => Err(unexpected()),
         }
     }

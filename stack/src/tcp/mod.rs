@@ -39,6 +39,7 @@
 mod buffer;
 mod config;
 mod congestion;
+mod cubic;
 mod error;
 mod icmp;
 mod input;
@@ -46,8 +47,12 @@ mod isn;
 mod ooo;
 mod options;
 mod output;
+mod rack;
+mod recovery;
 pub mod request;
 mod rtt;
+mod sack;
+mod sent;
 mod seq;
 mod stats;
 pub mod syn_cookie;
@@ -56,8 +61,9 @@ pub mod time_wait;
 mod timers;
 
 pub use buffer::RingBuffer;
-pub use config::{CongestionAlgorithm, KeepaliveConfig, TcpConfig};
-pub use congestion::{CongestionControl, NewReno};
+pub use config::{CongestionAlgorithm, KeepaliveConfig, LossRecovery, TcpConfig};
+pub use congestion::{AckSample, CongestionControl, NewReno};
+pub use cubic::Cubic;
 pub use error::TcpError;
 pub use icmp::IcmpUnreachable;
 pub use isn::IsnGenerator;
@@ -68,6 +74,7 @@ pub use request::{
     AdmitError, RequestAction, RequestSock, RequestTimeout, SynQueue, SynQueueCounters,
 };
 pub use rtt::RttEstimator;
+pub use sack::{SackScoreboard, SackSummary};
 pub use seq::SeqNumber;
 pub use stats::TcpStats;
 pub use syn_cookie::{CookieConnection, CookieError, CookieOptions, SynCookies};

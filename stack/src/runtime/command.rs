@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use surge_datapath::Device;
 
-use super::watch::{Board, Watched};
+use super::watch::{Board, Waiters, Watched};
 use crate::Errno;
 use crate::engine::{Engine, EngineStats, TcpEngineStats};
 use crate::socket::{SocketHandle, TcpSocketOptions};
@@ -137,26 +137,25 @@ pub(crate) struct Command {
 }
 
 /// Runs one command on the engine (inside the loop), publishes the readiness
-/// it changed, and answers it. Returns true when readiness changed.
+/// it changed (waking the socket's waiters), and answers it.
 pub(crate) fn execute<D: Device>(
     engine: &mut Engine<D>,
     watched: &mut Watched,
     board: &Board,
+    waiters: &Waiters,
     cmd: Command,
-) -> bool {
+) {
     let result = run(engine, watched, cmd.socket, cmd.op);
-    let mut changed = false;
     if let Some(h) = cmd.socket {
-        changed |= watched.publish_one(engine, board, h);
+        watched.publish_one(engine, board, waiters, h);
     }
     match &result {
         Ok(Outcome::Handle(h)) | Ok(Outcome::Accepted(h, _)) => {
-            changed |= watched.publish_one(engine, board, *h);
+            watched.publish_one(engine, board, waiters, *h);
         }
         _ => {}
     }
     cmd.reply.complete(result);
-    changed
 }
 
 fn run<D: Device>(

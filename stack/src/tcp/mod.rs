@@ -50,13 +50,15 @@ mod options;
 mod output;
 mod rack;
 mod recovery;
+pub mod request;
 mod rtt;
 mod sack;
 mod sent;
 mod seq;
 mod stats;
+pub mod syn_cookie;
 mod tcb;
-mod time_wait;
+pub mod time_wait;
 mod timers;
 
 pub use buffer::RingBuffer;
@@ -70,11 +72,16 @@ pub use isn::IsnGenerator;
 pub use ooo::OutOfOrderQueue;
 pub use options::{DEFAULT_MSS, header_len};
 pub use output::Transmit;
+pub use request::{
+    AdmitError, RequestAction, RequestSock, RequestTimeout, SynQueue, SynQueueCounters,
+};
 pub use rtt::RttEstimator;
 pub use sack::{SackScoreboard, SackSummary};
 pub use seq::SeqNumber;
 pub use stats::TcpStats;
+pub use syn_cookie::{CookieConnection, CookieError, CookieOptions, SynCookies};
 pub use tcb::Tcb;
+pub use time_wait::{TimeWait, TimeWaitAck, TimeWaitAction, TimeWaitCounters, TimeWaitTable};
 
 use crate::wire::{TcpFlags, TcpRepr};
 

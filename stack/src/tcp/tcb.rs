@@ -157,6 +157,13 @@ pub struct Tcb {
     /// Retransmissions since the last congestion event not yet reported duplicate by a
     /// D-SACK (RFC 3708, Linux `undo_retrans`); `None` when no undo is possible.
     pub(super) undo_retrans: Option<u32>,
+    /// Delivery-rate estimate (for `TcpInfo`): bytes delivered (acknowledged or SACKed) in
+    /// total, the start of the current sample, the last rate, and app-limited flags.
+    pub(super) delivered: u64,
+    pub(super) rate_sample_start: (Instant, u64),
+    pub(super) delivery_rate: u64,
+    pub(super) rate_app_limited: bool,
+    pub(super) app_limited_now: bool,
     /// RFC 6937 PRR: RecoverFS, prr_delivered, prr_out.
     pub(super) prr_recover_fs: u32,
     pub(super) prr_delivered: u32,
@@ -260,6 +267,11 @@ impl Tcb {
             frto: None,
             lost_hint: iss,
             undo_retrans: None,
+            delivered: 0,
+            rate_sample_start: (now, 0),
+            delivery_rate: 0,
+            rate_app_limited: false,
+            app_limited_now: false,
             prr_recover_fs: 0,
             prr_delivered: 0,
             prr_out: 0,

@@ -34,7 +34,6 @@ impl Tcb {
             State::SynSent => self.input_syn_sent(now, seg, payload),
             _ => self.input_synchronized(now, seg, payload),
         }
-        self.refresh_stats();
     }
 
     /// RFC 9293 §3.10.7.3: SYN-SENT.

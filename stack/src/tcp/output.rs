@@ -31,7 +31,6 @@ impl Tcb {
             if t.repr.flags.contains(TcpFlags::RST) {
                 self.stats.rsts_out += 1;
             }
-            self.refresh_stats();
         }
         t
     }

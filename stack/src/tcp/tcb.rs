@@ -12,7 +12,7 @@ use super::rtt::RttEstimator;
 use super::sack::SackScoreboard;
 use super::sent::SentQueue;
 use super::seq::SeqNumber;
-use super::stats::TcpStats;
+use super::stats::{TcpCounters, TcpStats};
 use crate::FourTuple;
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpRepr};
@@ -173,7 +173,7 @@ pub struct Tcb {
     pub(super) challenge_window_start: Instant,
     pub(super) challenge_count: u32,
 
-    pub(super) stats: TcpStats,
+    pub(super) stats: TcpCounters,
 }
 
 impl Tcb {
@@ -187,7 +187,7 @@ impl Tcb {
         };
         // Records for what may be in flight: the send buffer in segments of the smallest MSS.
         let max_segments = (cfg.send_buffer / usize::from(cfg.min_mss.max(1))).clamp(64, 1 << 16);
-        let mut tcb = Tcb {
+        let tcb = Tcb {
             cfg: *cfg,
             tuple,
             state,
@@ -277,9 +277,8 @@ impl Tcb {
             prr_out: 0,
             challenge_window_start: now,
             challenge_count: 0,
-            stats: TcpStats::default(),
+            stats: TcpCounters::default(),
         };
-        tcb.refresh_stats();
         tcb
     }
 
@@ -328,8 +327,15 @@ impl Tcb {
     }
 
     /// Counters and estimates.
-    pub fn stats(&self) -> &TcpStats {
-        &self.stats
+    pub fn stats(&self) -> TcpStats {
+        self.stats.snapshot(
+            self.rtt.srtt().unwrap_or_default(),
+            self.rtt.rttvar(),
+            self.rtt.rto(),
+            self.cc.window(),
+            self.cc.ssthresh(),
+            self.snd_mss,
+        )
     }
 
     /// The configuration this connection runs with.
@@ -581,16 +587,6 @@ impl Tcb {
     pub(super) fn unsent(&self) -> usize {
         let offset = self.snd_nxt.since(self.snd_buf_start) as usize;
         self.send_buf.len().saturating_sub(offset)
-    }
-
-    /// Copies the estimates into the counters.
-    pub(super) fn refresh_stats(&mut self) {
-        self.stats.srtt = self.rtt.srtt().unwrap_or_default();
-        self.stats.rttvar = self.rtt.rttvar();
-        self.stats.rto = self.rtt.rto();
-        self.stats.cwnd = self.cc.window();
-        self.stats.ssthresh = self.cc.ssthresh();
-        self.stats.snd_mss = self.snd_mss;
     }
 
     /// A RST answering `seg` (RFC 9293 §3.10.7.1 form), from this connection's ports.

@@ -37,6 +37,7 @@
 //! ```
 
 mod buffer;
+pub mod buffer_pool;
 mod config;
 mod congestion;
 mod error;
@@ -56,6 +57,7 @@ pub mod time_wait;
 mod timers;
 
 pub use buffer::RingBuffer;
+pub use buffer_pool::{BufferPool, BufferPoolStats};
 pub use config::{CongestionAlgorithm, KeepaliveConfig, TcpConfig};
 pub use congestion::{CongestionControl, NewReno};
 pub use error::TcpError;

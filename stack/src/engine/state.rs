@@ -9,7 +9,7 @@ use super::config::EngineConfig;
 use super::forward::Forwarding;
 use super::stats::{EngineStats, TcpEngineStats};
 use crate::neighbor::NeighborCache;
-use crate::socket::{SocketSet, TcpSock, UdpSock};
+use crate::socket::{ReadyMark, SocketSet, TcpSock, UdpSock};
 use crate::table::{BindTable, ConnTable, EphemeralPorts, ListenTable, SocketId};
 use crate::tcp::{IsnGenerator, SynCookies, SynQueue, TcpConfig, TimeWaitTable};
 use crate::time::Instant;
@@ -23,6 +23,16 @@ pub enum Socket {
     Udp(UdpSock),
     /// A TCP socket.
     Tcp(TcpSock),
+}
+
+impl Socket {
+    /// The socket's place in the ready list.
+    pub(crate) fn ready_mark(&mut self) -> &mut ReadyMark {
+        match self {
+            Socket::Udp(s) => &mut s.ready,
+            Socket::Tcp(s) => &mut s.ready,
+        }
+    }
 }
 
 /// Everything an engine owns except its device and bursts, so the two can be
@@ -40,6 +50,8 @@ pub(crate) struct Core {
     pub(crate) icmp_tokens: u32,
     pub(crate) icmp_refill: Instant,
     pub(crate) tx_checksum: TxChecksum,
+    /// Sockets whose readiness may have changed since events were last drained.
+    pub(crate) ready: Vec<SocketId>,
     /// The time of the current (or last) iteration; in-loop calls use it.
     pub(crate) now: Instant,
     /// UDP sockets by bound port, for the input lookup.

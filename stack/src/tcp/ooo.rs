@@ -22,7 +22,8 @@ impl OutOfOrderQueue {
     pub fn new(max_ranges: usize, max_bytes: usize) -> Self {
         let max_ranges = max_ranges.max(1);
         OutOfOrderQueue {
-            ranges: Vec::with_capacity(max_ranges + 1),
+            // Reserved in full at the first range (an idle connection holds none).
+            ranges: Vec::new(),
             max_ranges,
             max_bytes,
             bytes: 0,
@@ -94,6 +95,9 @@ impl OutOfOrderQueue {
             .iter()
             .position(|&(s, _)| s > new_start)
             .unwrap_or(self.ranges.len());
+        if self.ranges.capacity() == 0 {
+            self.ranges.reserve_exact(self.max_ranges + 1);
+        }
         self.ranges.insert(pos, (new_start, new_end));
         self.latest = Some(new_start);
         true

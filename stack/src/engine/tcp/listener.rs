@@ -286,11 +286,31 @@ pub(crate) fn listen(core: &mut Core, handle: SocketHandle, backlog: i32) -> Res
     let sock = tcp_sock(&mut core.sockets, handle)?;
     sock.local = Some(local);
     sock.state = TcpSocketState::Listening(queues);
+    core.queue_ready(handle.id());
     Ok(())
 }
 
 /// `accept(2)`, non-blocking: the next established connection, or EAGAIN.
 pub(crate) fn accept(
+    core: &mut Core,
+    handle: SocketHandle,
+) -> Result<(SocketHandle, SocketAddrV4), Errno> {
+    let result = take_accepted(core, handle);
+    match &result {
+        Ok((child, _)) => {
+            core.queue_ready(handle.id());
+            // The program holds the child from now on: its first event says all.
+            core.report_afresh(child.id());
+        }
+        Err(Errno::EAGAIN) => core.told_not_ready(handle.id(), true, false),
+        Err(Errno::ECONNABORTED) => core.queue_ready(handle.id()),
+        Err(_) => {}
+    }
+    result
+}
+
+/// Pops the accept queue of the listener `handle`.
+fn take_accepted(
     core: &mut Core,
     handle: SocketHandle,
 ) -> Result<(SocketHandle, SocketAddrV4), Errno> {
@@ -339,6 +359,7 @@ pub(crate) fn handshake_done(core: &mut Core, listener: SocketId, id: SocketId) 
         if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
             sock.queued_for_accept = true;
         }
+        core.queue_ready(listener);
     }
 }
 

@@ -57,6 +57,7 @@ pub(crate) fn process_dirty<D: Device>(
             // Drained rings go back to the engine's buffer pool (tcp::buffer_pool).
             tcb.release_idle_buffers();
             settle(core, now, id, tcb);
+            core.queue_ready(id);
             if no_frame {
                 if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
                     mark(&mut blocked, sock, id);

@@ -55,6 +55,8 @@ pub struct EngineConfig {
     /// Answer SYNs with SYN cookies when a listener's SYN queue is full (RFC 4987 §3.6,
     /// Linux `tcp_syncookies = 1`).
     pub syn_cookies: bool,
+    /// Idle ring-buffer bytes the engine's thread keeps for reuse (`tcp::buffer_pool`).
+    pub buffer_pool_bytes: usize,
     /// Tick of the TCP timer wheel.
     pub timer_tick: Duration,
     /// Every socket may bind below port 1024 (as if it had
@@ -98,6 +100,7 @@ impl EngineConfig {
             max_time_wait: 262_144,
             max_half_open: 262_144,
             syn_cookies: true,
+            buffer_pool_bytes: crate::tcp::buffer_pool::DEFAULT_IDLE_LIMIT,
             timer_tick: Duration::from_millis(1),
             privileged: false,
             rss: None,

@@ -115,6 +115,8 @@ impl<D: Device> Engine<D> {
         let mut isn_key = [0u8; 16];
         isn_key[..8].copy_from_slice(&key.hash_one(0x15e_u64).to_le_bytes());
         isn_key[8..].copy_from_slice(&key.hash_one(0x15e1_u64).to_le_bytes());
+        // The pool belongs to the thread; an engine runs on the thread that makes it.
+        crate::tcp::buffer_pool::with_pool(|p| p.set_idle_limit(config.buffer_pool_bytes));
         let tcp = TcpEngine {
             config: config.tcp,
             binds: BindTable::new(

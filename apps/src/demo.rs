@@ -6,7 +6,7 @@
 //! failure and on Ctrl-C.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::Args;
 use serde_json::Value;
+use surge::child::Reaped;
 use surge_lab::{HostId, Lab, LabSpec, Topology, parse_duration};
 
 /// surge's address in host A (the kernel of A keeps its own, 198.18.0.1).
@@ -37,27 +38,6 @@ pub struct DemoArgs {
     /// Where the reports go.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
-}
-
-/// A child process killed (SIGTERM, then SIGKILL) when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        // SIGTERM lets `surge serve` print its summary and detach its XDP program.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn exe() -> anyhow::Result<String> {

@@ -344,12 +344,13 @@ pub fn run(mut args: CompareArgs) -> anyhow::Result<()> {
         args.server_core,
         args.client_core
     );
+    let warmup = if args.smoke { 0.5 } else { 1.0 };
     let env = Env {
         lab: &lab,
         surge: &surge,
         out: &runs_dir,
         seconds: args.seconds,
-        warmup: if args.smoke { 0.5 } else { 1.0 },
+        warmup,
         frames: if args.smoke { 200_000 } else { 2_000_000 },
         cores: (args.server_core, args.client_core),
         stop: &stop,
@@ -389,7 +390,7 @@ pub fn run(mut args: CompareArgs) -> anyhow::Result<()> {
     }
     lab.down().context("removing the lab")?;
     let elapsed = started.elapsed().as_secs_f64();
-    let table = table(&groups, &args, elapsed);
+    let table = table(&groups, &args, warmup, elapsed);
     println!("{table}");
     let charts = draw_charts(&groups, &args.out)?;
     println!("charts: {}", charts.join(", "));
@@ -421,7 +422,7 @@ fn ratios(group: &Group, i: usize) -> (f64, f64, f64) {
 }
 
 /// The markdown table, with the machine, the date and the command above it.
-fn table(groups: &[Group], args: &CompareArgs, elapsed: f64) -> String {
+fn table(groups: &[Group], args: &CompareArgs, warmup: f64, elapsed: f64) -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -486,7 +487,7 @@ fn table(groups: &[Group], args: &CompareArgs, elapsed: f64) -> String {
         line(format!("- {}: {}", group.id, group.note));
     }
     line(format!(
-        "- HTTP clients: one thread, {HTTP_CONNECTIONS} connections, no warm-up (wrk has none); rr rows: 1 s warm-up (connection set-up) not measured"
+        "- HTTP clients: one thread, {HTTP_CONNECTIONS} connections, no warm-up (wrk has none); rr rows: {warmup} s warm-up (connection set-up) not measured"
     ));
     out
 }

@@ -179,9 +179,7 @@ pub fn short_number(v: f64) -> String {
     let a = v.abs();
     if a >= 1e6 {
         format!("{:.1}M", v / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.0}k", v / 1e3)
-    } else if a >= 1e3 && v % 1e3 == 0.0 {
+    } else if a >= 1e5 || (a >= 1e3 && v % 1e3 == 0.0) {
         format!("{:.0}k", v / 1e3)
     } else if a >= 1e3 {
         format!("{:.1}k", v / 1e3)
@@ -278,12 +276,14 @@ pub fn write_bars(path: &Path, title: &str, x_desc: &str, bars: &[Bar]) -> anyho
         .fold(0.0_f64, f64::max)
         .max(1e-9)
         * 1.2;
-    let height = (170 + 60 * n as u32).max(320);
+    let height = (210 + 60 * n as u32).max(360);
     let root = BitMapBackend::new(path, (SIZE.0, height)).into_drawing_area();
     root.fill(&WHITE).map_err(drawing("the background"))?;
+    // The legend gets its own strip under the chart, so it never covers a bar.
+    let (upper, strip) = root.split_vertically(height - 45);
     // Bar i is centred on y = n - 1 - i (the first bar on top).
     let y_of = |i: usize| (n - 1 - i) as f64;
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(&upper)
         .caption(title, (FAMILY, 26))
         .margin(20)
         .x_label_area_size(55)
@@ -309,12 +309,13 @@ pub fn write_bars(path: &Path, title: &str, x_desc: &str, bars: &[Bar]) -> anyho
         let y = y_of(i);
         // The contender's name, left of the axis.
         let (px, py) = chart.backend_coord(&(0.0, y));
-        root.draw(&Text::new(
-            bar.label.clone(),
-            (px - 12, py),
-            TextStyle::from((FAMILY, 17).into_font()).pos(right),
-        ))
-        .map_err(drawing("a label"))?;
+        upper
+            .draw(&Text::new(
+                bar.label.clone(),
+                (px - 12, py),
+                TextStyle::from((FAMILY, 17).into_font()).pos(right),
+            ))
+            .map_err(drawing("a label"))?;
         if !bar.median.is_finite() {
             continue;
         }
@@ -352,24 +353,37 @@ pub fn write_bars(path: &Path, title: &str, x_desc: &str, bars: &[Bar]) -> anyho
             )))
             .map_err(drawing("a value"))?;
     }
-    // The legend explains the colours and the whisker (empty series carry its entries).
-    let nothing = || std::iter::empty::<Rectangle<(f64, f64)>>();
-    chart
-        .draw_series(nothing())
-        .map_err(drawing("the legend"))?
-        .label("surge")
-        .legend(move |(x, y)| Rectangle::new([(x, y - 7), (x + 20, y + 7)], accent.filled()));
-    chart
-        .draw_series(nothing())
-        .map_err(drawing("the legend"))?
-        .label("the tools surge is compared with")
-        .legend(move |(x, y)| Rectangle::new([(x, y - 7), (x + 20, y + 7)], plain.filled()));
-    chart
-        .draw_series(nothing())
-        .map_err(drawing("the legend"))?
-        .label("bar: median; line: lowest to highest round")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.stroke_width(2)));
-    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+    // The legend: what the colours and the whisker mean, in one row under the chart.
+    let style = TextStyle::from((FAMILY, 17).into_font()).pos(left);
+    let mut x = 40;
+    let y = 20;
+    for (fill, text) in [
+        (Some(accent), "surge"),
+        (Some(plain), "the tools surge is compared with"),
+        (
+            None,
+            "bar: median over rounds; line: lowest to highest round",
+        ),
+    ] {
+        match fill {
+            Some(fill) => strip.draw(&Rectangle::new(
+                [(x, y - 8), (x + 22, y + 8)],
+                fill.filled(),
+            )),
+            None => strip.draw(&PathElement::new(
+                [(x, y), (x + 22, y)],
+                BLACK.stroke_width(2),
+            )),
+        }
+        .map_err(drawing("the legend"))?;
+        strip
+            .draw(&Text::new(text, (x + 30, y), style.clone()))
+            .map_err(drawing("the legend"))?;
+        let width = strip
+            .estimate_text_size(text, &style)
+            .map_or(200, |(w, _)| w as i32);
+        x += 30 + width + 40;
+    }
     root.present()
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
 }
@@ -476,6 +490,8 @@ mod tests {
         assert_eq!(short_number(5000.0), "5k");
         assert_eq!(short_number(1500.0), "1.5k");
         assert_eq!(short_number(45_000.0), "45k");
+        assert_eq!(short_number(11_605.0), "11.6k");
+        assert_eq!(short_number(297_000.0), "297k");
         assert_eq!(short_number(2_500_000.0), "2.5M");
     }
 }

@@ -374,8 +374,10 @@ pub(crate) fn run_case(
         c.args([
             "load", "--stack", stack, "--target", &target, "--mode", mode, "-t", "1",
         ]);
-        c.args(["--json", &files.json.to_string_lossy()]);
-        c.args(["--hgrm", &files.hgrm.to_string_lossy(), "--quiet"]);
+        c.args(["--json", &files.json.to_string_lossy(), "--quiet"]);
+        if mode != "stream" {
+            c.args(["--hgrm", &files.hgrm.to_string_lossy()]);
+        }
         if stack == "surge" {
             c.args(["--interface", &b.ifname]);
             c.args(["--address", &format!("{SURGE_CLIENT}/{}", b.prefix_len)]);

@@ -239,15 +239,8 @@ fn start_server(env: &Env<'_>, server: Server, log: &Path) -> anyhow::Result<Opt
             c
         }
     };
-    let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let mut child = Reaped(
-        command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
-            .with_context(|| format!("starting the {server:?} server"))?,
-    );
+    let mut child = spawn_logged(&mut command, log)
+        .with_context(|| format!("starting the {server:?} server"))?;
     wait_listening(env, &mut child, &addr, port, kernel, log)
         .with_context(|| format!("the {server:?} server at {listen}"))?;
     Ok(Some(child))
@@ -295,17 +288,20 @@ fn wait_listening(
     bail!("not listening within 15 s:\n{}", tail(log))
 }
 
+/// Starts `command` with no input and its output (stdout and stderr) in `log`.
+fn spawn_logged(command: &mut Command, log: &Path) -> anyhow::Result<Reaped> {
+    let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()?;
+    Ok(Reaped(child))
+}
+
 /// Runs `command` with its output in `log`, bounded by `limit`; returns the output.
 fn run_bounded(mut command: Command, log: &Path, limit: Duration) -> anyhow::Result<String> {
-    let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let mut child = Reaped(
-        command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
-            .context("starting the client")?,
-    );
+    let mut child = spawn_logged(&mut command, log).context("starting the client")?;
     let deadline = Instant::now() + limit;
     let status = loop {
         if let Some(status) = child.0.try_wait()? {

@@ -521,17 +521,14 @@ fn draw_charts(groups: &[Group], out: &Path) -> anyhow::Result<Vec<String>> {
             .filter_map(|case| {
                 let text = std::fs::read_to_string(case.hgrm.as_ref()?).ok()?;
                 Some(PercentileRun {
-                    label: case.label.to_string(),
+                    label: format!("{} (surge load, last round)", case.label),
                     rows: parse_hgrm(&text).ok()?,
                 })
             })
             .collect();
         if runs.len() >= 2 {
             let path = out.join(format!("{}-latency.png", group.id));
-            let title = format!(
-                "{}: latency by percentile (surge load, last round)",
-                group.title
-            );
+            let title = format!("{}: latency by percentile", group.title);
             write_percentiles(&path, &title, &runs)?;
             written.push(path.display().to_string());
         }

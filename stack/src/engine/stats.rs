@@ -191,6 +191,53 @@ impl EngineStats {
     }
 }
 
+/// Counters of the engine's TCP layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpEngineStats {
+    /// Connections opened actively (`connect`).
+    pub active_opens: u64,
+    /// Connections opened passively (SYN to a listener).
+    pub passive_opens: u64,
+    /// Connections handed to the application by `accept`.
+    pub accepted: u64,
+    /// Connections that ended (reached CLOSED) and were freed.
+    pub closed: u64,
+    /// SYNs dropped: SYN queue or accept queue full.
+    pub listen_overflows: u64,
+    /// SYNs dropped: socket table or connection table full.
+    pub table_full: u64,
+    /// SYN-ACKs sent with a SYN cookie (SYN queue full, RFC 4987).
+    pub syn_cookies_sent: u64,
+    /// Connections opened from a valid SYN cookie.
+    pub syn_cookies_accepted: u64,
+    /// ACKs with a stale or forged SYN cookie, dropped.
+    pub syn_cookies_rejected: u64,
+    /// Connections that went into a TIME-WAIT record.
+    pub time_wait_records: u64,
+    /// Connections that closed without TIME-WAIT: the TIME-WAIT table was full.
+    pub time_wait_overflow: u64,
+    /// Segments not sent because no TX frame was free (retransmission recovers them).
+    pub tx_blocked: u64,
+}
+
+impl TcpEngineStats {
+    /// Adds another engine's counters (for the stack-wide sum).
+    pub fn add(&mut self, other: &TcpEngineStats) {
+        self.active_opens += other.active_opens;
+        self.passive_opens += other.passive_opens;
+        self.accepted += other.accepted;
+        self.closed += other.closed;
+        self.listen_overflows += other.listen_overflows;
+        self.table_full += other.table_full;
+        self.syn_cookies_sent += other.syn_cookies_sent;
+        self.syn_cookies_accepted += other.syn_cookies_accepted;
+        self.syn_cookies_rejected += other.syn_cookies_rejected;
+        self.time_wait_records += other.time_wait_records;
+        self.time_wait_overflow += other.time_wait_overflow;
+        self.tx_blocked += other.tx_blocked;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,8 @@ use core::net::SocketAddrV4;
 use surge_datapath::{Burst, Device};
 
 use super::output::send_ipv4;
-use super::{Core, DropReason, Socket, Verdict};
+use super::state::{Core, Socket, Verdict};
+use super::stats::DropReason;
 use crate::errno::Errno;
 use crate::time::Instant;
 use crate::wire::{IpProtocol, Ipv4Repr, UdpRepr};
@@ -42,9 +43,12 @@ pub(crate) fn input(
             best = Some((score, *id));
         }
     }
-    match best.and_then(|(_, id)| core.sockets.by_id_mut(id)) {
-        Some(Socket::Udp(s)) => {
-            if !s.enqueue(src, payload) {
+    let best = best.map(|(_, id)| id);
+    match best.map(|id| (id, core.sockets.by_id_mut(id))) {
+        Some((id, Some(Socket::Udp(s)))) => {
+            if s.enqueue(src, payload) {
+                core.queue_ready(id);
+            } else {
                 core.stats.drop(DropReason::UdpRcvbufFull);
             }
         }

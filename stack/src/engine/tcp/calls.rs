@@ -1,0 +1,261 @@
+//! The socket calls on TCP sockets other than listen and accept.
+
+use core::net::SocketAddrV4;
+use core::time::Duration;
+
+use super::{config_for, errno_of, listener, tcp_sock};
+use crate::engine::state::{Core, Socket, mark};
+use crate::socket::{SocketHandle, TcpSock, TcpSocketOptions, TcpSocketState};
+use crate::tcp::{self, State, Tcb};
+use crate::time::Instant;
+use crate::{Errno, FourTuple};
+
+// ---- socket calls ----
+
+/// `socket(AF_INET, SOCK_STREAM, 0)`.
+pub(crate) fn socket(core: &mut Core) -> Result<SocketHandle, Errno> {
+    let handle = core.sockets.insert(Socket::Tcp(TcpSock::new()))?;
+    core.queue_ready(handle.id());
+    Ok(handle)
+}
+
+/// `bind(2)`.
+pub(crate) fn bind(
+    core: &mut Core,
+    handle: SocketHandle,
+    addr: SocketAddrV4,
+) -> Result<SocketAddrV4, Errno> {
+    let options = tcp_sock(&mut core.sockets, handle)?.options.bind;
+    let bound = core.tcp.binds.bind(
+        handle.id(),
+        *addr.ip(),
+        addr.port(),
+        options,
+        &mut core.ephemeral,
+    )?;
+    tcp_sock(&mut core.sockets, handle)?.local = Some(bound);
+    Ok(bound)
+}
+
+/// `connect(2)`, non-blocking: starts the handshake and returns EINPROGRESS;
+/// completion shows as writable (or an error from `take_error`).
+pub(crate) fn connect(
+    core: &mut Core,
+    handle: SocketHandle,
+    remote: SocketAddrV4,
+    now: Instant,
+) -> Result<(), Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    match &sock.state {
+        TcpSocketState::Listening(_) => return Err(Errno::EISCONN),
+        TcpSocketState::Connection(tcb) => {
+            return Err(match tcb.state() {
+                State::SynSent | State::SynReceived => Errno::EALREADY,
+                _ => Errno::EISCONN,
+            });
+        }
+        TcpSocketState::Closed => {}
+    }
+    if remote.port() == 0
+        || remote.ip().is_unspecified()
+        || remote.ip().is_broadcast()
+        || remote.ip().is_multicast()
+    {
+        return Err(Errno::EINVAL);
+    }
+    let options = sock.options;
+    let bound = sock.local;
+    let route = core
+        .config
+        .iface
+        .route(*remote.ip())
+        .map_err(|_| Errno::ENETUNREACH)?;
+    let id = handle.id();
+    let conns = &core.tcp.conns;
+    // A 4-tuple in a TIME-WAIT record is taken too (Linux `__inet_check_established`).
+    let time_wait = &core.tcp.time_wait;
+    let rss = core.config.rss.as_ref();
+    let queue = core.config.core;
+    // With a known RSS, only ports whose replies come back to our queue.
+    let tuple_free = |t: &FourTuple| {
+        !conns.contains(t)
+            && !time_wait.contains(t)
+            && rss.is_none_or(|r| r.reply_queue(t) == queue)
+    };
+    let local = match bound {
+        Some(_) => core
+            .tcp
+            .binds
+            .connect_bound(id, route.source, remote, |t: &FourTuple| {
+                !conns.contains(t) && !time_wait.contains(t)
+            })?,
+        None => {
+            let port = core.tcp.binds.ephemeral_for_connect(
+                id,
+                options.bind,
+                route.source,
+                remote,
+                &mut core.ephemeral,
+                tuple_free,
+            )?;
+            SocketAddrV4::new(route.source, port)
+        }
+    };
+    let tuple = FourTuple::new(local, remote);
+    let iss = core.tcp.isn.generate(&tuple, now);
+    let cfg = config_for(core, &options);
+    let tcb = Tcb::connect(tuple, iss, now, &cfg);
+    if core.tcp.conns.insert(tuple, id).is_err() {
+        core.tcp.binds.disconnect(id);
+        return Err(Errno::ENOBUFS);
+    }
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    sock.local = Some(local);
+    sock.state = TcpSocketState::Connection(Box::new(tcb));
+    sock.hashed = true;
+    mark(&mut core.tcp.dirty, sock, id);
+    core.queue_ready(id);
+    core.tcp_stats.active_opens += 1;
+    Err(Errno::EINPROGRESS)
+}
+
+fn with_tcb<R>(
+    core: &mut Core,
+    handle: SocketHandle,
+    f: impl FnOnce(&mut Tcb) -> Result<R, Errno>,
+) -> Result<R, Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    let result = match &mut sock.state {
+        TcpSocketState::Connection(tcb) => f(tcb),
+        TcpSocketState::Listening(_) | TcpSocketState::Closed => Err(Errno::ENOTCONN),
+    };
+    mark(&mut core.tcp.dirty, sock, handle.id());
+    core.queue_ready(handle.id());
+    result
+}
+
+/// `send(2)`, non-blocking: bytes accepted into the send buffer, or EAGAIN.
+pub(crate) fn send(core: &mut Core, handle: SocketHandle, data: &[u8]) -> Result<usize, Errno> {
+    let result = with_tcb(core, handle, |tcb| match tcb.state() {
+        State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
+        _ => tcb.send(data).map_err(errno_of),
+    });
+    if result == Err(Errno::EAGAIN) {
+        core.told_not_ready(handle.id(), false, true);
+    }
+    result
+}
+
+/// `recv(2)`, non-blocking: bytes read, 0 at end of stream, or EAGAIN.
+pub(crate) fn recv(core: &mut Core, handle: SocketHandle, buf: &mut [u8]) -> Result<usize, Errno> {
+    let result = with_tcb(core, handle, |tcb| match tcb.state() {
+        State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
+        _ => tcb.recv(buf).map_err(errno_of),
+    });
+    if result == Err(Errno::EAGAIN) {
+        core.told_not_ready(handle.id(), true, false);
+    }
+    result
+}
+
+/// `shutdown(SHUT_WR)`: FIN after the queued data.
+pub(crate) fn shutdown_write(core: &mut Core, handle: SocketHandle) -> Result<(), Errno> {
+    with_tcb(core, handle, |tcb| {
+        tcb.shutdown_write();
+        Ok(())
+    })
+}
+
+/// `getsockopt(SO_ERROR)`: the pending error, cleared by reading it.
+pub(crate) fn take_error(core: &mut Core, handle: SocketHandle) -> Result<Option<Errno>, Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    Ok(sock.tcb().and_then(|t| t.error()).map(errno_of))
+}
+
+/// `getpeername(2)`.
+pub(crate) fn peer_addr(core: &mut Core, handle: SocketHandle) -> Result<SocketAddrV4, Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    match sock.tcb() {
+        Some(t) if t.state() != State::Closed && t.state() != State::SynSent => {
+            Ok(t.tuple().remote())
+        }
+        _ => Err(Errno::ENOTCONN),
+    }
+}
+
+/// `close(2)`: a listener closes with its unaccepted children (RST to each); a
+/// connection goes on as an orphan until it ends (FIN, or RST when data was left
+/// unread or SO_LINGER is zero, RFC 2525 §2.17).
+pub(crate) fn close(core: &mut Core, handle: SocketHandle) -> Result<(), Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    let id = handle.id();
+    match &mut sock.state {
+        TcpSocketState::Closed => {
+            core.tcp.binds.unbind(id);
+            core.sockets.remove_id(id);
+        }
+        TcpSocketState::Listening(_) => listener::close(core, id),
+        TcpSocketState::Connection(tcb) => {
+            if sock.options.linger == Some(Duration::ZERO) {
+                tcb.abort();
+            } else {
+                tcb.close();
+            }
+            sock.orphan = true;
+            mark(&mut core.tcp.dirty, sock, id);
+        }
+    }
+    Ok(())
+}
+
+/// Sets socket options (before `bind`/`connect` for those that need it).
+pub(crate) fn set_options(
+    core: &mut Core,
+    handle: SocketHandle,
+    options: TcpSocketOptions,
+) -> Result<(), Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    sock.options = options;
+    if let Some(tcb) = sock.tcb_mut() {
+        tcb.set_nodelay(options.nodelay);
+        tcb.set_keepalive(options.keepalive);
+        tcb.set_user_timeout(options.user_timeout);
+        mark(&mut core.tcp.dirty, sock, handle.id());
+    }
+    Ok(())
+}
+
+/// Reads the socket options.
+pub(crate) fn options(core: &mut Core, handle: SocketHandle) -> Result<TcpSocketOptions, Errno> {
+    Ok(tcp_sock(&mut core.sockets, handle)?.options)
+}
+
+/// Connections whose own data or FIN the peer has not acknowledged yet
+/// (what a stack that stops now would lose).
+pub(crate) fn draining(core: &Core) -> usize {
+    core.sockets
+        .iter()
+        .filter(|(_, s)| match s {
+            Socket::Tcp(t) => t.tcb().is_some_and(|tcb| {
+                matches!(
+                    tcb.state(),
+                    State::SynSent
+                        | State::SynReceived
+                        | State::Established
+                        | State::CloseWait
+                        | State::FinWait1
+                        | State::Closing
+                        | State::LastAck
+                )
+            }),
+            Socket::Udp(_) => false,
+        })
+        .count()
+}
+
+/// The connection's counters (TCP_INFO-like).
+pub(crate) fn info(core: &mut Core, handle: SocketHandle) -> Result<(State, tcp::TcpStats), Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    let tcb = sock.tcb().ok_or(Errno::ENOTCONN)?;
+    Ok((tcb.state(), *tcb.stats()))
+}

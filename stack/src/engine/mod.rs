@@ -33,12 +33,13 @@ use surge_datapath::{Burst, Device, Frame};
 use crate::Errno;
 use crate::iface::{IfaceError, InterfaceConfig};
 use crate::neighbor::{NeighborCache, NeighborConfig};
+use crate::secrets::Secrets;
 use crate::socket::{SocketHandle, SocketSet, TcpSock, TcpSocketOptions, UdpSock};
 use crate::table::{
-    BindConfig, BindOptions, BindTable, ConnTable, EphemeralPorts, EphemeralRange, HashKey,
-    ListenConfig, ListenTable, SocketId,
+    BindConfig, BindOptions, BindTable, ConnTable, EphemeralPorts, EphemeralRange, ListenConfig,
+    ListenTable, SocketId,
 };
-use crate::tcp::{IsnGenerator, State, TcpConfig, TcpStats};
+use crate::tcp::{IsnGenerator, State, TcpConfig, TcpStats, TimestampOffsets};
 use crate::time::Instant;
 use crate::timer::TimerWheel;
 use crate::wire::frame::{Network, Transport, parse_frame};
@@ -69,8 +70,17 @@ pub struct EngineConfig {
     pub neighbor: NeighborConfig,
     /// Ephemeral port range of the whole stack.
     pub ephemeral: EphemeralRange,
-    /// Seed of every keyed hash and random choice (ports, ISNs).
-    pub seed: u64,
+    /// The keys of every keyed hash and unpredictable choice (ISNs, timestamp
+    /// offsets, ports, table hashes, SYN cookies); the runtime loads this boot's
+    /// (`runtime::boot::boot_secrets`), tests use `Secrets::from_seed`.
+    pub secrets: Secrets,
+    /// The boot-time clock (`CLOCK_BOOTTIME`) at this engine's `Instant::ZERO`, read
+    /// by the runtime at or before that moment: the ISN and timestamp clocks count
+    /// from boot, so they keep rising across restarts (RFC 6528 §3, RFC 7323 §5.4).
+    pub clock_base: Duration,
+    /// Linux `tcp_tw_reuse` for active opens: a connect may take a 4-tuple our own
+    /// TIME-WAIT holds when timestamps make it safe (Linux `tcp_twsk_unique`).
+    pub tw_reuse: bool,
     /// Verify received checksums, or trust the device.
     pub rx_checksum: ChecksumMode,
     /// Answer ICMP echo requests.
@@ -113,7 +123,9 @@ impl EngineConfig {
             udp_rcvbuf: 212_992,
             neighbor: NeighborConfig::default(),
             ephemeral: EphemeralRange::LINUX_DEFAULT,
-            seed: 0x5eed,
+            secrets: Secrets::from_seed(0x5eed),
+            clock_base: Duration::ZERO,
+            tw_reuse: true,
             rx_checksum: ChecksumMode::Verify,
             answer_ping: true,
             ttl: 64,
@@ -231,18 +243,15 @@ impl<D: Device> Engine<D> {
                 configured: config.iface.mtu,
             });
         }
-        let key = hash_key(config.seed);
+        let key = config.secrets.table_key();
         let local: Vec<Ipv4Addr> = config.iface.addrs.iter().map(|c| c.addr()).collect();
         let ephemeral = EphemeralPorts::new(
             config.ephemeral,
             usize::from(config.core),
             usize::from(config.cores.max(1)),
-            key,
+            config.secrets.port_key(),
         )
         .map_err(EngineError::Table)?;
-        let mut isn_key = [0u8; 16];
-        isn_key[..8].copy_from_slice(&key.hash_one(0x15e_u64).to_le_bytes());
-        isn_key[8..].copy_from_slice(&key.hash_one(0x15e1_u64).to_le_bytes());
         let tcp = tcp::TcpEngine {
             config: config.tcp,
             binds: BindTable::new(
@@ -259,7 +268,8 @@ impl<D: Device> Engine<D> {
                 config.timer_tick,
                 config.max_connections.saturating_add(1024),
             ),
-            isn: IsnGenerator::new(isn_key),
+            isn: IsnGenerator::with_clock_base(config.secrets.isn_key(), config.clock_base),
+            ts_offsets: TimestampOffsets::new(config.secrets.timestamp_key(), config.clock_base),
             dirty: Vec::with_capacity(256),
             expired: Vec::with_capacity(256),
         };
@@ -418,7 +428,25 @@ impl<D: Device> Engine<D> {
         let now = self.core.now;
         match self.core.sockets.get(handle)? {
             Socket::Udp(_) => self.connect_udp(handle, remote),
-            Socket::Tcp(_) => tcp::connect(&mut self.core, handle, remote, now),
+            Socket::Tcp(_) => tcp::connect(&mut self.core, handle, None, remote, now),
+        }
+    }
+
+    /// A TCP `connect` from one of our addresses, `source`, with an ephemeral port
+    /// (Linux `bind(source:0)` with `IP_BIND_ADDRESS_NO_PORT`, then `connect`): the
+    /// port is chosen for the whole 4-tuple, so a client with several addresses opens
+    /// a port range's worth of connections to one server from each. EADDRNOTAVAIL if
+    /// `source` is not ours, EINVAL if the socket is already bound.
+    pub fn connect_from(
+        &mut self,
+        handle: SocketHandle,
+        source: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Result<(), Errno> {
+        let now = self.core.now;
+        match self.core.sockets.get(handle)? {
+            Socket::Udp(_) => Err(Errno::EOPNOTSUPP),
+            Socket::Tcp(_) => tcp::connect(&mut self.core, handle, Some(source), remote, now),
         }
     }
 
@@ -642,17 +670,6 @@ impl<D: Device> Engine<D> {
         }
         Ok(())
     }
-}
-
-/// Derives the keyed-hash key from the engine's seed (splitmix64 twice).
-fn hash_key(seed: u64) -> HashKey {
-    fn splitmix(x: u64) -> u64 {
-        let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    HashKey::new(splitmix(seed), splitmix(seed ^ 0xa5a5_a5a5_a5a5_a5a5))
 }
 
 impl Core {

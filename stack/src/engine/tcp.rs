@@ -14,7 +14,9 @@ use crate::socket::{
 };
 use crate::table::{BindTable, ConnTable, ListenTable, SocketId};
 use crate::tcp::IcmpUnreachable;
-use crate::tcp::{self, IsnGenerator, ListenAction, State, Tcb, TcpConfig, TcpError};
+use crate::tcp::{
+    self, IsnGenerator, ListenAction, State, Tcb, TcpConfig, TcpError, TimestampOffsets,
+};
 use crate::time::Instant;
 use crate::timer::TimerWheel;
 use crate::wire::{DstUnreachable, TcpFlags};
@@ -37,6 +39,8 @@ pub(crate) struct TcpEngine {
     pub(crate) conns: ConnTable<SocketId>,
     pub(crate) timers: TimerWheel<SocketId>,
     pub(crate) isn: IsnGenerator,
+    /// RFC 7323 §5.4 timestamp offsets per address pair.
+    pub(crate) ts_offsets: TimestampOffsets,
     pub(crate) dirty: Vec<SocketId>,
     pub(crate) expired: Vec<SocketId>,
 }
@@ -58,6 +62,9 @@ pub struct TcpEngineStats {
     pub table_full: u64,
     /// Segments not sent because no TX frame was free (retransmission recovers them).
     pub tx_blocked: u64,
+    /// Active opens that took over a 4-tuple from our own TIME-WAIT (`tcp_tw_reuse`;
+    /// Linux `TcpExtTWRecycled`).
+    pub time_wait_reused: u64,
 }
 
 impl TcpEngineStats {
@@ -70,6 +77,7 @@ impl TcpEngineStats {
         self.listen_overflows += other.listen_overflows;
         self.table_full += other.table_full;
         self.tx_blocked += other.tx_blocked;
+        self.time_wait_reused += other.time_wait_reused;
     }
 }
 
@@ -278,7 +286,12 @@ fn accept_syn(
     }
     let iss = iss.unwrap_or_else(|| core.tcp.isn.generate(&tuple, now));
     let cfg = config_for(core, &options);
-    let tcb = Tcb::accept_syn(tuple, syn, iss, now, &cfg);
+    let mut tcb = Tcb::accept_syn(tuple, syn, iss, now, &cfg);
+    tcb.set_ts_offset(
+        core.tcp
+            .ts_offsets
+            .offset(tuple.local_addr, tuple.remote_addr),
+    );
     let mut child = TcpSock::new();
     child.state = TcpSocketState::Connection(Box::new(tcb));
     child.options = options;
@@ -678,10 +691,12 @@ pub(crate) fn accept(
 }
 
 /// `connect(2)`, non-blocking: starts the handshake and returns EINPROGRESS;
-/// completion shows as writable (or an error from `take_error`).
+/// completion shows as writable (or an error from `take_error`). An unbound socket
+/// connects from `source` when given (one of our addresses), else from the route's.
 pub(crate) fn connect(
     core: &mut Core,
     handle: SocketHandle,
+    source: Option<Ipv4Addr>,
     remote: SocketAddrV4,
     now: Instant,
 ) -> Result<(), Errno> {
@@ -705,23 +720,40 @@ pub(crate) fn connect(
     }
     let options = sock.options;
     let bound = sock.local;
-    let route = core
+    let mut route = core
         .config
         .iface
         .route(*remote.ip())
         .map_err(|_| Errno::ENETUNREACH)?;
+    if let Some(source) = source {
+        if bound.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        if !core.config.iface.is_local(source) {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        route.source = source;
+    }
     let id = handle.id();
     let conns = &core.tcp.conns;
+    let sockets = &core.sockets;
     let rss = core.config.rss.as_ref();
     let queue = core.config.core;
+    let tw_reuse = core.config.tw_reuse;
+    // Linux `__inet_check_established`: a 4-tuple is free when no connection holds
+    // it, or when our own TIME-WAIT holds it and `tcp_tw_reuse` may take it over.
+    let tuple_unused = |t: &FourTuple| match conns.get(t) {
+        None => true,
+        Some(&other) => tw_reuse && time_wait_reusable(sockets, other, now),
+    };
     // With a known RSS, only ports whose replies come back to our queue.
     let tuple_free =
-        |t: &FourTuple| !conns.contains(t) && rss.is_none_or(|r| r.reply_queue(t) == queue);
+        |t: &FourTuple| tuple_unused(t) && rss.is_none_or(|r| r.reply_queue(t) == queue);
     let local = match bound {
         Some(_) => core
             .tcp
             .binds
-            .connect_bound(id, route.source, remote, |t: &FourTuple| !conns.contains(t))?,
+            .connect_bound(id, route.source, remote, tuple_unused)?,
         None => {
             let port = core.tcp.binds.ephemeral_for_connect(
                 id,
@@ -735,9 +767,21 @@ pub(crate) fn connect(
         }
     };
     let tuple = FourTuple::new(local, remote);
-    let iss = core.tcp.isn.generate(&tuple, now);
+    // Linux `tcp_twsk_unique`: the new incarnation starts beyond anything the old
+    // one sent, plus a maximal window; the TIME-WAIT goes.
+    let reused_iss = match core.tcp.conns.get(&tuple) {
+        Some(&tw) => {
+            let iss = tcb_of(&core.sockets, tw).map(Tcb::time_wait_reuse_iss);
+            free_connection(core, tw);
+            core.tcp_stats.time_wait_reused += 1;
+            iss
+        }
+        None => None,
+    };
+    let iss = reused_iss.unwrap_or_else(|| core.tcp.isn.generate(&tuple, now));
     let cfg = config_for(core, &options);
-    let tcb = Tcb::connect(tuple, iss, now, &cfg);
+    let mut tcb = Tcb::connect(tuple, iss, now, &cfg);
+    tcb.set_ts_offset(core.tcp.ts_offsets.offset(*local.ip(), *remote.ip()));
     if core.tcp.conns.insert(tuple, id).is_err() {
         core.tcp.binds.disconnect(id);
         return Err(Errno::ENOBUFS);
@@ -749,6 +793,27 @@ pub(crate) fn connect(
     mark(&mut core.tcp.dirty, sock, id);
     core.tcp_stats.active_opens += 1;
     Err(Errno::EINPROGRESS)
+}
+
+/// The TCB of connection `id`, if it has one.
+fn tcb_of(sockets: &SocketSet<Socket>, id: SocketId) -> Option<&Tcb> {
+    match sockets.by_id(id) {
+        Some(Socket::Tcp(sock)) => sock.tcb(),
+        _ => None,
+    }
+}
+
+/// Linux `tcp_twsk_unique` with `tcp_tw_reuse` on: connection `id` is an orphaned
+/// TIME-WAIT whose peer sent timestamps, the last of them at least a second ago, so
+/// the peer's PAWS tells the old incarnation's duplicates from the new one's
+/// segments (RFC 7323 §5, RFC 6191).
+fn time_wait_reusable(sockets: &SocketSet<Socket>, id: SocketId, now: Instant) -> bool {
+    match sockets.by_id(id) {
+        Some(Socket::Tcp(sock)) => {
+            sock.orphan && sock.tcb().is_some_and(|tcb| tcb.can_reuse_time_wait(now))
+        }
+        _ => false,
+    }
 }
 
 fn with_tcb<R>(

@@ -58,7 +58,7 @@ pub use config::{CongestionAlgorithm, KeepaliveConfig, TcpConfig};
 pub use congestion::{CongestionControl, NewReno};
 pub use error::TcpError;
 pub use icmp::IcmpUnreachable;
-pub use isn::IsnGenerator;
+pub use isn::{IsnGenerator, TimestampOffsets};
 pub use ooo::OutOfOrderQueue;
 pub use options::{DEFAULT_MSS, header_len};
 pub use output::Transmit;

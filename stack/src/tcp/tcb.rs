@@ -68,6 +68,8 @@ pub struct Tcb {
     pub(super) ts_enabled: bool,
     pub(super) ts_recent: u32,
     pub(super) ts_recent_age: Instant,
+    /// Added to the engine's milliseconds for our TSvals (RFC 7323 §5.4, Linux `ts_off`).
+    pub(super) ts_offset: u32,
     pub(super) sack_ok: bool,
     pub(super) peer_mss: u16,
     pub(super) pmtu_mss: u16,
@@ -159,6 +161,7 @@ impl Tcb {
             ts_enabled: false,
             ts_recent: 0,
             ts_recent_age: now,
+            ts_offset: 0,
             sack_ok: false,
             peer_mss: 536,
             pmtu_mss: cfg.mss,
@@ -225,6 +228,12 @@ impl Tcb {
         tcb.snd_wl1 = tcb.irs;
         tcb.snd_wl2 = tcb.iss;
         tcb
+    }
+
+    /// Sets the offset of our timestamp clock (from [`super::TimestampOffsets`]); call it
+    /// before the first `poll_transmit`, so every TSval of the connection carries it.
+    pub fn set_ts_offset(&mut self, offset: u32) {
+        self.ts_offset = offset;
     }
 
     /// The connection's 4-tuple.

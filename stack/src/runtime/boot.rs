@@ -15,6 +15,7 @@ use std::fs::{DirBuilder, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::secrets::Secrets;
@@ -100,7 +101,10 @@ pub fn load_or_create_secrets(path: &Path) -> Result<Secrets, BootError> {
     let file_name = path
         .file_name()
         .map_or_else(|| "secrets".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    // Unique per process and call: racing creators never share a temporary file.
+    static ATTEMPT: AtomicU64 = AtomicU64::new(0);
+    let attempt = ATTEMPT.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{file_name}.{}.{attempt}.tmp", std::process::id()));
     let written = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -109,14 +109,22 @@ pub(crate) fn send_unreachable<D: Device>(
         header,
         data,
     };
-    let sent = send_ipv4(core, device, tx, now, dst, IpProtocol::Icmp, |buf, _src| {
-        let len = repr.buffer_len();
-        let out = buf
-            .get_mut(..len)
-            .ok_or(crate::wire::WireError::Truncated)?;
-        repr.emit(&mut Icmpv4Packet::new_unchecked(out), TxChecksum::Compute)?;
-        Ok(len)
-    });
+    let sent = send_ipv4(
+        core,
+        device,
+        tx,
+        now,
+        (None, dst),
+        IpProtocol::Icmp,
+        |buf, _src| {
+            let len = repr.buffer_len();
+            let out = buf
+                .get_mut(..len)
+                .ok_or(crate::wire::WireError::Truncated)?;
+            repr.emit(&mut Icmpv4Packet::new_unchecked(out), TxChecksum::Compute)?;
+            Ok(len)
+        },
+    );
     if sent.is_ok() {
         core.stats.icmp_errors_sent += 1;
     }

@@ -410,7 +410,7 @@ fn transmit<D: Device>(
             device,
             tx,
             now,
-            remote,
+            (Some(tuple.local_addr), remote),
             IpProtocol::Tcp,
             |buf, src| {
                 let room = buf
@@ -574,7 +574,7 @@ pub(crate) fn send_rst<D: Device>(
         device,
         tx,
         now,
-        remote,
+        (Some(local), remote),
         IpProtocol::Tcp,
         |buf, src| {
             let len = repr.header_len();

@@ -122,6 +122,7 @@ fn surge_load(lab: &Lab, dir: &Scratch, port: u16, args: &[&str], json: &Path) -
 struct Capture {
     running: Running,
     file: std::path::PathBuf,
+    stderr: mpsc::Receiver<String>,
 }
 
 impl Capture {
@@ -131,7 +132,7 @@ impl Capture {
         let mut child = lab
             .command(HostId::B, "tcpdump")
             .expect("command in B")
-            .args(["-i", &lab.b().ifname, "-nn", "-U", "-B", "8192", "-w"])
+            .args(["-i", &lab.b().ifname, "-nn", "-U", "-B", "32768", "-w"])
             .arg(file)
             .arg(&filter)
             .stdout(Stdio::null())
@@ -155,14 +156,31 @@ impl Capture {
                 Err(_) => panic!("tcpdump did not start"),
             }
         }
+        // tcpdump says it listens a moment before its filter is in place.
+        std::thread::sleep(Duration::from_millis(500));
         Capture {
             running,
             file: file.to_owned(),
+            stderr: rx,
         }
     }
 
-    /// Stops the capture and returns its packets, one text line each.
+    /// Stops the capture once it has written what it saw, and returns its packets,
+    /// one text line each; panics if the kernel dropped any (the counts would lie).
     fn finish(self) -> Vec<String> {
+        // tcpdump (-U) writes each packet as it reads it; on a busy machine it lags,
+        // and what it has not read when it stops is lost: wait for the file to settle.
+        let size = || std::fs::metadata(&self.file).map_or(0, |m| m.len());
+        let settle = Instant::now() + Duration::from_secs(10);
+        let mut last = size();
+        while Instant::now() < settle {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = size();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
         let pid = self.running.child.id().to_string();
         let _ = Command::new("kill").args(["-INT", &pid]).status();
         let mut running = self.running;
@@ -173,6 +191,15 @@ impl Capture {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        let dropped: Vec<String> = self
+            .stderr
+            .try_iter()
+            .filter(|l| l.contains("dropped by kernel") || l.contains("dropped by interface"))
+            .collect();
+        assert!(
+            dropped.iter().all(|l| l.starts_with("0 ")),
+            "the capture lost packets: {dropped:?}"
+        );
         let out = Command::new("tcpdump")
             .args(["-nn", "-r"])
             .arg(&self.file)
@@ -186,21 +213,44 @@ impl Capture {
     }
 }
 
-/// `(source port, sequence number)` of a SYN (no ACK) from `SURGE_ADDR`.
-fn syn_of(line: &str) -> Option<(u16, u32)> {
-    if !line.contains("Flags [S],") {
-        return None;
-    }
-    let src = line.split(" > ").next()?.rsplit(' ').next()?;
-    let port = src.strip_prefix(&format!("{SURGE_ADDR}."))?.parse().ok()?;
-    let seq = line
-        .split(", seq ")
-        .nth(1)?
-        .split(',')
-        .next()?
-        .parse()
-        .ok()?;
-    Some((port, seq))
+/// One captured segment, as `tcpdump -nn -r` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Segment {
+    /// Sent by surge (else by the server).
+    from_surge: bool,
+    /// surge's port.
+    port: u16,
+    /// tcpdump's flags, e.g. `S`, `S.`, `R`, `R.`.
+    flags: String,
+    seq: Option<u32>,
+    ack: Option<u32>,
+}
+
+/// Parses `... IP A.B.C.D.P > E.F.G.H.Q: Flags [S.], seq N, ack M, ...`.
+fn segment(line: &str) -> Option<Segment> {
+    let (_, rest) = line.split_once(" IP ")?;
+    let (src, rest) = rest.split_once(" > ")?;
+    let (dst, rest) = rest.split_once(": Flags [")?;
+    let (flags, rest) = rest.split_once(']')?;
+    let field = |name: &str| -> Option<u32> {
+        rest.split(", ")
+            .find_map(|f| f.strip_prefix(name))
+            .and_then(|v| v.split(':').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let ours = format!("{SURGE_ADDR}.");
+    let (from_surge, endpoint) = match (src.strip_prefix(&ours), dst.strip_prefix(&ours)) {
+        (Some(port), _) => (true, port),
+        (_, Some(port)) => (false, port),
+        _ => return None,
+    };
+    Some(Segment {
+        from_surge,
+        port: endpoint.parse().ok()?,
+        flags: flags.to_owned(),
+        seq: field("seq "),
+        ack: field("ack "),
+    })
 }
 
 #[test]
@@ -244,12 +294,33 @@ fn a_second_close_run_is_accepted_by_the_servers_time_wait() {
     let (output, second) = surge_load(&lab, &dir, port, &args, &dir.path("second.json"));
     let packets = capture.finish();
 
-    let syns: Vec<(u16, u32)> = packets.iter().filter_map(|l| syn_of(l)).collect();
-    let rsts: Vec<&String> = packets.iter().filter(|l| l.contains("Flags [R")).collect();
+    let segments: Vec<Segment> = packets.iter().filter_map(|l| segment(l)).collect();
+    let syns: Vec<(u16, u32)> = segments
+        .iter()
+        .filter(|s| s.from_surge && s.flags == "S")
+        .filter_map(|s| Some((s.port, s.seq?)))
+        .collect();
+    let syn_acks: HashSet<(u16, u32)> = segments
+        .iter()
+        .filter(|s| !s.from_surge && s.flags == "S.")
+        .filter_map(|s| Some((s.port, s.ack?.wrapping_sub(1))))
+        .collect();
     let attempts = num(&second, "connect_attempts");
+    // Attempts still in their handshake when the run ended: abandoned, as a
+    // process that exits abandons them (their SYN-ACK is answered with RST).
+    let abandoned = attempts - num(&second, "connects");
     let mut seen = HashSet::new();
     let retransmitted: Vec<_> = syns.iter().filter(|s| !seen.insert(**s)).collect();
+    let unanswered: Vec<_> = syns.iter().filter(|s| !syn_acks.contains(s)).collect();
     let reused = syns.iter().filter(|(p, _)| time_wait.contains(p)).count();
+    let server_rsts: Vec<_> = segments
+        .iter()
+        .filter(|s| !s.from_surge && s.flags.starts_with('R'))
+        .collect();
+    let our_rsts = segments
+        .iter()
+        .filter(|s| s.from_surge && s.flags.starts_with('R'))
+        .count();
     let context = format!(
         "server {which}; second run {}\nreport {second}\nfirst packets {:?}",
         text(&output),
@@ -270,7 +341,21 @@ fn a_second_close_run_is_accepted_by_the_servers_time_wait() {
         attempts,
         "one SYN per connect attempt: {context}"
     );
-    assert!(rsts.is_empty(), "RSTs on the wire: {rsts:?}: {context}");
+    // A SYN the server's TIME-WAIT refuses is answered with an ACK, not a SYN-ACK.
+    assert!(
+        unanswered.len() as u64 <= abandoned,
+        "{} SYNs without SYN-ACK ({abandoned} attempts abandoned at the end), e.g. {:?}: {context}",
+        unanswered.len(),
+        unanswered.iter().take(5).collect::<Vec<_>>()
+    );
+    assert!(
+        server_rsts.is_empty(),
+        "RSTs from the server: {server_rsts:?}: {context}"
+    );
+    assert!(
+        our_rsts as u64 <= abandoned,
+        "{our_rsts} RSTs from surge, {abandoned} attempts abandoned at the end: {context}"
+    );
     assert_eq!(num(&second, "errors_total"), 0, "{context}");
     assert_eq!(num(&second, "connects"), attempts, "{context}");
     assert!(

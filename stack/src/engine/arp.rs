@@ -2,8 +2,10 @@
 
 use surge_datapath::{Burst, Device, Frame};
 
-use super::output::{ETH_LEN, Outgoing, push_tx};
-use super::{Core, DropReason, Verdict};
+use super::output::{ETH_LEN, push_tx};
+use super::state::Outgoing;
+use super::state::{Core, Verdict};
+use super::stats::DropReason;
 use crate::time::Instant;
 use crate::wire::{ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, EthernetRepr};
 

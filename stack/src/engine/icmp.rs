@@ -1,17 +1,14 @@
-//! ICMP: echo replies written in place (RFC 792, RFC 1122 §3.2.2.6), port
-//! unreachable for UDP (RFC 1122 §4.1.3.1), and what the rest is.
-
-use core::net::Ipv4Addr;
+//! ICMP input: echo replies written in place (RFC 792, RFC 1122 §3.2.2.6),
+//! destination unreachable about our TCP segments handed to TCP, the rest
+//! counted. Errors we send are built in [`super::control`].
 
 use surge_datapath::{Burst, Device, Frame};
 
-use super::output::{push_tx, send_ipv4};
-use super::{Core, DropReason, Verdict};
+use super::output::push_tx;
+use super::state::{Core, Verdict};
+use super::stats::DropReason;
 use crate::time::Instant;
-use crate::wire::{
-    DstUnreachable, EthernetFrame, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
-    TxChecksum,
-};
+use crate::wire::{EthernetFrame, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr};
 
 /// Handles an ICMP message addressed to us.
 pub(crate) fn input(
@@ -36,7 +33,7 @@ pub(crate) fn input(
             header,
             data,
         } if header.protocol == IpProtocol::Tcp && core.config.iface.is_local(header.src_addr) => {
-            super::tcp::icmp_error(core, _now, *reason, *next_hop_mtu, header, data)
+            super::tcp::icmp::icmp_error(core, _now, *reason, *next_hop_mtu, header, data)
         }
         _ => {
             core.stats.drop(DropReason::IcmpIgnored);
@@ -82,50 +79,5 @@ pub(crate) fn echo_reply_in_place<D: Device>(
         push_tx(core, device, tx, frame);
     } else {
         device.release_one(frame);
-    }
-}
-
-/// Sends a destination-unreachable error quoting `original` (the offending IP
-/// packet: header plus at least 8 bytes, RFC 792), rate-limited.
-pub(crate) fn send_unreachable<D: Device>(
-    core: &mut Core,
-    device: &mut D,
-    tx: &mut Burst,
-    now: Instant,
-    reason: DstUnreachable,
-    original: &[u8],
-) {
-    let Ok((header, rest)) = Ipv4Repr::parse_quoted(original) else {
-        return;
-    };
-    let dst: Ipv4Addr = header.src_addr;
-    if !core.take_icmp_token(now) {
-        return;
-    }
-    let data = &rest[..rest.len().min(8)];
-    let repr = Icmpv4Repr::DstUnreachable {
-        reason,
-        next_hop_mtu: 0,
-        header,
-        data,
-    };
-    let sent = send_ipv4(
-        core,
-        device,
-        tx,
-        now,
-        (None, dst),
-        IpProtocol::Icmp,
-        |buf, _src| {
-            let len = repr.buffer_len();
-            let out = buf
-                .get_mut(..len)
-                .ok_or(crate::wire::WireError::Truncated)?;
-            repr.emit(&mut Icmpv4Packet::new_unchecked(out), TxChecksum::Compute)?;
-            Ok(len)
-        },
-    );
-    if sent.is_ok() {
-        core.stats.icmp_errors_sent += 1;
     }
 }

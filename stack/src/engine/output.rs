@@ -1,4 +1,4 @@
-//! Writing frames we originate straight into TX frames, and the TX flush.
+//! Writing frames we originate straight into TX frames.
 //!
 //! Every packet we originate goes through [`send_ipv4`]: route, resolve the next
 //! hop's MAC, then write Ethernet + IPv4 + the transport bytes once, in place, in a
@@ -9,54 +9,19 @@ use core::net::Ipv4Addr;
 
 use surge_datapath::{Burst, Device, Frame};
 
-use super::Core;
+use super::state::{Core, Outgoing};
 use crate::errno::Errno;
 use crate::neighbor::Resolution;
 use crate::time::Instant;
 use crate::wire::{
-    ArpOperation, ArpPacket, ArpRepr, DstUnreachable, EtherType, EthernetAddress, EthernetFrame,
-    EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, TxChecksum, WireError,
+    EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr,
+    TxChecksum, WireError,
 };
 
 /// Ethernet header length (surge sends untagged frames).
 pub(crate) const ETH_LEN: usize = 14;
 /// IPv4 header length (surge sends no options).
 pub(crate) const IPV4_LEN: usize = 20;
-
-/// Control packets waiting for a TX frame (built at flush time).
-#[derive(Debug)]
-pub(crate) enum Outgoing {
-    /// Ask who has this address.
-    ArpRequest(Ipv4Addr),
-    /// A whole frame parked while its next hop resolved; fill in the MAC and send.
-    Released {
-        /// The resolved MAC.
-        mac: EthernetAddress,
-        /// The frame, with a placeholder destination MAC.
-        frame: Vec<u8>,
-    },
-    /// An RST answering a segment for no connection (RFC 9293 §3.10.7.1).
-    TcpRst {
-        /// Our address (the segment's destination).
-        local: Ipv4Addr,
-        /// The sender of the segment.
-        remote: Ipv4Addr,
-        /// The RST.
-        repr: crate::wire::TcpRepr,
-    },
-    /// An ICMP destination unreachable about the quoted packet.
-    Unreachable {
-        /// The code.
-        reason: DstUnreachable,
-        /// The offending packet's IP header and first 8 payload bytes.
-        quote: [u8; QUOTE_MAX],
-        /// Bytes of `quote` used.
-        len: usize,
-    },
-}
-
-/// Longest quote an ICMP error carries: a 60-byte IP header and 8 bytes (RFC 792).
-pub(crate) const QUOTE_MAX: usize = 68;
 
 /// Adds a frame to the TX burst, flushing the burst first when it is full; when
 /// the device takes nothing the frame is released and counted.
@@ -303,100 +268,6 @@ fn build(
     let ip = Ipv4Repr::new(src, dst, protocol, len, ttl);
     write_headers(buf, src_mac, dst_mac, &ip)?;
     Ok(ETH_LEN + IPV4_LEN + len)
-}
-
-/// Builds an ARP request for `target` into `buf`; returns the frame length.
-fn write_arp_request(
-    buf: &mut [u8],
-    mac: EthernetAddress,
-    source: Ipv4Addr,
-    target: Ipv4Addr,
-) -> Result<usize, WireError> {
-    let eth = EthernetRepr {
-        src_addr: mac,
-        dst_addr: EthernetAddress::BROADCAST,
-        vlan: None,
-        ethertype: EtherType::Arp,
-    };
-    eth.emit(&mut EthernetFrame::new_unchecked(&mut *buf))?;
-    let arp = ArpRepr {
-        operation: ArpOperation::Request,
-        source_hardware_addr: mac,
-        source_protocol_addr: source,
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: target,
-    };
-    arp.emit(&mut ArpPacket::new_unchecked(
-        buf.get_mut(ETH_LEN..).ok_or(WireError::Truncated)?,
-    ))?;
-    Ok(ETH_LEN + 28)
-}
-
-/// Builds the control packets that waited for TX frames, then hands the burst to
-/// the device. Returns the number of frames the device took.
-pub(crate) fn flush<D: Device>(
-    core: &mut Core,
-    device: &mut D,
-    tx: &mut Burst,
-    now: Instant,
-) -> usize {
-    let mut out = core::mem::take(&mut core.out);
-    for item in out.drain(..) {
-        match item {
-            Outgoing::Unreachable { reason, quote, len } => {
-                super::icmp::send_unreachable(core, device, tx, now, reason, &quote[..len]);
-                continue;
-            }
-            Outgoing::TcpRst {
-                local,
-                remote,
-                repr,
-            } => {
-                super::tcp::send_rst(core, device, tx, now, local, remote, &repr);
-                continue;
-            }
-            Outgoing::ArpRequest(_) | Outgoing::Released { .. } => {}
-        }
-        let Some(mut frame) = device.alloc_tx() else {
-            core.stats.tx_no_frame += 1;
-            continue;
-        };
-        let buf = device.frame_mut(&frame);
-        let len = match item {
-            Outgoing::ArpRequest(target) => {
-                // RFC 5227 §3: an announcement of one of our addresses names it as
-                // both sender and target (a secondary address, too).
-                let source = if core.config.iface.is_local(target) {
-                    target
-                } else {
-                    core.config
-                        .iface
-                        .route(target)
-                        .map_or(core.config.iface.primary_addr(), |r| r.source)
-                };
-                core.stats.arp_requests += 1;
-                write_arp_request(buf, core.config.iface.mac, source, target).ok()
-            }
-            Outgoing::Released { mac, frame: bytes } => match buf.get_mut(..bytes.len()) {
-                Some(dst) => {
-                    dst.copy_from_slice(&bytes);
-                    dst[..6].copy_from_slice(&mac.0);
-                    Some(bytes.len())
-                }
-                None => None,
-            },
-            Outgoing::Unreachable { .. } | Outgoing::TcpRst { .. } => None,
-        };
-        match len {
-            Some(len) if frame.set_len(len) => push_tx(core, device, tx, frame),
-            _ => device.release_one(frame),
-        }
-    }
-    // Anything queued while flushing (an ARP request for an ICMP error's next
-    // hop) goes out on the next iteration.
-    let queued_meanwhile = core::mem::replace(&mut core.out, out);
-    core.out.extend(queued_meanwhile);
-    device.tx_burst(tx)
 }
 
 #[cfg(test)]

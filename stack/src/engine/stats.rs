@@ -191,6 +191,42 @@ impl EngineStats {
     }
 }
 
+/// Counters of the engine's TCP layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpEngineStats {
+    /// Connections opened actively (`connect`).
+    pub active_opens: u64,
+    /// Connections opened passively (SYN to a listener).
+    pub passive_opens: u64,
+    /// Connections handed to the application by `accept`.
+    pub accepted: u64,
+    /// Connections that ended (reached CLOSED) and were freed.
+    pub closed: u64,
+    /// SYNs dropped: SYN queue or accept queue full.
+    pub listen_overflows: u64,
+    /// SYNs dropped: socket table or connection table full.
+    pub table_full: u64,
+    /// Segments not sent because no TX frame was free (retransmission recovers them).
+    pub tx_blocked: u64,
+    /// Active opens that took over a 4-tuple from our own TIME-WAIT (`tcp_tw_reuse`;
+    /// Linux `TcpExtTWRecycled`).
+    pub time_wait_reused: u64,
+}
+
+impl TcpEngineStats {
+    /// Adds another engine's counters (for the stack-wide sum).
+    pub fn add(&mut self, other: &TcpEngineStats) {
+        self.active_opens += other.active_opens;
+        self.passive_opens += other.passive_opens;
+        self.accepted += other.accepted;
+        self.closed += other.closed;
+        self.listen_overflows += other.listen_overflows;
+        self.table_full += other.table_full;
+        self.tx_blocked += other.tx_blocked;
+        self.time_wait_reused += other.time_wait_reused;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

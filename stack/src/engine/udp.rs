@@ -5,7 +5,8 @@ use core::net::SocketAddrV4;
 use surge_datapath::{Burst, Device};
 
 use super::output::send_ipv4;
-use super::{Core, DropReason, Socket, Verdict};
+use super::state::{Core, Socket, Verdict};
+use super::stats::DropReason;
 use crate::errno::Errno;
 use crate::time::Instant;
 use crate::wire::{IpProtocol, Ipv4Repr, UdpRepr};

@@ -1,0 +1,187 @@
+//! Frame input: each received frame (or one handed over by another engine) is
+//! parsed once and given to its protocol — ARP, ICMP, UDP, TCP — which decides
+//! its [`Verdict`]: answered in place, forwarded, or released.
+
+use std::sync::Arc;
+
+use surge_datapath::{Burst, Device, Frame};
+
+use super::state::{Core, Outgoing, Verdict};
+use super::stats::DropReason;
+use super::tcp::demux as tcp_demux;
+use super::{arp, icmp, udp};
+use crate::time::Instant;
+use crate::wire::frame::{Network, Transport, parse_frame};
+use crate::wire::{ChecksumMode, EthernetAddress};
+
+/// Handles one received frame: answer in place, deliver, forward, or release.
+pub(crate) fn handle_frame<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    now: Instant,
+    frame: Frame,
+) {
+    let verdict = {
+        let bytes = device.frame(&frame);
+        core.stats.rx_frames += 1;
+        core.stats.rx_bytes += bytes.len() as u64;
+        // The destination MAC first, as a NIC's filter would: frames for others
+        // are not parsed at all.
+        let dst_mac = bytes
+            .get(..6)
+            .map(|b| EthernetAddress([b[0], b[1], b[2], b[3], b[4], b[5]]));
+        let for_us = dst_mac.is_some_and(|m| m == core.config.iface.mac || m.is_broadcast());
+        if dst_mac.is_some() && !for_us {
+            core.stats.drop(DropReason::NotOurMac);
+            device.release_one(frame);
+            return;
+        }
+        let verdict = classify(core, now, bytes);
+        if let Verdict::Forward(target) = verdict {
+            forward_copy(core, target, bytes, false);
+            Verdict::Release
+        } else {
+            if core.forward.is_some() && bytes.get(12..14) == Some(&[0x08, 0x06][..]) {
+                share_arp(core, bytes);
+            }
+            verdict
+        }
+    };
+    match verdict {
+        Verdict::Release | Verdict::Forward(_) => device.release_one(frame),
+        Verdict::ArpReply(reply) => arp::reply_in_place(core, device, tx, frame, &reply),
+        Verdict::EchoReply => icmp::echo_reply_in_place(core, device, tx, frame),
+    }
+}
+
+/// Copies `bytes` to engine `target`'s inbox, counting the outcome.
+fn forward_copy(core: &mut Core, target: usize, bytes: &[u8], learn_only: bool) {
+    let Some(f) = core.forward.as_ref() else {
+        return;
+    };
+    if f.mesh
+        .push(target, bytes, core.visited | f.own_bit(), learn_only)
+    {
+        core.stats.forwarded_out += 1;
+    } else {
+        core.stats.forward_dropped += 1;
+    }
+}
+
+/// An ARP frame that reached us: every other engine learns from it too (the
+/// reply to one engine's request may land on another engine's queue).
+fn share_arp(core: &mut Core, bytes: &[u8]) {
+    let cores = core.forward.as_ref().map_or(0, |f| f.mesh.cores());
+    let own = core.forward.as_ref().map_or(0, |f| f.core);
+    for target in (0..cores).filter(|t| *t != own) {
+        forward_copy(core, target, bytes, true);
+    }
+}
+
+/// Handles the frames other engines handed to this one (at most a burst).
+/// Returns how many there were.
+pub(crate) fn drain_inbox(core: &mut Core, now: Instant) -> usize {
+    // The usual case, nothing handed over, costs one load and no reference count.
+    let Some(fwd) = core
+        .forward
+        .as_ref()
+        .filter(|f| f.mesh.has_frames_for(f.core))
+    else {
+        return 0;
+    };
+    let (mesh, own) = (Arc::clone(&fwd.mesh), fwd.core);
+    let mut handled = 0;
+    while handled < surge_datapath::BURST {
+        let Some(msg) = mesh.pop(own) else { break };
+        handled += 1;
+        core.stats.forwarded_in += 1;
+        core.visited = msg.visited;
+        if msg.learn_only {
+            // ARP from another queue: learn only, the receiving engine answered.
+            if let Ok(parsed) = parse_frame(&msg.bytes, ChecksumMode::Trust) {
+                if let Network::Arp(arp) = parsed.network {
+                    arp::learn(core, now, &arp);
+                }
+            }
+        } else if let Verdict::Forward(target) = classify(core, now, &msg.bytes) {
+            forward_copy(core, target, &msg.bytes, false);
+        }
+        // Echo and ARP replies are never forwarded, so no other verdict needs
+        // a frame here.
+        core.visited = 0;
+        mesh.recycle(msg.bytes);
+    }
+    handled
+}
+
+/// Parses a frame already known to be for our MAC and hands it to its protocol.
+fn classify(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
+    let parsed = match parse_frame(bytes, core.config.rx_checksum) {
+        Err(e) => {
+            tracing::trace!(error = ?e, len = bytes.len(), "dropped a malformed frame");
+            core.stats.drop(e.into());
+            return Verdict::Release;
+        }
+        Ok(parsed) => parsed,
+    };
+    let eth = parsed.ethernet;
+    let (header, transport) = match parsed.network {
+        Network::Arp(arp) => return arp::input(core, now, &arp),
+        Network::Ipv4 { header, transport } => (header, transport),
+    };
+    if !core.config.iface.is_local(header.dst_addr) {
+        core.stats.drop(DropReason::NotOurIp);
+        return Verdict::Release;
+    }
+    if header.src_addr.is_broadcast()
+        || header.src_addr.is_multicast()
+        || header.src_addr.is_unspecified()
+        || core.config.iface.is_local(header.src_addr)
+    {
+        core.stats.drop(DropReason::BadSource);
+        return Verdict::Release;
+    }
+    // An on-link sender's frame carries the MAC its answer goes to: learn it if
+    // nothing is known yet (a SYN on one queue while the ARP reply went to
+    // another engine's queue).
+    if core
+        .config
+        .iface
+        .route(header.src_addr)
+        .is_ok_and(|r| r.next_hop == header.src_addr)
+        && eth.src_addr.is_unicast()
+    {
+        for frame in core
+            .neighbors
+            .learn_if_unknown(header.src_addr, eth.src_addr, now)
+        {
+            core.out.push(Outgoing::Released {
+                mac: eth.src_addr,
+                frame,
+            });
+        }
+    }
+    match transport {
+        Transport::Icmp(icmp) => icmp::input(core, now, &header, &icmp),
+        Transport::Udp {
+            header: udp,
+            payload,
+        } => {
+            let ip_bytes = &bytes[eth.header_len()..];
+            udp::input(core, now, &header, &udp, payload, ip_bytes)
+        }
+        Transport::Tcp {
+            header: seg,
+            payload,
+        } => tcp_demux::input(core, now, &header, &seg, payload),
+        Transport::Fragment { .. } => {
+            core.stats.drop(DropReason::Fragment);
+            Verdict::Release
+        }
+        Transport::Other { .. } => {
+            core.stats.drop(DropReason::Unsupported);
+            Verdict::Release
+        }
+    }
+}

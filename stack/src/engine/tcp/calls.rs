@@ -1,0 +1,330 @@
+//! The socket calls on TCP sockets other than listen and accept, and readiness.
+
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::time::Duration;
+
+use super::teardown::free_connection;
+use super::{config_for, errno_of, listener, tcp_sock};
+use crate::engine::state::{Core, Socket, mark};
+use crate::socket::{SocketHandle, SocketSet, TcpSock, TcpSocketOptions, TcpSocketState};
+use crate::table::SocketId;
+use crate::tcp::{self, State, Tcb};
+use crate::time::Instant;
+use crate::{Errno, FourTuple};
+
+// ---- socket calls ----
+
+/// `socket(AF_INET, SOCK_STREAM, 0)`.
+pub(crate) fn socket(core: &mut Core) -> Result<SocketHandle, Errno> {
+    core.sockets.insert(Socket::Tcp(TcpSock::new()))
+}
+
+/// `bind(2)`.
+pub(crate) fn bind(
+    core: &mut Core,
+    handle: SocketHandle,
+    addr: SocketAddrV4,
+) -> Result<SocketAddrV4, Errno> {
+    let options = tcp_sock(&mut core.sockets, handle)?.options.bind;
+    let bound = core.tcp.binds.bind(
+        handle.id(),
+        *addr.ip(),
+        addr.port(),
+        options,
+        &mut core.ephemeral,
+    )?;
+    tcp_sock(&mut core.sockets, handle)?.local = Some(bound);
+    Ok(bound)
+}
+
+/// `connect(2)`, non-blocking: starts the handshake and returns EINPROGRESS;
+/// completion shows as writable (or an error from `take_error`). An unbound socket
+/// connects from `source` when given (one of our addresses), else from the route's.
+pub(crate) fn connect(
+    core: &mut Core,
+    handle: SocketHandle,
+    source: Option<Ipv4Addr>,
+    remote: SocketAddrV4,
+    now: Instant,
+) -> Result<(), Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    match &sock.state {
+        TcpSocketState::Listening(_) => return Err(Errno::EISCONN),
+        TcpSocketState::Connection(tcb) => {
+            return Err(match tcb.state() {
+                State::SynSent | State::SynReceived => Errno::EALREADY,
+                _ => Errno::EISCONN,
+            });
+        }
+        TcpSocketState::Closed => {}
+    }
+    if remote.port() == 0
+        || remote.ip().is_unspecified()
+        || remote.ip().is_broadcast()
+        || remote.ip().is_multicast()
+    {
+        return Err(Errno::EINVAL);
+    }
+    let options = sock.options;
+    let bound = sock.local;
+    let mut route = core
+        .config
+        .iface
+        .route(*remote.ip())
+        .map_err(|_| Errno::ENETUNREACH)?;
+    if let Some(source) = source {
+        if bound.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        if !core.config.iface.is_local(source) {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        route.source = source;
+    }
+    let id = handle.id();
+    let conns = &core.tcp.conns;
+    let sockets = &core.sockets;
+    let rss = core.config.rss.as_ref();
+    let queue = core.config.core;
+    let tw_reuse = core.config.tw_reuse;
+    // Linux `__inet_check_established`: a 4-tuple is free when no connection holds
+    // it, or when our own TIME-WAIT holds it and `tcp_tw_reuse` may take it over.
+    let tuple_unused = |t: &FourTuple| match conns.get(t) {
+        None => true,
+        Some(&other) => tw_reuse && time_wait_reusable(sockets, other, now),
+    };
+    // With a known RSS, only ports whose replies come back to our queue.
+    let tuple_free =
+        |t: &FourTuple| tuple_unused(t) && rss.is_none_or(|r| r.reply_queue(t) == queue);
+    let local = match bound {
+        Some(_) => core
+            .tcp
+            .binds
+            .connect_bound(id, route.source, remote, tuple_unused)?,
+        None => {
+            let port = core.tcp.binds.ephemeral_for_connect(
+                id,
+                options.bind,
+                route.source,
+                remote,
+                &mut core.ephemeral,
+                tuple_free,
+            )?;
+            SocketAddrV4::new(route.source, port)
+        }
+    };
+    let tuple = FourTuple::new(local, remote);
+    // Linux `tcp_twsk_unique`: the new incarnation starts beyond anything the old
+    // one sent, plus a maximal window; the TIME-WAIT goes.
+    let reused_iss = match core.tcp.conns.get(&tuple) {
+        Some(&tw) => {
+            let iss = tcb_of(&core.sockets, tw).map(Tcb::time_wait_reuse_iss);
+            free_connection(core, tw);
+            core.tcp_stats.time_wait_reused += 1;
+            iss
+        }
+        None => None,
+    };
+    let iss = reused_iss.unwrap_or_else(|| core.tcp.isn.generate(&tuple, now));
+    let cfg = config_for(core, &options);
+    let mut tcb = Tcb::connect(tuple, iss, now, &cfg);
+    tcb.set_ts_offset(core.tcp.ts_offsets.offset(*local.ip(), *remote.ip()));
+    if core.tcp.conns.insert(tuple, id).is_err() {
+        core.tcp.binds.disconnect(id);
+        return Err(Errno::ENOBUFS);
+    }
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    sock.local = Some(local);
+    sock.state = TcpSocketState::Connection(Box::new(tcb));
+    sock.hashed = true;
+    mark(&mut core.tcp.dirty, sock, id);
+    core.tcp_stats.active_opens += 1;
+    Err(Errno::EINPROGRESS)
+}
+
+/// The TCB of connection `id`, if it has one.
+fn tcb_of(sockets: &SocketSet<Socket>, id: SocketId) -> Option<&Tcb> {
+    match sockets.by_id(id) {
+        Some(Socket::Tcp(sock)) => sock.tcb(),
+        _ => None,
+    }
+}
+
+/// Linux `tcp_twsk_unique` with `tcp_tw_reuse` on: connection `id` is an orphaned
+/// TIME-WAIT whose peer sent timestamps, the last of them at least a second ago, so
+/// the peer's PAWS tells the old incarnation's duplicates from the new one's
+/// segments (RFC 7323 §5, RFC 6191).
+fn time_wait_reusable(sockets: &SocketSet<Socket>, id: SocketId, now: Instant) -> bool {
+    match sockets.by_id(id) {
+        Some(Socket::Tcp(sock)) => {
+            sock.orphan && sock.tcb().is_some_and(|tcb| tcb.can_reuse_time_wait(now))
+        }
+        _ => false,
+    }
+}
+
+fn with_tcb<R>(
+    core: &mut Core,
+    handle: SocketHandle,
+    f: impl FnOnce(&mut Tcb) -> Result<R, Errno>,
+) -> Result<R, Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    let result = match &mut sock.state {
+        TcpSocketState::Connection(tcb) => f(tcb),
+        TcpSocketState::Listening(_) | TcpSocketState::Closed => Err(Errno::ENOTCONN),
+    };
+    mark(&mut core.tcp.dirty, sock, handle.id());
+    result
+}
+
+/// `send(2)`, non-blocking: bytes accepted into the send buffer, or EAGAIN.
+pub(crate) fn send(core: &mut Core, handle: SocketHandle, data: &[u8]) -> Result<usize, Errno> {
+    with_tcb(core, handle, |tcb| match tcb.state() {
+        State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
+        _ => tcb.send(data).map_err(errno_of),
+    })
+}
+
+/// `recv(2)`, non-blocking: bytes read, 0 at end of stream, or EAGAIN.
+pub(crate) fn recv(core: &mut Core, handle: SocketHandle, buf: &mut [u8]) -> Result<usize, Errno> {
+    with_tcb(core, handle, |tcb| match tcb.state() {
+        State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
+        _ => tcb.recv(buf).map_err(errno_of),
+    })
+}
+
+/// `shutdown(SHUT_WR)`: FIN after the queued data.
+pub(crate) fn shutdown_write(core: &mut Core, handle: SocketHandle) -> Result<(), Errno> {
+    with_tcb(core, handle, |tcb| {
+        tcb.shutdown_write();
+        Ok(())
+    })
+}
+
+/// `getsockopt(SO_ERROR)`: the pending error, cleared by reading it.
+pub(crate) fn take_error(core: &mut Core, handle: SocketHandle) -> Result<Option<Errno>, Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    Ok(sock.tcb().and_then(|t| t.error()).map(errno_of))
+}
+
+/// `getpeername(2)`.
+pub(crate) fn peer_addr(core: &mut Core, handle: SocketHandle) -> Result<SocketAddrV4, Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    match sock.tcb() {
+        Some(t) if t.state() != State::Closed && t.state() != State::SynSent => {
+            Ok(t.tuple().remote())
+        }
+        _ => Err(Errno::ENOTCONN),
+    }
+}
+
+/// `close(2)`: a listener closes with its unaccepted children (RST to each); a
+/// connection goes on as an orphan until it ends (FIN, or RST when data was left
+/// unread or SO_LINGER is zero, RFC 2525 §2.17).
+pub(crate) fn close(core: &mut Core, handle: SocketHandle) -> Result<(), Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    let id = handle.id();
+    match &mut sock.state {
+        TcpSocketState::Closed => {
+            core.tcp.binds.unbind(id);
+            core.sockets.remove_id(id);
+        }
+        TcpSocketState::Listening(_) => listener::close(core, id),
+        TcpSocketState::Connection(tcb) => {
+            if sock.options.linger == Some(Duration::ZERO) {
+                tcb.abort();
+            } else {
+                tcb.close();
+            }
+            sock.orphan = true;
+            mark(&mut core.tcp.dirty, sock, id);
+        }
+    }
+    Ok(())
+}
+
+/// Readiness of a socket, epoll-style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Readiness {
+    /// `recv` (or `accept`) would not block.
+    pub readable: bool,
+    /// `send` would not block (or a connect completed).
+    pub writable: bool,
+    /// An error is pending (SO_ERROR).
+    pub error: bool,
+    /// The connection is closed both ways (EPOLLHUP).
+    pub hangup: bool,
+}
+
+/// The readiness of `handle`.
+pub(crate) fn readiness(core: &mut Core, handle: SocketHandle) -> Result<Readiness, Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    Ok(match &sock.state {
+        TcpSocketState::Closed => Readiness {
+            hangup: true,
+            ..Readiness::default()
+        },
+        TcpSocketState::Listening(q) => Readiness {
+            readable: !q.accept_queue.is_empty(),
+            ..Readiness::default()
+        },
+        TcpSocketState::Connection(tcb) => Readiness {
+            readable: tcb.is_readable(),
+            writable: tcb.is_writable(),
+            error: tcb.error().is_some(),
+            hangup: tcb.state() == State::Closed,
+        },
+    })
+}
+
+/// Sets socket options (before `bind`/`connect` for those that need it).
+pub(crate) fn set_options(
+    core: &mut Core,
+    handle: SocketHandle,
+    options: TcpSocketOptions,
+) -> Result<(), Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    sock.options = options;
+    if let Some(tcb) = sock.tcb_mut() {
+        tcb.set_nodelay(options.nodelay);
+        tcb.set_keepalive(options.keepalive);
+        tcb.set_user_timeout(options.user_timeout);
+        mark(&mut core.tcp.dirty, sock, handle.id());
+    }
+    Ok(())
+}
+
+/// Reads the socket options.
+pub(crate) fn options(core: &mut Core, handle: SocketHandle) -> Result<TcpSocketOptions, Errno> {
+    Ok(tcp_sock(&mut core.sockets, handle)?.options)
+}
+
+/// Connections whose own data or FIN the peer has not acknowledged yet
+/// (what a stack that stops now would lose).
+pub(crate) fn draining(core: &Core) -> usize {
+    core.sockets
+        .iter()
+        .filter(|(_, s)| match s {
+            Socket::Tcp(t) => t.tcb().is_some_and(|tcb| {
+                matches!(
+                    tcb.state(),
+                    State::SynSent
+                        | State::SynReceived
+                        | State::Established
+                        | State::CloseWait
+                        | State::FinWait1
+                        | State::Closing
+                        | State::LastAck
+                )
+            }),
+            Socket::Udp(_) => false,
+        })
+        .count()
+}
+
+/// The connection's counters (TCP_INFO-like).
+pub(crate) fn info(core: &mut Core, handle: SocketHandle) -> Result<(State, tcp::TcpStats), Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    let tcb = sock.tcb().ok_or(Errno::ENOTCONN)?;
+    Ok((tcb.state(), *tcb.stats()))
+}

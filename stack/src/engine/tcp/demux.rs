@@ -1,0 +1,74 @@
+//! A received segment (RFC 9293 §3.10.7): to its connection, else to a
+//! listener, else answered with RST.
+
+use super::listener::accept_syn;
+use super::teardown::free_connection;
+use crate::FourTuple;
+use crate::engine::state::{Core, Socket, Verdict, mark};
+use crate::engine::stats::DropReason;
+use crate::tcp::{self, ListenAction, State};
+use crate::time::Instant;
+use crate::wire::{Ipv4Repr, TcpFlags, TcpRepr};
+
+/// A received segment (RFC 9293 §3.10.7): to its connection, else to a listener
+/// (§3.10.7.2), else answered with RST (§3.10.7.1).
+pub(crate) fn input(
+    core: &mut Core,
+    now: Instant,
+    ip: &Ipv4Repr,
+    seg: &TcpRepr,
+    payload: &[u8],
+) -> Verdict {
+    if seg.src_port == 0 || seg.dst_port == 0 {
+        core.stats.drop(DropReason::TcpRejected);
+        return Verdict::Release;
+    }
+    let tuple = FourTuple {
+        local_addr: ip.dst_addr,
+        local_port: seg.dst_port,
+        remote_addr: ip.src_addr,
+        remote_port: seg.src_port,
+    };
+    if let Some(&id) = core.tcp.conns.get(&tuple) {
+        if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
+            if let Some(tcb) = sock.tcb_mut() {
+                // RFC 6191: a new SYN may reopen a TIME-WAIT connection.
+                if tcb.state() == State::TimeWait && tcb.time_wait_accepts_syn(seg) {
+                    let iss = tcb.time_wait_reuse_iss();
+                    free_connection(core, id);
+                    if let Some(listener) = core.tcp.listeners.lookup(&tuple).map(|l| l.id) {
+                        accept_syn(core, now, listener, tuple, seg, Some(iss));
+                    }
+                    return Verdict::Release;
+                }
+                tcb.handle_segment(now, seg, payload);
+                mark(&mut core.tcp.dirty, sock, id);
+                return Verdict::Release;
+            }
+        }
+    }
+    let listener = core.tcp.listeners.lookup(&tuple).map(|l| l.id);
+    // Multi-queue: a segment that is not a SYN for one of our listeners may
+    // belong to another engine's connection (see `engine::forward`).
+    let syn_for_us = listener.is_some()
+        && seg.flags.contains(TcpFlags::SYN)
+        && !seg.flags.contains(TcpFlags::ACK);
+    if !syn_for_us {
+        if let Some(target) = core.forward_hop(seg.dst_port) {
+            return Verdict::Forward(target);
+        }
+    }
+    if let Some(listener) = listener {
+        match tcp::listen_action(seg, payload.len()) {
+            ListenAction::Ignore => core.stats.drop(DropReason::TcpRejected),
+            ListenAction::Reset(rst) => core.queue_rst(ip.dst_addr, ip.src_addr, rst),
+            ListenAction::Accept => accept_syn(core, now, listener, tuple, seg, None),
+        }
+        return Verdict::Release;
+    }
+    core.stats.drop(DropReason::TcpNoConnection);
+    if let Some(rst) = tcp::reply_to_unknown(seg, payload.len()) {
+        core.queue_rst(ip.dst_addr, ip.src_addr, rst);
+    }
+    Verdict::Release
+}

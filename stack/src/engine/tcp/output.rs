@@ -1,0 +1,175 @@
+//! Output and bookkeeping for every connection marked in this iteration: its
+//! segments are written straight into TX frames, then its timer is re-armed and
+//! a finished handshake or an ended connection is settled.
+
+use surge_datapath::{Burst, Device};
+
+use super::listener;
+use super::teardown::{free_connection, unhash};
+use super::timers;
+use crate::Errno;
+use crate::engine::output::send_ipv4;
+use crate::engine::state::{Core, Socket, mark};
+use crate::socket::TcpSocketState;
+use crate::table::SocketId;
+use crate::tcp::{State, Tcb};
+use crate::time::Instant;
+use crate::wire::{IpProtocol, TcpPacket, TxChecksum, WireError};
+
+/// Room reserved for the TCP header when a segment's payload is written: the
+/// header's length is known only once the segment is, so the payload goes after
+/// the largest header and moves down once (one short `memmove` per segment).
+const MAX_TCP_HEADER: usize = 60;
+/// Segments one connection may emit per loop iteration (fairness between connections).
+const SEGMENTS_PER_POLL: usize = 64;
+
+/// Output and bookkeeping for every connection marked this iteration.
+pub(crate) fn process_dirty<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    now: Instant,
+) {
+    let mut dirty = core::mem::take(&mut core.tcp.dirty);
+    // Connections that found no free TX frame: they try again next iteration.
+    let mut blocked = Vec::new();
+    // Bookkeeping may mark more (a listener whose child closed); loop until quiet.
+    for _ in 0..4 {
+        if dirty.is_empty() {
+            break;
+        }
+        for id in dirty.drain(..) {
+            let tcb = match core.sockets.by_id_mut(id) {
+                Some(Socket::Tcp(sock)) => {
+                    sock.dirty = false;
+                    match core::mem::replace(&mut sock.state, TcpSocketState::Closed) {
+                        TcpSocketState::Connection(tcb) => tcb,
+                        other => {
+                            sock.state = other;
+                            continue;
+                        }
+                    }
+                }
+                _ => continue,
+            };
+            let mut tcb = tcb;
+            let no_frame = transmit(core, device, tx, now, &mut tcb);
+            settle(core, now, id, tcb);
+            if no_frame {
+                if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
+                    mark(&mut blocked, sock, id);
+                }
+            }
+        }
+        core::mem::swap(&mut dirty, &mut core.tcp.dirty);
+    }
+    // Anything still marked waits for the next iteration.
+    core.tcp.dirty.append(&mut dirty);
+    core.tcp.dirty.append(&mut blocked);
+}
+
+/// Writes every segment the connection has into TX frames. Returns true when it
+/// stopped because no TX frame was free before the next segment was built: that
+/// segment (a SYN, data, a FIN, an ACK) was never sent and no timer covers it,
+/// so the connection must be polled again.
+fn transmit<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    now: Instant,
+    tcb: &mut Tcb,
+) -> bool {
+    let tuple = tcb.tuple();
+    let remote = tuple.remote_addr;
+    let offload = core.tx_checksum;
+    for _ in 0..SEGMENTS_PER_POLL {
+        // Nothing to send: no route, neighbour or frame work at all.
+        if !tcb.may_transmit() {
+            break;
+        }
+        let mut produced = false;
+        let result = send_ipv4(
+            core,
+            device,
+            tx,
+            now,
+            (Some(tuple.local_addr), remote),
+            IpProtocol::Tcp,
+            |buf, src| {
+                let room = buf
+                    .len()
+                    .saturating_sub(MAX_TCP_HEADER)
+                    .min(usize::from(u16::MAX));
+                let Some(t) =
+                    tcb.poll_transmit(now, &mut buf[MAX_TCP_HEADER..MAX_TCP_HEADER + room])
+                else {
+                    return Ok(0);
+                };
+                produced = true;
+                let header_len = t.repr.header_len();
+                let total = header_len + t.payload_len;
+                buf.copy_within(MAX_TCP_HEADER..MAX_TCP_HEADER + t.payload_len, header_len);
+                t.repr
+                    .emit(&mut TcpPacket::new_unchecked(&mut buf[..header_len]))?;
+                if offload == TxChecksum::Compute {
+                    crate::wire::tcp::fill_checksum(
+                        buf.get_mut(..total).ok_or(WireError::Truncated)?,
+                        src,
+                        remote,
+                    )?;
+                }
+                Ok(total)
+            },
+        );
+        if result == Err(Errno::ENOBUFS) && !produced {
+            return true;
+        }
+        if result.is_err() {
+            core.tcp_stats.tx_blocked += u64::from(produced);
+            break;
+        }
+        if !produced {
+            break;
+        }
+    }
+    false
+}
+
+/// After a connection's input, timers or output: re-arm its timer, move a
+/// finished handshake to the accept queue, free what has ended.
+fn settle(core: &mut Core, now: Instant, id: SocketId, tcb: Box<Tcb>) {
+    let state = tcb.state();
+    let deadline = tcb.poll_at();
+    let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) else {
+        return;
+    };
+    sock.state = TcpSocketState::Connection(tcb);
+    timers::rearm(&mut core.tcp, sock, id, deadline, now);
+    let parent = sock.parent;
+    let queued = sock.queued_for_accept;
+    let orphan = sock.orphan;
+    if state == State::TimeWait {
+        let _ = core.tcp.binds.enter_time_wait(id);
+    }
+    match state {
+        State::Closed => {
+            let user_holds_it = !orphan && (parent.is_none() || queued);
+            if let Some(parent) = parent.filter(|_| !queued) {
+                listener::embryo_failed(core, parent);
+            }
+            if user_holds_it {
+                // The application still has the handle: unhash, keep the socket
+                // for its error or EOF, free the port unless bound by the user.
+                unhash(core, id);
+            } else {
+                free_connection(core, id);
+            }
+        }
+        State::Established | State::CloseWait if !queued => {
+            if let Some(parent) = parent {
+                listener::handshake_done(core, parent, id);
+            }
+        }
+        _ => {}
+    }
+}

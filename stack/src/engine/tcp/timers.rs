@@ -1,0 +1,64 @@
+//! The connections' timers: one wheel entry per connection, at its `poll_at`.
+
+use crate::engine::state::{Core, Socket, TcpEngine, mark};
+use crate::socket::TcpSock;
+use crate::table::SocketId;
+use crate::time::Instant;
+
+/// Runs expired TCP timers (the wheel holds one per connection: its `poll_at`).
+pub(crate) fn poll_timers(core: &mut Core, now: Instant) {
+    let mut expired = core::mem::take(&mut core.tcp.expired);
+    core.tcp.timers.advance(now, |_, id| expired.push(id));
+    for id in expired.drain(..) {
+        if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
+            sock.timer = None;
+            if let Some(tcb) = sock.tcb_mut() {
+                tcb.handle_timeout(now);
+            }
+            mark(&mut core.tcp.dirty, sock, id);
+        }
+    }
+    core.tcp.expired = expired;
+}
+
+/// When the TCP layer next needs to run.
+pub(crate) fn poll_at(core: &Core) -> Option<Instant> {
+    if core.tcp.dirty.is_empty() {
+        core.tcp.timers.next_deadline()
+    } else {
+        Some(Instant::ZERO)
+    }
+}
+
+/// Re-arms a connection's timer for `deadline` after its input, timers or output.
+pub(crate) fn rearm(
+    tcp: &mut TcpEngine,
+    sock: &mut TcpSock,
+    id: SocketId,
+    deadline: Option<Instant>,
+    now: Instant,
+) {
+    // Re-arm the timer only when its deadline moved earlier (or there was none):
+    // a later deadline (the RTO restarting on every ACK) keeps the wheel entry,
+    // which then fires early, finds nothing due, and re-arms for the real
+    // deadline once; a deadline that went away leaves the entry to fire
+    // harmlessly. This spares a cancel and an insert per segment.
+    let current = sock.timer.map(|(_, d)| d);
+    let keep = match (current, deadline) {
+        (Some(scheduled), Some(d)) => d >= scheduled,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if !keep && current != deadline {
+        if let Some((handle, _)) = sock.timer.take() {
+            tcp.timers.cancel(handle);
+        }
+        if let Some(d) = deadline {
+            match tcp.timers.insert(d.max(now), id) {
+                Ok(handle) => sock.timer = Some((handle, d)),
+                // A full wheel: poll the connection next iteration instead.
+                Err(_) => mark(&mut tcp.dirty, sock, id),
+            }
+        }
+    }
+}

@@ -17,7 +17,7 @@
 //! use surge_stack::secrets::Secrets;
 //! let a = Secrets::from_seed(1);
 //! assert_eq!(a.isn_key(), Secrets::from_seed(1).isn_key());
-//! assert_ne!(a.isn_key(), a.cookie_key());
+//! assert_ne!(a.isn_key(), a.timestamp_key());
 //! ```
 
 use core::hash::Hasher;
@@ -46,6 +46,7 @@ enum Purpose {
     EphemeralPorts,
     Tables,
     Cookies,
+    CookiesSecond,
 }
 
 impl Purpose {
@@ -56,6 +57,7 @@ impl Purpose {
             Purpose::EphemeralPorts => b"surge ports v1",
             Purpose::Tables => b"surge tables v1",
             Purpose::Cookies => b"surge cookies v1",
+            Purpose::CookiesSecond => b"surge cookies v1 second",
         }
     }
 }
@@ -125,9 +127,14 @@ impl Secrets {
         HashKey::from_bytes(self.derive(Purpose::Tables))
     }
 
-    /// Key of SYN cookies (RFC 4987 §3.6; Linux `syncookie_secret`).
-    pub fn cookie_key(&self) -> [u8; 16] {
-        self.derive(Purpose::Cookies)
+    /// Keys of SYN cookies (RFC 4987 §3.6): two 128-bit halves, as Linux's
+    /// `syncookie_secret[2]` (one hashes the 4-tuple, the other the counter).
+    pub fn cookie_key(&self) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        let (first, second) = key.split_at_mut(16);
+        first.copy_from_slice(&self.derive(Purpose::Cookies));
+        second.copy_from_slice(&self.derive(Purpose::CookiesSecond));
+        key
     }
 }
 
@@ -142,13 +149,14 @@ mod tests {
         let keys: HashSet<[u8; 16]> = [
             s.isn_key(),
             s.timestamp_key(),
-            s.cookie_key(),
+            s.derive(Purpose::Cookies),
+            s.derive(Purpose::CookiesSecond),
             s.derive(Purpose::EphemeralPorts),
             s.derive(Purpose::Tables),
         ]
         .into_iter()
         .collect();
-        assert_eq!(keys.len(), 5, "derived keys must differ per purpose");
+        assert_eq!(keys.len(), 6, "derived keys must differ per purpose");
         let t = Secrets::from_seed(8);
         assert_ne!(s.isn_key(), t.isn_key());
         assert_ne!(s.port_key(), t.port_key());

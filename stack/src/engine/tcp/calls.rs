@@ -1,13 +1,11 @@
-//! The socket calls on TCP sockets other than listen and accept, and readiness.
+//! The socket calls on TCP sockets other than listen and accept.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
-use super::teardown::free_connection;
 use super::{config_for, errno_of, listener, tcp_sock};
 use crate::engine::state::{Core, Socket, mark};
-use crate::socket::{SocketHandle, SocketSet, TcpSock, TcpSocketOptions, TcpSocketState};
-use crate::table::SocketId;
+use crate::socket::{SocketHandle, TcpSock, TcpSocketOptions, TcpSocketState};
 use crate::tcp::{self, State, Tcb};
 use crate::time::Instant;
 use crate::{Errno, FourTuple};
@@ -16,7 +14,9 @@ use crate::{Errno, FourTuple};
 
 /// `socket(AF_INET, SOCK_STREAM, 0)`.
 pub(crate) fn socket(core: &mut Core) -> Result<SocketHandle, Errno> {
-    core.sockets.insert(Socket::Tcp(TcpSock::new()))
+    let handle = core.sockets.insert(Socket::Tcp(TcpSock::new()))?;
+    core.queue_ready(handle.id());
+    Ok(handle)
 }
 
 /// `bind(2)`.
@@ -83,15 +83,18 @@ pub(crate) fn connect(
     }
     let id = handle.id();
     let conns = &core.tcp.conns;
-    let sockets = &core.sockets;
+    let time_wait = &core.tcp.time_wait;
+    let tw_reuse = core.config.tw_reuse;
     let rss = core.config.rss.as_ref();
     let queue = core.config.core;
-    let tw_reuse = core.config.tw_reuse;
-    // Linux `__inet_check_established`: a 4-tuple is free when no connection holds
-    // it, or when our own TIME-WAIT holds it and `tcp_tw_reuse` may take it over.
-    let tuple_unused = |t: &FourTuple| match conns.get(t) {
-        None => true,
-        Some(&other) => tw_reuse && time_wait_reusable(sockets, other, now),
+    // Linux `__inet_check_established`: a 4-tuple is free when no connection holds it
+    // and no TIME-WAIT record does, unless `tcp_tw_reuse` may take the record over
+    // (`tcp_twsk_unique`: timestamps on, the peer's last one at least a second old).
+    let tuple_unused = |t: &FourTuple| {
+        !conns.contains(t)
+            && time_wait
+                .get(t)
+                .is_none_or(|tw| tw_reuse && tw.can_reuse(now))
     };
     // With a known RSS, only ports whose replies come back to our queue.
     let tuple_free =
@@ -114,21 +117,20 @@ pub(crate) fn connect(
         }
     };
     let tuple = FourTuple::new(local, remote);
-    // Linux `tcp_twsk_unique`: the new incarnation starts beyond anything the old
-    // one sent, plus a maximal window; the TIME-WAIT goes.
-    let reused_iss = match core.tcp.conns.get(&tuple) {
-        Some(&tw) => {
-            let iss = tcb_of(&core.sockets, tw).map(Tcb::time_wait_reuse_iss);
-            free_connection(core, tw);
-            core.tcp_stats.time_wait_reused += 1;
-            iss
-        }
-        None => None,
-    };
+    // Linux `tcp_twsk_unique`: the new incarnation starts beyond anything the old one
+    // sent, plus a maximal window; the TIME-WAIT record goes.
+    let reused_iss = match tw_reuse {
+        true => core.tcp.time_wait.take_for_reuse(&tuple, now),
+        false => None,
+    }
+    .map(|tw| {
+        core.tcp_stats.time_wait_reused += 1;
+        tw.reuse_iss()
+    });
     let iss = reused_iss.unwrap_or_else(|| core.tcp.isn.generate(&tuple, now));
-    let cfg = config_for(core, &options);
-    let mut tcb = Tcb::connect(tuple, iss, now, &cfg);
-    tcb.set_ts_offset(core.tcp.ts_offsets.offset(*local.ip(), *remote.ip()));
+    let mut cfg = config_for(core, &options);
+    cfg.ts_offset = core.tcp.ts_offsets.offset(*local.ip(), *remote.ip());
+    let tcb = Tcb::connect(tuple, iss, now, &cfg);
     if core.tcp.conns.insert(tuple, id).is_err() {
         core.tcp.binds.disconnect(id);
         return Err(Errno::ENOBUFS);
@@ -138,29 +140,9 @@ pub(crate) fn connect(
     sock.state = TcpSocketState::Connection(Box::new(tcb));
     sock.hashed = true;
     mark(&mut core.tcp.dirty, sock, id);
+    core.queue_ready(id);
     core.tcp_stats.active_opens += 1;
     Err(Errno::EINPROGRESS)
-}
-
-/// The TCB of connection `id`, if it has one.
-fn tcb_of(sockets: &SocketSet<Socket>, id: SocketId) -> Option<&Tcb> {
-    match sockets.by_id(id) {
-        Some(Socket::Tcp(sock)) => sock.tcb(),
-        _ => None,
-    }
-}
-
-/// Linux `tcp_twsk_unique` with `tcp_tw_reuse` on: connection `id` is an orphaned
-/// TIME-WAIT whose peer sent timestamps, the last of them at least a second ago, so
-/// the peer's PAWS tells the old incarnation's duplicates from the new one's
-/// segments (RFC 7323 §5, RFC 6191).
-fn time_wait_reusable(sockets: &SocketSet<Socket>, id: SocketId, now: Instant) -> bool {
-    match sockets.by_id(id) {
-        Some(Socket::Tcp(sock)) => {
-            sock.orphan && sock.tcb().is_some_and(|tcb| tcb.can_reuse_time_wait(now))
-        }
-        _ => false,
-    }
 }
 
 fn with_tcb<R>(
@@ -174,23 +156,32 @@ fn with_tcb<R>(
         TcpSocketState::Listening(_) | TcpSocketState::Closed => Err(Errno::ENOTCONN),
     };
     mark(&mut core.tcp.dirty, sock, handle.id());
+    core.queue_ready(handle.id());
     result
 }
 
 /// `send(2)`, non-blocking: bytes accepted into the send buffer, or EAGAIN.
 pub(crate) fn send(core: &mut Core, handle: SocketHandle, data: &[u8]) -> Result<usize, Errno> {
-    with_tcb(core, handle, |tcb| match tcb.state() {
+    let result = with_tcb(core, handle, |tcb| match tcb.state() {
         State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
         _ => tcb.send(data).map_err(errno_of),
-    })
+    });
+    if result == Err(Errno::EAGAIN) {
+        core.told_not_ready(handle.id(), false, true);
+    }
+    result
 }
 
 /// `recv(2)`, non-blocking: bytes read, 0 at end of stream, or EAGAIN.
 pub(crate) fn recv(core: &mut Core, handle: SocketHandle, buf: &mut [u8]) -> Result<usize, Errno> {
-    with_tcb(core, handle, |tcb| match tcb.state() {
+    let result = with_tcb(core, handle, |tcb| match tcb.state() {
         State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
         _ => tcb.recv(buf).map_err(errno_of),
-    })
+    });
+    if result == Err(Errno::EAGAIN) {
+        core.told_not_ready(handle.id(), true, false);
+    }
+    result
 }
 
 /// `shutdown(SHUT_WR)`: FIN after the queued data.
@@ -241,40 +232,6 @@ pub(crate) fn close(core: &mut Core, handle: SocketHandle) -> Result<(), Errno> 
         }
     }
     Ok(())
-}
-
-/// Readiness of a socket, epoll-style.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Readiness {
-    /// `recv` (or `accept`) would not block.
-    pub readable: bool,
-    /// `send` would not block (or a connect completed).
-    pub writable: bool,
-    /// An error is pending (SO_ERROR).
-    pub error: bool,
-    /// The connection is closed both ways (EPOLLHUP).
-    pub hangup: bool,
-}
-
-/// The readiness of `handle`.
-pub(crate) fn readiness(core: &mut Core, handle: SocketHandle) -> Result<Readiness, Errno> {
-    let sock = tcp_sock(&mut core.sockets, handle)?;
-    Ok(match &sock.state {
-        TcpSocketState::Closed => Readiness {
-            hangup: true,
-            ..Readiness::default()
-        },
-        TcpSocketState::Listening(q) => Readiness {
-            readable: !q.accept_queue.is_empty(),
-            ..Readiness::default()
-        },
-        TcpSocketState::Connection(tcb) => Readiness {
-            readable: tcb.is_readable(),
-            writable: tcb.is_writable(),
-            error: tcb.error().is_some(),
-            hangup: tcb.state() == State::Closed,
-        },
-    })
 }
 
 /// Sets socket options (before `bind`/`connect` for those that need it).

@@ -476,13 +476,13 @@ pub fn parse_source_range(s: &str) -> Result<SourceRange, String> {
     if last < first {
         return Err(bad("the last address is below the first"));
     }
-    if last.to_bits() - first.to_bits() >= MAX_SOURCES {
-        return Err(bad(&format!("at most {MAX_SOURCES} addresses")));
-    }
     for ip in [first, last] {
         if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
             return Err(bad(&format!("{ip} is not a unicast address")));
         }
+    }
+    if last.to_bits() - first.to_bits() >= MAX_SOURCES {
+        return Err(bad(&format!("at most {MAX_SOURCES} addresses")));
     }
     Ok(SourceRange { first, last })
 }

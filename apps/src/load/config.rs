@@ -397,10 +397,10 @@ impl LoadArgs {
             url.as_ref()
                 .map_or_else(|| target.to_string(), |u| u.authority.clone()),
             &self.headers,
-            if body.is_empty() {
-                vec![b'q'; request_size]
-            } else {
-                body
+            match mode {
+                LoadMode::Http if body.is_empty() => vec![b'q'; request_size],
+                LoadMode::Http => body,
+                _ => Vec::new(),
             },
         )?;
         let framing = match mode {

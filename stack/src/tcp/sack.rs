@@ -33,12 +33,13 @@ pub struct SackScoreboard {
 }
 
 impl SackScoreboard {
-    /// An empty scoreboard holding at most `max_ranges` intervals (allocated once, here).
+    /// An empty scoreboard holding at most `max_ranges` intervals. Nothing is allocated until
+    /// the first SACK block arrives (idle connections hold no scoreboard memory); then room
+    /// for all `max_ranges`, once.
     pub fn new(max_ranges: usize) -> Self {
-        let max_ranges = max_ranges.max(1);
         SackScoreboard {
-            ranges: Vec::with_capacity(max_ranges),
-            max_ranges,
+            ranges: Vec::new(),
+            max_ranges: max_ranges.max(1),
             bytes: 0,
         }
     }
@@ -178,6 +179,9 @@ impl SackScoreboard {
             // Touches nothing: a new interval.
             if self.ranges.len() >= self.max_ranges {
                 return None;
+            }
+            if self.ranges.capacity() == 0 {
+                self.ranges.reserve_exact(self.max_ranges);
             }
             self.ranges.insert(first, (l, r));
             on_new(l, r);

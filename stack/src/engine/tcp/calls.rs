@@ -283,5 +283,5 @@ pub(crate) fn draining(core: &Core) -> usize {
 pub(crate) fn info(core: &mut Core, handle: SocketHandle) -> Result<(State, tcp::TcpStats), Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
     let tcb = sock.tcb().ok_or(Errno::ENOTCONN)?;
-    Ok((tcb.state(), *tcb.stats()))
+    Ok((tcb.state(), tcb.stats()))
 }

@@ -36,7 +36,7 @@ fn config(mac: EthernetAddress, ip: Ipv4Addr, seed: u64) -> EngineConfig {
     let iface =
         InterfaceConfig::new(mac, Ipv4Cidr::new(ip, 24).expect("cidr"), None, 1500).expect("iface");
     EngineConfig {
-        seed,
+        secrets: surge_stack::secrets::Secrets::from_seed(seed),
         gratuitous_arp: false,
         max_sockets: CONNECTIONS + 1024,
         max_connections: CONNECTIONS + 1024,

@@ -74,7 +74,7 @@ pub use cubic::Cubic;
 pub use error::TcpError;
 pub use icmp::IcmpUnreachable;
 pub use info::TcpInfo;
-pub use isn::IsnGenerator;
+pub use isn::{IsnGenerator, TimestampOffsets};
 pub use ooo::OutOfOrderQueue;
 pub use options::{DEFAULT_MSS, header_len};
 pub use output::Transmit;

@@ -96,6 +96,8 @@ pub struct Tcb {
     pub(super) ts_enabled: bool,
     pub(super) ts_recent: u32,
     pub(super) ts_recent_age: Instant,
+    /// Added to the engine's milliseconds for our TSvals (RFC 7323 §5.4, Linux `ts_off`).
+    pub(super) ts_offset: u32,
     pub(super) sack_ok: bool,
     pub(super) peer_mss: u16,
     pub(super) pmtu_mss: u16,
@@ -224,6 +226,7 @@ impl Tcb {
             ts_enabled: false,
             ts_recent: 0,
             ts_recent_age: now,
+            ts_offset: cfg.ts_offset,
             sack_ok: false,
             peer_mss: 536,
             pmtu_mss: cfg.mss,

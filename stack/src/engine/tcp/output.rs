@@ -96,7 +96,7 @@ fn transmit<D: Device>(
             device,
             tx,
             now,
-            remote,
+            (Some(tuple.local_addr), remote),
             IpProtocol::Tcp,
             |buf, src| {
                 let room = buf

@@ -10,14 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
-use surge_datapath::{Interface, PortConfig, XdpPort};
+use surge_datapath::XdpPort;
 use surge_stack::Errno;
 use surge_stack::engine::forward::ForwardMesh;
-use surge_stack::engine::{
-    Engine, EngineConfig, EngineStats, Readiness, SocketEvent, TcpEngineStats,
-};
-use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
+use surge_stack::engine::{Engine, EngineStats, Readiness, SocketEvent, TcpEngineStats};
+use surge_stack::iface::Ipv4Cidr;
+use surge_stack::runtime::xdp::{XdpConfig, XdpInterface};
 use surge_stack::socket::{SocketHandle, TcpSocketOptions};
 use surge_stack::table::BindOptions;
 use surge_stack::time::Instant;
@@ -45,10 +43,10 @@ pub struct SurgeOptions {
 /// The surge backend: the steering program, and one engine per worker.
 pub struct SurgeBackend {
     options: SurgeOptions,
-    mac: [u8; 6],
-    mtu: u32,
     queues: u32,
-    program: Mutex<SteerProgram>,
+    /// The steering program and the engines' configuration (the library's
+    /// one way to open AF_XDP ports and engines).
+    interface: Mutex<XdpInterface>,
     epoch: std::time::Instant,
     counters: Counters,
     /// The engines' inboxes for frames that land on another engine's queue.
@@ -89,34 +87,29 @@ impl SurgeBackend {
     /// Attaches the steering program to the interface and prepares the engines.
     pub fn new(options: SurgeOptions) -> io::Result<Self> {
         let _ns = enter(options.netns.as_deref())?;
-        let interface = Interface::lookup(&options.interface).map_err(io_err)?;
-        let mac = match options.mac {
-            Some(m) => m,
-            None => interface.mac().map_err(io_err)?,
-        };
-        let mtu = interface.mtu().map_err(io_err)?;
-        let queues = interface.rx_queues().map_err(io_err)?;
-        let steer = SteerConfig {
-            local_addrs: vec![options.address.addr()],
+        let xdp = XdpConfig {
+            gateway: options.gateway,
+            mac: options.mac.map(EthernetAddress),
             tcp_ports: options.tcp_ports.clone(),
-            ephemeral_ports: Some(32768..=60999),
-            icmp: true,
-            ..SteerConfig::default()
+            ..XdpConfig::new(&options.interface, options.address)
         };
-        let program = SteerProgram::attach(&options.interface, &steer, AttachMode::Auto)
-            .map_err(|e| io_err(format!("attaching XDP to {}: {e}", options.interface)))?;
+        let interface = XdpInterface::attach(&xdp, |config| {
+            config.privileged = true;
+            config.seed ^= u64::from(std::process::id()) << 16;
+        })
+        .map_err(|e| io_err(format!("attaching XDP to {}: {e}", options.interface)))?;
+        let queues = interface.queues();
+        let mtu = interface.config().iface.mtu;
         let mesh = if queues > 1 {
-            let frame = mtu.min(9000) as usize + 18;
+            let frame = mtu as usize + 18;
             Some(ForwardMesh::new(queues as usize, 1024, 4096, frame).map_err(errno)?)
         } else {
             None
         };
         Ok(SurgeBackend {
             options,
-            mac,
-            mtu,
             queues,
-            program: Mutex::new(program),
+            interface: Mutex::new(interface),
             epoch: std::time::Instant::now(),
             counters: Arc::new(Mutex::new(BTreeMap::new())),
             mesh,
@@ -127,35 +120,14 @@ impl SurgeBackend {
 
     /// Opens queue `queue`'s port and engine (core `queue` of the interface's queues).
     fn engine(&self, queue: u32) -> io::Result<Engine<XdpPort>> {
-        let port = {
+        let mut engine = {
             let _ns = enter(self.options.netns.as_deref())?;
-            let mut config = PortConfig::new(&self.options.interface, queue);
-            config.pool.huge_pages = false;
-            XdpPort::open(&config).map_err(|e| {
-                io_err(format!(
-                    "opening AF_XDP on {} queue {queue}: {e}",
-                    self.options.interface
-                ))
-            })?
+            self.interface
+                .lock()
+                .map_err(io_err)?
+                .open_engine(queue)
+                .map_err(|e| io_err(format!("queue {queue}: {e}")))?
         };
-        self.program
-            .lock()
-            .map_err(io_err)?
-            .register_socket(queue, port.fd())
-            .map_err(io_err)?;
-        let iface = InterfaceConfig::new(
-            EthernetAddress(self.mac),
-            self.options.address,
-            self.options.gateway,
-            self.mtu.min(9000),
-        )
-        .map_err(io_err)?;
-        let mut config = EngineConfig::new(iface);
-        config.core = u16::try_from(queue).map_err(io_err)?;
-        config.cores = u16::try_from(self.queues).map_err(io_err)?;
-        config.seed = 0x5eed ^ u64::from(queue) ^ (u64::from(std::process::id()) << 16);
-        config.privileged = true;
-        let mut engine = Engine::new(port, config).map_err(io_err)?;
         if let Some(mesh) = &self.mesh {
             engine.join_mesh(Arc::clone(mesh)).map_err(errno)?;
         }

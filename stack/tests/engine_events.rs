@@ -1,8 +1,8 @@
 //! Events instead of scans: under random socket calls and random traffic
 //! (loss, duplication, reordering; refused connects, resets from abortive
 //! closes, timeouts) between two engines on the in-memory link, the readiness a
-//! program learns from the drained events (and from the calls that answered
-//! EAGAIN) is, after every step, exactly what a full scan of its sockets
+//! program learns from the drained events (and from its read and write calls,
+//! as they leave the socket) is, after every step, exactly what a full scan of its sockets
 //! computes; an event is only ever reported for a socket the program holds, and
 //! only when its readiness changed.
 
@@ -112,6 +112,19 @@ impl Side {
         }
     }
 
+    /// A read (`read`) or write call on `h` told the program that direction's
+    /// readiness as the call left it (e.g. EAGAIN, or a recv that emptied the
+    /// socket: not readable).
+    fn told(&mut self, engine: &mut Engine<PipeDevice>, h: SocketHandle, read: bool) {
+        let now = engine.readiness(h).expect("a held socket has a readiness");
+        let known = self.known.entry(h).or_default();
+        if read {
+            known.readable = now.readable;
+        } else {
+            known.writable = now.writable;
+        }
+    }
+
     fn forget(&mut self, h: SocketHandle) {
         self.conns.retain(|c| *c != h);
         self.known.remove(&h);
@@ -170,17 +183,18 @@ fn run(ops: &[Op], loss: f64, seed: u64) -> usize {
                 );
                 a.conns.push(c);
             }
-            Op::Accept => match net.b.accept(listener) {
-                Ok((child, peer)) => {
-                    assert_eq!(*peer.ip(), IP_A);
-                    b.hold(child);
-                    b.conns.push(child);
+            Op::Accept => {
+                match net.b.accept(listener) {
+                    Ok((child, peer)) => {
+                        assert_eq!(*peer.ip(), IP_A);
+                        b.hold(child);
+                        b.conns.push(child);
+                    }
+                    Err(Errno::EAGAIN) => {}
+                    Err(e) => panic!("accept: {e:?}"),
                 }
-                Err(Errno::EAGAIN) => {
-                    b.known.entry(listener).or_default().readable = false;
-                }
-                Err(e) => panic!("accept: {e:?}"),
-            },
+                b.told(&mut net.b, listener, true);
+            }
             Op::Send { b: on_b, pick, len } => {
                 let (engine, side) = if on_b {
                     (&mut net.b, &mut b)
@@ -188,9 +202,8 @@ fn run(ops: &[Op], loss: f64, seed: u64) -> usize {
                     (&mut net.a, &mut a)
                 };
                 if let Some(h) = side.pick(pick) {
-                    if engine.send(h, &payload[..len]) == Err(Errno::EAGAIN) {
-                        side.known.entry(h).or_default().writable = false;
-                    }
+                    let _ = engine.send(h, &payload[..len]);
+                    side.told(engine, h, false);
                 }
             }
             Op::Recv { b: on_b, pick, len } => {
@@ -200,9 +213,8 @@ fn run(ops: &[Op], loss: f64, seed: u64) -> usize {
                     (&mut net.a, &mut a)
                 };
                 if let Some(h) = side.pick(pick) {
-                    if engine.recv(h, &mut buf[..len]) == Err(Errno::EAGAIN) {
-                        side.known.entry(h).or_default().readable = false;
-                    }
+                    let _ = engine.recv(h, &mut buf[..len]);
+                    side.told(engine, h, true);
                 }
             }
             Op::Shutdown { b: on_b, pick } => {
@@ -243,9 +255,8 @@ fn run(ops: &[Op], loss: f64, seed: u64) -> usize {
                 );
             }
             Op::UdpRecv => {
-                if net.b.recv_from(udp_b, &mut buf) == Err(Errno::EAGAIN) {
-                    b.known.entry(udp_b).or_default().readable = false;
-                }
+                let _ = net.b.recv_from(udp_b, &mut buf);
+                b.told(&mut net.b, udp_b, true);
             }
             Op::Step { us } => net.step(Duration::from_micros(us)),
             Op::Run { steps } => {
@@ -278,8 +289,9 @@ proptest! {
 }
 
 /// The scripted case: data in makes the connection readable (one event), a
-/// partial read reports nothing, the read that empties it reports the change,
-/// and a send that fills the buffer then drains is reported after EAGAIN.
+/// partial read changes nothing, the read that empties it tells the program
+/// "not readable", and data that arrives after it (even before the next drain)
+/// is reported.
 #[test]
 fn one_connection_reports_each_change_once() {
     let mut net = Net::new();
@@ -303,6 +315,7 @@ fn one_connection_reports_each_change_once() {
     assert!(b.known[&l].readable, "the accept queue is not empty");
     assert!(a.known[&c].writable, "connected");
     let (s, _) = net.b.accept(l).expect("accept");
+    b.told(&mut net.b, l, true);
     b.hold(s);
     b.drain(&mut net.b, &mut events);
     assert!(!b.known[&l].readable, "accept emptied the queue");
@@ -314,14 +327,37 @@ fn one_connection_reports_each_change_once() {
     assert!(b.known[&s].readable);
     let mut buf = [0u8; 600];
     assert_eq!(net.b.recv(s, &mut buf), Ok(600));
+    b.told(&mut net.b, s, true);
+    assert!(b.known[&s].readable, "data left");
     assert_eq!(
         b.drain(&mut net.b, &mut events),
         0,
         "still readable: no event"
     );
     assert_eq!(net.b.recv(s, &mut buf), Ok(400));
-    assert_eq!(b.drain(&mut net.b, &mut events), 1, "emptied: one event");
-    assert!(!b.known[&s].readable);
+    b.told(&mut net.b, s, true);
+    assert!(!b.known[&s].readable, "the recv emptied it");
+    assert_eq!(
+        b.drain(&mut net.b, &mut events),
+        0,
+        "the call said so: no event"
+    );
+    // A recv that empties the socket, then new data before the next drain:
+    // still reported (the recv told the program "not readable").
+    net.a.send(c, &[8u8; 100]).expect("send");
+    assert!(net.run_until(100, |n| n.b.readiness(s).is_ok_and(|r| r.readable)));
+    assert_eq!(b.drain(&mut net.b, &mut events), 1);
+    let mut all = [0u8; 100];
+    assert_eq!(net.b.recv(s, &mut all), Ok(100));
+    b.told(&mut net.b, s, true);
+    net.a.send(c, &[9u8; 10]).expect("send");
+    assert!(net.run_until(100, |n| n.b.readiness(s).is_ok_and(|r| r.readable)));
+    assert_eq!(
+        b.drain(&mut net.b, &mut events),
+        1,
+        "data after an emptying recv"
+    );
+    assert!(b.known[&s].readable);
     b.check(&mut net.b, "b");
     a.check(&mut net.a, "a");
 }

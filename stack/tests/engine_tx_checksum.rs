@@ -20,12 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use support::{IP_B, Net, any};
-use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
-use surge_datapath::{Device, PipeConfig, PortConfig, TxChecksumOffload, XdpPort};
+use surge_datapath::{Device, PipeConfig, TxChecksumOffload};
 use surge_lab::{HostId, Lab, LabSpec, Topology, enter_netns, spawn_in_netns};
 use surge_stack::Errno;
-use surge_stack::engine::{DropReason, Engine, EngineConfig};
-use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
+use surge_stack::engine::DropReason;
+use surge_stack::iface::Ipv4Cidr;
+use surge_stack::runtime::xdp::{XdpConfig, XdpInterface};
 use surge_stack::table::BindOptions;
 use surge_stack::time::Instant;
 
@@ -215,32 +215,21 @@ fn kernel_peer_accepts_udp_and_tcp_checksummed_by_the_offload() {
     let (a, b) = (lab.a().clone(), lab.b().clone());
     let (engine, _program) = {
         let _ns = enter_netns(&a.netns).expect("entering ns A");
-        let steer = SteerConfig {
-            local_addrs: vec![SURGE_IP],
+        let xdp = XdpConfig {
+            mac: Some(surge_stack::wire::EthernetAddress(a.mac)),
+            queues: Some(1),
             tcp_ports: vec![7],
             udp_ports: vec![9],
-            ephemeral_ports: Some(32768..=60999),
-            ..SteerConfig::default()
+            ..XdpConfig::new(&a.ifname, Ipv4Cidr::new(SURGE_IP, 24).expect("cidr"))
         };
-        let program = SteerProgram::attach(&a.ifname, &steer, AttachMode::Auto).expect("attach");
-        let mut config = PortConfig::new(&a.ifname, 0);
-        config.pool.huge_pages = false;
-        let port = XdpPort::open(&config).expect("open AF_XDP port");
+        let interface = XdpInterface::attach(&xdp, |_| {}).expect("attach");
+        let engine = interface.open_engine(0).expect("AF_XDP port and engine");
         assert_eq!(
-            port.tx_checksum_offload(),
+            engine.device().tx_checksum_offload(),
             TxChecksumOffload::CopyMode,
             "veth copy mode on Linux 6.11+ offloads"
         );
-        program.register_socket(0, port.fd()).expect("register");
-        let iface = InterfaceConfig::new(
-            surge_stack::wire::EthernetAddress(a.mac),
-            Ipv4Cidr::new(SURGE_IP, 24).expect("cidr"),
-            None,
-            1500,
-        )
-        .expect("iface");
-        let engine = Engine::new(port, EngineConfig::new(iface)).expect("engine");
-        (engine, program)
+        (engine, interface.into_program())
     };
     let udp_errors_before = snmp(&lab, "Udp", "InCsumErrors");
     let tcp_errors_before = snmp(&lab, "Tcp", "InCsumErrors");

@@ -10,16 +10,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
-use surge_datapath::{Interface, PortConfig, XdpPort};
+use surge_datapath::XdpPort;
 use surge_stack::Errno;
 use surge_stack::engine::forward::ForwardMesh;
-use surge_stack::engine::{
-    Engine, EngineConfig, EngineStats, Readiness, SocketEvent, TcpEngineStats,
-};
-use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
-use surge_stack::runtime::boot;
-use surge_stack::secrets::Secrets;
+use surge_stack::engine::{Engine, EngineStats, Readiness, SocketEvent, TcpEngineStats};
+use surge_stack::iface::Ipv4Cidr;
+use surge_stack::runtime::xdp::{XdpConfig, XdpInterface};
 use surge_stack::socket::{SocketHandle, TcpSocketOptions};
 use surge_stack::table::{BindOptions, EphemeralRange};
 use surge_stack::time::Instant;
@@ -52,14 +48,10 @@ pub struct SurgeOptions {
 /// The surge backend: the steering program, and one engine per worker.
 pub struct SurgeBackend {
     options: SurgeOptions,
-    mac: [u8; 6],
-    mtu: u32,
     queues: u32,
-    program: Mutex<SteerProgram>,
-    /// This boot's secrets (shared with every surge process).
-    secrets: Secrets,
-    /// The boot-time clock at `epoch` (read just before it).
-    clock_base: Duration,
+    /// The steering program and the engines' configuration (the library's
+    /// one way to open AF_XDP ports and engines).
+    interface: Mutex<XdpInterface>,
     epoch: std::time::Instant,
     counters: Counters,
     /// The engines' inboxes for frames that land on another engine's queue.
@@ -100,43 +92,34 @@ impl SurgeBackend {
     /// Attaches the steering program to the interface and prepares the engines.
     pub fn new(options: SurgeOptions) -> io::Result<Self> {
         let _ns = enter(options.netns.as_deref())?;
-        let interface = Interface::lookup(&options.interface).map_err(io_err)?;
-        let mac = match options.mac {
-            Some(m) => m,
-            None => interface.mac().map_err(io_err)?,
-        };
-        let mtu = interface.mtu().map_err(io_err)?;
-        let queues = interface.rx_queues().map_err(io_err)?;
-        let ephemeral = options
-            .local_port_range
-            .unwrap_or(EphemeralRange::LINUX_DEFAULT);
-        let steer = SteerConfig {
-            local_addrs: options.addresses().iter().map(|c| c.addr()).collect(),
+        let xdp = XdpConfig {
+            gateway: options.gateway,
+            mac: options.mac.map(EthernetAddress),
             tcp_ports: options.tcp_ports.clone(),
-            ephemeral_ports: Some(ephemeral.low()..=ephemeral.high()),
-            icmp: true,
-            ..SteerConfig::default()
+            ..XdpConfig::new(&options.interface, options.address)
         };
-        let program = SteerProgram::attach(&options.interface, &steer, AttachMode::Auto)
-            .map_err(|e| io_err(format!("attaching XDP to {}: {e}", options.interface)))?;
+        let addresses = options.addresses();
+        let local_port_range = options.local_port_range;
+        let interface = XdpInterface::attach(&xdp, |config| {
+            config.privileged = true;
+            config.iface.addrs = addresses;
+            if let Some(range) = local_port_range {
+                config.ephemeral = range;
+            }
+        })
+        .map_err(|e| io_err(format!("attaching XDP to {}: {e}", options.interface)))?;
+        let queues = interface.queues();
+        let mtu = interface.config().iface.mtu;
         let mesh = if queues > 1 {
-            let frame = mtu.min(9000) as usize + 18;
+            let frame = mtu as usize + 18;
             Some(ForwardMesh::new(queues as usize, 1024, 4096, frame).map_err(errno)?)
         } else {
             None
         };
-        let secrets = boot::boot_secrets().map_err(io_err)?;
-        // Read before the epoch: the engines' ISN and timestamp clocks (boot time at
-        // the epoch plus time since) then never run ahead of the real boot time.
-        let clock_base = boot::boot_clock().map_err(io_err)?;
         Ok(SurgeBackend {
             options,
-            mac,
-            mtu,
             queues,
-            program: Mutex::new(program),
-            secrets,
-            clock_base,
+            interface: Mutex::new(interface),
             epoch: std::time::Instant::now(),
             counters: Arc::new(Mutex::new(BTreeMap::new())),
             mesh,
@@ -147,41 +130,14 @@ impl SurgeBackend {
 
     /// Opens queue `queue`'s port and engine (core `queue` of the interface's queues).
     fn engine(&self, queue: u32) -> io::Result<Engine<XdpPort>> {
-        let port = {
+        let mut engine = {
             let _ns = enter(self.options.netns.as_deref())?;
-            let mut config = PortConfig::new(&self.options.interface, queue);
-            config.pool.huge_pages = false;
-            XdpPort::open(&config).map_err(|e| {
-                io_err(format!(
-                    "opening AF_XDP on {} queue {queue}: {e}",
-                    self.options.interface
-                ))
-            })?
+            self.interface
+                .lock()
+                .map_err(io_err)?
+                .open_engine(queue)
+                .map_err(|e| io_err(format!("queue {queue}: {e}")))?
         };
-        self.program
-            .lock()
-            .map_err(io_err)?
-            .register_socket(queue, port.fd())
-            .map_err(io_err)?;
-        let mut iface = InterfaceConfig::new(
-            EthernetAddress(self.mac),
-            self.options.address,
-            self.options.gateway,
-            self.mtu.min(9000),
-        )
-        .map_err(io_err)?;
-        iface.addrs = self.options.addresses();
-        iface.validate().map_err(io_err)?;
-        let mut config = EngineConfig::new(iface);
-        config.core = u16::try_from(queue).map_err(io_err)?;
-        config.cores = u16::try_from(self.queues).map_err(io_err)?;
-        config.secrets = self.secrets.clone();
-        config.clock_base = self.clock_base;
-        if let Some(range) = self.options.local_port_range {
-            config.ephemeral = range;
-        }
-        config.privileged = true;
-        let mut engine = Engine::new(port, config).map_err(io_err)?;
         if let Some(mesh) = &self.mesh {
             engine.join_mesh(Arc::clone(mesh)).map_err(errno)?;
         }

@@ -13,12 +13,13 @@ use std::{
 };
 
 use anyhow::{Context, anyhow};
-use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
-use surge_datapath::{PortConfig, XdpPort};
+use surge_bpf::SteerProgram;
+use surge_datapath::XdpPort;
 use surge_lab::{Host, Lab, LabSpec, Topology, enter_netns};
 use surge_stack::{
-    engine::{Engine, EngineConfig, EngineStats},
-    iface::{InterfaceConfig, Ipv4Cidr},
+    engine::{Engine, EngineStats},
+    iface::Ipv4Cidr,
+    runtime::xdp::{XdpConfig, XdpInterface},
     socket::SocketHandle,
     table::BindOptions,
     time::Instant,
@@ -166,27 +167,18 @@ fn run_case(
 /// on `SURGE_IP:ECHO_PORT`.
 fn surge_server(a: &Host) -> anyhow::Result<(Engine<XdpPort>, SocketHandle, SteerProgram)> {
     let _ns = enter_netns(&a.netns)?;
-    let steer = SteerConfig {
-        local_addrs: vec![SURGE_IP],
+    let xdp = XdpConfig {
+        mac: Some(EthernetAddress(a.mac)),
+        queues: Some(1),
         tcp_ports: vec![ECHO_PORT],
-        icmp: true,
-        ..SteerConfig::default()
+        ..XdpConfig::new(&a.ifname, Ipv4Cidr::new(SURGE_IP, a.prefix_len)?)
     };
-    let program = SteerProgram::attach(&a.ifname, &steer, AttachMode::Auto)
+    let interface = XdpInterface::attach(&xdp, |_| {})
         .with_context(|| format!("attaching XDP to {}", a.ifname))?;
-    let mut port_config = PortConfig::new(&a.ifname, 0);
-    port_config.pool.huge_pages = false;
-    let port = XdpPort::open(&port_config).context("opening the AF_XDP port")?;
-    program
-        .register_socket(0, port.fd())
-        .context("registering the AF_XDP socket")?;
-    let iface = InterfaceConfig::new(
-        EthernetAddress(a.mac),
-        Ipv4Cidr::new(SURGE_IP, a.prefix_len)?,
-        None,
-        1500,
-    )?;
-    let mut engine = Engine::new(port, EngineConfig::new(iface))?;
+    let mut engine = interface
+        .open_engine(0)
+        .context("opening the AF_XDP port and engine")?;
+    let program = interface.into_program();
     let listener = engine.tcp_socket()?;
     engine.bind(
         listener,

@@ -60,14 +60,21 @@ impl Core {
         }
     }
 
-    /// A call on socket `id` answered EAGAIN: the program now knows it is not
-    /// readable (or not writable), so becoming so again is a change to report
-    /// even if it happened and went unreported in between.
-    pub(crate) fn told_not_ready(&mut self, id: SocketId, readable: bool, writable: bool) {
+    /// A call on socket `id` read (`read`: recv, recv_from, accept) or wrote
+    /// (`write`: send): what it left is what the program knows of that direction
+    /// (a recv that emptied the buffer, or answered EAGAIN, says "not
+    /// readable"), so becoming ready again is a change to report, even if it
+    /// happened before the next drain.
+    pub(crate) fn called(&mut self, id: SocketId, read: bool, write: bool) {
         if let Some(socket) = self.sockets.by_id_mut(id) {
+            let now = readiness_of(socket);
             let mark = socket.ready_mark();
-            mark.reported.readable &= !readable;
-            mark.reported.writable &= !writable;
+            if read {
+                mark.reported.readable = now.readable;
+            }
+            if write {
+                mark.reported.writable = now.writable;
+            }
             mark.queue(&mut self.ready, id);
         }
     }

@@ -382,10 +382,12 @@ impl<D: Device> Engine<D> {
     /// cost follows what happened since the last call, not the number of sockets.
     ///
     /// **Edge-triggered**, on the whole readiness: a socket is reported when its
-    /// readiness differs from the one last reported for it. A call that answers
-    /// EAGAIN counts as a report ("not readable" for `recv`/`recv_from`/`accept`,
-    /// "not writable" for `send`), so the socket is reported again as soon as it
-    /// becomes ready, even if that happened and was undone in between. A socket
+    /// readiness differs from the one last reported for it. A call counts as a
+    /// report of its direction as the call left it: after a `recv`/`recv_from`/
+    /// `accept` that emptied the socket (or answered EAGAIN) it is "not
+    /// readable", after a `send` that filled the buffer (or answered EAGAIN) "not
+    /// writable"; so the socket is reported again as soon as it becomes ready,
+    /// even if that happens before the next drain. A socket
     /// created by `tcp_socket`/`udp_socket` or returned by `accept` is reported
     /// once with its readiness; sockets the program does not hold (closed, or not
     /// accepted yet) are never reported.
@@ -394,7 +396,7 @@ impl<D: Device> Engine<D> {
     /// [`readiness`](Self::readiness) answers at any time; a program that stops
     /// reading before EAGAIN (or before the mask changes) must remember the
     /// socket itself, as with `EPOLLET`: the engine will not report it again
-    /// while it stays readable.
+    /// while it stays readable (a `recv` that leaves data behind changes nothing).
     pub fn poll_events(&mut self, events: &mut Vec<SocketEvent>) -> usize {
         event::drain(&mut self.core, events)
     }
@@ -549,10 +551,7 @@ impl<D: Device> Engine<D> {
         buf: &mut [u8],
     ) -> Result<(usize, usize, SocketAddrV4), Errno> {
         let result = self.udp_mut(handle)?.recv_from(buf);
-        match result {
-            Err(Errno::EAGAIN) => self.core.told_not_ready(handle.id(), true, false),
-            _ => self.core.queue_ready(handle.id()),
-        }
+        self.core.called(handle.id(), true, false);
         result
     }
 

@@ -54,13 +54,14 @@ pub mod boot;
 mod command;
 mod net;
 mod poller;
+mod shared;
 mod watch;
 #[cfg(feature = "xdp")]
 pub mod xdp;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::thread::{JoinHandle, Thread};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
@@ -70,7 +71,8 @@ use crate::engine::forward::ForwardMesh;
 use crate::engine::{Engine, EngineStats, SocketEvent, TcpEngineStats};
 use crate::errno::Errno;
 use crate::time::Instant;
-use command::{Command, Completion, Op, Outcome};
+use command::{Op, Outcome};
+use shared::{CoreLink, Shared};
 use watch::{Board, Waiters, Watched};
 
 pub use net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
@@ -179,78 +181,6 @@ pub trait Handler<D: Device>: Send {
 impl<D: Device, F: FnMut(&mut Engine<D>, Instant) -> bool + Send> Handler<D> for F {
     fn poll(&mut self, engine: &mut Engine<D>, now: Instant) -> bool {
         self(engine, now)
-    }
-}
-
-/// A core's command queue and the thread to wake.
-#[derive(Debug)]
-struct CoreLink {
-    commands: ArrayQueue<Command>,
-    thread: OnceLock<Thread>,
-}
-
-/// What every handle of a stack shares with the loops.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    cores: Vec<CoreLink>,
-    stop: AtomicBool,
-    pub(crate) board: Board,
-    pub(crate) waiters: Waiters,
-    next_core: AtomicUsize,
-}
-
-impl Shared {
-    pub(crate) fn cores(&self) -> usize {
-        self.cores.len()
-    }
-
-    pub(crate) fn alive(&self) -> bool {
-        !self.stop.load(Ordering::Acquire)
-    }
-
-    /// A core for a new socket: round robin.
-    pub(crate) fn pick_core(&self) -> usize {
-        self.next_core.fetch_add(1, Ordering::Relaxed) % self.cores.len()
-    }
-
-    /// Queues `op` on `core` and wakes the loop; the completion to wait on.
-    fn submit(
-        &self,
-        core: usize,
-        socket: Option<crate::socket::SocketHandle>,
-        op: Op,
-    ) -> Result<Arc<Completion>, Errno> {
-        if !self.alive() {
-            return Err(Errno::ESHUTDOWN);
-        }
-        let link = self.cores.get(core).ok_or(Errno::EBADF)?;
-        let reply = Arc::new(Completion::default());
-        link.commands
-            .push(Command {
-                socket,
-                op,
-                reply: Arc::clone(&reply),
-            })
-            .map_err(|_| Errno::ENOBUFS)?;
-        if let Some(t) = link.thread.get() {
-            t.unpark();
-        }
-        Ok(reply)
-    }
-
-    /// Runs `op` on `core` and waits for its answer.
-    pub(crate) fn call(
-        &self,
-        core: usize,
-        socket: Option<crate::socket::SocketHandle>,
-        op: Op,
-    ) -> Result<Outcome, Errno> {
-        self.submit(core, socket, op)?.wait(|| self.alive())
-    }
-
-    /// Queues `op` and does not wait (close on drop).
-    pub(crate) fn post(&self, core: usize, socket: Option<crate::socket::SocketHandle>, op: Op) {
-        let _ = self.submit(core, socket, op);
     }
 }
 

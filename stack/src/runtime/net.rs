@@ -14,8 +14,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
-use super::Shared;
 use super::command::{Op, Outcome};
+use super::shared::Shared;
 use super::watch::{ERROR, HANGUP, READABLE, WRITABLE, Wake};
 use crate::errno::Errno;
 use crate::socket::{SocketHandle, TcpSocketOptions};

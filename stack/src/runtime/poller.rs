@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant};
 
-use super::Shared;
 use super::net::{TcpListener, TcpStream, UdpSocket};
+use super::shared::Shared;
 use super::watch::{ERROR, HANGUP, Inbox, READABLE, WRITABLE, Wake};
 use crate::errno::Errno;
 use crate::socket::SocketHandle;

@@ -108,68 +108,143 @@ pub struct XdpEngines {
     pub program: SteerProgram,
 }
 
+/// An interface made ready for engines: the steering program attached, and the
+/// engine configuration every queue starts from. The one place that opens
+/// AF_XDP ports and engines: [`open_engines`], the apps' backend, the
+/// benchmarks and the root tests all go through it.
+#[derive(Debug)]
+pub struct XdpInterface {
+    interface: String,
+    huge_pages: bool,
+    queues: u32,
+    base: EngineConfig,
+    program: SteerProgram,
+}
+
+impl XdpInterface {
+    /// Looks the interface up, builds the engines' configuration (`config.tune`,
+    /// then `tune`, applied to it) and attaches the steering program for it
+    /// (our address, `config`'s ports, the configured ephemeral range, ICMP).
+    pub fn attach(
+        config: &XdpConfig,
+        tune: impl FnOnce(&mut EngineConfig),
+    ) -> Result<Self, XdpError> {
+        let name = config.interface.clone();
+        let datapath = |source| XdpError::Datapath {
+            interface: name.clone(),
+            source,
+        };
+        let interface = Interface::lookup(&config.interface).map_err(datapath)?;
+        let available = interface.rx_queues().map_err(datapath)?;
+        let queues = config.queues.unwrap_or(available);
+        if queues == 0 || queues > available {
+            return Err(XdpError::Queues {
+                interface: name.clone(),
+                available,
+                asked: queues,
+            });
+        }
+        let mtu = interface.mtu().map_err(datapath)?;
+        let mac = match config.mac {
+            Some(m) => m,
+            None => EthernetAddress(interface.mac().map_err(datapath)?),
+        };
+        let mut base = EngineConfig::new(
+            InterfaceConfig::new(mac, config.address, config.gateway, mtu.min(9000))
+                .map_err(EngineError::from)?,
+        );
+        base.cores = u16::try_from(queues).unwrap_or(u16::MAX);
+        // This boot's secrets, and the boot-time clock read before the engines' clocks
+        // start (their epoch comes later), so ISNs and timestamps continue above those
+        // of any earlier surge process.
+        base.secrets = boot::boot_secrets()?;
+        base.clock_base = boot::boot_clock()?;
+        (config.tune)(&mut base);
+        tune(&mut base);
+        base.iface.validate().map_err(EngineError::from)?;
+        let steer = SteerConfig {
+            local_addrs: base.iface.addrs.iter().map(|c| c.addr()).collect(),
+            tcp_ports: config.tcp_ports.clone(),
+            udp_ports: config.udp_ports.clone(),
+            ephemeral_ports: Some(base.ephemeral.low()..=base.ephemeral.high()),
+            icmp: true,
+            ..SteerConfig::default()
+        };
+        let program =
+            SteerProgram::attach(&config.interface, &steer, config.attach).map_err(|e| {
+                XdpError::Steer {
+                    interface: name.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+        Ok(XdpInterface {
+            interface: name,
+            huge_pages: config.huge_pages,
+            queues,
+            base,
+            program,
+        })
+    }
+
+    /// Engines to open: queues `0..queues()`.
+    pub fn queues(&self) -> u32 {
+        self.queues
+    }
+
+    /// The configuration engines start from (interface, MTU, MAC, tuning).
+    pub fn config(&self) -> &EngineConfig {
+        &self.base
+    }
+
+    /// Opens queue `queue`'s AF_XDP port, registers it with the program, and
+    /// builds its engine: core `queue` of [`queues`](Self::queues), keyed by this
+    /// boot's secrets.
+    pub fn open_engine(&self, queue: u32) -> Result<Engine<XdpPort>, XdpError> {
+        if queue >= self.queues {
+            return Err(XdpError::Queues {
+                interface: self.interface.clone(),
+                available: self.queues,
+                asked: queue + 1,
+            });
+        }
+        let mut port_config = PortConfig::new(&self.interface, queue);
+        port_config.pool.huge_pages = self.huge_pages;
+        let port = XdpPort::open(&port_config).map_err(|source| XdpError::Datapath {
+            interface: self.interface.clone(),
+            source,
+        })?;
+        self.program
+            .register_socket(queue, port.fd())
+            .map_err(|e| XdpError::Steer {
+                interface: self.interface.clone(),
+                message: e.to_string(),
+            })?;
+        let mut config = self.base.clone();
+        config.core = u16::try_from(queue).unwrap_or(u16::MAX);
+        Ok(Engine::new(port, config)?)
+    }
+
+    /// The attached program.
+    pub fn program(&self) -> &SteerProgram {
+        &self.program
+    }
+
+    /// The attached program, kept by the caller (detached when dropped).
+    pub fn into_program(self) -> SteerProgram {
+        self.program
+    }
+}
+
 /// Attaches the steering program and opens one port and engine per queue.
 pub fn open_engines(config: &XdpConfig) -> Result<XdpEngines, XdpError> {
-    let name = config.interface.clone();
-    let datapath = |source| XdpError::Datapath {
-        interface: name.clone(),
-        source,
-    };
-    let steer_err = |e: &dyn std::fmt::Display| XdpError::Steer {
-        interface: name.clone(),
-        message: e.to_string(),
-    };
-    let interface = Interface::lookup(&config.interface).map_err(datapath)?;
-    let available = interface.rx_queues().map_err(datapath)?;
-    let queues = config.queues.unwrap_or(available);
-    if queues == 0 || queues > available {
-        return Err(XdpError::Queues {
-            interface: name.clone(),
-            available,
-            asked: queues,
-        });
-    }
-    let mtu = interface.mtu().map_err(datapath)?;
-    let mac = match config.mac {
-        Some(m) => m,
-        None => EthernetAddress(interface.mac().map_err(datapath)?),
-    };
-    let probe = EngineConfig::new(
-        InterfaceConfig::new(mac, config.address, config.gateway, mtu.min(9000))
-            .map_err(EngineError::from)?,
-    );
-    let steer = SteerConfig {
-        local_addrs: vec![config.address.addr()],
-        tcp_ports: config.tcp_ports.clone(),
-        udp_ports: config.udp_ports.clone(),
-        ephemeral_ports: Some(probe.ephemeral.low()..=probe.ephemeral.high()),
-        icmp: true,
-        ..SteerConfig::default()
-    };
-    let program = SteerProgram::attach(&config.interface, &steer, config.attach)
-        .map_err(|e| steer_err(&e))?;
-    // This boot's secrets, and the boot-time clock read before the engines' clocks
-    // start (the runtime's epoch comes later), so ISNs and timestamps continue above
-    // those of any earlier surge process.
-    let secrets = boot::boot_secrets()?;
-    let clock_base = boot::boot_clock()?;
-    let mut engines = Vec::with_capacity(queues as usize);
-    for queue in 0..queues {
-        let mut port_config = PortConfig::new(&config.interface, queue);
-        port_config.pool.huge_pages = config.huge_pages;
-        let port = XdpPort::open(&port_config).map_err(datapath)?;
-        program
-            .register_socket(queue, port.fd())
-            .map_err(|e| steer_err(&e))?;
-        let mut engine_config = probe.clone();
-        engine_config.core = queue as u16;
-        engine_config.cores = queues as u16;
-        engine_config.secrets = secrets.clone();
-        engine_config.clock_base = clock_base;
-        (config.tune)(&mut engine_config);
-        engines.push(Engine::new(port, engine_config)?);
-    }
-    Ok(XdpEngines { engines, program })
+    let interface = XdpInterface::attach(config, |_| {})?;
+    let engines = (0..interface.queues())
+        .map(|queue| interface.open_engine(queue))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(XdpEngines {
+        engines,
+        program: interface.into_program(),
+    })
 }
 
 /// A running stack on an interface. Dereferences to [`Stack`] for the API;

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
-use surge_datapath::{Device, PortConfig, XdpPort};
+use surge_bpf::SteerProgram;
+use surge_datapath::{Device, XdpPort};
 use surge_lab::{HostId, Lab, enter_netns};
 use surge_stack::Errno;
 use surge_stack::engine::{DropReason, Engine, EngineConfig};
-use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
+use surge_stack::iface::Ipv4Cidr;
+use surge_stack::runtime::xdp::{XdpConfig, XdpInterface};
 use surge_stack::socket::SocketHandle;
 use surge_stack::table::BindOptions;
 use surge_stack::time::Instant;
@@ -56,33 +57,25 @@ pub fn engine_on_a_with(
     configure: impl FnOnce(&mut EngineConfig),
 ) -> (Engine<XdpPort>, SteerProgram) {
     let a = lab.a().clone();
-    let iface = InterfaceConfig::new(
-        surge_stack::wire::EthernetAddress(a.mac),
-        Ipv4Cidr::new(SURGE_IP, 24).expect("cidr"),
-        None,
-        1500,
-    )
-    .expect("iface");
-    let mut config = EngineConfig::new(iface);
-    configure(&mut config);
     let _ns = enter_netns(&a.netns).expect("entering ns A");
-    let steer = SteerConfig {
-        local_addrs: vec![SURGE_IP],
+    let xdp = XdpConfig {
+        mac: Some(surge_stack::wire::EthernetAddress(a.mac)),
+        queues: Some(1),
         tcp_ports: ports.tcp,
         udp_ports: ports.udp,
-        ephemeral_ports: Some(config.ephemeral.low()..=config.ephemeral.high()),
-        icmp: true,
-        ..SteerConfig::default()
+        ..XdpConfig::new(&a.ifname, Ipv4Cidr::new(SURGE_IP, 24).expect("cidr"))
     };
-    let program = SteerProgram::attach(&a.ifname, &steer, AttachMode::Auto).expect("attach XDP");
-    let mut port_config = PortConfig::new(&a.ifname, 0);
-    port_config.pool.huge_pages = false;
-    let port = XdpPort::open(&port_config).expect("open AF_XDP port");
-    program
-        .register_socket(0, port.fd())
-        .expect("register socket");
-    let engine = Engine::new(port, config).expect("engine");
-    (engine, program)
+    let interface = XdpInterface::attach(&xdp, |config| {
+        // The engine answers with the default (fixed) secrets and clock, as the
+        // in-memory tests do.
+        let defaults = EngineConfig::new(config.iface.clone());
+        config.secrets = defaults.secrets;
+        config.clock_base = defaults.clock_base;
+        configure(config);
+    })
+    .expect("attach XDP");
+    let engine = interface.open_engine(0).expect("AF_XDP port and engine");
+    (engine, interface.into_program())
 }
 
 /// Runs `step` in the engine's loop on a thread until it returns true (then

@@ -166,8 +166,8 @@ pub(crate) fn send(core: &mut Core, handle: SocketHandle, data: &[u8]) -> Result
         State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
         _ => tcb.send(data).map_err(errno_of),
     });
-    if result == Err(Errno::EAGAIN) {
-        core.told_not_ready(handle.id(), false, true);
+    if result != Err(Errno::EBADF) {
+        core.called(handle.id(), false, true);
     }
     result
 }
@@ -178,8 +178,8 @@ pub(crate) fn recv(core: &mut Core, handle: SocketHandle, buf: &mut [u8]) -> Res
         State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
         _ => tcb.recv(buf).map_err(errno_of),
     });
-    if result == Err(Errno::EAGAIN) {
-        core.told_not_ready(handle.id(), true, false);
+    if result != Err(Errno::EBADF) {
+        core.called(handle.id(), true, false);
     }
     result
 }

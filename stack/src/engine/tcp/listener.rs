@@ -306,12 +306,11 @@ pub(crate) fn accept(
     let result = take_accepted(core, handle);
     match &result {
         Ok((child, _)) => {
-            core.queue_ready(handle.id());
+            core.called(handle.id(), true, false);
             // The program holds the child from now on: its first event says all.
             core.report_afresh(child.id());
         }
-        Err(Errno::EAGAIN) => core.told_not_ready(handle.id(), true, false),
-        Err(Errno::ECONNABORTED) => core.queue_ready(handle.id()),
+        Err(Errno::EAGAIN | Errno::ECONNABORTED) => core.called(handle.id(), true, false),
         Err(_) => {}
     }
     result

@@ -1,0 +1,87 @@
+//! What every handle of a stack shares with the engines' loops: each core's
+//! command queue, the readiness board, the waiters, the stop flag.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
+
+use crossbeam_queue::ArrayQueue;
+
+use super::command::{Command, Completion, Op, Outcome};
+use super::watch::{Board, Waiters};
+use crate::errno::Errno;
+use crate::socket::SocketHandle;
+
+/// A core's command queue and the thread to wake.
+#[derive(Debug)]
+pub(crate) struct CoreLink {
+    pub(crate) commands: ArrayQueue<Command>,
+    pub(crate) thread: OnceLock<Thread>,
+}
+
+/// What every handle of a stack shares with the loops.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) cores: Vec<CoreLink>,
+    pub(crate) stop: AtomicBool,
+    pub(crate) board: Board,
+    pub(crate) waiters: Waiters,
+    pub(crate) next_core: AtomicUsize,
+}
+
+impl Shared {
+    /// Number of engines.
+    pub(crate) fn cores(&self) -> usize {
+        self.cores.len()
+    }
+
+    /// False once the stack is stopping.
+    pub(crate) fn alive(&self) -> bool {
+        !self.stop.load(Ordering::Acquire)
+    }
+
+    /// A core for a new socket: round robin.
+    pub(crate) fn pick_core(&self) -> usize {
+        self.next_core.fetch_add(1, Ordering::Relaxed) % self.cores.len()
+    }
+
+    /// Queues `op` on `core` and wakes the loop; the completion to wait on.
+    fn submit(
+        &self,
+        core: usize,
+        socket: Option<SocketHandle>,
+        op: Op,
+    ) -> Result<Arc<Completion>, Errno> {
+        if !self.alive() {
+            return Err(Errno::ESHUTDOWN);
+        }
+        let link = self.cores.get(core).ok_or(Errno::EBADF)?;
+        let reply = Arc::new(Completion::default());
+        link.commands
+            .push(Command {
+                socket,
+                op,
+                reply: Arc::clone(&reply),
+            })
+            .map_err(|_| Errno::ENOBUFS)?;
+        if let Some(t) = link.thread.get() {
+            t.unpark();
+        }
+        Ok(reply)
+    }
+
+    /// Runs `op` on `core` and waits for its answer.
+    pub(crate) fn call(
+        &self,
+        core: usize,
+        socket: Option<SocketHandle>,
+        op: Op,
+    ) -> Result<Outcome, Errno> {
+        self.submit(core, socket, op)?.wait(|| self.alive())
+    }
+
+    /// Queues `op` and does not wait (close on drop).
+    pub(crate) fn post(&self, core: usize, socket: Option<SocketHandle>, op: Op) {
+        let _ = self.submit(core, socket, op);
+    }
+}

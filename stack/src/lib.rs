@@ -27,6 +27,7 @@ pub mod engine;
 pub mod errno;
 pub mod iface;
 pub mod neighbor;
+pub mod reassembly;
 pub mod runtime;
 pub mod socket;
 pub mod table;

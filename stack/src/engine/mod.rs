@@ -154,6 +154,8 @@ impl<D: Device> Engine<D> {
             udp_ports: HashMap::new(),
             forward: None,
             visited: 0,
+            arp_defended_at: None,
+            reassembly: crate::reassembly::Reassembly::new(config.reassembly, key),
             tx_checksum: if caps.tx_checksum_offload {
                 TxChecksum::Offload
             } else {
@@ -248,6 +250,7 @@ impl<D: Device> Engine<D> {
         [
             self.core.neighbors.poll_at(),
             tcp::timers::poll_at(&self.core),
+            self.core.reassembly.poll_at(),
         ]
         .into_iter()
         .flatten()

@@ -9,7 +9,7 @@ use super::state::{Core, Socket, Verdict};
 use super::stats::DropReason;
 use crate::errno::Errno;
 use crate::time::Instant;
-use crate::wire::{IpProtocol, Ipv4Repr, UdpRepr};
+use crate::wire::{DstUnreachable, IpProtocol, Ipv4Repr, UdpRepr};
 
 /// Queues a datagram on the socket bound to its destination; none bound: port
 /// unreachable (RFC 1122 §4.1.3.1), sent at flush time.
@@ -55,7 +55,7 @@ pub(crate) fn input(
             }
             core.stats.drop(DropReason::UdpNoPort);
             if !core.config.iface.is_broadcast(ip.dst_addr) {
-                core.pending_unreachable(ip_bytes);
+                core.pending_unreachable(DstUnreachable::PortUnreachable, ip_bytes);
             }
         }
     }

@@ -24,7 +24,8 @@ pub enum DropReason {
     NotOurMac,
     /// Addressed to an IPv4 address that is not ours.
     NotOurIp,
-    /// An IPv4 fragment (surge does not reassemble).
+    /// An IPv4 fragment that could not be handled (no longer counted since
+    /// reassembly; the `Fragment*` reasons below say why fragments go).
     Fragment,
     /// A source address no host may use (broadcast, multicast, ours).
     BadSource,

@@ -21,13 +21,37 @@ const SURGE_ADDR: &str = "198.18.0.10";
 /// surge's address in host B when it is the client (B's kernel keeps 198.18.0.2).
 const SURGE_CLIENT_ADDR: &str = "198.18.0.20";
 const PORT: u16 = 8080;
+/// Each load's length (after warm-up) when neither `-d` nor the variable below says.
+const DEFAULT_DURATION: Duration = Duration::from_secs(5);
+/// Seconds per load when `-d` is not given: CI runs the README's command as written and
+/// shortens it with this.
+const DURATION_VARIABLE: &str = "SURGE_DEMO_SECONDS";
+
+/// Each load's length: `-d`, else `$SURGE_DEMO_SECONDS`, else 5 s.
+fn load_duration(given: Option<Duration>, variable: Option<&str>) -> anyhow::Result<Duration> {
+    if let Some(d) = given {
+        return Ok(d);
+    }
+    let Some(text) = variable else {
+        return Ok(DEFAULT_DURATION);
+    };
+    let seconds: f64 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+        .with_context(|| {
+            format!("{DURATION_VARIABLE}={text:?}: expected seconds, more than 0 and at most 3600")
+        })?;
+    Ok(Duration::from_secs_f64(seconds))
+}
 
 /// Arguments of `surge demo`.
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
-    /// How long each load runs (after a 1 s warm-up).
-    #[arg(short = 'd', long, default_value = "5s", value_parser = parse_duration)]
-    pub duration: Duration,
+    /// How long each load runs (after a 1 s warm-up) [default: $SURGE_DEMO_SECONDS seconds, else 5s].
+    #[arg(short = 'd', long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
     /// Concurrent connections of the load.
     #[arg(short = 'c', long, default_value_t = 50)]
     pub connections: usize,
@@ -97,7 +121,13 @@ struct Round<'a> {
 }
 
 /// Runs one round: a server in host A, the load from host B; returns the load's JSON.
-fn round(lab: &Lab, args: &DemoArgs, r: &Round<'_>, stop: &AtomicBool) -> anyhow::Result<Value> {
+fn round(
+    lab: &Lab,
+    args: &DemoArgs,
+    duration: Duration,
+    r: &Round<'_>,
+    stop: &AtomicBool,
+) -> anyhow::Result<Value> {
     let exe = exe()?;
     let threads = r.threads.to_string();
     let listen = format!("{}:{PORT}", r.server_addr);
@@ -147,7 +177,7 @@ fn round(lab: &Lab, args: &DemoArgs, r: &Round<'_>, stop: &AtomicBool) -> anyhow
         &r.client_threads.to_string(),
         "-d",
         // The load's duration includes its warm-up: measure `duration` after 1 s.
-        &format!("{}ms", args.duration.as_millis() + 1000),
+        &format!("{}ms", duration.as_millis() + 1000),
         "--warmup",
         "1s",
         "--json",
@@ -168,12 +198,7 @@ fn round(lab: &Lab, args: &DemoArgs, r: &Round<'_>, stop: &AtomicBool) -> anyhow
     }
     println!(
         "== {} server at {listen} ({} thread(s)), {} client ({} thread(s)): {} connections, {:?}",
-        r.server_stack,
-        r.threads,
-        r.client_stack,
-        r.client_threads,
-        args.connections,
-        args.duration
+        r.server_stack, r.threads, r.client_stack, r.client_threads, args.connections, duration
     );
     let status = load.status().context("running surge load")?;
     drop(server);
@@ -231,6 +256,10 @@ fn print_comparison(surge: &Value, kernel: &Value, headers: [&str; 3], note: &st
 /// Runs `surge demo`.
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     surge_lab::require_root()?;
+    let duration = load_duration(
+        args.duration,
+        std::env::var(DURATION_VARIABLE).ok().as_deref(),
+    )?;
     ensure!(
         args.connections > 0 && args.queues > 0,
         "connections and queues must be at least 1"
@@ -265,7 +294,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         threads: q,
         client_threads: q,
     };
-    let surge_both = round(&lab, &args, &surge_both, &stop)?;
+    let surge_both = round(&lab, &args, duration, &surge_both, &stop)?;
     ensure!(!stop.load(Ordering::Relaxed), "interrupted");
     let kernel_both = Round {
         name: "kernel-kernel",
@@ -276,7 +305,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         threads: q,
         client_threads: q,
     };
-    let kernel_both = round(&lab, &args, &kernel_both, &stop)?;
+    let kernel_both = round(&lab, &args, duration, &kernel_both, &stop)?;
     ensure!(!stop.load(Ordering::Relaxed), "interrupted");
 
     // Part 2: the servers alone under the same kernel client.
@@ -289,7 +318,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         threads: q,
         client_threads: 1,
     };
-    let surge_server = round(&lab, &args, &surge_server, &stop)?;
+    let surge_server = round(&lab, &args, duration, &surge_server, &stop)?;
     ensure!(!stop.load(Ordering::Relaxed), "interrupted");
     let kernel_server = Round {
         name: "kernel-server",
@@ -300,7 +329,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         threads: q,
         client_threads: 1,
     };
-    let kernel_server = round(&lab, &args, &kernel_server, &stop)?;
+    let kernel_server = round(&lab, &args, duration, &kernel_server, &stop)?;
     lab.down().context("removing the demo lab")?;
 
     print_comparison(
@@ -327,4 +356,23 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duration_comes_from_the_flag_then_the_variable_then_the_default() {
+        let one = Duration::from_secs(1);
+        assert_eq!(load_duration(Some(one), Some("9")).ok(), Some(one));
+        assert_eq!(
+            load_duration(None, Some("0.5")).ok(),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(load_duration(None, None).ok(), Some(DEFAULT_DURATION));
+        for bad in ["", "x", "0", "-1", "inf", "NaN", "3601"] {
+            assert!(load_duration(None, Some(bad)).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 mod backend;
 mod demo;
+mod http;
 mod lab_cmd;
 mod load;
 mod report;

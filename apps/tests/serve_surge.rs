@@ -13,16 +13,16 @@ use surge_lab::{HostId, Lab, LabSpec, Topology};
 /// The address only surge answers in host B (B's kernel keeps 198.18.0.2).
 const SURGE_ADDR: &str = "198.18.0.20";
 
-/// Starts `surge serve --stack surge` in B with one engine per veth queue.
+/// Starts `surge serve --stack surge` in B with `threads` engines (`None`: no `--threads`,
+/// the server's default of one per veth queue).
 fn serve_surge(
     lab: &Lab,
-    queues: u16,
+    threads: Option<u16>,
     port: u16,
     mode: &str,
     extra: &[&str],
     json: &Path,
 ) -> Running {
-    let threads = queues.to_string();
     let listen = format!("{SURGE_ADDR}:{port}");
     let ifname = lab.b().ifname.clone();
     let mut command = lab.command(HostId::B, SURGE).expect("command in B");
@@ -36,18 +36,15 @@ fn serve_surge(
             "--address",
         ])
         .arg(format!("{SURGE_ADDR}/24"))
-        .args([
-            "--listen",
-            &listen,
-            "--mode",
-            mode,
-            "--threads",
-            &threads,
-            "--quiet",
-            "--json",
-        ])
+        .args(["--listen", &listen, "--mode", mode, "--quiet", "--json"])
         .arg(json)
         .args(extra)
+        .args(
+            threads
+                .map(|t| ["--threads".to_string(), t.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // Attaching XDP and binding AF_XDP sockets takes longer than a kernel listen.
@@ -139,7 +136,7 @@ fn every_mode_on_the_surge_server_agrees_with_the_kernel_client() {
     ];
     for (i, (mode, serve_args, load_args)) in cases.iter().enumerate() {
         let port = 7100 + i as u16;
-        let server = serve_surge(&lab, 2, port, mode, serve_args, &server_json);
+        let server = serve_surge(&lab, Some(2), port, mode, serve_args, &server_json);
         let report = load_surge(&lab, port, load_args, &load_json);
         server.stop();
         let server = read_json(&server_json);
@@ -171,7 +168,7 @@ fn stream_both_ways_through_the_surge_server() {
     let (server_json, load_json) = (dir.path("server.json"), dir.path("load.json"));
     for (i, direction) in ["up", "down"].iter().enumerate() {
         let port = 7200 + i as u16;
-        let server = serve_surge(&lab, 1, port, "stream", &[], &server_json);
+        let server = serve_surge(&lab, Some(1), port, "stream", &[], &server_json);
         let report = load_surge(
             &lab,
             port,
@@ -210,6 +207,53 @@ fn stream_both_ways_through_the_surge_server() {
             num(&server, "bytes_sent"),
             num(&report, "bytes_received"),
             "{direction}: bytes down"
+        );
+    }
+}
+
+#[test]
+fn without_threads_the_surge_server_runs_one_engine_per_rx_queue() {
+    let dir = Scratch::new("surge-serve-queues");
+    let (server_json, load_json) = (dir.path("server.json"), dir.path("load.json"));
+    // One queue (most virtual NICs; it used to fail with "--threads 2: ... 1 RX queue(s)" on
+    // this 2-core machine) and three queues (more than the cores: queues decide, not cores).
+    for queues in [1u16, 3] {
+        let mut spec = LabSpec::unique("srvq", Topology::Pair);
+        spec.queues = queues;
+        let lab = Lab::up(&spec).expect("lab up (root tests need root)");
+        let port = 7300 + queues;
+        let server = serve_surge(&lab, None, port, "http", &[], &server_json);
+        let report = load_surge(
+            &lab,
+            port,
+            &["--mode", "http", "-c", "6", "-t", "1", "-d", "1s", "-q"],
+            &load_json,
+        );
+        server.stop();
+        let server = read_json(&server_json);
+        assert_eq!(
+            num(&server, "threads"),
+            u64::from(queues),
+            "{queues} queue(s): {server}"
+        );
+        assert_matches_server(&report, &server, &format!("{queues} queue(s)"));
+
+        // The kernel server keeps its default: one thread per core, whatever the queues.
+        let listen = format!("198.18.0.2:{}", port + 10);
+        let mut command = lab.command(HostId::B, SURGE).expect("command in B");
+        command
+            .args(["serve", "--stack", "kernel", "--listen", &listen])
+            .args(["--mode", "http", "--quiet", "--json"])
+            .arg(&server_json)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let kernel = spawn_serve(&mut command, std::time::Duration::from_secs(10));
+        kernel.stop();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(
+            num(&read_json(&server_json), "threads"),
+            cores as u64,
+            "kernel server with {queues} queue(s)"
         );
     }
 }

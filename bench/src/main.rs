@@ -2,6 +2,9 @@
 
 mod datapath;
 mod engine;
+mod idle_memory;
+#[allow(unsafe_code)]
+mod live_bytes;
 
 use clap::{Parser, Subcommand};
 
@@ -19,11 +22,14 @@ enum Command {
     Datapath(datapath::DatapathArgs),
     /// 64-byte echo: surge's engine vs the kernel (lab veth pair, same kernel client) and vs smoltcp (in memory).
     Engine(engine::EngineArgs),
+    /// Stack memory per idle connection, in memory (counting allocator): 100k and 1M.
+    IdleMemory(idle_memory::IdleMemoryArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Datapath(args) => datapath::run(args),
         Command::Engine(args) => engine::run(args),
+        Command::IdleMemory(args) => idle_memory::run(args),
     }
 }

@@ -8,6 +8,7 @@ use crate::delay_queue::DelayThread;
 use crate::device_settings::{
     disable_ipv6, disable_tx_checksum_offload, enable_ip_forward, enable_threaded_napi,
 };
+use crate::hosts_file::{remove_hosts_file, write_hosts_files};
 use crate::layout::{Layout, all_netns_names, layout, netns_name};
 use crate::netlink::{block_on, configure_link, create_veth, delete_link};
 use crate::netns::{create_netns, delete_netns, list_netns, netns_exists};
@@ -139,6 +140,7 @@ impl Lab {
             disable_ipv6(&netns)?;
         }
         lab.build_links(spec)?;
+        write_hosts_files(&lab.layout, &lab.owned)?;
         Ok(lab)
     }
 
@@ -350,6 +352,9 @@ impl Drop for Lab {
 fn teardown(layout: &Layout, namespaces: &[String]) -> Result<(), LabError> {
     let mut first_error = None;
     for netns in namespaces {
+        if let Err(e) = remove_hosts_file(netns) {
+            first_error.get_or_insert(e);
+        }
         if !netns_exists(netns) {
             continue;
         }

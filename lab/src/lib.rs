@@ -15,6 +15,9 @@
 //! impairments (`iptables`, `tc tbf`, and an NFQUEUE delay queue, because this kernel has no
 //! netem) use the standard tools, because rtnetlink cannot set them.
 //!
+//! Each namespace gets its own hosts file (`/etc/netns/<namespace>/hosts`, which `ip netns
+//! exec` puts in place of `/etc/hosts`) naming `a.lab`, `b.lab` and `router.lab`.
+//!
 //! Needs root, and the tools `ip` (iproute2), `ethtool`, `tc` and, for impairments,
 //! `iptables`. Namespaces are bind-mounted under `/run/netns`, so `ip netns exec` works on
 //! them.
@@ -36,6 +39,7 @@
 mod delay_queue;
 mod device_settings;
 mod error;
+mod hosts_file;
 mod impairment;
 mod lab;
 mod layout;

@@ -14,7 +14,9 @@ use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
 use surge_datapath::{Interface, PortConfig, XdpPort};
 use surge_stack::Errno;
 use surge_stack::engine::forward::ForwardMesh;
-use surge_stack::engine::{Engine, EngineConfig, EngineStats, Readiness, TcpEngineStats};
+use surge_stack::engine::{
+    Engine, EngineConfig, EngineStats, Readiness, SocketEvent, TcpEngineStats,
+};
 use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
 use surge_stack::socket::{SocketHandle, TcpSocketOptions};
 use surge_stack::table::BindOptions;
@@ -256,6 +258,9 @@ struct Entry {
     last: Readiness,
     /// The app's last send hit WouldBlock: report Writable when room comes back.
     want_write: bool,
+    /// In the worker's `again` list: looked at in the next `collect` whatever the
+    /// events say (it was readable, acceptable or hung up last time).
+    again: bool,
 }
 
 /// One thread's engine, driven in-loop.
@@ -264,9 +269,19 @@ pub struct SurgeWorker {
     index: usize,
     epoch: std::time::Instant,
     sockets: HashMap<SocketId, Entry>,
+    /// The app's id of each engine socket, for the events.
+    ids: HashMap<SocketHandle, SocketId>,
     next_id: SocketId,
     counters: Counters,
     published: std::time::Instant,
+    /// The engine's events of this poll (kept for its capacity).
+    events: Vec<SocketEvent>,
+    /// Sockets to look at in the next `collect` although no event names them:
+    /// those still readable (or acceptable, or hung up) when last looked at,
+    /// since readable is level-triggered for the apps.
+    again: Vec<SocketId>,
+    /// The sockets looked at in one `collect` (kept for its capacity).
+    candidates: Vec<SocketId>,
 }
 
 impl std::fmt::Debug for SurgeWorker {
@@ -289,9 +304,13 @@ impl SurgeWorker {
             index,
             epoch,
             sockets: HashMap::new(),
+            ids: HashMap::new(),
             next_id: 1,
             counters,
             published: std::time::Instant::now(),
+            events: Vec::with_capacity(256),
+            again: Vec::new(),
+            candidates: Vec::new(),
         }
     }
 
@@ -317,8 +336,10 @@ impl SurgeWorker {
                 connecting,
                 last: Readiness::default(),
                 want_write: false,
+                again: false,
             },
         );
+        self.ids.insert(handle, id);
         id
     }
 
@@ -334,11 +355,33 @@ impl SurgeWorker {
         (self.engine.stats(), self.engine.tcp_stats())
     }
 
+    /// Turns the engine's events (and the sockets still readable from last
+    /// time) into the apps' events: the cost follows what changed, not the
+    /// number of sockets.
     fn collect(&mut self, out: &mut Vec<Event>) {
-        for (id, entry) in &mut self.sockets {
+        self.events.clear();
+        self.engine.poll_events(&mut self.events);
+        let mut candidates = core::mem::take(&mut self.candidates);
+        candidates.append(&mut self.again);
+        for e in &self.events {
+            if let Some(&id) = self.ids.get(&e.handle) {
+                if let Some(entry) = self.sockets.get_mut(&id) {
+                    if !entry.again {
+                        entry.again = true;
+                        candidates.push(id);
+                    }
+                }
+            }
+        }
+        for id in candidates.drain(..) {
+            let Some(entry) = self.sockets.get_mut(&id) else {
+                continue;
+            };
+            entry.again = false;
             let Ok(now) = self.engine.readiness(entry.handle) else {
                 continue;
             };
+            let id = &id;
             if entry.listener {
                 if now.readable {
                     out.push(Event::Acceptable(*id));
@@ -373,7 +416,18 @@ impl SurgeWorker {
                 }
             }
             entry.last = now;
+            // Level-triggered readable (and acceptable): look again next time.
+            let level = if entry.listener {
+                now.readable
+            } else {
+                !entry.connecting && (now.readable || now.error || now.hangup)
+            };
+            if level {
+                entry.again = true;
+                self.again.push(*id);
+            }
         }
+        self.candidates = candidates;
     }
 }
 
@@ -461,6 +515,7 @@ impl Worker for SurgeWorker {
 
     fn close(&mut self, id: SocketId) {
         if let Some(entry) = self.sockets.remove(&id) {
+            self.ids.remove(&entry.handle);
             let _ = self.engine.close(entry.handle);
         }
     }

@@ -8,7 +8,8 @@ use anyhow::{bail, ensure};
 use clap::{Args, ValueEnum};
 use surge_lab::parse_duration;
 
-use super::protocol::Framing;
+use super::protocol::{Framing, HttpRequest};
+use super::url::{parse_url, read_body};
 use crate::backend::StackChoice;
 
 /// What a connection does.
@@ -60,12 +61,15 @@ pub struct LoadArgs {
     /// The TCP stack to run on.
     #[arg(long, value_enum, default_value = "kernel")]
     pub stack: StackChoice,
-    /// The server, ADDR:PORT.
+    /// The server as a URL, `http://HOST:PORT/PATH` (host names resolved; implies --mode http).
+    #[arg(value_name = "URL")]
+    pub url: Option<String>,
+    /// The server, ADDR:PORT (instead of a URL).
     #[arg(long)]
-    pub target: SocketAddr,
-    /// What each connection does.
-    #[arg(long, value_enum, default_value = "rr")]
-    pub mode: LoadMode,
+    pub target: Option<SocketAddr>,
+    /// What each connection does (default: rr; http with a URL).
+    #[arg(long, value_enum)]
+    pub mode: Option<LoadMode>,
     /// Connections in total (for crr: concurrent transactions).
     #[arg(short = 'c', long, default_value_t = 10)]
     pub connections: usize,
@@ -99,6 +103,15 @@ pub struct LoadArgs {
     /// HTTP: ask the server to close after each response (a new connection per request).
     #[arg(long)]
     pub close: bool,
+    /// HTTP: an extra request header, 'Name: value' (repeatable; replaces Host or User-Agent).
+    #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+    /// HTTP request method (default: GET, or POST with a body).
+    #[arg(long)]
+    pub method: Option<String>,
+    /// HTTP: send this file as every request's body (with its Content-Length).
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
     /// Stream direction.
     #[arg(long, value_enum)]
     pub direction: Option<Direction>,
@@ -181,6 +194,8 @@ pub struct LoadConfig {
     pub path: String,
     /// HTTP `Connection: close`.
     pub close: bool,
+    /// The rest of an HTTP request: method, Host, headers, body.
+    pub http: HttpRequest,
     /// Stream direction.
     pub direction: Direction,
     /// Connect timeout.
@@ -199,7 +214,23 @@ const MAX_CONNECTIONS: usize = 100_000;
 impl LoadArgs {
     /// Checks the options against each other; the error is one line.
     pub fn config(&self) -> anyhow::Result<LoadConfig> {
-        let mode = self.mode;
+        let url = self.url.as_deref().map(parse_url).transpose()?;
+        let mode = match (self.mode, &url) {
+            (Some(LoadMode::Http) | None, Some(_)) => LoadMode::Http,
+            (Some(other), Some(_)) => {
+                bail!("a URL is for --mode http, not --mode {}", other.name())
+            }
+            (Some(mode), None) => mode,
+            (None, None) => LoadMode::Rr,
+        };
+        let target = match (&url, self.target) {
+            (Some(_), Some(_)) => bail!("give the server once: a URL or --target, not both"),
+            (Some(url), None) => url.resolve()?,
+            (None, Some(target)) => target,
+            (None, None) => {
+                bail!("give the server: a URL (http://host:port/path) or --target ADDR:PORT")
+            }
+        };
         ensure!(
             (1..=MAX_CONNECTIONS).contains(&self.connections),
             "--connections must be between 1 and {MAX_CONNECTIONS}"
@@ -278,6 +309,10 @@ impl LoadArgs {
         if mode != LoadMode::Http {
             ensure!(self.path.is_none(), "--path applies to --mode http only");
             ensure!(
+                self.headers.is_empty() && self.method.is_none() && self.body_file.is_none(),
+                "--header, --method and --body-file apply to --mode http only"
+            );
+            ensure!(
                 !self.close,
                 "--close applies to --mode http only (crr closes by itself)"
             );
@@ -293,9 +328,17 @@ impl LoadArgs {
                 "--pipeline must be 1 when every request gets its own connection"
             );
         }
+        ensure!(
+            self.body_file.is_none() || self.request_size.is_none(),
+            "give the body once: --body-file or --request-size, not both"
+        );
+        let body = match &self.body_file {
+            Some(file) => read_body(file)?,
+            None => Vec::new(),
+        };
         let request_size = self.request_size.unwrap_or(match mode {
             LoadMode::Rr | LoadMode::Crr => 64,
-            _ => 0,
+            _ => body.len(),
         });
         let response_size = self.response_size.unwrap_or(64);
         if matches!(mode, LoadMode::Rr | LoadMode::Crr) {
@@ -331,17 +374,38 @@ impl LoadArgs {
                 "--p99 is the target of --find-max; add --find-max"
             );
         }
-        let path = self.path.clone().unwrap_or_else(|| "/".to_string());
+        ensure!(
+            url.is_none() || self.path.is_none(),
+            "the URL gives the path: drop --path"
+        );
+        let path = match (&url, &self.path) {
+            (Some(url), _) => url.path.clone(),
+            (None, Some(path)) => path.clone(),
+            (None, None) => "/".to_string(),
+        };
         ensure!(
             path.starts_with('/') && path.bytes().all(|b| b.is_ascii_graphic()),
             "--path must start with / and contain no spaces or control characters"
         );
+        let http = HttpRequest::new(
+            self.method.as_deref(),
+            url.as_ref()
+                .map_or_else(|| target.to_string(), |u| u.authority.clone()),
+            &self.headers,
+            if body.is_empty() {
+                vec![b'q'; request_size]
+            } else {
+                body
+            },
+        )?;
         let framing = match mode {
-            LoadMode::Http => Framing::Http,
+            LoadMode::Http => Framing::Http {
+                head: http.method.eq_ignore_ascii_case("HEAD"),
+            },
             _ => Framing::Fixed(response_size),
         };
         Ok(LoadConfig {
-            target: self.target,
+            target,
             mode,
             framing,
             connections: self.connections,
@@ -361,6 +425,7 @@ impl LoadArgs {
             },
             path,
             close: self.close,
+            http,
             direction: self.direction.unwrap_or(Direction::Up),
             connect_timeout: self.connect_timeout,
             timeout: self.timeout,

@@ -2,6 +2,7 @@
 
 use hdrhistogram::Histogram;
 
+use crate::report::load_report::StatusClasses;
 use crate::report::{ErrorCounts, LatencySet};
 
 /// What one thread counted.
@@ -15,6 +16,8 @@ pub struct Counts {
     pub errors: ErrorCounts,
     /// Non-2xx/3xx HTTP responses (also in `answered`).
     pub non_2xx: u64,
+    /// HTTP responses after warm-up by status class.
+    pub http_status: StatusClasses,
     /// Connection attempts.
     pub connect_attempts: u64,
     /// Attempts that succeeded.
@@ -42,6 +45,7 @@ impl Counts {
             *self.errors.entry(k).or_insert(0) += v;
         }
         self.non_2xx += other.non_2xx;
+        self.http_status.merge(&other.http_status);
         self.connect_attempts += other.connect_attempts;
         self.connects += other.connects;
         for (k, v) in &other.connect_errors {

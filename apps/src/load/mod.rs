@@ -5,6 +5,7 @@ pub mod counts;
 mod find_max;
 pub mod protocol;
 mod run;
+pub mod url;
 pub mod worker;
 #[cfg(test)]
 mod worker_tests;

@@ -173,6 +173,8 @@ pub fn run_once<B: Backend>(
         errors_total: counts.errors_total(),
         errors: counts.errors.clone(),
         non_2xx: counts.non_2xx,
+        http_status: (config.mode == LoadMode::Http).then_some(counts.http_status),
+        method: (config.mode == LoadMode::Http).then(|| config.http.method.clone()),
         connect_attempts: counts.connect_attempts,
         connects: counts.connects,
         connect_errors: counts.connect_errors.clone(),

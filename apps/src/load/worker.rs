@@ -106,10 +106,9 @@ pub fn run_thread<W: Worker>(
             .wrapping_mul(1000)
             .wrapping_add(plan.index as u64),
     );
-    let host = config.target.to_string();
     let request = build_request(
         config.framing,
-        &host,
+        &config.http,
         &config.path,
         config.request_size,
         config.close,
@@ -695,8 +694,11 @@ impl<W: Worker> LoadThread<'_, W> {
             return;
         }
         self.result.counts.answered += 1;
-        if !done.status_ok {
+        if !done.status_ok() {
             self.result.counts.non_2xx += 1;
+        }
+        if let Some(status) = done.status {
+            self.result.counts.http_status.count(status);
         }
         let latency = micros(now.duration_since(f.intended));
         let l = &mut self.result.latencies;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::config::{Arrivals, Direction, LoadConfig, LoadMode};
 use super::counts::{ThreadPlan, ThreadResult};
-use super::protocol::Framing;
+use super::protocol::{Framing, HttpRequest};
 use super::worker::run_thread;
 use crate::backend::{Event, SocketId, Worker};
 
@@ -133,6 +133,7 @@ fn config(duration: Duration, requests: Option<u64>, rate: Option<f64>) -> LoadC
         response_size: 30,
         path: "/".to_string(),
         close: false,
+        http: HttpRequest::new(None, "h".to_string(), &[], Vec::new()).expect("request"),
         direction: Direction::Up,
         connect_timeout: Duration::from_millis(200),
         timeout: Duration::from_millis(100),

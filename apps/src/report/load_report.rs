@@ -26,6 +26,47 @@ pub struct IntervalLine {
     pub p99_us: u64,
 }
 
+/// Answered HTTP responses by status class (RFC 9110 §15), as `{"2xx": n, ...}` in JSON.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StatusClasses {
+    /// 200-299.
+    #[serde(rename = "2xx")]
+    pub success: u64,
+    /// 300-399.
+    #[serde(rename = "3xx")]
+    pub redirection: u64,
+    /// 400-499.
+    #[serde(rename = "4xx")]
+    pub client_error: u64,
+    /// 500-599.
+    #[serde(rename = "5xx")]
+    pub server_error: u64,
+    /// Any other three-digit code (600-999).
+    pub other: u64,
+}
+
+impl StatusClasses {
+    /// Counts one final response with this status code.
+    pub fn count(&mut self, status: u16) {
+        match status {
+            200..=299 => self.success += 1,
+            300..=399 => self.redirection += 1,
+            400..=499 => self.client_error += 1,
+            500..=599 => self.server_error += 1,
+            _ => self.other += 1,
+        }
+    }
+
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: &StatusClasses) {
+        self.success += other.success;
+        self.redirection += other.redirection;
+        self.client_error += other.client_error;
+        self.server_error += other.server_error;
+        self.other += other.other;
+    }
+}
+
 /// Everything one run measured. Request counts obey `requests_sent == answered + errors_total`
 /// (and the same for the `warmup_` counts); connect failures are counted apart, because no
 /// request was written on those connections.
@@ -69,6 +110,10 @@ pub struct LoadReport {
     pub errors: ErrorCounts,
     /// HTTP responses whose status was not 2xx or 3xx (counted in `answered` too).
     pub non_2xx: u64,
+    /// HTTP responses by status class (http mode only; counted in `answered` too).
+    pub http_status: Option<StatusClasses>,
+    /// The HTTP request method (http mode only).
+    pub method: Option<String>,
     /// Connection attempts.
     pub connect_attempts: u64,
     /// Attempts that reached ESTABLISHED.

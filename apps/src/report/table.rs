@@ -42,10 +42,17 @@ pub fn format_table(r: &LoadReport) -> String {
     );
     let shape = match (r.mode.as_str(), &r.direction) {
         ("stream", Some(d)) => format!("direction {d}"),
-        ("http", _) if r.request_size > 0 => {
-            format!("pipeline {}, POST body {}B", r.pipeline, r.request_size)
-        }
-        ("http", _) => format!("pipeline {}, GET", r.pipeline),
+        ("http", _) if r.request_size > 0 => format!(
+            "pipeline {}, {} body {}B",
+            r.pipeline,
+            r.method.as_deref().unwrap_or("POST"),
+            r.request_size
+        ),
+        ("http", _) => format!(
+            "pipeline {}, {}",
+            r.pipeline,
+            r.method.as_deref().unwrap_or("GET")
+        ),
         _ => format!(
             "pipeline {}, request {}B, response {}B",
             r.pipeline, r.request_size, r.response_size
@@ -151,6 +158,21 @@ pub fn format_table(r: &LoadReport) -> String {
         r.connect_attempts,
         format_counts(&r.connect_errors)
     );
+    if let Some(s) = &r.http_status {
+        let _ = writeln!(
+            out,
+            "  HTTP status: 2xx {}, 3xx {}, 4xx {}, 5xx {}{}",
+            s.success,
+            s.redirection,
+            s.client_error,
+            s.server_error,
+            if s.other > 0 {
+                format!(", other {}", s.other)
+            } else {
+                String::new()
+            }
+        );
+    }
     if r.non_2xx > 0 {
         let _ = writeln!(out, "  Non-2xx or 3xx responses: {}", r.non_2xx);
     }

@@ -1,6 +1,8 @@
 //! The HTTP/1.1 request side of `surge serve --mode http` (RFC 9112): find a complete
 //! request in the input, learn its length and whether the connection stays open.
 
+use crate::http::{BodyLength, ChunkedDecoder, MAX_HEADERS, Message, framing};
+
 /// Longest request header block accepted.
 pub const MAX_HEADER: usize = 16 * 1024;
 
@@ -17,69 +19,61 @@ pub struct Request {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BadRequest(pub &'static str);
 
-/// Looks for one complete request at the start of `input`: `Ok(None)` when more bytes are needed.
+/// Largest request body accepted.
+const MAX_BODY: u64 = 64 << 20;
+
+/// Looks for one complete request at the start of `input`: `Ok(None)` when more bytes are
+/// needed. The head is parsed by `httparse` (RFC 9112 §3 request line, §5 fields); the body
+/// is delimited by `Content-Length` or the chunked coding (§6.3, §7.1).
 pub fn parse_request(input: &[u8]) -> Result<Option<Request>, BadRequest> {
-    let Some(head_len) = input
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
-    else {
-        if input.len() > MAX_HEADER {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut fields);
+    let head_len = match request.parse(input) {
+        Ok(httparse::Status::Complete(len)) if len > MAX_HEADER => {
             return Err(BadRequest("request headers longer than 16 KiB"));
         }
-        return Ok(None);
-    };
-    if head_len > MAX_HEADER {
-        return Err(BadRequest("request headers longer than 16 KiB"));
-    }
-    let head = std::str::from_utf8(input.get(..head_len).unwrap_or_default())
-        .map_err(|_| BadRequest("headers are not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    // RFC 9112 §3: request-line = method SP request-target SP HTTP-version
-    let request_line = lines.next().unwrap_or_default();
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(BadRequest("request line is not METHOD TARGET VERSION"));
-    };
-    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) || target.is_empty() {
-        return Err(BadRequest("bad method or target"));
-    }
-    let mut close = match version {
-        "HTTP/1.1" => false,
-        "HTTP/1.0" => true,
-        _ => return Err(BadRequest("version is not HTTP/1.0 or HTTP/1.1")),
-    };
-    let mut body = 0usize;
-    for line in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or(BadRequest("header line without a colon"))?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            body = value
-                .parse()
-                .map_err(|_| BadRequest("Content-Length is not a number"))?;
-            if body > 64 << 20 {
-                return Err(BadRequest("request body larger than 64 MiB"));
-            }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(BadRequest("Transfer-Encoding is not supported"));
-        } else if name.eq_ignore_ascii_case("connection") {
-            // RFC 9112 §9.3: "close" ends the connection; HTTP/1.0 needs "keep-alive" to stay.
-            if value.eq_ignore_ascii_case("close") {
-                close = true;
-            } else if value.eq_ignore_ascii_case("keep-alive") {
-                close = false;
-            }
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if input.len() > MAX_HEADER => {
+            return Err(BadRequest("request headers longer than 16 KiB"));
         }
-    }
-    let len = head_len + body;
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(BadRequest("more than 64 header fields"));
+        }
+        Err(httparse::Error::Version) => {
+            return Err(BadRequest("version is not HTTP/1.0 or HTTP/1.1"));
+        }
+        Err(_) => return Err(BadRequest("bad request line or header field")),
+    };
+    let minor = request.version.unwrap_or_default();
+    let framing = framing(request.headers, minor, Message::Request).map_err(|e| BadRequest(e.0))?;
+    let body = input.get(head_len..).unwrap_or_default();
+    let body_len = match framing.body {
+        BodyLength::Fixed(n) if n > MAX_BODY => {
+            return Err(BadRequest("request body larger than 64 MiB"));
+        }
+        BodyLength::Fixed(n) => n as usize,
+        BodyLength::Chunked => {
+            // Stateless: the chunk headers are read again from the start on every call;
+            // the chunk data is skipped by length, so this is cheap.
+            let mut decoder = ChunkedDecoder::new(MAX_BODY);
+            let used = decoder.feed(body).map_err(|e| BadRequest(e.0))?;
+            if !decoder.is_done() {
+                return Ok(None);
+            }
+            used
+        }
+        // `framing` never says this of a request.
+        BodyLength::UntilClose => return Err(BadRequest("request body without a length")),
+    };
+    let len = head_len + body_len;
     if input.len() < len {
         return Ok(None);
     }
-    Ok(Some(Request { len, close }))
+    Ok(Some(Request {
+        len,
+        close: framing.close,
+    }))
 }
 
 /// The response header for a body of `size` bytes.
@@ -135,15 +129,36 @@ mod tests {
     fn bad_requests_are_refused() {
         for bad in [
             &b"GET /\r\n\r\n"[..],
-            b"get / HTTP/1.1\r\n\r\n",
+            b"G(T / HTTP/1.1\r\n\r\n",
             b"GET / HTTP/2\r\n\r\n",
             b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
             b"GET / HTTP/1.1\r\nbroken\r\n\r\n",
             b"GET / HTTP/1.1 extra\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 67108865\r\n\r\n",
         ] {
             assert!(parse_request(bad).is_err(), "{bad:?}");
         }
         assert!(parse_request(&vec![b'a'; MAX_HEADER + 1]).is_err());
+    }
+
+    #[test]
+    fn chunked_request_bodies_are_read_to_their_end() {
+        let post = b"POST /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n";
+        let mut input = post.to_vec();
+        input.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+        for cut in 0..post.len() {
+            assert_eq!(parse_request(&post[..cut]), Ok(None), "cut at {cut}");
+        }
+        assert_eq!(
+            parse_request(&input),
+            Ok(Some(Request {
+                len: post.len(),
+                close: false
+            }))
+        );
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub struct ServeArgs {
     /// What to do with connections.
     #[arg(long, value_enum, default_value = "http")]
     pub mode: ServeMode,
-    /// Serving threads (default: one per core).
+    /// Serving threads (default: kernel, one per core; surge, one per RX queue of --interface).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Response size in bytes (rr; http body). Default 64.
@@ -138,11 +138,12 @@ fn totals(stats: &[ServeStats]) -> [u64; 8] {
 
 /// Runs `surge serve`.
 pub fn run(args: ServeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let threads = args.threads.unwrap_or_else(crate::backend::available_cores);
-    ensure!(
-        (1..=1024).contains(&threads),
-        "--threads must be between 1 and 1024"
-    );
+    if let Some(threads) = args.threads {
+        ensure!(
+            (1..=1024).contains(&threads),
+            "--threads must be between 1 and 1024"
+        );
+    }
     if args.request_size.is_some() {
         ensure!(
             args.mode == ServeMode::Rr,
@@ -179,10 +180,13 @@ pub fn run(args: ServeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             if args.surge.any() {
                 bail!("--interface, --address, --gateway and --netns apply to --stack surge only");
             }
+            let threads = args.threads.unwrap_or_else(crate::backend::available_cores);
             serve(&KernelBackend, &args, &config, threads, &stop)
         }
         StackChoice::Surge => {
             let backend = SurgeBackend::new(args.surge.options(vec![args.listen.port()])?)?;
+            // One engine per RX queue: by default, as many threads as the interface has queues.
+            let threads = args.threads.unwrap_or_else(|| backend.queues());
             ensure!(
                 threads <= backend.queues(),
                 "--threads {threads}: {} has {} RX queue(s), and surge runs one engine per queue",

@@ -44,6 +44,17 @@ pub struct EngineConfig {
     pub listen: ListenConfig,
     /// Most TCP connections in the connection table.
     pub max_connections: usize,
+    /// Most bytes the connection table may use (ENOBUFS and a counter beyond; the
+    /// table grows by linear hashing up to it, see `table::conn`).
+    pub conn_table_memory: usize,
+    /// Most connections in TIME-WAIT records (Linux `tcp_max_tw_buckets`); beyond it a
+    /// closing connection skips TIME-WAIT, counted.
+    pub max_time_wait: usize,
+    /// Most half-open connections (request records) of all listeners together.
+    pub max_half_open: usize,
+    /// Answer SYNs with SYN cookies when a listener's SYN queue is full (RFC 4987 §3.6,
+    /// Linux `tcp_syncookies = 1`).
+    pub syn_cookies: bool,
     /// Tick of the TCP timer wheel.
     pub timer_tick: Duration,
     /// Every socket may bind below port 1024 (as if it had
@@ -85,6 +96,10 @@ impl EngineConfig {
                 max_syn_backlog: 2048,
             },
             max_connections: 65_536,
+            conn_table_memory: usize::MAX,
+            max_time_wait: 262_144,
+            max_half_open: 262_144,
+            syn_cookies: true,
             timer_tick: Duration::from_millis(1),
             privileged: false,
             rss: None,

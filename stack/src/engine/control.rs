@@ -138,7 +138,8 @@ pub(crate) fn send_rst<D: Device>(
         },
     );
     if sent.is_ok() {
-        core.stats.tcp_rst_sent += 1;
+        // The same path sends request and TIME-WAIT records' SYN-ACKs and ACKs.
+        core.stats.tcp_rst_sent += u64::from(repr.flags.contains(crate::wire::TcpFlags::RST));
     }
 }
 

@@ -18,6 +18,7 @@
 mod arp;
 mod config;
 mod control;
+mod event;
 pub mod forward;
 mod icmp;
 mod input;
@@ -38,17 +39,19 @@ use crate::iface::IfaceError;
 use crate::neighbor::NeighborCache;
 use crate::socket::{SocketHandle, SocketSet, TcpSocketOptions, UdpSock};
 use crate::table::{
-    BindConfig, BindOptions, BindTable, ConnTable, EphemeralPorts, HashKey, ListenTable,
+    BindConfig, BindOptions, BindTable, ConnTable, ConnTableConfig, EphemeralPorts, HashKey,
+    ListenTable,
 };
-use crate::tcp::{IsnGenerator, State, TcpStats};
+use crate::tcp::{IsnGenerator, State, SynCookies, SynQueue, TcpStats, TimeWaitTable};
 use crate::time::Instant;
 use crate::timer::TimerWheel;
 use crate::wire::TxChecksum;
 
+pub use crate::socket::Readiness;
 pub use config::EngineConfig;
+pub use event::SocketEvent;
 pub use state::Socket;
 pub use stats::{DropReason, EngineStats, TcpEngineStats};
-pub use tcp::calls::Readiness;
 
 use forward::{ForwardMesh, Forwarding};
 use state::{Core, Outgoing, TcpEngine};
@@ -122,7 +125,31 @@ impl<D: Device> Engine<D> {
                 key,
             ),
             listeners: ListenTable::new(config.listen, key),
-            conns: ConnTable::new(config.max_connections, key).map_err(EngineError::Table)?,
+            conns: ConnTable::with_config(
+                ConnTableConfig {
+                    capacity: config.max_connections,
+                    max_bytes: config.conn_table_memory,
+                },
+                key,
+            )
+            .map_err(EngineError::Table)?,
+            syn_queue: SynQueue::new(ConnTableConfig::entries(config.max_half_open), key)
+                .map_err(EngineError::Table)?,
+            time_wait: TimeWaitTable::new(
+                ConnTableConfig::entries(config.max_time_wait),
+                key,
+                config.tcp.time_wait,
+            )
+            .map_err(EngineError::Table)?,
+            cookies: config.syn_cookies.then(|| {
+                let mut secret = [0u8; 32];
+                for (i, chunk) in secret.chunks_mut(8).enumerate() {
+                    chunk.copy_from_slice(&key.hash_one(0xc00c1e_u64 + i as u64).to_le_bytes());
+                }
+                SynCookies::new(secret)
+            }),
+            last_cookie: None,
+            synacks: Vec::new(),
             timers: TimerWheel::new(
                 Instant::ZERO,
                 config.timer_tick,
@@ -150,6 +177,7 @@ impl<D: Device> Engine<D> {
             scratch: Vec::with_capacity(2048),
             icmp_tokens: config.icmp_error_rate,
             icmp_refill: Instant::ZERO,
+            ready: Vec::with_capacity(256),
             now: Instant::ZERO,
             udp_ports: HashMap::new(),
             forward: None,
@@ -328,17 +356,35 @@ impl<D: Device> Engine<D> {
         calls::peer_addr(&mut self.core, handle)
     }
 
-    /// Readiness (epoll-like, level-triggered) of a socket. A UDP socket is
-    /// readable when a datagram is queued and always writable.
+    /// Readiness (epoll-like, level-triggered) of a socket, computed now. A UDP
+    /// socket is readable when a datagram is queued and always writable.
     pub fn readiness(&mut self, handle: SocketHandle) -> Result<Readiness, Errno> {
-        if let Socket::Udp(s) = self.core.sockets.get(handle)? {
-            return Ok(Readiness {
-                readable: s.is_readable(),
-                writable: true,
-                ..Readiness::default()
-            });
+        match self.core.sockets.get(handle)? {
+            Socket::Tcp(s) if s.orphan => Err(Errno::EBADF),
+            socket => Ok(event::readiness_of(socket)),
         }
-        calls::readiness(&mut self.core, handle)
+    }
+
+    /// Appends to `events` every socket whose readiness changed since it was
+    /// last reported, with its readiness now; returns how many it appended. The
+    /// cost follows what happened since the last call, not the number of sockets.
+    ///
+    /// **Edge-triggered**, on the whole readiness: a socket is reported when its
+    /// readiness differs from the one last reported for it. A call that answers
+    /// EAGAIN counts as a report ("not readable" for `recv`/`recv_from`/`accept`,
+    /// "not writable" for `send`), so the socket is reported again as soon as it
+    /// becomes ready, even if that happened and was undone in between. A socket
+    /// created by `tcp_socket`/`udp_socket` or returned by `accept` is reported
+    /// once with its readiness; sockets the program does not hold (closed, or not
+    /// accepted yet) are never reported.
+    ///
+    /// **Level** information is in each event (the whole mask), and
+    /// [`readiness`](Self::readiness) answers at any time; a program that stops
+    /// reading before EAGAIN (or before the mask changes) must remember the
+    /// socket itself, as with `EPOLLET`: the engine will not report it again
+    /// while it stays readable.
+    pub fn poll_events(&mut self, events: &mut Vec<SocketEvent>) -> usize {
+        event::drain(&mut self.core, events)
     }
 
     /// `setsockopt` for TCP sockets: SO_REUSEADDR, SO_REUSEPORT, TCP_NODELAY,
@@ -366,7 +412,12 @@ impl<D: Device> Engine<D> {
     /// `socket(AF_INET, SOCK_DGRAM, 0)`.
     pub fn udp_socket(&mut self) -> Result<SocketHandle, Errno> {
         let rcvbuf = self.core.config.udp_rcvbuf;
-        self.core.sockets.insert(Socket::Udp(UdpSock::new(rcvbuf)))
+        let handle = self
+            .core
+            .sockets
+            .insert(Socket::Udp(UdpSock::new(rcvbuf)))?;
+        self.core.queue_ready(handle.id());
+        Ok(handle)
     }
 
     fn udp_mut(&mut self, handle: SocketHandle) -> Result<&mut UdpSock, Errno> {
@@ -485,7 +536,12 @@ impl<D: Device> Engine<D> {
         handle: SocketHandle,
         buf: &mut [u8],
     ) -> Result<(usize, usize, SocketAddrV4), Errno> {
-        self.udp_mut(handle)?.recv_from(buf)
+        let result = self.udp_mut(handle)?.recv_from(buf);
+        match result {
+            Err(Errno::EAGAIN) => self.core.told_not_ready(handle.id(), true, false),
+            _ => self.core.queue_ready(handle.id()),
+        }
+        result
     }
 
     /// A UDP socket's counters.

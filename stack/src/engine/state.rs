@@ -9,9 +9,9 @@ use super::config::EngineConfig;
 use super::forward::Forwarding;
 use super::stats::{EngineStats, TcpEngineStats};
 use crate::neighbor::NeighborCache;
-use crate::socket::{SocketSet, TcpSock, UdpSock};
+use crate::socket::{ReadyMark, SocketSet, TcpSock, UdpSock};
 use crate::table::{BindTable, ConnTable, EphemeralPorts, ListenTable, SocketId};
-use crate::tcp::{IsnGenerator, TcpConfig};
+use crate::tcp::{IsnGenerator, SynCookies, SynQueue, TcpConfig, TimeWaitTable};
 use crate::time::Instant;
 use crate::timer::TimerWheel;
 use crate::wire::{DstUnreachable, EthernetAddress, TcpRepr, TxChecksum};
@@ -23,6 +23,16 @@ pub enum Socket {
     Udp(UdpSock),
     /// A TCP socket.
     Tcp(TcpSock),
+}
+
+impl Socket {
+    /// The socket's place in the ready list.
+    pub(crate) fn ready_mark(&mut self) -> &mut ReadyMark {
+        match self {
+            Socket::Udp(s) => &mut s.ready,
+            Socket::Tcp(s) => &mut s.ready,
+        }
+    }
 }
 
 /// Everything an engine owns except its device and bursts, so the two can be
@@ -40,6 +50,8 @@ pub(crate) struct Core {
     pub(crate) icmp_tokens: u32,
     pub(crate) icmp_refill: Instant,
     pub(crate) tx_checksum: TxChecksum,
+    /// Sockets whose readiness may have changed since events were last drained.
+    pub(crate) ready: Vec<SocketId>,
     /// The time of the current (or last) iteration; in-loop calls use it.
     pub(crate) now: Instant,
     /// UDP sockets by bound port, for the input lookup.
@@ -79,6 +91,17 @@ pub(crate) struct TcpEngine {
     pub(crate) binds: BindTable,
     pub(crate) listeners: ListenTable,
     pub(crate) conns: ConnTable<SocketId>,
+    /// Half-open connections (request records).
+    pub(crate) syn_queue: SynQueue,
+    /// Connections in TIME-WAIT (compact records).
+    pub(crate) time_wait: TimeWaitTable,
+    /// SYN cookies for listeners whose SYN queue is full.
+    pub(crate) cookies: Option<SynCookies>,
+    /// When the last SYN cookie was sent: cookie ACKs are looked for only within the
+    /// cookies' lifetime after it (Linux `tcp_synq_no_recent_overflow`).
+    pub(crate) last_cookie: Option<Instant>,
+    /// SYN-ACK retransmissions collected during a timer run (kept for its capacity).
+    pub(crate) synacks: Vec<(crate::FourTuple, TcpRepr)>,
     pub(crate) timers: TimerWheel<SocketId>,
     pub(crate) isn: IsnGenerator,
     pub(crate) dirty: Vec<SocketId>,
@@ -105,7 +128,9 @@ pub(crate) enum Outgoing {
         /// The frame, with a placeholder destination MAC.
         frame: Vec<u8>,
     },
-    /// An RST answering a segment for no connection (RFC 9293 §3.10.7.1).
+    /// A segment without a connection behind it: an RST answering a segment for no
+    /// connection (RFC 9293 §3.10.7.1), or a SYN-ACK or ACK of a request or TIME-WAIT
+    /// record.
     TcpRst {
         /// Our address (the segment's destination).
         local: Ipv4Addr,
@@ -181,6 +206,11 @@ impl Core {
 
     /// Queues an RST answering a segment from `remote` to `local` (built at
     /// flush time, RFC 9293 §3.10.7.1).
+    /// Queues a segment that no `Tcb` sends (a request's SYN-ACK, a TIME-WAIT ACK).
+    pub(crate) fn queue_tcp_control(&mut self, local: Ipv4Addr, remote: Ipv4Addr, repr: TcpRepr) {
+        self.queue_rst(local, remote, repr);
+    }
+
     pub(crate) fn queue_rst(&mut self, local: Ipv4Addr, remote: Ipv4Addr, rst: TcpRepr) {
         self.out.push(Outgoing::TcpRst {
             local,

@@ -251,6 +251,16 @@ pub struct TcpEngineStats {
     pub listen_overflows: u64,
     /// SYNs dropped: socket table or connection table full.
     pub table_full: u64,
+    /// SYN-ACKs sent with a SYN cookie (SYN queue full, RFC 4987).
+    pub syn_cookies_sent: u64,
+    /// Connections opened from a valid SYN cookie.
+    pub syn_cookies_accepted: u64,
+    /// ACKs with a stale or forged SYN cookie, dropped.
+    pub syn_cookies_rejected: u64,
+    /// Connections that went into a TIME-WAIT record.
+    pub time_wait_records: u64,
+    /// Connections that closed without TIME-WAIT: the TIME-WAIT table was full.
+    pub time_wait_overflow: u64,
     /// Segments not sent because no TX frame was free (retransmission recovers them).
     pub tx_blocked: u64,
 }
@@ -264,6 +274,11 @@ impl TcpEngineStats {
         self.closed += other.closed;
         self.listen_overflows += other.listen_overflows;
         self.table_full += other.table_full;
+        self.syn_cookies_sent += other.syn_cookies_sent;
+        self.syn_cookies_accepted += other.syn_cookies_accepted;
+        self.syn_cookies_rejected += other.syn_cookies_rejected;
+        self.time_wait_records += other.time_wait_records;
+        self.time_wait_overflow += other.time_wait_overflow;
         self.tx_blocked += other.tx_blocked;
     }
 }

@@ -43,9 +43,12 @@ pub(crate) fn input(
             best = Some((score, *id));
         }
     }
-    match best.and_then(|(_, id)| core.sockets.by_id_mut(id)) {
-        Some(Socket::Udp(s)) => {
-            if !s.enqueue(src, payload) {
+    let best = best.map(|(_, id)| id);
+    match best.map(|id| (id, core.sockets.by_id_mut(id))) {
+        Some((id, Some(Socket::Udp(s)))) => {
+            if s.enqueue(src, payload) {
+                core.queue_ready(id);
+            } else {
                 core.stats.drop(DropReason::UdpRcvbufFull);
             }
         }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use surge_datapath::Device;
 
-use super::watch::{Board, Watched};
+use super::watch::{Board, Waiters, Watched};
 use crate::Errno;
 use crate::engine::{Engine, EngineStats, TcpEngineStats};
 use crate::socket::{SocketHandle, TcpSocketOptions};
@@ -83,7 +83,7 @@ pub(crate) enum Outcome {
     /// Socket options.
     Options(TcpSocketOptions),
     /// TCP state and counters.
-    Info(State, TcpStats),
+    Info(State, Box<TcpStats>),
     /// Engine counters.
     Stats(Box<(EngineStats, TcpEngineStats)>),
 }
@@ -137,26 +137,25 @@ pub(crate) struct Command {
 }
 
 /// Runs one command on the engine (inside the loop), publishes the readiness
-/// it changed, and answers it. Returns true when readiness changed.
+/// it changed (waking the socket's waiters), and answers it.
 pub(crate) fn execute<D: Device>(
     engine: &mut Engine<D>,
     watched: &mut Watched,
     board: &Board,
+    waiters: &Waiters,
     cmd: Command,
-) -> bool {
+) {
     let result = run(engine, watched, cmd.socket, cmd.op);
-    let mut changed = false;
     if let Some(h) = cmd.socket {
-        changed |= watched.publish_one(engine, board, h);
+        watched.publish_one(engine, board, waiters, h);
     }
     match &result {
         Ok(Outcome::Handle(h)) | Ok(Outcome::Accepted(h, _)) => {
-            changed |= watched.publish_one(engine, board, *h);
+            watched.publish_one(engine, board, waiters, *h);
         }
         _ => {}
     }
     cmd.reply.complete(result);
-    changed
 }
 
 fn run<D: Device>(
@@ -220,6 +219,8 @@ fn run<D: Device>(
         Op::LocalAddr => engine.local_addr(h).map(Outcome::Addr),
         Op::SetOptions(options) => engine.set_tcp_options(h, options).map(|()| Outcome::Done),
         Op::Options => engine.tcp_options(h).map(Outcome::Options),
-        Op::Info => engine.tcp_info(h).map(|(s, t)| Outcome::Info(s, t)),
+        Op::Info => engine
+            .tcp_info(h)
+            .map(|(s, t)| Outcome::Info(s, Box::new(t))),
     }
 }

@@ -66,11 +66,11 @@ use crossbeam_queue::ArrayQueue;
 use surge_datapath::Device;
 
 use crate::engine::forward::ForwardMesh;
-use crate::engine::{Engine, EngineStats, TcpEngineStats};
+use crate::engine::{Engine, EngineStats, SocketEvent, TcpEngineStats};
 use crate::errno::Errno;
 use crate::time::Instant;
 use command::{Command, Completion, Op, Outcome};
-use watch::{Board, Notify, Watched};
+use watch::{Board, Waiters, Watched};
 
 pub use net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 pub use poller::{Event, Interest, Poller, Source};
@@ -161,10 +161,18 @@ pub enum RuntimeError {
 }
 
 /// Work an embedding program runs inside a core's loop (the in-loop API).
+///
+/// The loop drains the engine's events (`Engine::poll_events`) to publish the
+/// readiness of cross-thread sockets, so a handler must not drain them itself:
+/// it gets them in [`events`](Self::events) instead.
 pub trait Handler<D: Device>: Send {
     /// Called once per iteration after the engine polled, with its clock.
     /// Returns true when it did work (for the idle policy).
     fn poll(&mut self, engine: &mut Engine<D>, now: Instant) -> bool;
+
+    /// Called before [`poll`](Self::poll) in an iteration that drained events:
+    /// every socket (the handler's own too) whose readiness changed.
+    fn events(&mut self, _engine: &mut Engine<D>, _events: &[SocketEvent]) {}
 }
 
 impl<D: Device, F: FnMut(&mut Engine<D>, Instant) -> bool + Send> Handler<D> for F {
@@ -186,7 +194,7 @@ pub(crate) struct Shared {
     cores: Vec<CoreLink>,
     stop: AtomicBool,
     pub(crate) board: Board,
-    pub(crate) notify: Notify,
+    pub(crate) waiters: Waiters,
     next_core: AtomicUsize,
 }
 
@@ -359,7 +367,7 @@ impl<D: Device + Send + 'static> Stack<D> {
                 .collect(),
             stop: AtomicBool::new(false),
             board: Board::new(count, slots),
-            notify: Notify::default(),
+            waiters: Waiters::default(),
             next_core: AtomicUsize::new(0),
         });
         let epoch = std::time::Instant::now();
@@ -467,7 +475,7 @@ impl<D: Device + Send + 'static> Stack<D> {
                 t.unpark();
             }
         }
-        self.shared.notify.bump();
+        self.shared.waiters.wake_all();
         self.threads
             .drain(..)
             .filter_map(|t| t.join().ok())
@@ -515,39 +523,42 @@ impl CoreLoop<'_> {
         };
         let _ = link.thread.set(std::thread::current());
         let mut watched = Watched::default();
+        let mut events: Vec<SocketEvent> = Vec::with_capacity(256);
         let mut idle_iterations: u32 = 0;
-        let mut last_publish = Instant::ZERO;
         while shared.alive() {
             let now = self.now();
             let mut busy = engine.poll(now);
             let mut ran = 0;
-            let mut changed = false;
             while ran < COMMANDS_PER_ITERATION {
                 let Some(cmd) = link.commands.pop() else {
                     break;
                 };
-                changed |= command::execute(&mut engine, &mut watched, &shared.board, cmd);
+                command::execute(
+                    &mut engine,
+                    &mut watched,
+                    &shared.board,
+                    &shared.waiters,
+                    cmd,
+                );
                 ran += 1;
-            }
-            if changed {
-                shared.notify.bump();
             }
             if ran > 0 {
                 busy = true;
                 // Send what the commands queued now rather than an iteration later.
                 engine.poll(now);
             }
+            // Readiness changes with traffic, timers (a connect that times out)
+            // and calls: the engine's events name exactly the sockets that
+            // changed, so publication costs what happened, not what exists.
+            events.clear();
+            if engine.poll_events(&mut events) > 0 {
+                watched.publish_events(&events, &shared.board, &shared.waiters);
+                if let Some(h) = handler.as_mut() {
+                    h.events(&mut engine, &events);
+                }
+            }
             if let Some(h) = handler.as_mut() {
                 busy |= h.poll(&mut engine, now);
-            }
-            // Readiness changes with traffic and commands, and with timers (a
-            // connect that times out): publish after work, and at least every ms.
-            let stale = now.saturating_duration_since(last_publish) >= Duration::from_millis(1);
-            if watched.len() > 0 && (busy || stale) && watched.publish(&mut engine, &shared.board) {
-                shared.notify.bump();
-            }
-            if busy || stale {
-                last_publish = now;
             }
             if busy {
                 idle_iterations = 0;

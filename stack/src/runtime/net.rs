@@ -16,13 +16,14 @@ use std::time::{Duration, Instant as StdInstant};
 
 use super::Shared;
 use super::command::{Op, Outcome};
-use super::watch::{ERROR, HANGUP, READABLE, WRITABLE};
+use super::watch::{ERROR, HANGUP, READABLE, WRITABLE, Wake};
 use crate::errno::Errno;
 use crate::socket::{SocketHandle, TcpSocketOptions};
 use crate::tcp::{State, TcpStats};
 
 /// How long a blocked call sleeps between looks at the readiness board when
-/// no change is announced (bounds the cost of a missed wake-up).
+/// no change is announced (bounds the cost of a wake-up lost to a spurious
+/// unpark consumed elsewhere).
 const RECHECK: Duration = Duration::from_millis(10);
 
 fn unexpected() -> Errno {
@@ -49,8 +50,8 @@ fn blocking<T>(
     mut attempt: impl FnMut() -> Result<T, Errno>,
 ) -> Result<T, Errno> {
     let deadline = timeout.map(|t| StdInstant::now() + t);
+    let mut registered: Vec<u64> = Vec::new();
     loop {
-        let seen = shared.notify.seq();
         match attempt() {
             Err(Errno::EAGAIN) => {}
             other => return other,
@@ -69,11 +70,22 @@ fn blocking<T>(
         if !shared.alive() {
             return Err(Errno::ESHUTDOWN);
         }
+        // Register, then look, then park: a change published after the look
+        // unparks this thread (see `Waiters`), and only a change of these sockets.
+        let me = std::thread::current();
+        registered.extend(
+            handles
+                .iter()
+                .map(|h| shared.waiters.add(*h, Wake::Thread(me.clone()))),
+        );
         let ready = handles
             .iter()
             .any(|h| shared.board.get(*h) & (interest | ERROR | HANGUP) != 0);
         if !ready {
-            shared.notify.wait(seen, wait);
+            std::thread::park_timeout(wait);
+        }
+        for (h, id) in handles.iter().zip(registered.drain(..)) {
+            shared.waiters.remove(*h, id);
         }
     }
 }
@@ -467,7 +479,7 @@ impl TcpStream {
     /// `TCP_INFO`: state and counters.
     pub fn tcp_info(&self) -> Result<(State, TcpStats), Errno> {
         match self.call(Op::Info)? {
-            Outcome::Info(s, t) => Ok((s, t)),
+            Outcome::Info(s, t) => Ok((s, *t)),
             _ => Err(unexpected()),
         }
     }

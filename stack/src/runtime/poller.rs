@@ -1,16 +1,18 @@
 //! Waiting on many cross-thread sockets at once (epoll-like, level-triggered).
 //!
-//! A [`Poller`] reads the readiness the engines publish for every registered
-//! socket; when none is ready it sleeps until an engine announces a change (or
-//! the timeout). Readiness may be one loop iteration old, so after an event the
+//! A [`Poller`] reads the readiness the engines publish for the registered
+//! sockets that changed (the engines tell it which) and for those it found
+//! ready last time; when none is ready it sleeps until an engine announces a
+//! change of one of its sockets (or the timeout). Readiness may be one loop iteration old, so after an event the
 //! caller makes the call and treats EAGAIN as "not yet", as with epoll.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant};
 
 use super::Shared;
 use super::net::{TcpListener, TcpStream, UdpSocket};
-use super::watch::{ERROR, HANGUP, READABLE, WRITABLE};
+use super::watch::{ERROR, HANGUP, Inbox, READABLE, WRITABLE, Wake};
 use crate::errno::Errno;
 use crate::socket::SocketHandle;
 
@@ -86,23 +88,44 @@ impl Source for UdpSocket {
 
 #[derive(Debug)]
 struct Registration {
-    token: usize,
     handles: Vec<SocketHandle>,
     interest: Interest,
+    /// The waiter registration of each handle (same order).
+    waiters: Vec<u64>,
 }
 
 /// A set of sockets to wait on.
+///
+/// Each registered socket has the poller's [`Inbox`] as a waiter: the engines
+/// tell it which sockets changed, and [`wait`](Self::wait) looks only at those
+/// and at the ones it reported last time (level-triggered, as epoll re-checks
+/// its ready list), never at every registration.
 #[derive(Debug)]
 pub struct Poller {
     shared: Arc<Shared>,
-    registrations: Vec<Registration>,
+    registrations: HashMap<usize, Registration>,
+    /// Tokens of each registered socket.
+    tokens: HashMap<SocketHandle, Vec<usize>>,
+    inbox: Arc<Inbox>,
+    /// Tokens to look at in the next `wait`: just registered, or reported
+    /// ready last time.
+    pending: Mutex<Vec<usize>>,
 }
 
 impl Poller {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Poller {
             shared,
-            registrations: Vec::new(),
+            registrations: HashMap::new(),
+            tokens: HashMap::new(),
+            inbox: Arc::new(Inbox::default()),
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn look_at(&self, token: usize) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.push(token);
         }
     }
 
@@ -114,54 +137,98 @@ impl Poller {
         token: usize,
         interest: Interest,
     ) -> Result<(), Errno> {
-        if self.registrations.iter().any(|r| r.token == token) {
+        if self.registrations.contains_key(&token) {
             return Err(Errno::EINVAL);
         }
-        self.registrations.push(Registration {
+        let handles = source.handles();
+        let waiters = handles
+            .iter()
+            .map(|h| {
+                self.tokens.entry(*h).or_default().push(token);
+                self.shared
+                    .waiters
+                    .add(*h, Wake::Poller(Arc::clone(&self.inbox)))
+            })
+            .collect();
+        self.registrations.insert(
             token,
-            handles: source.handles(),
-            interest,
-        });
+            Registration {
+                handles,
+                interest,
+                waiters,
+            },
+        );
+        self.look_at(token);
         Ok(())
     }
 
     /// Changes the interest of `token` (ENOENT-like misuse: EINVAL).
     pub fn reregister(&mut self, token: usize, interest: Interest) -> Result<(), Errno> {
-        let r = self
-            .registrations
-            .iter_mut()
-            .find(|r| r.token == token)
-            .ok_or(Errno::EINVAL)?;
+        let r = self.registrations.get_mut(&token).ok_or(Errno::EINVAL)?;
         r.interest = interest;
+        self.look_at(token);
         Ok(())
     }
 
     /// Stops watching `token`.
     pub fn deregister(&mut self, token: usize) {
-        self.registrations.retain(|r| r.token != token);
+        let Some(r) = self.registrations.remove(&token) else {
+            return;
+        };
+        for (h, id) in r.handles.iter().zip(r.waiters) {
+            self.shared.waiters.remove(*h, id);
+            if let Some(tokens) = self.tokens.get_mut(h) {
+                tokens.retain(|t| *t != token);
+                if tokens.is_empty() {
+                    self.tokens.remove(h);
+                }
+            }
+        }
     }
 
     /// Appends the ready registrations to `events` and returns how many; waits up
     /// to `timeout` (`None`: until one is ready or the stack stops) when none is.
     pub fn wait(&self, events: &mut Vec<Event>, timeout: Option<Duration>) -> Result<usize, Errno> {
         let deadline = timeout.map(|t| StdInstant::now() + t);
+        self.inbox.set_thread(std::thread::current());
+        let mut changed = Vec::new();
         loop {
-            let seen = self.shared.notify.seq();
+            // The candidates: what changed since the last look, and what was
+            // ready then (level-triggered). Sorted, so each is looked at once.
+            let mut candidates = self
+                .pending
+                .lock()
+                .map(|mut p| core::mem::take(&mut *p))
+                .unwrap_or_default();
+            self.inbox.take(&mut changed);
+            for h in changed.drain(..) {
+                candidates.extend(self.tokens.get(&h).into_iter().flatten());
+            }
+            candidates.sort_unstable();
+            candidates.dedup();
             let before = events.len();
-            for r in &self.registrations {
+            let mut still_ready = Vec::new();
+            for token in candidates {
+                let Some(r) = self.registrations.get(&token) else {
+                    continue;
+                };
                 let bits = r
                     .handles
                     .iter()
                     .fold(0u8, |acc, h| acc | self.shared.board.get(*h));
                 if bits & (r.interest.bits() | ERROR | HANGUP) != 0 {
                     events.push(Event {
-                        token: r.token,
+                        token,
                         readable: bits & READABLE != 0 && r.interest.readable,
                         writable: bits & WRITABLE != 0 && r.interest.writable,
                         error: bits & ERROR != 0,
                         hangup: bits & HANGUP != 0,
                     });
+                    still_ready.push(token);
                 }
+            }
+            if let Ok(mut p) = self.pending.lock() {
+                p.extend(still_ready);
             }
             let found = events.len() - before;
             if found > 0 {
@@ -178,7 +245,19 @@ impl Poller {
                 }
                 wait = wait.min(left);
             }
-            self.shared.notify.wait(seen, wait);
+            if self.inbox.is_empty() {
+                std::thread::park_timeout(wait);
+            }
+        }
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        for (_, r) in self.registrations.drain() {
+            for (h, id) in r.handles.iter().zip(r.waiters) {
+                self.shared.waiters.remove(*h, id);
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ use core::net::SocketAddrV4;
 use core::time::Duration;
 use std::collections::VecDeque;
 
+use super::ReadyMark;
 use crate::table::{BindOptions, SocketId};
 use crate::tcp::{KeepaliveConfig, Tcb};
 use crate::time::Instant;
@@ -76,6 +77,8 @@ pub struct TcpSock {
     pub timer: Option<(TimerHandle, Instant)>,
     /// The connection is in the connection table under this tuple.
     pub hashed: bool,
+    /// Its place in the engine's ready list (events).
+    pub ready: ReadyMark,
 }
 
 impl TcpSock {
@@ -91,6 +94,7 @@ impl TcpSock {
             dirty: false,
             timer: None,
             hashed: false,
+            ready: ReadyMark::default(),
         }
     }
 

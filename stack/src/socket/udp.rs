@@ -4,6 +4,7 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 
+use super::ReadyMark;
 use crate::errno::Errno;
 
 /// Bytes of bookkeeping stored before each queued datagram (length, source address, port).
@@ -26,6 +27,8 @@ pub struct UdpStats {
 /// application thread holds is [`crate::runtime::UdpSocket`].
 #[derive(Debug)]
 pub struct UdpSock {
+    /// Its place in the engine's ready list (events).
+    pub ready: ReadyMark,
     local: Option<SocketAddrV4>,
     remote: Option<SocketAddrV4>,
     ring: Vec<u8>,
@@ -39,6 +42,7 @@ impl UdpSock {
     /// An unbound socket whose receive queue holds `rcvbuf` bytes of datagrams.
     pub fn new(rcvbuf: usize) -> Self {
         UdpSock {
+            ready: ReadyMark::default(),
             local: None,
             remote: None,
             ring: vec![0; rcvbuf.max(RECORD_HEADER + 1)],

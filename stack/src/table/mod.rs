@@ -10,7 +10,8 @@
 //!   the RFC 6056 port selection.
 //! - [`listen`]: [`ListenTable`], listeners by (addr, port), exact before wildcard,
 //!   SO_REUSEPORT groups.
-//! - [`conn`]: [`ConnTable`], established connections by 4-tuple, and [`shard_of`].
+//! - [`conn`]: [`ConnTable`], connections by 4-tuple in a table that grows by linear
+//!   hashing (no stop-the-world rehash), and [`shard_of`].
 //! - [`toeplitz`]: the RSS Toeplitz hash and [`Rss::port_for_queue`].
 //! - [`keyed_hash`]: [`HashKey`], the SipHash key every table keyed by peer-chosen
 //!   values uses.
@@ -58,7 +59,7 @@ pub mod listen;
 pub mod toeplitz;
 
 pub use bind::{BindConfig, BindCounters, BindOptions, BindProtocol, BindState, BindTable};
-pub use conn::{ConnCounters, ConnInsertError, ConnTable, shard_of};
+pub use conn::{ConnCounters, ConnInsertError, ConnTable, ConnTableConfig, shard_of};
 pub use ephemeral::{EphemeralPorts, EphemeralRange, PortPurpose};
 pub use keyed_hash::{HashKey, KeyedState};
 pub use listen::{ListenConfig, ListenCounters, ListenTable, Listener};

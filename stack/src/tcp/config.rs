@@ -5,8 +5,22 @@ use core::time::Duration;
 /// Which congestion-control algorithm a connection uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CongestionAlgorithm {
-    /// RFC 5681 slow start / congestion avoidance with RFC 6582 NewReno recovery.
+    /// RFC 5681 slow start and congestion avoidance (halve on loss, one MSS per RTT).
+    NewReno,
+    /// RFC 9438 CUBIC with RFC 9406 HyStart++ slow start (Linux's default).
     #[default]
+    Cubic,
+}
+
+/// How a connection detects and repairs loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LossRecovery {
+    /// With a SACK peer: RACK-TLP (RFC 8985) on an RFC 6675 scoreboard, PRR (RFC 6937) and
+    /// F-RTO (RFC 5682). Without SACK: as `NewReno`.
+    #[default]
+    RackTlp,
+    /// Three duplicate ACKs and RFC 6582 NewReno, go-back-N after a timeout; peer SACK blocks
+    /// are ignored.
     NewReno,
 }
 
@@ -86,6 +100,8 @@ pub struct TcpConfig {
     pub slow_start_after_idle: bool,
     /// Congestion-control algorithm.
     pub congestion: CongestionAlgorithm,
+    /// Loss detection and recovery.
+    pub loss_recovery: LossRecovery,
 }
 
 impl Default for TcpConfig {
@@ -116,7 +132,8 @@ impl Default for TcpConfig {
             ooo_max_ranges: 32,
             initial_window: 10,
             slow_start_after_idle: true,
-            congestion: CongestionAlgorithm::NewReno,
+            congestion: CongestionAlgorithm::Cubic,
+            loss_recovery: LossRecovery::RackTlp,
         }
     }
 }

@@ -54,7 +54,12 @@ impl Tcb {
         if self.snd_mss < before && self.snd_una != self.snd_max && self.is_established() {
             // Linux tcp_simple_retransmit: resend what is in flight at the new size, without
             // treating it as congestion.
-            self.snd_nxt = self.snd_una;
+            if self.rack_mode() {
+                self.sent.mark_all_lost();
+                self.lost_hint = self.snd_una;
+            } else {
+                self.snd_nxt = self.snd_una;
+            }
             self.rtt_sample = None;
         }
         self.refresh_stats();

@@ -1,6 +1,7 @@
 //! Segment arrival (RFC 9293 §3.10.7), checks in the RFC's order.
 
 use super::State;
+use super::congestion::AckSample;
 use super::error::TcpError;
 use super::rtt::RttEstimator;
 use super::seq::SeqNumber;
@@ -123,7 +124,7 @@ impl Tcb {
 
     /// RTT measurement on an ACK of new data: RFC 7323 §4.1 RTTM from TSecr, else the timed
     /// segment (RFC 6298 §3 Karn: never a retransmitted one; `rtt_sample` is cleared then).
-    fn take_rtt_sample(&mut self, now: Instant, seg: &TcpRepr, ack: SeqNumber) {
+    fn take_rtt_sample(&mut self, now: Instant, seg: &TcpRepr, ack: SeqNumber) -> Option<Duration> {
         let mut sample = None;
         if self.ts_enabled {
             if let Some((_, ecr)) = seg.options.timestamp {
@@ -145,6 +146,7 @@ impl Tcb {
         if let Some(rtt) = sample {
             self.rtt.sample(rtt);
         }
+        sample
     }
 
     /// RFC 9293 §3.10.7.4: every state from SYN-RECEIVED to TIME-WAIT.
@@ -337,15 +339,33 @@ impl Tcb {
     ) {
         let window = u32::from(seg.window_len) << self.snd_wscale;
         let mss = self.snd_mss;
+        let sack_recovery = self.rack_mode();
+        let sacked_before = self.sent.sacked;
+        let mut acked = 0;
+        let mut rtt = None;
         if ack > self.snd_una {
-            let acked = ack.since(self.snd_una);
+            acked = ack.since(self.snd_una);
             let data_acked = (ack.since(self.snd_buf_start) as usize).min(self.send_buf.len());
             self.send_buf.consume(data_acked);
             self.snd_buf_start += data_acked as u32;
             self.stats.bytes_acked += data_acked as u64;
             self.snd_una = ack;
             self.snd_nxt = self.snd_nxt.max_seq(ack);
-            self.take_rtt_sample(now, seg, ack);
+            rtt = if sack_recovery {
+                // The send time of each segment is known to the microsecond: the newest
+                // segment never retransmitted that this ACK covers gives the sample (RFC 6298
+                // §3, Karn's rule), finer than the millisecond timestamp clock.
+                match self.acknowledge_records(now, ack) {
+                    Some(sample) => {
+                        self.rtt.sample(sample);
+                        self.rtt_sample = None;
+                        Some(sample)
+                    }
+                    None => self.take_rtt_sample(now, seg, ack),
+                }
+            } else {
+                self.take_rtt_sample(now, seg, ack)
+            };
             // RFC 6298 §5.2/§5.3 and §5.7-style: fresh progress resets backoff.
             self.backoff = 0;
             self.persist_unanswered = 0;
@@ -356,21 +376,12 @@ impl Tcb {
                 self.rto_deadline = Some(now + self.rtt.rto());
                 self.progress_since = Some(now);
             }
-            let flight = self.snd_max.since(self.snd_una);
-            if self.in_recovery {
-                if ack >= self.recover {
-                    // RFC 6582 §3.2 step 4: full acknowledgment ends recovery.
-                    self.in_recovery = false;
-                    self.cc.on_exit_recovery(flight, mss);
-                } else {
-                    // RFC 6582 §3.2 step 5: partial ACK, retransmit the next hole.
-                    self.cc.on_partial_ack(acked, mss);
-                    self.retransmit_head = true;
-                }
-            } else {
-                self.cc.on_ack(acked, mss);
+            if !sack_recovery {
+                self.newreno_on_new_ack(now, ack, acked, rtt);
             }
             self.dup_acks = 0;
+        } else if sack_recovery {
+            // Duplicate ACKs are counted from SACK information (recovery.rs).
         } else if ack == self.snd_una
             && payload_len == 0
             && !seg.flags.intersects(TcpFlags::SYN | TcpFlags::FIN)
@@ -381,19 +392,26 @@ impl Tcb {
             self.dup_acks += 1;
             self.stats.dup_acks += 1;
             if self.in_recovery {
-                self.cc.on_dup_ack_in_recovery(mss);
+                // RFC 6582 §3.2 step 3: artificially inflate cwnd.
+                self.cc.set_window(self.cc.window().saturating_add(mss));
             } else if self.dup_acks == 3 && ack >= self.recover {
-                // RFC 6582 §3.2 step 2 / RFC 5681 §3.2: fast retransmit, enter fast recovery.
+                // RFC 6582 §3.2 step 2 / RFC 5681 §3.2: fast retransmit, enter fast recovery
+                // with ssthresh = max(FlightSize / 2, 2*SMSS) and cwnd = ssthresh + 3*SMSS.
                 self.in_recovery = true;
                 self.recover = self.snd_max;
                 self.cc
-                    .on_enter_recovery(self.snd_max.since(self.snd_una), mss);
+                    .on_congestion_event(now, self.snd_max.since(self.snd_una), mss);
+                self.cc
+                    .set_window(self.cc.ssthresh().saturating_add(3 * mss));
                 self.retransmit_head = true;
                 self.rtt_sample = None;
                 self.stats.fast_retransmits += 1;
             }
         } else if ack == self.snd_una {
             self.dup_acks = 0;
+        }
+        if sack_recovery {
+            self.process_ack_sack(now, seg, ack, acked, sacked_before, rtt);
         }
         self.persist_unanswered = 0;
         // RFC 9293 §3.10.7.4 fifth: update the send window from newer segments only.
@@ -417,6 +435,47 @@ impl Tcb {
             State::Closing if self.fin_acked() => self.enter_time_wait(now),
             State::LastAck if self.fin_acked() => self.enter_closed(None),
             _ => {}
+        }
+    }
+
+    /// RFC 6582 NewReno on an ACK of new data (peers without SACK).
+    fn newreno_on_new_ack(
+        &mut self,
+        now: Instant,
+        ack: SeqNumber,
+        acked: u32,
+        rtt: Option<Duration>,
+    ) {
+        let mss = self.snd_mss;
+        let flight = self.snd_max.since(self.snd_una);
+        if self.in_recovery {
+            if ack >= self.recover {
+                // RFC 6582 §3.2 step 4 option (1): full acknowledgment ends recovery with
+                // cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS).
+                self.in_recovery = false;
+                let cwnd = self.cc.ssthresh().min(flight.max(mss) + mss);
+                self.cc.set_window(cwnd);
+            } else {
+                // RFC 6582 §3.2 step 5: partial ACK: deflate by the amount acked, add back one
+                // SMSS if at least one SMSS was acked, and retransmit the next hole.
+                let mut cwnd = self.cc.window().saturating_sub(acked);
+                if acked >= mss {
+                    cwnd = cwnd.saturating_add(mss);
+                }
+                self.cc.set_window(cwnd.max(mss));
+                self.retransmit_head = true;
+            }
+        } else {
+            let sample = AckSample {
+                now,
+                acked,
+                mss,
+                ack,
+                snd_max: self.snd_max,
+                rtt,
+                srtt: self.rtt.srtt().unwrap_or_default(),
+            };
+            self.cc.on_ack(&sample);
         }
     }
 

@@ -39,6 +39,7 @@
 mod buffer;
 mod config;
 mod congestion;
+mod cubic;
 mod error;
 mod icmp;
 mod input;
@@ -46,26 +47,39 @@ mod isn;
 mod ooo;
 mod options;
 mod output;
+mod rack;
+mod recovery;
+pub mod request;
 mod rtt;
+mod sack;
+mod sent;
 mod seq;
 mod stats;
+pub mod syn_cookie;
 mod tcb;
-mod time_wait;
+pub mod time_wait;
 mod timers;
 
 pub use buffer::RingBuffer;
-pub use config::{CongestionAlgorithm, KeepaliveConfig, TcpConfig};
-pub use congestion::{CongestionControl, NewReno};
+pub use config::{CongestionAlgorithm, KeepaliveConfig, LossRecovery, TcpConfig};
+pub use congestion::{AckSample, CongestionControl, NewReno};
+pub use cubic::Cubic;
 pub use error::TcpError;
 pub use icmp::IcmpUnreachable;
 pub use isn::IsnGenerator;
 pub use ooo::OutOfOrderQueue;
 pub use options::{DEFAULT_MSS, header_len};
 pub use output::Transmit;
+pub use request::{
+    AdmitError, RequestAction, RequestSock, RequestTimeout, SynQueue, SynQueueCounters,
+};
 pub use rtt::RttEstimator;
+pub use sack::{SackScoreboard, SackSummary};
 pub use seq::SeqNumber;
 pub use stats::TcpStats;
+pub use syn_cookie::{CookieConnection, CookieError, CookieOptions, SynCookies};
 pub use tcb::Tcb;
+pub use time_wait::{TimeWait, TimeWaitAck, TimeWaitAction, TimeWaitCounters, TimeWaitTable};
 
 use crate::wire::{TcpFlags, TcpRepr};
 

@@ -3,7 +3,7 @@
 
 use super::State;
 use super::seq::SeqNumber;
-use super::tcb::{Probe, Tcb};
+use super::tcb::{Frto, Probe, TailProbe, Tcb};
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpOptions, TcpRepr};
 
@@ -51,6 +51,8 @@ impl Tcb {
             State::TimeWait => self.ack_now,
             _ => {
                 self.retransmit_head
+                    || self.tlp_pending.is_some()
+                    || (self.rack_mode() && self.sent.has_lost_to_send())
                     || self.probe.is_some()
                     || self.ack_now
                     || self.force_send
@@ -144,7 +146,29 @@ impl Tcb {
             self.cc.on_idle_restart(iw);
             self.last_send = now;
         }
-        if self.retransmit_head {
+        if self.rack_mode() {
+            // RFC 6675 §5 NextSeg rule 1: lost segments go first.
+            if let Some((repr, payload_len)) = self.emit_lost(now, out) {
+                return Some(Transmit { repr, payload_len });
+            }
+            if let Some(kind) = self.tlp_pending.take() {
+                let mss = self.snd_mss;
+                let t = match kind {
+                    TailProbe::NewData => self.emit_data(now, out, mss).inspect(|_| {
+                        self.tlp_end = Some((self.snd_max, false));
+                        self.tlp_deadline = None;
+                    }),
+                    TailProbe::Retransmit => None,
+                };
+                let t = t.or_else(|| {
+                    self.emit_probe_retransmission(now, out)
+                        .map(|(repr, payload_len)| Transmit { repr, payload_len })
+                });
+                if t.is_some() {
+                    return t;
+                }
+            }
+        } else if self.retransmit_head {
             self.retransmit_head = false;
             if let Some(t) = self.emit_head_retransmission(now, out) {
                 return Some(t);
@@ -162,7 +186,7 @@ impl Tcb {
                 payload_len: 0,
             });
         }
-        if let Some(t) = self.emit_data(now, out) {
+        if let Some(t) = self.emit_data(now, out, 0) {
             return Some(t);
         }
         if self.ack_now {
@@ -184,8 +208,9 @@ impl Tcb {
         }
     }
 
-    /// New data or FIN (or go-back-N retransmission after an RTO).
-    fn emit_data(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
+    /// New data or FIN (or go-back-N retransmission after an RTO); `extra` bytes may go
+    /// beyond the congestion window (a tail loss probe, F-RTO's new segments).
+    fn emit_data(&mut self, now: Instant, out: &mut [u8], extra: u32) -> Option<Transmit> {
         if !matches!(
             self.state,
             State::Established
@@ -199,16 +224,40 @@ impl Tcb {
         let offset = self.snd_nxt.since(self.snd_buf_start) as usize;
         let buffered = self.send_buf.len();
         let unsent = buffered.saturating_sub(offset);
-        let flight = self.snd_nxt.since(self.snd_una);
+        let sack_recovery = self.rack_mode();
+        if sack_recovery && !self.sent.has_room() {
+            return None;
+        }
+        // RFC 6675 §5: with SACK, the window limits `pipe` rather than everything outstanding.
+        let (flight, window_used) = if sack_recovery {
+            (self.pipe(), self.snd_nxt.since(self.snd_una))
+        } else {
+            let f = self.snd_nxt.since(self.snd_una);
+            (f, f)
+        };
         // RFC 3042 limited transmit (RFC 5681 §3.2): the first two duplicate ACKs each let one
-        // new segment out beyond cwnd, so small windows still collect three duplicates.
-        let limited = if !self.in_recovery && self.snd_nxt == self.snd_max && self.dup_acks <= 2 {
+        // new segment out beyond cwnd, so small windows still collect three duplicates. (With
+        // SACK, `pipe` already excludes what the duplicates reported.)
+        let limited = if !sack_recovery
+            && !self.in_recovery
+            && self.snd_nxt == self.snd_max
+            && self.dup_acks <= 2
+        {
             self.dup_acks * self.snd_mss
         } else {
             0
         };
-        let cwnd = self.cc.window().saturating_add(limited);
-        let usable = self.snd_wnd.min(cwnd).saturating_sub(flight) as usize;
+        let frto_extra = match self.frto {
+            Some(Frto::NewDataSent { allowance }) if allowance > 0 => self.snd_mss,
+            _ => 0,
+        };
+        let cwnd = self
+            .cc
+            .window()
+            .saturating_add(limited)
+            .saturating_add(extra.max(frto_extra));
+        let usable = (self.snd_wnd.saturating_sub(window_used) as usize)
+            .min(cwnd.saturating_sub(flight) as usize);
         let mss = self.snd_mss as usize;
         let mut len = unsent.min(mss).min(usable).min(out.len());
         let retransmission = self.snd_nxt < self.snd_max;
@@ -255,8 +304,18 @@ impl Tcb {
         }
         if retransmission {
             self.stats.retransmits += 1;
+        } else if sack_recovery {
+            self.sent.push(seq, self.snd_nxt, fin, now);
+            self.on_recovery_send(self.snd_nxt.since(seq));
+            if let Some(Frto::NewDataSent { allowance }) = &mut self.frto {
+                *allowance = allowance.saturating_sub(1);
+            }
         }
         self.after_send(now);
+        if sack_recovery && !retransmission {
+            // RFC 8985 §7.2: restart the probe timer after new data.
+            self.arm_tail_probe(now);
+        }
         let repr = self.header(now, seq, flags);
         Some(Transmit {
             repr,
@@ -294,7 +353,7 @@ impl Tcb {
         })
     }
 
-    fn after_send(&mut self, now: Instant) {
+    pub(super) fn after_send(&mut self, now: Instant) {
         if self.rto_deadline.is_none() {
             self.rto_deadline = Some(now + self.rtt.backed_off(self.backoff));
         }
@@ -317,7 +376,7 @@ impl Tcb {
 
     /// A header from SND/RCV state: ACK number, window, timestamps, SACK blocks. Sending it
     /// counts as acknowledging everything received so far.
-    fn header(&mut self, now: Instant, seq: SeqNumber, flags: TcpFlags) -> TcpRepr {
+    pub(super) fn header(&mut self, now: Instant, seq: SeqNumber, flags: TcpFlags) -> TcpRepr {
         let window_len = self.advertise_window();
         let mut options = TcpOptions::default();
         if self.ts_enabled {

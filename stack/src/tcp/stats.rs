@@ -19,8 +19,25 @@ pub struct TcpStats {
     pub retransmits: u64,
     /// Retransmission timeouts that fired.
     pub rto_expirations: u64,
-    /// Fast retransmits (RFC 5681 §3.2).
+    /// Fast retransmits (RFC 5681 §3.2): entries into loss recovery.
     pub fast_retransmits: u64,
+    /// SACK blocks received and used (RFC 2018).
+    pub sack_blocks: u64,
+    /// SACK blocks dropped: reversed, outside the window, or over the scoreboard bound.
+    pub sack_blocks_rejected: u64,
+    /// D-SACK reports received (RFC 2883).
+    pub dsacks: u64,
+    /// Segments marked lost (RACK, RFC 8985 §6, or an RTO).
+    pub lost_segments: u64,
+    /// Tail loss probes sent (RFC 8985 §7).
+    pub tlp_probes: u64,
+    /// Losses repaired by a tail loss probe (RFC 8985 §7.4).
+    pub tlp_recoveries: u64,
+    /// Retransmission timeouts found spurious by F-RTO (RFC 5682) and undone.
+    pub spurious_rtos: u64,
+    /// Congestion responses undone because D-SACKs showed every retransmission of the
+    /// episode was needless (RFC 3708).
+    pub spurious_recoveries: u64,
     /// Duplicate ACKs received (RFC 5681 §2).
     pub dup_acks: u64,
     /// Out-of-order payload bytes received and queued.

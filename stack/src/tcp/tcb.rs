@@ -2,11 +2,15 @@
 
 use super::State;
 use super::buffer::RingBuffer;
-use super::config::{CongestionAlgorithm, TcpConfig};
+use super::config::{CongestionAlgorithm, LossRecovery, TcpConfig};
 use super::congestion::{CongestionControl, NewReno};
+use super::cubic::Cubic;
 use super::error::TcpError;
 use super::ooo::OutOfOrderQueue;
+use super::rack::Rack;
 use super::rtt::RttEstimator;
+use super::sack::SackScoreboard;
+use super::sent::SentQueue;
 use super::seq::SeqNumber;
 use super::stats::TcpStats;
 use crate::FourTuple;
@@ -21,6 +25,30 @@ pub(super) enum Probe {
     /// RFC 1122 §4.2.3.6 keepalive.
     Keepalive,
 }
+
+/// Which probe the tail-loss-probe timer asked for (RFC 8985 §7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TailProbe {
+    /// One new segment, if the windows allow.
+    NewData,
+    /// The last segment not SACKed, again.
+    Retransmit,
+}
+
+/// F-RTO progress after a retransmission timeout (RFC 5682 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Frto {
+    /// The first unacknowledged segment was retransmitted; waiting for the first ACK.
+    Retransmitted,
+    /// The first ACK advanced the window: up to two new segments go out; the next ACK decides.
+    NewDataSent {
+        /// New segments still allowed out beyond cwnd.
+        allowance: u32,
+    },
+}
+
+/// Intervals of the sender's SACK scoreboard (bounded against hostile SACK streams).
+pub(super) const SACK_SCOREBOARD_RANGES: usize = 64;
 
 /// One TCP connection: the RFC's transmission control block plus its buffers and timers.
 #[derive(Debug)]
@@ -106,6 +134,34 @@ pub struct Tcb {
     pub(super) recover: SeqNumber,
     pub(super) in_recovery: bool,
 
+    // SACK-based loss recovery (RFC 6675, RFC 8985, RFC 6937, RFC 5682).
+    /// Segments in flight, with SACK and loss marks (used when `rack_mode`).
+    pub(super) sent: SentQueue,
+    /// What the peer's SACK blocks reported (RFC 2018).
+    pub(super) sack_board: SackScoreboard,
+    /// Pieces newly SACKed by the ACK being processed (capacity kept between ACKs).
+    pub(super) sack_scratch: Vec<(SeqNumber, SeqNumber)>,
+    pub(super) rack: Rack,
+    /// RFC 8985 §6.2 reordering timer.
+    pub(super) rack_deadline: Option<Instant>,
+    /// RFC 8985 §7.2 probe timeout.
+    pub(super) tlp_deadline: Option<Instant>,
+    pub(super) tlp_pending: Option<TailProbe>,
+    /// RFC 8985 §7.3 TLP.end_seq, and whether the probe was a retransmission.
+    pub(super) tlp_end: Option<(SeqNumber, bool)>,
+    /// After an RTO until SND.UNA passes `recover` (Linux's Loss state).
+    pub(super) in_loss: bool,
+    pub(super) frto: Option<Frto>,
+    /// No lost segment below this is waiting for its retransmission.
+    pub(super) lost_hint: SeqNumber,
+    /// Retransmissions since the last congestion event not yet reported duplicate by a
+    /// D-SACK (RFC 3708, Linux `undo_retrans`); `None` when no undo is possible.
+    pub(super) undo_retrans: Option<u32>,
+    /// RFC 6937 PRR: RecoverFS, prr_delivered, prr_out.
+    pub(super) prr_recover_fs: u32,
+    pub(super) prr_delivered: u32,
+    pub(super) prr_out: u32,
+
     // RFC 5961 §7 per-connection challenge-ACK limit.
     pub(super) challenge_window_start: Instant,
     pub(super) challenge_count: u32,
@@ -117,11 +173,13 @@ impl Tcb {
     fn new(tuple: FourTuple, iss: u32, now: Instant, cfg: &TcpConfig, state: State) -> Tcb {
         let iss = SeqNumber(iss);
         let mss = u32::from(cfg.mss.max(cfg.min_mss).max(1));
+        let iw = cfg.initial_window.max(1).saturating_mul(mss);
         let cc: Box<dyn CongestionControl> = match cfg.congestion {
-            CongestionAlgorithm::NewReno => {
-                Box::new(NewReno::new(cfg.initial_window.max(1).saturating_mul(mss)))
-            }
+            CongestionAlgorithm::NewReno => Box::new(NewReno::new(iw)),
+            CongestionAlgorithm::Cubic => Box::new(Cubic::new(iw)),
         };
+        // Records for what may be in flight: the send buffer in segments of the smallest MSS.
+        let max_segments = (cfg.send_buffer / usize::from(cfg.min_mss.max(1))).clamp(64, 1 << 16);
         let mut tcb = Tcb {
             cfg: *cfg,
             tuple,
@@ -190,6 +248,21 @@ impl Tcb {
             dup_acks: 0,
             recover: iss,
             in_recovery: false,
+            sent: SentQueue::new(max_segments),
+            sack_board: SackScoreboard::new(SACK_SCOREBOARD_RANGES),
+            sack_scratch: Vec::new(),
+            rack: Rack::new(iss),
+            rack_deadline: None,
+            tlp_deadline: None,
+            tlp_pending: None,
+            tlp_end: None,
+            in_loss: false,
+            frto: None,
+            lost_hint: iss,
+            undo_retrans: None,
+            prr_recover_fs: 0,
+            prr_delivered: 0,
+            prr_out: 0,
             challenge_window_start: now,
             challenge_count: 0,
             stats: TcpStats::default(),
@@ -454,6 +527,11 @@ impl Tcb {
         self.retransmit_head = false;
         self.ooo.clear();
         self.ooo_fin = None;
+        self.rack_deadline = None;
+        self.tlp_deadline = None;
+        self.tlp_pending = None;
+        self.sent.clear();
+        self.sack_board.clear();
     }
 
     /// Enters TIME-WAIT for 2*MSL (RFC 9293 §3.10.7.4 eighth).
@@ -465,7 +543,16 @@ impl Tcb {
         self.progress_since = None;
         self.retransmit_head = false;
         self.probe = None;
+        self.rack_deadline = None;
+        self.tlp_deadline = None;
+        self.tlp_pending = None;
         self.close_deadline = Some(now + self.cfg.time_wait);
+    }
+
+    /// SACK-based recovery with RACK-TLP is in use: the peer sent SACK-permitted and the
+    /// configuration asks for it (otherwise RFC 6582 NewReno with duplicate ACKs).
+    pub(super) fn rack_mode(&self) -> bool {
+        self.sack_ok && self.cfg.loss_recovery == LossRecovery::RackTlp
     }
 
     /// Sequence number of our FIN (valid once `fin_queued`).

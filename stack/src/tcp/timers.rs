@@ -44,6 +44,8 @@ impl Tcb {
     pub fn poll_at(&self) -> Option<Instant> {
         [
             self.rto_deadline,
+            self.rack_deadline,
+            self.tlp_deadline,
             self.delack_deadline,
             self.persist_deadline,
             self.close_deadline,
@@ -81,6 +83,17 @@ impl Tcb {
                 return;
             }
         }
+        if self.rack_deadline.is_some_and(|d| d <= now) {
+            // RFC 8985 §6.2: the reordering window of a segment ran out.
+            self.rack_deadline = None;
+            if self.rack_mode() && self.is_established() {
+                self.rack_detect(now);
+            }
+        }
+        if self.tlp_deadline.is_some_and(|d| d <= now) {
+            self.tlp_deadline = None;
+            self.on_probe_timeout(now);
+        }
         if self.delack_deadline.is_some_and(|d| d <= now) {
             self.delack_deadline = None;
             self.delack_fired = true;
@@ -112,7 +125,7 @@ impl Tcb {
     }
 
     /// RFC 6298 §5.4-§5.7 on expiry of the retransmission timer.
-    fn on_retransmission_timeout(&mut self, _now: Instant) {
+    fn on_retransmission_timeout(&mut self, now: Instant) {
         self.stats.rto_expirations += 1;
         match self.state {
             State::SynSent | State::SynReceived => {
@@ -140,9 +153,15 @@ impl Tcb {
                 }
                 // RFC 6298 §5.5: back off the timer.
                 self.backoff += 1;
+                // Linux: after loss, the receiver side ACKs quickly too.
+                self.quickack = self.quickack.max(self.cfg.quickack_segments.min(2));
+                if self.rack_mode() {
+                    self.rto_with_sack(now);
+                    return;
+                }
                 let flight = self.snd_max.since(self.snd_una);
                 // RFC 5681 §3.1: ssthresh = max(FlightSize/2, 2*SMSS), cwnd = 1 SMSS.
-                self.cc.on_rto(flight, self.snd_mss);
+                self.cc.on_rto(now, flight, self.snd_mss);
                 // RFC 6582 §4: after a timeout, recover = highest sequence sent.
                 self.recover = self.snd_max;
                 self.in_recovery = false;
@@ -151,8 +170,6 @@ impl Tcb {
                 self.snd_nxt = self.snd_una;
                 self.rtt_sample = None;
                 self.retransmit_head = false;
-                // Linux: after loss, the receiver side ACKs quickly too.
-                self.quickack = self.quickack.max(self.cfg.quickack_segments.min(2));
             }
         }
     }

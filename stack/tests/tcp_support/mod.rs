@@ -7,7 +7,7 @@ pub mod script;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use surge_stack::FourTuple;
-use surge_stack::tcp::TcpConfig;
+use surge_stack::tcp::{CongestionAlgorithm, TcpConfig};
 
 /// Client side address (RFC 2544 benchmarking range).
 pub const CLIENT: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 1), 40000);
@@ -24,12 +24,14 @@ pub fn server_tuple() -> FourTuple {
     FourTuple::new(SERVER, CLIENT)
 }
 
-/// A configuration with every option off, so scripts read like RFC 9293 examples.
+/// A configuration with every option off, so scripts read like RFC 9293 examples (and RFC
+/// 5681's window arithmetic: NewReno congestion control).
 pub fn plain() -> TcpConfig {
     TcpConfig {
         timestamps: false,
         sack: false,
         window_scaling: false,
+        congestion: CongestionAlgorithm::NewReno,
         ..TcpConfig::default()
     }
 }

@@ -28,6 +28,30 @@ pub struct LinkConfig {
     pub nanos_per_byte: u64,
     /// Bottleneck queue: a segment that would wait longer than this is tail-dropped.
     pub max_queue: Option<Duration>,
+    /// Burst loss instead of `loss` (a Gilbert-Elliott two-state model).
+    pub burst: Option<GilbertElliott>,
+}
+
+/// Gilbert-Elliott burst loss: a good and a bad state, each with its own loss probability,
+/// switching with the given probabilities per segment.
+#[derive(Debug, Clone, Copy)]
+pub struct GilbertElliott {
+    /// Probability of moving from the good to the bad state.
+    pub good_to_bad: f64,
+    /// Probability of moving from the bad to the good state.
+    pub bad_to_good: f64,
+    /// Loss probability in the good state.
+    pub loss_good: f64,
+    /// Loss probability in the bad state.
+    pub loss_bad: f64,
+}
+
+impl GilbertElliott {
+    /// Long-run average loss rate.
+    pub fn mean_loss(&self) -> f64 {
+        let bad = self.good_to_bad / (self.good_to_bad + self.bad_to_good);
+        bad * self.loss_bad + (1.0 - bad) * self.loss_good
+    }
 }
 
 impl Default for LinkConfig {
@@ -40,6 +64,7 @@ impl Default for LinkConfig {
             reorder_delay: Duration::from_millis(5),
             nanos_per_byte: 0,
             max_queue: None,
+            burst: None,
         }
     }
 }
@@ -54,6 +79,8 @@ pub struct Link {
     packets: std::collections::HashMap<u64, Packet>,
     next_id: u64,
     busy_until: Instant,
+    /// Gilbert-Elliott state: in the bad state.
+    bad: bool,
     /// Segments offered to the link.
     pub sent: u64,
     /// Segments the link dropped.
@@ -70,6 +97,7 @@ impl Link {
             packets: Default::default(),
             next_id: 0,
             busy_until: Instant::ZERO,
+            bad: false,
             sent: 0,
             dropped: 0,
         }
@@ -92,7 +120,21 @@ impl Link {
         let tx_done =
             start + Duration::from_nanos(self.cfg.nanos_per_byte * (payload.len() as u64 + 40));
         self.busy_until = tx_done;
-        if self.rng.random_bool(self.cfg.loss) {
+        let loss = match self.cfg.burst {
+            Some(ge) => {
+                let flip = if self.bad {
+                    ge.bad_to_good
+                } else {
+                    ge.good_to_bad
+                };
+                if self.rng.random_bool(flip) {
+                    self.bad = !self.bad;
+                }
+                if self.bad { ge.loss_bad } else { ge.loss_good }
+            }
+            None => self.cfg.loss,
+        };
+        if self.rng.random_bool(loss) {
             self.dropped += 1;
             return;
         }
@@ -147,6 +189,8 @@ pub struct Pair {
     pub s2c: Link,
     /// Record every segment (off for bulk transfers).
     pub log: Option<Vec<(Instant, bool, TcpRepr, usize)>>,
+    /// Timer granularity, as an engine's timer wheel has (zero: exact deadlines).
+    pub timer_tick: Duration,
     buf: Vec<u8>,
 }
 
@@ -183,6 +227,7 @@ impl Pair {
             c2s: Link::new(c2s, seed.wrapping_mul(2).wrapping_add(1)),
             s2c: Link::new(s2c, seed.wrapping_mul(2).wrapping_add(2)),
             log: None,
+            timer_tick: Duration::ZERO,
             buf: vec![0; mss + 100],
         }
     }
@@ -246,11 +291,16 @@ impl Pair {
             self.flush();
             return true;
         }
+        let tick = u64::try_from(self.timer_tick.as_micros())
+            .unwrap_or(0)
+            .max(1);
+        // A timer wheel fires a deadline at the first tick at or after it.
+        let round = |t: Instant| Instant::from_micros(t.total_micros().div_ceil(tick) * tick);
         let next = [
             self.c2s.next_arrival(),
             self.s2c.next_arrival(),
-            self.client.poll_at(),
-            self.server.as_ref().and_then(|s| s.poll_at()),
+            self.client.poll_at().map(round),
+            self.server.as_ref().and_then(|s| s.poll_at()).map(round),
         ]
         .into_iter()
         .flatten()

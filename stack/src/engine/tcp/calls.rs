@@ -1,4 +1,4 @@
-//! The socket calls on TCP sockets other than listen and accept, and readiness.
+//! The socket calls on TCP sockets other than listen and accept.
 
 use core::net::SocketAddrV4;
 use core::time::Duration;
@@ -14,7 +14,9 @@ use crate::{Errno, FourTuple};
 
 /// `socket(AF_INET, SOCK_STREAM, 0)`.
 pub(crate) fn socket(core: &mut Core) -> Result<SocketHandle, Errno> {
-    core.sockets.insert(Socket::Tcp(TcpSock::new()))
+    let handle = core.sockets.insert(Socket::Tcp(TcpSock::new()))?;
+    core.queue_ready(handle.id());
+    Ok(handle)
 }
 
 /// `bind(2)`.
@@ -70,16 +72,23 @@ pub(crate) fn connect(
         .map_err(|_| Errno::ENETUNREACH)?;
     let id = handle.id();
     let conns = &core.tcp.conns;
+    // A 4-tuple in a TIME-WAIT record is taken too (Linux `__inet_check_established`).
+    let time_wait = &core.tcp.time_wait;
     let rss = core.config.rss.as_ref();
     let queue = core.config.core;
     // With a known RSS, only ports whose replies come back to our queue.
-    let tuple_free =
-        |t: &FourTuple| !conns.contains(t) && rss.is_none_or(|r| r.reply_queue(t) == queue);
+    let tuple_free = |t: &FourTuple| {
+        !conns.contains(t)
+            && !time_wait.contains(t)
+            && rss.is_none_or(|r| r.reply_queue(t) == queue)
+    };
     let local = match bound {
         Some(_) => core
             .tcp
             .binds
-            .connect_bound(id, route.source, remote, |t: &FourTuple| !conns.contains(t))?,
+            .connect_bound(id, route.source, remote, |t: &FourTuple| {
+                !conns.contains(t) && !time_wait.contains(t)
+            })?,
         None => {
             let port = core.tcp.binds.ephemeral_for_connect(
                 id,
@@ -105,6 +114,7 @@ pub(crate) fn connect(
     sock.state = TcpSocketState::Connection(Box::new(tcb));
     sock.hashed = true;
     mark(&mut core.tcp.dirty, sock, id);
+    core.queue_ready(id);
     core.tcp_stats.active_opens += 1;
     Err(Errno::EINPROGRESS)
 }
@@ -120,6 +130,7 @@ fn with_tcb<R>(
         TcpSocketState::Listening(_) | TcpSocketState::Closed => Err(Errno::ENOTCONN),
     };
     mark(&mut core.tcp.dirty, sock, handle.id());
+    core.queue_ready(handle.id());
     result
 }
 
@@ -133,18 +144,26 @@ pub(crate) fn send(core: &mut Core, handle: SocketHandle, data: &[u8]) -> Result
     ) {
         return Err(Errno::EPIPE);
     }
-    with_tcb(core, handle, |tcb| match tcb.state() {
+    let result = with_tcb(core, handle, |tcb| match tcb.state() {
         State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
         _ => tcb.send(data).map_err(errno_of),
-    })
+    });
+    if result == Err(Errno::EAGAIN) {
+        core.told_not_ready(handle.id(), false, true);
+    }
+    result
 }
 
 /// `recv(2)`, non-blocking: bytes read, 0 at end of stream, or EAGAIN.
 pub(crate) fn recv(core: &mut Core, handle: SocketHandle, buf: &mut [u8]) -> Result<usize, Errno> {
-    with_tcb(core, handle, |tcb| match tcb.state() {
+    let result = with_tcb(core, handle, |tcb| match tcb.state() {
         State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
         _ => tcb.recv(buf).map_err(errno_of),
-    })
+    });
+    if result == Err(Errno::EAGAIN) {
+        core.told_not_ready(handle.id(), true, false);
+    }
+    result
 }
 
 /// `shutdown(SHUT_WR)`: FIN after the queued data.
@@ -195,40 +214,6 @@ pub(crate) fn close(core: &mut Core, handle: SocketHandle) -> Result<(), Errno> 
         }
     }
     Ok(())
-}
-
-/// Readiness of a socket, epoll-style.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Readiness {
-    /// `recv` (or `accept`) would not block.
-    pub readable: bool,
-    /// `send` would not block (or a connect completed).
-    pub writable: bool,
-    /// An error is pending (SO_ERROR).
-    pub error: bool,
-    /// The connection is closed both ways (EPOLLHUP).
-    pub hangup: bool,
-}
-
-/// The readiness of `handle`.
-pub(crate) fn readiness(core: &mut Core, handle: SocketHandle) -> Result<Readiness, Errno> {
-    let sock = tcp_sock(&mut core.sockets, handle)?;
-    Ok(match &sock.state {
-        TcpSocketState::Closed => Readiness {
-            hangup: true,
-            ..Readiness::default()
-        },
-        TcpSocketState::Listening(q) => Readiness {
-            readable: !q.accept_queue.is_empty(),
-            ..Readiness::default()
-        },
-        TcpSocketState::Connection(tcb) => Readiness {
-            readable: tcb.is_readable(),
-            writable: tcb.is_writable(),
-            error: tcb.error().is_some(),
-            hangup: tcb.state() == State::Closed,
-        },
-    })
 }
 
 /// Sets socket options (before `bind`/`connect` for those that need it).

@@ -1,12 +1,12 @@
 //! A received segment (RFC 9293 §3.10.7): to its connection, else to a
 //! listener, else answered with RST.
 
-use super::listener::accept_syn;
+use super::listener::{accept_syn, cookie_input, request_input};
 use super::teardown::free_connection;
 use crate::FourTuple;
 use crate::engine::state::{Core, Socket, Verdict, mark};
 use crate::engine::stats::DropReason;
-use crate::tcp::{self, ListenAction, State};
+use crate::tcp::{self, ListenAction, State, TimeWaitAction};
 use crate::time::Instant;
 use crate::wire::{Ipv4Repr, TcpFlags, TcpRepr};
 
@@ -47,7 +47,40 @@ pub(crate) fn input(
             }
         }
     }
+    // A compact TIME-WAIT record (RFC 9293 §3.10.7.4, RFC 6191).
+    if let Some(action) = core
+        .tcp
+        .time_wait
+        .handle_segment(&tuple, now, seg, payload.len())
+    {
+        match action {
+            TimeWaitAction::Ack(ack, _) => core.queue_tcp_control(ip.dst_addr, ip.src_addr, ack),
+            TimeWaitAction::Reopen { iss } => {
+                match core.tcp.listeners.lookup(&tuple).map(|l| l.id) {
+                    Some(listener) => accept_syn(core, now, listener, tuple, seg, Some(iss)),
+                    None => {
+                        if let Some(rst) = tcp::reply_to_unknown(seg, payload.len()) {
+                            core.queue_rst(ip.dst_addr, ip.src_addr, rst);
+                        }
+                    }
+                }
+            }
+            TimeWaitAction::Closed | TimeWaitAction::Drop => {}
+        }
+        return Verdict::Release;
+    }
+    // A half-open connection's request record (Linux `tcp_check_req`).
+    if core.tcp.syn_queue.get(&tuple).is_some() {
+        request_input(core, now, tuple, seg, payload);
+        return Verdict::Release;
+    }
     let listener = core.tcp.listeners.lookup(&tuple).map(|l| l.id);
+    // RFC 4987 §3.6: the ACK of a SYN-ACK that carried a cookie.
+    if let Some(listener) = listener {
+        if cookie_input(core, now, listener, tuple, seg, payload) {
+            return Verdict::Release;
+        }
+    }
     // Multi-queue: a segment that is not a SYN for one of our listeners may
     // belong to another engine's connection (see `engine::forward`).
     let syn_for_us = listener.is_some()

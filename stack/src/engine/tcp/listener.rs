@@ -6,15 +6,40 @@ use core::net::SocketAddrV4;
 use super::{config_for, tcp_sock};
 use crate::engine::state::{Core, Socket, mark};
 use crate::engine::stats::DropReason;
-use crate::socket::{ListenState, SocketHandle, TcpSock, TcpSocketState};
+use crate::socket::{ListenState, SocketHandle, TcpSock, TcpSocketOptions, TcpSocketState};
 use crate::table::SocketId;
-use crate::tcp::Tcb;
+use crate::tcp::syn_cookie::cookie_timestamp;
+use crate::tcp::{
+    AdmitError, CookieError, CookieOptions, RequestAction, RequestSock, Tcb, TcpConfig,
+};
 use crate::time::Instant;
-use crate::wire::TcpRepr;
+use crate::wire::{TcpFlags, TcpRepr};
 use crate::{Errno, FourTuple};
+use core::time::Duration;
 
-/// A SYN for a listener: a child connection in SYN-RECEIVED, counted against the
-/// listener's SYN queue (dropped when it or the accept queue is full, as Linux).
+/// The listener's socket options and queue limits, when `listener` still listens.
+fn listener_of(core: &mut Core, listener: SocketId) -> Option<(TcpSocketOptions, u32, bool)> {
+    let Some(Socket::Tcp(parent)) = core.sockets.by_id_mut(listener) else {
+        return None;
+    };
+    let options = parent.options;
+    let q = parent.listen_state()?;
+    // Linux `sk_acceptq_is_full`: "full" is `queued > backlog`.
+    let accept_full = q.accept_queue.len() as u64 > u64::from(q.accept_backlog);
+    Some((options, q.syn_backlog, accept_full))
+}
+
+/// The TCP configuration of `listener`'s children (the engine's default when it is gone).
+pub(crate) fn listener_config(core: &Core, listener: SocketId) -> TcpConfig {
+    match core.sockets.by_id(listener) {
+        Some(Socket::Tcp(parent)) => config_for(core, &parent.options),
+        _ => config_for(core, &TcpSocketOptions::default()),
+    }
+}
+
+/// A SYN for a listener (RFC 9293 §3.10.7.2): a request record and its SYN-ACK
+/// (Linux `tcp_conn_request`), or, when the SYN queue is full, a SYN cookie (RFC 4987
+/// §3.6) and no state at all. Dropped when the accept queue is full, as Linux.
 pub(crate) fn accept_syn(
     core: &mut Core,
     now: Instant,
@@ -23,47 +48,197 @@ pub(crate) fn accept_syn(
     syn: &TcpRepr,
     iss: Option<u32>,
 ) {
-    let Some(Socket::Tcp(parent)) = core.sockets.by_id_mut(listener) else {
+    let Some((options, syn_backlog, accept_full)) = listener_of(core, listener) else {
         return;
     };
-    let options = parent.options;
-    let Some(queues) = parent.listen_state() else {
-        return;
-    };
-    // Linux `inet_csk_reqsk_queue_is_full` / `sk_acceptq_is_full`: "full" is
-    // `queued > backlog`, so a backlog of n holds n + 1.
-    if queues.syn_pending > queues.syn_backlog
-        || queues.accept_queue.len() as u64 > u64::from(queues.accept_backlog)
-    {
+    if accept_full {
         core.tcp_stats.listen_overflows += 1;
         core.stats.drop(DropReason::TcpListenOverflow);
         return;
     }
-    let iss = iss.unwrap_or_else(|| core.tcp.isn.generate(&tuple, now));
     let cfg = config_for(core, &options);
-    let tcb = Tcb::accept_syn(tuple, syn, iss, now, &cfg);
+    let iss = iss.unwrap_or_else(|| core.tcp.isn.generate(&tuple, now));
+    let refused = match core
+        .tcp
+        .syn_queue
+        .admit(listener, syn_backlog, tuple, syn, iss, now, &cfg)
+    {
+        Ok(synack) => {
+            core.queue_tcp_control(tuple.local_addr, tuple.remote_addr, synack);
+            return;
+        }
+        // A retransmitted SYN always finds its request first (see `demux`).
+        Err(AdmitError::Duplicate) => return,
+        Err(AdmitError::QueueFull) => {
+            core.tcp_stats.listen_overflows += 1;
+            DropReason::TcpListenOverflow
+        }
+        Err(AdmitError::NoBuffers(_)) => {
+            core.tcp_stats.table_full += 1;
+            DropReason::TcpListenOverflow
+        }
+    };
+    let Some(cookies) = core.tcp.cookies.as_ref() else {
+        core.stats.drop(refused);
+        return;
+    };
+    // RFC 4987 §3.6: the SYN-ACK carries the state; nothing is kept.
+    let (iss, mss) = cookies.iss(&tuple, syn, now);
+    let mut kept = *syn;
+    kept.options.mss = Some(mss);
+    let timestamps = cfg.timestamps && syn.options.timestamp.is_some();
+    if !timestamps {
+        // Without timestamps a cookie cannot carry window scale or SACK (Linux
+        // `tcp_clear_options`): offer neither.
+        kept.options.window_scale = None;
+        kept.options.sack_permitted = false;
+    }
+    let req = RequestSock::new(tuple, listener, &kept, iss, now, &cfg);
+    let mut synack = req.synack(now, &cfg);
+    if let Some((tsval, tsecr)) = synack.options.timestamp {
+        let opts = CookieOptions::from_syn(&kept);
+        synack.options.timestamp = Some((cookie_timestamp(tsval, opts), tsecr));
+    }
+    core.tcp.last_cookie = Some(now);
+    core.tcp_stats.syn_cookies_sent += 1;
+    core.queue_tcp_control(tuple.local_addr, tuple.remote_addr, synack);
+}
+
+/// A segment for a half-open connection: the request record answers it; the ACK that
+/// completes the handshake makes the connection (Linux `tcp_check_req`).
+pub(crate) fn request_input(
+    core: &mut Core,
+    now: Instant,
+    tuple: FourTuple,
+    seg: &TcpRepr,
+    payload: &[u8],
+) {
+    let Some(listener) = core.tcp.syn_queue.get(&tuple).map(|r| r.listener()) else {
+        return;
+    };
+    let cfg = listener_config(core, listener);
+    let completes =
+        seg.flags.contains(TcpFlags::ACK) && !seg.flags.intersects(TcpFlags::SYN | TcpFlags::RST);
+    if completes && listener_of(core, listener).is_some_and(|(_, _, full)| full) {
+        // Linux (`tcp_abort_on_overflow` off): the accept queue is full, drop the ACK and
+        // keep the request; the peer's retransmission tries again.
+        core.tcp_stats.listen_overflows += 1;
+        core.stats.drop(DropReason::TcpListenOverflow);
+        return;
+    }
+    let Some((action, done)) =
+        core.tcp
+            .syn_queue
+            .handle_segment(&tuple, now, seg, payload.len(), &cfg)
+    else {
+        return;
+    };
+    match action {
+        RequestAction::SynAck(repr) | RequestAction::Ack(repr) | RequestAction::Reset(repr) => {
+            core.queue_tcp_control(tuple.local_addr, tuple.remote_addr, repr);
+        }
+        RequestAction::Complete => {
+            if let Some(req) = done {
+                establish(core, now, &req, seg, payload, &cfg);
+            }
+        }
+        RequestAction::Drop | RequestAction::Aborted => {}
+    }
+}
+
+/// An ACK for a listener that may carry a SYN cookie (RFC 4987 §3.6). Returns true
+/// when it was handled here: a valid cookie made the connection, or a stale or forged
+/// one was counted and dropped. False when no cookie was sent lately or the segment is
+/// not a plain ACK: the caller answers as LISTEN does.
+pub(crate) fn cookie_input(
+    core: &mut Core,
+    now: Instant,
+    listener: SocketId,
+    tuple: FourTuple,
+    seg: &TcpRepr,
+    payload: &[u8],
+) -> bool {
+    let recent = core.tcp.last_cookie.is_some_and(|t| {
+        now - t
+            < Duration::from_secs(60 * u64::from(crate::tcp::syn_cookie::COOKIE_MAX_AGE_MINUTES))
+    });
+    let Some(cookies) = core.tcp.cookies.as_ref().filter(|_| recent) else {
+        return false;
+    };
+    let conn = match cookies.check(&tuple, seg, now) {
+        Ok(conn) => conn,
+        Err(CookieError::NotAnAck) => return false,
+        Err(CookieError::Expired | CookieError::Invalid) => {
+            core.tcp_stats.syn_cookies_rejected += 1;
+            core.stats.drop(DropReason::TcpRejected);
+            return true;
+        }
+    };
+    let Some((_, _, accept_full)) = listener_of(core, listener) else {
+        return false;
+    };
+    if accept_full {
+        core.tcp_stats.listen_overflows += 1;
+        core.stats.drop(DropReason::TcpListenOverflow);
+        return true;
+    }
+    let cfg = listener_config(core, listener);
+    let syn = conn.reconstructed_syn(seg);
+    let req = RequestSock::new(tuple, listener, &syn, conn.iss, now, &cfg).without_rtt_sample();
+    core.tcp_stats.syn_cookies_accepted += 1;
+    establish(core, now, &req, seg, payload, &cfg);
+    true
+}
+
+/// The handshake of `req` completed with `ack`: a connection socket for the listener
+/// (Linux `tcp_v4_syn_recv_sock`), given `ack` itself, in the connection table. When the
+/// listener is gone or a table is full the peer gets a RST.
+fn establish(
+    core: &mut Core,
+    now: Instant,
+    req: &RequestSock,
+    ack: &TcpRepr,
+    payload: &[u8],
+    cfg: &TcpConfig,
+) {
+    let tuple = req.tuple();
+    let listener = req.listener();
+    let Some((options, _, _)) = listener_of(core, listener) else {
+        if let Some(rst) = crate::tcp::reply_to_unknown(ack, payload.len()) {
+            core.queue_rst(tuple.local_addr, tuple.remote_addr, rst);
+        }
+        return;
+    };
+    let mut tcb = Tcb::from_request(req, now, cfg);
+    tcb.handle_segment(now, ack, payload);
     let mut child = TcpSock::new();
     child.state = TcpSocketState::Connection(Box::new(tcb));
     child.options = options;
     child.local = Some(tuple.local());
     child.parent = Some(listener);
-    let Ok(handle) = core.sockets.insert(Socket::Tcp(child)) else {
+    let refuse = |core: &mut Core| {
         core.tcp_stats.table_full += 1;
         core.stats.drop(DropReason::TcpListenOverflow);
+        if let Some(rst) = crate::tcp::reply_to_unknown(ack, payload.len()) {
+            core.queue_rst(tuple.local_addr, tuple.remote_addr, rst);
+        }
+    };
+    let Ok(handle) = core.sockets.insert(Socket::Tcp(child)) else {
+        refuse(core);
         return;
     };
     let id = handle.id();
     if core.tcp.conns.insert(tuple, id).is_err() {
         core.sockets.remove_id(id);
-        core.tcp_stats.table_full += 1;
-        core.stats.drop(DropReason::TcpListenOverflow);
+        refuse(core);
         return;
     }
     // The child shares the listener's port (Linux `__inet_inherit_port`); a
-    // failure here only means the port accounting is off, never a lost SYN.
+    // failure here only means the port accounting is off, never a lost connection.
     let _ = core.tcp.binds.inherit_port(id, &tuple, options.bind);
     if let Some(Socket::Tcp(parent)) = core.sockets.by_id_mut(listener) {
         if let Some(q) = parent.listen_state() {
+            // `handshake_done` moves it from the SYN queue count to the accept queue.
             q.syn_pending += 1;
         }
     }
@@ -111,11 +286,31 @@ pub(crate) fn listen(core: &mut Core, handle: SocketHandle, backlog: i32) -> Res
     let sock = tcp_sock(&mut core.sockets, handle)?;
     sock.local = Some(local);
     sock.state = TcpSocketState::Listening(queues);
+    core.queue_ready(handle.id());
     Ok(())
 }
 
 /// `accept(2)`, non-blocking: the next established connection, or EAGAIN.
 pub(crate) fn accept(
+    core: &mut Core,
+    handle: SocketHandle,
+) -> Result<(SocketHandle, SocketAddrV4), Errno> {
+    let result = take_accepted(core, handle);
+    match &result {
+        Ok((child, _)) => {
+            core.queue_ready(handle.id());
+            // The program holds the child from now on: its first event says all.
+            core.report_afresh(child.id());
+        }
+        Err(Errno::EAGAIN) => core.told_not_ready(handle.id(), true, false),
+        Err(Errno::ECONNABORTED) => core.queue_ready(handle.id()),
+        Err(_) => {}
+    }
+    result
+}
+
+/// Pops the accept queue of the listener `handle`.
+fn take_accepted(
     core: &mut Core,
     handle: SocketHandle,
 ) -> Result<(SocketHandle, SocketAddrV4), Errno> {
@@ -164,6 +359,7 @@ pub(crate) fn handshake_done(core: &mut Core, listener: SocketId, id: SocketId) 
         if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
             sock.queued_for_accept = true;
         }
+        core.queue_ready(listener);
     }
 }
 

@@ -44,8 +44,17 @@ pub(crate) fn errno_of(e: TcpError) -> Errno {
 
 /// The TCP configuration for a socket with `options`, clamped to the interface.
 pub(super) fn config_for(core: &Core, options: &TcpSocketOptions) -> TcpConfig {
-    let mut cfg = core.tcp.config;
-    cfg.mss = cfg.mss.min(core.config.iface.mss());
+    config_with(core.tcp.config, core.config.iface.mss(), options)
+}
+
+/// [`config_for`] from its parts (for callers that hold other parts of the core).
+pub(super) fn config_with(
+    defaults: TcpConfig,
+    iface_mss: u16,
+    options: &TcpSocketOptions,
+) -> TcpConfig {
+    let mut cfg = defaults;
+    cfg.mss = cfg.mss.min(iface_mss);
     cfg.nodelay = options.nodelay || cfg.nodelay;
     if options.send_buffer > 0 {
         cfg.send_buffer = options.send_buffer;

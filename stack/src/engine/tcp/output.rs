@@ -5,7 +5,7 @@
 use surge_datapath::{Burst, Device};
 
 use super::listener;
-use super::teardown::{free_connection, unhash};
+use super::teardown::{self, free_connection, unhash};
 use super::timers;
 use crate::Errno;
 use crate::engine::output::send_ipv4;
@@ -55,6 +55,7 @@ pub(crate) fn process_dirty<D: Device>(
             let mut tcb = tcb;
             let no_frame = transmit(core, device, tx, now, &mut tcb);
             settle(core, now, id, tcb);
+            core.queue_ready(id);
             if no_frame {
                 if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
                     mark(&mut blocked, sock, id);
@@ -139,6 +140,9 @@ fn transmit<D: Device>(
 /// finished handshake to the accept queue, free what has ended.
 fn settle(core: &mut Core, now: Instant, id: SocketId, tcb: Box<Tcb>) {
     let state = tcb.state();
+    if state == State::TimeWait && teardown::enter_time_wait(core, now, id, &tcb) {
+        return;
+    }
     let deadline = tcb.poll_at();
     let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) else {
         return;

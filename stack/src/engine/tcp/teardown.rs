@@ -2,6 +2,8 @@
 
 use crate::engine::state::{Core, Socket};
 use crate::table::SocketId;
+use crate::tcp::{Tcb, TimeWait};
+use crate::time::Instant;
 
 /// Removes a connection from the connection table and the timer wheel.
 pub(crate) fn unhash(core: &mut Core, id: SocketId) {
@@ -27,4 +29,39 @@ pub(crate) fn free_connection(core: &mut Core, id: SocketId) {
     if core.sockets.remove_id(id).is_some() {
         core.tcp_stats.closed += 1;
     }
+}
+
+/// A connection the application closed has reached TIME-WAIT: it becomes a compact
+/// record (Linux `tcp_time_wait`) and its socket, buffers and timer are freed. Returns
+/// false when it is not such a connection (the application still holds it). At the
+/// TIME-WAIT table's limit the connection closes without TIME-WAIT, counted (Linux
+/// `tcp_max_tw_buckets`).
+pub(crate) fn enter_time_wait(core: &mut Core, now: Instant, id: SocketId, tcb: &Tcb) -> bool {
+    let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) else {
+        return false;
+    };
+    if !sock.orphan {
+        return false;
+    }
+    let Some(record) = TimeWait::from_tcb(tcb, now) else {
+        return false;
+    };
+    if let Some((handle, _)) = sock.timer.take() {
+        core.tcp.timers.cancel(handle);
+    }
+    if sock.hashed {
+        sock.hashed = false;
+        core.tcp.conns.remove(&tcb.tuple());
+    }
+    core.tcp.binds.disconnect(id);
+    core.tcp.binds.unbind(id);
+    if core.sockets.remove_id(id).is_some() {
+        core.tcp_stats.closed += 1;
+    }
+    if core.tcp.time_wait.insert(record).is_ok() {
+        core.tcp_stats.time_wait_records += 1;
+    } else {
+        core.tcp_stats.time_wait_overflow += 1;
+    }
+    true
 }

@@ -1,7 +1,8 @@
 //! The connections' timers: one wheel entry per connection, at its `poll_at`.
 
+use super::config_with;
 use crate::engine::state::{Core, Socket, TcpEngine, mark};
-use crate::socket::TcpSock;
+use crate::socket::{TcpSock, TcpSocketOptions};
 use crate::table::SocketId;
 use crate::time::Instant;
 
@@ -19,12 +20,43 @@ pub(crate) fn poll_timers(core: &mut Core, now: Instant) {
         }
     }
     core.tcp.expired = expired;
+    // TIME-WAIT records and request records keep their own deadlines; only what is
+    // due is looked at (a bounded amount per iteration, the rest next time).
+    core.tcp.time_wait.expire(now, RECORDS_PER_POLL, |_| {});
+    let mut synacks = core::mem::take(&mut core.tcp.synacks);
+    {
+        let (sockets, tcp) = (&core.sockets, &mut core.tcp);
+        let (defaults, mss) = (tcp.config, core.config.iface.mss());
+        tcp.syn_queue.handle_timeouts(
+            now,
+            RECORDS_PER_POLL,
+            |listener| match sockets.by_id(listener) {
+                Some(Socket::Tcp(parent)) => config_with(defaults, mss, &parent.options),
+                _ => config_with(defaults, mss, &TcpSocketOptions::default()),
+            },
+            |tuple, synack| synacks.push((*tuple, synack)),
+        );
+    }
+    for (tuple, synack) in synacks.drain(..) {
+        core.queue_tcp_control(tuple.local_addr, tuple.remote_addr, synack);
+    }
+    core.tcp.synacks = synacks;
 }
+
+/// TIME-WAIT expiries and SYN-ACK retransmissions handled per iteration at most.
+const RECORDS_PER_POLL: usize = 1024;
 
 /// When the TCP layer next needs to run.
 pub(crate) fn poll_at(core: &Core) -> Option<Instant> {
     if core.tcp.dirty.is_empty() {
-        core.tcp.timers.next_deadline()
+        [
+            core.tcp.timers.next_deadline(),
+            core.tcp.time_wait.poll_at(),
+            core.tcp.syn_queue.poll_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     } else {
         Some(Instant::ZERO)
     }

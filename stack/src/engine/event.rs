@@ -1,0 +1,114 @@
+//! Events: the sockets whose readiness changed, so a program never scans its
+//! sockets (see [`super::Engine::poll_events`]).
+//!
+//! The engine keeps a ready list: a socket is queued there (once) when something
+//! that may change its readiness happens to it — a segment or datagram in, a
+//! timer, output and bookkeeping (a connect that completes, a connection that
+//! ends), a socket call (a `recv` that empties the buffer, a `send` that fills
+//! it, `listen`, `accept`), a handshake that lands in a listener's accept queue,
+//! a socket created. Draining the list compares each socket's readiness with the
+//! readiness last reported for it and reports the ones that differ, so the work
+//! follows what happened, never the number of sockets.
+
+use super::state::{Core, Socket};
+use crate::socket::{Readiness, SocketHandle, TcpSocketState};
+use crate::table::SocketId;
+use crate::tcp::State;
+
+/// A socket whose readiness changed, and its readiness now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketEvent {
+    /// The socket.
+    pub handle: SocketHandle,
+    /// What it is ready for now (the whole mask, not only what changed).
+    pub readiness: Readiness,
+}
+
+/// A socket's readiness, computed from its state (the full scan's answer).
+pub(crate) fn readiness_of(socket: &Socket) -> Readiness {
+    match socket {
+        // A UDP socket is readable when a datagram is queued, and always writable.
+        Socket::Udp(s) => Readiness {
+            readable: s.is_readable(),
+            writable: true,
+            ..Readiness::default()
+        },
+        Socket::Tcp(s) => match &s.state {
+            TcpSocketState::Closed => Readiness {
+                hangup: true,
+                ..Readiness::default()
+            },
+            TcpSocketState::Listening(q) => Readiness {
+                readable: !q.accept_queue.is_empty(),
+                ..Readiness::default()
+            },
+            TcpSocketState::Connection(tcb) => Readiness {
+                readable: tcb.is_readable(),
+                writable: tcb.is_writable(),
+                error: tcb.error().is_some(),
+                hangup: tcb.state() == State::Closed,
+            },
+        },
+    }
+}
+
+impl Core {
+    /// Queues socket `id` in the ready list: its readiness may have changed.
+    pub(crate) fn queue_ready(&mut self, id: SocketId) {
+        if let Some(socket) = self.sockets.by_id_mut(id) {
+            socket.ready_mark().queue(&mut self.ready, id);
+        }
+    }
+
+    /// A call on socket `id` answered EAGAIN: the program now knows it is not
+    /// readable (or not writable), so becoming so again is a change to report
+    /// even if it happened and went unreported in between.
+    pub(crate) fn told_not_ready(&mut self, id: SocketId, readable: bool, writable: bool) {
+        if let Some(socket) = self.sockets.by_id_mut(id) {
+            let mark = socket.ready_mark();
+            mark.reported.readable &= !readable;
+            mark.reported.writable &= !writable;
+            mark.queue(&mut self.ready, id);
+        }
+    }
+
+    /// Forgets what was reported for socket `id` and queues it: its next event
+    /// reports its whole readiness (a connection just accepted).
+    pub(crate) fn report_afresh(&mut self, id: SocketId) {
+        if let Some(socket) = self.sockets.by_id_mut(id) {
+            let mark = socket.ready_mark();
+            mark.reported = Readiness::default();
+            mark.queue(&mut self.ready, id);
+        }
+    }
+}
+
+/// Drains the ready list into `events` (see [`super::Engine::poll_events`]).
+pub(crate) fn drain(core: &mut Core, events: &mut Vec<SocketEvent>) -> usize {
+    let before = events.len();
+    let mut ready = core::mem::take(&mut core.ready);
+    for id in ready.drain(..) {
+        let handle = core.sockets.handle_of(id);
+        let Some(socket) = core.sockets.by_id_mut(id) else {
+            continue;
+        };
+        socket.ready_mark().queued = false;
+        // An orphan (closed by the program, still ending) or a connection not
+        // accepted yet has no handle the program holds.
+        if matches!(socket, Socket::Tcp(t) if t.orphan || t.parent.is_some()) {
+            continue;
+        }
+        let readiness = readiness_of(socket);
+        let mark = socket.ready_mark();
+        if readiness == mark.reported {
+            continue;
+        }
+        mark.reported = readiness;
+        if let Some(handle) = handle {
+            events.push(SocketEvent { handle, readiness });
+        }
+    }
+    // The list keeps its capacity: no allocation per iteration.
+    core.ready = ready;
+    events.len() - before
+}

@@ -502,6 +502,10 @@ impl<D: Device> Engine<D> {
     ) -> Result<usize, Errno> {
         let (local, remote) = {
             let s = self.udp_mut(handle)?;
+            // Linux `sock_alloc_send_pskb`: a pending error fails the next send.
+            if let Some(error) = s.take_error() {
+                return Err(error);
+            }
             (s.local(), s.remote())
         };
         let dst = dst.or(remote).ok_or(Errno::EDESTADDRREQ)?;

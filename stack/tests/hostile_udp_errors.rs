@@ -34,9 +34,15 @@ fn port_unreachable_is_econnrefused_once_on_a_connected_udp_socket() {
         net.a.recv_from(s, &mut buf).map(|r| r.0),
         Err(Errno::EAGAIN)
     );
-    // The next error fails the next send, once.
+    // SO_ERROR reports a pending error and clears it.
     net.a.send_to(s, b"again", None).expect("send");
     assert!(net.run_until(1000, |n| n.b.stats().dropped(DropReason::UdpNoPort) == 2));
+    net.step(Duration::from_millis(1));
+    assert_eq!(net.a.take_error(s), Ok(Some(Errno::ECONNREFUSED)));
+    assert_eq!(net.a.take_error(s), Ok(None));
+    // The next error fails the next send, once.
+    net.a.send_to(s, b"again", None).expect("send");
+    assert!(net.run_until(1000, |n| n.b.stats().dropped(DropReason::UdpNoPort) == 3));
     net.step(Duration::from_millis(1));
     assert_eq!(net.a.send_to(s, b"third", None), Err(Errno::ECONNREFUSED));
     assert_eq!(net.a.send_to(s, b"fourth", None), Ok(6));

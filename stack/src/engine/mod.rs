@@ -346,8 +346,11 @@ impl<D: Device> Engine<D> {
         calls::shutdown_write(&mut self.core, handle)
     }
 
-    /// `getsockopt(SO_ERROR)`.
+    /// `getsockopt(SO_ERROR)` (a UDP socket's pending error is cleared by it).
     pub fn take_error(&mut self, handle: SocketHandle) -> Result<Option<Errno>, Errno> {
+        if let Socket::Udp(s) = self.core.sockets.get_mut(handle)? {
+            return Ok(s.take_error());
+        }
         calls::take_error(&mut self.core, handle)
     }
 

@@ -339,7 +339,11 @@ fn socket_call_misuse_returns_linux_errnos() {
         Err(Errno::EADDRINUSE)
     );
     assert_eq!(net.b.peer_addr(fresh), Err(Errno::ENOTCONN));
-    assert_eq!(net.b.send(fresh, b"x"), Err(Errno::EPIPE), "send before connect");
+    assert_eq!(
+        net.b.send(fresh, b"x"),
+        Err(Errno::EPIPE),
+        "send before connect"
+    );
     // listen on an unbound socket auto-binds an ephemeral port.
     net.b.listen(fresh, 1).expect("listen");
     assert_ne!(net.b.local_addr(fresh).map(|a| a.port()), Ok(0));

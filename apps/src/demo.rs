@@ -6,7 +6,7 @@
 //! failure and on Ctrl-C.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::Args;
 use serde_json::Value;
+use surge::child::Reaped;
+use surge::report::hgrm::parse_hgrm;
+use surge::report::plot::{PercentileRun, write_percentiles};
 use surge_lab::{HostId, Lab, LabSpec, Topology, parse_duration};
 
 /// surge's address in host A (the kernel of A keeps its own, 198.18.0.1).
@@ -61,27 +64,6 @@ pub struct DemoArgs {
     /// Where the reports go.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
-}
-
-/// A child process killed (SIGTERM, then SIGKILL) when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        // SIGTERM lets `surge serve` print its summary and detach its XDP program.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn exe() -> anyhow::Result<String> {
@@ -350,8 +332,43 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             args.queues
         ),
     );
+    let charts = [
+        (
+            "both-ends",
+            "Latency by percentile: both ends on one stack",
+            [
+                ("surge-surge", "surge <-> surge"),
+                ("kernel-kernel", "kernel <-> kernel"),
+            ],
+        ),
+        (
+            "servers",
+            "Latency by percentile: surge's and the kernel's server, same kernel client",
+            [
+                ("surge-server", "surge server"),
+                ("kernel-server", "kernel server"),
+            ],
+        ),
+    ];
+    for (name, title, runs) in charts {
+        let runs = runs
+            .iter()
+            .map(|(file, label)| {
+                let path = args.results.join(file).with_extension("hgrm");
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                Ok(PercentileRun {
+                    label: (*label).to_owned(),
+                    rows: parse_hgrm(&text).with_context(|| format!("{}", path.display()))?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        write_percentiles(&args.results.join(format!("{name}.png")), title, &runs)?;
+    }
     println!(
-        "reports: {}/{{surge-surge,kernel-kernel,surge-server,kernel-server}}.{{json,hgrm,png}}; demo took {:.1} s; lab removed",
+        "reports: {}/{{surge-surge,kernel-kernel,surge-server,kernel-server}}.{{json,hgrm,png}}; \
+         charts side by side: {}/{{both-ends,servers}}.png; demo took {:.1} s; lab removed",
+        args.results.display(),
         args.results.display(),
         started.elapsed().as_secs_f64()
     );

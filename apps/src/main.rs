@@ -5,7 +5,7 @@ mod demo;
 mod http;
 mod lab_cmd;
 mod load;
-mod report;
+use surge::report;
 mod serve;
 mod xdp_cmd;
 
@@ -34,6 +34,8 @@ enum Command {
     Load(Box<load::LoadArgs>),
     /// Serve on surge's stack and on the kernel's in a fresh lab, load both, compare.
     Demo(demo::DemoArgs),
+    /// Charts from the files `surge load` writes (several runs in one picture).
+    Report(report::command::ReportArgs),
 }
 
 /// A flag raised by Ctrl-C or SIGTERM, for `serve` and `load` to stop and report.
@@ -60,6 +62,7 @@ fn main() {
         Command::Serve(args) => stop_flag().and_then(|stop| serve::run(*args, stop)),
         Command::Load(args) => stop_flag().and_then(|stop| load::run(*args, stop)),
         Command::Demo(args) => demo::run(args),
+        Command::Report(args) => report::command::run(args),
     };
     if let Err(err) = result {
         eprintln!("surge: error: {err:#}");

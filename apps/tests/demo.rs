@@ -39,6 +39,11 @@ fn demo_runs_end_to_end_and_cleans_up() {
             );
         }
     }
+    // The side-by-side percentile charts.
+    for chart in ["both-ends.png", "servers.png"] {
+        let png = std::fs::read(results.join(chart)).unwrap_or_else(|e| panic!("{chart}: {e}"));
+        assert_eq!(png.get(..4), Some(&b"\x89PNG"[..]), "{chart}");
+    }
     // The lab this demo built (its name is printed) is gone; other demos running
     // on the machine at the same time are not ours to judge.
     let labs: Vec<&str> = stdout

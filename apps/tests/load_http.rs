@@ -13,7 +13,7 @@ use load_support::*;
 use surge_lab::{HostId, Lab, LabSpec, Topology};
 
 /// HTTP/1.1 keep-alive server: `GET /chunked` answers 200 in three chunks and a trailer;
-/// `GET /status/N` answers N with an empty body; `PUT /echo` answers 200 (chunked) when
+/// `GET /badchunk` answers with a chunk size that is not hex; `GET /status/N` answers N with an empty body; `PUT /echo` answers 200 (chunked) when
 /// the `X-Check: surge` header came and the body equals argv[2]'s file, else 400.
 const SERVER: &str = r#"
 import http.server, sys
@@ -32,6 +32,11 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/chunked":
             self.chunked(200, [b"hello ", b"from a ", b"x" * 3000])
+        elif self.path == "/badchunk":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"zz\r\nhello\r\n0\r\n\r\n")
         elif self.path.startswith("/status/"):
             self.send_response(int(self.path[8:]))
             self.send_header("Content-Length", "0")
@@ -158,6 +163,16 @@ fn chunked_responses_from_a_real_server_are_answered_on_both_stacks() {
             );
             assert_eq!(status_class(&report, "2xx"), 0, "{stack} {code}: {report}");
         }
+        // A chunk size that is not hex: every request fails as malformed, none answered.
+        let (report, _) = load(&lab, stack, &[&url("/badchunk")], &json);
+        let malformed = report["errors"]["malformed"].as_u64().unwrap_or(0);
+        assert!(malformed > 0, "{stack} badchunk: {report}");
+        assert_eq!(num(&report, "answered"), 0, "{stack} badchunk: {report}");
+        assert_eq!(
+            num(&report, "errors_total"),
+            malformed,
+            "{stack} badchunk: {report}"
+        );
         // --method, --header and --body-file reach the server as given (it says 400 if not).
         let body = body_file.to_string_lossy().into_owned();
         let put = [

@@ -126,16 +126,7 @@ pub fn run(args: DatapathArgs) -> anyhow::Result<()> {
         spec.threaded_napi = true;
         let lab = Lab::up(&spec).context("building the lab (needs root)")?;
         let (a, b) = (lab.a().clone(), lab.b().clone());
-        let program = {
-            let _ns = enter_netns(&b.netns)?;
-            let config = SteerConfig {
-                local_addrs: vec![DST],
-                udp_ports: vec![DST_PORT],
-                ..SteerConfig::default()
-            };
-            SteerProgram::attach(&b.ifname, &config, AttachMode::Auto)
-                .context("attaching the XDP program")?
-        };
+        let program = steer_to_receiver(&b)?;
         let mut results: Vec<(Variant, Run)> = Vec::new();
         for round in 0..args.rounds {
             // Rotate the order each round so no variant always runs first.
@@ -169,6 +160,30 @@ pub fn run(args: DatapathArgs) -> anyhow::Result<()> {
     }
     print_table(&args, &rows);
     Ok(())
+}
+
+/// The raw AF_XDP frame rate of `lab`'s veth pair: `frames` 64-byte frames from an
+/// AF_XDP socket on A's veth (queue 0) to one on B's, through surge-datapath, closed loop
+/// (1024 in flight). Returns frames received per second. `surge-bench compare` uses it as
+/// the ceiling its connection rates are set against.
+pub(crate) fn frame_rate(lab: &Lab, frames: u64, limit: Duration) -> anyhow::Result<f64> {
+    let (a, b) = (lab.a().clone(), lab.b().clone());
+    let program = steer_to_receiver(&b)?;
+    let run = run_variant(Variant::Surge, &a, &b, &program, 1, frames, 1024, limit)?;
+    drop(program);
+    anyhow::ensure!(run.received > 0, "no frame arrived ({} sent)", run.sent);
+    Ok(run.pps)
+}
+
+/// The steering program on B's veth: frames to `DST:DST_PORT` go to the AF_XDP sockets.
+fn steer_to_receiver(b: &Host) -> anyhow::Result<SteerProgram> {
+    let _ns = enter_netns(&b.netns)?;
+    let config = SteerConfig {
+        local_addrs: vec![DST],
+        udp_ports: vec![DST_PORT],
+        ..SteerConfig::default()
+    };
+    SteerProgram::attach(&b.ifname, &config, AttachMode::Auto).context("attaching the XDP program")
 }
 
 /// Per-round ratios of surge's pps to `other`'s in the same round (runs next

@@ -61,7 +61,7 @@ impl IdleReport {
 fn config(mac: [u8; 6], ip: Ipv4Addr, seed: u64, n: usize) -> anyhow::Result<EngineConfig> {
     let iface = InterfaceConfig::new(EthernetAddress(mac), Ipv4Cidr::new(ip, 24)?, None, 1500)?;
     Ok(EngineConfig {
-        seed,
+        secrets: surge_stack::secrets::Secrets::from_seed(seed),
         gratuitous_arp: false,
         max_sockets: n + 1024,
         max_connections: n + 1024,

@@ -1,5 +1,6 @@
 //! `surge-bench`: side-by-side system benchmarks (criterion micro-benchmarks live in `benches/`).
 
+mod compare;
 mod datapath;
 mod engine;
 mod idle_memory;
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// surge against nginx, wrk, sockperf and iperf3 on one lab veth pair: one table of ratios.
+    Compare(compare::CompareArgs),
     /// XSK to XSK across one veth pair: surge-datapath vs a direct xsk-rs loop vs AF_PACKET.
     Datapath(datapath::DatapathArgs),
     /// 64-byte echo: surge's engine vs the kernel (lab veth pair, same kernel client) and vs smoltcp (in memory).
@@ -28,6 +31,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Compare(args) => compare::run(args),
         Command::Datapath(args) => datapath::run(args),
         Command::Engine(args) => engine::run(args),
         Command::IdleMemory(args) => idle_memory::run(args),

@@ -2,7 +2,8 @@
 //! sequence of segments, user calls and clock steps. Nothing may panic, and the
 //! connection's buffers stay bounded by its configuration.
 //!
-//! Input layout: byte 0 picks the opening; then records of
+//! Input layout: byte 0 picks the opening (bit 0: active or passive; bit 1: the passive
+//! open's SYN offers SACK, so SACK blocks reach the scoreboard and RACK-TLP); then records of
 //! `[op, dt, len_hi, len_lo, bytes...]`. Op 0..=3 feeds `bytes` as a raw TCP
 //! segment (parsed with checksums trusted, as after RX offload); 4 sends; 5 reads;
 //! 6 closes; 7 aborts; 8 fires timers; 9 shuts down writing.
@@ -15,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 use surge_stack::tcp::{Tcb, TcpConfig};
 use surge_stack::FourTuple;
 use surge_stack::time::Instant;
-use surge_stack::wire::{ChecksumMode, TcpFlags, TcpPacket, TcpRepr};
+use surge_stack::wire::{ChecksumMode, TcpFlags, TcpOptions, TcpPacket, TcpRepr};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const REMOTE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -38,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
             seq_number: u32::from(opening) << 24,
             flags: TcpFlags::SYN,
             window_len: 65535,
+            options: TcpOptions { sack_permitted: opening & 2 != 0, ..TcpOptions::default() },
             ..TcpRepr::default()
         };
         Tcb::accept_syn(tuple, &syn, 2_000_000, now, &cfg)

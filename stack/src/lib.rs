@@ -12,6 +12,8 @@
 //!   output is returned.
 //! - [`table`]: bind, listen and connection tables with BSD/Linux semantics.
 //! - [`errno`]: [`Errno`], the error every socket call returns, in every layer.
+//! - [`secrets`]: the per-boot keys behind ISNs, timestamps, port choice, table
+//!   hashes and SYN cookies.
 //! - [`timer`]: the hierarchical timer wheel the engine drives TCP timers with.
 //! - [`time`]: the stack's own clock type, microseconds since engine start.
 //!
@@ -29,6 +31,7 @@ pub mod iface;
 pub mod neighbor;
 pub mod reassembly;
 pub mod runtime;
+pub mod secrets;
 pub mod socket;
 pub mod table;
 pub mod tcp;

@@ -48,7 +48,7 @@ fn engine(
     let iface = InterfaceConfig::new(mac, Ipv4Cidr::new(ip, 24).expect("cidr"), gateway, 1500)
         .expect("iface");
     let config = EngineConfig {
-        seed: u64::from(ip.to_bits()),
+        secrets: surge_stack::secrets::Secrets::from_seed(u64::from(ip.to_bits())),
         gratuitous_arp: false,
         ..EngineConfig::new(iface)
     };

@@ -1,8 +1,14 @@
-//! Stack memory per idle connection (issue 13: at most 2 KB each), counted by a
-//! counting allocator: live bytes after 10,000 connections are up (both ends surge,
-//! over the in-memory link) minus live bytes before the engines existed, table
-//! capacity included, divided by the 20,000 connection endpoints. `surge-bench
-//! idle-memory` runs the same at 100,000 and 1,000,000.
+//! Stack memory per idle connection, counted by a counting allocator: live bytes after
+//! 10,000 connections are up (both ends surge, over the in-memory link) minus live
+//! bytes before the engines existed, table capacity included, divided by the 20,000
+//! connection endpoints. `surge-bench idle-memory` runs the same at 100,000 and
+//! 1,000,000.
+//!
+//! Issue 13's target is 2 KB (2,048 B) per endpoint, and this test asserts it ([`BOUND`]):
+//! 1,949 B at 10k after the loss-recovery state grew the `Tcb` and was paid back (a chunked
+//! socket slab, the out-of-order and SACK vectors allocated on first use, 32-bit event
+//! counters without copies of the estimates). The next lever is the `Tcb`'s `TcpConfig`
+//! copy (224 B).
 
 #[allow(unsafe_code)]
 mod live_bytes;
@@ -22,13 +28,15 @@ use surge_stack::time::Instant;
 use surge_stack::wire::EthernetAddress;
 
 const CONNECTIONS: usize = 10_000;
+/// Bytes per endpoint this test allows: the issue's 2 KB (about 1,950 measured at 10k).
+const BOUND: f64 = 2048.0;
 const PORT: u16 = 10_000;
 
 fn config(mac: EthernetAddress, ip: Ipv4Addr, seed: u64) -> EngineConfig {
     let iface =
         InterfaceConfig::new(mac, Ipv4Cidr::new(ip, 24).expect("cidr"), None, 1500).expect("iface");
     EngineConfig {
-        seed,
+        secrets: surge_stack::secrets::Secrets::from_seed(seed),
         gratuitous_arp: false,
         max_sockets: CONNECTIONS + 1024,
         max_connections: CONNECTIONS + 1024,
@@ -42,7 +50,7 @@ fn config(mac: EthernetAddress, ip: Ipv4Addr, seed: u64) -> EngineConfig {
 }
 
 #[test]
-fn ten_thousand_idle_connections_take_at_most_two_kilobytes_each() {
+fn ten_thousand_idle_connections_stay_within_the_measured_bytes_each() {
     let pipe = PipeConfig {
         link_capacity: 8192,
         pool: PoolConfig {
@@ -108,7 +116,7 @@ fn ten_thousand_idle_connections_take_at_most_two_kilobytes_each() {
     let per_endpoint = bytes as f64 / (2 * CONNECTIONS) as f64;
     eprintln!("{CONNECTIONS} idle connections: {bytes} bytes, {per_endpoint:.0} B per endpoint");
     assert!(
-        per_endpoint <= 2048.0,
+        per_endpoint <= BOUND,
         "{per_endpoint:.0} bytes per connection endpoint"
     );
 }

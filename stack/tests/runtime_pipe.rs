@@ -32,7 +32,8 @@ fn engine(dev: PipeDevice, ip: Ipv4Addr, core: u16, cores: u16) -> Engine<PipeDe
     let mut config = EngineConfig::new(iface);
     config.core = core;
     config.cores = cores;
-    config.seed = u64::from(last) << 8 | u64::from(core);
+    config.secrets =
+        surge_stack::secrets::Secrets::from_seed(u64::from(last) << 8 | u64::from(core));
     config.tcp.time_wait = Duration::from_millis(200);
     Engine::new(dev, config).expect("engine")
 }

@@ -733,3 +733,27 @@ fn udp_bind_checks_newest_owner_first_linux_udp_lib_lport_inuse() {
             .is_ok()
     );
 }
+
+// Linux __inet_check_established: a TIME-WAIT on the 4-tuple does not by itself
+// make the port unusable for a connect; tcp_twsk_unique decides (the caller's
+// `tuple_free`). A live connection on the tuple always does.
+#[test]
+fn connect_leaves_a_time_wait_tuple_to_the_caller_linux_tcp_twsk_unique() {
+    let mut f = fixture_with_range(EphemeralRange::new(PORT, PORT).unwrap());
+    let server = remote(1, 80);
+    assert_eq!(f.connect(1, A1, server), Ok(PORT));
+    // Live connection on the only tuple: no port, whatever the caller says.
+    assert_eq!(f.connect(2, A1, server), Err(Errno::EADDRNOTAVAIL));
+    f.binds.enter_time_wait(SocketId(1)).unwrap();
+    // In TIME-WAIT: the caller refuses (e.g. the peer's timestamp is too fresh)...
+    let refused =
+        f.binds
+            .ephemeral_for_connect(SocketId(3), PLAIN, A1, server, &mut f.ports, |_| false);
+    assert_eq!(refused, Err(Errno::EADDRNOTAVAIL));
+    // ... or lets tcp_tw_reuse take it: the same port, shared with the TIME-WAIT
+    // owner until the engine frees it.
+    assert_eq!(f.connect(4, A1, server), Ok(PORT));
+    assert_eq!(f.binds.owners_of(PORT), 2);
+    assert!(f.binds.unbind(SocketId(1)));
+    assert_eq!(f.binds.owners_of(PORT), 1);
+}

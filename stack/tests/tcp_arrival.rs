@@ -390,7 +390,7 @@ fn ooo_queue_is_bounded_by_ranges_and_bytes() {
     s.inject(200, seg(".").seq(b + 300).ack(LOCAL_ISS + 1).len(100));
     s.inject(200, seg(".").seq(b + 500).ack(LOCAL_ISS + 1).len(10));
     s.inject(200, seg(".").seq(b + 200).ack(LOCAL_ISS + 1).len(100));
-    let st = *s.tcb.stats();
+    let st = s.tcb.stats();
     assert_eq!(
         st.ooo_dropped, 2,
         "a third range and the byte bound both refuse"

@@ -194,7 +194,7 @@ fn rfc5681_3_2_third_duplicate_ack_triggers_fast_retransmit() {
     s.expect_none();
     s.inject(303, ack(D + MSS));
     s.expect(303, seg(".").seq(D + MSS).len(1460));
-    let st = *s.tcb.stats();
+    let st = s.tcb.stats();
     assert_eq!(st.fast_retransmits, 1);
     assert_eq!(st.dup_acks, 3);
     // RFC 6582: ssthresh = max(FlightSize/2, 2 SMSS) = 2920; cwnd = ssthresh + 3 SMSS.

@@ -68,7 +68,7 @@ fn rfc6675_linux_dup_acks_with_sack_and_growing_window_trigger_recovery() {
     s.inject(303, ack(D + MSS).win(60_200).sack(&[(l, block(4).1)]));
     s.expect(303, seg(".").seq(D + MSS).len(1460));
     s.expect_none();
-    let st = *s.tcb.stats();
+    let st = s.tcb.stats();
     assert_eq!(st.dup_acks, 3, "each newly SACKing ACK is a duplicate");
     assert_eq!(st.fast_retransmits, 1);
     assert_eq!(st.lost_segments, 1);
@@ -76,7 +76,7 @@ fn rfc6675_linux_dup_acks_with_sack_and_growing_window_trigger_recovery() {
     // The repair arrives: everything acknowledged, recovery over, no timeout on the way.
     s.inject(400, ack(D + 10 * MSS));
     s.expect_none_until(2000);
-    let st = *s.tcb.stats();
+    let st = s.tcb.stats();
     assert_eq!(st.rto_expirations, 0);
     assert_eq!(st.retransmits, 1);
     assert!(
@@ -122,7 +122,7 @@ fn rfc8985_6_reordering_within_the_window_is_not_retransmitted() {
     s.inject(306, ack(D + 3 * MSS));
     s.inject(320, ack(D + 10 * MSS));
     s.expect_none_until(1000);
-    let st = *s.tcb.stats();
+    let st = s.tcb.stats();
     assert_eq!(st.retransmits, 0, "{st:?}");
     assert_eq!(st.fast_retransmits, 0);
 }
@@ -163,7 +163,7 @@ fn rfc8985_7_tail_loss_probe_then_rack_repairs_the_tail() {
     s.expect(710, seg(".").seq(D + 2 * MSS).len(1460));
     s.inject(810, ack(D + 4 * MSS));
     s.expect_none_until(3000);
-    let st = *s.tcb.stats();
+    let st = s.tcb.stats();
     assert_eq!(
         st.rto_expirations, 0,
         "the probe avoided the timeout: {st:?}"
@@ -212,7 +212,7 @@ fn rfc5682_frto_detects_a_spurious_timeout_and_undoes_it() {
     );
     // ...and the next ACK acknowledges data never retransmitted: spurious (step 3b).
     s.inject(t + 6, ack(D + 5 * MSS));
-    let st = *s.tcb.stats();
+    let st = s.tcb.stats();
     assert_eq!(st.spurious_rtos, 1, "{st:?}");
     assert!(st.cwnd >= 10 * MSS, "window restored: {st:?}");
     // Nothing below the ACK point is retransmitted again.
@@ -267,7 +267,7 @@ fn rfc2018_hostile_sack_blocks_are_rejected_and_trigger_nothing() {
         };
         s.inject(301, ack(D + MSS).sack(&blocks));
     }
-    let st = *s.tcb.stats();
+    let st = s.tcb.stats();
     assert!(st.sack_blocks_rejected > 4000, "{st:?}");
     // No block named a whole segment: nothing counts as delivered, nothing as lost.
     assert_eq!(st.retransmits, 0, "{st:?}");
@@ -315,7 +315,7 @@ fn rfc3708_dsack_of_every_retransmission_undoes_the_recovery() {
     // The original arrives (everything acknowledged), then the retransmission as a duplicate.
     s.inject(304, ack(D + 10 * MSS));
     s.inject(403, ack(D + 10 * MSS).sack(&[block(1)]));
-    let st = *s.tcb.stats();
+    let st = s.tcb.stats();
     assert_eq!(st.dsacks, 1);
     assert_eq!(st.spurious_recoveries, 1, "{st:?}");
     assert!(st.cwnd >= before, "window restored: {st:?}");
@@ -339,7 +339,7 @@ fn rfc3708_dsack_undoes_a_spurious_timeout() {
     // ...which the receiver reports as a duplicate, acknowledging everything.
     let t = s.now_ms();
     s.inject(t + 100, ack(D + 10 * MSS).sack(&[block(0)]));
-    let st = *s.tcb.stats();
+    let st = s.tcb.stats();
     assert_eq!(st.spurious_rtos, 1, "{st:?}");
     assert!(st.cwnd >= 10 * MSS, "window restored: {st:?}");
 }

@@ -194,7 +194,7 @@ fn rfc5681_bottleneck_with_tail_drop_completes_without_collapse() {
     let len = 8 * 1024 * 1024u64;
     let (mut p, o) = run_transfer(99, len, 0, link, &cfg);
     check(&mut p, &o, len, 0);
-    let st = *p.client.stats();
+    let st = p.client.stats();
     assert!(p.c2s.dropped > 0, "the queue must have overflowed");
     assert!(
         st.fast_retransmits > 0,

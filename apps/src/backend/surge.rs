@@ -18,8 +18,10 @@ use surge_stack::engine::{
     Engine, EngineConfig, EngineStats, Readiness, SocketEvent, TcpEngineStats,
 };
 use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
+use surge_stack::runtime::boot;
+use surge_stack::secrets::Secrets;
 use surge_stack::socket::{SocketHandle, TcpSocketOptions};
-use surge_stack::table::BindOptions;
+use surge_stack::table::{BindOptions, EphemeralRange};
 use surge_stack::time::Instant;
 use surge_stack::wire::EthernetAddress;
 
@@ -40,6 +42,11 @@ pub struct SurgeOptions {
     pub mac: Option<[u8; 6]>,
     /// TCP ports surge serves (the XDP program steers them to us).
     pub tcp_ports: Vec<u16>,
+    /// Addresses connections are opened from, in turn (besides `address`, surge
+    /// answers on each, with `address`'s prefix); empty: `address` alone.
+    pub sources: Vec<Ipv4Addr>,
+    /// Ephemeral ports (Linux `ip_local_port_range`); default 32768-60999.
+    pub local_port_range: Option<EphemeralRange>,
 }
 
 /// The surge backend: the steering program, and one engine per worker.
@@ -49,6 +56,10 @@ pub struct SurgeBackend {
     mtu: u32,
     queues: u32,
     program: Mutex<SteerProgram>,
+    /// This boot's secrets (shared with every surge process).
+    secrets: Secrets,
+    /// The boot-time clock at `epoch` (read just before it).
+    clock_base: Duration,
     epoch: std::time::Instant,
     counters: Counters,
     /// The engines' inboxes for frames that land on another engine's queue.
@@ -96,10 +107,13 @@ impl SurgeBackend {
         };
         let mtu = interface.mtu().map_err(io_err)?;
         let queues = interface.rx_queues().map_err(io_err)?;
+        let ephemeral = options
+            .local_port_range
+            .unwrap_or(EphemeralRange::LINUX_DEFAULT);
         let steer = SteerConfig {
-            local_addrs: vec![options.address.addr()],
+            local_addrs: options.addresses().iter().map(|c| c.addr()).collect(),
             tcp_ports: options.tcp_ports.clone(),
-            ephemeral_ports: Some(32768..=60999),
+            ephemeral_ports: Some(ephemeral.low()..=ephemeral.high()),
             icmp: true,
             ..SteerConfig::default()
         };
@@ -111,12 +125,18 @@ impl SurgeBackend {
         } else {
             None
         };
+        let secrets = boot::boot_secrets().map_err(io_err)?;
+        // Read before the epoch: the engines' ISN and timestamp clocks (boot time at
+        // the epoch plus time since) then never run ahead of the real boot time.
+        let clock_base = boot::boot_clock().map_err(io_err)?;
         Ok(SurgeBackend {
             options,
             mac,
             mtu,
             queues,
             program: Mutex::new(program),
+            secrets,
+            clock_base,
             epoch: std::time::Instant::now(),
             counters: Arc::new(Mutex::new(BTreeMap::new())),
             mesh,
@@ -143,17 +163,23 @@ impl SurgeBackend {
             .map_err(io_err)?
             .register_socket(queue, port.fd())
             .map_err(io_err)?;
-        let iface = InterfaceConfig::new(
+        let mut iface = InterfaceConfig::new(
             EthernetAddress(self.mac),
             self.options.address,
             self.options.gateway,
             self.mtu.min(9000),
         )
         .map_err(io_err)?;
+        iface.addrs = self.options.addresses();
+        iface.validate().map_err(io_err)?;
         let mut config = EngineConfig::new(iface);
         config.core = u16::try_from(queue).map_err(io_err)?;
         config.cores = u16::try_from(self.queues).map_err(io_err)?;
-        config.seed = 0x5eed ^ u64::from(queue) ^ (u64::from(std::process::id()) << 16);
+        config.secrets = self.secrets.clone();
+        config.clock_base = self.clock_base;
+        if let Some(range) = self.options.local_port_range {
+            config.ephemeral = range;
+        }
         config.privileged = true;
         let mut engine = Engine::new(port, config).map_err(io_err)?;
         if let Some(mesh) = &self.mesh {
@@ -189,6 +215,22 @@ impl SurgeBackend {
     }
 }
 
+impl SurgeOptions {
+    /// Every address surge answers on: `address` first, then each source (with
+    /// `address`'s prefix) not already in the list.
+    pub fn addresses(&self) -> Vec<Ipv4Cidr> {
+        let mut all = vec![self.address];
+        for &source in &self.sources {
+            if !all.iter().any(|c| c.addr() == source) {
+                if let Ok(cidr) = Ipv4Cidr::new(source, self.address.prefix_len()) {
+                    all.push(cidr);
+                }
+            }
+        }
+        all
+    }
+}
+
 impl Drop for SurgeBackend {
     fn drop(&mut self) {
         self.stop_idle.store(true, Ordering::Relaxed);
@@ -216,12 +258,9 @@ impl Backend for SurgeBackend {
             )));
         }
         let engine = self.engine(queue)?;
-        Ok(SurgeWorker::new(
-            engine,
-            index,
-            self.epoch,
-            Arc::clone(&self.counters),
-        ))
+        let mut worker = SurgeWorker::new(engine, index, self.epoch, Arc::clone(&self.counters));
+        worker.sources = self.options.sources.clone();
+        Ok(worker)
     }
 
     fn counters(&self) -> BTreeMap<String, u64> {
@@ -239,6 +278,7 @@ impl Backend for SurgeBackend {
         out.insert("tx_frames".into(), stats.tx_frames);
         out.insert("tcp_rst_sent".into(), stats.tcp_rst_sent);
         out.insert("active_opens".into(), tcp.active_opens);
+        out.insert("time_wait_reused".into(), tcp.time_wait_reused);
         out.insert("passive_opens".into(), tcp.passive_opens);
         out.insert("listen_overflows".into(), tcp.listen_overflows);
         out.insert("forwarded_in".into(), stats.forwarded_in);
@@ -274,6 +314,10 @@ pub struct SurgeWorker {
     next_id: SocketId,
     counters: Counters,
     published: std::time::Instant,
+    /// Addresses to connect from, in turn (empty: the route's source).
+    sources: Vec<Ipv4Addr>,
+    /// The next of `sources` to use.
+    next_source: usize,
     /// The engine's events of this poll (kept for its capacity).
     events: Vec<SocketEvent>,
     /// Sockets to look at in the next `collect` although no event names them:
@@ -308,6 +352,8 @@ impl SurgeWorker {
             next_id: 1,
             counters,
             published: std::time::Instant::now(),
+            sources: Vec::new(),
+            next_source: 0,
             events: Vec::with_capacity(256),
             again: Vec::new(),
             candidates: Vec::new(),
@@ -431,8 +477,26 @@ impl SurgeWorker {
     }
 }
 
+/// How long a worker that goes away lets its connections finish closing.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
 impl Drop for SurgeWorker {
+    /// Closes what the app left open and runs the engine until every close
+    /// handshake is done (at most [`CLOSE_GRACE`]), as the kernel finishes the
+    /// closes of a process that exits: otherwise the server keeps half-closed
+    /// connections on 4-tuples that the next run reuses, and answers its SYNs with
+    /// ACKs instead of SYN-ACKs (a RST and a 1 s SYN retransmission each).
     fn drop(&mut self) {
+        for (_, entry) in self.sockets.drain() {
+            let _ = self.engine.close(entry.handle);
+        }
+        let deadline = std::time::Instant::now() + CLOSE_GRACE;
+        while self.engine.draining() > 0 && std::time::Instant::now() < deadline {
+            let now = self.now();
+            if !self.engine.poll(now) {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
         self.publish();
     }
 }
@@ -480,10 +544,15 @@ impl Worker for SurgeWorker {
             ..TcpSocketOptions::default()
         };
         self.engine.set_tcp_options(h, opts).map_err(errno)?;
-        match self
-            .engine
-            .connect(h, SocketAddrV4::new(*addr.ip(), addr.port()))
-        {
+        let remote = SocketAddrV4::new(*addr.ip(), addr.port());
+        let result = match self.sources.get(self.next_source) {
+            Some(&source) => {
+                self.next_source = (self.next_source + 1) % self.sources.len();
+                self.engine.connect_from(h, source, remote)
+            }
+            None => self.engine.connect(h, remote),
+        };
+        match result {
             Err(Errno::EINPROGRESS) | Ok(()) => Ok(self.insert(h, false, true)),
             Err(e) => {
                 let _ = self.engine.close(h);
@@ -557,6 +626,18 @@ pub struct SurgeArgs {
     /// surge: the network namespace of the interface (default: the current one).
     #[arg(long)]
     pub netns: Option<String>,
+    /// surge: ephemeral ports LOW-HIGH (Linux ip_local_port_range; default 32768-60999).
+    #[arg(long, value_parser = parse_port_range)]
+    pub local_port_range: Option<EphemeralRange>,
+}
+
+/// Parses `LOW-HIGH` into an ephemeral port range.
+fn parse_port_range(s: &str) -> Result<EphemeralRange, String> {
+    let bad = || format!("'{s}' is not a port range LOW-HIGH with 1 <= LOW <= HIGH <= 65535");
+    let (low, high) = s.split_once('-').ok_or_else(bad)?;
+    let low: u16 = low.trim().parse().map_err(|_| bad())?;
+    let high: u16 = high.trim().parse().map_err(|_| bad())?;
+    EphemeralRange::new(low, high).map_err(|_| bad())
 }
 
 impl SurgeArgs {
@@ -578,6 +659,8 @@ impl SurgeArgs {
             gateway: self.gateway,
             mac: None,
             tcp_ports,
+            sources: Vec::new(),
+            local_port_range: self.local_port_range,
         })
     }
 
@@ -587,5 +670,6 @@ impl SurgeArgs {
             || self.address.is_some()
             || self.gateway.is_some()
             || self.netns.is_some()
+            || self.local_port_range.is_some()
     }
 }

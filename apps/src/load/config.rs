@@ -154,6 +154,11 @@ pub struct LoadArgs {
     /// Options of `--stack surge`.
     #[command(flatten)]
     pub surge: crate::backend::surge::SurgeArgs,
+    /// surge: open connections from each address of FIRST-LAST in turn (e.g.
+    /// 198.18.0.10-198.18.0.13; surge answers on all of them), so one client opens
+    /// more connections to one server than one address's port range allows.
+    #[arg(long, value_parser = parse_source_range)]
+    pub source: Option<SourceRange>,
     /// Seed of the Poisson arrival generator.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -392,10 +397,10 @@ impl LoadArgs {
             url.as_ref()
                 .map_or_else(|| target.to_string(), |u| u.authority.clone()),
             &self.headers,
-            if body.is_empty() {
-                vec![b'q'; request_size]
-            } else {
-                body
+            match mode {
+                LoadMode::Http if body.is_empty() => vec![b'q'; request_size],
+                LoadMode::Http => body,
+                _ => Vec::new(),
             },
         )?;
         let framing = match mode {
@@ -432,5 +437,96 @@ impl LoadArgs {
             progress: !self.quiet,
             seed: self.seed,
         })
+    }
+}
+
+/// Most source addresses (the XDP steering program's address map holds 256, the
+/// primary address included).
+pub const MAX_SOURCES: u32 = 255;
+
+/// An inclusive range of IPv4 source addresses (`--source FIRST-LAST`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceRange {
+    first: std::net::Ipv4Addr,
+    last: std::net::Ipv4Addr,
+}
+
+impl SourceRange {
+    /// Every address of the range, in order.
+    pub fn addrs(&self) -> Vec<std::net::Ipv4Addr> {
+        (self.first.to_bits()..=self.last.to_bits())
+            .map(std::net::Ipv4Addr::from_bits)
+            .collect()
+    }
+}
+
+/// Parses `A.B.C.D-A.B.C.E` (or one address) into a [`SourceRange`] of at most
+/// [`MAX_SOURCES`] unicast addresses.
+pub fn parse_source_range(s: &str) -> Result<SourceRange, String> {
+    let bad = |why: &str| format!("--source '{s}': {why}");
+    let (first, last) = s.split_once('-').unwrap_or((s, s));
+    let first: std::net::Ipv4Addr = first
+        .trim()
+        .parse()
+        .map_err(|_| bad("want FIRST-LAST, e.g. 198.18.0.10-198.18.0.13"))?;
+    let last: std::net::Ipv4Addr = last
+        .trim()
+        .parse()
+        .map_err(|_| bad("want FIRST-LAST, e.g. 198.18.0.10-198.18.0.13"))?;
+    if last < first {
+        return Err(bad("the last address is below the first"));
+    }
+    for ip in [first, last] {
+        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
+            return Err(bad(&format!("{ip} is not a unicast address")));
+        }
+    }
+    if last.to_bits() - first.to_bits() >= MAX_SOURCES {
+        return Err(bad(&format!("at most {MAX_SOURCES} addresses")));
+    }
+    Ok(SourceRange { first, last })
+}
+
+#[cfg(test)]
+mod source_range_tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn ranges_parse_and_list_their_addresses() {
+        let r = parse_source_range("198.18.0.254-198.18.1.1").expect("range");
+        assert_eq!(
+            r.addrs(),
+            [
+                Ipv4Addr::new(198, 18, 0, 254),
+                Ipv4Addr::new(198, 18, 0, 255),
+                Ipv4Addr::new(198, 18, 1, 0),
+                Ipv4Addr::new(198, 18, 1, 1)
+            ]
+        );
+        let one = parse_source_range("198.18.0.7").expect("one address");
+        assert_eq!(one.addrs(), [Ipv4Addr::new(198, 18, 0, 7)]);
+        assert_eq!(
+            parse_source_range("198.18.0.1-198.18.0.255")
+                .expect("255")
+                .addrs()
+                .len(),
+            255
+        );
+    }
+
+    #[test]
+    fn bad_ranges_are_refused_with_the_reason() {
+        for (text, why) in [
+            ("198.18.0.9-198.18.0.8", "below the first"),
+            ("198.18.0.1-198.18.1.0", "at most 255"),
+            ("198.18.0.1-x", "want FIRST-LAST"),
+            ("", "want FIRST-LAST"),
+            ("0.0.0.0-198.18.0.1", "not a unicast"),
+            ("224.0.0.1", "not a unicast"),
+        ] {
+            let e = parse_source_range(text).expect_err(text);
+            assert!(e.contains(why), "{text}: {e}");
+        }
     }
 }

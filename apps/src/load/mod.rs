@@ -43,13 +43,17 @@ pub fn run(args: LoadArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let config = args.config()?;
     let outcome = match args.stack {
         StackChoice::Kernel => {
-            if args.surge.any() {
-                bail!("--interface, --address, --gateway and --netns apply to --stack surge only");
+            if args.surge.any() || args.source.is_some() {
+                bail!(
+                    "--interface, --address, --gateway, --netns, --local-port-range and --source apply to --stack surge only"
+                );
             }
             execute(&KernelBackend, &args, &config, &stop)?
         }
         StackChoice::Surge => {
-            let backend = SurgeBackend::new(args.surge.options(Vec::new())?)?;
+            let mut options = args.surge.options(Vec::new())?;
+            options.sources = args.source.map(|r| r.addrs()).unwrap_or_default();
+            let backend = SurgeBackend::new(options)?;
             ensure!(
                 config.threads <= backend.queues(),
                 "--threads {}: {} has {} RX queue(s), and surge runs one engine per queue",

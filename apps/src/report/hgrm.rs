@@ -92,6 +92,38 @@ pub fn format_hgrm(h: &Histogram<u64>) -> String {
     out
 }
 
+/// Reads the rows of a `.hgrm` file (as [`format_hgrm`] and HdrHistogram write them): lines
+/// of `value percentile total_count [1/(1-percentile)]`, values in milliseconds; the header
+/// and the `#[...]` footer are skipped. Errors name the first line that does not parse.
+pub fn parse_hgrm(text: &str) -> anyhow::Result<Vec<PercentileRow>> {
+    let mut rows = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with("Value") {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let mut next = || fields.next().unwrap_or_default();
+        let (value, percentile, count) = (next(), next(), next());
+        let row = (|| {
+            Some(PercentileRow {
+                value_ms: value.parse::<f64>().ok().filter(|v| v.is_finite())?,
+                percentile: percentile
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| (0.0..=1.0).contains(p))?,
+                total_count: count.parse().ok()?,
+            })
+        })();
+        let row = row.ok_or_else(|| {
+            anyhow::anyhow!("line {}: not a percentile row: {line:?}", number + 1)
+        })?;
+        rows.push(row);
+    }
+    anyhow::ensure!(!rows.is_empty(), "no percentile rows");
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +151,29 @@ mod tests {
     fn empty_histogram_has_header_and_footer_only() {
         let text = format_hgrm(&new_histogram());
         assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 2);
+    }
+
+    #[test]
+    fn hgrm_parses_back_what_it_wrote() {
+        let mut h = new_histogram();
+        for v in 1..=2000 {
+            record(&mut h, v);
+        }
+        let parsed = parse_hgrm(&format_hgrm(&h)).expect("parse");
+        let rows = percentile_rows(&h);
+        assert_eq!(parsed.len(), rows.len());
+        for (p, r) in parsed.iter().zip(&rows) {
+            assert!((p.value_ms - r.value_ms).abs() < 0.001, "{p:?} vs {r:?}");
+            assert!((p.percentile - r.percentile).abs() < 1e-9);
+            assert_eq!(p.total_count, r.total_count);
+        }
+    }
+
+    #[test]
+    fn hgrm_garbage_is_an_error_with_its_line() {
+        let err = parse_hgrm("Value Percentile\n\n 1.0 0.5 3\n1.0 banana 4\n").expect_err("bad");
+        assert!(err.to_string().contains("line 4"), "{err}");
+        assert!(parse_hgrm("#[Mean = 1]\n").is_err());
+        assert!(parse_hgrm("1.0 1.5 3\n").is_err());
     }
 }

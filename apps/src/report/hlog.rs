@@ -2,9 +2,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::V2DeflateSerializer;
-use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
+use hdrhistogram::serialization::interval_log::{
+    IntervalLogIterator, IntervalLogWriterBuilder, LogEntry,
+};
+use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 
 /// One interval of the log.
 #[derive(Clone, Debug)]
@@ -46,12 +49,54 @@ pub fn format_hlog(start_time: SystemTime, intervals: &[Interval]) -> anyhow::Re
     Ok(out)
 }
 
+/// One interval read back from a log: when it started (seconds after the log's start), how
+/// long it was (seconds) and how many samples it holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IntervalCount {
+    /// Start of the interval, seconds after the log's start.
+    pub start_s: f64,
+    /// Length of the interval, seconds.
+    pub length_s: f64,
+    /// Samples (answered requests) in the interval.
+    pub count: u64,
+}
+
+impl IntervalCount {
+    /// Samples per second over the interval.
+    pub fn rate(&self) -> f64 {
+        self.count as f64 / self.length_s.max(1e-9)
+    }
+}
+
+/// Reads the intervals of an interval log (as [`format_hlog`] writes it).
+pub fn read_intervals(log: &[u8]) -> anyhow::Result<Vec<IntervalCount>> {
+    let mut out = Vec::new();
+    let mut deserializer = Deserializer::new();
+    for entry in IntervalLogIterator::new(log) {
+        let entry = entry.map_err(|e| anyhow::anyhow!("reading the interval log: {e:?}"))?;
+        let LogEntry::Interval(interval) = entry else {
+            continue;
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(interval.encoded_histogram())
+            .map_err(|e| anyhow::anyhow!("an interval histogram is not base64: {e}"))?;
+        let histogram: Histogram<u64> = deserializer
+            .deserialize(&mut bytes.as_slice())
+            .map_err(|e| anyhow::anyhow!("decoding an interval histogram: {e:?}"))?;
+        out.push(IntervalCount {
+            start_s: interval.start_timestamp().as_secs_f64(),
+            length_s: interval.duration().as_secs_f64(),
+            count: histogram.len(),
+        });
+    }
+    anyhow::ensure!(!out.is_empty(), "the log has no interval");
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::{new_histogram, record};
-    use hdrhistogram::serialization::Deserializer;
-    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 
     #[test]
     fn log_round_trips_through_the_reader() {
@@ -72,33 +117,11 @@ mod tests {
         let as_text = String::from_utf8(text.clone()).expect("utf8");
         assert!(as_text.contains("#[Histogram log format version 1.3]"));
         assert!(as_text.contains("#[StartTime: 1700000000.000"));
-        let mut counts = Vec::new();
-        for entry in IntervalLogIterator::new(&text) {
-            if let Ok(LogEntry::Interval(h)) = entry {
-                let decoded: Histogram<u64> = Deserializer::new()
-                    .deserialize(&mut base64_decode(h.encoded_histogram()).as_slice())
-                    .expect("histogram");
-                counts.push(decoded.len());
-            }
-        }
+        let read = read_intervals(&text).expect("read back");
+        let counts: Vec<u64> = read.iter().map(|i| i.count).collect();
+        assert_eq!(read[2].start_s, 2.0);
+        assert_eq!(read[2].rate(), 21.0);
         assert_eq!(counts, vec![1, 11, 21]);
-    }
-
-    /// Standard base64 without padding checks, for the test only.
-    fn base64_decode(text: &str) -> Vec<u8> {
-        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = Vec::new();
-        let mut acc = 0u32;
-        let mut bits = 0;
-        for c in text.bytes().filter(|&c| c != b'=') {
-            let v = table.iter().position(|&t| t == c).expect("base64") as u32;
-            acc = (acc << 6) | v;
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                out.push((acc >> bits) as u8);
-            }
-        }
-        out
+        assert!(read_intervals(b"#[only a comment]\n").is_err());
     }
 }

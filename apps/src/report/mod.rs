@@ -1,6 +1,7 @@
 //! What `surge load` and `surge serve` measure and how they write it down: histograms, the
 //! human table, `.hgrm`, interval logs, JSON and the percentile plot.
 
+pub mod command;
 pub mod hgrm;
 pub mod hlog;
 pub mod load_report;

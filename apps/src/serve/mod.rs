@@ -2,6 +2,7 @@
 //! status line, a summary and a service-time histogram.
 
 pub mod http;
+pub mod sockperf;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,8 @@ pub enum ServeMode {
     Rr,
     /// Bulk: first byte `U` = the client sends (we sink), `D` = we send (source).
     Stream,
+    /// sockperf's TCP ping-pong: each ping answered as `sockperf server` does.
+    Sockperf,
 }
 
 impl ServeMode {
@@ -48,6 +51,7 @@ impl ServeMode {
             Self::Http => "http",
             Self::Rr => "rr",
             Self::Stream => "stream",
+            Self::Sockperf => "sockperf",
         }
     }
 }

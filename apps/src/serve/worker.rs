@@ -329,6 +329,24 @@ impl<W: Worker> ServeThread<'_, W> {
                     }
                 }
             }
+            ServeMode::Sockperf => {
+                conn.request_start.get_or_insert(now);
+                conn.input.extend_from_slice(data);
+                match super::sockperf::answer(&mut conn.input, &mut conn.out) {
+                    Ok(0) => {}
+                    Ok(answered) => {
+                        if let Some(start) = conn.request_start.take() {
+                            self.answered.push(start);
+                        }
+                        bump(&self.stats.requests, answered);
+                    }
+                    Err(_) => {
+                        bump(&self.stats.errors_malformed, 1);
+                        self.close(id);
+                        return false;
+                    }
+                }
+            }
             ServeMode::Stream => {
                 if conn.role == StreamRole::Unknown {
                     conn.role = match data.first() {

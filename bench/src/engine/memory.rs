@@ -32,7 +32,7 @@ pub(crate) const MAC_SERVER: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
 fn config(mac: [u8; 6], ip: Ipv4Addr, seed: u64) -> anyhow::Result<EngineConfig> {
     let iface = InterfaceConfig::new(EthernetAddress(mac), Ipv4Cidr::new(ip, 24)?, None, 1500)?;
     Ok(EngineConfig {
-        seed,
+        secrets: surge_stack::secrets::Secrets::from_seed(seed),
         ..EngineConfig::new(iface)
     })
 }

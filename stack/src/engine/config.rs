@@ -5,6 +5,7 @@ use core::time::Duration;
 
 use crate::iface::InterfaceConfig;
 use crate::neighbor::NeighborConfig;
+use crate::secrets::Secrets;
 use crate::table::{EphemeralRange, ListenConfig};
 use crate::tcp::TcpConfig;
 use crate::wire::{ChecksumMode, EthernetAddress};
@@ -28,8 +29,17 @@ pub struct EngineConfig {
     pub neighbor: NeighborConfig,
     /// Ephemeral port range of the whole stack.
     pub ephemeral: EphemeralRange,
-    /// Seed of every keyed hash and random choice (ports, ISNs).
-    pub seed: u64,
+    /// The keys of every keyed hash and unpredictable choice (ISNs, timestamp
+    /// offsets, ports, table hashes, SYN cookies); the runtime loads this boot's
+    /// (`runtime::boot::boot_secrets`), tests use `Secrets::from_seed`.
+    pub secrets: Secrets,
+    /// The boot-time clock (`CLOCK_BOOTTIME`) at this engine's `Instant::ZERO`, read
+    /// by the runtime at or before that moment: the ISN and timestamp clocks count
+    /// from boot, so they keep rising across restarts (RFC 6528 §3, RFC 7323 §5.4).
+    pub clock_base: Duration,
+    /// Linux `tcp_tw_reuse` for active opens: a connect may take a 4-tuple our own
+    /// TIME-WAIT holds when timestamps make it safe (Linux `tcp_twsk_unique`).
+    pub tw_reuse: bool,
     /// Verify received checksums, or trust the device.
     pub rx_checksum: ChecksumMode,
     /// Answer ICMP echo requests.
@@ -55,6 +65,8 @@ pub struct EngineConfig {
     /// Answer SYNs with SYN cookies when a listener's SYN queue is full (RFC 4987 §3.6,
     /// Linux `tcp_syncookies = 1`).
     pub syn_cookies: bool,
+    /// Idle ring-buffer bytes the engine's thread keeps for reuse (`tcp::buffer_pool`).
+    pub buffer_pool_bytes: usize,
     /// Tick of the TCP timer wheel.
     pub timer_tick: Duration,
     /// Every socket may bind below port 1024 (as if it had
@@ -85,7 +97,9 @@ impl EngineConfig {
             udp_rcvbuf: 212_992,
             neighbor: NeighborConfig::default(),
             ephemeral: EphemeralRange::LINUX_DEFAULT,
-            seed: 0x5eed,
+            secrets: Secrets::from_seed(0x5eed),
+            clock_base: Duration::ZERO,
+            tw_reuse: true,
             rx_checksum: ChecksumMode::Verify,
             answer_ping: true,
             ttl: 64,
@@ -100,6 +114,7 @@ impl EngineConfig {
             max_time_wait: 262_144,
             max_half_open: 262_144,
             syn_cookies: true,
+            buffer_pool_bytes: crate::tcp::buffer_pool::DEFAULT_IDLE_LIMIT,
             timer_tick: Duration::from_millis(1),
             privileged: false,
             rss: None,

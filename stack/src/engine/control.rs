@@ -48,11 +48,16 @@ pub(crate) fn flush<D: Device>(
         let buf = device.frame_mut(&frame);
         let len = match item {
             Outgoing::ArpRequest(target) => {
-                let source = core
-                    .config
-                    .iface
-                    .route(target)
-                    .map_or(core.config.iface.primary_addr(), |r| r.source);
+                // RFC 5227 §3: an announcement of one of our addresses names it as
+                // both sender and target (a secondary address, too).
+                let source = if core.config.iface.is_local(target) {
+                    target
+                } else {
+                    core.config
+                        .iface
+                        .route(target)
+                        .map_or(core.config.iface.primary_addr(), |r| r.source)
+                };
                 core.stats.arp_requests += 1;
                 write_arp_request(buf, core.config.iface.mac, source, target).ok()
             }
@@ -121,7 +126,7 @@ pub(crate) fn send_rst<D: Device>(
         device,
         tx,
         now,
-        remote,
+        (Some(local), remote),
         IpProtocol::Tcp,
         |buf, src| {
             let len = repr.header_len();
@@ -167,14 +172,22 @@ pub(crate) fn send_unreachable<D: Device>(
         header,
         data,
     };
-    let sent = send_ipv4(core, device, tx, now, dst, IpProtocol::Icmp, |buf, _src| {
-        let len = repr.buffer_len();
-        let out = buf
-            .get_mut(..len)
-            .ok_or(crate::wire::WireError::Truncated)?;
-        repr.emit(&mut Icmpv4Packet::new_unchecked(out), TxChecksum::Compute)?;
-        Ok(len)
-    });
+    let sent = send_ipv4(
+        core,
+        device,
+        tx,
+        now,
+        (None, dst),
+        IpProtocol::Icmp,
+        |buf, _src| {
+            let len = repr.buffer_len();
+            let out = buf
+                .get_mut(..len)
+                .ok_or(crate::wire::WireError::Truncated)?;
+            repr.emit(&mut Icmpv4Packet::new_unchecked(out), TxChecksum::Compute)?;
+            Ok(len)
+        },
+    );
     if sent.is_ok() {
         core.stats.icmp_errors_sent += 1;
     }

@@ -39,10 +39,11 @@ use crate::iface::IfaceError;
 use crate::neighbor::NeighborCache;
 use crate::socket::{SocketHandle, SocketSet, TcpSocketOptions, UdpSock};
 use crate::table::{
-    BindConfig, BindOptions, BindTable, ConnTable, ConnTableConfig, EphemeralPorts, HashKey,
-    ListenTable,
+    BindConfig, BindOptions, BindTable, ConnTable, ConnTableConfig, EphemeralPorts, ListenTable,
 };
-use crate::tcp::{IsnGenerator, State, SynCookies, SynQueue, TcpStats, TimeWaitTable};
+use crate::tcp::{
+    IsnGenerator, State, SynCookies, SynQueue, TcpStats, TimeWaitTable, TimestampOffsets,
+};
 use crate::time::Instant;
 use crate::timer::TimerWheel;
 use crate::wire::TxChecksum;
@@ -103,18 +104,17 @@ impl<D: Device> Engine<D> {
                 configured: config.iface.mtu,
             });
         }
-        let key = hash_key(config.seed);
+        let key = config.secrets.table_key();
         let local: Vec<Ipv4Addr> = config.iface.addrs.iter().map(|c| c.addr()).collect();
         let ephemeral = EphemeralPorts::new(
             config.ephemeral,
             usize::from(config.core),
             usize::from(config.cores.max(1)),
-            key,
+            config.secrets.port_key(),
         )
         .map_err(EngineError::Table)?;
-        let mut isn_key = [0u8; 16];
-        isn_key[..8].copy_from_slice(&key.hash_one(0x15e_u64).to_le_bytes());
-        isn_key[8..].copy_from_slice(&key.hash_one(0x15e1_u64).to_le_bytes());
+        // The pool belongs to the thread; an engine runs on the thread that makes it.
+        crate::tcp::buffer_pool::with_pool(|p| p.set_idle_limit(config.buffer_pool_bytes));
         let tcp = TcpEngine {
             config: config.tcp,
             binds: BindTable::new(
@@ -141,13 +141,9 @@ impl<D: Device> Engine<D> {
                 config.tcp.time_wait,
             )
             .map_err(EngineError::Table)?,
-            cookies: config.syn_cookies.then(|| {
-                let mut secret = [0u8; 32];
-                for (i, chunk) in secret.chunks_mut(8).enumerate() {
-                    chunk.copy_from_slice(&key.hash_one(0xc00c1e_u64 + i as u64).to_le_bytes());
-                }
-                SynCookies::new(secret)
-            }),
+            cookies: config
+                .syn_cookies
+                .then(|| SynCookies::new(config.secrets.cookie_key())),
             last_cookie: None,
             synacks: Vec::new(),
             timers: TimerWheel::new(
@@ -155,7 +151,8 @@ impl<D: Device> Engine<D> {
                 config.timer_tick,
                 config.max_connections.saturating_add(1024),
             ),
-            isn: IsnGenerator::new(isn_key),
+            isn: IsnGenerator::with_clock_base(config.secrets.isn_key(), config.clock_base),
+            ts_offsets: TimestampOffsets::new(config.secrets.timestamp_key(), config.clock_base),
             dirty: Vec::with_capacity(256),
             expired: Vec::with_capacity(256),
         };
@@ -321,7 +318,25 @@ impl<D: Device> Engine<D> {
         let now = self.core.now;
         match self.core.sockets.get(handle)? {
             Socket::Udp(_) => self.connect_udp(handle, remote),
-            Socket::Tcp(_) => calls::connect(&mut self.core, handle, remote, now),
+            Socket::Tcp(_) => calls::connect(&mut self.core, handle, None, remote, now),
+        }
+    }
+
+    /// A TCP `connect` from one of our addresses, `source`, with an ephemeral port
+    /// (Linux `bind(source:0)` with `IP_BIND_ADDRESS_NO_PORT`, then `connect`): the
+    /// port is chosen for the whole 4-tuple, so a client with several addresses opens
+    /// a port range's worth of connections to one server from each. EADDRNOTAVAIL if
+    /// `source` is not ours, EINVAL if the socket is already bound.
+    pub fn connect_from(
+        &mut self,
+        handle: SocketHandle,
+        source: Ipv4Addr,
+        remote: SocketAddrV4,
+    ) -> Result<(), Errno> {
+        let now = self.core.now;
+        match self.core.sockets.get(handle)? {
+            Socket::Udp(_) => Err(Errno::EOPNOTSUPP),
+            Socket::Tcp(_) => calls::connect(&mut self.core, handle, Some(source), remote, now),
         }
     }
 
@@ -580,15 +595,4 @@ impl<D: Device> Engine<D> {
         }
         Ok(())
     }
-}
-
-/// Derives the keyed-hash key from the engine's seed (splitmix64 twice).
-fn hash_key(seed: u64) -> HashKey {
-    fn splitmix(x: u64) -> u64 {
-        let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    HashKey::new(splitmix(seed), splitmix(seed ^ 0xa5a5_a5a5_a5a5_a5a5))
 }

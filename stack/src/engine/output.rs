@@ -75,20 +75,28 @@ fn write_headers(
 /// Sends one IPv4 packet to `dst`: `write` fills the transport bytes (header,
 /// payload and checksum) into the slice it is given, which starts after the IP
 /// header, and returns their length (0: nothing to send after all); it gets our
-/// source address.
+/// source address: `source` when it is one of ours (a connection's or a bound
+/// socket's own address), else the route's.
 pub(crate) fn send_ipv4<D: Device>(
     core: &mut Core,
     device: &mut D,
     tx: &mut Burst,
     now: Instant,
-    dst: Ipv4Addr,
+    (source, dst): (Option<Ipv4Addr>, Ipv4Addr),
     protocol: IpProtocol,
     write: impl FnOnce(&mut [u8], Ipv4Addr) -> Result<usize, WireError>,
 ) -> Result<(), Errno> {
-    let route = core.config.iface.route(dst).map_err(|_| {
+    let mut route = core.config.iface.route(dst).map_err(|_| {
         core.stats.no_route += 1;
         Errno::ENETUNREACH
     })?;
+    if let Some(source) = source {
+        // RFC 1122 §3.3.4.2: a multihomed host sends from the address the
+        // connection is bound to (our secondary addresses share the link).
+        if source != route.source && core.config.iface.is_local(source) {
+            route.source = source;
+        }
+    }
     let ttl = core.config.ttl;
     let src_mac = core.config.iface.mac;
     let resolution = if core.config.iface.is_broadcast(dst) {

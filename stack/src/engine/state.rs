@@ -11,7 +11,7 @@ use super::stats::{EngineStats, TcpEngineStats};
 use crate::neighbor::NeighborCache;
 use crate::socket::{ReadyMark, SocketSet, TcpSock, UdpSock};
 use crate::table::{BindTable, ConnTable, EphemeralPorts, ListenTable, SocketId};
-use crate::tcp::{IsnGenerator, SynCookies, SynQueue, TcpConfig, TimeWaitTable};
+use crate::tcp::{IsnGenerator, SynCookies, SynQueue, TcpConfig, TimeWaitTable, TimestampOffsets};
 use crate::time::Instant;
 use crate::timer::TimerWheel;
 use crate::wire::{DstUnreachable, EthernetAddress, TcpRepr, TxChecksum};
@@ -104,6 +104,8 @@ pub(crate) struct TcpEngine {
     pub(crate) synacks: Vec<(crate::FourTuple, TcpRepr)>,
     pub(crate) timers: TimerWheel<SocketId>,
     pub(crate) isn: IsnGenerator,
+    /// RFC 7323 §5.4 timestamp offsets per address pair.
+    pub(crate) ts_offsets: TimestampOffsets,
     pub(crate) dirty: Vec<SocketId>,
     pub(crate) expired: Vec<SocketId>,
 }

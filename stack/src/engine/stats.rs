@@ -263,6 +263,9 @@ pub struct TcpEngineStats {
     pub time_wait_overflow: u64,
     /// Segments not sent because no TX frame was free (retransmission recovers them).
     pub tx_blocked: u64,
+    /// Active opens that took over a 4-tuple from our own TIME-WAIT (`tcp_tw_reuse`;
+    /// Linux `TcpExtTWRecycled`).
+    pub time_wait_reused: u64,
 }
 
 impl TcpEngineStats {
@@ -280,6 +283,7 @@ impl TcpEngineStats {
         self.time_wait_records += other.time_wait_records;
         self.time_wait_overflow += other.time_wait_overflow;
         self.tx_blocked += other.tx_blocked;
+        self.time_wait_reused += other.time_wait_reused;
     }
 }
 

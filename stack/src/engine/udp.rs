@@ -85,7 +85,7 @@ pub(crate) fn send<D: Device>(
         device,
         tx,
         now,
-        *dst.ip(),
+        (Some(*local.ip()), *dst.ip()),
         IpProtocol::Udp,
         |buf, src| repr.emit_datagram(buf, src, *dst.ip(), payload, tx_checksum),
     )

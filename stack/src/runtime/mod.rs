@@ -50,6 +50,7 @@
 //! assert_eq!(&buf, b"ping");
 //! ```
 
+pub mod boot;
 mod command;
 mod net;
 mod poller;

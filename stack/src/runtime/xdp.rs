@@ -9,7 +9,7 @@ use core::net::Ipv4Addr;
 use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
 use surge_datapath::{Interface, PortConfig, XdpPort};
 
-use super::{Handler, RuntimeConfig, RuntimeError, Stack};
+use super::{Handler, RuntimeConfig, RuntimeError, Stack, boot};
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::iface::{InterfaceConfig, Ipv4Cidr};
 use crate::wire::EthernetAddress;
@@ -36,7 +36,7 @@ pub struct XdpConfig {
     /// Native or generic XDP.
     pub attach: AttachMode,
     /// Applied to every engine's configuration after the defaults (interface,
-    /// core, core count and seed are set by then).
+    /// core, core count, secrets and clock base are set by then).
     pub tune: fn(&mut EngineConfig),
 }
 
@@ -90,6 +90,9 @@ pub enum XdpError {
     /// An engine refused its configuration.
     #[error("engine: {0}")]
     Engine(#[from] EngineError),
+    /// This boot's secrets or the boot-time clock could not be had.
+    #[error("boot secrets: {0}")]
+    Boot(#[from] boot::BootError),
     /// The runtime did not start.
     #[error("runtime: {0}")]
     Runtime(#[from] RuntimeError),
@@ -145,6 +148,11 @@ pub fn open_engines(config: &XdpConfig) -> Result<XdpEngines, XdpError> {
     };
     let program = SteerProgram::attach(&config.interface, &steer, config.attach)
         .map_err(|e| steer_err(&e))?;
+    // This boot's secrets, and the boot-time clock read before the engines' clocks
+    // start (the runtime's epoch comes later), so ISNs and timestamps continue above
+    // those of any earlier surge process.
+    let secrets = boot::boot_secrets()?;
+    let clock_base = boot::boot_clock()?;
     let mut engines = Vec::with_capacity(queues as usize);
     for queue in 0..queues {
         let mut port_config = PortConfig::new(&config.interface, queue);
@@ -156,7 +164,8 @@ pub fn open_engines(config: &XdpConfig) -> Result<XdpEngines, XdpError> {
         let mut engine_config = probe.clone();
         engine_config.core = queue as u16;
         engine_config.cores = queues as u16;
-        engine_config.seed = probe.seed ^ (u64::from(queue) << 32) ^ std::process::id() as u64;
+        engine_config.secrets = secrets.clone();
+        engine_config.clock_base = clock_base;
         (config.tune)(&mut engine_config);
         engines.push(Engine::new(port, engine_config)?);
     }

@@ -51,12 +51,22 @@ struct Slot<T> {
     value: Option<T>,
 }
 
+/// Slots per chunk of the slab (a power of two).
+const CHUNK_SLOTS: usize = 1024;
+
 /// A bounded slab of sockets.
+///
+/// The slots live in fixed chunks of [`CHUNK_SLOTS`], allocated as the set grows: growing
+/// never moves the sockets already held (no reallocation and copy of the whole table, which
+/// at a million sockets would be a pause of hundreds of megabytes), and at most one chunk
+/// stands unused.
 #[derive(Debug)]
 pub struct SocketSet<T> {
     stack: u32,
     core: u16,
-    slots: Vec<Slot<T>>,
+    chunks: Vec<Box<[Slot<T>]>>,
+    /// Slots ever handed out: indexes below this exist.
+    slots: usize,
     free: Vec<u32>,
     len: usize,
     capacity: usize,
@@ -68,7 +78,8 @@ impl<T> SocketSet<T> {
         SocketSet {
             stack,
             core,
-            slots: Vec::new(),
+            chunks: Vec::new(),
+            slots: 0,
             free: Vec::new(),
             len: 0,
             capacity,
@@ -98,23 +109,47 @@ impl<T> SocketSet<T> {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
-                let i = u32::try_from(self.slots.len()).map_err(|_| Errno::EMFILE)?;
-                self.slots.push(Slot {
-                    generation: 0,
-                    value: None,
-                });
+                let i = u32::try_from(self.slots).map_err(|_| Errno::EMFILE)?;
+                if self.slots == self.chunks.len() * CHUNK_SLOTS {
+                    self.chunks.push(
+                        (0..CHUNK_SLOTS)
+                            .map(|_| Slot {
+                                generation: 0,
+                                value: None,
+                            })
+                            .collect(),
+                    );
+                }
+                self.slots += 1;
                 i
             }
         };
-        let slot = &mut self.slots[index as usize];
+        let slot = self.slot_mut(index as usize).ok_or(Errno::EMFILE)?;
         slot.value = Some(value);
+        let generation = slot.generation;
         self.len += 1;
         Ok(SocketHandle {
             stack: self.stack,
             core: self.core,
             index,
-            generation: slot.generation,
+            generation,
         })
+    }
+
+    fn slot(&self, i: usize) -> Option<&Slot<T>> {
+        if i >= self.slots {
+            return None;
+        }
+        self.chunks.get(i / CHUNK_SLOTS)?.get(i % CHUNK_SLOTS)
+    }
+
+    fn slot_mut(&mut self, i: usize) -> Option<&mut Slot<T>> {
+        if i >= self.slots {
+            return None;
+        }
+        self.chunks
+            .get_mut(i / CHUNK_SLOTS)?
+            .get_mut(i % CHUNK_SLOTS)
     }
 
     fn slot_index(&self, handle: SocketHandle) -> Result<usize, Errno> {
@@ -122,7 +157,7 @@ impl<T> SocketSet<T> {
             return Err(Errno::EBADF);
         }
         let i = handle.index as usize;
-        match self.slots.get(i) {
+        match self.slot(i) {
             Some(slot) if slot.generation == handle.generation && slot.value.is_some() => Ok(i),
             _ => Err(Errno::EBADF),
         }
@@ -131,30 +166,32 @@ impl<T> SocketSet<T> {
     /// The socket behind `handle`, or `EBADF`.
     pub fn get(&self, handle: SocketHandle) -> Result<&T, Errno> {
         let i = self.slot_index(handle)?;
-        self.slots[i].value.as_ref().ok_or(Errno::EBADF)
+        self.slot(i)
+            .and_then(|s| s.value.as_ref())
+            .ok_or(Errno::EBADF)
     }
 
     /// The socket behind `handle`, mutably, or `EBADF`.
     pub fn get_mut(&mut self, handle: SocketHandle) -> Result<&mut T, Errno> {
         let i = self.slot_index(handle)?;
-        self.slots[i].value.as_mut().ok_or(Errno::EBADF)
+        self.slot_mut(i)
+            .and_then(|s| s.value.as_mut())
+            .ok_or(Errno::EBADF)
     }
 
     /// The socket in slot `id` (as the tables know it), whatever its generation.
     pub fn by_id(&self, id: SocketId) -> Option<&T> {
-        self.slots.get(id.0 as usize).and_then(|s| s.value.as_ref())
+        self.slot(id.0 as usize).and_then(|s| s.value.as_ref())
     }
 
     /// Mutable access by slot id.
     pub fn by_id_mut(&mut self, id: SocketId) -> Option<&mut T> {
-        self.slots
-            .get_mut(id.0 as usize)
-            .and_then(|s| s.value.as_mut())
+        self.slot_mut(id.0 as usize).and_then(|s| s.value.as_mut())
     }
 
     /// The current handle of slot `id`, if live.
     pub fn handle_of(&self, id: SocketId) -> Option<SocketHandle> {
-        let slot = self.slots.get(id.0 as usize)?;
+        let slot = self.slot(id.0 as usize)?;
         slot.value.as_ref()?;
         Some(SocketHandle {
             stack: self.stack,
@@ -166,7 +203,7 @@ impl<T> SocketSet<T> {
 
     /// Removes the socket in slot `id`; its handles become `EBADF`.
     pub fn remove_id(&mut self, id: SocketId) -> Option<T> {
-        let slot = self.slots.get_mut(id.0 as usize)?;
+        let slot = self.slot_mut(id.0 as usize)?;
         let value = slot.value.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.0);
@@ -182,8 +219,10 @@ impl<T> SocketSet<T> {
 
     /// Live sockets with their slot ids.
     pub fn iter(&self) -> impl Iterator<Item = (SocketId, &T)> {
-        self.slots
+        self.chunks
             .iter()
+            .flat_map(|chunk| chunk.iter())
+            .take(self.slots)
             .enumerate()
             .filter_map(|(i, s)| s.value.as_ref().map(|v| (SocketId(i as u32), v)))
     }
@@ -245,5 +284,23 @@ mod tests {
         set.remove_id(h.id());
         assert_eq!(set.handle_of(h.id()), None);
         assert_eq!(set.by_id(h.id()), None);
+    }
+
+    #[test]
+    fn sockets_keep_their_slots_across_chunks() {
+        let n = 2 * CHUNK_SLOTS + 3;
+        let mut set = SocketSet::new(1, 0, n);
+        let handles: Vec<_> = (0..n).map(|i| set.insert(i).expect("room")).collect();
+        assert_eq!(set.insert(n), Err(Errno::EMFILE));
+        for (i, h) in handles.iter().enumerate() {
+            assert_eq!(set.get(*h), Ok(&i));
+        }
+        assert_eq!(set.iter().count(), n);
+        let last = handles[n - 1];
+        set.remove(last).expect("live");
+        assert_eq!(set.by_id(last.id()), None);
+        let again = set.insert(7).expect("room");
+        assert_eq!(again.id(), last.id(), "the freed slot is reused");
+        assert_eq!(set.get(last), Err(Errno::EBADF));
     }
 }

@@ -136,6 +136,15 @@ struct Owner {
     remote: Option<SocketAddrV4>,
 }
 
+impl Owner {
+    /// Whether this owner blocks a connect to `remote` from `addr` on its port: it is
+    /// connected on that very 4-tuple. An owner in TIME-WAIT does not: the caller's
+    /// `tuple_free` decides (Linux `__inet_check_established` asks `tcp_twsk_unique`).
+    fn holds_tuple(&self, addr: Ipv4Addr, remote: SocketAddrV4) -> bool {
+        self.addr == addr && self.remote == Some(remote) && self.state != BindState::TimeWait
+    }
+}
+
 /// How a socket joins a port's bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Join {
@@ -568,10 +577,7 @@ impl BindTable {
                 // one connection; owners may share the port, not the tuple.
                 Some(b) => {
                     b.shareable_by_connect()
-                        && !b
-                            .owners
-                            .iter()
-                            .any(|o| o.addr == local_addr && o.remote == Some(remote))
+                        && !b.owners.iter().any(|o| o.holds_tuple(local_addr, remote))
                 }
             };
             shareable && tuple_free(&tuple)
@@ -633,7 +639,7 @@ impl BindTable {
             && (bucket
                 .owners
                 .iter()
-                .any(|o| o.id != id && o.addr == addr && o.remote == Some(remote))
+                .any(|o| o.id != id && o.holds_tuple(addr, remote))
                 || !tuple_free(&tuple));
         if taken {
             self.counters.connect_tuple_in_use += 1;

@@ -1,13 +1,14 @@
 //! [`HashKey`]: the secret SipHash key for tables keyed by what a peer chooses.
 //!
 //! STYLE.md habit 6: 4-tuples and ports come from the wire, so every table keyed
-//! by them hashes with a key the engine draws from its seeded generator; a peer who
-//! does not know the key cannot aim collisions at one bucket.
+//! by them hashes with a key derived from the per-boot secrets
+//! ([`crate::secrets::Secrets::table_key`]); a peer who does not know the key
+//! cannot aim collisions at one bucket.
 
 use core::hash::{BuildHasher, Hash};
 use siphasher::sip::SipHasher13;
 
-/// A 128-bit SipHash key, supplied by the caller (the engine's seeded generator).
+/// A 128-bit SipHash key, supplied by the caller (from [`crate::secrets::Secrets`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct HashKey {
     k0: u64,

@@ -26,7 +26,7 @@
 //! | `connect` bound | [`BindTable::connect_bound`], then [`ConnTable::insert`] |
 //! | SYN in | [`ConnTable::get`] by 4-tuple, else [`ListenTable::lookup`]; admit if not [`Listener::syn_queue_is_full`] |
 //! | accept completes | [`BindTable::inherit_port`] for the child, [`ConnTable::insert`]; [`Listener::accept_queue_is_full`] |
-//! | TIME_WAIT | [`BindTable::enter_time_wait`]; at its end [`BindTable::unbind`] and [`ConnTable::remove`] |
+//! | TIME_WAIT | user-held: [`BindTable::enter_time_wait`], at its end [`BindTable::unbind`] and [`ConnTable::remove`]; closed: [`ConnTable::remove`], [`BindTable::unbind`] and a record in `tcp::TimeWaitTable` (itself a [`ConnTable`]) |
 //! | connect fails / reset before close | [`BindTable::disconnect`] |
 //! | `close` | [`BindTable::unbind`], [`ListenTable::remove`], [`ConnTable::remove`] |
 //!

@@ -1,12 +1,18 @@
 //! Fixed-size byte ring buffers for the send and receive queues.
 //!
-//! A ring's storage is allocated on its first write, once, at its full capacity
-//! (nothing allocates after that): an idle connection holds no buffer memory.
+//! A ring's storage is taken from the engine thread's [`super::buffer_pool`] on its
+//! first write, at its full capacity, and given back when the ring is dropped or, once
+//! drained, by [`Tcb::release_idle_buffers`]: an idle connection holds no buffer
+//! memory, and a warm engine allocates, zeroes and faults in nothing per connection.
+
+use super::buffer_pool;
+use super::tcb::Tcb;
 
 /// A byte ring of fixed capacity: bytes `[head, head + len)` (modulo capacity) are queued.
 #[derive(Clone)]
 pub struct RingBuffer {
-    /// Empty until the first byte is written; then `capacity` bytes.
+    /// Empty until the first byte is written; then a pool block of at least `capacity`
+    /// bytes (only the first `capacity` are used).
     storage: Box<[u8]>,
     capacity: usize,
     head: usize,
@@ -46,8 +52,20 @@ impl RingBuffer {
 
     fn allocate(&mut self) {
         if self.storage.is_empty() {
-            self.storage = vec![0; self.capacity].into_boxed_slice();
+            self.storage = buffer_pool::take(self.capacity);
         }
+    }
+
+    /// Gives the storage back to the pool when nothing is queued (the next write takes
+    /// a block again). The caller makes sure no bytes are held beyond the queued ones
+    /// (the receive side's out-of-order data). Returns true when it released storage.
+    pub fn release_if_empty(&mut self) -> bool {
+        if self.len != 0 || self.storage.is_empty() {
+            return false;
+        }
+        buffer_pool::give(core::mem::take(&mut self.storage));
+        self.head = 0;
+        true
     }
 
     /// Bytes queued.
@@ -141,6 +159,39 @@ impl RingBuffer {
     }
 }
 
+impl Drop for RingBuffer {
+    fn drop(&mut self) {
+        if !self.storage.is_empty() {
+            buffer_pool::give(core::mem::take(&mut self.storage));
+        }
+    }
+}
+
+impl Tcb {
+    /// Gives drained rings' storage back to the engine's pool: the send ring once all is
+    /// acknowledged, the receive ring once read and with no out-of-order data waiting.
+    /// The engine calls it after each connection's output; an idle connection then
+    /// holds no buffer memory.
+    pub fn release_idle_buffers(&mut self) {
+        self.send_buf.release_if_empty();
+        if self.ooo.is_empty() && self.ooo_fin.is_none() {
+            self.recv_buf.release_if_empty();
+        }
+    }
+
+    /// Bytes of ring storage this connection holds now.
+    pub fn buffer_bytes(&self) -> usize {
+        self.send_buf.storage_bytes() + self.recv_buf.storage_bytes()
+    }
+}
+
+impl RingBuffer {
+    /// Bytes of storage held (0 until the first write and after a release).
+    pub fn storage_bytes(&self) -> usize {
+        self.storage.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +209,31 @@ mod tests {
         assert!(r.is_allocated());
         assert_eq!(r.pop(&mut out), 2);
         assert_eq!(&out[..2], b"ab");
+    }
+
+    #[test]
+    fn storage_goes_back_to_the_pool_when_drained_and_is_reused() {
+        let mut r = RingBuffer::new(300_000);
+        r.push(b"abc");
+        assert_eq!(r.storage_bytes(), 512 * 1024, "a power-of-two class");
+        assert!(!r.release_if_empty(), "bytes queued");
+        let mut out = [0u8; 3];
+        r.pop(&mut out);
+        let before = buffer_pool::with_pool(|p| p.stats);
+        assert!(r.release_if_empty());
+        assert!(!r.is_allocated());
+        r.push(b"xyz");
+        let after = buffer_pool::with_pool(|p| p.stats);
+        assert_eq!(after.reused, before.reused + 1, "the block came back");
+        assert_eq!(after.allocated, before.allocated);
+        assert_eq!(r.pop(&mut out), 3);
+        assert_eq!(&out, b"xyz");
+        drop(r);
+        assert_eq!(
+            buffer_pool::with_pool(|p| p.stats).returned,
+            after.returned + 1,
+            "dropping gives it back"
+        );
     }
 
     #[test]

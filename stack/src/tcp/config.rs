@@ -102,6 +102,9 @@ pub struct TcpConfig {
     pub congestion: CongestionAlgorithm,
     /// Loss detection and recovery.
     pub loss_recovery: LossRecovery,
+    /// Added to the engine's milliseconds for our TSvals (RFC 7323 §5.4, Linux `ts_off`):
+    /// the engine sets it per connection from [`super::TimestampOffsets`]; 0 by default.
+    pub ts_offset: u32,
 }
 
 impl Default for TcpConfig {
@@ -134,6 +137,7 @@ impl Default for TcpConfig {
             slow_start_after_idle: true,
             congestion: CongestionAlgorithm::Cubic,
             loss_recovery: LossRecovery::RackTlp,
+            ts_offset: 0,
         }
     }
 }

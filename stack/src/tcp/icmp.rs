@@ -62,7 +62,6 @@ impl Tcb {
             }
             self.rtt_sample = None;
         }
-        self.refresh_stats();
     }
 
     /// ICMP destination unreachable other than frag-needed.

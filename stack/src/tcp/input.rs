@@ -34,7 +34,6 @@ impl Tcb {
             State::SynSent => self.input_syn_sent(now, seg, payload),
             _ => self.input_synchronized(now, seg, payload),
         }
-        self.refresh_stats();
     }
 
     /// RFC 9293 §3.10.7.3: SYN-SENT.
@@ -413,6 +412,10 @@ impl Tcb {
         if sack_recovery {
             self.process_ack_sack(now, seg, ack, acked, sacked_before, rtt);
         }
+        // Delivered now: newly acknowledged plus newly SACKed, minus what was SACKed before and
+        // is only now acknowledged (RFC 6937's DeliveredData).
+        let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
+        self.on_delivered(now, u64::try_from(delivered).unwrap_or(0));
         self.persist_unanswered = 0;
         // RFC 9293 §3.10.7.4 fifth: update the send window from newer segments only.
         if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {

@@ -8,9 +8,13 @@
 //! from the caller.
 //!
 //! How an engine drives it:
-//! - Demultiplex by 4-tuple. No connection: a listener runs [`listen_action`] (SYN ->
-//!   [`Tcb::accept_syn`] with an ISS from [`IsnGenerator`]); otherwise answer with
-//!   [`reply_to_unknown`]. A SYN for a TIME-WAIT connection may reopen it when
+//! - Demultiplex by 4-tuple: a connection, else a [`TimeWait`] record
+//!   ([`TimeWaitTable`]), else a half-open [`RequestSock`] ([`SynQueue`]; the ACK that
+//!   completes it makes the connection with [`Tcb::from_request`]). None: a listener runs
+//!   [`listen_action`] (SYN -> [`SynQueue::admit`] with an ISS from [`IsnGenerator`], or a
+//!   [`SynCookies`] SYN-ACK when the queue is full; an ACK may carry a cookie); otherwise
+//!   answer with [`reply_to_unknown`]. A connection the user closed that reaches
+//!   TIME-WAIT becomes a [`TimeWait`] record ([`TimeWait::from_tcb`]). A SYN for a TIME-WAIT connection may reopen it when
 //!   [`Tcb::time_wait_accepts_syn`] says so; an active open may take a TIME-WAIT tuple when
 //!   [`Tcb::can_reuse_time_wait`] (ISS from [`Tcb::time_wait_reuse_iss`]).
 //! - After every input, timeout or user call, drain `poll_transmit` (give a buffer of at
@@ -37,11 +41,13 @@
 //! ```
 
 mod buffer;
+pub mod buffer_pool;
 mod config;
 mod congestion;
 mod cubic;
 mod error;
 mod icmp;
+mod info;
 mod input;
 mod isn;
 mod ooo;
@@ -61,12 +67,14 @@ pub mod time_wait;
 mod timers;
 
 pub use buffer::RingBuffer;
+pub use buffer_pool::{BufferPool, BufferPoolStats};
 pub use config::{CongestionAlgorithm, KeepaliveConfig, LossRecovery, TcpConfig};
 pub use congestion::{AckSample, CongestionControl, NewReno};
 pub use cubic::Cubic;
 pub use error::TcpError;
 pub use icmp::IcmpUnreachable;
-pub use isn::IsnGenerator;
+pub use info::TcpInfo;
+pub use isn::{IsnGenerator, TimestampOffsets};
 pub use ooo::OutOfOrderQueue;
 pub use options::{DEFAULT_MSS, header_len};
 pub use output::Transmit;

@@ -18,11 +18,12 @@ pub struct OutOfOrderQueue {
 }
 
 impl OutOfOrderQueue {
-    /// An empty queue; the range vector is allocated here, once.
+    /// An empty queue. The range vector is allocated whole on the first out-of-order
+    /// segment (an in-order connection never holds it), and never again.
     pub fn new(max_ranges: usize, max_bytes: usize) -> Self {
         let max_ranges = max_ranges.max(1);
         OutOfOrderQueue {
-            ranges: Vec::with_capacity(max_ranges + 1),
+            ranges: Vec::new(),
             max_ranges,
             max_bytes,
             bytes: 0,
@@ -75,6 +76,9 @@ impl OutOfOrderQueue {
         }
         if !self.can_insert(start, end) {
             return false;
+        }
+        if self.ranges.capacity() == 0 {
+            self.ranges.reserve_exact(self.max_ranges + 1);
         }
         self.bytes += self.uncovered(start, end);
         let mut new_start = start;

@@ -90,11 +90,13 @@ impl Tcb {
         }
     }
 
-    /// Our timestamp clock (RFC 7323 §5.4): milliseconds, monotonic for the engine's lifetime,
-    /// so it also increases across connections to the same peer (needed for TIME-WAIT reuse).
+    /// Our timestamp clock (RFC 7323 §5.4): milliseconds plus the connection's offset (a
+    /// keyed hash of the address pair plus the boot-time clock at engine start), so it
+    /// increases across connections to the same peer and across restarts (needed for
+    /// TIME-WAIT reuse on both ends).
     pub(super) fn ts_now(&self, now: Instant) -> u32 {
         // Truncation intended: the TS clock wraps modulo 2^32.
-        now.total_millis() as u32
+        (now.total_millis() as u32).wrapping_add(self.ts_offset)
     }
 }
 

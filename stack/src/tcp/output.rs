@@ -31,7 +31,6 @@ impl Tcb {
             if t.repr.flags.contains(TcpFlags::RST) {
                 self.stats.rsts_out += 1;
             }
-            self.refresh_stats();
         }
         t
     }
@@ -278,6 +277,10 @@ impl Tcb {
         let fin = self.fin_queued && offset + len == buffered && self.snd_nxt <= self.fin_seq();
         let fin = fin && (len > 0 || unsent == 0);
         if len == 0 && !fin {
+            if unsent == 0 && usable > 0 {
+                // The window had room and the application had nothing: app-limited.
+                self.app_limited_now = true;
+            }
             self.maybe_arm_persist(now, unsent);
             return None;
         }

@@ -25,6 +25,8 @@ pub(super) struct Rack {
     fack: SeqNumber,
     /// Reordering was observed (RFC 8985 §6.2 step 3).
     pub reordering_seen: bool,
+    /// The largest distance, in bytes, by which a segment was overtaken.
+    pub reordering_bytes: u32,
     reo_wnd_mult: u32,
     reo_wnd_persist: u32,
     /// RACK state advanced since the last loss detection.
@@ -55,6 +57,7 @@ impl Rack {
             min_rtt: None,
             fack: iss,
             reordering_seen: false,
+            reordering_bytes: 0,
             reo_wnd_mult: 1,
             reo_wnd_persist: 0,
             advanced: false,
@@ -85,6 +88,8 @@ impl Rack {
         // Step 3: delivered below the highest SACK without having been retransmitted.
         if seg.end < self.fack && !seg.retransmitted {
             self.reordering_seen = true;
+            // How far it was overtaken (Linux tp->reordering, here in bytes).
+            self.reordering_bytes = self.reordering_bytes.max(self.fack.since(seg.end));
         }
         if sacked {
             self.fack = self.fack.max_seq(seg.end);

@@ -58,9 +58,15 @@ impl Tcb {
                 &seg.options.sack_blocks,
                 |l, r| scratch.push((l, r)),
             );
-            let total = seg.options.sack_blocks.len() as u64;
-            self.stats.sack_blocks_rejected += u64::from(summary.rejected);
-            self.stats.sack_blocks += total.saturating_sub(u64::from(summary.rejected));
+            let total = u32::try_from(seg.options.sack_blocks.len()).unwrap_or(u32::MAX);
+            self.stats.sack_blocks_rejected = self
+                .stats
+                .sack_blocks_rejected
+                .wrapping_add(summary.rejected);
+            self.stats.sack_blocks = self
+                .stats
+                .sack_blocks
+                .wrapping_add(total.saturating_sub(summary.rejected));
             newly_sacked = summary.newly_sacked;
             let board = &self.sack_board;
             let rack = &mut self.rack;
@@ -173,7 +179,7 @@ impl Tcb {
             .detect_loss(&mut self.sent, now, self.in_recovery || self.in_loss, srtt);
         self.rack_deadline = d.reorder_timeout.map(|t| now + t);
         if d.lost > 0 {
-            self.stats.lost_segments += u64::from(d.lost);
+            self.stats.lost_segments = self.stats.lost_segments.wrapping_add(d.lost);
             self.lost_hint = self.snd_una;
             if !self.in_recovery && !self.in_loss {
                 self.enter_recovery(now);
@@ -341,7 +347,10 @@ impl Tcb {
             self.undo_retrans = None;
         }
         self.sent.mark_all_lost();
-        self.stats.lost_segments += self.sent.len() as u64;
+        self.stats.lost_segments = self
+            .stats
+            .lost_segments
+            .wrapping_add(u32::try_from(self.sent.len()).unwrap_or(u32::MAX));
         self.lost_hint = self.snd_una;
         self.recover = self.snd_max;
         self.in_recovery = false;

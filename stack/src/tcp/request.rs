@@ -91,6 +91,9 @@ pub struct RequestSock {
     retransmits: u8,
     challenge_count: u8,
     challenge_window_start: Instant,
+    /// Added to the engine's milliseconds for our TSvals (`TcpConfig::ts_offset` when
+    /// the SYN came); the connection keeps it.
+    ts_offset: u32,
 }
 
 impl RequestSock {
@@ -121,7 +124,15 @@ impl RequestSock {
             retransmits: 0,
             challenge_count: 0,
             challenge_window_start: now,
+            ts_offset: cfg.ts_offset,
         }
+    }
+
+    /// Our timestamp clock, as [`Tcb`]'s (RFC 7323 §5.4: the engine's milliseconds plus
+    /// the connection's offset).
+    fn ts_clock(&self, now: Instant) -> u32 {
+        // Truncation intended: the TS clock wraps modulo 2^32.
+        (now.total_millis() as u32).wrapping_add(self.ts_offset)
     }
 
     /// The same request with no RTT sample (a connection rebuilt from a SYN cookie: when
@@ -205,7 +216,7 @@ impl RequestSock {
         }
         options.sack_permitted = cfg.sack && self.sack_ok;
         if self.ts_enabled(cfg) {
-            options.timestamp = Some((ts_clock(now), self.ts_recent.unwrap_or(0)));
+            options.timestamp = Some((self.ts_clock(now), self.ts_recent.unwrap_or(0)));
         }
         TcpRepr {
             src_port: self.tuple.local_port,
@@ -261,7 +272,7 @@ impl RequestSock {
     fn ack(&mut self, now: Instant, cfg: &TcpConfig) -> TcpRepr {
         let mut options = TcpOptions::default();
         if self.ts_enabled(cfg) {
-            options.timestamp = Some((ts_clock(now), self.ts_recent.unwrap_or(0)));
+            options.timestamp = Some((self.ts_clock(now), self.ts_recent.unwrap_or(0)));
         }
         let window_len = self.advertise_window(cfg);
         TcpRepr {
@@ -402,18 +413,16 @@ fn rto(cfg: &TcpConfig, backoff: u32) -> Duration {
     RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max).backed_off(backoff)
 }
 
-/// Our timestamp clock, as [`Tcb`]'s (RFC 7323 §5.4: milliseconds of the engine's clock).
-fn ts_clock(now: Instant) -> u32 {
-    // Truncation intended: the TS clock wraps modulo 2^32.
-    now.total_millis() as u32
-}
-
 impl Tcb {
     /// The connection a completed request becomes: in SYN-RECEIVED with its SYN-ACK
     /// already sent (as the request sent it), ready for the handshake's ACK, which the
     /// engine passes to [`Tcb::handle_segment`] next. The RTT sample of the SYN-ACK is
     /// kept when it was not retransmitted (Karn).
     pub fn from_request(req: &RequestSock, now: Instant, cfg: &TcpConfig) -> Tcb {
+        let cfg = &TcpConfig {
+            ts_offset: req.ts_offset,
+            ..*cfg
+        };
         let mut tcb = Tcb::accept_syn(req.tuple, &req.syn(), req.iss.0, now, cfg);
         if let Some(age) = req.ts_recent.map(|_| req.ts_recent_age) {
             tcb.ts_recent = req.ts_recent.unwrap_or(0);

@@ -34,13 +34,12 @@ pub struct SackScoreboard {
 
 impl SackScoreboard {
     /// An empty scoreboard holding at most `max_ranges` intervals. Nothing is allocated until
-    /// the first SACK block arrives (an idle connection holds no scoreboard memory); then the
-    /// whole bound is allocated at once, so hostile blocks never make it reallocate.
+    /// the first SACK block arrives (idle connections hold no scoreboard memory); then room
+    /// for all `max_ranges`, once.
     pub fn new(max_ranges: usize) -> Self {
-        let max_ranges = max_ranges.max(1);
         SackScoreboard {
             ranges: Vec::new(),
-            max_ranges,
+            max_ranges: max_ranges.max(1),
             bytes: 0,
         }
     }

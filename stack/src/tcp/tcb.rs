@@ -12,7 +12,7 @@ use super::rtt::RttEstimator;
 use super::sack::SackScoreboard;
 use super::sent::SentQueue;
 use super::seq::SeqNumber;
-use super::stats::TcpStats;
+use super::stats::{TcpCounters, TcpStats};
 use crate::FourTuple;
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpRepr};
@@ -96,6 +96,8 @@ pub struct Tcb {
     pub(super) ts_enabled: bool,
     pub(super) ts_recent: u32,
     pub(super) ts_recent_age: Instant,
+    /// Added to the engine's milliseconds for our TSvals (RFC 7323 §5.4, Linux `ts_off`).
+    pub(super) ts_offset: u32,
     pub(super) sack_ok: bool,
     pub(super) peer_mss: u16,
     pub(super) pmtu_mss: u16,
@@ -157,6 +159,13 @@ pub struct Tcb {
     /// Retransmissions since the last congestion event not yet reported duplicate by a
     /// D-SACK (RFC 3708, Linux `undo_retrans`); `None` when no undo is possible.
     pub(super) undo_retrans: Option<u32>,
+    /// Delivery-rate estimate (for `TcpInfo`): bytes delivered (acknowledged or SACKed) in
+    /// total, the start of the current sample, the last rate, and app-limited flags.
+    pub(super) delivered: u64,
+    pub(super) rate_sample_start: (Instant, u64),
+    pub(super) delivery_rate: u64,
+    pub(super) rate_app_limited: bool,
+    pub(super) app_limited_now: bool,
     /// RFC 6937 PRR: RecoverFS, prr_delivered, prr_out.
     pub(super) prr_recover_fs: u32,
     pub(super) prr_delivered: u32,
@@ -166,7 +175,7 @@ pub struct Tcb {
     pub(super) challenge_window_start: Instant,
     pub(super) challenge_count: u32,
 
-    pub(super) stats: TcpStats,
+    pub(super) stats: TcpCounters,
 }
 
 impl Tcb {
@@ -180,7 +189,7 @@ impl Tcb {
         };
         // Records for what may be in flight: the send buffer in segments of the smallest MSS.
         let max_segments = (cfg.send_buffer / usize::from(cfg.min_mss.max(1))).clamp(64, 1 << 16);
-        let mut tcb = Tcb {
+        let tcb = Tcb {
             cfg: *cfg,
             tuple,
             state,
@@ -217,6 +226,7 @@ impl Tcb {
             ts_enabled: false,
             ts_recent: 0,
             ts_recent_age: now,
+            ts_offset: cfg.ts_offset,
             sack_ok: false,
             peer_mss: 536,
             pmtu_mss: cfg.mss,
@@ -260,14 +270,18 @@ impl Tcb {
             frto: None,
             lost_hint: iss,
             undo_retrans: None,
+            delivered: 0,
+            rate_sample_start: (now, 0),
+            delivery_rate: 0,
+            rate_app_limited: false,
+            app_limited_now: false,
             prr_recover_fs: 0,
             prr_delivered: 0,
             prr_out: 0,
             challenge_window_start: now,
             challenge_count: 0,
-            stats: TcpStats::default(),
+            stats: TcpCounters::default(),
         };
-        tcb.refresh_stats();
         tcb
     }
 
@@ -316,8 +330,15 @@ impl Tcb {
     }
 
     /// Counters and estimates.
-    pub fn stats(&self) -> &TcpStats {
-        &self.stats
+    pub fn stats(&self) -> TcpStats {
+        self.stats.snapshot(
+            self.rtt.srtt().unwrap_or_default(),
+            self.rtt.rttvar(),
+            self.rtt.rto(),
+            self.cc.window(),
+            self.cc.ssthresh(),
+            self.snd_mss,
+        )
     }
 
     /// The configuration this connection runs with.
@@ -569,16 +590,6 @@ impl Tcb {
     pub(super) fn unsent(&self) -> usize {
         let offset = self.snd_nxt.since(self.snd_buf_start) as usize;
         self.send_buf.len().saturating_sub(offset)
-    }
-
-    /// Copies the estimates into the counters.
-    pub(super) fn refresh_stats(&mut self) {
-        self.stats.srtt = self.rtt.srtt().unwrap_or_default();
-        self.stats.rttvar = self.rtt.rttvar();
-        self.stats.rto = self.rtt.rto();
-        self.stats.cwnd = self.cc.window();
-        self.stats.ssthresh = self.cc.ssthresh();
-        self.stats.snd_mss = self.snd_mss;
     }
 
     /// A RST answering `seg` (RFC 9293 §3.10.7.1 form), from this connection's ports.

@@ -60,7 +60,6 @@ impl Tcb {
     /// Runs every timer due at `now`. Output, if any, comes from `poll_transmit`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.run_timers(now);
-        self.refresh_stats();
     }
 
     fn run_timers(&mut self, now: Instant) {

@@ -20,7 +20,7 @@ pub fn config(mac: EthernetAddress, ip: Ipv4Addr, seed: u64) -> EngineConfig {
     let iface =
         InterfaceConfig::new(mac, Ipv4Cidr::new(ip, 24).expect("cidr"), None, 1500).expect("iface");
     EngineConfig {
-        seed,
+        secrets: surge_stack::secrets::Secrets::from_seed(seed),
         // The tests count ARP frames exactly; engine_arp_start tests the announcement.
         gratuitous_arp: false,
         ..EngineConfig::new(iface)

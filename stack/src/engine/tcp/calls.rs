@@ -1,6 +1,6 @@
 //! The socket calls on TCP sockets other than listen and accept.
 
-use core::net::SocketAddrV4;
+use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
 use super::{config_for, errno_of, listener, tcp_sock};
@@ -38,10 +38,12 @@ pub(crate) fn bind(
 }
 
 /// `connect(2)`, non-blocking: starts the handshake and returns EINPROGRESS;
-/// completion shows as writable (or an error from `take_error`).
+/// completion shows as writable (or an error from `take_error`). An unbound socket
+/// connects from `source` when given (one of our addresses), else from the route's.
 pub(crate) fn connect(
     core: &mut Core,
     handle: SocketHandle,
+    source: Option<Ipv4Addr>,
     remote: SocketAddrV4,
     now: Instant,
 ) -> Result<(), Errno> {
@@ -65,30 +67,43 @@ pub(crate) fn connect(
     }
     let options = sock.options;
     let bound = sock.local;
-    let route = core
+    let mut route = core
         .config
         .iface
         .route(*remote.ip())
         .map_err(|_| Errno::ENETUNREACH)?;
+    if let Some(source) = source {
+        if bound.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        if !core.config.iface.is_local(source) {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        route.source = source;
+    }
     let id = handle.id();
     let conns = &core.tcp.conns;
-    // A 4-tuple in a TIME-WAIT record is taken too (Linux `__inet_check_established`).
     let time_wait = &core.tcp.time_wait;
+    let tw_reuse = core.config.tw_reuse;
     let rss = core.config.rss.as_ref();
     let queue = core.config.core;
-    // With a known RSS, only ports whose replies come back to our queue.
-    let tuple_free = |t: &FourTuple| {
+    // Linux `__inet_check_established`: a 4-tuple is free when no connection holds it
+    // and no TIME-WAIT record does, unless `tcp_tw_reuse` may take the record over
+    // (`tcp_twsk_unique`: timestamps on, the peer's last one at least a second old).
+    let tuple_unused = |t: &FourTuple| {
         !conns.contains(t)
-            && !time_wait.contains(t)
-            && rss.is_none_or(|r| r.reply_queue(t) == queue)
+            && time_wait
+                .get(t)
+                .is_none_or(|tw| tw_reuse && tw.can_reuse(now))
     };
+    // With a known RSS, only ports whose replies come back to our queue.
+    let tuple_free =
+        |t: &FourTuple| tuple_unused(t) && rss.is_none_or(|r| r.reply_queue(t) == queue);
     let local = match bound {
         Some(_) => core
             .tcp
             .binds
-            .connect_bound(id, route.source, remote, |t: &FourTuple| {
-                !conns.contains(t) && !time_wait.contains(t)
-            })?,
+            .connect_bound(id, route.source, remote, tuple_unused)?,
         None => {
             let port = core.tcp.binds.ephemeral_for_connect(
                 id,
@@ -102,8 +117,19 @@ pub(crate) fn connect(
         }
     };
     let tuple = FourTuple::new(local, remote);
-    let iss = core.tcp.isn.generate(&tuple, now);
-    let cfg = config_for(core, &options);
+    // Linux `tcp_twsk_unique`: the new incarnation starts beyond anything the old one
+    // sent, plus a maximal window; the TIME-WAIT record goes.
+    let reused_iss = match tw_reuse {
+        true => core.tcp.time_wait.take_for_reuse(&tuple, now),
+        false => None,
+    }
+    .map(|tw| {
+        core.tcp_stats.time_wait_reused += 1;
+        tw.reuse_iss()
+    });
+    let iss = reused_iss.unwrap_or_else(|| core.tcp.isn.generate(&tuple, now));
+    let mut cfg = config_for(core, &options);
+    cfg.ts_offset = core.tcp.ts_offsets.offset(*local.ip(), *remote.ip());
     let tcb = Tcb::connect(tuple, iss, now, &cfg);
     if core.tcp.conns.insert(tuple, id).is_err() {
         core.tcp.binds.disconnect(id);
@@ -265,5 +291,5 @@ pub(crate) fn draining(core: &Core) -> usize {
 pub(crate) fn info(core: &mut Core, handle: SocketHandle) -> Result<(State, tcp::TcpStats), Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
     let tcb = sock.tcb().ok_or(Errno::ENOTCONN)?;
-    Ok((tcb.state(), *tcb.stats()))
+    Ok((tcb.state(), tcb.stats()))
 }

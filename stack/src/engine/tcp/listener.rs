@@ -56,7 +56,11 @@ pub(crate) fn accept_syn(
         core.stats.drop(DropReason::TcpListenOverflow);
         return;
     }
-    let cfg = config_for(core, &options);
+    let mut cfg = config_for(core, &options);
+    cfg.ts_offset = core
+        .tcp
+        .ts_offsets
+        .offset(tuple.local_addr, tuple.remote_addr);
     let iss = iss.unwrap_or_else(|| core.tcp.isn.generate(&tuple, now));
     let refused = match core
         .tcp
@@ -182,7 +186,11 @@ pub(crate) fn cookie_input(
         core.stats.drop(DropReason::TcpListenOverflow);
         return true;
     }
-    let cfg = listener_config(core, listener);
+    let mut cfg = listener_config(core, listener);
+    cfg.ts_offset = core
+        .tcp
+        .ts_offsets
+        .offset(tuple.local_addr, tuple.remote_addr);
     let syn = conn.reconstructed_syn(seg);
     let req = RequestSock::new(tuple, listener, &syn, conn.iss, now, &cfg).without_rtt_sample();
     core.tcp_stats.syn_cookies_accepted += 1;

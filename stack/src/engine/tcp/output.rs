@@ -54,6 +54,8 @@ pub(crate) fn process_dirty<D: Device>(
             };
             let mut tcb = tcb;
             let no_frame = transmit(core, device, tx, now, &mut tcb);
+            // Drained rings go back to the engine's buffer pool (tcp::buffer_pool).
+            tcb.release_idle_buffers();
             settle(core, now, id, tcb);
             core.queue_ready(id);
             if no_frame {
@@ -94,7 +96,7 @@ fn transmit<D: Device>(
             device,
             tx,
             now,
-            remote,
+            (Some(tuple.local_addr), remote),
             IpProtocol::Tcp,
             |buf, src| {
                 let room = buf

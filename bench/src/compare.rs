@@ -1,0 +1,628 @@
+//! `surge-bench compare`: surge against the tools a user would pick instead, on one fresh
+//! lab veth pair (one queue), server pinned to one core and client to another, rounds
+//! alternating the order of the contenders:
+//!
+//! - HTTP keep-alive and `Connection: close`, 50 connections: wrk and `surge load` each
+//!   against nginx and against `surge serve --mode http`;
+//! - 1,000 and 10,000 rr connections from one kernel client thread against surge's server
+//!   and the kernel's;
+//! - 64-byte ping-pong latency: sockperf's client against sockperf's server and against
+//!   `surge serve --mode sockperf`;
+//! - bulk: iperf3 kernel to kernel beside `surge load --mode stream` to `surge serve` (both
+//!   ends on surge: iperf3 cannot run on surge's stack);
+//! - the raw AF_XDP frame rate of the same veth pair, the ceiling for connection rates.
+//!
+//! It prints one markdown table (medians, min–max over rounds, ratios to the row's
+//! baseline), writes JSON, and draws charts (one bar chart per row group, latency by
+//! percentile of the `surge load` runs).
+
+mod contenders;
+mod parse;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::json;
+use surge::report::hgrm::parse_hgrm;
+use surge::report::plot::{Bar, PercentileRun, write_bars, write_percentiles};
+use surge_lab::{Lab, LabSpec, Topology};
+
+use contenders::{Client, Env, HTTP_CONNECTIONS, RunFiles, Server, run_case};
+use parse::Measurement;
+
+/// Frames each way per `Connection: close` request: SYN, ACK + request, FIN, ACK one way,
+/// SYN-ACK, response, FIN, ACK the other (about four; piggybacking makes it fewer).
+const FRAMES_PER_CONNECTION: f64 = 4.0;
+
+/// Arguments of `surge-bench compare`.
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// Rounds (each runs every contender once; medians and spreads are over rounds).
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Row groups to run, comma-separated (default: all): http-keepalive, http-close,
+    /// rr-1k, rr-10k, latency, bulk, frames.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// A short run that checks the table is produced (CI): 1 round of 1 s, fewer frames.
+    #[arg(long)]
+    smoke: bool,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Where the charts and every run's output go.
+    #[arg(long, default_value = "results/compare")]
+    out: PathBuf,
+    /// The `surge` binary (default: the one beside this binary).
+    #[arg(long)]
+    surge: Option<PathBuf>,
+    /// Core of the servers.
+    #[arg(long, default_value_t = 0)]
+    server_core: usize,
+    /// Core of the clients.
+    #[arg(long, default_value_t = 1)]
+    client_core: usize,
+}
+
+/// One contender of a row group.
+struct Case {
+    /// The table's name for it (`wrk -> nginx`).
+    label: &'static str,
+    server: Server,
+    client: Client,
+    /// Which side runs on surge (highlighted in charts).
+    surge: bool,
+    /// Every round's measurement.
+    runs: Vec<Measurement>,
+    /// The `.hgrm` of its last run, when its client writes one.
+    hgrm: Option<PathBuf>,
+}
+
+impl Case {
+    fn new(label: &'static str, server: Server, client: Client, surge: bool) -> Self {
+        Self {
+            label,
+            server,
+            client,
+            surge,
+            runs: Vec::new(),
+            hgrm: None,
+        }
+    }
+}
+
+/// A group of rows measured in one unit; ratios are to its first case.
+struct Group {
+    /// Name for `--only` and the files.
+    id: &'static str,
+    /// What the group measures.
+    title: &'static str,
+    /// The unit of its figure.
+    unit: &'static str,
+    /// Lower figures are better (latency).
+    lower_is_better: bool,
+    /// What the reader should know (printed under the table).
+    note: &'static str,
+    cases: Vec<Case>,
+}
+
+/// Every row group, in table order.
+fn groups() -> Vec<Group> {
+    use Client as C;
+    use Server as S;
+    let http = |close: bool| {
+        vec![
+            Case::new("wrk -> nginx", S::Nginx, C::Wrk { close }, false),
+            Case::new("wrk -> surge serve", S::SurgeHttp, C::Wrk { close }, true),
+            Case::new(
+                "surge load -> nginx",
+                S::Nginx,
+                C::SurgeHttp { close },
+                true,
+            ),
+            Case::new(
+                "surge load -> surge serve",
+                S::SurgeHttp,
+                C::SurgeHttp { close },
+                true,
+            ),
+        ]
+    };
+    let rr = |connections: usize| {
+        vec![
+            Case::new(
+                "kernel client -> kernel server",
+                S::KernelRr,
+                C::KernelRr { connections },
+                false,
+            ),
+            Case::new(
+                "kernel client -> surge server",
+                S::SurgeRr,
+                C::KernelRr { connections },
+                true,
+            ),
+        ]
+    };
+    vec![
+        Group {
+            id: "http-keepalive",
+            title: "HTTP keep-alive, 50 connections, 64-byte body",
+            unit: "requests/s",
+            lower_is_better: false,
+            note: "surge load and surge serve run on surge's stack (AF_XDP); wrk and nginx on the kernel's",
+            cases: http(false),
+        },
+        Group {
+            id: "http-close",
+            title: "HTTP `Connection: close`, 50 connections",
+            unit: "connections/s",
+            lower_is_better: false,
+            note: "one connection per request; share of ceiling = connections/s x 4 frames / the AF_XDP frame rate",
+            cases: http(true),
+        },
+        Group {
+            id: "rr-1k",
+            title: "rr 64 B, 1,000 connections, one kernel client thread",
+            unit: "requests/s",
+            lower_is_better: false,
+            note: "surge load --stack kernel -t 1 -c 1000 against surge serve --mode rr on each stack",
+            cases: rr(1000),
+        },
+        Group {
+            id: "rr-10k",
+            title: "rr 64 B, 10,000 connections, one kernel client thread",
+            unit: "requests/s",
+            lower_is_better: false,
+            note: "as rr-1k with -c 10000 (the open-files limit here is 20,000)",
+            cases: rr(10_000),
+        },
+        Group {
+            id: "latency",
+            title: "64-byte TCP ping-pong, sockperf client (lower is better)",
+            unit: "µs one way (median)",
+            lower_is_better: true,
+            note: "sockperf reports half the round trip; surge serve --mode sockperf answers sockperf's own message format",
+            cases: vec![
+                Case::new(
+                    "sockperf -> sockperf server",
+                    S::Sockperf,
+                    C::Sockperf,
+                    false,
+                ),
+                Case::new(
+                    "sockperf -> surge serve",
+                    S::SurgeSockperf,
+                    C::Sockperf,
+                    true,
+                ),
+            ],
+        },
+        Group {
+            id: "bulk",
+            title: "bulk TCP, one connection, client to server",
+            unit: "Gbit/s",
+            lower_is_better: false,
+            note: "not the same program: iperf3 kernel to kernel beside surge load --mode stream to surge serve, both ends on surge",
+            cases: vec![
+                Case::new("iperf3 -> iperf3 (kernel)", S::Iperf3, C::Iperf3, false),
+                Case::new(
+                    "surge load -> surge serve (stream)",
+                    S::SurgeStream,
+                    C::SurgeStream,
+                    true,
+                ),
+            ],
+        },
+        Group {
+            id: "frames",
+            title: "raw AF_XDP frame rate of the same veth pair, 64-byte frames, A to B",
+            unit: "frames/s",
+            lower_is_better: false,
+            note: "surge-datapath XSK to XSK, closed loop (surge-bench datapath's code): the ceiling for the rows above",
+            cases: vec![Case::new(
+                "surge-datapath, A -> B",
+                S::None,
+                Client::Frames,
+                true,
+            )],
+        },
+    ]
+}
+
+/// The `surge` binary: `--surge`, else the one beside this binary.
+fn surge_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let path = match given {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()
+            .context("finding surge-bench's own path")?
+            .with_file_name("surge"),
+    };
+    ensure!(
+        path.is_file(),
+        "{} not found: build it (cargo build -p surge, with --release for a release surge-bench) or pass --surge PATH",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// Median and (min, max) of `values` (NaN when empty).
+fn spread(values: &[f64]) -> (f64, f64, f64) {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// `12,345`-style figures: no decimals from 100 up, two below.
+fn figure(v: f64) -> String {
+    if !v.is_finite() {
+        return "-".into();
+    }
+    if v.abs() >= 100.0 {
+        let digits = format!("{:.0}", v.abs());
+        let mut grouped = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        if v < 0.0 {
+            format!("-{grouped}")
+        } else {
+            grouped
+        }
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Runs `surge-bench compare`.
+pub fn run(mut args: CompareArgs) -> anyhow::Result<()> {
+    if args.smoke {
+        args.rounds = 1;
+        args.seconds = args.seconds.min(1.0);
+    }
+    ensure!(args.rounds >= 1, "--rounds must be at least 1");
+    ensure!(
+        args.seconds > 0.0 && args.seconds <= 600.0,
+        "--seconds must be in (0, 600]"
+    );
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    ensure!(
+        args.server_core < cpus && args.client_core < cpus,
+        "--server-core and --client-core must be below {cpus} (the CPUs here)"
+    );
+    let mut groups = groups();
+    let known: Vec<&str> = groups.iter().map(|g| g.id).collect();
+    if let Some(bad) = args.only.iter().find(|o| !known.contains(&o.as_str())) {
+        bail!("--only {bad}: the rows are {}", known.join(", "));
+    }
+    if !args.only.is_empty() {
+        groups.retain(|g| args.only.iter().any(|o| o == g.id));
+    }
+    surge_lab::require_root()?;
+    let surge = surge_binary(args.surge.as_deref())?;
+    let servers: Vec<Server> = groups
+        .iter()
+        .flat_map(|g| g.cases.iter().map(|c| c.server))
+        .collect();
+    let clients: Vec<Client> = groups
+        .iter()
+        .flat_map(|g| g.cases.iter().map(|c| c.client))
+        .collect();
+    contenders::check_tools(&contenders::tools_needed(&servers, &clients))?;
+    let runs_dir = args.out.join("runs");
+    std::fs::create_dir_all(&runs_dir)
+        .with_context(|| format!("creating {}", runs_dir.display()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        // The children get the same SIGINT; servers stop when their guards drop and the lab
+        // is removed by its own guard.
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
+    }
+    let lab = Lab::up(&LabSpec::unique("cmp", Topology::Pair))
+        .context("building the lab (needs root)")?;
+    eprintln!(
+        "lab {}: {} ({}) <-> {} ({}); surge at {} (server) and {} (client); server core {}, client core {}",
+        lab.name(),
+        lab.a().ifname,
+        lab.a().addr,
+        lab.b().ifname,
+        lab.b().addr,
+        contenders::SURGE_SERVER,
+        contenders::SURGE_CLIENT,
+        args.server_core,
+        args.client_core
+    );
+    let warmup = if args.smoke { 0.5 } else { 1.0 };
+    let env = Env {
+        lab: &lab,
+        surge: &surge,
+        out: &runs_dir,
+        seconds: args.seconds,
+        warmup,
+        frames: if args.smoke { 200_000 } else { 2_000_000 },
+        cores: (args.server_core, args.client_core),
+        stop: &stop,
+    };
+    let started = std::time::Instant::now();
+    for round in 0..args.rounds {
+        for group in &mut groups {
+            let mut order: Vec<usize> = (0..group.cases.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                ensure!(
+                    !stop.load(Ordering::Relaxed),
+                    "interrupted; the lab was removed"
+                );
+                let case = &mut group.cases[i];
+                let name = format!("{}-{i}-round{round}", group.id);
+                let files = RunFiles::new(&runs_dir, &name);
+                let m = run_case(&env, case.server, case.client, &files)
+                    .with_context(|| format!("{}: {} (round {round})", group.title, case.label))?;
+                eprintln!(
+                    "  round {round}: {} | {}: {} {}, p99 {} µs, errors {}",
+                    group.id,
+                    case.label,
+                    figure(m.value),
+                    group.unit,
+                    m.p99_us.map_or("-".into(), figure),
+                    m.errors
+                );
+                case.runs.push(m);
+                if files.hgrm.is_file() {
+                    case.hgrm = Some(files.hgrm);
+                }
+            }
+        }
+    }
+    lab.down().context("removing the lab")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let table = table(&groups, &args, warmup, elapsed);
+    println!("{table}");
+    let charts = draw_charts(&groups, &args.out)?;
+    println!("charts: {}", charts.join(", "));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&to_json(&groups, &args, elapsed))?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!("json: {}", path.display());
+    }
+    Ok(())
+}
+
+/// The frame rate measured in this run (median), if the frames row ran.
+fn frame_ceiling(groups: &[Group]) -> Option<f64> {
+    let frames = groups.iter().find(|g| g.id == "frames")?;
+    let runs: Vec<f64> = frames.cases.first()?.runs.iter().map(|m| m.value).collect();
+    Some(spread(&runs).0).filter(|v| v.is_finite())
+}
+
+/// Per-round ratios of case `i` to the group's first case: (median, min, max).
+fn ratios(group: &Group, i: usize) -> (f64, f64, f64) {
+    let base = &group.cases[0].runs;
+    let ours = &group.cases[i].runs;
+    let r: Vec<f64> = ours
+        .iter()
+        .zip(base)
+        .map(|(o, b)| o.value / b.value)
+        .collect();
+    spread(&r)
+}
+
+/// The markdown table, with the machine, the date and the command above it.
+fn table(groups: &[Group], args: &CompareArgs, warmup: f64, elapsed: f64) -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let ceiling = frame_ceiling(groups);
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(String::new());
+    line(format!(
+        "surge-bench compare: {} round(s) of {} s per run, contenders alternating, server on CPU {}, client on CPU {}; \
+         {cpus} CPUs, load average {} at the end; took {elapsed:.0} s",
+        args.rounds,
+        args.seconds,
+        args.server_core,
+        args.client_core,
+        load.join(" ")
+    ));
+    line(String::new());
+    line("| row | contender | median | spread (min–max) | unit | vs first in row: median (min–max) | p99 latency µs | errors | note |".into());
+    line("| --- | --- | --- | --- | --- | --- | --- | --- | --- |".into());
+    for group in groups {
+        for (i, case) in group.cases.iter().enumerate() {
+            let values: Vec<f64> = case.runs.iter().map(|m| m.value).collect();
+            let (median, min, max) = spread(&values);
+            let ratio = if i == 0 || group.cases.len() < 2 {
+                "1.00x".to_string()
+            } else {
+                let (r, lo, hi) = ratios(group, i);
+                format!("{r:.2}x ({lo:.2}–{hi:.2})")
+            };
+            let p99: Vec<f64> = case.runs.iter().filter_map(|m| m.p99_us).collect();
+            let errors: u64 = case.runs.iter().map(|m| m.errors).sum();
+            let note = match (group.id, ceiling) {
+                ("http-close", Some(pps)) => format!(
+                    "{:.1}% of the frame ceiling",
+                    median * FRAMES_PER_CONNECTION / pps * 100.0
+                ),
+                ("frames", _) => format!(
+                    "ceiling ≈ {} connections/s at 4 frames each way",
+                    figure(median / FRAMES_PER_CONNECTION)
+                ),
+                ("bulk", _) if case.surge => "surge's stream mode, not iperf3".into(),
+                ("latency", _) => "sockperf's half round trip".into(),
+                _ => String::new(),
+            };
+            line(format!(
+                "| {} | {} | {} | {}–{} | {} | {ratio} | {} | {errors} | {note} |",
+                group.title,
+                case.label,
+                figure(median),
+                figure(min),
+                figure(max),
+                group.unit,
+                figure(spread(&p99).0),
+            ));
+        }
+    }
+    line(String::new());
+    for group in groups {
+        line(format!("- {}: {}", group.id, group.note));
+    }
+    line(format!(
+        "- HTTP clients: one thread, {HTTP_CONNECTIONS} connections, no warm-up (wrk has none); rr rows: {warmup} s warm-up (connection set-up) not measured"
+    ));
+    out
+}
+
+/// One bar chart per group and the percentile chart of the `surge load` runs of the
+/// keep-alive and 10k rows; returns the files written.
+fn draw_charts(groups: &[Group], out: &Path) -> anyhow::Result<Vec<String>> {
+    let mut written = Vec::new();
+    for group in groups {
+        let bars: Vec<Bar> = group
+            .cases
+            .iter()
+            .map(|case| {
+                let values: Vec<f64> = case.runs.iter().map(|m| m.value).collect();
+                let (median, min, max) = spread(&values);
+                Bar {
+                    label: case.label.to_string(),
+                    median,
+                    min,
+                    max,
+                    accent: case.surge,
+                }
+            })
+            .collect();
+        let path = out.join(format!("{}.png", group.id));
+        write_bars(&path, group.title, group.unit, &bars)?;
+        written.push(path.display().to_string());
+        let runs: Vec<PercentileRun> = group
+            .cases
+            .iter()
+            .filter_map(|case| {
+                let text = std::fs::read_to_string(case.hgrm.as_ref()?).ok()?;
+                Some(PercentileRun {
+                    label: format!("{} (surge load, last round)", case.label),
+                    rows: parse_hgrm(&text).ok()?,
+                })
+            })
+            .collect();
+        if runs.len() >= 2 {
+            let path = out.join(format!("{}-latency.png", group.id));
+            let title = format!("{}: latency by percentile", group.title);
+            write_percentiles(&path, &title, &runs)?;
+            written.push(path.display().to_string());
+        }
+    }
+    Ok(written)
+}
+
+/// The results as JSON: every run of every case, medians, spreads, ratios.
+fn to_json(groups: &[Group], args: &CompareArgs, elapsed: f64) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = groups
+        .iter()
+        .map(|group| {
+            let cases: Vec<serde_json::Value> = group
+                .cases
+                .iter()
+                .enumerate()
+                .map(|(i, case)| {
+                    let values: Vec<f64> = case.runs.iter().map(|m| m.value).collect();
+                    let (median, min, max) = spread(&values);
+                    let (ratio, ratio_min, ratio_max) = ratios(group, i);
+                    json!({
+                        "contender": case.label,
+                        "surge": case.surge,
+                        "median": median,
+                        "min": min,
+                        "max": max,
+                        "ratio_to_first": {"median": ratio, "min": ratio_min, "max": ratio_max},
+                        "runs": case.runs.iter().map(|m| json!({
+                            "value": m.value,
+                            "p50_us": m.p50_us,
+                            "p99_us": m.p99_us,
+                            "errors": m.errors,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            json!({
+                "id": group.id,
+                "title": group.title,
+                "unit": group.unit,
+                "lower_is_better": group.lower_is_better,
+                "note": group.note,
+                "cases": cases,
+            })
+        })
+        .collect();
+    json!({
+        "rounds": args.rounds,
+        "seconds": args.seconds,
+        "server_core": args.server_core,
+        "client_core": args.client_core,
+        "elapsed_s": elapsed,
+        "frame_ceiling_pps": frame_ceiling(groups),
+        "rows": rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spreads_and_figures() {
+        assert_eq!(spread(&[3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
+        assert!(spread(&[]).0.is_nan());
+        assert_eq!(figure(1234567.4), "1,234,567");
+        assert_eq!(figure(123.4), "123");
+        assert_eq!(figure(9.456), "9.46");
+        assert_eq!(figure(f64::NAN), "-");
+    }
+
+    #[test]
+    fn every_group_has_a_unique_id_and_a_baseline() {
+        let groups = groups();
+        let mut ids: Vec<&str> = groups.iter().map(|g| g.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), groups.len());
+        assert!(groups.iter().all(|g| !g.cases.is_empty()));
+    }
+
+    #[test]
+    fn ratios_are_per_round() {
+        let mut group = groups().remove(0);
+        for (case, values) in group.cases.iter_mut().zip([[10.0, 20.0], [20.0, 20.0]]) {
+            case.runs = values
+                .iter()
+                .map(|&value| Measurement {
+                    value,
+                    ..Measurement::default()
+                })
+                .collect();
+        }
+        // Round 0: 20/10 = 2, round 1: 20/20 = 1; the median of two is the upper one.
+        assert_eq!(ratios(&group, 1), (2.0, 1.0, 2.0));
+    }
+}

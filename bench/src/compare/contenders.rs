@@ -1,0 +1,482 @@
+//! The contenders of `surge-bench compare`: which server runs in host A (pinned to the
+//! server core), which client runs in host B (pinned to the client core), and how each one's
+//! output becomes a [`Measurement`].
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use surge::child::Reaped;
+use surge_lab::{HostId, Lab};
+
+use super::parse::{self, LoadFigure, Measurement};
+
+/// surge's address in host A (the kernel of A keeps 198.18.0.1).
+pub(crate) const SURGE_SERVER: &str = "198.18.0.10";
+/// surge's address in host B when it is the client (B's kernel keeps 198.18.0.2).
+pub(crate) const SURGE_CLIENT: &str = "198.18.0.20";
+/// The HTTP servers' port (nginx on A's kernel address, surge on its own).
+const HTTP_PORT: u16 = 8080;
+/// The rr servers' port.
+const RR_PORT: u16 = 8081;
+/// sockperf's default port.
+const SOCKPERF_PORT: u16 = 11111;
+/// iperf3's default port (surge's stream server takes the same on its address).
+const BULK_PORT: u16 = 5201;
+/// The HTTP response body and the rr/ping-pong message: 64 bytes.
+pub(crate) const BODY_LEN: usize = 64;
+
+/// A server in host A.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Server {
+    /// nginx (one worker), a fixed 64-byte body.
+    Nginx,
+    /// `surge serve --stack surge --mode http`.
+    SurgeHttp,
+    /// `surge serve --stack kernel --mode rr`.
+    KernelRr,
+    /// `surge serve --stack surge --mode rr`.
+    SurgeRr,
+    /// `sockperf server --tcp`.
+    Sockperf,
+    /// `surge serve --stack surge --mode sockperf`.
+    SurgeSockperf,
+    /// `iperf3 -s -1`.
+    Iperf3,
+    /// `surge serve --stack surge --mode stream`.
+    SurgeStream,
+    /// No server (the frame rate of the veth pair).
+    None,
+}
+
+/// A client in host B.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Client {
+    /// wrk, one thread, 50 connections (`Connection: close` when `close`).
+    Wrk { close: bool },
+    /// `surge load --stack surge --mode http`, one thread, 50 connections.
+    SurgeHttp { close: bool },
+    /// `surge load --stack kernel --mode rr -t 1 -c N`.
+    KernelRr { connections: usize },
+    /// `sockperf ping-pong --tcp -m 64`.
+    Sockperf,
+    /// `iperf3 -c`, one stream.
+    Iperf3,
+    /// `surge load --stack surge --mode stream --direction up -c 1`.
+    SurgeStream,
+    /// 64-byte frames from an AF_XDP socket on A's veth to one on B's (surge-datapath).
+    Frames,
+}
+
+/// Connections of the HTTP rows.
+pub(crate) const HTTP_CONNECTIONS: usize = 50;
+
+/// Everything a case needs to run.
+pub(crate) struct Env<'a> {
+    /// The lab (one veth pair, one queue).
+    pub(crate) lab: &'a Lab,
+    /// The `surge` binary.
+    pub(crate) surge: &'a Path,
+    /// Where each run's outputs go.
+    pub(crate) out: &'a Path,
+    /// Measured seconds of a run.
+    pub(crate) seconds: f64,
+    /// Warm-up of the rr rows (connection set-up of 10,000 connections is not measured).
+    pub(crate) warmup: f64,
+    /// Frames sent for the frame-rate row.
+    pub(crate) frames: u64,
+    /// (server core, client core).
+    pub(crate) cores: (usize, usize),
+    /// Raised by Ctrl-C.
+    pub(crate) stop: &'a AtomicBool,
+}
+
+impl Env<'_> {
+    /// `program args...` in `host`, pinned to `core` with taskset.
+    fn pinned(&self, host: HostId, core: usize, program: &str) -> anyhow::Result<Command> {
+        let mut command = self.lab.command(host, "taskset")?;
+        command.args(["-c", &core.to_string(), program]);
+        Ok(command)
+    }
+
+    fn surge_exe(&self) -> String {
+        self.surge.to_string_lossy().into_owned()
+    }
+}
+
+/// The tools a set of cases needs, with the Debian package of each.
+pub(crate) fn tools_needed(
+    servers: &[Server],
+    clients: &[Client],
+) -> Vec<(&'static str, &'static str)> {
+    let mut tools = vec![
+        ("taskset", "util-linux"),
+        ("ss", "iproute2"),
+        ("nc", "netcat-openbsd"),
+    ];
+    if servers.contains(&Server::Nginx) {
+        tools.push(("nginx", "nginx-light"));
+    }
+    if clients.iter().any(|c| matches!(c, Client::Wrk { .. })) {
+        tools.push(("wrk", "wrk"));
+    }
+    if clients.contains(&Client::Sockperf) {
+        tools.push(("sockperf", "sockperf"));
+    }
+    if clients.contains(&Client::Iperf3) {
+        tools.push(("iperf3", "iperf3"));
+    }
+    tools
+}
+
+/// Fails, naming the packages to install, when a tool is not on PATH.
+pub(crate) fn check_tools(tools: &[(&'static str, &'static str)]) -> anyhow::Result<()> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let missing: Vec<String> = tools
+        .iter()
+        .filter(|(tool, _)| !std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+        .map(|(tool, package)| format!("{tool} (package {package})"))
+        .collect();
+    if !missing.is_empty() {
+        let packages: Vec<&str> = tools
+            .iter()
+            .filter(|(tool, _)| missing.iter().any(|m| m.starts_with(&format!("{tool} "))))
+            .map(|(_, p)| *p)
+            .collect();
+        bail!(
+            "missing tools: {}; install them with: apt-get install -y {}",
+            missing.join(", "),
+            packages.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// The nginx configuration: one worker, no logs, a fixed 64-byte body, keep-alive without
+/// a request limit, files under `dir`.
+fn nginx_config(dir: &Path, listen: &str) -> String {
+    let d = dir.display();
+    let body = "h".repeat(BODY_LEN);
+    format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\nworker_rlimit_nofile 20000;\n\
+         error_log {d}/nginx-error.log;\npid {d}/nginx.pid;\n\
+         events {{ worker_connections 16384; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/nginx-body;\n  proxy_temp_path {d}/nginx-proxy;\n\
+         \x20 keepalive_requests 1000000000;\n  keepalive_timeout 75s;\n\
+         \x20 server {{\n    listen {listen} backlog=4096;\n\
+         \x20   location / {{ default_type text/plain; return 200 \"{body}\"; }}\n  }}\n}}\n"
+    )
+}
+
+/// Where a server listens, and whether the kernel (rather than surge) owns the socket.
+fn endpoint(lab: &Lab, server: Server) -> (String, u16, bool) {
+    let kernel_a = lab.a().addr.to_string();
+    match server {
+        Server::Nginx => (kernel_a, HTTP_PORT, true),
+        Server::KernelRr => (kernel_a, RR_PORT, true),
+        Server::Sockperf => (kernel_a, SOCKPERF_PORT, true),
+        Server::Iperf3 => (kernel_a, BULK_PORT, true),
+        Server::SurgeHttp => (SURGE_SERVER.into(), HTTP_PORT, false),
+        Server::SurgeRr => (SURGE_SERVER.into(), RR_PORT, false),
+        Server::SurgeSockperf => (SURGE_SERVER.into(), SOCKPERF_PORT, false),
+        Server::SurgeStream | Server::None => (SURGE_SERVER.into(), BULK_PORT, false),
+    }
+}
+
+/// Starts `server` in host A on the server core and waits until it accepts connections.
+fn start_server(env: &Env<'_>, server: Server, log: &Path) -> anyhow::Result<Option<Reaped>> {
+    let (addr, port, kernel) = endpoint(env.lab, server);
+    let listen = format!("{addr}:{port}");
+    let core = env.cores.0;
+    let surge = env.surge_exe();
+    let a = env.lab.a();
+    let surge_serve = |mode: &str| -> anyhow::Result<Command> {
+        let mut c = env.pinned(HostId::A, core, &surge)?;
+        c.args([
+            "serve", "--stack", "surge", "--listen", &listen, "--mode", mode,
+        ]);
+        c.args(["--threads", "1", "--quiet", "--interface", &a.ifname]);
+        c.args(["--address", &format!("{SURGE_SERVER}/{}", a.prefix_len)]);
+        Ok(c)
+    };
+    let mut command = match server {
+        Server::None => return Ok(None),
+        Server::Nginx => {
+            let conf = env.out.join("nginx.conf");
+            std::fs::write(&conf, nginx_config(env.out, &listen)).context("writing nginx.conf")?;
+            let mut c = env.pinned(HostId::A, core, "nginx")?;
+            c.args([
+                "-p",
+                &env.out.to_string_lossy(),
+                "-c",
+                &conf.to_string_lossy(),
+            ]);
+            c
+        }
+        Server::KernelRr => {
+            let mut c = env.pinned(HostId::A, core, &surge)?;
+            c.args([
+                "serve", "--stack", "kernel", "--listen", &listen, "--mode", "rr",
+            ]);
+            c.args(["--threads", "1", "--quiet"]);
+            c
+        }
+        Server::SurgeHttp => surge_serve("http")?,
+        Server::SurgeRr => surge_serve("rr")?,
+        Server::SurgeSockperf => surge_serve("sockperf")?,
+        Server::SurgeStream => surge_serve("stream")?,
+        Server::Sockperf => {
+            let mut c = env.pinned(HostId::A, core, "sockperf")?;
+            c.args(["server", "--tcp", "-i", &addr, "-p", &port.to_string()]);
+            c
+        }
+        Server::Iperf3 => {
+            let mut c = env.pinned(HostId::A, core, "iperf3")?;
+            c.args(["-s", "-1", "-B", &addr, "-p", &port.to_string()]);
+            c
+        }
+    };
+    let mut child = spawn_logged(&mut command, log)
+        .with_context(|| format!("starting the {server:?} server"))?;
+    wait_listening(env, &mut child, &addr, port, kernel, log)
+        .with_context(|| format!("the {server:?} server at {listen}"))?;
+    Ok(Some(child))
+}
+
+/// The last lines of a log file, for error messages.
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(8)..].join("\n")
+}
+
+/// Waits (15 s at most) until the server listens: the kernel's sockets are seen with `ss` in
+/// host A (no probe connection, which iperf3 would take as its one test); surge's are
+/// probed with a TCP connect from host B.
+fn wait_listening(
+    env: &Env<'_>,
+    child: &mut Reaped,
+    addr: &str,
+    port: u16,
+    kernel: bool,
+    log: &Path,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline && !env.stop.load(Ordering::Relaxed) {
+        if let Ok(Some(status)) = child.0.try_wait() {
+            bail!("it exited ({status}):\n{}", tail(log));
+        }
+        let ready = if kernel {
+            let filter = format!("sport = :{port}");
+            let out = env.lab.exec(HostId::A, &["ss", "-Hltn", &filter])?;
+            out.status.success() && !out.stdout.is_empty()
+        } else {
+            let port = port.to_string();
+            let out = env
+                .lab
+                .exec(HostId::B, &["nc", "-z", "-w", "1", addr, &port])?;
+            out.status.success()
+        };
+        if ready {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("not listening within 15 s:\n{}", tail(log))
+}
+
+/// Starts `command` with no input and its output (stdout and stderr) in `log`.
+fn spawn_logged(command: &mut Command, log: &Path) -> anyhow::Result<Reaped> {
+    let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()?;
+    Ok(Reaped(child))
+}
+
+/// Runs `command` with its output in `log`, bounded by `limit`; returns the output.
+fn run_bounded(mut command: Command, log: &Path, limit: Duration) -> anyhow::Result<String> {
+    let mut child = spawn_logged(&mut command, log).context("starting the client")?;
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.0.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            bail!("the client ran past {limit:?}:\n{}", tail(log));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = std::fs::read_to_string(log).unwrap_or_default();
+    if !status.success() {
+        bail!("the client failed ({status}):\n{}", tail(log));
+    }
+    Ok(output)
+}
+
+/// The files of one run: `<out>/<name>.{log,json,hgrm}`.
+pub(crate) struct RunFiles {
+    /// The client's output.
+    pub(crate) log: PathBuf,
+    /// The server's output.
+    pub(crate) server_log: PathBuf,
+    /// `surge load --json`.
+    pub(crate) json: PathBuf,
+    /// `surge load --hgrm`.
+    pub(crate) hgrm: PathBuf,
+}
+
+impl RunFiles {
+    /// The files of run `name` under `out`.
+    pub(crate) fn new(out: &Path, name: &str) -> Self {
+        Self {
+            log: out.join(format!("{name}.log")),
+            server_log: out.join(format!("{name}.server.log")),
+            json: out.join(format!("{name}.json")),
+            hgrm: out.join(format!("{name}.hgrm")),
+        }
+    }
+}
+
+/// Runs one case: the server in A, the client in B, the server stopped; the client's figure.
+pub(crate) fn run_case(
+    env: &Env<'_>,
+    server: Server,
+    client: Client,
+    files: &RunFiles,
+) -> anyhow::Result<Measurement> {
+    if client == Client::Frames {
+        let limit = Duration::from_secs_f64(env.seconds + 30.0);
+        let pps = crate::datapath::frame_rate(env.lab, env.frames, limit)?;
+        return Ok(Measurement {
+            value: pps,
+            ..Measurement::default()
+        });
+    }
+    let guard = start_server(env, server, &files.server_log)?;
+    let (addr, port, _) = endpoint(env.lab, server);
+    let target = format!("{addr}:{port}");
+    let core = env.cores.1;
+    let seconds = format!("{}ms", (env.seconds * 1000.0).round() as u64);
+    let surge = env.surge_exe();
+    let b = env.lab.b();
+    let surge_load = |stack: &str, mode: &str| -> anyhow::Result<Command> {
+        let mut c = env.pinned(HostId::B, core, &surge)?;
+        c.args([
+            "load", "--stack", stack, "--target", &target, "--mode", mode, "-t", "1",
+        ]);
+        c.args(["--json", &files.json.to_string_lossy(), "--quiet"]);
+        if mode != "stream" {
+            c.args(["--hgrm", &files.hgrm.to_string_lossy()]);
+        }
+        if stack == "surge" {
+            c.args(["--interface", &b.ifname]);
+            c.args(["--address", &format!("{SURGE_CLIENT}/{}", b.prefix_len)]);
+        }
+        Ok(c)
+    };
+    let limit = Duration::from_secs_f64(env.seconds + env.warmup + 60.0);
+    let read_json = || {
+        std::fs::read_to_string(&files.json)
+            .with_context(|| format!("reading {}", files.json.display()))
+    };
+    let measured = match client {
+        Client::Wrk { close } => {
+            let mut c = env.pinned(HostId::B, core, "wrk")?;
+            // wrk takes whole seconds.
+            let secs = format!("{}s", env.seconds.round().max(1.0));
+            c.args(["-t", "1", "-c", &HTTP_CONNECTIONS.to_string(), "-d", &secs]);
+            c.args(["--latency", "--timeout", "5s"]);
+            if close {
+                c.args(["-H", "Connection: close"]);
+            }
+            c.arg(format!("http://{target}/"));
+            parse::wrk(&run_bounded(c, &files.log, limit)?)
+        }
+        Client::SurgeHttp { close } => {
+            let mut c = surge_load("surge", "http")?;
+            c.args(["-c", &HTTP_CONNECTIONS.to_string(), "-d", &seconds]);
+            if close {
+                c.arg("--close");
+            }
+            run_bounded(c, &files.log, limit)?;
+            parse::surge_load(&read_json()?, LoadFigure::RequestsPerSecond)
+        }
+        Client::KernelRr { connections } => {
+            let mut c = surge_load("kernel", "rr")?;
+            let total = format!("{}ms", ((env.seconds + env.warmup) * 1000.0).round() as u64);
+            let warmup = format!("{}ms", (env.warmup * 1000.0).round() as u64);
+            c.args([
+                "-c",
+                &connections.to_string(),
+                "-d",
+                &total,
+                "--warmup",
+                &warmup,
+            ]);
+            run_bounded(c, &files.log, limit)?;
+            parse::surge_load(&read_json()?, LoadFigure::RequestsPerSecond)
+        }
+        Client::Sockperf => {
+            let mut c = env.pinned(HostId::B, core, "sockperf")?;
+            let secs = env.seconds.ceil().max(1.0).to_string();
+            c.args(["ping-pong", "--tcp", "-i", &addr, "-p", &port.to_string()]);
+            c.args(["-m", &BODY_LEN.to_string(), "-t", &secs]);
+            parse::sockperf(&run_bounded(c, &files.log, limit)?)
+        }
+        Client::Iperf3 => {
+            let mut c = env.pinned(HostId::B, core, "iperf3")?;
+            let secs = env.seconds.ceil().max(1.0).to_string();
+            c.args(["-c", &addr, "-p", &port.to_string(), "-t", &secs, "-J"]);
+            parse::iperf3(&run_bounded(c, &files.log, limit)?)
+        }
+        Client::SurgeStream => {
+            let mut c = surge_load("surge", "stream")?;
+            c.args(["--direction", "up", "-c", "1", "-d", &seconds]);
+            run_bounded(c, &files.log, limit)?;
+            parse::surge_load(&read_json()?, LoadFigure::GbitSent)
+        }
+        Client::Frames => unreachable!("handled above"),
+    };
+    drop(guard);
+    let measured = measured.with_context(|| format!("reading {}", files.log.display()))?;
+    if !(measured.value.is_finite() && measured.value > 0.0) {
+        bail!(
+            "{client:?} against {server:?} measured {} (see {})",
+            measured.value,
+            files.log.display()
+        );
+    }
+    Ok(measured)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nginx_config_serves_the_body_from_its_own_directory() {
+        let conf = nginx_config(Path::new("/tmp/x"), "198.18.0.1:8080");
+        assert!(conf.contains("listen 198.18.0.1:8080 backlog=4096;"));
+        assert!(conf.contains(&format!("return 200 \"{}\";", "h".repeat(64))));
+        assert!(conf.contains("pid /tmp/x/nginx.pid;"));
+        assert!(conf.contains("keepalive_requests 1000000000;"));
+    }
+
+    #[test]
+    fn missing_tools_name_their_packages() {
+        let err = check_tools(&[("surge-no-such-tool", "some-package")]).expect_err("missing");
+        let text = err.to_string();
+        assert!(
+            text.contains("surge-no-such-tool (package some-package)"),
+            "{text}"
+        );
+        assert!(text.contains("apt-get install -y some-package"), "{text}");
+        assert!(check_tools(&[("sh", "dash")]).is_ok());
+    }
+}

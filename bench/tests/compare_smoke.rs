@@ -1,0 +1,130 @@
+//! Root test: `surge-bench compare --smoke` runs every row end to end on a fresh lab (surge,
+//! nginx, wrk, sockperf, iperf3) and prints the table with every contender and sane,
+//! non-zero figures; the JSON and the charts are written and the lab is gone afterwards.
+//! No timing is asserted.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Every contender's name and the titles of the groups whose contenders repeat, as the
+/// table prints them.
+const ROW_NAMES: [&str; 15] = [
+    "wrk -> nginx",
+    "wrk -> surge serve",
+    "surge load -> nginx",
+    "surge load -> surge serve",
+    "kernel client -> kernel server",
+    "kernel client -> surge server",
+    "sockperf -> sockperf server",
+    "sockperf -> surge serve",
+    "iperf3 -> iperf3 (kernel)",
+    "surge load -> surge serve (stream)",
+    "surge-datapath, A -> B",
+    // The rows whose contenders repeat under another title, counted below.
+    "HTTP `Connection: close`",
+    "1,000 connections",
+    "10,000 connections",
+    "raw AF_XDP frame rate",
+];
+
+/// The `surge` binary beside `surge-bench`, built first if this test run lacks it.
+fn surge_binary() -> PathBuf {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_surge-bench"));
+    let surge = bench.with_file_name("surge");
+    if !surge.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "-p", "surge", "--bin", "surge"]);
+        if bench.parent().and_then(Path::file_name) == Some("release".as_ref()) {
+            build.arg("--release");
+        }
+        let status = build.status().expect("running cargo build -p surge");
+        assert!(status.success(), "cargo build -p surge failed");
+    }
+    assert!(surge.is_file(), "{} missing", surge.display());
+    surge
+}
+
+/// The figure in the third column of a table row (`12,345` or `8.29`).
+fn median_of(row: &str) -> f64 {
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    cells
+        .get(3)
+        .and_then(|c| c.replace(',', "").parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no median in {row:?}"))
+}
+
+#[test]
+fn compare_smoke_prints_every_row_with_sane_figures() {
+    let dir = std::env::temp_dir().join(format!("surge-compare-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json = dir.join("compare.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_surge-bench"))
+        .args(["compare", "--smoke", "--json"])
+        .arg(&json)
+        .arg("--out")
+        .arg(&dir)
+        .arg("--surge")
+        .arg(surge_binary())
+        .output()
+        .expect("running surge-bench compare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "compare failed:\n{stdout}\n{stderr}");
+
+    // The table: a header, then one row per contender of every group.
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| row ") && !l.starts_with("| ---"))
+        .collect();
+    assert_eq!(rows.len(), 17, "rows:\n{}", rows.join("\n"));
+    for name in ROW_NAMES {
+        assert!(
+            rows.iter().any(|r| r.contains(name)),
+            "no row for {name:?} in:\n{stdout}"
+        );
+    }
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.contains("| wrk -> nginx |"))
+            .count(),
+        2
+    );
+    for row in &rows {
+        let median = median_of(row);
+        assert!(median.is_finite() && median > 0.0, "bad figure in {row:?}");
+    }
+    // Frames per second of a veth pair are at least thousands, HTTP rates at least tens.
+    let frames = rows
+        .iter()
+        .find(|r| r.contains("surge-datapath"))
+        .expect("frames row");
+    assert!(median_of(frames) > 1000.0, "{frames}");
+
+    // The JSON holds every run, and the charts are PNG files.
+    let parsed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    let groups = parsed["rows"].as_array().expect("rows");
+    assert_eq!(groups.len(), 7);
+    for group in groups {
+        for case in group["cases"].as_array().expect("cases") {
+            let runs = case["runs"].as_array().expect("runs");
+            assert_eq!(runs.len(), 1, "{case}");
+            assert!(runs[0]["value"].as_f64().is_some_and(|v| v > 0.0), "{case}");
+        }
+        let chart = dir.join(format!("{}.png", group["id"].as_str().expect("id")));
+        let png = std::fs::read(&chart).unwrap_or_else(|_| panic!("{}", chart.display()));
+        assert_eq!(png.get(..4), Some(&b"\x89PNG"[..]));
+    }
+    assert!(dir.join("http-keepalive-latency.png").is_file());
+
+    // The lab it built is gone.
+    let lab = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("lab ")?.split(':').next())
+        .expect("the lab's name on stderr");
+    let labs = surge_lab::list_labs();
+    assert!(!labs.iter().any(|l| l == lab), "{lab} left behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,196 @@
+//! [`BufferPool`]: the ring buffers' storage, reused instead of allocated per connection.
+//!
+//! Each new connection used to allocate and zero its rings (2 x 256 KiB) on its first
+//! byte and free them at close, and the kernel faulted the pages in again every time:
+//! under `Connection: close` that was most of the server's CPU. Now a ring takes its
+//! storage from the pool of the thread that runs its engine and gives it back when it
+//! is dropped (connection freed) or drained ([`super::Tcb::release_idle_buffers`]): once
+//! warm there is no allocation, no zeroing and no page fault per connection, and an
+//! idle connection holds no buffer memory.
+//!
+//! Storage comes in size classes, powers of two from [`MIN_CLASS`] bytes: a ring of
+//! capacity `c` takes the smallest class that holds `c`. That is also the seam for
+//! autotuning (issue 14: a receive buffer grown from rate x RTT, a send buffer following
+//! cwnd): growing a ring means taking a block of a larger class, copying the queued
+//! bytes over and giving the small block back; shrinking is the reverse. No class ever
+//! needs a block of another.
+//!
+//! The pool keeps at most [`BufferPool::idle_limit`] bytes of idle blocks (the engine
+//! sets it from its configuration, `EngineConfig::buffer_pool_bytes`); blocks given back
+//! beyond it are freed. Blocks in use are the connections' own and are bounded by their
+//! buffer sizes and the connection limits.
+//!
+//! The pool is per thread, and an engine runs on one thread, so it is the engine's
+//! pool without a lock or an atomic. Reused blocks are not zeroed: a ring only reads
+//! bytes it wrote.
+
+use std::cell::RefCell;
+
+/// The smallest block (bytes).
+pub const MIN_CLASS: usize = 4096;
+/// Size classes: 4 KiB .. 2^(12 + CLASSES - 1) bytes (64 MiB); larger rings are
+/// allocated and freed directly.
+const CLASSES: usize = 15;
+/// Idle bytes kept when nobody configured the pool.
+pub const DEFAULT_IDLE_LIMIT: usize = 64 << 20;
+
+/// Counters of one pool, plain integers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BufferPoolStats {
+    /// Blocks handed out from the idle lists (no allocation).
+    pub reused: u64,
+    /// Blocks allocated because the class had none idle.
+    pub allocated: u64,
+    /// Blocks given back and kept.
+    pub returned: u64,
+    /// Blocks given back and freed: the idle limit was reached.
+    pub freed: u64,
+}
+
+/// Idle ring storage by size class.
+#[derive(Debug)]
+pub struct BufferPool {
+    idle: [Vec<Box<[u8]>>; CLASSES],
+    idle_bytes: usize,
+    idle_limit: usize,
+    /// Traffic.
+    pub stats: BufferPoolStats,
+}
+
+impl Default for BufferPool {
+    fn default() -> Self {
+        BufferPool::new(DEFAULT_IDLE_LIMIT)
+    }
+}
+
+/// The class index and block size for a ring of `capacity` bytes (`None`: too large
+/// for a class).
+fn class_of(capacity: usize) -> Option<(usize, usize)> {
+    let size = capacity.max(MIN_CLASS).checked_next_power_of_two()?;
+    let index = (size.trailing_zeros() - MIN_CLASS.trailing_zeros()) as usize;
+    (index < CLASSES).then_some((index, size))
+}
+
+impl BufferPool {
+    /// A pool keeping at most `idle_limit` bytes of idle blocks.
+    pub fn new(idle_limit: usize) -> Self {
+        BufferPool {
+            idle: Default::default(),
+            idle_bytes: 0,
+            idle_limit,
+            stats: BufferPoolStats::default(),
+        }
+    }
+
+    /// The most idle bytes kept.
+    pub fn idle_limit(&self) -> usize {
+        self.idle_limit
+    }
+
+    /// Idle bytes held now.
+    pub fn idle_bytes(&self) -> usize {
+        self.idle_bytes
+    }
+
+    /// Changes the idle limit, freeing idle blocks beyond it.
+    pub fn set_idle_limit(&mut self, limit: usize) {
+        self.idle_limit = limit;
+        for class in self.idle.iter_mut().rev() {
+            while self.idle_bytes > limit {
+                let Some(block) = class.pop() else { break };
+                self.idle_bytes -= block.len();
+                self.stats.freed += 1;
+            }
+        }
+    }
+
+    /// A block of at least `capacity` bytes (its class size; contents unspecified).
+    pub fn take(&mut self, capacity: usize) -> Box<[u8]> {
+        let Some((index, size)) = class_of(capacity) else {
+            self.stats.allocated += 1;
+            return vec![0; capacity].into_boxed_slice();
+        };
+        if let Some(block) = self.idle[index].pop() {
+            self.idle_bytes -= block.len();
+            self.stats.reused += 1;
+            return block;
+        }
+        self.stats.allocated += 1;
+        vec![0; size].into_boxed_slice()
+    }
+
+    /// Gives a block back: kept for reuse within the idle limit, freed beyond it.
+    pub fn give(&mut self, block: Box<[u8]>) {
+        let len = block.len();
+        match class_of(len) {
+            Some((index, size)) if size == len && self.idle_bytes + len <= self.idle_limit => {
+                self.idle_bytes += len;
+                self.idle[index].push(block);
+                self.stats.returned += 1;
+            }
+            _ => self.stats.freed += 1,
+        }
+    }
+}
+
+thread_local! {
+    static POOL: RefCell<BufferPool> = RefCell::new(BufferPool::default());
+}
+
+/// Runs `f` on this thread's pool.
+pub fn with_pool<R>(f: impl FnOnce(&mut BufferPool) -> R) -> R {
+    POOL.with(|p| f(&mut p.borrow_mut()))
+}
+
+/// A block from this thread's pool (see [`BufferPool::take`]).
+pub(super) fn take(capacity: usize) -> Box<[u8]> {
+    // `try_with`: during thread teardown the pool may be gone; allocate then.
+    POOL.try_with(|p| p.borrow_mut().take(capacity))
+        .unwrap_or_else(|_| vec![0; capacity].into_boxed_slice())
+}
+
+/// Gives a block back to this thread's pool (see [`BufferPool::give`]).
+pub(super) fn give(block: Box<[u8]>) {
+    // During thread teardown the block is simply freed.
+    let _ = POOL.try_with(|p| p.borrow_mut().give(block));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_are_powers_of_two_from_four_kilobytes() {
+        assert_eq!(class_of(1), Some((0, 4096)));
+        assert_eq!(class_of(4096), Some((0, 4096)));
+        assert_eq!(class_of(4097), Some((1, 8192)));
+        assert_eq!(class_of(256 * 1024), Some((6, 256 * 1024)));
+        assert_eq!(class_of(64 << 20), Some((14, 64 << 20)));
+        assert_eq!(class_of((64 << 20) + 1), None);
+    }
+
+    #[test]
+    fn blocks_are_reused_within_the_idle_limit() {
+        let mut pool = BufferPool::new(3 * 8192);
+        let a = pool.take(5000);
+        assert_eq!(a.len(), 8192);
+        let (b, c, d) = (pool.take(8192), pool.take(8000), pool.take(6000));
+        assert_eq!(pool.stats.allocated, 4);
+        for block in [a, b, c, d] {
+            pool.give(block);
+        }
+        assert_eq!(pool.stats.returned, 3);
+        assert_eq!(pool.stats.freed, 1, "beyond the idle limit");
+        assert_eq!(pool.idle_bytes(), 3 * 8192);
+        let again = pool.take(7000);
+        assert_eq!(again.len(), 8192);
+        assert_eq!(pool.stats.reused, 1);
+        assert_eq!(pool.stats.allocated, 4, "no new allocation");
+        // Another class does not take from this one.
+        let small = pool.take(100);
+        assert_eq!(small.len(), 4096);
+        assert_eq!(pool.stats.allocated, 5);
+        pool.set_idle_limit(8192);
+        assert_eq!(pool.idle_bytes(), 8192);
+    }
+}

@@ -96,7 +96,7 @@ struct Registration {
 
 /// A set of sockets to wait on.
 ///
-/// Each registered socket has the poller's [`Inbox`] as a waiter: the engines
+/// Each registered socket has the poller's inbox as a waiter: the engines
 /// tell it which sockets changed, and [`wait`](Self::wait) looks only at those
 /// and at the ones it reported last time (level-triggered, as epoll re-checks
 /// its ready list), never at every registration.

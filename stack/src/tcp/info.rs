@@ -90,7 +90,7 @@ impl Tcb {
             snd_ssthresh: self.cc.ssthresh() / mss,
             snd_cwnd: self.cc.window() / mss,
             reordering,
-            total_retrans: u32::try_from(self.stats.retransmits).unwrap_or(u32::MAX),
+            total_retrans: self.stats.retransmits,
             bytes_acked: self.stats.bytes_acked,
             bytes_received: self.stats.bytes_in,
             delivery_rate: self.delivery_rate,

@@ -189,7 +189,7 @@ impl Tcb {
         };
         // Records for what may be in flight: the send buffer in segments of the smallest MSS.
         let max_segments = (cfg.send_buffer / usize::from(cfg.min_mss.max(1))).clamp(64, 1 << 16);
-        let tcb = Tcb {
+        Tcb {
             cfg: *cfg,
             tuple,
             state,
@@ -281,8 +281,7 @@ impl Tcb {
             challenge_window_start: now,
             challenge_count: 0,
             stats: TcpCounters::default(),
-        };
-        tcb
+        }
     }
 
     /// Active open (RFC 9293 §3.10.1): a connection in SYN-SENT whose SYN `poll_transmit` returns next.

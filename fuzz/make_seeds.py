@@ -37,3 +37,28 @@ for target, files in seeds.items():
     for name, data in files.items():
         open(os.path.join(d, "seed-" + name), "wb").write(data)
     print(target, len(files))
+
+# The stateful engine target: records [op, dt, len_hi, len_lo, bytes...] (see
+# fuzz_targets/engine.rs): a handshake to the listener, data, a closed port,
+# UDP, ICMP, fragments in order and overlapping, ARP, clock steps.
+def record(op, dt, body=b""):
+    return bytes([op, dt]) + struct.pack(">H", len(body)) + body
+
+def tcp(sport, dport, seq, ack, flags, payload=b"", options=b""):
+    off = (20 + len(options)) // 4
+    return struct.pack(">HHIIBBHHH", sport, dport, seq, ack, off << 4, flags, 65535, 0, 0) + options + payload
+
+syn = tcp(40000, 80, 1000, 0, 0x02, options=b"\x02\x04\x05\xb4")
+ack = tcp(40000, 80, 1001, 1, 0x10)
+data = tcp(40000, 80, 1001, 1, 0x18, b"hello")
+engine = {
+    "handshake-data": b"\x01" + record(2, 1, syn) + record(6, 1) + record(2, 1, ack) + record(2, 1, data) + record(6, 1) + record(7, 1) + record(9, 2),
+    "closed-port-udp-icmp": b"\x01" + record(2, 1, tcp(40001, 81, 5, 0, 0x02)) + record(3, 1, struct.pack(">HHHH", 5000, 53, 12, 0) + b"abcd") + record(3, 1, struct.pack(">HHHH", 5000, 54, 12, 0) + b"abcd") + record(4, 1, b"\x08\x00\x00\x00\x00\x01\x00\x01ping") + record(8, 1, b"out"),
+    "fragments": b"\x01" + record(5, 1, b"\x20\x00\x06" + syn[:16]) + record(5, 1, b"\x00\x02\x06" + syn[16:]) + record(5, 1, b"\x20\x00\x06" + syn[:16]) + record(5, 1, b"\x00\x01\x06" + syn[8:]) + record(9, 40),
+    "arp": b"\x00" + record(0x15, 1, bytes.fromhex("0001080006040001020000000002c6120002000000000000c612000a")),
+}
+d = os.path.join(here, "corpus", "engine")
+os.makedirs(d, exist_ok=True)
+for name, blob in engine.items():
+    open(os.path.join(d, "seed-" + name), "wb").write(blob)
+print("engine", len(engine))

@@ -29,11 +29,14 @@ pub enum Counter {
     PassProtoNotOwned = 11,
     /// ARP for an address shared with the kernel, left to the kernel.
     PassArpShared = 12,
+    /// To an address only surge has: a fragment, another protocol or a
+    /// malformed header, redirected (surge reassembles or counts the drop).
+    RedirectOther = 13,
 }
 
 impl Counter {
     /// Every counter, in slot order.
-    pub const ALL: [Counter; 13] = [
+    pub const ALL: [Counter; 14] = [
         Counter::RedirectArp,
         Counter::RedirectTcp,
         Counter::RedirectUdp,
@@ -47,6 +50,7 @@ impl Counter {
         Counter::PassArpOther,
         Counter::PassProtoNotOwned,
         Counter::PassArpShared,
+        Counter::RedirectOther,
     ];
 
     /// A short name for tables.
@@ -65,6 +69,7 @@ impl Counter {
             Counter::PassArpOther => "pass_arp_other",
             Counter::PassProtoNotOwned => "pass_proto_not_owned",
             Counter::PassArpShared => "pass_arp_shared",
+            Counter::RedirectOther => "redirect_other",
         }
     }
 }
@@ -72,7 +77,7 @@ impl Counter {
 /// All counters, summed over CPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SteerCounters {
-    values: [u64; 13],
+    values: [u64; Counter::ALL.len()],
 }
 
 impl SteerCounters {

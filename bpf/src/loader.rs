@@ -48,10 +48,11 @@ const ADDR_SHARED: u8 = 2;
 /// What the program steers to us; everything else goes to the kernel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SteerConfig {
-    /// Addresses only surge has: ARP for them and IPv4 to them is considered.
+    /// Addresses only surge has: ARP for them and every IPv4 frame to them is
+    /// surge's (closed ports answered by surge, fragments reassembled by surge).
     pub local_addrs: Vec<Ipv4Addr>,
     /// Addresses the kernel has too (for example the host's one address,
-    /// with the kernel keeping SSH): IPv4 to them is considered, ARP is left
+    /// with the kernel keeping SSH): IPv4 to them is steered per port, ARP is left
     /// to the kernel, which answers with the same MAC. Surge must learn
     /// neighbours from the frames it gets (or the kernel's table).
     pub shared_addrs: Vec<Ipv4Addr>,

@@ -293,7 +293,8 @@ fn tcp_option_rules() {
     );
 
     // Malformed: length < 2, length past the area, missing length byte, wrong
-    // length for a known kind.
+    // length for a known kind. As in Linux, the segment stands: the parse ends
+    // (or skips the option) and nothing malformed is taken.
     for bad in [
         &[30, 1, 0, 0][..],
         &[30, 0][..],
@@ -307,8 +308,13 @@ fn tcp_option_rules() {
         &[5, 2][..],
         &[8, 9, 0, 0, 0, 0, 0, 0, 0][..],
     ] {
-        assert_eq!(parse_options(bad), Err(WireError::BadOption), "{bad:?}");
+        assert_eq!(parse_options(bad), Ok(TcpOptions::default()), "{bad:?}");
     }
+    // Options before a malformed one count; a wrong-length one is skipped.
+    let mss = parse_options(&[2, 4, 5, 0xb4, 30, 1, 0, 0]).unwrap();
+    assert_eq!(mss.mss, Some(1460));
+    let after_skip = parse_options(&[2, 3, 5, 3, 3, 7, 0, 0]).unwrap();
+    assert_eq!((after_skip.mss, after_skip.window_scale), (None, Some(7)));
 }
 
 #[test]

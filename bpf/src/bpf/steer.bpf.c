@@ -4,9 +4,9 @@
  *
  * Frames that belong to surge go to the AF_XDP socket of the receiving queue
  * (XSKMAP slot ctx->rx_queue_index): ARP whose target is one of our
- * addresses, and IPv4 to one of our addresses for a TCP/UDP destination
- * port we own (the `ports` map or the ephemeral range in `config`) or ICMP
- * when enabled. Everything else is XDP_PASS so the kernel keeps working on
+ * exclusive addresses, every IPv4 frame to an exclusive address, and IPv4 to
+ * an address shared with the kernel for a TCP/UDP destination port we own
+ * (the `ports` map or the ephemeral range in `config`) or ICMP when enabled. Everything else is XDP_PASS so the kernel keeps working on
  * the same interface. Truncated or malformed frames are counted and passed.
  */
 #include <linux/bpf.h>
@@ -125,6 +125,23 @@ static __always_inline int port_owned(__u8 proto, __u16 port)
 	return cfg && cfg->ephemeral_hi != 0 && port >= cfg->ephemeral_lo && port <= cfg->ephemeral_hi;
 }
 
+/* The counter of a frame redirected because its address is surge's alone. */
+static __always_inline __u32 exclusive_slot(const struct ipv4_hdr *ip)
+{
+	if ((ip->ver_ihl >> 4) != 4 || (ip->ver_ihl & 0x0f) < 5 || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
+		return CNT_REDIRECT_OTHER;
+	switch (ip->protocol) {
+	case IPPROTO_TCP:
+		return CNT_REDIRECT_TCP;
+	case IPPROTO_UDP:
+		return CNT_REDIRECT_UDP;
+	case IPPROTO_ICMP:
+		return CNT_REDIRECT_ICMP;
+	default:
+		return CNT_REDIRECT_OTHER;
+	}
+}
+
 SEC("xdp")
 int surge_steer(struct xdp_md *ctx)
 {
@@ -157,13 +174,21 @@ int surge_steer(struct xdp_md *ctx)
 	struct ipv4_hdr *ip = (void *)(eth + 1);
 	if ((void *)(ip + 1) > data_end)
 		return pass(CNT_PASS_MALFORMED);
+	__u8 kind = local_kind(&ip->daddr);
+	if (!kind)
+		return pass(CNT_PASS_OTHER_ADDR);
+	/* An address only surge has: every IPv4 frame to it is surge's, whatever
+	 * its port, protocol or shape. Closed ports get surge's RST or ICMP port
+	 * unreachable (RFC 9293 §3.10.7.1, RFC 1122 §4.1.3.1), fragments meet
+	 * surge's reassembly, malformed headers are dropped and counted by reason. */
+	if (kind == ADDR_EXCLUSIVE)
+		return redirect(ctx, exclusive_slot(ip));
 	/* RFC 791 §3.1: version 4, IHL at least 5 words. */
 	__u32 ihl = ip->ver_ihl & 0x0f;
 	if ((ip->ver_ihl >> 4) != 4 || ihl < 5)
 		return pass(CNT_PASS_MALFORMED);
-	if (!local_kind(&ip->daddr))
-		return pass(CNT_PASS_OTHER_ADDR);
-	/* Fragments carry no (or a partial) L4 header: the kernel reassembles them. */
+	/* Fragments carry no (or a partial) L4 header: on a shared address the
+	 * kernel reassembles them. */
 	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
 		return pass(CNT_PASS_FRAGMENT);
 

@@ -17,7 +17,8 @@ enum steer_counter {
 	CNT_PASS_ARP_OTHER = 10,
 	CNT_PASS_PROTO_NOT_OWNED = 11,
 	CNT_PASS_ARP_SHARED = 12,
-	CNT_MAX = 13,
+	CNT_REDIRECT_OTHER = 13, /* to an exclusive address: fragment, other protocol, malformed */
+	CNT_MAX = 14,
 };
 
 /* The single entry of the `config` array. */

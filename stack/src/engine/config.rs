@@ -81,6 +81,8 @@ pub struct EngineConfig {
     /// Announce our addresses with a gratuitous ARP request at start (RFC 5227
     /// §3 "ARP Announcement"); core 0 of a stack only.
     pub gratuitous_arp: bool,
+    /// IPv4 reassembly limits (memory per source and in total, timeout).
+    pub reassembly: crate::reassembly::ReassemblyConfig,
 }
 
 impl EngineConfig {
@@ -118,6 +120,7 @@ impl EngineConfig {
             rss: None,
             static_neighbors: Vec::new(),
             gratuitous_arp: true,
+            reassembly: crate::reassembly::ReassemblyConfig::default(),
         }
     }
 }

@@ -35,6 +35,15 @@ pub(crate) fn input(
         } if header.protocol == IpProtocol::Tcp && core.config.iface.is_local(header.src_addr) => {
             super::tcp::icmp::icmp_error(core, _now, *reason, *next_hop_mtu, header, data)
         }
+        Icmpv4Repr::DstUnreachable {
+            reason,
+            header,
+            data,
+            ..
+        } if header.protocol == IpProtocol::Udp && core.config.iface.is_local(header.src_addr) => {
+            super::udp::icmp_error(core, *reason, header, data);
+            Verdict::Release
+        }
         _ => {
             core.stats.drop(DropReason::IcmpIgnored);
             Verdict::Release

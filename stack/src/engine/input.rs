@@ -10,9 +10,10 @@ use super::state::{Core, Outgoing, Verdict};
 use super::stats::DropReason;
 use super::tcp::demux as tcp_demux;
 use super::{arp, icmp, udp};
+use crate::reassembly::{Fragment, FragmentKey, Reassembled};
 use crate::time::Instant;
 use crate::wire::frame::{Network, Transport, parse_frame};
-use crate::wire::{ChecksumMode, EthernetAddress};
+use crate::wire::{ChecksumMode, DstUnreachable, EthernetAddress, Ipv4Repr};
 
 /// Handles one received frame: answer in place, deliver, forward, or release.
 pub(crate) fn handle_frame<D: Device>(
@@ -175,13 +176,91 @@ fn classify(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
             header: seg,
             payload,
         } => tcp_demux::input(core, now, &header, &seg, payload),
-        Transport::Fragment { .. } => {
-            core.stats.drop(DropReason::Fragment);
-            Verdict::Release
-        }
+        Transport::Fragment { payload } => fragment(
+            core,
+            now,
+            &header,
+            &bytes[..eth.header_len()],
+            &bytes[eth.header_len()..],
+            payload,
+        ),
         Transport::Other { .. } => {
             core.stats.drop(DropReason::Unsupported);
+            // RFC 1122 §3.2.2.1: a host SHOULD answer a protocol it does not
+            // speak with protocol unreachable (rate-limited like every error).
+            if !core.config.iface.is_broadcast(header.dst_addr) {
+                let ip_bytes = &bytes[eth.header_len()..];
+                core.pending_unreachable(DstUnreachable::ProtoUnreachable, ip_bytes);
+            }
             Verdict::Release
         }
     }
+}
+
+/// An IPv4 fragment (RFC 791 §3.2): to the engine that reassembles its
+/// datagram, into the reassembly table, and the whole datagram, once complete,
+/// handled as if it had arrived in one frame.
+fn fragment(
+    core: &mut Core,
+    now: Instant,
+    header: &Ipv4Repr,
+    eth: &[u8],
+    ip: &[u8],
+    payload: &[u8],
+) -> Verdict {
+    let key = FragmentKey {
+        src: header.src_addr,
+        dst: header.dst_addr,
+        ident: header.ident,
+        protocol: header.protocol.into(),
+    };
+    // Only the first fragment carries ports: all fragments of a datagram meet
+    // in the engine its (src, dst, id, protocol) picks.
+    if let Some(f) = core.forward.as_ref() {
+        let owner = reassembler_of(&key, f.mesh.cores());
+        if owner != f.core && core.visited & (1u64 << owner) == 0 {
+            return Verdict::Forward(owner);
+        }
+    }
+    let header_len = usize::from(ip.first().map_or(0, |b| b & 0x0f)) * 4;
+    let frag = Fragment {
+        key,
+        offset: usize::from(header.frag_offset),
+        more: header.more_frags,
+        header: ip.get(..header_len).unwrap_or(ip),
+        payload,
+    };
+    match core.reassembly.insert(now, &frag) {
+        Reassembled::Held => Verdict::Release,
+        Reassembled::Dropped { reason, fragments } => {
+            for _ in 0..fragments {
+                core.stats.drop(reason.into());
+            }
+            Verdict::Release
+        }
+        Reassembled::Complete(datagram) => {
+            let mut whole = Vec::with_capacity(eth.len() + datagram.len());
+            whole.extend_from_slice(eth);
+            whole.extend_from_slice(&datagram);
+            match classify(core, now, &whole) {
+                Verdict::Forward(target) => forward_copy(core, target, &whole, false),
+                // The reply would be written over this fragment's frame, which
+                // does not hold the datagram: a reassembled echo request goes
+                // unanswered.
+                Verdict::EchoReply => core.stats.drop(DropReason::IcmpIgnored),
+                Verdict::Release | Verdict::ArpReply(_) => {}
+            }
+            Verdict::Release
+        }
+    }
+}
+
+/// The engine that reassembles datagram `key` among `cores` engines: a fixed
+/// mix of the key, the same in every engine.
+fn reassembler_of(key: &FragmentKey, cores: usize) -> usize {
+    let mut h = u64::from(u32::from(key.src)) << 32 | u64::from(u32::from(key.dst));
+    h ^= u64::from(key.ident) << 8 | u64::from(key.protocol);
+    h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^= h >> 29;
+    (h % cores.max(1) as u64) as usize
 }

@@ -179,6 +179,8 @@ impl<D: Device> Engine<D> {
             udp_ports: HashMap::new(),
             forward: None,
             visited: 0,
+            arp_defended_at: None,
+            reassembly: crate::reassembly::Reassembly::new(config.reassembly, key),
             tx_checksum: if caps.tx_checksum_offload {
                 TxChecksum::Offload
             } else {
@@ -273,6 +275,7 @@ impl<D: Device> Engine<D> {
         [
             self.core.neighbors.poll_at(),
             tcp::timers::poll_at(&self.core),
+            self.core.reassembly.poll_at(),
         ]
         .into_iter()
         .flatten()
@@ -358,8 +361,11 @@ impl<D: Device> Engine<D> {
         calls::shutdown_write(&mut self.core, handle)
     }
 
-    /// `getsockopt(SO_ERROR)`.
+    /// `getsockopt(SO_ERROR)` (a UDP socket's pending error is cleared by it).
     pub fn take_error(&mut self, handle: SocketHandle) -> Result<Option<Errno>, Errno> {
+        if let Socket::Udp(s) = self.core.sockets.get_mut(handle)? {
+            return Ok(s.take_error());
+        }
         calls::take_error(&mut self.core, handle)
     }
 
@@ -516,6 +522,10 @@ impl<D: Device> Engine<D> {
     ) -> Result<usize, Errno> {
         let (local, remote) = {
             let s = self.udp_mut(handle)?;
+            // Linux `sock_alloc_send_pskb`: a pending error fails the next send.
+            if let Some(error) = s.take_error() {
+                return Err(error);
+            }
             (s.local(), s.remote())
         };
         let dst = dst.or(remote).ok_or(Errno::EDESTADDRREQ)?;

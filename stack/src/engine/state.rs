@@ -65,6 +65,10 @@ pub(crate) struct Core {
     /// Engines that already looked at the frame being handled (0: it came from
     /// our own device).
     pub(crate) visited: u64,
+    /// When we last defended one of our addresses against an ARP conflict (RFC 5227).
+    pub(crate) arp_defended_at: Option<Instant>,
+    /// IPv4 datagrams being reassembled (RFC 791, RFC 815).
+    pub(crate) reassembly: crate::reassembly::Reassembly,
 }
 
 /// What to do with a received frame once it has been looked at.
@@ -152,18 +156,14 @@ pub(crate) enum Outgoing {
 pub(crate) const QUOTE_MAX: usize = 68;
 
 impl Core {
-    /// Parks an ICMP port unreachable about `ip_bytes` (the received IP packet)
-    /// until flush time, when a TX frame can be taken.
-    pub(crate) fn pending_unreachable(&mut self, ip_bytes: &[u8]) {
+    /// Parks an ICMP destination unreachable (`reason`) about `ip_bytes` (the
+    /// received IP packet) until flush time, when a TX frame can be taken.
+    pub(crate) fn pending_unreachable(&mut self, reason: DstUnreachable, ip_bytes: &[u8]) {
         let header_len = ip_bytes.first().map_or(20, |b| usize::from(b & 0x0f) * 4);
         let len = (header_len + 8).min(ip_bytes.len()).min(QUOTE_MAX);
         let mut quote = [0u8; QUOTE_MAX];
         quote[..len].copy_from_slice(&ip_bytes[..len]);
-        self.out.push(Outgoing::Unreachable {
-            reason: DstUnreachable::PortUnreachable,
-            quote,
-            len,
-        });
+        self.out.push(Outgoing::Unreachable { reason, quote, len });
     }
 
     /// The engine a frame to `dst_port` that missed here goes to next, if any
@@ -183,6 +183,12 @@ impl Core {
             let polled = self.neighbors.poll(now);
             for ip in polled.requests {
                 self.out.push(Outgoing::ArpRequest(ip));
+            }
+        }
+        if self.reassembly.poll_at().is_some_and(|t| t <= now) {
+            // RFC 791: the reassembly timer ran out; the fragments held go.
+            for _ in 0..self.reassembly.poll(now) {
+                self.stats.drop(super::stats::DropReason::FragmentTimeout);
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Per-core engine counters: plain integers, summed across cores when read.
 
+use crate::reassembly::FragmentDrop;
 use crate::wire::WireError;
 
 /// Why a received frame was dropped.
@@ -23,7 +24,8 @@ pub enum DropReason {
     NotOurMac,
     /// Addressed to an IPv4 address that is not ours.
     NotOurIp,
-    /// An IPv4 fragment (surge does not reassemble).
+    /// An IPv4 fragment that could not be handled (no longer counted since
+    /// reassembly; the `Fragment*` reasons below say why fragments go).
     Fragment,
     /// A source address no host may use (broadcast, multicast, ours).
     BadSource,
@@ -41,11 +43,25 @@ pub enum DropReason {
     TcpListenOverflow,
     /// A segment dropped by the TCP state machine (out of window, bad ACK, ...).
     TcpRejected,
+    /// A TCP flag combination no stack sends (SYN+FIN to a listener).
+    TcpBadFlags,
+    /// An IPv4 fragment overlapping another of its datagram: the whole datagram
+    /// is dropped (RFC 5722's rule for IPv6, applied to IPv4 as Linux does).
+    FragmentOverlap,
+    /// A first fragment too short for its transport header (RFC 1858 §3.2).
+    FragmentTiny,
+    /// A fragment that would make its datagram longer than 65,535 bytes, or a
+    /// datagram whose pieces disagree on where it ends.
+    FragmentBadLength,
+    /// A fragment refused because reassembly memory (per source or in total) is full.
+    FragmentNoMemory,
+    /// A datagram's fragments that did not all arrive in time (counted per fragment held).
+    FragmentTimeout,
 }
 
 impl DropReason {
     /// Every reason, in the order [`EngineStats::drops`] stores them.
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::Truncated,
         DropReason::BadVersion,
         DropReason::BadHeaderLen,
@@ -64,6 +80,12 @@ impl DropReason {
         DropReason::TcpNoConnection,
         DropReason::TcpListenOverflow,
         DropReason::TcpRejected,
+        DropReason::TcpBadFlags,
+        DropReason::FragmentOverlap,
+        DropReason::FragmentTiny,
+        DropReason::FragmentBadLength,
+        DropReason::FragmentNoMemory,
+        DropReason::FragmentTimeout,
     ];
 
     /// A short stable name for reports (`bad_checksum`, ...).
@@ -87,11 +109,28 @@ impl DropReason {
             DropReason::TcpNoConnection => "tcp_no_connection",
             DropReason::TcpListenOverflow => "tcp_listen_overflow",
             DropReason::TcpRejected => "tcp_rejected",
+            DropReason::TcpBadFlags => "tcp_bad_flags",
+            DropReason::FragmentOverlap => "fragment_overlap",
+            DropReason::FragmentTiny => "fragment_tiny",
+            DropReason::FragmentBadLength => "fragment_bad_length",
+            DropReason::FragmentNoMemory => "fragment_no_memory",
+            DropReason::FragmentTimeout => "fragment_timeout",
         }
     }
 
     const fn index(self) -> usize {
         self as usize
+    }
+}
+
+impl From<FragmentDrop> for DropReason {
+    fn from(d: FragmentDrop) -> Self {
+        match d {
+            FragmentDrop::Overlap => DropReason::FragmentOverlap,
+            FragmentDrop::Tiny => DropReason::FragmentTiny,
+            FragmentDrop::BadLength => DropReason::FragmentBadLength,
+            FragmentDrop::NoMemory => DropReason::FragmentNoMemory,
+        }
     }
 }
 
@@ -126,6 +165,10 @@ pub struct EngineStats {
     pub arp_replies: u64,
     /// ARP requests sent.
     pub arp_requests: u64,
+    /// ARP frames from another host claiming one of our addresses (RFC 5227).
+    pub arp_conflicts: u64,
+    /// Announcements sent to defend our address (at most one per 10 s).
+    pub arp_defences: u64,
     /// ICMP echo requests answered.
     pub icmp_echo_replies: u64,
     /// ICMP errors sent (port unreachable, ...).
@@ -170,6 +213,8 @@ impl EngineStats {
         self.tx_no_frame += other.tx_no_frame;
         self.arp_replies += other.arp_replies;
         self.arp_requests += other.arp_requests;
+        self.arp_conflicts += other.arp_conflicts;
+        self.arp_defences += other.arp_defences;
         self.icmp_echo_replies += other.icmp_echo_replies;
         self.icmp_errors_sent += other.icmp_errors_sent;
         self.tcp_rst_sent += other.tcp_rst_sent;

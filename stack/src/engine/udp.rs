@@ -9,7 +9,7 @@ use super::state::{Core, Socket, Verdict};
 use super::stats::DropReason;
 use crate::errno::Errno;
 use crate::time::Instant;
-use crate::wire::{IpProtocol, Ipv4Repr, UdpRepr};
+use crate::wire::{DstUnreachable, IpProtocol, Ipv4Repr, UdpRepr};
 
 /// Queues a datagram on the socket bound to its destination; none bound: port
 /// unreachable (RFC 1122 §4.1.3.1), sent at flush time.
@@ -58,7 +58,7 @@ pub(crate) fn input(
             }
             core.stats.drop(DropReason::UdpNoPort);
             if !core.config.iface.is_broadcast(ip.dst_addr) {
-                core.pending_unreachable(ip_bytes);
+                core.pending_unreachable(DstUnreachable::PortUnreachable, ip_bytes);
             }
         }
     }
@@ -89,4 +89,46 @@ pub(crate) fn send<D: Device>(
         IpProtocol::Udp,
         |buf, src| repr.emit_datagram(buf, src, *dst.ip(), payload, tx_checksum),
     )
+}
+
+/// A destination unreachable about a datagram we sent (RFC 1122 §4.1.3.3: UDP
+/// MUST pass ICMP errors up). As Linux does without `IP_RECVERR`, only a
+/// connected socket hears of it, and only hard errors: the next `recv` or
+/// `send` returns it once.
+pub(crate) fn icmp_error(core: &mut Core, reason: DstUnreachable, quoted: &Ipv4Repr, data: &[u8]) {
+    let error = match reason {
+        DstUnreachable::PortUnreachable => Errno::ECONNREFUSED,
+        DstUnreachable::HostUnreachable => Errno::EHOSTUNREACH,
+        DstUnreachable::NetUnreachable => Errno::ENETUNREACH,
+        DstUnreachable::ProtoUnreachable => Errno::ENOPROTOOPT,
+        _ => {
+            core.stats.drop(DropReason::IcmpIgnored);
+            return;
+        }
+    };
+    // The quote's first 8 bytes are the UDP header: source and destination port.
+    let (Some(src), Some(dst)) = (data.get(0..2), data.get(2..4)) else {
+        core.stats.drop(DropReason::IcmpIgnored);
+        return;
+    };
+    let local_port = u16::from_be_bytes([src[0], src[1]]);
+    let remote = SocketAddrV4::new(quoted.dst_addr, u16::from_be_bytes([dst[0], dst[1]]));
+    let ids = core
+        .udp_ports
+        .get(&local_port)
+        .map_or(&[][..], Vec::as_slice)
+        .to_vec();
+    let mut told = false;
+    for id in ids {
+        if let Some(Socket::Udp(s)) = core.sockets.by_id_mut(id) {
+            if s.remote() == Some(remote) {
+                s.set_error(error);
+                told = true;
+                core.queue_ready(id);
+            }
+        }
+    }
+    if !told {
+        core.stats.drop(DropReason::IcmpIgnored);
+    }
 }

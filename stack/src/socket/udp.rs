@@ -36,6 +36,8 @@ pub struct UdpSock {
     used: usize,
     queued: usize,
     stats: UdpStats,
+    /// A pending error from an ICMP message (`SO_ERROR`), reported once.
+    error: Option<Errno>,
 }
 
 impl UdpSock {
@@ -50,6 +52,7 @@ impl UdpSock {
             used: 0,
             queued: 0,
             stats: UdpStats::default(),
+            error: None,
         }
     }
 
@@ -86,7 +89,17 @@ impl UdpSock {
 
     /// True when a `recv` would return a datagram.
     pub fn is_readable(&self) -> bool {
-        self.queued > 0
+        self.queued > 0 || self.error.is_some()
+    }
+
+    /// Records an error an ICMP message reported (RFC 1122 §4.1.3.3).
+    pub fn set_error(&mut self, error: Errno) {
+        self.error = Some(error);
+    }
+
+    /// Takes the pending error, clearing it (`getsockopt(SO_ERROR)`).
+    pub fn take_error(&mut self) -> Option<Errno> {
+        self.error.take()
     }
 
     /// Whether a datagram from `src` to `dst` is for this socket (bound address
@@ -141,6 +154,10 @@ impl UdpSock {
     /// is discarded, as `recvfrom` without `MSG_PEEK`) and returns
     /// (bytes copied, full datagram length, source). `EAGAIN` when empty.
     pub fn recv_from(&mut self, buf: &mut [u8]) -> Result<(usize, usize, SocketAddrV4), Errno> {
+        // Linux `sock_error`: a pending error is reported once, before data.
+        if let Some(error) = self.error.take() {
+            return Err(error);
+        }
         if self.queued == 0 {
             return Err(Errno::EAGAIN);
         }

@@ -49,8 +49,8 @@ pub enum Transport<'a> {
     },
     /// An ICMPv4 message.
     Icmp(Icmpv4Repr<'a>),
-    /// A fragment (any of them, first included). surge does not reassemble: the
-    /// stack counts and drops these.
+    /// A fragment (any of them, first included): the engine reassembles these
+    /// (see [`crate::reassembly`]).
     Fragment {
         /// The fragment's bytes.
         payload: &'a [u8],

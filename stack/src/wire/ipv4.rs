@@ -1,9 +1,8 @@
 //! IPv4 header (RFC 791).
 //!
-//! Fragments are recognised, not reassembled: [`Ipv4Repr::is_fragment`] tells the
-//! stack, which counts and drops them. surge sends with DF set and relies on path
-//! MTU discovery (RFC 1191), so a peer fragments only in unusual networks, and
-//! reassembly would mean buffering attacker-chosen state.
+//! Fragments are recognised here and reassembled by the engine
+//! ([`crate::reassembly`], bounded): [`Ipv4Repr::is_fragment`] tells the stack.
+//! surge sends with DF set and relies on path MTU discovery (RFC 1191).
 //!
 //! Options are validated (RFC 791 §3.1: EOL, NOP, and type-length-value; a length
 //! below 2 or past the header is [`WireError::BadOption`]) and kept verbatim,

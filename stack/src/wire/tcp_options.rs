@@ -18,10 +18,12 @@ impl TcpOptions {
     /// Parses an options area.
     ///
     /// EOL ends the list, NOP is skipped, unknown kinds are skipped by their
-    /// length. A length byte missing, below 2, running past the area, or wrong
-    /// for a known kind is [`WireError::BadOption`]. A window scale above 14 is
-    /// taken as 14 (RFC 7323 §2.3: "MUST use 14 instead"). A repeated option
-    /// overwrites the earlier one.
+    /// length. As Linux's `tcp_parse_options` does, a malformed option never
+    /// costs the segment: a length byte missing, below 2 or running past the
+    /// area ends the parse (the options before it count), and a known kind with
+    /// the wrong length is ignored. A window scale above 14 is taken as 14
+    /// (RFC 7323 §2.3: "MUST use 14 instead"). A repeated option overwrites the
+    /// earlier one.
     #[inline]
     pub fn parse(area: &[u8]) -> Result<TcpOptions, WireError> {
         let mut opts = TcpOptions::default();
@@ -36,12 +38,15 @@ impl TcpOptions {
                 }
                 _ => {}
             }
-            let len = usize::from(*area.get(i + 1).ok_or(WireError::BadOption)?);
-            // RFC 9293 §3.2: the length counts kind and length octets.
-            if len < 2 {
-                return Err(WireError::BadOption);
-            }
-            let body = area.get(i + 2..i + len).ok_or(WireError::BadOption)?;
+            // RFC 9293 §3.1 (MUST-7): an illegal option length must not crash
+            // us; the length counts kind and length octets, and one below 2 or
+            // past the area leaves nothing trustworthy after it.
+            let Some(len) = area.get(i + 1).map(|l| usize::from(*l)) else {
+                break;
+            };
+            let Some(body) = area.get(i + 2..i + len).filter(|_| len >= 2) else {
+                break;
+            };
             match (kind, len) {
                 (KIND_MSS, 4) => opts.mss = Some(read_u16(body, 0)),
                 (KIND_WINDOW_SCALE, 3) => opts.window_scale = Some(body[0].min(MAX_WINDOW_SCALE)),
@@ -57,13 +62,8 @@ impl TcpOptions {
                 (KIND_TIMESTAMP, 10) => {
                     opts.timestamp = Some((read_u32(body, 0), read_u32(body, 4)))
                 }
-                (
-                    KIND_MSS | KIND_WINDOW_SCALE | KIND_SACK_PERMITTED | KIND_SACK | KIND_TIMESTAMP,
-                    _,
-                ) => {
-                    return Err(WireError::BadOption);
-                }
-                _ => {} // unknown: skipped by length
+                // Unknown kinds, and known kinds with the wrong length: skipped.
+                _ => {}
             }
             i += len;
         }

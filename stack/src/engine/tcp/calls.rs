@@ -162,6 +162,14 @@ fn with_tcb<R>(
 
 /// `send(2)`, non-blocking: bytes accepted into the send buffer, or EAGAIN.
 pub(crate) fn send(core: &mut Core, handle: SocketHandle, data: &[u8]) -> Result<usize, Errno> {
+    // Linux `sk_stream_wait_connect`: sending on a socket that is neither
+    // connected nor connecting (a listener, a fresh socket) is EPIPE.
+    if !matches!(
+        tcp_sock(&mut core.sockets, handle)?.state,
+        TcpSocketState::Connection(_)
+    ) {
+        return Err(Errno::EPIPE);
+    }
     let result = with_tcb(core, handle, |tcb| match tcb.state() {
         State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
         _ => tcb.send(data).map_err(errno_of),

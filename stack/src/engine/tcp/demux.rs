@@ -92,6 +92,12 @@ pub(crate) fn input(
         }
     }
     if let Some(listener) = listener {
+        // A SYN+FIN is no opening any stack sends (a scanner's probe): Linux and
+        // the BSDs drop it in LISTEN rather than answer a SYN-ACK.
+        if seg.flags.contains(TcpFlags::SYN) && seg.flags.contains(TcpFlags::FIN) {
+            core.stats.drop(DropReason::TcpBadFlags);
+            return Verdict::Release;
+        }
         match tcp::listen_action(seg, payload.len()) {
             ListenAction::Ignore => core.stats.drop(DropReason::TcpRejected),
             ListenAction::Reset(rst) => core.queue_rst(ip.dst_addr, ip.src_addr, rst),

@@ -696,25 +696,44 @@ fn bind_follows_linux_fastreuseport_strict_fast_path_sk_reuseport_match() {
     assert_eq!(g.bind(3, ANY, PORT, REUSE_PORT), Err(Errno::EADDRINUSE));
 }
 
-// Linux 6.18 netns, SOCK_DGRAM: "A2 plain; A1 rport; ANY rport: ok ok ok" but
-// "A1 rport; A2 plain; ANY rport: ok ok EADDRINUSE": udp_lib_lport_inuse visits the
-// newest owner first and a SO_REUSEPORT match there ends the search.
-#[test]
-fn udp_bind_checks_newest_owner_first_linux_udp_lib_lport_inuse() {
-    let udp_fixture = || Fixture {
+fn udp_fixture() -> Fixture {
+    Fixture {
         binds: BindTable::new(BindConfig::udp(vec![A1, A2]), HashKey::new(1, 2)),
         ports: EphemeralPorts::new(EphemeralRange::LINUX_DEFAULT, 0, 1, HashKey::new(3, 4))
             .unwrap(),
-    };
+    }
+}
+
+// Linux 6.18.44 netns, SOCK_DGRAM (re-run 2026-12-04; this test first quoted
+// "A2 plain; A1 rport; ANY rport: ok ok ok", which that kernel no longer answers):
+// "A2 plain; A1 rport; ANY rport: ok ok EADDRINUSE",
+// "A1 rport; A2 plain; ANY rport: ok ok EADDRINUSE",
+// "ANY reuse; ANY reuse+rport; A1 rport: ok ok EADDRINUSE" and
+// "A2 reuse; A1 rport; ANY reuse+rport: ok ok ok". udp_lib_lport_inuse refuses the
+// bind if any overlapping owner conflicts, in whatever order they were bound: a
+// SO_REUSEPORT match with the newest owner does not hide an older conflicting one.
+#[test]
+fn udp_bind_conflicts_with_any_overlapping_owner_linux_udp_lib_lport_inuse() {
     let mut f = udp_fixture();
     f.bind(1, A2, PORT, PLAIN).unwrap();
     f.bind(2, A1, PORT, REUSE_PORT).unwrap();
-    assert!(f.bind(3, ANY, PORT, REUSE_PORT).is_ok());
+    assert_eq!(f.bind(3, ANY, PORT, REUSE_PORT), Err(Errno::EADDRINUSE));
 
     let mut g = udp_fixture();
     g.bind(1, A1, PORT, REUSE_PORT).unwrap();
     g.bind(2, A2, PORT, PLAIN).unwrap();
     assert_eq!(g.bind(3, ANY, PORT, REUSE_PORT), Err(Errno::EADDRINUSE));
+
+    let mut h = udp_fixture();
+    h.bind(1, ANY, PORT, REUSE_ADDR).unwrap();
+    h.bind(2, ANY, PORT, REUSE_BOTH).unwrap();
+    assert_eq!(h.bind(3, A1, PORT, REUSE_PORT), Err(Errno::EADDRINUSE));
+
+    // Every overlapping owner excused (SO_REUSEADDR on both, or a SO_REUSEPORT match).
+    let mut k = udp_fixture();
+    k.bind(1, A2, PORT, REUSE_ADDR).unwrap();
+    k.bind(2, A1, PORT, REUSE_PORT).unwrap();
+    assert!(k.bind(3, ANY, PORT, REUSE_BOTH).is_ok());
 
     // UDP has no listen (sock_no_listen) and connect goes through bind(0).
     assert_eq!(g.listen(1, REUSE_PORT), Err(Errno::EOPNOTSUPP));
@@ -756,4 +775,21 @@ fn connect_leaves_a_time_wait_tuple_to_the_caller_linux_tcp_twsk_unique() {
     assert_eq!(f.binds.owners_of(PORT), 2);
     assert!(f.binds.unbind(SocketId(1)));
     assert_eq!(f.binds.owners_of(PORT), 1);
+}
+
+// Linux 6.18.44 netns, SOCK_DGRAM (the table_linux_parity scenario that the
+// newest-owner-first rule got wrong): s0 rport, s1 reuse+rport, s2 reuse+rport,
+// s3 plain; "s3 A2; s1 A2; s3 ANY; s0 A1; s2 ANY: ok EADDRINUSE EINVAL ok
+// EADDRINUSE". s2's SO_REUSEPORT match with the newest owner (s0) does not let it
+// past the older plain s3, and its SO_REUSEADDR changes nothing (s3 has none).
+#[test]
+fn udp_bind_reuse_both_still_refused_by_older_plain_owner_linux_udp_lib_lport_inuse() {
+    let mut f = udp_fixture();
+    let socks = [REUSE_PORT, REUSE_BOTH, REUSE_BOTH, PLAIN];
+    let mut bind = |s: usize, addr| f.bind(s as u32, addr, PORT, socks[s]);
+    assert!(bind(3, A2).is_ok());
+    assert_eq!(bind(1, A2), Err(Errno::EADDRINUSE));
+    assert_eq!(bind(3, ANY), Err(Errno::EINVAL));
+    assert!(bind(0, A1).is_ok());
+    assert_eq!(bind(2, ANY), Err(Errno::EADDRINUSE));
 }

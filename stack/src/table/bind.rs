@@ -273,18 +273,22 @@ fn conflicts(addr: Ipv4Addr, options: BindOptions, existing: &Owner) -> bool {
         && (existing.state == BindState::TimeWait || existing.options.owner == options.owner))
 }
 
-/// Linux `udp_lib_lport_inuse` for an explicit port: owners are visited newest
-/// first (`sk_add_node_rcu` adds at the head) and the first one whose address
-/// overlaps without SO_REUSEADDR on both decides: a SO_REUSEPORT match of the same
-/// uid lets the socket in at once, anything else refuses it.
+/// Linux `udp_lib_lport_inuse` (and `udp_lib_lport_inuse2`, its hslot2 twin) for
+/// an explicit port: the port is in use if any owner whose address overlaps
+/// conflicts, i.e. lacks SO_REUSEADDR on both sides and lacks a SO_REUSEPORT
+/// same-uid match; the order of the owners does not matter. (Upstream source
+/// ends the walk at the first overlapping owner, so that a SO_REUSEPORT match
+/// there would hide an older plain owner; the Linux 6.18.44 kernel the parity
+/// test runs on refuses such binds whatever the order, also with more than ten
+/// sockets on the port (the hslot2 path) and with SO_REUSEADDR on the binder:
+/// `table_bind.rs` quotes its answers.) UDP owners never listen and never reach
+/// TIME_WAIT, so this is [`conflicts`] with those two states left out.
 fn udp_lport_in_use(addr: Ipv4Addr, options: BindOptions, owners: &[Owner]) -> bool {
-    owners
-        .iter()
-        .rev()
-        .find(|o| addrs_overlap(addr, o.addr) && !(options.reuse_addr && o.options.reuse_addr))
-        .is_some_and(|o| {
-            !(options.reuse_port && o.options.reuse_port && o.options.owner == options.owner)
-        })
+    owners.iter().any(|o| {
+        addrs_overlap(addr, o.addr)
+            && !(options.reuse_addr && o.options.reuse_addr)
+            && !(options.reuse_port && o.options.reuse_port && o.options.owner == options.owner)
+    })
 }
 
 impl BindTable {

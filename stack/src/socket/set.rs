@@ -56,7 +56,7 @@ const CHUNK_SLOTS: usize = 1024;
 
 /// A bounded slab of sockets.
 ///
-/// The slots live in fixed chunks of [`CHUNK_SLOTS`], allocated as the set grows: growing
+/// The slots live in fixed chunks of 1,024 slots, allocated as the set grows: growing
 /// never moves the sockets already held (no reallocation and copy of the whole table, which
 /// at a million sockets would be a pause of hundreds of megabytes), and at most one chunk
 /// stands unused.

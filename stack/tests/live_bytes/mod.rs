@@ -1,4 +1,5 @@
-//! A counting global allocator for the memory tests: it keeps the number of live
+//! A counting global allocator for the memory tests and `surge-bench idle-memory`
+//! (which includes this file): it keeps the number of live
 //! heap bytes of the whole process (allocated minus freed) and forwards every call
 //! to the system allocator unchanged. Including this module installs it as the test
 //! binary's global allocator; keep one measuring test per binary, since the count

@@ -24,7 +24,7 @@ use surge_stack::{
     wire::EthernetAddress,
 };
 
-use crate::live_bytes::live_bytes;
+use surge_datapath::alloc_count::live_bytes;
 
 /// Arguments of `surge-bench idle-memory`.
 #[derive(clap::Args, Debug)]

@@ -63,6 +63,7 @@
 //! ```
 #![allow(unsafe_code)] // the device layer is one of the two crates allowed `unsafe` (DESIGN.md)
 
+pub mod alloc_count;
 #[cfg(feature = "baseline")]
 pub mod baseline;
 mod device;

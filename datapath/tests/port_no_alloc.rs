@@ -1,9 +1,10 @@
 //! The AF_XDP port's fast path (rx_burst, release, alloc_tx, frame_mut,
 //! tx_burst) makes no allocation: a counting global allocator (this test
 //! binary only) watches the receiving/sending thread over a lab veth (root).
-#![allow(unsafe_code)] // a global allocator is unsafe to implement; this is in datapath/ (DESIGN.md)
 
-mod counting_alloc;
+#[global_allocator]
+static ALLOCATOR: surge_datapath::alloc_count::CountingAllocator =
+    surge_datapath::alloc_count::CountingAllocator;
 
 use std::{
     net::{Ipv4Addr, UdpSocket},
@@ -73,7 +74,7 @@ fn the_port_fast_path_does_not_allocate() {
     let (mut rx, mut tx) = (Burst::new(), Burst::new());
     let deadline = Instant::now() + Duration::from_secs(20);
     let (mut received, mut sent) = (0u64, 0u64);
-    let ((), allocations) = counting_alloc::count(|| {
+    let ((), allocations) = surge_datapath::alloc_count::count_allocations(|| {
         while received < SENT && Instant::now() < deadline {
             let n = port.rx_burst(&mut rx) as u64;
             received += n;

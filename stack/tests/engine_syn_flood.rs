@@ -5,8 +5,9 @@
 //! heap (both engines: the counting allocator is process-wide) grows by less than a
 //! stated bound during the flood.
 
-#[allow(unsafe_code)]
-mod live_bytes;
+#[global_allocator]
+static ALLOCATOR: surge_datapath::alloc_count::CountingAllocator =
+    surge_datapath::alloc_count::CountingAllocator;
 mod support;
 
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -136,7 +137,7 @@ fn a_million_spoofed_syns_do_not_stop_real_handshakes_nor_grow_memory() {
             client.poll(*now);
             server.poll(*now);
         };
-    let before = live_bytes::live_bytes();
+    let before = surge_datapath::alloc_count::live_bytes();
     let mut peak = before;
     let (mut syns, mut acks, mut steps) = (0u32, 0u32, 0usize);
     // A real connection every so many spoofed SYNs, so the flood surrounds them all.
@@ -190,13 +191,13 @@ fn a_million_spoofed_syns_do_not_stop_real_handshakes_nor_grow_memory() {
             accepted.push(c);
         }
         if steps % 64 == 0 {
-            peak = peak.max(live_bytes::live_bytes());
+            peak = peak.max(surge_datapath::alloc_count::live_bytes());
         }
     }
     assert_eq!(clients.len(), REAL);
     // The flood's cost; what follows adds the real connections' first data, whose ring
     // buffers are the connections' own.
-    let flood_peak = peak.max(live_bytes::live_bytes());
+    let flood_peak = peak.max(surge_datapath::alloc_count::live_bytes());
     // The flood is over; the real clients finish (SYN retransmissions), and, as
     // real clients do, send their request: a client whose cookie ACK was lost believes
     // it is connected, and its data segment carries the cookie again.

@@ -10,8 +10,9 @@
 //! counters without copies of the estimates). The next lever is the `Tcb`'s `TcpConfig`
 //! copy (224 B).
 
-#[allow(unsafe_code)]
-mod live_bytes;
+#[global_allocator]
+static ALLOCATOR: surge_datapath::alloc_count::CountingAllocator =
+    surge_datapath::alloc_count::CountingAllocator;
 mod support;
 
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -62,7 +63,7 @@ fn ten_thousand_idle_connections_stay_within_the_measured_bytes_each() {
     let (da, db) = PipeDevice::pair(&pipe).expect("pipe");
     let mut clients: Vec<SocketHandle> = Vec::with_capacity(CONNECTIONS);
     let mut accepted: Vec<SocketHandle> = Vec::with_capacity(CONNECTIONS);
-    let before = live_bytes::live_bytes();
+    let before = surge_datapath::alloc_count::live_bytes();
     let mut client = Engine::new(da, config(MAC_A, IP_A, 1)).expect("client");
     let mut server = Engine::new(db, config(MAC_B, IP_B, 2)).expect("server");
     let listener = server.tcp_socket().expect("socket");
@@ -107,7 +108,7 @@ fn ten_thousand_idle_connections_stay_within_the_measured_bytes_each() {
     for _ in 0..100 {
         step(&mut client, &mut server);
     }
-    let bytes = live_bytes::live_bytes() - before;
+    let bytes = surge_datapath::alloc_count::live_bytes() - before;
     let established = clients
         .iter()
         .filter(|&&c| client.readiness(c).is_ok_and(|r| r.writable))

@@ -267,8 +267,10 @@ enum Phase {
     Connecting,
     /// Waiting for the one-byte echo on each.
     Echoing,
-    /// All closed; waiting for TIME-WAIT to end and every socket to go.
+    /// All closed; waiting for every socket to go.
     Draining,
+    /// Every socket gone; waiting for the TIME-WAIT records that hold the ports.
+    TimeWait,
     /// Both rounds done.
     Done,
 }
@@ -285,6 +287,8 @@ struct Client {
     echoed: usize,
     /// Per round: the connect past the end of the range was refused with EADDRNOTAVAIL.
     exhausted: Vec<Result<(), Errno>>,
+    /// What a connect answered while TIME-WAIT records held every port.
+    held: Vec<Result<(), String>>,
     /// Per round: engine sockets when every connection was open and echoed.
     open_at_once: Vec<usize>,
     /// Per round: how long it took, until every socket was gone.
@@ -391,6 +395,27 @@ impl Client {
             }
             Phase::Draining => {
                 if e.socket_count() == 0 {
+                    // The sockets are gone but each 4-tuple sits in a TIME-WAIT record
+                    // younger than a second, which `tcp_tw_reuse` may not take: as in
+                    // Linux, a connect now finds no free port.
+                    let held = e.time_wait_count();
+                    self.held.push(if held == N {
+                        let extra = e.tcp_socket().expect("socket");
+                        let answer = match e.connect(extra, self.server) {
+                            Err(Errno::EADDRNOTAVAIL) => Ok(()),
+                            other => Err(format!("connect answered {other:?}")),
+                        };
+                        let _ = e.close(extra);
+                        answer
+                    } else {
+                        Err(format!("{held} TIME-WAIT records"))
+                    });
+                    self.phase = Phase::TimeWait;
+                }
+                false
+            }
+            Phase::TimeWait => {
+                if e.time_wait_count() == 0 {
                     self.durations.push(self.round_start.elapsed());
                     self.round += 1;
                     if self.round == 2 {
@@ -444,6 +469,7 @@ fn surge_client_opens_ten_thousand_connections_twice_from_ten_thousand_ports() {
         connected: 0,
         echoed: 0,
         exhausted: Vec::new(),
+        held: Vec::new(),
         open_at_once: Vec::new(),
         durations: Vec::new(),
         round_start: Instant::now(),
@@ -488,6 +514,11 @@ fn surge_client_opens_ten_thousand_connections_twice_from_ten_thousand_ports() {
         vec![Ok(()), Ok(())],
         "the connect past the {N} ports of the range is refused"
     );
+    assert_eq!(
+        c.held,
+        vec![Ok(()), Ok(())],
+        "while {N} TIME-WAIT records hold the range, a connect is refused"
+    );
     assert_eq!(c.open_at_once, vec![N, N], "every connection open at once");
     assert!(status.success(), "kernel server: {status} {line} {rest}");
     assert_eq!(
@@ -500,6 +531,11 @@ fn surge_client_opens_ten_thousand_connections_twice_from_ten_thousand_ports() {
         (tcp.active_opens, tcp.closed),
         (2 * N as u64, 2 * N as u64),
         "{tcp:?}"
+    );
+    assert_eq!(
+        (tcp.time_wait_records, engine.time_wait_count()),
+        (2 * N as u64, 0),
+        "every active close left a TIME-WAIT record, and every record expired"
     );
     assert_no_leaks(&engine);
 }

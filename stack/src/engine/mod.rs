@@ -235,6 +235,13 @@ impl<D: Device> Engine<D> {
         self.core.sockets.len()
     }
 
+    /// Number of TIME-WAIT records held: closed connections whose 4-tuple stays
+    /// taken until the record expires (or `tcp_tw_reuse` takes it over). These are
+    /// not sockets and do not count in [`Engine::socket_count`].
+    pub fn time_wait_count(&self) -> usize {
+        self.core.tcp.time_wait.len()
+    }
+
     /// One iteration of the loop (see the module docs). Returns true when it
     /// did any work (received a frame or sent one), for the idle policy.
     pub fn poll(&mut self, now: Instant) -> bool {

@@ -99,7 +99,7 @@ fn host_unreachable_is_a_soft_error_and_a_stale_quote_is_ignored() {
     inject_unreachable(&mut net, DstUnreachable::HostUnreachable, 0, &syn);
     step_a(&mut net);
     assert_eq!(net.a.take_error(c), Ok(None), "soft: the connect goes on");
-    assert_eq!(net.a.tcp_info(c).map(|i| i.0), Ok(State::SynSent));
+    assert_eq!(net.a.tcp_info(c).map(|i| i.state), Ok(State::SynSent));
     // A quote whose sequence number is not in flight (RFC 5927 §4.1) is ignored,
     // even a port unreachable that would otherwise abort.
     let mut stale = syn.clone();
@@ -107,8 +107,8 @@ fn host_unreachable_is_a_soft_error_and_a_stale_quote_is_ignored() {
     stale[seq_at] ^= 0x80;
     inject_unreachable(&mut net, DstUnreachable::PortUnreachable, 0, &stale);
     step_a(&mut net);
-    assert_eq!(net.a.tcp_info(c).map(|i| i.0), Ok(State::SynSent));
-    assert_eq!(net.a.tcp_info(c).map(|i| i.1.icmp_ignored), Ok(1));
+    assert_eq!(net.a.tcp_info(c).map(|i| i.state), Ok(State::SynSent));
+    assert_eq!(net.a.tcp_socket_stats(c).map(|t| t.icmp_ignored), Ok(1));
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn fragmentation_needed_lowers_the_mss_and_data_still_arrives() {
         server.is_some()
     }));
     let server = server.expect("accepted");
-    let before = net.a.tcp_info(c).expect("info").1.snd_mss;
+    let before = net.a.tcp_info(c).expect("info").snd_mss;
     let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
     assert_eq!(net.a.send(c, &data), Ok(data.len()));
     step_a(&mut net);
@@ -141,7 +141,7 @@ fn fragmentation_needed_lowers_the_mss_and_data_still_arrives() {
         .expect("a full-sized data segment");
     inject_unreachable(&mut net, DstUnreachable::FragRequired, 1000, big);
     step_a(&mut net);
-    let (_, stats) = net.a.tcp_info(c).expect("info");
+    let stats = net.a.tcp_socket_stats(c).expect("stats");
     assert_eq!(stats.pmtu_updates, 1);
     assert!(
         stats.snd_mss < before && stats.snd_mss <= 960,

@@ -14,6 +14,7 @@ use surge_stack::errno::Errno;
 use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
 use surge_stack::runtime::{Interest, RuntimeConfig, Stack, TcpStream};
 use surge_stack::socket::TcpSocketOptions;
+use surge_stack::tcp::State;
 use surge_stack::time::Instant;
 use surge_stack::wire::EthernetAddress;
 
@@ -126,6 +127,44 @@ fn blocking_echo_of_two_megabytes_keeps_every_byte() {
     writer.join().expect("writer");
     assert_eq!(back.len(), data.len());
     assert_eq!(Sha256::digest(&back), Sha256::digest(&data));
+}
+
+#[test]
+fn tcp_info_through_the_runtime_after_an_echo() {
+    let (server, client) = stacks(1);
+    let listener = server
+        .tcp_listen(addr(Ipv4Addr::UNSPECIFIED, 7010), 4)
+        .expect("listen");
+    echo_server(listener, 1);
+    let stream = std::sync::Arc::new(client.tcp_connect(addr(SERVER_IP, 7010)).expect("connect"));
+    let data = pattern(300_000, 5);
+    let writer = {
+        let data = data.clone();
+        let stream = std::sync::Arc::clone(&stream);
+        std::thread::spawn(move || (&*stream).write_all(&data))
+    };
+    let mut back = vec![0u8; data.len()];
+    (&*stream).read_exact(&mut back).expect("read");
+    writer.join().expect("writer").expect("write");
+    assert_eq!(back, data);
+    // Everything echoed was acknowledged before it came back; the ACK of the
+    // last echoed byte may still be in flight, not our data.
+    let info = stream.tcp_info().expect("info");
+    assert_eq!(info.state, State::Established);
+    assert_eq!(info.bytes_acked, data.len() as u64);
+    assert_eq!(info.bytes_received, data.len() as u64);
+    assert_eq!(info.snd_mss, 1448);
+    assert_eq!((info.total_retrans, info.lost, info.unacked), (0, 0, 0));
+    assert!(info.rtt > 0, "an RTT was measured: {info:?}");
+    let stats = stream.tcp_socket_stats().expect("stats");
+    assert_eq!(stats.bytes_acked, info.bytes_acked);
+    assert_eq!(stats.bytes_in, info.bytes_received);
+    stream.shutdown_write().expect("shutdown");
+    let mut rest = Vec::new();
+    (&*stream).read_to_end(&mut rest).expect("eof");
+    assert!(rest.is_empty());
+    // The peer's FIN came after ours was acknowledged: TIME-WAIT, as Linux reports it.
+    assert_eq!(stream.tcp_info().map(|i| i.state), Ok(State::TimeWait));
 }
 
 #[test]

@@ -42,7 +42,7 @@ use crate::table::{
     BindConfig, BindOptions, BindTable, ConnTable, ConnTableConfig, EphemeralPorts, ListenTable,
 };
 use crate::tcp::{
-    IsnGenerator, State, SynCookies, SynQueue, TcpStats, TimeWaitTable, TimestampOffsets,
+    IsnGenerator, SynCookies, SynQueue, TcpInfo, TcpStats, TimeWaitTable, TimestampOffsets,
 };
 use crate::time::Instant;
 use crate::timer::TimerWheel;
@@ -429,9 +429,14 @@ impl<D: Device> Engine<D> {
         calls::options(&mut self.core, handle)
     }
 
-    /// TCP_INFO: the connection's state and counters.
-    pub fn tcp_info(&mut self, handle: SocketHandle) -> Result<(State, TcpStats), Errno> {
+    /// `getsockopt(TCP_INFO)`: the connection's state and estimates under Linux's names.
+    pub fn tcp_info(&mut self, handle: SocketHandle) -> Result<TcpInfo, Errno> {
         calls::info(&mut self.core, handle)
+    }
+
+    /// The connection's own counters (retransmits by cause, SACK, drops by reason, ...).
+    pub fn tcp_socket_stats(&mut self, handle: SocketHandle) -> Result<TcpStats, Errno> {
+        calls::stats(&mut self.core, handle)
     }
 
     // ---- in-loop socket calls (UDP) ----

@@ -16,7 +16,7 @@ use crate::Errno;
 use crate::engine::{Engine, EngineStats, TcpEngineStats};
 use crate::socket::{SocketHandle, TcpSocketOptions};
 use crate::table::BindOptions;
-use crate::tcp::{State, TcpStats};
+use crate::tcp::{TcpInfo, TcpStats};
 
 /// One socket call, as the engine will run it.
 #[derive(Debug)]
@@ -57,6 +57,8 @@ pub(crate) enum Op {
     Options,
     /// `TCP_INFO`.
     Info,
+    /// The connection's own counters.
+    TcpSocketStats,
     /// The engine's counters.
     Stats,
 }
@@ -82,8 +84,10 @@ pub(crate) enum Outcome {
     Error(Option<Errno>),
     /// Socket options.
     Options(TcpSocketOptions),
-    /// TCP state and counters.
-    Info(State, Box<TcpStats>),
+    /// `TCP_INFO`.
+    Info(Box<TcpInfo>),
+    /// The connection's own counters.
+    TcpSocketStats(Box<TcpStats>),
     /// Engine counters.
     Stats(Box<(EngineStats, TcpEngineStats)>),
 }
@@ -219,8 +223,9 @@ fn run<D: Device>(
         Op::LocalAddr => engine.local_addr(h).map(Outcome::Addr),
         Op::SetOptions(options) => engine.set_tcp_options(h, options).map(|()| Outcome::Done),
         Op::Options => engine.tcp_options(h).map(Outcome::Options),
-        Op::Info => engine
-            .tcp_info(h)
-            .map(|(s, t)| Outcome::Info(s, Box::new(t))),
+        Op::Info => engine.tcp_info(h).map(|i| Outcome::Info(Box::new(i))),
+        Op::TcpSocketStats => engine
+            .tcp_socket_stats(h)
+            .map(|t| Outcome::TcpSocketStats(Box::new(t))),
     }
 }

@@ -19,7 +19,7 @@ use super::shared::Shared;
 use super::watch::{ERROR, HANGUP, READABLE, WRITABLE, Wake};
 use crate::errno::Errno;
 use crate::socket::{SocketHandle, TcpSocketOptions};
-use crate::tcp::{State, TcpStats};
+use crate::tcp::{State, TcpInfo, TcpStats};
 
 /// How long a blocked call sleeps between looks at the readiness board when
 /// no change is announced (bounds the cost of a wake-up lost to a spurious
@@ -376,7 +376,7 @@ impl TcpStream {
                 if let Some(e) = self.take_error()? {
                     return Err(e);
                 }
-                match self.tcp_info()?.0 {
+                match self.tcp_info()?.state {
                     State::Established | State::CloseWait => Ok(()),
                     State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
                     // It failed between the two calls: its error says why.
@@ -476,10 +476,18 @@ impl TcpStream {
         self.set_options(o)
     }
 
-    /// `TCP_INFO`: state and counters.
-    pub fn tcp_info(&self) -> Result<(State, TcpStats), Errno> {
+    /// `getsockopt(TCP_INFO)`: state and estimates under Linux's names.
+    pub fn tcp_info(&self) -> Result<TcpInfo, Errno> {
         match self.call(Op::Info)? {
-            Outcome::Info(s, t) => Ok((s, *t)),
+            Outcome::Info(i) => Ok(*i),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// The connection's own counters (more than `TCP_INFO` carries).
+    pub fn tcp_socket_stats(&self) -> Result<TcpStats, Errno> {
+        match self.call(Op::TcpSocketStats)? {
+            Outcome::TcpSocketStats(t) => Ok(*t),
             _ => Err(unexpected()),
         }
     }

@@ -287,9 +287,16 @@ pub(crate) fn draining(core: &Core) -> usize {
         .count()
 }
 
-/// The connection's counters (TCP_INFO-like).
-pub(crate) fn info(core: &mut Core, handle: SocketHandle) -> Result<(State, tcp::TcpStats), Errno> {
+/// `getsockopt(TCP_INFO)`: the connection's state and estimates with Linux's names.
+pub(crate) fn info(core: &mut Core, handle: SocketHandle) -> Result<tcp::TcpInfo, Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
     let tcb = sock.tcb().ok_or(Errno::ENOTCONN)?;
-    Ok((tcb.state(), tcb.stats()))
+    Ok(tcb.info())
+}
+
+/// The connection's own counters (surge's, more than `TCP_INFO` carries).
+pub(crate) fn stats(core: &mut Core, handle: SocketHandle) -> Result<tcp::TcpStats, Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    let tcb = sock.tcb().ok_or(Errno::ENOTCONN)?;
+    Ok(tcb.stats())
 }

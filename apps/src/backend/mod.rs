@@ -8,6 +8,7 @@
 
 pub mod kernel;
 pub mod surge;
+pub mod surge_counters;
 
 use std::collections::BTreeMap;
 use std::io;

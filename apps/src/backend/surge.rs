@@ -13,7 +13,7 @@ use std::time::Duration;
 use surge_datapath::XdpPort;
 use surge_stack::Errno;
 use surge_stack::engine::forward::ForwardMesh;
-use surge_stack::engine::{Engine, EngineStats, Readiness, SocketEvent, TcpEngineStats};
+use surge_stack::engine::{Engine, Readiness, SocketEvent};
 use surge_stack::iface::Ipv4Cidr;
 use surge_stack::runtime::xdp::{XdpConfig, XdpInterface};
 use surge_stack::socket::{SocketHandle, TcpSocketOptions};
@@ -21,6 +21,7 @@ use surge_stack::table::{BindOptions, EphemeralRange};
 use surge_stack::time::Instant;
 use surge_stack::wire::EthernetAddress;
 
+use super::surge_counters::{ConnectionTotals, WorkerCounters};
 use super::{Backend, Event, SocketId, Worker};
 
 /// Where and as what surge's stack runs.
@@ -63,7 +64,7 @@ pub struct SurgeBackend {
 }
 
 /// Each worker's last published counters.
-type Counters = Arc<Mutex<BTreeMap<usize, (EngineStats, TcpEngineStats)>>>;
+type Counters = Arc<Mutex<BTreeMap<usize, WorkerCounters>>>;
 
 impl std::fmt::Debug for SurgeBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -224,24 +225,11 @@ impl Backend for SurgeBackend {
         let Ok(all) = self.counters.lock() else {
             return out;
         };
-        let mut stats = EngineStats::default();
-        let mut tcp = TcpEngineStats::default();
-        for (s, t) in all.values() {
-            stats.add(s);
-            tcp.add(t);
+        let mut sum = WorkerCounters::default();
+        for w in all.values() {
+            sum.add(w);
         }
-        out.insert("rx_frames".into(), stats.rx_frames);
-        out.insert("tx_frames".into(), stats.tx_frames);
-        out.insert("tcp_rst_sent".into(), stats.tcp_rst_sent);
-        out.insert("active_opens".into(), tcp.active_opens);
-        out.insert("time_wait_reused".into(), tcp.time_wait_reused);
-        out.insert("passive_opens".into(), tcp.passive_opens);
-        out.insert("listen_overflows".into(), tcp.listen_overflows);
-        out.insert("forwarded_in".into(), stats.forwarded_in);
-        out.insert("forward_dropped".into(), stats.forward_dropped);
-        for (name, n) in stats.drops_by_name() {
-            out.insert(format!("drop_{name}"), n);
-        }
+        out.extend(sum.named());
         out
     }
 }
@@ -269,6 +257,8 @@ pub struct SurgeWorker {
     ids: HashMap<SocketHandle, SocketId>,
     next_id: SocketId,
     counters: Counters,
+    /// The connections the app closed, summed.
+    closed_connections: ConnectionTotals,
     published: std::time::Instant,
     /// Addresses to connect from, in turn (empty: the route's source).
     sources: Vec<Ipv4Addr>,
@@ -292,6 +282,14 @@ impl std::fmt::Debug for SurgeWorker {
     }
 }
 
+/// Adds connection `handle`'s `TCP_INFO` and counters to `totals` (nothing if it has no
+/// connection).
+fn account(engine: &mut Engine<XdpPort>, handle: SocketHandle, totals: &mut ConnectionTotals) {
+    if let (Ok(info), Ok(stats)) = (engine.tcp_info(handle), engine.tcp_socket_stats(handle)) {
+        totals.add_connection(&info, &stats);
+    }
+}
+
 impl SurgeWorker {
     fn new(
         engine: Engine<XdpPort>,
@@ -307,6 +305,7 @@ impl SurgeWorker {
             ids: HashMap::new(),
             next_id: 1,
             counters,
+            closed_connections: ConnectionTotals::default(),
             published: std::time::Instant::now(),
             sources: Vec::new(),
             next_source: 0,
@@ -317,10 +316,26 @@ impl SurgeWorker {
     }
 
     fn publish(&mut self) {
+        let mut connections = self.closed_connections;
+        for entry in self.sockets.values().filter(|e| !e.listener) {
+            account(&mut self.engine, entry.handle, &mut connections);
+        }
+        let counters = WorkerCounters {
+            engine: self.engine.stats(),
+            tcp: self.engine.tcp_stats(),
+            connections,
+        };
         if let Ok(mut all) = self.counters.lock() {
-            all.insert(self.index, self.stats());
+            all.insert(self.index, counters);
         }
         self.published = std::time::Instant::now();
+    }
+
+    /// Counts a connection the app closes into the worker's totals (what it retransmits
+    /// while closing is not counted).
+    fn close_handle(&mut self, handle: SocketHandle) {
+        account(&mut self.engine, handle, &mut self.closed_connections);
+        let _ = self.engine.close(handle);
     }
 
     fn now(&self) -> Instant {
@@ -350,11 +365,6 @@ impl SurgeWorker {
             .get(&id)
             .map(|e| e.handle)
             .ok_or_else(|| errno(Errno::EBADF))
-    }
-
-    /// The engine's counters.
-    pub fn stats(&self) -> (EngineStats, TcpEngineStats) {
-        (self.engine.stats(), self.engine.tcp_stats())
     }
 
     /// Turns the engine's events (and the sockets still readable from last
@@ -443,8 +453,9 @@ impl Drop for SurgeWorker {
     /// connections on 4-tuples that the next run reuses, and answers its SYNs with
     /// ACKs instead of SYN-ACKs (a RST and a 1 s SYN retransmission each).
     fn drop(&mut self) {
-        for (_, entry) in self.sockets.drain() {
-            let _ = self.engine.close(entry.handle);
+        let handles: Vec<SocketHandle> = self.sockets.drain().map(|(_, e)| e.handle).collect();
+        for handle in handles {
+            self.close_handle(handle);
         }
         let deadline = std::time::Instant::now() + CLOSE_GRACE;
         while self.engine.draining() > 0 && std::time::Instant::now() < deadline {
@@ -541,7 +552,7 @@ impl Worker for SurgeWorker {
     fn close(&mut self, id: SocketId) {
         if let Some(entry) = self.sockets.remove(&id) {
             self.ids.remove(&entry.handle);
-            let _ = self.engine.close(entry.handle);
+            self.close_handle(entry.handle);
         }
     }
 

@@ -69,6 +69,9 @@ struct UpArgs {
     /// Share of packets duplicated by the router (e.g. 1%). Routed only.
     #[arg(long)]
     duplicate: Option<String>,
+    /// Share of packets with one byte of their IP payload inverted (e.g. 0.1%). Routed only.
+    #[arg(long)]
+    corrupt: Option<String>,
     /// Rate limit per direction in the router (e.g. 100mbit). Routed only.
     #[arg(long)]
     rate: Option<String>,
@@ -118,6 +121,9 @@ struct DelayQueueArgs {
     /// Jitter in microseconds.
     #[arg(long, default_value_t = 0)]
     jitter_us: u64,
+    /// Share of packets corrupted, in percent.
+    #[arg(long, default_value_t = 0.0)]
+    corrupt_percent: f64,
 }
 
 /// Runs `surge lab`.
@@ -161,6 +167,7 @@ fn spec_from(args: &UpArgs) -> anyhow::Result<LabSpec> {
         loss_percent: optional("loss", args.loss.as_ref(), parse_percent)?,
         reorder_percent: optional("reorder", args.reorder.as_ref(), parse_percent)?,
         duplicate_percent: optional("duplicate", args.duplicate.as_ref(), parse_percent)?,
+        corrupt_percent: optional("corrupt", args.corrupt.as_ref(), parse_percent)?,
         rate: args.rate.clone(),
     };
     Ok(spec)
@@ -254,6 +261,10 @@ fn start_delay_daemon(spec: &LabSpec) -> anyhow::Result<()> {
         .args(["lab", "delay-queue", "--name", &spec.name])
         .arg(format!("--delay-us={}", delay.as_micros()))
         .arg(format!("--jitter-us={}", jitter.as_micros()))
+        .arg(format!(
+            "--corrupt-percent={}",
+            spec.impairment.corrupt_percent.unwrap_or(0.0)
+        ))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -288,6 +299,7 @@ fn delay_queue(args: &DelayQueueArgs) -> anyhow::Result<()> {
     let spec = DelaySpec {
         delay: Duration::from_micros(args.delay_us),
         jitter: Duration::from_micros(args.jitter_us),
+        corrupt: args.corrupt_percent / 100.0,
     };
     surge_lab::serve_delay_queue(&netns_name(&args.name, HostId::Router), spec)?;
     Ok(())

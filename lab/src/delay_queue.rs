@@ -1,15 +1,17 @@
-//! Packet delay in the router, done in userspace with NFQUEUE.
+//! Packet delay and corruption in the router, done in userspace with NFQUEUE.
 //!
 //! The kernel this project runs on has no `sch_netem`, so delay and jitter cannot be a qdisc.
 //! Instead an iptables `NFQUEUE` rule in the router's FORWARD chain hands every forwarded
 //! packet's metadata to a thread (or, for a lab that outlives its process, to
 //! `surge lab delay-queue`), which holds the packet's id and gives the ACCEPT verdict once
 //! the delay (± uniform jitter) has passed. Packets never get copied to userspace
-//! (`NFQNL_COPY_META`). The small NFQUEUE client below speaks nfnetlink over
-//! `netlink-sys`'s socket, so it needs no `unsafe`.
+//! (`NFQNL_COPY_META`) unless some are to be corrupted: then whole packets are copied
+//! (`NFQNL_COPY_PACKET`), and a corrupted packet goes back with its ACCEPT verdict as the
+//! verdict's payload, one byte of its IP payload flipped. The small NFQUEUE client below
+//! speaks nfnetlink over `netlink-sys`'s socket, so it needs no `unsafe`.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -39,11 +41,15 @@ const NFQNL_MSG_VERDICT: u16 = 1;
 const NFQNL_MSG_CONFIG: u16 = 2;
 const NFQA_PACKET_HDR: u16 = 1;
 const NFQA_VERDICT_HDR: u16 = 2;
+const NFQA_PAYLOAD: u16 = 10;
 const NFQA_CFG_CMD: u16 = 1;
 const NFQA_CFG_PARAMS: u16 = 2;
 const NFQA_CFG_QUEUE_MAXLEN: u16 = 3;
 const NFQNL_CFG_CMD_BIND: u8 = 1;
 const NFQNL_COPY_META: u8 = 1;
+const NFQNL_COPY_PACKET: u8 = 2;
+/// Bytes of each packet copied to us when corrupting (the largest IPv4 packet).
+const COPY_RANGE: u32 = 0xffff;
 const NF_ACCEPT: u32 = 1;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
@@ -88,9 +94,9 @@ fn ne_u32(buf: &[u8], at: usize) -> Option<u32> {
 
 /// What one received netlink message says.
 #[derive(Debug, PartialEq, Eq)]
-enum Received {
-    /// A queued packet's id.
-    Packet(u32),
+enum Received<'a> {
+    /// A queued packet's id, and its bytes if they were copied.
+    Packet(u32, Option<&'a [u8]>),
     /// An ACK (0) or error (negative errno).
     Ack(i32),
     /// Anything else.
@@ -99,7 +105,7 @@ enum Received {
 
 /// Splits a datagram into netlink messages and decodes the ones we care about.
 /// Malformed messages end the walk; nothing here can panic on kernel input.
-fn parse_datagram(buf: &[u8]) -> Vec<Received> {
+fn parse_datagram(buf: &[u8]) -> Vec<Received<'_>> {
     let mut out = Vec::new();
     let mut at = 0;
     while let (Some(len), Some(kind)) = (ne_u32(buf, at), ne_u16(buf, at + 4)) {
@@ -113,6 +119,7 @@ fn parse_datagram(buf: &[u8]) -> Vec<Received> {
         } else if kind == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET {
             let mut attr_at = NLMSG_HDR_LEN + NFGENMSG_LEN;
             let mut id = None;
+            let mut payload = None;
             while let (Some(alen), Some(akind)) = (ne_u16(msg, attr_at), ne_u16(msg, attr_at + 2)) {
                 let alen = usize::from(alen);
                 if alen < 4 {
@@ -124,10 +131,12 @@ fn parse_datagram(buf: &[u8]) -> Vec<Received> {
                         .get(attr_at + 4..attr_at + 8)
                         .and_then(|b| b.try_into().ok())
                         .map(u32::from_be_bytes);
+                } else if akind & 0x3fff == NFQA_PAYLOAD {
+                    payload = msg.get(attr_at + 4..attr_at + alen);
                 }
                 attr_at += align4(alen);
             }
-            out.push(id.map_or(Received::Other, Received::Packet));
+            out.push(id.map_or(Received::Other, |id| Received::Packet(id, payload)));
         } else {
             out.push(Received::Other);
         }
@@ -145,8 +154,8 @@ struct NfQueue {
 }
 
 impl NfQueue {
-    /// Opens and binds queue `queue`, metadata only.
-    fn open(queue: u16) -> io::Result<Self> {
+    /// Opens and binds queue `queue`: metadata only, or whole packets if `copy_packets`.
+    fn open(queue: u16, copy_packets: bool) -> io::Result<Self> {
         let mut socket = Socket::new(NETLINK_NETFILTER)?;
         socket.bind_auto()?;
         socket.set_no_enobufs(true)?;
@@ -160,7 +169,14 @@ impl NfQueue {
         // struct nfqnl_msg_config_cmd { __u8 command; __u8 _pad; __be16 pf; }
         q.configure(NFQA_CFG_CMD, &[NFQNL_CFG_CMD_BIND, 0, 0, 0])?;
         // struct nfqnl_msg_config_params { __be32 copy_range; __u8 copy_mode; }
-        q.configure(NFQA_CFG_PARAMS, &[0, 0, 0, 0, NFQNL_COPY_META])?;
+        let mut params = [0u8; 5];
+        if copy_packets {
+            params[..4].copy_from_slice(&COPY_RANGE.to_be_bytes());
+            params[4] = NFQNL_COPY_PACKET;
+        } else {
+            params[4] = NFQNL_COPY_META;
+        }
+        q.configure(NFQA_CFG_PARAMS, &params)?;
         q.configure(NFQA_CFG_QUEUE_MAXLEN, &QUEUE_MAX_LEN.to_be_bytes())?;
         q.socket.set_non_blocking(true)?;
         Ok(q)
@@ -193,21 +209,22 @@ impl NfQueue {
         Err(io::Error::other("no ACK from nfnetlink_queue"))
     }
 
-    /// Appends the ids of every packet waiting on the socket to `ids`.
-    fn drain(&mut self, ids: &mut Vec<u32>) -> io::Result<()> {
+    /// Appends the ids of every packet waiting on the socket to `ids`; `corrupt` decides
+    /// for each copied packet whether it goes back changed (and changes it).
+    fn drain(&mut self, ids: &mut Vec<u32>, mut corrupt: impl FnMut(u32, &[u8])) -> io::Result<()> {
         loop {
             self.buf.clear();
-            self.buf.reserve(1 << 16);
+            self.buf.reserve(1 << 17);
             match self.socket.recv(&mut self.buf, 0) {
                 Ok(_) => {
-                    ids.extend(
-                        parse_datagram(&self.buf)
-                            .into_iter()
-                            .filter_map(|r| match r {
-                                Received::Packet(id) => Some(id),
-                                _ => None,
-                            }),
-                    );
+                    for r in parse_datagram(&self.buf) {
+                        if let Received::Packet(id, payload) = r {
+                            ids.push(id);
+                            if let Some(packet) = payload {
+                                corrupt(id, packet);
+                            }
+                        }
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 // The kernel dropped messages (queue full); carry on with the rest.
@@ -217,21 +234,25 @@ impl NfQueue {
         }
     }
 
-    /// ACCEPTs the given packets in one write.
-    fn accept(&mut self, ids: &[u32]) -> io::Result<()> {
+    /// ACCEPTs the given packets in one write; those in `changed` go out with their new bytes.
+    fn accept(&mut self, ids: &[u32], changed: &mut HashMap<u32, Vec<u8>>) -> io::Result<()> {
         let mut batch = Vec::with_capacity(ids.len() * 32);
         for &id in ids {
             // struct nfqnl_msg_verdict_hdr { __be32 verdict; __be32 id; }
             let mut hdr = [0u8; 8];
             hdr[..4].copy_from_slice(&NF_ACCEPT.to_be_bytes());
             hdr[4..].copy_from_slice(&id.to_be_bytes());
-            batch.extend(nfq_message(
-                NFQNL_MSG_VERDICT,
-                0,
-                0,
-                self.queue,
-                &[(NFQA_VERDICT_HDR, &hdr)],
-            ));
+            let packet = changed.remove(&id);
+            let mut attrs: Vec<(u16, &[u8])> = vec![(NFQA_VERDICT_HDR, &hdr)];
+            if let Some(p) = &packet {
+                attrs.push((NFQA_PAYLOAD, p));
+            }
+            batch.extend(nfq_message(NFQNL_MSG_VERDICT, 0, 0, self.queue, &attrs));
+            // One netlink write carries at most what the kernel takes in one message batch.
+            if batch.len() > (1 << 18) {
+                self.socket.send_to(&batch, &SocketAddr::new(0, 0), 0)?;
+                batch.clear();
+            }
         }
         if !batch.is_empty() {
             self.socket.send_to(&batch, &SocketAddr::new(0, 0), 0)?;
@@ -240,31 +261,63 @@ impl NfQueue {
     }
 }
 
-/// How long to hold each packet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How long to hold each packet, and how many to corrupt.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DelaySpec {
     /// Mean one-way delay per router hop.
     pub delay: Duration,
     /// Uniform jitter around it (0 for none).
     pub jitter: Duration,
+    /// Probability (0..=1) that a packet has one byte of its IP payload flipped.
+    pub corrupt: f64,
 }
 
-/// xorshift64*: jitter only needs to be spread, not unpredictable.
+/// Seed of the corruption generator: the same packets in the same order are corrupted
+/// the same way in every run.
+const CORRUPT_SEED: u64 = 0x5eed_c0de_0bad_f00d;
+
+/// xorshift64*: jitter and corruption only need to be spread, not unpredictable.
 struct Jitter(u64);
 
 impl Jitter {
+    /// The next 64 random bits.
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// A delay in `[delay - jitter, delay + jitter]`.
     fn sample(&mut self, spec: DelaySpec) -> Duration {
         if spec.jitter.is_zero() {
             return spec.delay;
         }
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let unit = (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64;
+        let unit = self.unit();
         let offset = spec.jitter.as_secs_f64() * (2.0 * unit - 1.0);
         Duration::from_secs_f64((spec.delay.as_secs_f64() + offset).max(0.0))
     }
+}
+
+/// With probability `p`, a copy of IPv4 `packet` with the byte at a random offset of its
+/// IP payload inverted (so the transport checksum no longer verifies: an inverted byte
+/// changes a one's-complement sum by a non-zero amount); `None` when left alone or when
+/// the packet has no payload.
+fn corrupted(packet: &[u8], p: f64, rng: &mut Jitter) -> Option<Vec<u8>> {
+    if p <= 0.0 || rng.unit() >= p {
+        return None;
+    }
+    let header = usize::from(packet.first()? & 0x0f) * 4;
+    let payload = packet.len().checked_sub(header).filter(|n| *n > 0)?;
+    let at = header + (rng.next() % payload as u64) as usize;
+    let mut out = packet.to_vec();
+    out[at] ^= 0xff;
+    Some(out)
 }
 
 /// Holds and releases packets until `stop` is set or the namespace file disappears.
@@ -277,6 +330,8 @@ fn run_queue(
     let mut held: BinaryHeap<Reverse<(Instant, u64, u32)>> = BinaryHeap::new();
     let mut order = 0u64;
     let mut jitter = Jitter(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
+    let mut corrupter = Jitter(CORRUPT_SEED);
+    let mut changed: HashMap<u32, Vec<u8>> = HashMap::new();
     let mut ids = Vec::new();
     let mut due = Vec::new();
     let mut last_check = Instant::now();
@@ -299,7 +354,11 @@ fn run_queue(
             }
         }
         ids.clear();
-        queue.drain(&mut ids)?;
+        queue.drain(&mut ids, |id, packet| {
+            if let Some(bad) = corrupted(packet, spec.corrupt, &mut corrupter) {
+                changed.insert(id, bad);
+            }
+        })?;
         let arrived = Instant::now();
         for &id in &ids {
             order += 1;
@@ -314,7 +373,7 @@ fn run_queue(
             held.pop();
             due.push(id);
         }
-        queue.accept(&due)?;
+        queue.accept(&due, &mut changed)?;
     }
     Ok(())
 }
@@ -337,7 +396,7 @@ impl DelayThread {
             .name("surge-lab-delay".to_string())
             .spawn(move || {
                 let opened = enter_netns(&ns).and_then(|guard| {
-                    let queue = NfQueue::open(QUEUE_NUM).map_err(|e| {
+                    let queue = NfQueue::open(QUEUE_NUM, spec.corrupt > 0.0).map_err(|e| {
                         LabError::io(format!("binding NFQUEUE {QUEUE_NUM} in {ns}"), e)
                     });
                     drop(guard);
@@ -394,7 +453,7 @@ impl Drop for DelayThread {
 /// removed (used by `surge lab delay-queue`, which keeps a kept lab's delay working).
 pub fn serve_delay_queue(netns: &str, spec: DelaySpec) -> Result<(), LabError> {
     let guard = enter_netns(netns)?;
-    let queue = NfQueue::open(QUEUE_NUM)
+    let queue = NfQueue::open(QUEUE_NUM, spec.corrupt > 0.0)
         .map_err(|e| LabError::io(format!("binding NFQUEUE {QUEUE_NUM} in {netns}"), e))?;
     drop(guard);
     let never = AtomicBool::new(false);
@@ -424,7 +483,10 @@ mod tests {
             0,
             &[(NFQA_PACKET_HDR, &[1, 2, 3, 4, 8, 0, 2])],
         );
-        assert_eq!(parse_datagram(&packet), vec![Received::Packet(0x0102_0304)]);
+        assert_eq!(
+            parse_datagram(&packet),
+            vec![Received::Packet(0x0102_0304, None)]
+        );
         for cut in 0..packet.len() {
             let _ = parse_datagram(&packet[..cut]);
         }
@@ -443,10 +505,63 @@ mod tests {
     }
 
     #[test]
+    fn copied_packets_are_parsed_and_corruption_flips_one_payload_byte() {
+        let ip: Vec<u8> = [0x45u8, 0, 0, 28]
+            .into_iter()
+            .chain(std::iter::repeat_n(0xa5, 24))
+            .collect();
+        let message = nfq_message(
+            NFQNL_MSG_PACKET,
+            0,
+            0,
+            0,
+            &[
+                (NFQA_PACKET_HDR, &[0, 0, 0, 9, 8, 0, 2]),
+                (NFQA_PAYLOAD, &ip),
+            ],
+        );
+        assert_eq!(
+            parse_datagram(&message),
+            vec![Received::Packet(9, Some(&ip[..]))]
+        );
+        // p = 1: always one byte, always past the 20-byte header, always inverted.
+        let mut rng = Jitter(CORRUPT_SEED);
+        let mut offsets = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let bad = corrupted(&ip, 1.0, &mut rng).expect("corrupted");
+            let diff: Vec<usize> = (0..ip.len()).filter(|&i| bad[i] != ip[i]).collect();
+            assert_eq!(diff.len(), 1, "{diff:?}");
+            assert!(diff[0] >= 20, "header untouched: {diff:?}");
+            assert_eq!(bad[diff[0]], !ip[diff[0]]);
+            offsets.insert(diff[0]);
+        }
+        assert!(
+            offsets.len() > 4,
+            "offsets spread over the payload: {offsets:?}"
+        );
+        // p = 0 never; p = 0.25 about a quarter; the same seed gives the same choices.
+        assert!((0..100).all(|_| corrupted(&ip, 0.0, &mut rng).is_none()));
+        let pick = |seed| {
+            let mut r = Jitter(seed);
+            (0..4000)
+                .map(|_| corrupted(&ip, 0.25, &mut r).is_some())
+                .collect::<Vec<_>>()
+        };
+        let n = pick(CORRUPT_SEED).iter().filter(|c| **c).count();
+        assert!((800..1200).contains(&n), "{n} of 4000 at 25 %");
+        assert_eq!(pick(CORRUPT_SEED), pick(CORRUPT_SEED));
+        // A header with no payload, or garbage, is left alone.
+        assert_eq!(corrupted(&ip[..20], 1.0, &mut rng), None);
+        assert_eq!(corrupted(&[], 1.0, &mut rng), None);
+        assert_eq!(corrupted(&[0x4f, 1, 2], 1.0, &mut rng), None);
+    }
+
+    #[test]
     fn jitter_stays_in_range() {
         let spec = DelaySpec {
             delay: Duration::from_millis(5),
             jitter: Duration::from_millis(1),
+            corrupt: 0.0,
         };
         let mut j = Jitter(42);
         for _ in 0..1000 {

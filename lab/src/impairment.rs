@@ -11,6 +11,8 @@
 //! - reordering: `-m statistic ... -j ACCEPT` ahead of the delay rule, so that share of
 //!   packets skips the delay and overtakes delayed ones — netem's `reorder` semantics;
 //! - delay and jitter: `-j NFQUEUE` and a userspace queue holding packet ids (`delay_queue`);
+//! - corruption: the same queue, copying packets and handing some back with one byte of
+//!   their IP payload inverted (packets that skip the delay to be reordered skip it too);
 //! - rate: a `tbf` qdisc on both router interfaces.
 
 use crate::delay_queue::{DelaySpec, DelayThread, QUEUE_NUM};
@@ -97,22 +99,25 @@ pub(crate) fn apply(
             )?;
         }
     }
-    let Some(delay) = imp.delay else {
+    if imp.delay.is_none() && imp.corrupt_percent.is_none() {
         return Ok(None);
-    };
+    }
+    let delay = imp.delay.unwrap_or_default();
     if let Some(reorder) = imp.reorder_percent {
         random_rule(router, reorder, &[], &["-j", "ACCEPT"])?;
     }
     let spec = DelaySpec {
         delay,
         jitter: imp.jitter.unwrap_or_default(),
+        corrupt: imp.corrupt_percent.unwrap_or(0.0) / 100.0,
     };
     // Bind the queue before any packet is sent to it.
     let thread = DelayThread::start(router, spec)?;
     let comment = format!(
-        "surge delay {}us jitter {}us",
+        "surge delay {}us jitter {}us corrupt {:.4}%",
         spec.delay.as_micros(),
-        spec.jitter.as_micros()
+        spec.jitter.as_micros(),
+        spec.corrupt * 100.0
     );
     let queue = QUEUE_NUM.to_string();
     iptables(

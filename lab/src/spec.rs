@@ -57,6 +57,9 @@ pub struct Impairment {
     pub reorder_percent: Option<f64>,
     /// Percentage of packets duplicated, 0..=100.
     pub duplicate_percent: Option<f64>,
+    /// Percentage of packets with one byte of their IP payload inverted (at a seeded random
+    /// offset), 0..=100.
+    pub corrupt_percent: Option<f64>,
     /// Rate limit per direction, such as `500kbit`, `100mbit` or `1gbit`.
     pub rate: Option<String>,
 }
@@ -74,6 +77,7 @@ impl Impairment {
             ("loss", self.loss_percent),
             ("reorder", self.reorder_percent),
             ("duplicate", self.duplicate_percent),
+            ("corrupt", self.corrupt_percent),
         ] {
             if let Some(p) = value {
                 if !(0.0..=100.0).contains(&p) {

@@ -277,3 +277,76 @@ fn routed_duplication_and_reorder_rules_apply() {
         "{rules}"
     );
 }
+
+/// The `Icmp:` counter `name` of `/proc/net/snmp` in `host`'s namespace.
+fn icmp_counter(lab: &Lab, host: HostId, name: &str) -> u64 {
+    let out = lab.exec(host, &["cat", "/proc/net/snmp"]).expect("snmp");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines().filter(|l| l.starts_with("Icmp:"));
+    let (names, values) = (lines.next().expect("names"), lines.next().expect("values"));
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Icmp {name} in {text}"))
+}
+
+#[test]
+fn routed_corruption_flips_payload_bytes_that_checksums_catch() {
+    let mut spec = LabSpec::unique("corrupt", Topology::Routed);
+    spec.impairment = Impairment {
+        corrupt_percent: Some(30.0),
+        ..Impairment::default()
+    };
+    let lab = Lab::up(&spec).expect("lab up");
+    let b = lab.b().addr.to_string();
+    let count = |host, name| icmp_counter(&lab, host, name);
+    let before = [
+        count(HostId::B, "InCsumErrors"),
+        count(HostId::B, "InEchos"),
+        count(HostId::A, "InCsumErrors"),
+        count(HostId::B, "OutEchoReps"),
+    ];
+    // A deadline (-w): ping's raw socket also sees the corrupted replies that the kernel
+    // then drops, and their garbled sequence numbers and timestamps confuse its counting.
+    let out = lab
+        .exec(
+            HostId::A,
+            &[
+                "ping", "-n", "-q", "-c", "200", "-i", "0.005", "-w", "10", &b,
+            ],
+        )
+        .expect("ping");
+    let [bad_requests, good_requests, bad_replies, replies] = [
+        count(HostId::B, "InCsumErrors") - before[0],
+        count(HostId::B, "InEchos") - before[1],
+        count(HostId::A, "InCsumErrors") - before[2],
+        count(HostId::B, "OutEchoReps") - before[3],
+    ];
+    // The router inverted a byte in about 30 % of the requests, which B's kernel dropped on
+    // their ICMP checksum, and in about 30 % of the replies, which A's kernel dropped.
+    let share = |bad: u64, all: u64| bad as f64 / all.max(1) as f64;
+    let what = format!(
+        "requests: {bad_requests} bad, {good_requests} good; replies: {bad_replies} bad of {replies}: {}",
+        text(&out)
+    );
+    assert!(bad_requests + good_requests >= 150, "{what}");
+    assert!(
+        (0.2..=0.4).contains(&share(bad_requests, bad_requests + good_requests)),
+        "{what}"
+    );
+    assert_eq!(
+        replies, good_requests,
+        "every good request answered: {what}"
+    );
+    assert!((0.2..=0.4).contains(&share(bad_replies, replies)), "{what}");
+    let status = lab.status().expect("status");
+    let router = status
+        .hosts
+        .iter()
+        .find(|h| h.id == HostId::Router)
+        .expect("router");
+    let rules = router.impairments.join("\n");
+    assert!(rules.contains("corrupt 30.0000%"), "{rules}");
+}

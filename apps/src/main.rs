@@ -6,6 +6,7 @@ mod http;
 mod lab_cmd;
 mod load;
 use surge::report;
+mod seeded_stream;
 mod serve;
 mod xdp_cmd;
 

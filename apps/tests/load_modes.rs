@@ -492,3 +492,50 @@ fn find_max_searches_rates_and_reports_them() {
     // Every trial's requests reached the server.
     assert!(num(&server, "requests") >= num(&report, "answered"));
 }
+
+#[test]
+fn stream_verify_bytes_checks_sha256_both_ways_and_closes_cleanly() {
+    let lab = Lab::up(&LabSpec::unique("hinterop-vfy", Topology::Pair)).expect("lab up");
+    let dir = Scratch::new("hinterop-vfy");
+    let (server_json, load_json) = (dir.path("server.json"), dir.path("load.json"));
+    let server = serve(&lab, 5211, "stream", &[], &server_json);
+    let mut reports = Vec::new();
+    for direction in ["up", "down"] {
+        let (out, report) = load(
+            &lab,
+            5211,
+            &[
+                "--mode",
+                "stream",
+                "--direction",
+                direction,
+                "-c",
+                "3",
+                "--verify-bytes",
+                "3000000",
+                "-d",
+                "60s",
+                "-q",
+            ],
+            &load_json,
+        );
+        let what = format!("{direction}: {report} {}", text(&out));
+        assert_eq!(num(&report, "errors_total"), 0, "{what}");
+        assert_eq!(num(&report, "streams_closed_cleanly"), 3, "{what}");
+        // Ended by the streams, not the 60 s clock.
+        assert!(float(&report, "duration_s") < 30.0, "{what}");
+        reports.push(report);
+    }
+    server.stop();
+    let server = read_json(&server_json);
+    let (up, down) = (&reports[0], &reports[1]);
+    // Up: the server checked three streams of 3 MB (plus 17 bytes of marker and header).
+    assert_eq!(num(&server, "streams_verified"), 3, "{server}");
+    assert_eq!(num(&server, "streams_mismatched"), 0, "{server}");
+    assert_eq!(num(up, "bytes_sent"), 3 * 3_000_017);
+    // Down: the load checked the three the server sent.
+    assert_eq!(num(down, "streams_verified"), 3, "{down}");
+    assert_eq!(num(down, "streams_mismatched"), 0, "{down}");
+    assert_eq!(num(down, "bytes_received"), 3 * 3_000_000);
+    assert_eq!(num(&server, "connections"), 6);
+}

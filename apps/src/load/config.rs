@@ -115,6 +115,10 @@ pub struct LoadArgs {
     /// Stream direction.
     #[arg(long, value_enum)]
     pub direction: Option<Direction>,
+    /// Stream: each connection carries a seeded stream of this many bytes, checked by
+    /// SHA-256 at the receiver, then closes (the run ends when all have).
+    #[arg(long, value_name = "BYTES")]
+    pub verify_bytes: Option<u64>,
     /// Leading part of the run excluded from the results.
     #[arg(long, value_parser = parse_duration)]
     pub warmup: Option<Duration>,
@@ -203,6 +207,8 @@ pub struct LoadConfig {
     pub http: HttpRequest,
     /// Stream direction.
     pub direction: Direction,
+    /// Stream: bytes of the checked seeded stream per connection.
+    pub verify_bytes: Option<u64>,
     /// Connect timeout.
     pub connect_timeout: Duration,
     /// Request timeout.
@@ -307,8 +313,8 @@ impl LoadArgs {
             }
         } else {
             ensure!(
-                self.direction.is_none(),
-                "--direction applies to --mode stream only"
+                self.direction.is_none() && self.verify_bytes.is_none(),
+                "--direction and --verify-bytes apply to --mode stream only"
             );
         }
         if mode != LoadMode::Http {
@@ -432,6 +438,7 @@ impl LoadArgs {
             close: self.close,
             http,
             direction: self.direction.unwrap_or(Direction::Up),
+            verify_bytes: self.verify_bytes,
             connect_timeout: self.connect_timeout,
             timeout: self.timeout,
             progress: !self.quiet,

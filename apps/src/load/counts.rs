@@ -34,6 +34,12 @@ pub struct Counts {
     pub bytes_sent: u64,
     /// Bytes read.
     pub bytes_received: u64,
+    /// Checked streams (`--verify-bytes`) received whose SHA-256 matched.
+    pub streams_verified: u64,
+    /// Checked streams received whose SHA-256 or length did not match.
+    pub streams_mismatched: u64,
+    /// Checked streams that ended with both FINs and no error.
+    pub streams_closed_cleanly: u64,
 }
 
 impl Counts {
@@ -56,6 +62,9 @@ impl Counts {
         self.warmup_errors += other.warmup_errors;
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
+        self.streams_verified += other.streams_verified;
+        self.streams_mismatched += other.streams_mismatched;
+        self.streams_closed_cleanly += other.streams_closed_cleanly;
     }
 
     /// All failed requests after warm-up.

@@ -6,6 +6,7 @@ mod find_max;
 pub mod protocol;
 mod run;
 pub mod url;
+mod verified;
 pub mod worker;
 #[cfg(test)]
 mod worker_tests;

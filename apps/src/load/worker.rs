@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use super::config::{Arrivals, Direction, LoadConfig, LoadMode};
 use super::counts::{IntervalMsg, ThreadPlan, ThreadResult};
 use super::protocol::{Completed, ResponseParser, build_request};
+use super::verified::VerifiedStream;
 use crate::backend::{Event, SocketId, Worker};
 use crate::report::{ErrorKind, count_error, new_histogram, record};
 
@@ -63,6 +64,8 @@ struct Conn {
     shut: bool,
     /// Data may still be queued: the last read stopped at its burst limit.
     reread: bool,
+    /// `--verify-bytes`: the checked stream this connection sends or receives.
+    verify: Option<VerifiedStream>,
 }
 
 /// The state of one load thread.
@@ -139,6 +142,7 @@ pub fn run_thread<W: Worker>(
             transaction_sent: false,
             shut: false,
             reread: false,
+            verify: None,
         });
     }
     let mut thread = LoadThread {
@@ -193,6 +197,7 @@ impl<W: Worker> LoadThread<'_, W> {
             let now = Instant::now();
             if !self.stopping
                 && (now >= self.end
+                    || self.verified_all()
                     || stop.load(Ordering::Relaxed)
                     || self
                         .budget
@@ -233,6 +238,11 @@ impl<W: Worker> LoadThread<'_, W> {
         }
         self.flush_interval(now, intervals, true);
         Ok(())
+    }
+
+    /// `--verify-bytes`: every connection's checked stream has ended.
+    fn verified_all(&self) -> bool {
+        self.config.verify_bytes.is_some() && self.conns.iter().all(|c| c.phase == Phase::Done)
     }
 
     /// No request in flight and no stream still finishing.
@@ -391,10 +401,21 @@ impl<W: Worker> LoadThread<'_, W> {
                     c.out_pos = 0;
                     c.shut = false;
                     if self.config.mode == LoadMode::Stream {
-                        c.out.push(match self.config.direction {
-                            Direction::Up => b'U',
-                            Direction::Down => b'D',
+                        let slot = (self.interval.thread as u64) << 32 | i as u64;
+                        c.verify = self.config.verify_bytes.map(|len| {
+                            VerifiedStream::open(
+                                self.config.direction,
+                                self.config.seed ^ slot,
+                                len,
+                                &mut c.out,
+                            )
                         });
+                        if c.verify.is_none() {
+                            c.out.push(match self.config.direction {
+                                Direction::Up => b'U',
+                                Direction::Down => b'D',
+                            });
+                        }
                     }
                 }
             }
@@ -526,12 +547,31 @@ impl<W: Worker> LoadThread<'_, W> {
             return;
         }
         let Some(id) = c.socket else { return };
-        let chunk = [b's'; 16 * 1024];
+        let mut chunk = [b's'; 16 * 1024];
         for _ in 0..64 {
-            match self.worker.send(id, &chunk) {
+            let len = match self.conns.get(i).and_then(|c| c.verify.as_ref()) {
+                Some(v) => match v.fill(&mut chunk) {
+                    Some(len) => len,
+                    None => {
+                        // The whole checked stream is out: FIN, then wait for the server's.
+                        if let Some(c) = self.conns.get_mut(i) {
+                            c.shut = true;
+                        }
+                        if let Err(e) = self.worker.shutdown_write(id) {
+                            self.fail_connection(i, ErrorKind::of_io(&e), None);
+                        }
+                        return;
+                    }
+                },
+                None => chunk.len(),
+            };
+            match self.worker.send(id, &chunk[..len]) {
                 Ok(n) => {
                     self.result.counts.bytes_sent += n as u64;
                     self.interval.bytes_sent += n as u64;
+                    if let Some(v) = self.conns.get_mut(i).and_then(|c| c.verify.as_mut()) {
+                        v.sent(n);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -616,6 +656,9 @@ impl<W: Worker> LoadThread<'_, W> {
             self.result.counts.bytes_received += n as u64;
             self.interval.bytes_received += n as u64;
             if self.config.mode == LoadMode::Stream {
+                if let Some(v) = self.conns.get_mut(i).and_then(|c| c.verify.as_mut()) {
+                    v.received(self.buf.get(..n).unwrap_or_default());
+                }
                 continue;
             }
             let Some(c) = self.conns.get_mut(i) else {
@@ -662,6 +705,17 @@ impl<W: Worker> LoadThread<'_, W> {
     /// The server closed its side of slot `i`.
     fn end_of_stream(&mut self, i: usize, now: Instant) {
         if self.config.mode == LoadMode::Stream {
+            if let Some(v) = self.conns.get_mut(i).and_then(|c| c.verify.take()) {
+                // A checked stream ends here for good: down, the server's FIN ends it; up,
+                // its FIN answers ours.
+                let shut = self.conns.get(i).is_some_and(|c| c.shut);
+                v.finish(shut, &mut self.result.counts);
+                self.close_socket(i);
+                if let Some(c) = self.conns.get_mut(i) {
+                    c.phase = Phase::Done;
+                }
+                return;
+            }
             let done = self.conns.get(i).is_some_and(|c| c.shut);
             self.close_socket(i);
             if let Some(c) = self.conns.get_mut(i) {

@@ -135,6 +135,7 @@ fn config(duration: Duration, requests: Option<u64>, rate: Option<f64>) -> LoadC
         close: false,
         http: HttpRequest::new(None, "h".to_string(), &[], Vec::new()).expect("request"),
         direction: Direction::Up,
+        verify_bytes: None,
         connect_timeout: Duration::from_millis(200),
         timeout: Duration::from_millis(100),
         progress: false,

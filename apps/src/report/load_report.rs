@@ -130,6 +130,15 @@ pub struct LoadReport {
     pub bytes_sent: u64,
     /// Bytes read (whole run, warm-up included).
     pub bytes_received: u64,
+    /// Checked streams (`--verify-bytes`) this side received whose SHA-256 matched.
+    #[serde(default)]
+    pub streams_verified: u64,
+    /// Checked streams this side received whose SHA-256 or length did not match.
+    #[serde(default)]
+    pub streams_mismatched: u64,
+    /// Checked streams that ended with both FINs and no error.
+    #[serde(default)]
+    pub streams_closed_cleanly: u64,
     /// `answered / duration_s`.
     pub requests_per_second: f64,
     /// Bytes read per second over the whole run.

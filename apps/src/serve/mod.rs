@@ -114,6 +114,10 @@ pub struct ServeSummary {
     pub bytes_received: u64,
     /// Bytes written.
     pub bytes_sent: u64,
+    /// Checked streams (`load --verify-bytes`) received whose SHA-256 matched.
+    pub streams_verified: u64,
+    /// Checked streams received whose SHA-256 or length did not match.
+    pub streams_mismatched: u64,
     /// Errors by kind (`io`: reset or other I/O error; `malformed`; `accept`).
     pub errors: BTreeMap<&'static str, u64>,
     /// Request arrival to response queued, nanoseconds (rr, http).
@@ -121,8 +125,8 @@ pub struct ServeSummary {
 }
 
 /// Sums the counters of every thread.
-fn totals(stats: &[ServeStats]) -> [u64; 8] {
-    let mut t = [0u64; 8];
+fn totals(stats: &[ServeStats]) -> [u64; 10] {
+    let mut t = [0u64; 10];
     for s in stats {
         for (slot, counter) in t.iter_mut().zip([
             &s.accepted,
@@ -133,6 +137,8 @@ fn totals(stats: &[ServeStats]) -> [u64; 8] {
             &s.errors_io,
             &s.errors_malformed,
             &s.errors_accept,
+            &s.streams_verified,
+            &s.streams_mismatched,
         ]) {
             *slot += counter.load(Ordering::Relaxed);
         }
@@ -301,6 +307,8 @@ fn serve<B: Backend>(
         requests: t[2],
         bytes_received: t[3],
         bytes_sent: t[4],
+        streams_verified: t[8],
+        streams_mismatched: t[9],
         errors,
         service_time_ns: Summary::of(&service),
     };

@@ -11,6 +11,9 @@ use super::ServeMode;
 use super::http::{BAD_REQUEST, parse_request, response_head};
 use crate::backend::{Event, SocketId, Worker};
 use crate::report::{new_histogram, record};
+use crate::seeded_stream::{
+    HEADER_LEN, MARKER_DOWN, MARKER_UP, SeededStream, StreamCheck, Verdict, parse_header,
+};
 
 /// Bytes per read and per stream write.
 const CHUNK: usize = 64 * 1024;
@@ -40,6 +43,10 @@ pub struct ServeStats {
     pub errors_malformed: AtomicU64,
     /// Accept failures.
     pub errors_accept: AtomicU64,
+    /// Checked streams received whose SHA-256 matched the seeded stream's.
+    pub streams_verified: AtomicU64,
+    /// Checked streams received whose SHA-256 (or length) did not match.
+    pub streams_mismatched: AtomicU64,
 }
 
 /// Adds `n` to a counter.
@@ -68,6 +75,10 @@ struct Conn {
     request_start: Option<Instant>,
     close_after_flush: bool,
     role: StreamRole,
+    /// Checked stream received (marker `u`): its running digests.
+    check: Option<StreamCheck>,
+    /// Checked stream sent (marker `d`): what is left of it.
+    seeded: Option<SeededStream>,
     /// More to read or write without waiting for an event.
     again: bool,
 }
@@ -188,6 +199,8 @@ impl<W: Worker> ServeThread<'_, W> {
                             request_start: None,
                             close_after_flush: false,
                             role: StreamRole::Unknown,
+                            check: None,
+                            seeded: None,
                             again: false,
                         });
                     }
@@ -235,6 +248,18 @@ impl<W: Worker> ServeThread<'_, W> {
             let read_at = Instant::now();
             match self.worker.recv(id, &mut self.buf) {
                 Ok(0) => {
+                    let check = self
+                        .conns
+                        .get_mut(id)
+                        .and_then(Option::as_mut)
+                        .and_then(|c| c.check.take());
+                    if let Some(check) = check {
+                        let counter = match check.finish() {
+                            Verdict::Match => &self.stats.streams_verified,
+                            Verdict::Mismatch => &self.stats.streams_mismatched,
+                        };
+                        bump(counter, 1);
+                    }
                     self.flush(id);
                     self.close(id);
                     return;
@@ -348,10 +373,32 @@ impl<W: Worker> ServeThread<'_, W> {
                 }
             }
             ServeMode::Stream => {
-                if conn.role == StreamRole::Unknown {
-                    conn.role = match data.first() {
+                if let Some(check) = conn.check.as_mut() {
+                    check.feed(data);
+                } else if conn.role == StreamRole::Unknown {
+                    let marker = conn.input.first().or(data.first()).copied();
+                    conn.role = match marker {
                         Some(b'U') => StreamRole::Sink,
                         Some(b'D') => StreamRole::Source,
+                        Some(MARKER_UP | MARKER_DOWN) => {
+                            conn.input.extend_from_slice(data);
+                            let Some((seed, len)) = conn.input.get(1..).and_then(parse_header)
+                            else {
+                                return true;
+                            };
+                            let rest = conn.input.get(1 + HEADER_LEN..).unwrap_or_default();
+                            if marker == Some(MARKER_UP) {
+                                let mut check = StreamCheck::new(seed, len);
+                                check.feed(rest);
+                                conn.check = Some(check);
+                                conn.input.clear();
+                                StreamRole::Sink
+                            } else {
+                                conn.seeded = Some(SeededStream::new(seed, len));
+                                conn.input.clear();
+                                StreamRole::Source
+                            }
+                        }
                         _ => {
                             bump(&self.stats.errors_malformed, 1);
                             self.close(id);
@@ -389,12 +436,40 @@ impl<W: Worker> ServeThread<'_, W> {
         }
     }
 
-    /// Stream source: writes a burst of data.
+    /// Stream source: writes a burst of data (of the seeded stream, then FIN, when asked
+    /// for one).
     fn source(&mut self, id: SocketId) {
-        let chunk = [b'd'; 16 * 1024];
+        let mut chunk = [b'd'; 16 * 1024];
         for _ in 0..BURST {
-            match self.worker.send(id, &chunk) {
-                Ok(n) => bump(&self.stats.bytes_sent, n as u64),
+            let Some(conn) = self.conns.get_mut(id).and_then(Option::as_mut) else {
+                return;
+            };
+            let len = match &conn.seeded {
+                Some(s) if s.remaining() == 0 => {
+                    // All sent: our FIN; the client's FIN then closes the connection.
+                    conn.seeded = None;
+                    conn.role = StreamRole::Sink;
+                    if self.worker.shutdown_write(id).is_err() {
+                        bump(&self.stats.errors_io, 1);
+                        self.close(id);
+                    }
+                    return;
+                }
+                Some(s) => s.fill(&mut chunk),
+                None => chunk.len(),
+            };
+            match self.worker.send(id, &chunk[..len]) {
+                Ok(n) => {
+                    bump(&self.stats.bytes_sent, n as u64);
+                    if let Some(s) = self
+                        .conns
+                        .get_mut(id)
+                        .and_then(Option::as_mut)
+                        .and_then(|c| c.seeded.as_mut())
+                    {
+                        s.advance(n);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {

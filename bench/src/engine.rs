@@ -13,6 +13,7 @@
 //! every round); the table shows medians over rounds and the median of the
 //! per-round ratios.
 
+mod churn;
 mod kernel;
 mod lab;
 mod memory;
@@ -49,6 +50,9 @@ pub enum Part {
     SurgeMemory,
     /// Only smoltcp <-> smoltcp on the in-memory link.
     SmoltcpMemory,
+    /// surge <-> surge on the in-memory link with a new connection per
+    /// request (connect, 64-byte echo, the server closes): connection churn.
+    SurgeChurn,
 }
 
 /// Arguments of `surge-bench engine`.
@@ -347,6 +351,8 @@ struct Results {
     lab: Vec<Row>,
     /// Other = smoltcp.
     memory: Vec<Row>,
+    /// A new connection per request; no other contender yet.
+    churn: Vec<Row>,
 }
 
 /// Runs the engine benchmark.
@@ -393,6 +399,27 @@ pub fn run(args: EngineArgs) -> anyhow::Result<()> {
             bail!("interrupted");
         }
         results.memory = memory?;
+    }
+    if args.part == Part::SurgeChurn {
+        pin_to(args.client_core)?;
+        let mut rows = Row::for_each(&args.connections);
+        for round in 0..args.rounds {
+            for row in &mut rows {
+                if interrupted() {
+                    bail!("interrupted");
+                }
+                let o = churn::surge_churn(row.conns, &plan, &stop)
+                    .with_context(|| format!("surge churn in memory, {} slot(s)", row.conns))?;
+                report_case(
+                    round,
+                    "memory surge<->surge, a connection per request",
+                    row.conns,
+                    &o,
+                );
+                row.surge.push(o);
+            }
+        }
+        results.churn = rows;
     }
     print_table(&args, &results);
     Ok(())
@@ -531,6 +558,10 @@ fn print_table(args: &EngineArgs, results: &Results) {
         (
             "in-memory link, both ends on one core; other = smoltcp 0.12",
             &results.memory,
+        ),
+        (
+            "in-memory link, one core, a new connection per request (req/s = connections/s); no other contender",
+            &results.churn,
         ),
     ];
     for (setup, table) in rows {

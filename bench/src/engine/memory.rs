@@ -30,7 +30,8 @@ pub(crate) const IP_SERVER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 pub(crate) const MAC_CLIENT: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
 pub(crate) const MAC_SERVER: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
 
-fn config(mac: [u8; 6], ip: Ipv4Addr, seed: u64) -> anyhow::Result<EngineConfig> {
+/// The engine configuration of one side of the in-memory link.
+pub(crate) fn engine_config(mac: [u8; 6], ip: Ipv4Addr, seed: u64) -> anyhow::Result<EngineConfig> {
     let iface = InterfaceConfig::new(EthernetAddress(mac), Ipv4Cidr::new(ip, 24)?, None, 1500)?;
     Ok(EngineConfig {
         secrets: surge_stack::secrets::Secrets::from_seed(seed),
@@ -68,7 +69,7 @@ pub(crate) fn surge_echo(conns: usize, plan: &Plan, stop: &AtomicBool) -> anyhow
     pipe.link_capacity = pipe.link_capacity.max(4 * conns as u32 + 64);
     pipe.pool.frame_count = pipe.pool.frame_count.max(8 * conns as u32 + 256);
     let (dc, ds) = PipeDevice::pair(&pipe)?;
-    let mut server_config = config(MAC_SERVER, IP_SERVER, 2)?;
+    let mut server_config = engine_config(MAC_SERVER, IP_SERVER, 2)?;
     // Every client connects at once, and the first SYNs wait for ARP: their
     // retransmissions arrive together, one second later. Like raising
     // `net.ipv4.tcp_max_syn_backlog` for a benchmark, the SYN queue holds them
@@ -76,7 +77,7 @@ pub(crate) fn surge_echo(conns: usize, plan: &Plan, stop: &AtomicBool) -> anyhow
     // of SYN retransmission, 1 s, 2 s, 4 s apart, and outlasts the set-up).
     server_config.listen.max_syn_backlog = server_config.listen.max_syn_backlog.max(conns as u32);
     let mut net = Pair {
-        client: Engine::new(dc, config(MAC_CLIENT, IP_CLIENT, 1)?)?,
+        client: Engine::new(dc, engine_config(MAC_CLIENT, IP_CLIENT, 1)?)?,
         server: Engine::new(ds, server_config)?,
         epoch: Instant::now(),
     };

@@ -72,6 +72,9 @@ struct UpArgs {
     /// Share of packets with one byte of their IP payload inverted (e.g. 0.1%). Routed only.
     #[arg(long)]
     corrupt: Option<String>,
+    /// Share of ECN-capable packets the router marks CE (e.g. 5%). Routed only.
+    #[arg(long)]
+    ce_mark: Option<String>,
     /// Rate limit per direction in the router (e.g. 100mbit). Routed only.
     #[arg(long)]
     rate: Option<String>,
@@ -124,6 +127,9 @@ struct DelayQueueArgs {
     /// Share of packets corrupted, in percent.
     #[arg(long, default_value_t = 0.0)]
     corrupt_percent: f64,
+    /// Share of ECN-capable packets marked CE, in percent.
+    #[arg(long, default_value_t = 0.0)]
+    ce_mark_percent: f64,
 }
 
 /// Runs `surge lab`.
@@ -168,6 +174,7 @@ fn spec_from(args: &UpArgs) -> anyhow::Result<LabSpec> {
         reorder_percent: optional("reorder", args.reorder.as_ref(), parse_percent)?,
         duplicate_percent: optional("duplicate", args.duplicate.as_ref(), parse_percent)?,
         corrupt_percent: optional("corrupt", args.corrupt.as_ref(), parse_percent)?,
+        ce_mark_percent: optional("ce-mark", args.ce_mark.as_ref(), parse_percent)?,
         rate: args.rate.clone(),
     };
     Ok(spec)
@@ -265,6 +272,10 @@ fn start_delay_daemon(spec: &LabSpec) -> anyhow::Result<()> {
             "--corrupt-percent={}",
             spec.impairment.corrupt_percent.unwrap_or(0.0)
         ))
+        .arg(format!(
+            "--ce-mark-percent={}",
+            spec.impairment.ce_mark_percent.unwrap_or(0.0)
+        ))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -300,6 +311,7 @@ fn delay_queue(args: &DelayQueueArgs) -> anyhow::Result<()> {
         delay: Duration::from_micros(args.delay_us),
         jitter: Duration::from_micros(args.jitter_us),
         corrupt: args.corrupt_percent / 100.0,
+        ce_mark: args.ce_mark_percent / 100.0,
     };
     surge_lab::serve_delay_queue(&netns_name(&args.name, HostId::Router), spec)?;
     Ok(())

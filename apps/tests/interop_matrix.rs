@@ -297,3 +297,56 @@ fn interop_matrix_under_impairment() {
         );
     }
 }
+
+/// Counter `name` of the `IpExt:` lines of `/proc/net/netstat` in `host`'s namespace.
+fn ip_ext(lab: &Lab, host: HostId, name: &str) -> u64 {
+    let out = lab
+        .exec(host, &["cat", "/proc/net/netstat"])
+        .expect("netstat");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines().filter(|l| l.starts_with("IpExt:"));
+    let (names, values) = (lines.next().expect("IpExt"), lines.next().expect("IpExt"));
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no IpExt {name}"))
+}
+
+#[test]
+fn the_router_marks_ce_on_an_ecn_linux_connection() {
+    let mut spec = LabSpec::unique("hinterop-ce", Topology::Routed);
+    spec.impairment = Impairment {
+        ce_mark_percent: Some(5.0),
+        ..Impairment::default()
+    };
+    let lab = Lab::up(&spec).expect("lab up (root tests need root)");
+    for host in [HostId::A, HostId::B] {
+        let out = lab
+            .exec(host, &["sysctl", "-qw", "net.ipv4.tcp_ecn=1"])
+            .expect("sysctl");
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let dir = Scratch::new(&spec.name);
+    let json = dir.path("kernel.json");
+    let server = server(&lab, "kernel", &json);
+    let before = (
+        ip_ext(&lab, HostId::B, "InECT0Pkts"),
+        ip_ext(&lab, HostId::B, "InCEPkts"),
+    );
+    let row = transfer(&lab, &dir, "ce", "kernel", "kernel", "up", 5_000_000);
+    server.stop();
+    let ect = ip_ext(&lab, HostId::B, "InECT0Pkts") - before.0;
+    let ce = ip_ext(&lab, HostId::B, "InCEPkts") - before.1;
+    // ECN negotiated: the data arrived ECT(0); the router marked about 5 % of it CE
+    // (and the stream still arrived whole: the transfer checks its SHA-256).
+    assert!(ect > 1000, "{ect} ECT(0) packets in B");
+    let share = ce as f64 / (ce + ect) as f64;
+    assert!(
+        (0.02..=0.10).contains(&share),
+        "{ce} CE of {} ECN-capable packets",
+        ce + ect
+    );
+    assert!(row.mbit_s > 0.0);
+}

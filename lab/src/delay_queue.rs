@@ -270,11 +270,24 @@ pub struct DelaySpec {
     pub jitter: Duration,
     /// Probability (0..=1) that a packet has one byte of its IP payload flipped.
     pub corrupt: f64,
+    /// Probability (0..=1) that an ECN-capable packet (ECT(0) or ECT(1)) is marked CE, as
+    /// a congested AQM router would (RFC 3168 §5).
+    pub ce_mark: f64,
 }
+
+/// Seed of the CE-marking generator.
+const CE_SEED: u64 = 0xec4e_c4ec_4ec4_ec4e;
 
 /// Seed of the corruption generator: the same packets in the same order are corrupted
 /// the same way in every run.
 const CORRUPT_SEED: u64 = 0x5eed_c0de_0bad_f00d;
+
+impl DelaySpec {
+    /// Whether packets must be copied to userspace (to corrupt or mark them).
+    fn copies_packets(&self) -> bool {
+        self.corrupt > 0.0 || self.ce_mark > 0.0
+    }
+}
 
 /// xorshift64*: jitter and corruption only need to be spread, not unpredictable.
 struct Jitter(u64);
@@ -320,6 +333,32 @@ fn corrupted(packet: &[u8], p: f64, rng: &mut Jitter) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// With probability `p`, a copy of IPv4 `packet` marked CE (RFC 3168 §5: ECN field 11)
+/// with its header checksum updated; `None` when left alone or not ECN-capable.
+fn ce_marked(packet: &[u8], p: f64, rng: &mut Jitter) -> Option<Vec<u8>> {
+    let tos = *packet.get(1)?;
+    let header = usize::from(packet.first()? & 0x0f) * 4;
+    if p <= 0.0 || !matches!(tos & 0b11, 0b01 | 0b10) || header < 20 || packet.len() < header {
+        return None;
+    }
+    if rng.unit() >= p {
+        return None;
+    }
+    let mut out = packet.to_vec();
+    out[1] = tos | 0b11;
+    out[10] = 0;
+    out[11] = 0;
+    let mut sum: u32 = out[..header]
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    out[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    Some(out)
+}
+
 /// Holds and releases packets until `stop` is set or the namespace file disappears.
 fn run_queue(
     mut queue: NfQueue,
@@ -331,6 +370,7 @@ fn run_queue(
     let mut order = 0u64;
     let mut jitter = Jitter(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
     let mut corrupter = Jitter(CORRUPT_SEED);
+    let mut marker = Jitter(CE_SEED);
     let mut changed: HashMap<u32, Vec<u8>> = HashMap::new();
     let mut ids = Vec::new();
     let mut due = Vec::new();
@@ -355,8 +395,12 @@ fn run_queue(
         }
         ids.clear();
         queue.drain(&mut ids, |id, packet| {
+            let marked = ce_marked(packet, spec.ce_mark, &mut marker);
+            let packet = marked.as_deref().unwrap_or(packet);
             if let Some(bad) = corrupted(packet, spec.corrupt, &mut corrupter) {
                 changed.insert(id, bad);
+            } else if let Some(marked) = marked {
+                changed.insert(id, marked);
             }
         })?;
         let arrived = Instant::now();
@@ -396,7 +440,7 @@ impl DelayThread {
             .name("surge-lab-delay".to_string())
             .spawn(move || {
                 let opened = enter_netns(&ns).and_then(|guard| {
-                    let queue = NfQueue::open(QUEUE_NUM, spec.corrupt > 0.0).map_err(|e| {
+                    let queue = NfQueue::open(QUEUE_NUM, spec.copies_packets()).map_err(|e| {
                         LabError::io(format!("binding NFQUEUE {QUEUE_NUM} in {ns}"), e)
                     });
                     drop(guard);
@@ -453,7 +497,7 @@ impl Drop for DelayThread {
 /// removed (used by `surge lab delay-queue`, which keeps a kept lab's delay working).
 pub fn serve_delay_queue(netns: &str, spec: DelaySpec) -> Result<(), LabError> {
     let guard = enter_netns(netns)?;
-    let queue = NfQueue::open(QUEUE_NUM, spec.corrupt > 0.0)
+    let queue = NfQueue::open(QUEUE_NUM, spec.copies_packets())
         .map_err(|e| LabError::io(format!("binding NFQUEUE {QUEUE_NUM} in {netns}"), e))?;
     drop(guard);
     let never = AtomicBool::new(false);
@@ -557,11 +601,50 @@ mod tests {
     }
 
     #[test]
+    fn ce_marking_sets_both_ecn_bits_and_keeps_the_header_checksum_valid() {
+        // A 20-byte header with a valid checksum, ECT(0), and 8 bytes of payload.
+        let mut ip = vec![
+            0x45, 0x02, 0, 28, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 198, 18, 1, 1, 198, 18, 2, 1,
+        ];
+        ip.extend_from_slice(&[0xa5; 8]);
+        let fold = |h: &[u8]| {
+            let mut s: u32 = h
+                .chunks(2)
+                .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+                .sum();
+            while s > 0xffff {
+                s = (s & 0xffff) + (s >> 16);
+            }
+            s as u16
+        };
+        let c = !fold(&ip[..20]);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(fold(&ip[..20]), 0xffff);
+        let mut rng = Jitter(CE_SEED);
+        let marked = ce_marked(&ip, 1.0, &mut rng).expect("ECT is marked");
+        assert_eq!(marked[1] & 0b11, 0b11, "CE");
+        assert_eq!(marked[1] >> 2, ip[1] >> 2, "DSCP kept");
+        assert_eq!(
+            fold(&marked[..20]),
+            0xffff,
+            "header checksum still verifies"
+        );
+        assert_eq!(marked[20..], ip[20..]);
+        // Not-ECT is never marked (RFC 3168 §5: it would be dropped instead).
+        let mut not_ect = ip.clone();
+        not_ect[1] = 0;
+        assert_eq!(ce_marked(&not_ect, 1.0, &mut rng), None);
+        assert_eq!(ce_marked(&ip, 0.0, &mut rng), None);
+        assert_eq!(ce_marked(&ip[..1], 1.0, &mut rng), None);
+    }
+
+    #[test]
     fn jitter_stays_in_range() {
         let spec = DelaySpec {
             delay: Duration::from_millis(5),
             jitter: Duration::from_millis(1),
             corrupt: 0.0,
+            ce_mark: 0.0,
         };
         let mut j = Jitter(42);
         for _ in 0..1000 {

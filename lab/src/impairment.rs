@@ -13,6 +13,7 @@
 //! - delay and jitter: `-j NFQUEUE` and a userspace queue holding packet ids (`delay_queue`);
 //! - corruption: the same queue, copying packets and handing some back with one byte of
 //!   their IP payload inverted (packets that skip the delay to be reordered skip it too);
+//! - ECN CE marks: the same queue, setting CE on a share of ECN-capable packets;
 //! - rate: a `tbf` qdisc on both router interfaces.
 
 use crate::delay_queue::{DelaySpec, DelayThread, QUEUE_NUM};
@@ -99,7 +100,7 @@ pub(crate) fn apply(
             )?;
         }
     }
-    if imp.delay.is_none() && imp.corrupt_percent.is_none() {
+    if imp.delay.is_none() && imp.corrupt_percent.is_none() && imp.ce_mark_percent.is_none() {
         return Ok(None);
     }
     let delay = imp.delay.unwrap_or_default();
@@ -110,14 +111,16 @@ pub(crate) fn apply(
         delay,
         jitter: imp.jitter.unwrap_or_default(),
         corrupt: imp.corrupt_percent.unwrap_or(0.0) / 100.0,
+        ce_mark: imp.ce_mark_percent.unwrap_or(0.0) / 100.0,
     };
     // Bind the queue before any packet is sent to it.
     let thread = DelayThread::start(router, spec)?;
     let comment = format!(
-        "surge delay {}us jitter {}us corrupt {:.4}%",
+        "surge delay {}us jitter {}us corrupt {:.4}% ce-mark {:.4}%",
         spec.delay.as_micros(),
         spec.jitter.as_micros(),
-        spec.corrupt * 100.0
+        spec.corrupt * 100.0,
+        spec.ce_mark * 100.0
     );
     let queue = QUEUE_NUM.to_string();
     iptables(

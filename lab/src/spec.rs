@@ -60,6 +60,8 @@ pub struct Impairment {
     /// Percentage of packets with one byte of their IP payload inverted (at a seeded random
     /// offset), 0..=100.
     pub corrupt_percent: Option<f64>,
+    /// Percentage of ECN-capable packets marked CE (congestion experienced), 0..=100.
+    pub ce_mark_percent: Option<f64>,
     /// Rate limit per direction, such as `500kbit`, `100mbit` or `1gbit`.
     pub rate: Option<String>,
 }
@@ -78,6 +80,7 @@ impl Impairment {
             ("reorder", self.reorder_percent),
             ("duplicate", self.duplicate_percent),
             ("corrupt", self.corrupt_percent),
+            ("ce-mark", self.ce_mark_percent),
         ] {
             if let Some(p) = value {
                 if !(0.0..=100.0).contains(&p) {

@@ -348,5 +348,8 @@ fn routed_corruption_flips_payload_bytes_that_checksums_catch() {
         .find(|h| h.id == HostId::Router)
         .expect("router");
     let rules = router.impairments.join("\n");
-    assert!(rules.contains("corrupt 30.0000%"), "{rules}");
+    assert!(
+        rules.contains("corrupt 30.0000% ce-mark 0.0000%"),
+        "{rules}"
+    );
 }

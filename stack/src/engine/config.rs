@@ -65,7 +65,8 @@ pub struct EngineConfig {
     /// Answer SYNs with SYN cookies when a listener's SYN queue is full (RFC 4987 §3.6,
     /// Linux `tcp_syncookies = 1`).
     pub syn_cookies: bool,
-    /// Idle ring-buffer bytes the engine's thread keeps for reuse (`tcp::buffer_pool`).
+    /// Idle ring-buffer bytes the engine's thread keeps for reuse at least
+    /// (`tcp::buffer_pool`): it keeps up to its recent working set when that is larger.
     pub buffer_pool_bytes: usize,
     /// Tick of the TCP timer wheel.
     pub timer_tick: Duration,

@@ -1,18 +1,27 @@
-//! Fixed-size byte ring buffers for the send and receive queues.
+//! Byte ring buffers for the send and receive queues, of a fixed logical capacity.
 //!
 //! A ring's storage is taken from the engine thread's [`super::buffer_pool`] on its
-//! first write, at its full capacity, and given back when the ring is dropped or, once
-//! drained, by [`Tcb::release_idle_buffers`]: an idle connection holds no buffer
-//! memory, and a warm engine allocates, zeroes and faults in nothing per connection.
-
+//! first write and given back when the ring is dropped or, once drained, by
+//! [`Tcb::release_idle_buffers`]: an idle connection holds no buffer memory, and a
+//! warm engine allocates, zeroes and faults in nothing per connection.
+//!
+//! The storage follows what is queued, not the capacity: the first write takes the
+//! smallest pool class that holds it (4 KiB for a request or a response), and a write
+//! beyond the block moves the ring into a block of the next class that fits (the
+//! queued and out-of-order bytes keep their offsets from the head). A 64-byte
+//! exchange on 10,000 connections then holds 10,000 small blocks instead of 10,000
+//! blocks of the full 256 KiB, which the pool could not keep and the kernel had to
+//! fault in and zero again on every request.
 use super::buffer_pool;
 use super::tcb::Tcb;
 
-/// A byte ring of fixed capacity: bytes `[head, head + len)` (modulo capacity) are queued.
+/// A byte ring of fixed capacity: bytes `[head, head + len)` (modulo the storage's
+/// length) are queued.
 #[derive(Clone)]
 pub struct RingBuffer {
-    /// Empty until the first byte is written; then a pool block of at least `capacity`
-    /// bytes (only the first `capacity` are used).
+    /// Empty until the first byte is written; then a pool block that holds every byte
+    /// written so far (queued or out of order), grown as writes need: the ring wraps at
+    /// its length.
     storage: Box<[u8]>,
     capacity: usize,
     head: usize,
@@ -50,10 +59,24 @@ impl RingBuffer {
         !self.storage.is_empty()
     }
 
-    fn allocate(&mut self) {
-        if self.storage.is_empty() {
-            self.storage = buffer_pool::take(self.capacity);
+    /// Makes the storage hold at least `end` bytes from the head: the first block, or a
+    /// larger one with the ring's bytes moved over (linearised from the head, so every
+    /// offset from the head stays valid).
+    fn reserve(&mut self, end: usize) {
+        let size = self.storage.len();
+        if end <= size {
+            return;
         }
+        let mut block = buffer_pool::take(end);
+        if size > 0 {
+            let tail = size - self.head;
+            block[..tail].copy_from_slice(&self.storage[self.head..]);
+            block[tail..size].copy_from_slice(&self.storage[..self.head]);
+            buffer_pool::give(core::mem::replace(&mut self.storage, block));
+        } else {
+            self.storage = block;
+        }
+        self.head = 0;
     }
 
     /// Gives the storage back to the pool when nothing is queued (the next write takes
@@ -84,13 +107,11 @@ impl RingBuffer {
     }
 
     fn index(&self, offset: usize) -> usize {
-        // offset < 2 * capacity by every caller's bounds, so one subtraction suffices.
+        // offset <= the storage's length by every caller's bounds, so one subtraction
+        // suffices.
+        let size = self.storage.len();
         let i = self.head + offset;
-        if i >= self.capacity() {
-            i - self.capacity()
-        } else {
-            i
-        }
+        if i >= size { i - size } else { i }
     }
 
     /// Appends as much of `data` as fits; returns the count.
@@ -112,9 +133,10 @@ impl RingBuffer {
         if n == 0 {
             return 0;
         }
-        self.allocate();
+        self.reserve(offset + n);
+        let size = self.storage.len();
         let start = self.index(offset);
-        let first = n.min(cap - start);
+        let first = n.min(size - start);
         self.storage[start..start + first].copy_from_slice(&data[..first]);
         self.storage[..n - first].copy_from_slice(&data[first..n]);
         n
@@ -122,10 +144,9 @@ impl RingBuffer {
 
     /// Queues `n` bytes previously written with [`RingBuffer::write_at`] right after the tail.
     pub fn commit(&mut self, n: usize) {
-        if n > 0 {
-            self.allocate();
-        }
-        self.len = (self.len + n).min(self.capacity());
+        let len = (self.len + n).min(self.capacity());
+        self.reserve(len);
+        self.len = len;
     }
 
     /// Copies queued bytes starting `offset` bytes after the head into `out`; returns the count.
@@ -133,10 +154,10 @@ impl RingBuffer {
         if offset >= self.len || self.storage.is_empty() {
             return 0;
         }
-        let cap = self.capacity();
+        let size = self.storage.len();
         let n = out.len().min(self.len - offset);
         let start = self.index(offset);
-        let first = n.min(cap - start);
+        let first = n.min(size - start);
         out[..first].copy_from_slice(&self.storage[start..start + first]);
         out[first..n].copy_from_slice(&self.storage[..n - first]);
         n
@@ -215,7 +236,7 @@ mod tests {
     fn storage_goes_back_to_the_pool_when_drained_and_is_reused() {
         let mut r = RingBuffer::new(300_000);
         r.push(b"abc");
-        assert_eq!(r.storage_bytes(), 512 * 1024, "a power-of-two class");
+        assert_eq!(r.storage_bytes(), 4096, "the smallest class that holds it");
         assert!(!r.release_if_empty(), "bytes queued");
         let mut out = [0u8; 3];
         r.pop(&mut out);
@@ -263,6 +284,83 @@ mod tests {
         let mut out = [0u8; 8];
         assert_eq!(r.pop(&mut out), 8);
         assert_eq!(&out, b"abcdefgh");
+    }
+
+    #[test]
+    fn storage_grows_with_what_is_written_and_keeps_offsets() {
+        let mut r = RingBuffer::new(100_000);
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(r.push(&data[..3000]), 3000);
+        assert_eq!(r.storage_bytes(), 4096);
+        let mut out = vec![0u8; 20_000];
+        assert_eq!(r.pop(&mut out[..2500]), 2500);
+        // Wraps inside the 4 KiB block, then an out-of-order write past it grows the
+        // block while 500 bytes are queued across the wrap.
+        assert_eq!(r.push(&data[3000..4000]), 1000);
+        // Queued: stream bytes 2500..4000. Bytes 7500..10000 arrive out of order.
+        assert_eq!(r.write_at(5000, &data[7500..10_000]), 2500);
+        assert_eq!(r.storage_bytes(), 8192);
+        // The hole 4000..7500 fills; the whole run is queued.
+        assert_eq!(r.write_at(1500, &data[4000..7500]), 3500);
+        r.commit(6000);
+        assert_eq!(r.len(), 7500);
+        assert_eq!(r.pop(&mut out[..7500]), 7500);
+        assert!(out[..7500] == data[2500..10_000], "the stream in order");
+        // The capacity, not the block, bounds what is queued.
+        assert_eq!(r.push(&vec![7u8; 200_000]), 100_000);
+        assert_eq!(r.storage_bytes(), 128 * 1024);
+        assert_eq!(r.free(), 0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn grows_like_a_fifo_with_out_of_order_writes(
+            ops in proptest::collection::vec((0u8..3, 0usize..6000, 0usize..3000), 1..60),
+        ) {
+            // A receive queue: in-order pushes, out-of-order writes that a later commit
+            // queues, pops; the model is the byte stream by absolute position.
+            const CAP: usize = 20_000;
+            let mut r = RingBuffer::new(CAP);
+            let mut model: std::collections::BTreeMap<u64, u8> = Default::default();
+            let (mut head, mut next) = (0u64, 0u64);
+            let byte = |pos: u64| (pos.wrapping_mul(31) % 253) as u8;
+            for (op, n, gap) in ops {
+                match op {
+                    0 => {
+                        let data: Vec<u8> = (0..n as u64).map(|i| byte(next + i)).collect();
+                        let k = r.push(&data);
+                        prop_assert_eq!(k, n.min(CAP - r.len() + k));
+                        for i in 0..k as u64 { model.insert(next + i, byte(next + i)); }
+                        next += k as u64;
+                    }
+                    1 => {
+                        // Out of order: `gap` bytes after the tail; then fill the gap and
+                        // commit both, as the receive side does when the hole closes.
+                        let off = r.len() + gap;
+                        let data: Vec<u8> = (0..n as u64).map(|i| byte(next + gap as u64 + i)).collect();
+                        let k = r.write_at(off, &data);
+                        let fill: Vec<u8> = (0..gap as u64).map(|i| byte(next + i)).collect();
+                        let f = r.write_at(r.len(), &fill);
+                        if f == gap {
+                            r.commit(gap + k);
+                            for i in 0..(gap + k) as u64 { model.insert(next + i, byte(next + i)); }
+                            next += (gap + k) as u64;
+                        }
+                    }
+                    _ => {
+                        let mut out = vec![0; n];
+                        let k = r.pop(&mut out);
+                        let expect: Vec<u8> = (head..head + k as u64).map(|p| model.remove(&p).unwrap_or(0)).collect();
+                        prop_assert_eq!(&out[..k], &expect[..]);
+                        prop_assert_eq!(k as u64, n.min((next - head) as usize) as u64);
+                        head += k as u64;
+                    }
+                }
+                prop_assert_eq!(r.len() as u64, next - head);
+                prop_assert!(r.storage_bytes() <= 32 * 1024, "the class that holds the capacity at most");
+            }
+        }
     }
 
     proptest! {

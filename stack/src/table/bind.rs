@@ -249,7 +249,8 @@ impl PortBucket {
 pub struct BindTable {
     config: BindConfig,
     ports: HashMap<u16, PortBucket, KeyedState>,
-    sockets: HashMap<SocketId, u16, KeyedState>,
+    /// Each bound socket's port and its place in that port's owners.
+    sockets: HashMap<SocketId, (u16, u32), KeyedState>,
     /// Refusals by reason.
     pub counters: BindCounters,
 }
@@ -347,16 +348,15 @@ impl BindTable {
     }
 
     fn owner(&self, id: SocketId) -> Option<(u16, &Owner)> {
-        let port = *self.sockets.get(&id)?;
-        let owner = self.ports.get(&port)?.owners.iter().find(|o| o.id == id)?;
+        let (port, index) = *self.sockets.get(&id)?;
+        let owner = self.ports.get(&port)?.owners.get(index as usize)?;
         Some((port, owner))
     }
 
     fn owner_mut(&mut self, id: SocketId) -> Option<(u16, &mut PortBucket, usize)> {
-        let port = *self.sockets.get(&id)?;
+        let (port, index) = *self.sockets.get(&id)?;
         let bucket = self.ports.get_mut(&port)?;
-        let index = bucket.owners.iter().position(|o| o.id == id)?;
-        Some((port, bucket, index))
+        Some((port, bucket, index as usize))
     }
 
     /// Add `owner` to `port`'s bucket. `bind` and `listen` owners update the fast
@@ -374,7 +374,8 @@ impl BindTable {
                 owner.state == BindState::Listening,
             );
         }
-        self.sockets.insert(owner.id, port);
+        self.sockets
+            .insert(owner.id, (port, bucket.owners.len() as u32));
         bucket.owners.push(owner);
     }
 
@@ -722,11 +723,20 @@ impl BindTable {
     /// Release `id`'s port (close, or the end of TIME_WAIT): Linux `inet_put_port`.
     /// Returns whether it was bound.
     pub fn unbind(&mut self, id: SocketId) -> bool {
-        let Some(port) = self.sockets.remove(&id) else {
+        let Some((port, index)) = self.sockets.remove(&id) else {
             return false;
         };
+        // O(1) however many children share the port (a listener's accepted
+        // connections all own its bucket): the last owner takes the freed place and
+        // its index is updated. The owners' order means nothing to the rules.
         if let Some(bucket) = self.ports.get_mut(&port) {
-            bucket.owners.retain(|o| o.id != id);
+            let index = index as usize;
+            if index < bucket.owners.len() {
+                bucket.owners.swap_remove(index);
+                if let Some(moved) = bucket.owners.get(index) {
+                    self.sockets.insert(moved.id, (port, index as u32));
+                }
+            }
             if bucket.owners.is_empty() {
                 self.ports.remove(&port);
             }

@@ -74,6 +74,9 @@ impl PortConfig {
     }
 }
 
+/// Most `sendto` kicks per `tx_burst` (each sends at least 32 frames in copy mode).
+const MAX_TX_KICKS: u32 = 64;
+
 /// One port configuration per RX queue of `ifname`: all of its queues
 /// (`queues: None`, read as `ethtool -l` does) or the first `queues`, which
 /// must exist. Looked up in the calling thread's network namespace.
@@ -196,6 +199,9 @@ impl XdpPort {
             .busy_poll
             .is_some_and(|b| socket.set_busy_poll(b.usecs, b.budget));
         let zero_copy = socket.zero_copy();
+        // Copy mode sends at most the budget per `sendto` (32 by default): ask for the
+        // ring's size so one kick drains a full burst (tx_burst kicks again if not).
+        let tx_budget = !zero_copy && socket.set_tx_budget(config.ring_size);
         let tx_checksum =
             tx_checksum_mode(config.tx_checksum_offload, metadata, zero_copy, features);
         tracing::info!(
@@ -203,6 +209,7 @@ impl XdpPort {
             queue = config.queue,
             zero_copy,
             busy_poll,
+            tx_budget,
             tx_checksum = ?tx_checksum,
             "AF_XDP port open"
         );
@@ -507,12 +514,26 @@ impl Device for XdpPort {
         if !tx.is_empty() {
             self.stats.tx_ring_full += 1;
         }
-        if self.tx_outstanding > 0
+        // In copy mode one `sendto` sends a bounded batch (32 frames on kernels without
+        // XDP_MAX_TX_SKB_BUDGET): kick again while the kernel makes progress, so a burst
+        // of replies leaves now instead of filling the ring and starving the fill ring of
+        // frames (the kernel then drops what arrives). Bounded by the ring's size.
+        let mut kicks = 0;
+        while self.tx_outstanding > 0
             && (!self.need_wakeup || self.rings.tx.needs_wakeup())
-            && self.rings.tx.outstanding() > 0
+            && kicks < MAX_TX_KICKS
         {
+            let before = self.rings.tx.outstanding();
+            if before == 0 {
+                break;
+            }
             self.socket.wakeup_tx();
             self.stats.wakeups += 1;
+            kicks += 1;
+            if self.zero_copy || self.rings.tx.outstanding() >= before {
+                // Zero copy sends from the driver's NAPI: one kick is the contract.
+                break;
+            }
         }
         written as usize
     }

@@ -18,6 +18,10 @@ use crate::{
 const SO_PREFER_BUSY_POLL: libc::c_int = 69;
 /// `SO_BUSY_POLL_BUDGET` (Linux 5.11), not in every libc.
 const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+/// `SOL_XDP` (not in every libc release).
+const SOL_XDP: libc::c_int = 283;
+/// `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17, `include/uapi/linux/if_xdp.h`).
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 
 /// The four rings of one socket.
 #[derive(Debug)]
@@ -195,6 +199,14 @@ impl XdpSocket {
             && self
                 .set_option(libc::SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget)
                 .is_ok()
+    }
+
+    /// Raises how many TX descriptors one `sendto` sends in copy mode
+    /// (`XDP_MAX_TX_SKB_BUDGET`, Linux 6.17 and later; the kernel's default is 32,
+    /// at most the TX ring's size). Returns whether the kernel took it.
+    pub(crate) fn set_tx_budget(&self, budget: u32) -> bool {
+        self.set_option(SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget)
+            .is_ok()
     }
 
     /// Kicks the kernel to send what is on the TX ring (`sendto`, non-blocking).

@@ -23,6 +23,7 @@ use surge_stack::wire::EthernetAddress;
 
 use super::surge_counters::{ConnectionTotals, WorkerCounters};
 use super::{Backend, Event, SocketId, Worker};
+use surge_datapath::Device as _;
 
 /// Where and as what surge's stack runs.
 #[derive(Debug, Clone)]
@@ -315,15 +316,16 @@ impl SurgeWorker {
         }
     }
 
+    /// Publishes the worker's counters. The connection totals are those of the closed
+    /// connections: the worker closes (and counts) every connection before its last
+    /// publish, and a periodic publish stays O(1) with 10,000 connections open.
     fn publish(&mut self) {
-        let mut connections = self.closed_connections;
-        for entry in self.sockets.values().filter(|e| !e.listener) {
-            account(&mut self.engine, entry.handle, &mut connections);
-        }
+        let connections = self.closed_connections;
         let counters = WorkerCounters {
             engine: self.engine.stats(),
             tcp: self.engine.tcp_stats(),
             connections,
+            device: self.engine.device().stats(),
         };
         if let Ok(mut all) = self.counters.lock() {
             all.insert(self.index, counters);

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use surge_datapath::DeviceStats;
 use surge_stack::engine::{EngineStats, TcpEngineStats};
 use surge_stack::tcp::{TcpInfo, TcpStats};
 
@@ -56,6 +57,9 @@ pub struct WorkerCounters {
     pub tcp: TcpEngineStats,
     /// The worker's connections, closed and open.
     pub connections: ConnectionTotals,
+    /// The AF_XDP port's counters, with the kernel's `XDP_STATISTICS` (frames the kernel
+    /// dropped because the RX ring was full or the fill ring empty).
+    pub device: DeviceStats,
 }
 
 impl WorkerCounters {
@@ -64,6 +68,19 @@ impl WorkerCounters {
         self.engine.add(&other.engine);
         self.tcp.add(&other.tcp);
         self.connections.add(&other.connections);
+        let (d, o) = (&mut self.device, &other.device);
+        d.fill_ring_empty += o.fill_ring_empty;
+        d.tx_ring_full += o.tx_ring_full;
+        d.pool_empty += o.pool_empty;
+        d.wakeups += o.wakeups;
+        if let Some(ok) = o.kernel {
+            let k = d.kernel.get_or_insert_with(Default::default);
+            k.rx_dropped += ok.rx_dropped;
+            k.rx_ring_full += ok.rx_ring_full;
+            k.fill_ring_empty += ok.fill_ring_empty;
+            k.rx_invalid_descs += ok.rx_invalid_descs;
+            k.tx_invalid_descs += ok.tx_invalid_descs;
+        }
     }
 
     /// Every counter by name; drops as `drop_<reason>`, only the reasons that happened.
@@ -113,6 +130,26 @@ impl WorkerCounters {
         for (name, n) in e.drops_by_name() {
             out.insert(format!("drop_{name}"), n);
         }
+        let d = &self.device;
+        for (name, n) in [
+            ("port_fill_ring_refills", d.fill_ring_empty),
+            ("port_tx_ring_full", d.tx_ring_full),
+            ("port_pool_empty", d.pool_empty),
+            ("port_wakeups", d.wakeups),
+        ] {
+            out.insert(name.to_string(), n);
+        }
+        if let Some(k) = d.kernel {
+            for (name, n) in [
+                ("xdp_rx_dropped", k.rx_dropped),
+                ("xdp_rx_ring_full", k.rx_ring_full),
+                ("xdp_fill_ring_empty", k.fill_ring_empty),
+                ("xdp_rx_invalid_descs", k.rx_invalid_descs),
+                ("xdp_tx_invalid_descs", k.tx_invalid_descs),
+            ] {
+                out.insert(name.to_string(), n);
+            }
+        }
         out
     }
 }
@@ -147,8 +184,17 @@ mod tests {
             !named.contains_key("drop_truncated"),
             "only reasons that happened"
         );
-        // One key per field of EngineStats (16 + the total) and TcpEngineStats (13), and 6
-        // connection totals.
-        assert_eq!(named.len(), 17 + 13 + 6 + 2);
+        // One key per field of EngineStats (16 + the total) and TcpEngineStats (13), 6
+        // connection totals and 4 port counters; no kernel statistics were read.
+        assert_eq!(named.len(), 17 + 13 + 6 + 2 + 4);
+        assert!(!named.contains_key("xdp_rx_ring_full"));
+        one.device.kernel = Some(surge_datapath::KernelXdpStats {
+            rx_ring_full: 7,
+            ..Default::default()
+        });
+        let mut sum = WorkerCounters::default();
+        sum.add(&one);
+        sum.add(&one);
+        assert_eq!(sum.named()["xdp_rx_ring_full"], 14);
     }
 }

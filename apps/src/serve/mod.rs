@@ -122,6 +122,10 @@ pub struct ServeSummary {
     pub errors: BTreeMap<&'static str, u64>,
     /// Request arrival to response queued, nanoseconds (rr, http).
     pub service_time_ns: Summary,
+    /// The stack's own counters by name (surge: engine, TCP, drops by reason, the AF_XDP
+    /// port's and the kernel's ring counters, `tcp_RetransSegs`); empty for the kernel.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stack_counters: BTreeMap<String, u64>,
 }
 
 /// Sums the counters of every thread.
@@ -311,6 +315,7 @@ fn serve<B: Backend>(
         streams_mismatched: t[9],
         errors,
         service_time_ns: Summary::of(&service),
+        stack_counters: backend.counters(),
     };
     print_summary(&summary);
     if let Some(path) = &args.json {
@@ -347,6 +352,18 @@ fn print_summary(s: &ServeSummary) {
             .join(", ")
     };
     println!("  errors: {errors}");
+    let c = &s.stack_counters;
+    if !c.is_empty() {
+        let get = |k: &str| c.get(k).copied().unwrap_or(0);
+        println!(
+            "  stack: retransmitted segments {}, frames dropped {}, RX ring full {}, SYN cookies {}, listen overflows {}",
+            get("tcp_RetransSegs"),
+            get("drops_total"),
+            get("xdp_rx_ring_full"),
+            get("syn_cookies_sent"),
+            get("listen_overflows")
+        );
+    }
     let st = &s.service_time_ns;
     if st.count > 0 {
         println!(

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use super::ReadyMark;
 use crate::table::{BindOptions, SocketId};
-use crate::tcp::{KeepaliveConfig, Tcb};
+use crate::tcp::{KeepaliveConfig, Tcb, TcpError};
 use crate::time::Instant;
 use crate::timer::TimerHandle;
 
@@ -79,6 +79,14 @@ pub struct TcpSock {
     pub hashed: bool,
     /// Its place in the engine's ready list (events).
     pub ready: ReadyMark,
+    /// The connection's error was reported once (by `SO_ERROR`, `recv`, `send` or
+    /// `connect`): Linux clears `sk_err` when it reads it, and so do we.
+    pub error_reported: bool,
+    /// `connect` started and its outcome was not yet reported by a second `connect`
+    /// (Linux `SS_CONNECTING`).
+    pub connecting: bool,
+    /// A lingering `close` (SO_LINGER > 0) sent the FIN; the final `close` only orphans it.
+    pub lingering: bool,
 }
 
 impl TcpSock {
@@ -95,7 +103,25 @@ impl TcpSock {
             timer: None,
             hashed: false,
             ready: ReadyMark::default(),
+            error_reported: false,
+            connecting: false,
+            lingering: false,
         }
+    }
+
+    /// The connection's error not yet reported (Linux `sk_err`).
+    pub fn pending_error(&self) -> Option<TcpError> {
+        match self.error_reported {
+            true => None,
+            false => self.tcb().and_then(Tcb::error),
+        }
+    }
+
+    /// The pending error, cleared by reading it (Linux `sock_error`).
+    pub fn take_error(&mut self) -> Option<TcpError> {
+        let error = self.pending_error();
+        self.error_reported |= error.is_some();
+        error
     }
 
     /// The connection, if this socket has one.

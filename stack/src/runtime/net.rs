@@ -99,6 +99,8 @@ pub struct TcpSocket {
     /// One socket per core once bound (index = core), empty before.
     bound: Vec<SocketHandle>,
     local: Option<SocketAddrV4>,
+    /// The home core's socket once `connect_nonblocking` was called.
+    connection: Option<SocketHandle>,
 }
 
 impl TcpSocket {
@@ -110,6 +112,7 @@ impl TcpSocket {
             options: TcpSocketOptions::default(),
             bound: Vec::new(),
             local: None,
+            connection: None,
         }
     }
 
@@ -118,6 +121,12 @@ impl TcpSocket {
     pub fn set_options(&mut self, options: TcpSocketOptions) -> Result<(), Errno> {
         for (core, h) in self.bound.iter().enumerate() {
             expect_done(self.shared.call(core, Some(*h), Op::SetOptions(options))?)?;
+        }
+        if let Some(h) = self.connection {
+            expect_done(
+                self.shared
+                    .call(self.home, Some(h), Op::SetOptions(options))?,
+            )?;
         }
         self.options = options;
         Ok(())
@@ -138,7 +147,7 @@ impl TcpSocket {
     /// and returns the errno (EADDRINUSE, EADDRNOTAVAIL, EACCES, EINVAL when
     /// already bound).
     pub fn bind(&mut self, addr: SocketAddrV4) -> Result<SocketAddrV4, Errno> {
-        if !self.bound.is_empty() {
+        if !self.bound.is_empty() || self.connection.is_some() {
             return Err(Errno::EINVAL);
         }
         let cores = self.shared.cores();
@@ -199,6 +208,10 @@ impl TcpSocket {
     /// `listen(2)` on every core (binding an ephemeral port first if unbound);
     /// each core's accept queue holds `min(backlog, somaxconn)`.
     pub fn listen(mut self, backlog: i32) -> Result<TcpListener, Errno> {
+        // Linux `inet_listen`: EINVAL once `connect` was called.
+        if self.connection.is_some() {
+            return Err(Errno::EINVAL);
+        }
         if self.bound.is_empty() {
             self.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
         }
@@ -217,40 +230,74 @@ impl TcpSocket {
 
     /// `connect(2)`, blocking: returns the stream once established, or why not
     /// (ECONNREFUSED, ETIMEDOUT, ENETUNREACH, ...).
-    pub fn connect(self, addr: SocketAddrV4) -> Result<TcpStream, Errno> {
-        let stream = self.connect_nonblocking(addr)?;
+    pub fn connect(mut self, addr: SocketAddrV4) -> Result<TcpStream, Errno> {
+        match self.connect_nonblocking(addr) {
+            Ok(()) | Err(Errno::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let stream = self.into_stream()?;
         stream.wait_connected(None)?;
         Ok(stream)
     }
 
-    /// `connect(2)` on a non-blocking socket: the handshake is under way when
-    /// this returns (EINPROGRESS is not an error here); the stream turns writable
-    /// when it completes, or [`TcpStream::take_error`] says why it failed.
-    pub fn connect_nonblocking(mut self, addr: SocketAddrV4) -> Result<TcpStream, Errno> {
+    /// `connect(2)` on a non-blocking socket, as Linux answers it: the first call
+    /// starts the handshake and returns `EINPROGRESS`; the socket then turns
+    /// writable (see [`Source`](super::Source)) when the handshake ends, and
+    /// [`take_error`](Self::take_error) says why it failed. A second call reports
+    /// the outcome: `EALREADY` while it runs, `Ok` once established (then
+    /// `EISCONN`), or the error that ended it (ECONNREFUSED, ... or ECONNABORTED
+    /// when already read), after which the next call starts afresh. A socket
+    /// bound on every core keeps its home core's binding only.
+    /// [`into_stream`](Self::into_stream) turns it into a [`TcpStream`].
+    pub fn connect_nonblocking(&mut self, addr: SocketAddrV4) -> Result<(), Errno> {
         let home = self.home;
-        let h = if self.bound.is_empty() {
-            self.socket_on(home)?
-        } else {
-            // Only the home core keeps the reservation; the others let go.
-            for (core, h) in self.bound.iter().enumerate() {
-                if core != home {
-                    self.shared.post(core, Some(*h), Op::Close);
+        let h = match self.connection {
+            Some(h) => h,
+            None if self.bound.is_empty() => self.socket_on(home)?,
+            None => {
+                // Only the home core keeps the reservation; the others let go.
+                for (core, h) in self.bound.iter().enumerate() {
+                    if core != home {
+                        self.shared.post(core, Some(*h), Op::Close);
+                    }
                 }
+                let h = self.bound[home];
+                self.bound.clear();
+                h
             }
-            let h = self.bound[home];
-            self.bound.clear();
-            h
         };
-        let stream = TcpStream {
-            shared: Arc::clone(&self.shared),
-            core: home,
-            handle: h,
-            mode: Mode::default(),
+        self.connection = Some(h);
+        self.shared
+            .call(home, Some(h), Op::Connect(addr))
+            .and_then(expect_done)
+    }
+
+    /// `getsockopt(SO_ERROR)`: the pending error of the connection `connect`
+    /// started, cleared by reading it (`None` before any `connect`).
+    pub fn take_error(&self) -> Result<Option<Errno>, Errno> {
+        let Some(h) = self.connection else {
+            return Ok(None);
         };
-        match self.shared.call(home, Some(h), Op::Connect(addr)) {
-            Ok(_) | Err(Errno::EINPROGRESS) => Ok(stream),
-            Err(e) => Err(e),
+        match self.shared.call(self.home, Some(h), Op::TakeError)? {
+            Outcome::Error(e) => Ok(e),
+            _ => Err(unexpected()),
         }
+    }
+
+    /// The stream of the connection `connect_nonblocking` started, whether or not
+    /// its handshake is over (ENOTCONN before any `connect`).
+    pub fn into_stream(mut self) -> Result<TcpStream, Errno> {
+        let handle = self.connection.take().ok_or(Errno::ENOTCONN)?;
+        Ok(TcpStream {
+            shared: Arc::clone(&self.shared),
+            core: self.home,
+            handle,
+            mode: Mode::default(),
+        })
+    }
+
+    pub(crate) fn connection(&self) -> Option<SocketHandle> {
+        self.connection
     }
 }
 
@@ -258,6 +305,9 @@ impl Drop for TcpSocket {
     fn drop(&mut self) {
         for (core, h) in self.bound.iter().enumerate() {
             self.shared.post(core, Some(*h), Op::Close);
+        }
+        if let Some(h) = self.connection {
+            self.shared.post(self.home, Some(h), Op::Close);
         }
     }
 }

@@ -1,0 +1,173 @@
+//! The cross-thread API's errnos, as Linux answers the same calls: a
+//! non-blocking `connect` returns EINPROGRESS and a second one reports how it
+//! went, SO_ERROR (`take_error`) clears what it reads.
+
+mod support;
+
+use core::net::SocketAddrV4;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use support::runtime::{SERVER_IP, stacks};
+use surge_stack::errno::Errno;
+use surge_stack::runtime::Interest;
+use surge_stack::socket::TcpSocketOptions;
+
+fn addr(port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(SERVER_IP, port)
+}
+
+#[test]
+fn nonblocking_connect_says_einprogress_then_how_it_went() {
+    let (server, client) = stacks(2);
+    let listener = server.tcp_listen(addr(7100), 8).expect("listen");
+    let mut socket = client.tcp_socket();
+    assert_eq!(
+        socket.take_error(),
+        Ok(None),
+        "nothing pending before connect"
+    );
+    assert_eq!(
+        socket.connect_nonblocking(addr(7100)),
+        Err(Errno::EINPROGRESS)
+    );
+    let mut poller = client.poller();
+    poller
+        .register(&socket, 1, Interest::WRITABLE)
+        .expect("register");
+    let mut events = Vec::new();
+    let mut writable = false;
+    for _ in 0..100 {
+        events.clear();
+        poller
+            .wait(&mut events, Some(Duration::from_secs(5)))
+            .expect("wait");
+        if events.iter().any(|e| e.token == 1 && e.writable) {
+            writable = true;
+            break;
+        }
+    }
+    assert!(
+        writable,
+        "the socket turns writable when the handshake ends"
+    );
+    poller.deregister(1);
+    assert_eq!(socket.take_error(), Ok(None));
+    assert_eq!(socket.connect_nonblocking(addr(7100)), Ok(()), "done");
+    assert_eq!(
+        socket.connect_nonblocking(addr(7100)),
+        Err(Errno::EISCONN),
+        "then connected"
+    );
+    assert_eq!(socket.bind(addr(0)), Err(Errno::EINVAL));
+    let mut stream = socket.into_stream().expect("stream");
+    let (mut accepted, _) = listener.accept().expect("accept");
+    stream.write_all(b"ping").expect("write");
+    let mut buf = [0u8; 4];
+    accepted.read_exact(&mut buf).expect("read");
+    assert_eq!(&buf, b"ping");
+}
+
+#[test]
+fn refused_nonblocking_connect_is_reported_once() {
+    let (_server, client) = stacks(2);
+    let mut socket = client.tcp_socket();
+    assert_eq!(
+        socket.connect_nonblocking(addr(7101)),
+        Err(Errno::EINPROGRESS)
+    );
+    let mut poller = client.poller();
+    poller
+        .register(&socket, 7, Interest::WRITABLE)
+        .expect("register");
+    let mut events = Vec::new();
+    let mut failed = false;
+    for _ in 0..100 {
+        events.clear();
+        poller
+            .wait(&mut events, Some(Duration::from_secs(5)))
+            .expect("wait");
+        if events.iter().any(|e| e.token == 7 && e.error) {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the refused connect shows as an error");
+    poller.deregister(7);
+    assert_eq!(socket.take_error(), Ok(Some(Errno::ECONNREFUSED)));
+    assert_eq!(socket.take_error(), Ok(None), "SO_ERROR clears it");
+    assert_eq!(
+        socket.connect_nonblocking(addr(7101)),
+        Err(Errno::ECONNABORTED),
+        "a second connect: the error was read already"
+    );
+    assert_eq!(
+        socket.connect_nonblocking(addr(7101)),
+        Err(Errno::EINPROGRESS),
+        "a third starts afresh"
+    );
+    let mut outcome = Ok(());
+    for _ in 0..500 {
+        outcome = socket.connect_nonblocking(addr(7101));
+        if outcome != Err(Errno::EALREADY) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(
+        outcome,
+        Err(Errno::ECONNREFUSED),
+        "refused again, reported by connect"
+    );
+    assert_eq!(socket.take_error(), Ok(None));
+}
+
+#[test]
+fn socket_misuse_before_and_after_connect() {
+    let (_server, client) = stacks(1);
+    let socket = client.tcp_socket();
+    assert_eq!(socket.into_stream().err(), Some(Errno::ENOTCONN));
+    let mut socket = client.tcp_socket();
+    assert_eq!(
+        socket.connect_nonblocking(addr(7102)),
+        Err(Errno::EINPROGRESS)
+    );
+    assert_eq!(
+        socket.listen(8).err(),
+        Some(Errno::EINVAL),
+        "listen after connect"
+    );
+    // A blocking connect's failure is read by the connect itself.
+    assert_eq!(
+        client.tcp_connect(addr(7102)).err(),
+        Some(Errno::ECONNREFUSED)
+    );
+}
+
+#[test]
+fn stream_take_error_clears_the_reset() {
+    let (server, client) = stacks(2);
+    let listener = server.tcp_listen(addr(7103), 8).expect("listen");
+    let stream = client.tcp_connect(addr(7103)).expect("connect");
+    let (accepted, _) = listener.accept().expect("accept");
+    let options = TcpSocketOptions {
+        linger: Some(Duration::ZERO),
+        ..accepted.options().expect("options")
+    };
+    accepted.set_options(options).expect("linger 0");
+    accepted.close().expect("close");
+    let mut error = None;
+    for _ in 0..500 {
+        error = stream.take_error().expect("take_error");
+        if error.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(error, Some(Errno::ECONNRESET));
+    assert_eq!(stream.take_error(), Ok(None), "cleared by reading it");
+    let mut buf = [0u8; 4];
+    assert_eq!(stream.recv(&mut buf), Ok(0), "then end of stream");
+    assert_eq!(stream.send(b"x"), Err(Errno::EPIPE), "and EPIPE");
+    assert_eq!(stream.shutdown_write(), Err(Errno::ENOTCONN));
+}

@@ -171,3 +171,47 @@ fn stream_take_error_clears_the_reset() {
     assert_eq!(stream.send(b"x"), Err(Errno::EPIPE), "and EPIPE");
     assert_eq!(stream.shutdown_write(), Err(Errno::ENOTCONN));
 }
+
+#[test]
+fn a_backlog_bounds_the_connections_queued_in_all_engines_together() {
+    const BACKLOG: usize = 2;
+    const CLIENTS: usize = 8;
+    let (server, client) = stacks(2);
+    let mut listener = server
+        .tcp_listen(addr(7104), BACKLOG as i32)
+        .expect("listen");
+    listener.set_nonblocking(true);
+    let mut sockets = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut s = client.tcp_socket();
+        assert_eq!(s.connect_nonblocking(addr(7104)), Err(Errno::EINPROGRESS));
+        sockets.push(s);
+    }
+    let homes: std::collections::HashSet<usize> = sockets.iter().map(|s| s.home_core()).collect();
+    assert_eq!(homes.len(), 2, "the SYNs reach both server engines");
+    // Every handshake has had time to end (a few loop iterations on the pipe);
+    // SYN and SYN-ACK retransmissions come only after a second.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut accepted = Vec::new();
+    while let Ok(conn) = listener.accept() {
+        accepted.push(conn);
+    }
+    // Linux `sk_acceptq_is_full` is `queued > backlog`: backlog + 1, in total.
+    assert_eq!(accepted.len(), BACKLOG + 1, "not backlog + 1 per engine");
+    let (_, tcp) = server.stats().expect("stats");
+    assert!(tcp.listen_overflows > 0, "the others were dropped: {tcp:?}");
+    // Accepting made room: the dropped ones get in by retransmission.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while accepted.len() < CLIENTS && std::time::Instant::now() < deadline {
+        match listener.accept() {
+            Ok(conn) => accepted.push(conn),
+            Err(Errno::EAGAIN) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+    assert_eq!(
+        accepted.len(),
+        CLIENTS,
+        "every client got in once there was room"
+    );
+}

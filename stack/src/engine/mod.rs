@@ -37,7 +37,7 @@ use surge_datapath::{Burst, Device};
 use crate::Errno;
 use crate::iface::IfaceError;
 use crate::neighbor::NeighborCache;
-use crate::socket::{SocketHandle, SocketSet, TcpSocketOptions, UdpSock};
+use crate::socket::{SharedAcceptQueue, SocketHandle, SocketSet, TcpSocketOptions, UdpSock};
 use crate::table::{
     BindConfig, BindOptions, BindTable, ConnTable, ConnTableConfig, EphemeralPorts, ListenTable,
 };
@@ -310,7 +310,21 @@ impl<D: Device> Engine<D> {
     /// `listen(2)`: auto-binds an unbound socket; the accept queue holds
     /// `min(backlog, somaxconn)` connections.
     pub fn listen(&mut self, handle: SocketHandle, backlog: i32) -> Result<(), Errno> {
-        listener::listen(&mut self.core, handle, backlog)
+        listener::listen(&mut self.core, handle, backlog, None)
+    }
+
+    /// `listen(2)` for one engine's part of a socket that listens in several
+    /// engines (the same address bound in each): `queue` is shared by all of them,
+    /// so the backlog bounds the connections queued for `accept` in all engines
+    /// together (`backlog + 1`, as Linux's `sk_acceptq_is_full`); beyond it SYNs
+    /// and handshake-completing ACKs are dropped as on a full Linux accept queue.
+    pub fn listen_shared(
+        &mut self,
+        handle: SocketHandle,
+        backlog: i32,
+        queue: SharedAcceptQueue,
+    ) -> Result<(), Errno> {
+        listener::listen(&mut self.core, handle, backlog, Some(queue))
     }
 
     /// `accept(2)`, non-blocking: a new connection's handle and peer, or EAGAIN.

@@ -14,7 +14,7 @@ use surge_datapath::Device;
 use super::watch::{Board, Waiters, Watched};
 use crate::Errno;
 use crate::engine::{Engine, EngineStats, TcpEngineStats};
-use crate::socket::{SocketHandle, TcpSocketOptions};
+use crate::socket::{SharedAcceptQueue, SocketHandle, TcpSocketOptions};
 use crate::table::BindOptions;
 use crate::tcp::{TcpInfo, TcpStats};
 
@@ -27,8 +27,8 @@ pub(crate) enum Op {
     UdpSocket,
     /// `bind(2)`.
     Bind(SocketAddrV4, BindOptions),
-    /// `listen(2)`.
-    Listen(i32),
+    /// `listen(2)` with the accept queue count shared by every core's listener.
+    Listen(i32, SharedAcceptQueue),
     /// `accept(2)`, non-blocking.
     Accept,
     /// `connect(2)`, non-blocking (EINPROGRESS for TCP).
@@ -192,7 +192,9 @@ fn run<D: Device>(
     match op {
         Op::TcpSocket | Op::UdpSocket | Op::Stats => Err(Errno::EINVAL),
         Op::Bind(addr, options) => engine.bind(h, addr, options).map(Outcome::Addr),
-        Op::Listen(backlog) => engine.listen(h, backlog).map(|()| Outcome::Done),
+        Op::Listen(backlog, queue) => engine
+            .listen_shared(h, backlog, queue)
+            .map(|()| Outcome::Done),
         Op::Accept => {
             let (child, peer) = engine.accept(h)?;
             watched.add(child);

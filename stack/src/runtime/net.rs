@@ -18,7 +18,7 @@ use super::command::{Op, Outcome};
 use super::shared::Shared;
 use super::watch::{ERROR, HANGUP, READABLE, WRITABLE, Wake};
 use crate::errno::Errno;
-use crate::socket::{SocketHandle, TcpSocketOptions};
+use crate::socket::{SharedAcceptQueue, SocketHandle, TcpSocketOptions};
 use crate::tcp::{State, TcpInfo, TcpStats};
 
 /// How long a blocked call sleeps between looks at the readiness board when
@@ -205,8 +205,10 @@ impl TcpSocket {
             .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
     }
 
-    /// `listen(2)` on every core (binding an ephemeral port first if unbound);
-    /// each core's accept queue holds `min(backlog, somaxconn)`.
+    /// `listen(2)` on every core (binding an ephemeral port first if unbound).
+    /// The cores share one count of queued connections, so the backlog bounds
+    /// them all together as Linux's one accept queue does (`min(backlog,
+    /// somaxconn) + 1` connections wait for `accept`, whatever the number of cores).
     pub fn listen(mut self, backlog: i32) -> Result<TcpListener, Errno> {
         // Linux `inet_listen`: EINVAL once `connect` was called.
         if self.connection.is_some() {
@@ -215,8 +217,12 @@ impl TcpSocket {
         if self.bound.is_empty() {
             self.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
         }
+        let queue = SharedAcceptQueue::new();
         for (core, h) in self.bound.iter().enumerate() {
-            expect_done(self.shared.call(core, Some(*h), Op::Listen(backlog))?)?;
+            expect_done(
+                self.shared
+                    .call(core, Some(*h), Op::Listen(backlog, queue.clone()))?,
+            )?;
         }
         let handles = std::mem::take(&mut self.bound);
         Ok(TcpListener {

@@ -215,3 +215,116 @@ fn a_backlog_bounds_the_connections_queued_in_all_engines_together() {
         "every client got in once there was room"
     );
 }
+
+/// A listener whose connections have a small receive buffer, and a client stream
+/// with SO_LINGER `linger` connected to it: (client, accepted).
+fn lingering_pair(
+    server: &surge_stack::runtime::Stack<surge_datapath::PipeDevice>,
+    client: &surge_stack::runtime::Stack<surge_datapath::PipeDevice>,
+    port: u16,
+    linger: Duration,
+) -> (
+    surge_stack::runtime::TcpStream,
+    surge_stack::runtime::TcpStream,
+) {
+    let mut socket = server.tcp_socket();
+    let options = TcpSocketOptions {
+        recv_buffer: RECV_BUFFER,
+        ..*socket.options()
+    };
+    socket.set_options(options).expect("options");
+    socket.bind(addr(port)).expect("bind");
+    let listener = socket.listen(8).expect("listen");
+    let mut socket = client.tcp_socket();
+    let options = TcpSocketOptions {
+        linger: Some(linger),
+        ..*socket.options()
+    };
+    socket.set_options(options).expect("linger");
+    let stream = socket.connect(addr(port)).expect("connect");
+    let (accepted, _) = listener.accept().expect("accept");
+    (stream, accepted)
+}
+
+const RECV_BUFFER: usize = 8 * 1024;
+
+/// Reads until end of stream or an error: the bytes and how it ended.
+fn read_all(stream: &surge_stack::runtime::TcpStream) -> (usize, Result<(), Errno>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut total = 0;
+    loop {
+        match stream.recv(&mut buf) {
+            Ok(0) => return (total, Ok(())),
+            Ok(n) => total += n,
+            Err(e) => return (total, Err(e)),
+        }
+    }
+}
+
+#[test]
+fn so_linger_close_waits_until_the_peer_acknowledged_everything() {
+    const TOTAL: usize = 256 * 1024;
+    let (server, client) = stacks(1);
+    let (stream, accepted) = lingering_pair(&server, &client, 7105, Duration::from_secs(10));
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reader = {
+        let received = std::sync::Arc::clone(&received);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                match accepted.recv(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        received.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            }
+        })
+    };
+    (&stream).write_all(&vec![7u8; TOTAL]).expect("write");
+    stream.close().expect("close");
+    // The FIN was acknowledged, so all data sits at least in the peer's receive
+    // buffer: the reader has had all but that much.
+    let got = received.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        got + RECV_BUFFER >= TOTAL,
+        "close returned with {} bytes not yet acknowledged",
+        TOTAL - got
+    );
+    reader.join().expect("reader");
+    assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), TOTAL);
+}
+
+#[test]
+fn so_linger_close_gives_up_after_the_linger_time_and_the_data_still_goes() {
+    const TOTAL: usize = 64 * 1024;
+    let linger = Duration::from_millis(300);
+    let (server, client) = stacks(1);
+    let (stream, accepted) = lingering_pair(&server, &client, 7106, linger);
+    (&stream).write_all(&vec![7u8; TOTAL]).expect("write");
+    // Nobody reads: the window closes and the FIN cannot be acknowledged.
+    let started = std::time::Instant::now();
+    drop(stream);
+    assert!(
+        started.elapsed() >= linger,
+        "dropping a stream with SO_LINGER waited for its ACK or the linger time"
+    );
+    // The connection went on alone: reading now gets every byte, then the FIN.
+    assert_eq!(read_all(&accepted), (TOTAL, Ok(())));
+}
+
+#[test]
+fn so_linger_zero_resets_and_drops_queued_data() {
+    const TOTAL: usize = 64 * 1024;
+    let (server, client) = stacks(1);
+    let (stream, accepted) = lingering_pair(&server, &client, 7107, Duration::ZERO);
+    (&stream).write_all(&vec![7u8; TOTAL]).expect("write");
+    std::thread::sleep(Duration::from_millis(50));
+    stream.close().expect("close");
+    let (got, end) = read_all(&accepted);
+    assert_eq!(end, Err(Errno::ECONNRESET), "the peer sees a RST");
+    assert!(
+        got <= RECV_BUFFER,
+        "queued data was dropped: {got} bytes arrived"
+    );
+}

@@ -599,7 +599,26 @@ impl<D: Device> Engine<D> {
         }
     }
 
+    /// The first half of a lingering `close` (SO_LINGER > 0, Linux `tcp_close`
+    /// then `sk_stream_wait_close`): the FIN goes after the queued data while the
+    /// caller keeps the handle to wait for its ACK (`tcp_info` leaves FIN-WAIT-1,
+    /// CLOSING or LAST-ACK), then calls [`close`](Self::close). True when there is
+    /// such an ACK to wait for; false when the socket was closed as `close` does
+    /// (no linger or a zero one, unread data, no connection).
+    pub(crate) fn close_lingering(&mut self, handle: SocketHandle) -> Result<bool, Errno> {
+        if let Socket::Tcp(_) = self.core.sockets.get(handle)? {
+            return calls::close_lingering(&mut self.core, handle);
+        }
+        self.close(handle).map(|()| false)
+    }
+
     /// `close(2)`: frees the socket and its port; the handle is `EBADF` afterwards.
+    /// A TCP connection goes on as an orphan until it ends: FIN after the queued
+    /// data, or RST (queued data dropped) when data was left unread or SO_LINGER is
+    /// zero. An in-loop call never blocks, so a non-zero SO_LINGER does not make
+    /// `close` wait for the peer's ACK here (Linux blocks in `close` even on a
+    /// non-blocking socket): the call returns at once and the orphan delivers its
+    /// data as without SO_LINGER. The runtime's `TcpStream::close` waits as Linux.
     pub fn close(&mut self, handle: SocketHandle) -> Result<(), Errno> {
         if let Socket::Tcp(_) = self.core.sockets.get(handle)? {
             return calls::close(&mut self.core, handle);

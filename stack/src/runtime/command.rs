@@ -45,6 +45,8 @@ pub(crate) enum Op {
     ShutdownWrite,
     /// `close(2)`.
     Close,
+    /// The first half of a lingering `close(2)` (SO_LINGER > 0).
+    CloseLingering,
     /// `getsockopt(SO_ERROR)`.
     TakeError,
     /// `getpeername(2)`.
@@ -80,6 +82,8 @@ pub(crate) enum Outcome {
     Datagram(Vec<u8>, usize, SocketAddrV4),
     /// Nothing to return.
     Done,
+    /// A lingering close sent its FIN and waits for the ACK (true), or closed (false).
+    Lingering(bool),
     /// A pending error, if any.
     Error(Option<Errno>),
     /// Socket options.
@@ -219,6 +223,13 @@ fn run<D: Device>(
         Op::Close => {
             watched.remove(h);
             engine.close(h).map(|()| Outcome::Done)
+        }
+        Op::CloseLingering => {
+            let waits = engine.close_lingering(h)?;
+            if !waits {
+                watched.remove(h);
+            }
+            Ok(Outcome::Lingering(waits))
         }
         Op::TakeError => engine.take_error(h).map(Outcome::Error),
         Op::PeerAddr => engine.peer_addr(h).map(Outcome::Addr),

@@ -11,7 +11,7 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant};
 
 use super::command::{Op, Outcome};
@@ -228,6 +228,7 @@ impl TcpSocket {
         Ok(TcpListener {
             shared: Arc::clone(&self.shared),
             handles,
+            linger: self.options.linger,
             local: self.local_addr(),
             mode: Mode::default(),
             next: 0,
@@ -299,6 +300,8 @@ impl TcpSocket {
             core: self.home,
             handle,
             mode: Mode::default(),
+            linger: Mutex::new(self.options.linger),
+            closed: false,
         })
     }
 
@@ -330,6 +333,8 @@ fn expect_done(outcome: Outcome) -> Result<(), Errno> {
 pub struct TcpListener {
     shared: Arc<Shared>,
     handles: Vec<SocketHandle>,
+    /// SO_LINGER, which accepted connections inherit.
+    linger: Option<Duration>,
     local: SocketAddrV4,
     mode: Mode,
     next: usize,
@@ -362,6 +367,8 @@ impl TcpListener {
                                     core,
                                     handle: child,
                                     mode: Mode::default(),
+                                    linger: Mutex::new(self.linger),
+                                    closed: false,
                                 },
                                 peer,
                             ));
@@ -412,6 +419,10 @@ pub struct TcpStream {
     core: usize,
     handle: SocketHandle,
     mode: Mode,
+    /// SO_LINGER as last set (a non-zero one makes `close` and drop wait).
+    linger: Mutex<Option<Duration>>,
+    /// `close` ran: dropping does nothing more.
+    closed: bool,
 }
 
 impl TcpStream {
@@ -514,7 +525,11 @@ impl TcpStream {
 
     /// `setsockopt`: TCP_NODELAY, SO_LINGER, SO_KEEPALIVE, buffers, ...
     pub fn set_options(&self, options: TcpSocketOptions) -> Result<(), Errno> {
-        expect_done(self.call(Op::SetOptions(options))?)
+        expect_done(self.call(Op::SetOptions(options))?)?;
+        if let Ok(mut linger) = self.linger.lock() {
+            *linger = options.linger;
+        }
+        Ok(())
     }
 
     /// `getsockopt`.
@@ -572,17 +587,60 @@ impl TcpStream {
         self.handle
     }
 
-    /// `close(2)` now, reporting the engine's answer (dropping closes too).
+    /// `close(2)` now, reporting the engine's answer (dropping closes too). With
+    /// SO_LINGER > 0 it blocks, as Linux `close` does (whatever the non-blocking
+    /// mode), until the peer acknowledged the data and the FIN or the linger time
+    /// passed; then the connection goes on alone. With SO_LINGER = 0 the peer gets
+    /// a RST and queued data is dropped.
     pub fn close(self) -> Result<(), Errno> {
-        let result = expect_done(self.call(Op::Close)?);
-        std::mem::forget(self);
+        let mut this = self;
+        let result = this.close_now();
+        this.closed = true;
         result
+    }
+
+    fn close_now(&self) -> Result<(), Errno> {
+        let linger = self.linger.lock().map_or(None, |l| *l);
+        let Some(linger) = linger.filter(|d| !d.is_zero()) else {
+            return expect_done(self.call(Op::Close)?);
+        };
+        // Linux `tcp_close` then `sk_stream_wait_close`.
+        match self.call(Op::CloseLingering)? {
+            Outcome::Lingering(true) => {}
+            Outcome::Lingering(false) => return Ok(()),
+            _ => return Err(unexpected()),
+        }
+        let deadline = StdInstant::now() + linger;
+        while StdInstant::now() < deadline {
+            match self.tcp_info().map(|i| i.state) {
+                Ok(State::FinWait1 | State::Closing | State::LastAck) => {}
+                _ => break,
+            }
+            std::thread::sleep(
+                LINGER_CHECK.min(deadline.saturating_duration_since(StdInstant::now())),
+            );
+        }
+        expect_done(self.call(Op::Close)?)
     }
 }
 
+/// How often a lingering close looks whether its FIN was acknowledged.
+const LINGER_CHECK: Duration = Duration::from_millis(2);
+
 impl Drop for TcpStream {
     fn drop(&mut self) {
-        self.shared.post(self.core, Some(self.handle), Op::Close);
+        if self.closed {
+            return;
+        }
+        let lingers = self
+            .linger
+            .lock()
+            .is_ok_and(|l| l.is_some_and(|d| !d.is_zero()));
+        if lingers {
+            let _ = self.close_now();
+        } else {
+            self.shared.post(self.core, Some(self.handle), Op::Close);
+        }
     }
 }
 

@@ -300,7 +300,9 @@ pub(crate) fn close(core: &mut Core, handle: SocketHandle) -> Result<(), Errno> 
         }
         TcpSocketState::Listening(_) => listener::close(core, id),
         TcpSocketState::Connection(tcb) => {
-            if sock.options.linger == Some(Duration::ZERO) {
+            if sock.lingering {
+                // `close_lingering` closed it already: the socket only lets go.
+            } else if sock.options.linger == Some(Duration::ZERO) {
                 tcb.abort();
             } else {
                 tcb.close();
@@ -310,6 +312,35 @@ pub(crate) fn close(core: &mut Core, handle: SocketHandle) -> Result<(), Errno> 
         }
     }
     Ok(())
+}
+
+/// See `Engine::close_lingering`: with SO_LINGER > 0, no unread data and a
+/// connection whose FIN will need an ACK, closes it but leaves the socket to the
+/// caller (true); otherwise `close` (false).
+pub(crate) fn close_lingering(core: &mut Core, handle: SocketHandle) -> Result<bool, Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    let linger = sock.options.linger.is_some_and(|d| !d.is_zero());
+    let id = handle.id();
+    let Some(tcb) = sock.tcb_mut().filter(|t| {
+        linger
+            && t.recv_queue_len() == 0
+            && matches!(t.state(), State::Established | State::CloseWait)
+    }) else {
+        close(core, handle)?;
+        return Ok(false);
+    };
+    tcb.close();
+    let waits = matches!(
+        tcb.state(),
+        State::FinWait1 | State::Closing | State::LastAck
+    );
+    sock.lingering = true;
+    mark(&mut core.tcp.dirty, sock, id);
+    core.queue_ready(id);
+    if !waits {
+        close(core, handle)?;
+    }
+    Ok(waits)
 }
 
 /// Sets socket options (before `bind`/`connect` for those that need it).

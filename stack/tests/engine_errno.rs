@@ -1,6 +1,6 @@
 //! The errnos of the engine's TCP calls on sockets in every state, as Linux 6.18
 //! answers them (the kernel's answers, probed with the same calls on kernel
-//! sockets, are asserted call for call by `table_errno_parity.rs`): SO_ERROR is
+//! sockets, are asserted call for call by `table_errno_parity.rs`, a root test): SO_ERROR is
 //! cleared by reading it, and so is the error `recv`, `send` or a second `connect`
 //! reports; a second `connect` says how a non-blocking one went; `shutdown` on a
 //! socket that is not connected is ENOTCONN.

@@ -196,8 +196,15 @@ fn a_backlog_bounds_the_connections_queued_in_all_engines_together() {
     while let Ok(conn) = listener.accept() {
         accepted.push(conn);
     }
-    // Linux `sk_acceptq_is_full` is `queued > backlog`: backlog + 1, in total.
-    assert_eq!(accepted.len(), BACKLOG + 1, "not backlog + 1 per engine");
+    // Linux `sk_acceptq_is_full` is `queued > backlog`: backlog + 1 queued in
+    // total. This pass's first accept makes room, and a handshake the other engine
+    // completed while the queue filled may take it at once: one more at most (two
+    // engines); without the shared count it would be backlog + 1 per engine (6).
+    assert!(
+        (BACKLOG + 1..=BACKLOG + 2).contains(&accepted.len()),
+        "{} accepted: not backlog + 1 in total",
+        accepted.len()
+    );
     let (_, tcp) = server.stats().expect("stats");
     assert!(tcp.listen_overflows > 0, "the others were dropped: {tcp:?}");
     // Accepting made room: the dropped ones get in by retransmission.

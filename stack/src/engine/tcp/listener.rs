@@ -361,19 +361,29 @@ pub(crate) fn embryo_failed(core: &mut Core, listener: SocketId) {
 /// the accept queue (when the accept queue is full it stays embryonic, and the
 /// next segment tries again).
 pub(crate) fn handshake_done(core: &mut Core, listener: SocketId, id: SocketId) {
-    let moved = match core.sockets.by_id_mut(listener) {
+    let (moved, shared) = match core.sockets.by_id_mut(listener) {
         Some(Socket::Tcp(l)) => match l.listen_state() {
             Some(q) => {
                 let queued = q.push(id);
                 if queued {
                     q.syn_pending = q.syn_pending.saturating_sub(1);
                 }
-                queued
+                (queued, q.shared.is_some())
             }
-            None => false,
+            None => (false, false),
         },
-        _ => false,
+        _ => (false, false),
     };
+    if !moved && shared {
+        // Another engine filled the shared queue between this handshake's check
+        // (`request_input`) and now; the peer sends nothing more, so retry on the
+        // next iteration until an `accept` anywhere makes room (a few children
+        // at most: one check per engine can race).
+        if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
+            mark(&mut core.tcp.dirty, sock, id);
+        }
+        return;
+    }
     if moved {
         if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
             sock.queued_for_accept = true;

@@ -117,9 +117,17 @@ fn connect_accept_echo_and_close_leave_nothing_behind() {
         "accept reports the client's address"
     );
     assert_eq!(net.b.peer_addr(conn), Ok(peer));
+    // Linux `__inet_stream_connect`: the first `connect` after a non-blocking one
+    // completed reports success, the next ones EISCONN.
+    assert_eq!(net.a.connect(client, SocketAddrV4::new(IP_B, PORT)), Ok(()));
     assert_eq!(
         net.a.connect(client, SocketAddrV4::new(IP_B, PORT)),
         Err(Errno::EISCONN)
+    );
+    assert_eq!(
+        net.b.connect(conn, SocketAddrV4::new(IP_B, PORT)),
+        Err(Errno::EISCONN),
+        "an accepted connection is connected"
     );
 
     let data = pattern(256 * 1024, 7);

@@ -45,7 +45,7 @@ pub(crate) fn readiness_of(socket: &Socket) -> Readiness {
             TcpSocketState::Connection(tcb) => Readiness {
                 readable: tcb.is_readable(),
                 writable: tcb.is_writable(),
-                error: tcb.error().is_some(),
+                error: s.pending_error().is_some(),
                 hangup: tcb.state() == State::Closed,
             },
         },

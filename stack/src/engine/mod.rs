@@ -37,7 +37,7 @@ use surge_datapath::{Burst, Device};
 use crate::Errno;
 use crate::iface::IfaceError;
 use crate::neighbor::NeighborCache;
-use crate::socket::{SocketHandle, SocketSet, TcpSocketOptions, UdpSock};
+use crate::socket::{SharedAcceptQueue, SocketHandle, SocketSet, TcpSocketOptions, UdpSock};
 use crate::table::{
     BindConfig, BindOptions, BindTable, ConnTable, ConnTableConfig, EphemeralPorts, ListenTable,
 };
@@ -310,7 +310,21 @@ impl<D: Device> Engine<D> {
     /// `listen(2)`: auto-binds an unbound socket; the accept queue holds
     /// `min(backlog, somaxconn)` connections.
     pub fn listen(&mut self, handle: SocketHandle, backlog: i32) -> Result<(), Errno> {
-        listener::listen(&mut self.core, handle, backlog)
+        listener::listen(&mut self.core, handle, backlog, None)
+    }
+
+    /// `listen(2)` for one engine's part of a socket that listens in several
+    /// engines (the same address bound in each): `queue` is shared by all of them,
+    /// so the backlog bounds the connections queued for `accept` in all engines
+    /// together (`backlog + 1`, as Linux's `sk_acceptq_is_full`); beyond it SYNs
+    /// and handshake-completing ACKs are dropped as on a full Linux accept queue.
+    pub fn listen_shared(
+        &mut self,
+        handle: SocketHandle,
+        backlog: i32,
+        queue: SharedAcceptQueue,
+    ) -> Result<(), Errno> {
+        listener::listen(&mut self.core, handle, backlog, Some(queue))
     }
 
     /// `accept(2)`, non-blocking: a new connection's handle and peer, or EAGAIN.
@@ -585,7 +599,26 @@ impl<D: Device> Engine<D> {
         }
     }
 
+    /// The first half of a lingering `close` (SO_LINGER > 0, Linux `tcp_close`
+    /// then `sk_stream_wait_close`): the FIN goes after the queued data while the
+    /// caller keeps the handle to wait for its ACK (`tcp_info` leaves FIN-WAIT-1,
+    /// CLOSING or LAST-ACK), then calls [`close`](Self::close). True when there is
+    /// such an ACK to wait for; false when the socket was closed as `close` does
+    /// (no linger or a zero one, unread data, no connection).
+    pub(crate) fn close_lingering(&mut self, handle: SocketHandle) -> Result<bool, Errno> {
+        if let Socket::Tcp(_) = self.core.sockets.get(handle)? {
+            return calls::close_lingering(&mut self.core, handle);
+        }
+        self.close(handle).map(|()| false)
+    }
+
     /// `close(2)`: frees the socket and its port; the handle is `EBADF` afterwards.
+    /// A TCP connection goes on as an orphan until it ends: FIN after the queued
+    /// data, or RST (queued data dropped) when data was left unread or SO_LINGER is
+    /// zero. An in-loop call never blocks, so a non-zero SO_LINGER does not make
+    /// `close` wait for the peer's ACK here (Linux blocks in `close` even on a
+    /// non-blocking socket): the call returns at once and the orphan delivers its
+    /// data as without SO_LINGER. The runtime's `TcpStream::close` waits as Linux.
     pub fn close(&mut self, handle: SocketHandle) -> Result<(), Errno> {
         if let Socket::Tcp(_) = self.core.sockets.get(handle)? {
             return calls::close(&mut self.core, handle);

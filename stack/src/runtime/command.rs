@@ -14,7 +14,7 @@ use surge_datapath::Device;
 use super::watch::{Board, Waiters, Watched};
 use crate::Errno;
 use crate::engine::{Engine, EngineStats, TcpEngineStats};
-use crate::socket::{SocketHandle, TcpSocketOptions};
+use crate::socket::{SharedAcceptQueue, SocketHandle, TcpSocketOptions};
 use crate::table::BindOptions;
 use crate::tcp::{TcpInfo, TcpStats};
 
@@ -27,8 +27,8 @@ pub(crate) enum Op {
     UdpSocket,
     /// `bind(2)`.
     Bind(SocketAddrV4, BindOptions),
-    /// `listen(2)`.
-    Listen(i32),
+    /// `listen(2)` with the accept queue count shared by every core's listener.
+    Listen(i32, SharedAcceptQueue),
     /// `accept(2)`, non-blocking.
     Accept,
     /// `connect(2)`, non-blocking (EINPROGRESS for TCP).
@@ -45,6 +45,8 @@ pub(crate) enum Op {
     ShutdownWrite,
     /// `close(2)`.
     Close,
+    /// The first half of a lingering `close(2)` (SO_LINGER > 0).
+    CloseLingering,
     /// `getsockopt(SO_ERROR)`.
     TakeError,
     /// `getpeername(2)`.
@@ -80,6 +82,8 @@ pub(crate) enum Outcome {
     Datagram(Vec<u8>, usize, SocketAddrV4),
     /// Nothing to return.
     Done,
+    /// A lingering close sent its FIN and waits for the ACK (true), or closed (false).
+    Lingering(bool),
     /// A pending error, if any.
     Error(Option<Errno>),
     /// Socket options.
@@ -192,7 +196,9 @@ fn run<D: Device>(
     match op {
         Op::TcpSocket | Op::UdpSocket | Op::Stats => Err(Errno::EINVAL),
         Op::Bind(addr, options) => engine.bind(h, addr, options).map(Outcome::Addr),
-        Op::Listen(backlog) => engine.listen(h, backlog).map(|()| Outcome::Done),
+        Op::Listen(backlog, queue) => engine
+            .listen_shared(h, backlog, queue)
+            .map(|()| Outcome::Done),
         Op::Accept => {
             let (child, peer) = engine.accept(h)?;
             watched.add(child);
@@ -217,6 +223,13 @@ fn run<D: Device>(
         Op::Close => {
             watched.remove(h);
             engine.close(h).map(|()| Outcome::Done)
+        }
+        Op::CloseLingering => {
+            let waits = engine.close_lingering(h)?;
+            if !waits {
+                watched.remove(h);
+            }
+            Ok(Outcome::Lingering(waits))
         }
         Op::TakeError => engine.take_error(h).map(Outcome::Error),
         Op::PeerAddr => engine.peer_addr(h).map(Outcome::Addr),

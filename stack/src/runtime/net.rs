@@ -11,14 +11,14 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant};
 
 use super::command::{Op, Outcome};
 use super::shared::Shared;
 use super::watch::{ERROR, HANGUP, READABLE, WRITABLE, Wake};
 use crate::errno::Errno;
-use crate::socket::{SocketHandle, TcpSocketOptions};
+use crate::socket::{SharedAcceptQueue, SocketHandle, TcpSocketOptions};
 use crate::tcp::{State, TcpInfo, TcpStats};
 
 /// How long a blocked call sleeps between looks at the readiness board when
@@ -99,6 +99,8 @@ pub struct TcpSocket {
     /// One socket per core once bound (index = core), empty before.
     bound: Vec<SocketHandle>,
     local: Option<SocketAddrV4>,
+    /// The home core's socket once `connect_nonblocking` was called.
+    connection: Option<SocketHandle>,
 }
 
 impl TcpSocket {
@@ -110,6 +112,7 @@ impl TcpSocket {
             options: TcpSocketOptions::default(),
             bound: Vec::new(),
             local: None,
+            connection: None,
         }
     }
 
@@ -118,6 +121,12 @@ impl TcpSocket {
     pub fn set_options(&mut self, options: TcpSocketOptions) -> Result<(), Errno> {
         for (core, h) in self.bound.iter().enumerate() {
             expect_done(self.shared.call(core, Some(*h), Op::SetOptions(options))?)?;
+        }
+        if let Some(h) = self.connection {
+            expect_done(
+                self.shared
+                    .call(self.home, Some(h), Op::SetOptions(options))?,
+            )?;
         }
         self.options = options;
         Ok(())
@@ -138,7 +147,7 @@ impl TcpSocket {
     /// and returns the errno (EADDRINUSE, EADDRNOTAVAIL, EACCES, EINVAL when
     /// already bound).
     pub fn bind(&mut self, addr: SocketAddrV4) -> Result<SocketAddrV4, Errno> {
-        if !self.bound.is_empty() {
+        if !self.bound.is_empty() || self.connection.is_some() {
             return Err(Errno::EINVAL);
         }
         let cores = self.shared.cores();
@@ -196,19 +205,30 @@ impl TcpSocket {
             .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
     }
 
-    /// `listen(2)` on every core (binding an ephemeral port first if unbound);
-    /// each core's accept queue holds `min(backlog, somaxconn)`.
+    /// `listen(2)` on every core (binding an ephemeral port first if unbound).
+    /// The cores share one count of queued connections, so the backlog bounds
+    /// them all together as Linux's one accept queue does (`min(backlog,
+    /// somaxconn) + 1` connections wait for `accept`, whatever the number of cores).
     pub fn listen(mut self, backlog: i32) -> Result<TcpListener, Errno> {
+        // Linux `inet_listen`: EINVAL once `connect` was called.
+        if self.connection.is_some() {
+            return Err(Errno::EINVAL);
+        }
         if self.bound.is_empty() {
             self.bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
         }
+        let queue = SharedAcceptQueue::new();
         for (core, h) in self.bound.iter().enumerate() {
-            expect_done(self.shared.call(core, Some(*h), Op::Listen(backlog))?)?;
+            expect_done(
+                self.shared
+                    .call(core, Some(*h), Op::Listen(backlog, queue.clone()))?,
+            )?;
         }
         let handles = std::mem::take(&mut self.bound);
         Ok(TcpListener {
             shared: Arc::clone(&self.shared),
             handles,
+            linger: self.options.linger,
             local: self.local_addr(),
             mode: Mode::default(),
             next: 0,
@@ -217,40 +237,76 @@ impl TcpSocket {
 
     /// `connect(2)`, blocking: returns the stream once established, or why not
     /// (ECONNREFUSED, ETIMEDOUT, ENETUNREACH, ...).
-    pub fn connect(self, addr: SocketAddrV4) -> Result<TcpStream, Errno> {
-        let stream = self.connect_nonblocking(addr)?;
+    pub fn connect(mut self, addr: SocketAddrV4) -> Result<TcpStream, Errno> {
+        match self.connect_nonblocking(addr) {
+            Ok(()) | Err(Errno::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let stream = self.into_stream()?;
         stream.wait_connected(None)?;
         Ok(stream)
     }
 
-    /// `connect(2)` on a non-blocking socket: the handshake is under way when
-    /// this returns (EINPROGRESS is not an error here); the stream turns writable
-    /// when it completes, or [`TcpStream::take_error`] says why it failed.
-    pub fn connect_nonblocking(mut self, addr: SocketAddrV4) -> Result<TcpStream, Errno> {
+    /// `connect(2)` on a non-blocking socket, as Linux answers it: the first call
+    /// starts the handshake and returns `EINPROGRESS`; the socket then turns
+    /// writable (see [`Source`](super::Source)) when the handshake ends, and
+    /// [`take_error`](Self::take_error) says why it failed. A second call reports
+    /// the outcome: `EALREADY` while it runs, `Ok` once established (then
+    /// `EISCONN`), or the error that ended it (ECONNREFUSED, ... or ECONNABORTED
+    /// when already read), after which the next call starts afresh. A socket
+    /// bound on every core keeps its home core's binding only.
+    /// [`into_stream`](Self::into_stream) turns it into a [`TcpStream`].
+    pub fn connect_nonblocking(&mut self, addr: SocketAddrV4) -> Result<(), Errno> {
         let home = self.home;
-        let h = if self.bound.is_empty() {
-            self.socket_on(home)?
-        } else {
-            // Only the home core keeps the reservation; the others let go.
-            for (core, h) in self.bound.iter().enumerate() {
-                if core != home {
-                    self.shared.post(core, Some(*h), Op::Close);
+        let h = match self.connection {
+            Some(h) => h,
+            None if self.bound.is_empty() => self.socket_on(home)?,
+            None => {
+                // Only the home core keeps the reservation; the others let go.
+                for (core, h) in self.bound.iter().enumerate() {
+                    if core != home {
+                        self.shared.post(core, Some(*h), Op::Close);
+                    }
                 }
+                let h = self.bound[home];
+                self.bound.clear();
+                h
             }
-            let h = self.bound[home];
-            self.bound.clear();
-            h
         };
-        let stream = TcpStream {
-            shared: Arc::clone(&self.shared),
-            core: home,
-            handle: h,
-            mode: Mode::default(),
+        self.connection = Some(h);
+        self.shared
+            .call(home, Some(h), Op::Connect(addr))
+            .and_then(expect_done)
+    }
+
+    /// `getsockopt(SO_ERROR)`: the pending error of the connection `connect`
+    /// started, cleared by reading it (`None` before any `connect`).
+    pub fn take_error(&self) -> Result<Option<Errno>, Errno> {
+        let Some(h) = self.connection else {
+            return Ok(None);
         };
-        match self.shared.call(home, Some(h), Op::Connect(addr)) {
-            Ok(_) | Err(Errno::EINPROGRESS) => Ok(stream),
-            Err(e) => Err(e),
+        match self.shared.call(self.home, Some(h), Op::TakeError)? {
+            Outcome::Error(e) => Ok(e),
+            _ => Err(unexpected()),
         }
+    }
+
+    /// The stream of the connection `connect_nonblocking` started, whether or not
+    /// its handshake is over (ENOTCONN before any `connect`).
+    pub fn into_stream(mut self) -> Result<TcpStream, Errno> {
+        let handle = self.connection.take().ok_or(Errno::ENOTCONN)?;
+        Ok(TcpStream {
+            shared: Arc::clone(&self.shared),
+            core: self.home,
+            handle,
+            mode: Mode::default(),
+            linger: Mutex::new(self.options.linger),
+            closed: false,
+        })
+    }
+
+    pub(crate) fn connection(&self) -> Option<SocketHandle> {
+        self.connection
     }
 }
 
@@ -258,6 +314,9 @@ impl Drop for TcpSocket {
     fn drop(&mut self) {
         for (core, h) in self.bound.iter().enumerate() {
             self.shared.post(core, Some(*h), Op::Close);
+        }
+        if let Some(h) = self.connection {
+            self.shared.post(self.home, Some(h), Op::Close);
         }
     }
 }
@@ -274,6 +333,8 @@ fn expect_done(outcome: Outcome) -> Result<(), Errno> {
 pub struct TcpListener {
     shared: Arc<Shared>,
     handles: Vec<SocketHandle>,
+    /// SO_LINGER, which accepted connections inherit.
+    linger: Option<Duration>,
     local: SocketAddrV4,
     mode: Mode,
     next: usize,
@@ -306,6 +367,8 @@ impl TcpListener {
                                     core,
                                     handle: child,
                                     mode: Mode::default(),
+                                    linger: Mutex::new(self.linger),
+                                    closed: false,
                                 },
                                 peer,
                             ));
@@ -356,6 +419,10 @@ pub struct TcpStream {
     core: usize,
     handle: SocketHandle,
     mode: Mode,
+    /// SO_LINGER as last set (a non-zero one makes `close` and drop wait).
+    linger: Mutex<Option<Duration>>,
+    /// `close` ran: dropping does nothing more.
+    closed: bool,
 }
 
 impl TcpStream {
@@ -458,7 +525,11 @@ impl TcpStream {
 
     /// `setsockopt`: TCP_NODELAY, SO_LINGER, SO_KEEPALIVE, buffers, ...
     pub fn set_options(&self, options: TcpSocketOptions) -> Result<(), Errno> {
-        expect_done(self.call(Op::SetOptions(options))?)
+        expect_done(self.call(Op::SetOptions(options))?)?;
+        if let Ok(mut linger) = self.linger.lock() {
+            *linger = options.linger;
+        }
+        Ok(())
     }
 
     /// `getsockopt`.
@@ -516,17 +587,60 @@ impl TcpStream {
         self.handle
     }
 
-    /// `close(2)` now, reporting the engine's answer (dropping closes too).
+    /// `close(2)` now, reporting the engine's answer (dropping closes too). With
+    /// SO_LINGER > 0 it blocks, as Linux `close` does (whatever the non-blocking
+    /// mode), until the peer acknowledged the data and the FIN or the linger time
+    /// passed; then the connection goes on alone. With SO_LINGER = 0 the peer gets
+    /// a RST and queued data is dropped.
     pub fn close(self) -> Result<(), Errno> {
-        let result = expect_done(self.call(Op::Close)?);
-        std::mem::forget(self);
+        let mut this = self;
+        let result = this.close_now();
+        this.closed = true;
         result
+    }
+
+    fn close_now(&self) -> Result<(), Errno> {
+        let linger = self.linger.lock().map_or(None, |l| *l);
+        let Some(linger) = linger.filter(|d| !d.is_zero()) else {
+            return expect_done(self.call(Op::Close)?);
+        };
+        // Linux `tcp_close` then `sk_stream_wait_close`.
+        match self.call(Op::CloseLingering)? {
+            Outcome::Lingering(true) => {}
+            Outcome::Lingering(false) => return Ok(()),
+            _ => return Err(unexpected()),
+        }
+        let deadline = StdInstant::now() + linger;
+        while StdInstant::now() < deadline {
+            match self.tcp_info().map(|i| i.state) {
+                Ok(State::FinWait1 | State::Closing | State::LastAck) => {}
+                _ => break,
+            }
+            std::thread::sleep(
+                LINGER_CHECK.min(deadline.saturating_duration_since(StdInstant::now())),
+            );
+        }
+        expect_done(self.call(Op::Close)?)
     }
 }
 
+/// How often a lingering close looks whether its FIN was acknowledged.
+const LINGER_CHECK: Duration = Duration::from_millis(2);
+
 impl Drop for TcpStream {
     fn drop(&mut self) {
-        self.shared.post(self.core, Some(self.handle), Op::Close);
+        if self.closed {
+            return;
+        }
+        let lingers = self
+            .linger
+            .lock()
+            .is_ok_and(|l| l.is_some_and(|d| !d.is_zero()));
+        if lingers {
+            let _ = self.close_now();
+        } else {
+            self.shared.post(self.core, Some(self.handle), Op::Close);
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant};
 
-use super::net::{TcpListener, TcpStream, UdpSocket};
+use super::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use super::shared::Shared;
 use super::watch::{ERROR, HANGUP, Inbox, READABLE, WRITABLE, Wake};
 use crate::errno::Errno;
@@ -71,6 +71,14 @@ pub trait Source {
 impl Source for TcpStream {
     fn handles(&self) -> Vec<SocketHandle> {
         vec![self.handle()]
+    }
+}
+
+/// A socket after `connect_nonblocking`: writable when the handshake ends (nothing
+/// to watch before `connect`).
+impl Source for TcpSocket {
+    fn handles(&self) -> Vec<SocketHandle> {
+        self.connection().into_iter().collect()
     }
 }
 

@@ -7,5 +7,5 @@ pub mod udp;
 
 pub use readiness::{Readiness, ReadyMark};
 pub use set::{SocketHandle, SocketSet};
-pub use tcp::{ListenState, TcpSock, TcpSocketOptions, TcpSocketState};
+pub use tcp::{ListenState, SharedAcceptQueue, TcpSock, TcpSocketOptions, TcpSocketState};
 pub use udp::{UdpSock, UdpStats};

@@ -4,10 +4,12 @@
 use core::net::SocketAddrV4;
 use core::time::Duration;
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::ReadyMark;
 use crate::table::{BindOptions, SocketId};
-use crate::tcp::{KeepaliveConfig, Tcb};
+use crate::tcp::{KeepaliveConfig, Tcb, TcpError};
 use crate::time::Instant;
 use crate::timer::TimerHandle;
 
@@ -30,10 +32,53 @@ pub struct TcpSocketOptions {
     pub user_timeout: Option<Duration>,
 }
 
+/// The number of connections waiting for `accept` in every engine that serves one
+/// listening socket (the runtime's listener has a listener in each engine): with
+/// it, a backlog of N bounds the connections queued in all engines together, as
+/// Linux's one accept queue does, not N in each. Clones share the count.
+#[derive(Debug, Clone, Default)]
+pub struct SharedAcceptQueue(Arc<AtomicU32>);
+
+impl SharedAcceptQueue {
+    /// A count at zero, to hand to each engine's `listen`.
+    pub fn new() -> Self {
+        SharedAcceptQueue::default()
+    }
+
+    /// Connections queued for `accept` in all engines.
+    pub fn len(&self) -> u32 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// True when nothing is queued anywhere.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes a place unless the queue is full (Linux `sk_acceptq_is_full`:
+    /// `queued > backlog`); one atomic step, so engines never overshoot together.
+    fn try_add(&self, backlog: u32) -> bool {
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q <= backlog).then_some(q + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives `n` places back.
+    fn remove(&self, n: u32) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                Some(q.saturating_sub(n))
+            });
+    }
+}
+
 /// A listening socket's queues (Linux `inet_connection_sock`'s request and accept queues).
 #[derive(Debug, Default)]
 pub struct ListenState {
-    /// Connections accepted by the handshake, waiting for `accept`.
+    /// Connections accepted by the handshake, waiting for `accept` (in this engine).
     pub accept_queue: VecDeque<SocketId>,
     /// Embryonic connections (SYN-RECEIVED) owned by this listener.
     pub syn_pending: u32,
@@ -41,6 +86,53 @@ pub struct ListenState {
     pub accept_backlog: u32,
     /// SYN queue limit.
     pub syn_backlog: u32,
+    /// The count shared with the other engines' listeners of the same socket, if any.
+    pub shared: Option<SharedAcceptQueue>,
+}
+
+impl ListenState {
+    /// Connections queued for `accept`: in every engine when the count is shared.
+    pub fn queued(&self) -> u64 {
+        match &self.shared {
+            Some(shared) => u64::from(shared.len()),
+            None => self.accept_queue.len() as u64,
+        }
+    }
+
+    /// The accept queue is full (Linux `sk_acceptq_is_full`: `queued > backlog`).
+    pub fn is_full(&self) -> bool {
+        self.queued() > u64::from(self.accept_backlog)
+    }
+
+    /// Queues a connection whose handshake is done; false (nothing queued) when full.
+    pub fn push(&mut self, id: SocketId) -> bool {
+        let room = match &self.shared {
+            Some(shared) => shared.try_add(self.accept_backlog),
+            None => !self.is_full(),
+        };
+        if room {
+            self.accept_queue.push_back(id);
+        }
+        room
+    }
+
+    /// The oldest queued connection, for `accept`.
+    pub fn pop(&mut self) -> Option<SocketId> {
+        let id = self.accept_queue.pop_front()?;
+        if let Some(shared) = &self.shared {
+            shared.remove(1);
+        }
+        Some(id)
+    }
+
+    /// Empties the queue (the listener closes).
+    pub fn drain(&mut self) -> Vec<SocketId> {
+        let all: Vec<SocketId> = self.accept_queue.drain(..).collect();
+        if let Some(shared) = &self.shared {
+            shared.remove(u32::try_from(all.len()).unwrap_or(u32::MAX));
+        }
+        all
+    }
 }
 
 /// What a TCP socket is.
@@ -79,6 +171,14 @@ pub struct TcpSock {
     pub hashed: bool,
     /// Its place in the engine's ready list (events).
     pub ready: ReadyMark,
+    /// The connection's error was reported once (by `SO_ERROR`, `recv`, `send` or
+    /// `connect`): Linux clears `sk_err` when it reads it, and so do we.
+    pub error_reported: bool,
+    /// `connect` started and its outcome was not yet reported by a second `connect`
+    /// (Linux `SS_CONNECTING`).
+    pub connecting: bool,
+    /// A lingering `close` (SO_LINGER > 0) sent the FIN; the final `close` only orphans it.
+    pub lingering: bool,
 }
 
 impl TcpSock {
@@ -95,7 +195,25 @@ impl TcpSock {
             timer: None,
             hashed: false,
             ready: ReadyMark::default(),
+            error_reported: false,
+            connecting: false,
+            lingering: false,
         }
+    }
+
+    /// The connection's error not yet reported (Linux `sk_err`).
+    pub fn pending_error(&self) -> Option<TcpError> {
+        match self.error_reported {
+            true => None,
+            false => self.tcb().and_then(Tcb::error),
+        }
+    }
+
+    /// The pending error, cleared by reading it (Linux `sock_error`).
+    pub fn take_error(&mut self) -> Option<TcpError> {
+        let error = self.pending_error();
+        self.error_reported |= error.is_some();
+        error
     }
 
     /// The connection, if this socket has one.
@@ -126,5 +244,52 @@ impl TcpSock {
 impl Default for TcpSock {
     fn default() -> Self {
         TcpSock::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listen_state(backlog: u32, shared: &SharedAcceptQueue) -> ListenState {
+        ListenState {
+            accept_backlog: backlog,
+            shared: Some(shared.clone()),
+            ..ListenState::default()
+        }
+    }
+
+    #[test]
+    fn a_shared_backlog_bounds_every_engine_together() {
+        let shared = SharedAcceptQueue::new();
+        let mut a = listen_state(2, &shared);
+        let mut b = listen_state(2, &shared);
+        // Linux `sk_acceptq_is_full` is `queued > backlog`: backlog + 1 fit.
+        assert!(a.push(SocketId(1)));
+        assert!(b.push(SocketId(2)));
+        assert!(a.push(SocketId(3)));
+        assert!(a.is_full() && b.is_full());
+        assert!(!b.push(SocketId(4)), "full across both");
+        assert_eq!(b.accept_queue.len(), 1);
+        assert_eq!(a.pop(), Some(SocketId(1)));
+        assert!(!b.is_full());
+        assert!(b.push(SocketId(5)));
+        assert_eq!(a.drain().len(), 1);
+        assert_eq!(shared.len(), 2);
+        assert_eq!(b.pop(), Some(SocketId(2)));
+        assert_eq!(b.pop(), Some(SocketId(5)));
+        assert_eq!(b.pop(), None);
+        assert!(shared.is_empty());
+    }
+
+    #[test]
+    fn an_unshared_backlog_counts_its_own_queue() {
+        let mut q = ListenState {
+            accept_backlog: 1,
+            ..ListenState::default()
+        };
+        assert!(q.push(SocketId(1)) && q.push(SocketId(2)));
+        assert!(!q.push(SocketId(3)));
+        assert_eq!(q.queued(), 2);
     }
 }

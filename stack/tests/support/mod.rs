@@ -2,6 +2,8 @@
 //! datapath's in-memory `PipeDevice`, driven by a virtual clock.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod runtime;
+
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 

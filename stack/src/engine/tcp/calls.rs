@@ -3,9 +3,10 @@
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
-use super::{config_for, errno_of, listener, tcp_sock};
+use super::{config_for, errno_of, listener, tcp_sock, teardown};
 use crate::engine::state::{Core, Socket, mark};
 use crate::socket::{SocketHandle, TcpSock, TcpSocketOptions, TcpSocketState};
+use crate::table::SocketId;
 use crate::tcp::{self, State, Tcb};
 use crate::time::Instant;
 use crate::{Errno, FourTuple};
@@ -48,15 +49,27 @@ pub(crate) fn connect(
     now: Instant,
 ) -> Result<(), Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
-    match &sock.state {
-        TcpSocketState::Listening(_) => return Err(Errno::EISCONN),
-        TcpSocketState::Connection(tcb) => {
-            return Err(match tcb.state() {
-                State::SynSent | State::SynReceived => Errno::EALREADY,
-                _ => Errno::EISCONN,
-            });
+    // Linux `__inet_stream_connect`: a second `connect` reports how the first went.
+    let state = sock.tcb().map(Tcb::state);
+    match (&sock.state, state) {
+        (TcpSocketState::Listening(_), _) => return Err(Errno::EISCONN),
+        (TcpSocketState::Connection(_), _) if !sock.connecting => return Err(Errno::EISCONN),
+        (TcpSocketState::Connection(_), Some(State::SynSent | State::SynReceived)) => {
+            return Err(Errno::EALREADY);
         }
-        TcpSocketState::Closed => {}
+        // It failed: its error (or ECONNABORTED once read), and the socket is
+        // unconnected again (a third `connect` starts afresh).
+        (TcpSocketState::Connection(_), Some(State::Closed)) => {
+            let error = sock.take_error().map_or(Errno::ECONNABORTED, errno_of);
+            disconnect(core, handle.id());
+            return Err(error);
+        }
+        // It completed: this call says so, the next one says EISCONN.
+        (TcpSocketState::Connection(_), _) => {
+            sock.connecting = false;
+            return Ok(());
+        }
+        (TcpSocketState::Closed, _) => {}
     }
     if remote.port() == 0
         || remote.ip().is_unspecified()
@@ -139,23 +152,39 @@ pub(crate) fn connect(
     sock.local = Some(local);
     sock.state = TcpSocketState::Connection(Box::new(tcb));
     sock.hashed = true;
+    sock.connecting = true;
+    sock.error_reported = false;
     mark(&mut core.tcp.dirty, sock, id);
     core.queue_ready(id);
     core.tcp_stats.active_opens += 1;
     Err(Errno::EINPROGRESS)
 }
 
-fn with_tcb<R>(
+/// A failed connection's socket becomes unconnected again (Linux `tcp_disconnect`
+/// after a failed connect): out of the tables, still bound if the user bound it.
+fn disconnect(core: &mut Core, id: SocketId) {
+    teardown::unhash(core, id);
+    let local = core.tcp.binds.local_addr(id);
+    if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
+        sock.state = TcpSocketState::Closed;
+        sock.local = local;
+        sock.connecting = false;
+        sock.error_reported = false;
+    }
+    core.queue_ready(id);
+}
+
+/// Runs a call on a connected socket, then marks it for output and events.
+fn with_sock<R>(
     core: &mut Core,
     handle: SocketHandle,
-    f: impl FnOnce(&mut Tcb) -> Result<R, Errno>,
+    f: impl FnOnce(&mut TcpSock) -> Result<R, Errno>,
 ) -> Result<R, Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
-    let result = match &mut sock.state {
-        TcpSocketState::Connection(tcb) => f(tcb),
-        TcpSocketState::Listening(_) | TcpSocketState::Closed => Err(Errno::ENOTCONN),
-    };
-    mark(&mut core.tcp.dirty, sock, handle.id());
+    let result = f(sock);
+    if sock.tcb().is_some() {
+        mark(&mut core.tcp.dirty, sock, handle.id());
+    }
     core.queue_ready(handle.id());
     result
 }
@@ -170,9 +199,18 @@ pub(crate) fn send(core: &mut Core, handle: SocketHandle, data: &[u8]) -> Result
     ) {
         return Err(Errno::EPIPE);
     }
-    let result = with_tcb(core, handle, |tcb| match tcb.state() {
-        State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
-        _ => tcb.send(data).map_err(errno_of),
+    let result = with_sock(core, handle, |sock| {
+        // Linux `sk_stream_wait_connect` / `sk_stream_error`: a pending error is
+        // reported (and cleared) first; a closed connection then says EPIPE.
+        if let Some(error) = sock.take_error() {
+            return Err(errno_of(error));
+        }
+        let tcb = sock.tcb_mut().ok_or(Errno::EPIPE)?;
+        match tcb.state() {
+            State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
+            State::Closed => Err(Errno::EPIPE),
+            _ => tcb.send(data).map_err(errno_of),
+        }
     });
     if result != Err(Errno::EBADF) {
         core.called(handle.id(), false, true);
@@ -182,9 +220,30 @@ pub(crate) fn send(core: &mut Core, handle: SocketHandle, data: &[u8]) -> Result
 
 /// `recv(2)`, non-blocking: bytes read, 0 at end of stream, or EAGAIN.
 pub(crate) fn recv(core: &mut Core, handle: SocketHandle, buf: &mut [u8]) -> Result<usize, Errno> {
-    let result = with_tcb(core, handle, |tcb| match tcb.state() {
-        State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
-        _ => tcb.recv(buf).map_err(errno_of),
+    let result = with_sock(core, handle, |sock| {
+        let TcpSock {
+            state: TcpSocketState::Connection(tcb),
+            error_reported,
+            ..
+        } = sock
+        else {
+            return Err(Errno::ENOTCONN);
+        };
+        match tcb.state() {
+            State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
+            _ => match tcb.recv(buf) {
+                // Linux `tcp_recvmsg`: the error that closed the connection is
+                // reported once; then it reads as the end of the stream.
+                Err(e) if tcb.error() == Some(e) => match *error_reported {
+                    true => Ok(0),
+                    false => {
+                        *error_reported = true;
+                        Err(errno_of(e))
+                    }
+                },
+                other => other.map_err(errno_of),
+            },
+        }
     });
     if result != Err(Errno::EBADF) {
         core.called(handle.id(), true, false);
@@ -192,18 +251,29 @@ pub(crate) fn recv(core: &mut Core, handle: SocketHandle, buf: &mut [u8]) -> Res
     result
 }
 
-/// `shutdown(SHUT_WR)`: FIN after the queued data.
+/// `shutdown(SHUT_WR)`: FIN after the queued data. As Linux `inet_shutdown`:
+/// ENOTCONN on a socket never connected or whose connection is closed, nothing
+/// at all on a listener.
 pub(crate) fn shutdown_write(core: &mut Core, handle: SocketHandle) -> Result<(), Errno> {
-    with_tcb(core, handle, |tcb| {
-        tcb.shutdown_write();
-        Ok(())
+    with_sock(core, handle, |sock| match &mut sock.state {
+        TcpSocketState::Listening(_) => Ok(()),
+        TcpSocketState::Connection(tcb) if tcb.state() != State::Closed => {
+            tcb.shutdown_write();
+            Ok(())
+        }
+        TcpSocketState::Connection(_) | TcpSocketState::Closed => Err(Errno::ENOTCONN),
     })
 }
 
-/// `getsockopt(SO_ERROR)`: the pending error, cleared by reading it.
+/// `getsockopt(SO_ERROR)`: the pending error, cleared by reading it (Linux
+/// `sock_error`): a second call says `None`.
 pub(crate) fn take_error(core: &mut Core, handle: SocketHandle) -> Result<Option<Errno>, Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
-    Ok(sock.tcb().and_then(|t| t.error()).map(errno_of))
+    let error = sock.take_error().map(errno_of);
+    if error.is_some() {
+        core.queue_ready(handle.id());
+    }
+    Ok(error)
 }
 
 /// `getpeername(2)`.
@@ -230,7 +300,9 @@ pub(crate) fn close(core: &mut Core, handle: SocketHandle) -> Result<(), Errno> 
         }
         TcpSocketState::Listening(_) => listener::close(core, id),
         TcpSocketState::Connection(tcb) => {
-            if sock.options.linger == Some(Duration::ZERO) {
+            if sock.lingering {
+                // `close_lingering` closed it already: the socket only lets go.
+            } else if sock.options.linger == Some(Duration::ZERO) {
                 tcb.abort();
             } else {
                 tcb.close();
@@ -240,6 +312,35 @@ pub(crate) fn close(core: &mut Core, handle: SocketHandle) -> Result<(), Errno> 
         }
     }
     Ok(())
+}
+
+/// See `Engine::close_lingering`: with SO_LINGER > 0, no unread data and a
+/// connection whose FIN will need an ACK, closes it but leaves the socket to the
+/// caller (true); otherwise `close` (false).
+pub(crate) fn close_lingering(core: &mut Core, handle: SocketHandle) -> Result<bool, Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    let linger = sock.options.linger.is_some_and(|d| !d.is_zero());
+    let id = handle.id();
+    let Some(tcb) = sock.tcb_mut().filter(|t| {
+        linger
+            && t.recv_queue_len() == 0
+            && matches!(t.state(), State::Established | State::CloseWait)
+    }) else {
+        close(core, handle)?;
+        return Ok(false);
+    };
+    tcb.close();
+    let waits = matches!(
+        tcb.state(),
+        State::FinWait1 | State::Closing | State::LastAck
+    );
+    sock.lingering = true;
+    mark(&mut core.tcp.dirty, sock, id);
+    core.queue_ready(id);
+    if !waits {
+        close(core, handle)?;
+    }
+    Ok(waits)
 }
 
 /// Sets socket options (before `bind`/`connect` for those that need it).

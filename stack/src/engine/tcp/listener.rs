@@ -6,7 +6,9 @@ use core::net::SocketAddrV4;
 use super::{config_for, tcp_sock};
 use crate::engine::state::{Core, Socket, mark};
 use crate::engine::stats::DropReason;
-use crate::socket::{ListenState, SocketHandle, TcpSock, TcpSocketOptions, TcpSocketState};
+use crate::socket::{
+    ListenState, SharedAcceptQueue, SocketHandle, TcpSock, TcpSocketOptions, TcpSocketState,
+};
 use crate::table::SocketId;
 use crate::tcp::syn_cookie::cookie_timestamp;
 use crate::tcp::{
@@ -24,9 +26,9 @@ fn listener_of(core: &mut Core, listener: SocketId) -> Option<(TcpSocketOptions,
     };
     let options = parent.options;
     let q = parent.listen_state()?;
-    // Linux `sk_acceptq_is_full`: "full" is `queued > backlog`.
-    let accept_full = q.accept_queue.len() as u64 > u64::from(q.accept_backlog);
-    Some((options, q.syn_backlog, accept_full))
+    // Linux `sk_acceptq_is_full`: "full" is `queued > backlog` (in every engine
+    // together when the listener is shared).
+    Some((options, q.syn_backlog, q.is_full()))
 }
 
 /// The TCP configuration of `listener`'s children (the engine's default when it is gone).
@@ -259,7 +261,14 @@ fn establish(
 
 /// `listen(2)`: auto-binds an unbound socket; backlog = min(backlog, somaxconn).
 /// A second `listen` updates the backlog. EINVAL on a connected socket.
-pub(crate) fn listen(core: &mut Core, handle: SocketHandle, backlog: i32) -> Result<(), Errno> {
+/// With `shared`, the accept queue's count is shared with other engines' listeners
+/// of the same socket (see [`SharedAcceptQueue`]).
+pub(crate) fn listen(
+    core: &mut Core,
+    handle: SocketHandle,
+    backlog: i32,
+    shared: Option<SharedAcceptQueue>,
+) -> Result<(), Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
     let options = sock.options.bind;
     match sock.state {
@@ -289,6 +298,7 @@ pub(crate) fn listen(core: &mut Core, handle: SocketHandle, backlog: i32) -> Res
     let queues = ListenState {
         accept_backlog: listener.accept_backlog,
         syn_backlog: listener.syn_backlog,
+        shared,
         ..ListenState::default()
     };
     let sock = tcp_sock(&mut core.sockets, handle)?;
@@ -323,7 +333,7 @@ fn take_accepted(
 ) -> Result<(SocketHandle, SocketAddrV4), Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
     let q = sock.listen_state().ok_or(Errno::EINVAL)?;
-    let id = q.accept_queue.pop_front().ok_or(Errno::EAGAIN)?;
+    let id = q.pop().ok_or(Errno::EAGAIN)?;
     let child = core.sockets.handle_of(id).ok_or(Errno::ECONNABORTED)?;
     let Some(Socket::Tcp(c)) = core.sockets.by_id_mut(id) else {
         return Err(Errno::ECONNABORTED);
@@ -351,17 +361,29 @@ pub(crate) fn embryo_failed(core: &mut Core, listener: SocketId) {
 /// the accept queue (when the accept queue is full it stays embryonic, and the
 /// next segment tries again).
 pub(crate) fn handshake_done(core: &mut Core, listener: SocketId, id: SocketId) {
-    let moved = match core.sockets.by_id_mut(listener) {
+    let (moved, shared) = match core.sockets.by_id_mut(listener) {
         Some(Socket::Tcp(l)) => match l.listen_state() {
-            Some(q) if q.accept_queue.len() as u64 <= u64::from(q.accept_backlog) => {
-                q.accept_queue.push_back(id);
-                q.syn_pending = q.syn_pending.saturating_sub(1);
-                true
+            Some(q) => {
+                let queued = q.push(id);
+                if queued {
+                    q.syn_pending = q.syn_pending.saturating_sub(1);
+                }
+                (queued, q.shared.is_some())
             }
-            _ => false,
+            None => (false, false),
         },
-        _ => false,
+        _ => (false, false),
     };
+    if !moved && shared {
+        // Another engine filled the shared queue between this handshake's check
+        // (`request_input`) and now; the peer sends nothing more, so retry on the
+        // next iteration until an `accept` anywhere makes room (a few children
+        // at most: one check per engine can race).
+        if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
+            mark(&mut core.tcp.dirty, sock, id);
+        }
+        return;
+    }
     if moved {
         if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
             sock.queued_for_accept = true;
@@ -376,7 +398,7 @@ pub(crate) fn close(core: &mut Core, id: SocketId) {
     let children: Vec<SocketId> = match core.sockets.by_id_mut(id) {
         Some(Socket::Tcp(sock)) => sock
             .listen_state()
-            .map(|q| q.accept_queue.drain(..).collect())
+            .map(ListenState::drain)
             .unwrap_or_default(),
         _ => return,
     };

@@ -6,10 +6,15 @@
 //! It lives here because `datapath/` is where surge's `unsafe` is allowed; a test binary
 //! installs it without any `unsafe` of its own:
 //!
-//! ```ignore
+//! ```
 //! #[global_allocator]
 //! static ALLOCATOR: surge_datapath::alloc_count::CountingAllocator =
 //!     surge_datapath::alloc_count::CountingAllocator;
+//!
+//! let before = surge_datapath::alloc_count::live_bytes();
+//! let block = vec![1u8; 1 << 20];
+//! assert!(surge_datapath::alloc_count::live_bytes() >= before + (1 << 20) as isize);
+//! drop(block);
 //! ```
 //!
 //! The counts mean something only in a binary that installed it; keep one measuring test

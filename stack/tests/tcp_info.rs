@@ -50,10 +50,11 @@ fn tcp_info_reports_state_rtt_window_and_loss_like_linux() {
     let i = s.tcb.info();
     assert_eq!(i.state, State::Established);
     assert_eq!(i.snd_mss, 1460);
-    // Two 100 ms samples: SRTT 100 ms, RTTVAR 3/4 * 50 = 37.5 ms, RTO = 100 + 4 * 37.5.
+    // Two 100 ms samples: SRTT 100 ms, RTTVAR 3/4 * 50 = 37.5 ms, RTO = 100 +
+    // max(4 * 37.5, 200) as Linux's tcp_set_rto.
     assert_eq!(i.rtt, 100_000);
     assert_eq!(i.rttvar, 37_500);
-    assert_eq!(i.rto, 250_000);
+    assert_eq!(i.rto, 300_000);
     assert_eq!(i.retransmits, 0);
     assert_eq!(i.unacked, 9);
     assert_eq!((i.sacked, i.lost, i.total_retrans), (0, 0, 0));
@@ -77,7 +78,7 @@ fn tcp_info_reports_state_rtt_window_and_loss_like_linux() {
     assert_eq!(r.seq_number, D + MSS);
     let i = s.tcb.info();
     assert_eq!(i.retransmits, 1);
-    assert_eq!(i.rto, 500_000);
+    assert_eq!(i.rto, 600_000);
 }
 
 #[test]

@@ -64,6 +64,12 @@ pub struct TcpConfig {
     pub sack: bool,
     /// RFC 6298 lower bound on the RTO (Linux: 200 ms).
     pub rto_min: Duration,
+    /// Apply `rto_min` to the variance term, RTO = SRTT + max(4 RTTVAR, rto_min), as
+    /// Linux does (`tcp_set_rto`; on by default), instead of to the sum, RTO = max(SRTT +
+    /// 4 RTTVAR, rto_min), as RFC 6298 §2.4 writes it. With RTTs that are mostly a busy
+    /// peer's queueing (thousands of connections behind one thread) the RFC's RTO
+    /// settles a few ms above SRTT and fires spuriously.
+    pub rto_min_on_variance: bool,
     /// RFC 6298 upper bound on the RTO (Linux: 120 s).
     pub rto_max: Duration,
     /// RFC 6298 initial RTO (1 s).
@@ -118,6 +124,7 @@ impl Default for TcpConfig {
             timestamps: true,
             sack: true,
             rto_min: Duration::from_millis(200),
+            rto_min_on_variance: true,
             rto_max: Duration::from_secs(120),
             rto_initial: Duration::from_secs(1),
             syn_retries: 6,

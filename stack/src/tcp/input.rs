@@ -143,7 +143,7 @@ impl Tcb {
             }
         }
         if let Some(rtt) = sample {
-            self.rtt.sample(rtt);
+            self.rtt.sample_with(rtt, self.cfg.rto_min_on_variance);
         }
         sample
     }
@@ -356,7 +356,7 @@ impl Tcb {
                 // §3, Karn's rule), finer than the millisecond timestamp clock.
                 match self.acknowledge_records(now, ack) {
                     Some(sample) => {
-                        self.rtt.sample(sample);
+                        self.rtt.sample_with(sample, self.cfg.rto_min_on_variance);
                         self.rtt_sample = None;
                         Some(sample)
                     }

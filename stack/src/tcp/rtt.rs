@@ -27,8 +27,15 @@ impl RttEstimator {
         }
     }
 
-    /// Feeds one RTT measurement (RFC 6298 §2.2 / §2.3).
+    /// Feeds one RTT measurement (RFC 6298 §2.2 / §2.3), the minimum applied to the
+    /// sum (RFC 6298 §2.4).
     pub fn sample(&mut self, rtt: Duration) {
+        self.sample_with(rtt, false);
+    }
+
+    /// Feeds one RTT measurement; with `min_on_variance` the minimum bounds the variance
+    /// term instead of the sum, as Linux does ([`super::TcpConfig::rto_min_on_variance`]).
+    pub fn sample_with(&mut self, rtt: Duration, min_on_variance: bool) {
         match self.srtt {
             None => {
                 // RFC 6298 §2.2: SRTT <- R, RTTVAR <- R/2.
@@ -43,8 +50,15 @@ impl RttEstimator {
             }
         }
         let srtt = self.srtt.unwrap_or_default();
-        // RFC 6298 §2.3 + §2.4/§2.5: RTO <- SRTT + max(G, 4*RTTVAR), clamped to [min, max].
-        self.rto = (srtt + GRANULARITY.max(self.rttvar * 4)).clamp(self.min, self.max);
+        // RFC 6298 §2.3: RTO <- SRTT + max(G, 4*RTTVAR), clamped to [min, max] (§2.4,
+        // §2.5); or, as Linux (`tcp_set_rto`: srtt + max(mdev, tcp_rto_min)), the
+        // minimum on the variance term.
+        let var = GRANULARITY.max(self.rttvar * 4);
+        self.rto = if min_on_variance {
+            (srtt + var.max(self.min)).min(self.max)
+        } else {
+            (srtt + var).clamp(self.min, self.max)
+        };
     }
 
     /// The RTO before backoff.
@@ -104,5 +118,22 @@ mod tests {
         assert_eq!(r.backed_off(40), ms(120_000), "RFC 6298 §2.5 maximum");
         r.sample(ms(500_000));
         assert_eq!(r.rto(), ms(120_000));
+    }
+
+    #[test]
+    fn linux_puts_the_minimum_on_the_variance() {
+        let mut r = RttEstimator::new(ms(1000), ms(200), ms(120_000));
+        r.sample_with(ms(1), true);
+        assert_eq!(r.rto(), ms(201), "SRTT + max(4 RTTVAR, min)");
+        // A queueing peer: 100 ms RTTs. RFC 6298 gives 100 + 4 x 50 = 300 ms at first,
+        // then as RTTVAR decays toward 0 the RTO falls to 200 ms, half a busy peer's
+        // p99; Linux keeps SRTT + 200 ms.
+        let (mut rfc, mut linux) = (r, r);
+        for _ in 0..40 {
+            rfc.sample_with(ms(100), false);
+            linux.sample_with(ms(100), true);
+        }
+        assert_eq!(rfc.rto(), ms(200));
+        assert!(linux.rto() >= ms(299), "{:?}", linux.rto());
     }
 }

@@ -32,6 +32,8 @@ pub fn plain() -> TcpConfig {
         sack: false,
         window_scaling: false,
         congestion: CongestionAlgorithm::NewReno,
+        // The RFC 6298 scripts check the RFC's RTO arithmetic.
+        rto_min_on_variance: false,
         ..TcpConfig::default()
     }
 }

@@ -468,6 +468,8 @@ fn run_variant(
 fn port_config(ifname: &str, queue: u32) -> PortConfig {
     let mut config = PortConfig::new(ifname, queue);
     // The same sizes as the xsk-rs reference: 4096 frames of 4 KiB, rings of 2048, no hugepages.
+    config.pool.frame_count = 4096;
+    config.ring_size = 2048;
     config.pool.huge_pages = false;
     config
 }

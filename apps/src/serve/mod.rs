@@ -122,6 +122,10 @@ pub struct ServeSummary {
     pub errors: BTreeMap<&'static str, u64>,
     /// Request arrival to response queued, nanoseconds (rr, http).
     pub service_time_ns: Summary,
+    /// The stack's own counters at exit, as `surge load --json` reports them (`--stack
+    /// surge`: every engine and TCP counter and drops by reason; the kernel: its
+    /// namespace's TCP counters from `/proc/net/snmp` and `/proc/net/netstat`).
+    pub stack_counters: BTreeMap<String, u64>,
 }
 
 /// Sums the counters of every thread.
@@ -311,6 +315,7 @@ fn serve<B: Backend>(
         streams_mismatched: t[9],
         errors,
         service_time_ns: Summary::of(&service),
+        stack_counters: backend.counters(),
     };
     print_summary(&summary);
     if let Some(path) = &args.json {

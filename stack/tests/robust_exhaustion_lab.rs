@@ -11,6 +11,10 @@
 //!   it would send to surge (a blackhole route), and both connections end with ETIMEDOUT:
 //!   the first after its unanswered probes, the second once its data has gone
 //!   unacknowledged for 3 s (RFC 5482), long before the default retransmission limit.
+//! - An exhausted UMEM: in the middle of a 4 MiB echo to a kernel client, the engine's
+//!   every free frame is taken away for 1 s, so the kernel finds the fill ring empty and
+//!   drops what arrives, and the engine's output finds no frame (counted); once the
+//!   frames return, the kernel's retransmissions get through and every byte comes back.
 
 #[path = "support/kernel_echo.rs"]
 mod kernel_echo;
@@ -24,8 +28,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use lab_engine::{SURGE_IP, SteerPorts, engine_on_a, engine_on_a_with, listen, on_host, pattern};
-use surge_datapath::XdpPort;
+use lab_engine::{
+    EchoServer, SURGE_IP, SteerPorts, engine_on_a, engine_on_a_with, listen, on_host, pattern,
+};
+use surge_datapath::{Device, Frame, XdpPort};
 use surge_lab::{HostId, Lab, LabSpec, Topology};
 use surge_stack::Errno;
 use surge_stack::engine::Engine;
@@ -144,14 +150,21 @@ fn a_peer_that_never_reads_holds_a_zero_window_and_gets_everything_later() {
         )
     };
     let received = client.join().expect("client thread");
-    stop.store(true, Ordering::Relaxed);
+    if received.is_err() {
+        // The engine's loop would wait for a close that will not come.
+        stop.store(true, Ordering::Relaxed);
+    }
     let (engine, sender, finished) = engine.join().expect("engine thread");
     eprintln!(
         "held {hold:?}: surge had sent {:?} of {TOTAL} bytes when the peer started reading, \
-         {:?} zero-window probes by then, {} in all; tcp {:?}",
+         {:?} zero-window probes by then, {} in all; {} bytes taken in all, error {:?}; \
+         the peer got {:?}; tcp {:?}",
         sender.sent_at_read,
         sender.probes_at_read,
         sender.probes,
+        sender.sent,
+        sender.error,
+        received.as_ref().map(Vec::len),
         engine.tcp_stats()
     );
     let received = received.expect("the peer read everything");
@@ -308,7 +321,6 @@ fn a_peer_that_disappears_is_dropped_by_keepalive_and_user_timeout_with_etimedou
     assert!(out.status.success(), "ip route add blackhole: {out:?}");
     peer_gone.store(true, Ordering::Relaxed);
     let (engine, v, finished) = handle.join().expect("engine thread");
-    stop.store(true, Ordering::Relaxed);
     // SIGTERM to `timeout`, which hands it on to the Python server (SIGKILL would
     // orphan it).
     let _ = std::process::Command::new("kill")
@@ -352,4 +364,161 @@ fn a_peer_that_disappears_is_dropped_by_keepalive_and_user_timeout_with_etimedou
         u_after >= USER_TIMEOUT - Duration::from_millis(100) && u_after < Duration::from_secs(20),
         "user timeout closed after {u_after:?}"
     );
+}
+
+/// The echo server of the UMEM test, and the frames it takes away from its own pool.
+struct Starved {
+    server: EchoServer,
+    held: Vec<Frame>,
+    /// When the frames were taken, and when given back.
+    taken_at: Option<Instant>,
+    returned: bool,
+    /// Most frames held at once.
+    most_held: usize,
+    /// The engine's and the kernel's counters when the frames came back.
+    tx_no_frame: u64,
+    kernel_fill_empty: u64,
+    kernel_rx_dropped: u64,
+}
+
+#[test]
+fn an_exhausted_umem_drops_frames_and_connections_recover_when_they_return() {
+    const PORT: u16 = 7800;
+    const TOTAL: usize = 4 << 20;
+    const HOLD: Duration = Duration::from_secs(1);
+    let lab =
+        Lab::up(&LabSpec::unique("umem", Topology::Pair)).expect("lab (root tests need root)");
+    let (mut engine, _program) = engine_on_a(&lab, vec![PORT]);
+    let listener = listen(&mut engine, PORT, 16);
+    let data = Arc::new(pattern(TOTAL, 0x0e3e));
+    let client_done = Arc::new(AtomicBool::new(false));
+    let client = {
+        let (data, client_done) = (Arc::clone(&data), Arc::clone(&client_done));
+        on_host(&lab, HostId::B, move || -> Result<Vec<u8>, String> {
+            // Whatever happens, the engine's loop may end once this does.
+            struct Done(Arc<AtomicBool>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+            let _done = Done(client_done);
+            let target = std::net::SocketAddr::V4(SocketAddrV4::new(SURGE_IP, PORT));
+            let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(10))
+                .map_err(|e| format!("connect: {e}"))?;
+            s.set_read_timeout(Some(Duration::from_secs(20)))
+                .map_err(|e| e.to_string())?;
+            let mut writer = s.try_clone().map_err(|e| e.to_string())?;
+            let sender = std::thread::spawn(move || -> Result<(), String> {
+                use std::io::Write;
+                writer.write_all(&data).map_err(|e| format!("write: {e}"))?;
+                writer
+                    .shutdown(std::net::Shutdown::Write)
+                    .map_err(|e| format!("shutdown: {e}"))
+            });
+            let mut got = Vec::with_capacity(TOTAL);
+            let mut buf = vec![0u8; 65536];
+            let start = Instant::now();
+            let result = loop {
+                if start.elapsed() > Duration::from_secs(60) {
+                    break Err("no EOF within 60 s".to_string());
+                }
+                match s.read(&mut buf) {
+                    Ok(0) => break Ok(got),
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) => break Err(format!("read after {} bytes: {e}", got.len())),
+                }
+            };
+            sender.join().map_err(|_| "writer panicked".to_string())??;
+            result
+        })
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let state = Starved {
+        server: EchoServer::new(listener),
+        held: Vec::new(),
+        taken_at: None,
+        returned: false,
+        most_held: 0,
+        tx_no_frame: 0,
+        kernel_fill_empty: 0,
+        kernel_rx_dropped: 0,
+    };
+    let handle = lab_engine::run_engine_with(
+        engine,
+        Arc::clone(&stop),
+        Duration::from_secs(90),
+        state,
+        move |e, s| {
+            s.server.step(e);
+            // A quarter of the way in, take every free frame, and keep taking the ones the
+            // stack gives back, for HOLD; then return them all.
+            if s.taken_at.is_none() && s.server.echoed >= TOTAL as u64 / 4 {
+                s.taken_at = Some(Instant::now());
+            }
+            if let Some(t) = s.taken_at
+                && !s.returned
+            {
+                if t.elapsed() < HOLD {
+                    while let Some(f) = e.device_mut().alloc_tx() {
+                        s.held.push(f);
+                    }
+                    s.most_held = s.most_held.max(s.held.len());
+                } else {
+                    s.tx_no_frame = e.stats().tx_no_frame;
+                    let kernel = e.device().stats().kernel.unwrap_or_default();
+                    s.kernel_fill_empty = kernel.fill_ring_empty;
+                    s.kernel_rx_dropped = kernel.rx_dropped;
+                    for f in s.held.drain(..) {
+                        e.device_mut().release_one(f);
+                    }
+                    s.returned = true;
+                }
+            }
+            // The server closes once it has handed the echo to its socket; the engine
+            // keeps sending it until the client has it all.
+            s.returned && s.server.served == 1 && client_done.load(Ordering::Relaxed)
+        },
+    );
+    let received = client.join().expect("client thread");
+    if received.is_err() {
+        stop.store(true, Ordering::Relaxed);
+    }
+    let (mut engine, s, finished) = handle.join().expect("engine thread");
+    for (h, pending) in s.server.connections() {
+        eprintln!(
+            "open at the end: {h:?}, {pending} bytes not yet echoed, {:?}, {:?}, {:?}",
+            engine.readiness(h),
+            engine.tcp_info(h),
+            engine.tcp_socket_stats(h)
+        );
+    }
+    eprintln!(
+        "echoed {} bytes; {:?}; {:?}; {:?}",
+        s.server.echoed,
+        engine.stats(),
+        engine.tcp_stats(),
+        engine.device().accounting()
+    );
+    eprintln!(
+        "held up to {} frames for {HOLD:?}; then: engine tx_no_frame {}, kernel fill ring \
+         found empty {} times, {} frames dropped by the kernel; the peer got {:?}; device {:?}",
+        s.most_held,
+        s.tx_no_frame,
+        s.kernel_fill_empty,
+        s.kernel_rx_dropped,
+        received.as_ref().map(Vec::len),
+        engine.device().stats()
+    );
+    let received = received.expect("the echo completed after the frames returned");
+    assert!(finished, "the server did not finish");
+    assert!(s.most_held > 0, "frames were taken");
+    assert!(
+        s.kernel_fill_empty > 0 || s.kernel_rx_dropped > 0,
+        "the kernel found no frame to receive into"
+    );
+    assert_eq!(received.len(), TOTAL, "every byte came back");
+    assert!(received == data[..], "intact and in order");
+    assert_eq!(s.server.failed, 0);
+    lab_engine::assert_no_leaks(&engine);
 }

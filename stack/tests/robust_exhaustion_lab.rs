@@ -21,7 +21,7 @@ mod kernel_echo;
 #[path = "support/lab_engine.rs"]
 mod lab_engine;
 
-use core::net::{Ipv4Addr, SocketAddrV4};
+use core::net::SocketAddrV4;
 use std::io::Read;
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -314,7 +314,7 @@ fn a_peer_that_disappears_is_dropped_by_keepalive_and_user_timeout_with_etimedou
         alive_checked.load(Ordering::Relaxed),
         "the connections never came up"
     );
-    let blackhole = format!("{}/32", Ipv4Addr::from(SURGE_IP));
+    let blackhole = format!("{SURGE_IP}/32");
     let out = lab
         .exec(HostId::B, &["ip", "route", "add", "blackhole", &blackhole])
         .expect("ip route");

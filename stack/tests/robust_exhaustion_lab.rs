@@ -5,6 +5,9 @@
 //!   surge and does not read for [`hold`] (5 s in CI, 60 s with `SURGE_LONG=1`). surge's
 //!   send stalls on the zero window, its zero-window probes (RFC 9293 §3.8.6.1) keep the
 //!   connection alive, and once the peer reads, every byte arrives, in order, then EOF.
+//! - The reverse: surge does not read for [`hold`] while a kernel sender has 2 MiB for it;
+//!   surge's window closes, the kernel's probes are answered, and once surge reads, all
+//!   of it arrives.
 //! - A peer that disappears: two surge connections to a kernel echo server, one with
 //!   keepalive (idle 1 s, interval 1 s, 3 probes), one with TCP_USER_TIMEOUT 3 s. While
 //!   the peer answers, keepalive probes keep the first alive; then B silently drops all
@@ -182,6 +185,107 @@ fn a_peer_that_never_reads_holds_a_zero_window_and_gets_everything_later() {
     );
     assert_eq!(received.len(), TOTAL, "every byte arrived");
     assert!(received == data[..], "the bytes arrived in order, intact");
+}
+
+/// The receiver's side of the reverse zero-window test, in the engine's loop.
+#[derive(Default)]
+struct Receiver {
+    conn: Option<SocketHandle>,
+    /// Bytes surge's TCP had taken in when the hold ended (none read by then).
+    buffered_at_read: Option<u64>,
+    got: Vec<u8>,
+    eof: bool,
+    error: Option<Errno>,
+}
+
+#[test]
+fn surge_not_reading_holds_a_kernel_sender_at_a_zero_window_then_takes_everything() {
+    const PORT: u16 = 7650;
+    const TOTAL: usize = 2 << 20;
+    let hold = hold();
+    let lab =
+        Lab::up(&LabSpec::unique("zwrx", Topology::Pair)).expect("lab (root tests need root)");
+    let (mut engine, _program) = engine_on_a(&lab, vec![PORT]);
+    let listener = listen(&mut engine, PORT, 16);
+    let data = Arc::new(pattern(TOTAL, 0x5eed));
+    let client = {
+        let data = Arc::clone(&data);
+        on_host(&lab, HostId::B, move || -> Result<Duration, String> {
+            use std::io::Write;
+            let target = std::net::SocketAddr::V4(SocketAddrV4::new(SURGE_IP, PORT));
+            let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(10))
+                .map_err(|e| format!("connect: {e}"))?;
+            // Blocks on the zero window for the hold, then completes.
+            s.set_write_timeout(Some(hold + Duration::from_secs(30)))
+                .map_err(|e| e.to_string())?;
+            let start = Instant::now();
+            s.write_all(&data).map_err(|e| format!("write: {e}"))?;
+            s.shutdown(std::net::Shutdown::Write)
+                .map_err(|e| format!("shutdown: {e}"))?;
+            Ok(start.elapsed())
+        })
+    };
+    let started = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = lab_engine::run_engine_with(
+        engine,
+        Arc::clone(&stop),
+        hold + Duration::from_secs(60),
+        Receiver::default(),
+        move |e, r| {
+            if r.conn.is_none()
+                && let Ok((c, _)) = e.accept(listener)
+            {
+                r.conn = Some(c);
+            }
+            let Some(c) = r.conn else { return false };
+            if started.elapsed() < hold {
+                return false;
+            }
+            if r.buffered_at_read.is_none() {
+                r.buffered_at_read = e.tcp_info(c).ok().map(|i| i.bytes_received);
+            }
+            let mut buf = [0u8; 65536];
+            while !r.eof {
+                match e.recv(c, &mut buf) {
+                    Ok(0) => {
+                        r.eof = true;
+                        let _ = e.close(c);
+                    }
+                    Ok(n) => r.got.extend_from_slice(&buf[..n]),
+                    Err(Errno::EAGAIN) => break,
+                    Err(err) => {
+                        r.error = Some(err);
+                        return true;
+                    }
+                }
+            }
+            r.eof
+        },
+    );
+    let sent = client.join().expect("client thread");
+    if sent.is_err() {
+        stop.store(true, Ordering::Relaxed);
+    }
+    let (engine, r, finished) = handle.join().expect("engine thread");
+    eprintln!(
+        "surge did not read for {hold:?}: its TCP held {:?} bytes by then; the kernel's write \
+         took {sent:?}; surge read {} bytes, error {:?}; tcp {:?}",
+        r.buffered_at_read,
+        r.got.len(),
+        r.error,
+        engine.tcp_stats()
+    );
+    sent.expect("the kernel sender's connection stayed up");
+    assert!(finished && r.eof, "surge read to the end");
+    assert_eq!(r.error, None);
+    let buffered = r.buffered_at_read.expect("held") as usize;
+    assert!(
+        buffered < TOTAL / 2,
+        "surge's window closed the sender ({buffered} bytes taken in)"
+    );
+    assert_eq!(r.got.len(), TOTAL, "every byte arrived");
+    assert!(r.got == data[..], "in order, intact");
 }
 
 /// A socket with options set by `set`, connecting to `remote`.

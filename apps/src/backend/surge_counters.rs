@@ -149,8 +149,8 @@ mod tests {
             !named.contains_key("drop_truncated"),
             "only reasons that happened"
         );
-        // One key per field of EngineStats (16 + the total) and TcpEngineStats (13), and 6
+        // One key per field of EngineStats (17 + the total) and TcpEngineStats (14), and 6
         // connection totals.
-        assert_eq!(named.len(), 17 + 13 + 6 + 2);
+        assert_eq!(named.len(), 18 + 14 + 6 + 2);
     }
 }

@@ -45,7 +45,7 @@ mod skel {
 pub use counters::{Counter, SteerCounters};
 pub use error::BpfError;
 pub use loader::{AttachMode, AttachedMode, MAX_QUEUES, SteerConfig, SteerProgram, Verdict};
-pub use query::{AttachedProgram, attached_program, detach_program};
+pub use query::{AttachedProgram, attached_program, detach_program, program_loaded};
 
 /// The kernel-visible name of the steering program.
 pub const PROGRAM_NAME: &str = "surge_steer";

@@ -97,6 +97,19 @@ pub fn detach_program(ifname: &str, force: bool) -> Result<Option<AttachedProgra
     Ok(Some(program))
 }
 
+/// Whether the kernel still holds a BPF program with id `prog_id` (a program attached to
+/// nothing and referenced by no descriptor or pin is freed, its maps with it).
+pub fn program_loaded(prog_id: u32) -> bool {
+    // Safety: asks the kernel for a new descriptor of program `prog_id`; checked below.
+    let fd = unsafe { libbpf_sys::bpf_prog_get_fd_by_id(prog_id) };
+    if fd < 0 {
+        return false;
+    }
+    // Safety: `fd` came from bpf_prog_get_fd_by_id above and is closed once.
+    unsafe { libc::close(fd) };
+    true
+}
+
 /// The name of program `prog_id`, or `?` if it cannot be read.
 fn program_name(prog_id: u32) -> String {
     // Safety: asks the kernel for a new descriptor of program `prog_id`; checked below.

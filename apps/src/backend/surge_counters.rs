@@ -103,6 +103,7 @@ impl WorkerCounters {
             ("forwarded_out", e.forwarded_out),
             ("forwarded_in", e.forwarded_in),
             ("forward_dropped", e.forward_dropped),
+            ("sockets_refused", e.sockets_refused),
             ("drops_total", e.total_drops()),
             ("active_opens", t.active_opens),
             ("passive_opens", t.passive_opens),
@@ -117,6 +118,7 @@ impl WorkerCounters {
             ("time_wait_overflow", t.time_wait_overflow),
             ("tx_blocked", t.tx_blocked),
             ("time_wait_reused", t.time_wait_reused),
+            ("connects_refused", t.connects_refused),
             ("tcp_RetransSegs", c.retransmits),
             ("conn_rto_expirations", c.rto_expirations),
             ("conn_fast_retransmits", c.fast_retransmits),
@@ -184,9 +186,9 @@ mod tests {
             !named.contains_key("drop_truncated"),
             "only reasons that happened"
         );
-        // One key per field of EngineStats (16 + the total) and TcpEngineStats (13), 6
+        // One key per field of EngineStats (17 + the total) and TcpEngineStats (14), 6
         // connection totals and 4 port counters; no kernel statistics were read.
-        assert_eq!(named.len(), 17 + 13 + 6 + 2 + 4);
+        assert_eq!(named.len(), 18 + 14 + 6 + 2 + 4);
         assert!(!named.contains_key("xdp_rx_ring_full"));
         one.device.kernel = Some(surge_datapath::KernelXdpStats {
             rx_ring_full: 7,

@@ -122,9 +122,9 @@ pub struct ServeSummary {
     pub errors: BTreeMap<&'static str, u64>,
     /// Request arrival to response queued, nanoseconds (rr, http).
     pub service_time_ns: Summary,
-    /// The stack's own counters by name (surge: engine, TCP, drops by reason, the AF_XDP
-    /// port's and the kernel's ring counters, `tcp_RetransSegs`); empty for the kernel.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    /// The stack's own counters at exit, as `surge load --json` reports them (`--stack
+    /// surge`: every engine and TCP counter and drops by reason; the kernel: its
+    /// namespace's TCP counters from `/proc/net/snmp` and `/proc/net/netstat`).
     pub stack_counters: BTreeMap<String, u64>,
 }
 
@@ -352,17 +352,19 @@ fn print_summary(s: &ServeSummary) {
             .join(", ")
     };
     println!("  errors: {errors}");
-    let c = &s.stack_counters;
-    if !c.is_empty() {
-        let get = |k: &str| c.get(k).copied().unwrap_or(0);
-        println!(
-            "  stack: retransmitted segments {}, frames dropped {}, RX ring full {}, SYN cookies {}, listen overflows {}",
-            get("tcp_RetransSegs"),
-            get("drops_total"),
-            get("xdp_rx_ring_full"),
-            get("syn_cookies_sent"),
-            get("listen_overflows")
-        );
+    // The headline counters the stack has (the kernel's report has no drop reasons).
+    let headline: Vec<String> = [
+        ("retransmitted segments", "tcp_RetransSegs"),
+        ("frames dropped", "drops_total"),
+        ("kernel XDP drops", "xdp_rx_dropped"),
+        ("SYN cookies", "syn_cookies_sent"),
+        ("listen overflows", "listen_overflows"),
+    ]
+    .iter()
+    .filter_map(|(label, key)| s.stack_counters.get(*key).map(|n| format!("{label} {n}")))
+    .collect();
+    if !headline.is_empty() {
+        println!("  stack: {}", headline.join(", "));
     }
     let st = &s.service_time_ns;
     if st.count > 0 {

@@ -304,7 +304,24 @@ impl<D: Device> Engine<D> {
 
     /// `socket(AF_INET, SOCK_STREAM, 0)`.
     pub fn tcp_socket(&mut self) -> Result<SocketHandle, Errno> {
-        calls::socket(&mut self.core)
+        let socket = calls::socket(&mut self.core);
+        self.count_socket_refusal(&socket);
+        socket
+    }
+
+    /// Counts a `socket` call refused at `max_sockets`.
+    fn count_socket_refusal(&mut self, result: &Result<SocketHandle, Errno>) {
+        if *result == Err(Errno::EMFILE) {
+            self.core.stats.sockets_refused += 1;
+        }
+    }
+
+    /// Counts a `connect` refused at the connection table's limit.
+    fn count_connect_refusal(&mut self, result: Result<(), Errno>) -> Result<(), Errno> {
+        if result == Err(Errno::ENOBUFS) {
+            self.core.tcp_stats.connects_refused += 1;
+        }
+        result
     }
 
     /// `listen(2)`: auto-binds an unbound socket; the accept queue holds
@@ -339,7 +356,10 @@ impl<D: Device> Engine<D> {
         let now = self.core.now;
         match self.core.sockets.get(handle)? {
             Socket::Udp(_) => self.connect_udp(handle, remote),
-            Socket::Tcp(_) => calls::connect(&mut self.core, handle, None, remote, now),
+            Socket::Tcp(_) => {
+                let result = calls::connect(&mut self.core, handle, None, remote, now);
+                self.count_connect_refusal(result)
+            }
         }
     }
 
@@ -357,7 +377,10 @@ impl<D: Device> Engine<D> {
         let now = self.core.now;
         match self.core.sockets.get(handle)? {
             Socket::Udp(_) => Err(Errno::EOPNOTSUPP),
-            Socket::Tcp(_) => calls::connect(&mut self.core, handle, Some(source), remote, now),
+            Socket::Tcp(_) => {
+                let result = calls::connect(&mut self.core, handle, Some(source), remote, now);
+                self.count_connect_refusal(result)
+            }
         }
     }
 
@@ -458,10 +481,9 @@ impl<D: Device> Engine<D> {
     /// `socket(AF_INET, SOCK_DGRAM, 0)`.
     pub fn udp_socket(&mut self) -> Result<SocketHandle, Errno> {
         let rcvbuf = self.core.config.udp_rcvbuf;
-        let handle = self
-            .core
-            .sockets
-            .insert(Socket::Udp(UdpSock::new(rcvbuf)))?;
+        let handle = self.core.sockets.insert(Socket::Udp(UdpSock::new(rcvbuf)));
+        self.count_socket_refusal(&handle);
+        let handle = handle?;
         self.core.queue_ready(handle.id());
         Ok(handle)
     }

@@ -184,6 +184,8 @@ pub struct EngineStats {
     /// Frames that should have been handed over but were dropped (inbox full,
     /// no free buffer).
     pub forward_dropped: u64,
+    /// `socket` calls refused because the engine held `max_sockets` sockets (EMFILE).
+    pub sockets_refused: u64,
     /// Dropped received frames, by [`DropReason`] (index with `DropReason as usize`).
     pub drops: [u64; DropReason::ALL.len()],
 }
@@ -222,6 +224,7 @@ impl EngineStats {
         self.forwarded_out += other.forwarded_out;
         self.forwarded_in += other.forwarded_in;
         self.forward_dropped += other.forward_dropped;
+        self.sockets_refused += other.sockets_refused;
         for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
             *a += b;
         }
@@ -266,6 +269,9 @@ pub struct TcpEngineStats {
     /// Active opens that took over a 4-tuple from our own TIME-WAIT (`tcp_tw_reuse`;
     /// Linux `TcpExtTWRecycled`).
     pub time_wait_reused: u64,
+    /// `connect` calls refused because the connection table was at its limit
+    /// (`max_connections` or `conn_table_memory`): ENOBUFS.
+    pub connects_refused: u64,
 }
 
 impl TcpEngineStats {
@@ -284,6 +290,7 @@ impl TcpEngineStats {
         self.time_wait_overflow += other.time_wait_overflow;
         self.tx_blocked += other.tx_blocked;
         self.time_wait_reused += other.time_wait_reused;
+        self.connects_refused += other.connects_refused;
     }
 }
 

@@ -202,6 +202,14 @@ impl EchoServer {
         self.conns.len()
     }
 
+    /// The open connections, each with the bytes received and not yet echoed.
+    pub fn connections(&self) -> Vec<(SocketHandle, usize)> {
+        self.conns
+            .iter()
+            .map(|c| (c.handle, c.pending.len()))
+            .collect()
+    }
+
     /// One iteration: accept, read, echo, close.
     pub fn step(&mut self, e: &mut Engine<XdpPort>) {
         while let Ok((handle, _)) = e.accept(self.listener) {

@@ -396,8 +396,7 @@ impl Client {
             Phase::Draining => {
                 if e.socket_count() == 0 {
                     // The sockets are gone but each 4-tuple sits in a TIME-WAIT record
-                    // younger than a second, which `tcp_tw_reuse` may not take: as in
-                    // Linux, a connect now finds no free port.
+                    // (tcp_tw_reuse off): as in Linux, a connect now finds no free port.
                     let held = e.time_wait_count();
                     self.held.push(if held == N {
                         let extra = e.tcp_socket().expect("socket");
@@ -458,7 +457,12 @@ fn surge_client_opens_ten_thousand_connections_twice_from_ten_thousand_ports() {
     let (engine, _program) = engine_on_a_with(&lab, SteerPorts::default(), |config| {
         small_buffers(config);
         config.ephemeral = range;
-        config.tcp.time_wait = Duration::from_secs(1);
+        // TIME-WAIT long enough that no record expires while 10,000 connections close
+        // on a loaded machine (with 1 s, a thousand had gone before the check), and no
+        // tcp_tw_reuse, so while the records hold the range a connect finds no port
+        // whatever their age.
+        config.tcp.time_wait = Duration::from_secs(5);
+        config.tw_reuse = false;
     });
     let client = Client {
         server: SocketAddrV4::new(b_addr, PORT),

@@ -1,10 +1,12 @@
 //! `surge load`: a load generator with HdrHistogram latency reports, closed and open loop.
 
+pub mod agent;
 pub mod config;
 pub mod counts;
 mod find_max;
 pub mod protocol;
 mod run;
+pub mod schedule;
 pub mod url;
 mod verified;
 pub mod worker;
@@ -39,6 +41,30 @@ fn execute<B: Backend>(
     }
 }
 
+/// An agent's slice of the `--source` addresses (every agent takes its own addresses, so
+/// no two agents open connections from one address).
+fn agent_sources(
+    all: &[std::net::Ipv4Addr],
+    agent: &agent::Agent,
+) -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
+    if all.is_empty() {
+        return Ok(Vec::new());
+    }
+    ensure!(
+        all.len() >= agent.count,
+        "--source gives {} address(es) for {} agents: each agent needs at least one",
+        all.len(),
+        agent.count
+    );
+    let (first, count) = agent::slice(all.len() as u64, agent.count, agent.index);
+    Ok(all
+        .iter()
+        .skip(first as usize)
+        .take(count as usize)
+        .copied()
+        .collect())
+}
+
 /// Runs `surge load`.
 pub fn run(args: LoadArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let config = args.config()?;
@@ -54,6 +80,9 @@ pub fn run(args: LoadArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         StackChoice::Surge => {
             let mut options = args.surge.options(Vec::new())?;
             options.sources = args.source.map(|r| r.addrs()).unwrap_or_default();
+            if let Some(agent) = &config.agent {
+                options.sources = agent_sources(&options.sources, agent)?;
+            }
             let backend = SurgeBackend::new(options)?;
             ensure!(
                 config.threads <= backend.queues(),
@@ -90,5 +119,63 @@ pub fn run(args: LoadArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(&value)?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
+    if let Some(agent) = &config.agent {
+        write_agent_files(agent, &args, &config, &outcome)?;
+    }
+    Ok(())
+}
+
+/// Writes an agent's `agent-<I>-of-<N>.json`, `.hlog` and (with `--record-schedule`)
+/// `.schedule` into its results directory.
+fn write_agent_files(
+    agent: &agent::Agent,
+    args: &LoadArgs,
+    config: &config::LoadConfig,
+    outcome: &run::Outcome,
+) -> anyhow::Result<()> {
+    use crate::report::agent_record::{AGENT_FORMAT, AgentRecord, EncodedHistograms};
+    let dir = &agent.results_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = |ext: &str| dir.join(format!("{}.{ext}", agent.file_stem()));
+    let record = AgentRecord {
+        format: AGENT_FORMAT.to_string(),
+        test_id: agent.test_id.clone(),
+        agent_index: agent.index,
+        agents: agent.count,
+        start_unix_ns: agent::unix_nanos(outcome.start_time),
+        late_start_ns: u64::try_from(outcome.late_start.as_nanos()).unwrap_or(u64::MAX),
+        first_connection: config.slice.first,
+        connections: config.slice.count,
+        connections_total: config.connections,
+        rate_total: config.rate,
+        requests_total: args.requests,
+        histograms: EncodedHistograms::of(&outcome.latencies)?,
+        report: outcome.report.clone(),
+    };
+    let json = path("json");
+    std::fs::write(&json, serde_json::to_string_pretty(&record)? + "\n")
+        .with_context(|| format!("writing {}", json.display()))?;
+    let hlog = path("hlog");
+    let text = crate::report::hlog::format_hlog(outcome.start_time, &outcome.intervals)?;
+    std::fs::write(&hlog, text).with_context(|| format!("writing {}", hlog.display()))?;
+    if agent.record_schedule {
+        let schedule = path("schedule");
+        let mut text = format!(
+            "# surge load agent {} of {}, test {}: intended send times, ns after {} ns since the epoch\n",
+            agent.index, agent.count, agent.test_id, record.start_unix_ns
+        );
+        for due in &outcome.schedule {
+            text.push_str(&due.to_string());
+            text.push('\n');
+        }
+        std::fs::write(&schedule, text)
+            .with_context(|| format!("writing {}", schedule.display()))?;
+    }
+    eprintln!(
+        "surge load: agent {} of {} wrote {}",
+        agent.index,
+        agent.count,
+        json.display()
+    );
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod command;
 pub mod hgrm;
 pub mod hlog;
 pub mod load_report;
+pub mod merge;
 
 pub mod plot;
 pub mod table;

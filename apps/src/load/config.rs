@@ -169,6 +169,9 @@ pub struct LoadArgs {
     /// The agent contract: this run as one agent of a test run from many hosts.
     #[command(flatten)]
     pub agent: super::agent::AgentArgs,
+    /// `--emit-kubernetes`: this load as a Kubernetes Indexed Job instead of a run.
+    #[command(flatten)]
+    pub kubernetes: super::kubernetes::KubernetesArgs,
 }
 
 /// A checked `surge load` configuration.

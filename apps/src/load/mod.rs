@@ -4,6 +4,7 @@ pub mod agent;
 pub mod config;
 pub mod counts;
 mod find_max;
+pub mod kubernetes;
 pub mod protocol;
 mod run;
 pub mod schedule;
@@ -65,8 +66,83 @@ fn agent_sources(
         .collect())
 }
 
+/// `--emit-kubernetes`: prints the manifest that runs this load as `--agents N` agents.
+fn emit_kubernetes(args: &LoadArgs) -> anyhow::Result<()> {
+    use std::time::{Duration, SystemTime};
+    let agents = args
+        .agent
+        .agents
+        .context("--emit-kubernetes needs --agents N: how many pods share the load")?;
+    ensure!(
+        args.connections >= agents,
+        "--connections ({}) must be at least --agents ({agents})",
+        args.connections
+    );
+    let now = SystemTime::now();
+    let test_id = args.agent.test_id.clone().unwrap_or_else(|| {
+        format!(
+            "surge-{}",
+            now.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs()
+        )
+    });
+    // The pods check the same rules; refuse a bad id here, before anything is applied.
+    let check = agent::AgentArgs {
+        agent_index: Some(0),
+        agents: Some(agents),
+        test_id: Some(test_id.clone()),
+        results_dir: Some("/results".into()),
+        ..agent::AgentArgs::default()
+    };
+    check.resolve(&|_| None)?;
+    let start_at = match args.agent.start_at {
+        Some(at) => at,
+        None => {
+            let at = now + Duration::from_secs(120);
+            eprintln!(
+                "surge load: no --start-at given: the agents start at {} (2 minutes from now); \
+                 apply the manifest before then",
+                kubernetes::rfc3339(at)
+            );
+            at
+        }
+    };
+    let argv: Vec<String> = std::env::args().collect();
+    let user = argv
+        .iter()
+        .skip(1)
+        .position(|a| a == "load")
+        .and_then(|i| argv.get(i + 2..))
+        .unwrap_or_default();
+    let plan = kubernetes::Plan {
+        agents,
+        test_id: test_id.clone(),
+        start_at,
+        now,
+        duration: args.duration,
+        load_arguments: kubernetes::agent_arguments(user),
+        kubernetes: args.kubernetes.clone(),
+    };
+    let header = format!(
+        "surge load as {agents} agents on Kubernetes, test {test_id}, start {}.\n\
+         kubectl apply -f this file; the merged report is in the logs of job surge-merge-*\n\
+         and in /results/{test_id}/merged.* on the claim {}.",
+        kubernetes::rfc3339(start_at),
+        args.kubernetes.results_claim
+    );
+    print!(
+        "{}",
+        kubernetes::to_yaml(&kubernetes::manifest(&plan)?, &header)
+    );
+    Ok(())
+}
+
 /// Runs `surge load`.
 pub fn run(args: LoadArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    if args.kubernetes.emit_kubernetes {
+        return emit_kubernetes(&args);
+    }
     let config = args.config()?;
     let outcome = match args.stack {
         StackChoice::Kernel => {

@@ -187,6 +187,13 @@ impl FanLab {
         command
     }
 
+    /// Leaves the lab running after this handle is gone (for `surge lab up`); remove it
+    /// with [`down_by_name`](crate::down_by_name).
+    pub fn keep(mut self) {
+        self.owned.clear();
+        unregister(&self.name);
+    }
+
     /// Removes the lab now, reporting the first error.
     pub fn down(mut self) -> Result<(), LabError> {
         let owned = std::mem::take(&mut self.owned);

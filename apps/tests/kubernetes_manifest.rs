@@ -1,8 +1,8 @@
 //! `surge load --emit-kubernetes`: the manifest passes Kubernetes' own schemas offline
 //! (`kubernetes-validate --strict`, installed by ci/setup; a broken manifest fails it), and
-//! the commands in it work: the agents' pod command, run here three times with the
-//! `JOB_COMPLETION_INDEX` an Indexed Job sets, against a `surge serve` on loopback, and then
-//! the merge Job's command give one merged report whose count is the server's.
+//! the commands in it work: the agents' pod command, run here three times in host A of a
+//! lab with the `JOB_COMPLETION_INDEX` an Indexed Job sets, against a `surge serve` in host
+//! B, and then the merge Job's command give one merged report whose count is the server's.
 
 mod load_support;
 
@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use load_support::*;
 use serde_json::Value;
+use surge_lab::{HostId, Lab, LabSpec, Topology};
 
 const VALIDATOR: &str = "/opt/surge-k8s-validate/bin/kubernetes-validate";
 
@@ -59,8 +60,8 @@ fn validate(file: &Path) -> std::process::Output {
 #[test]
 fn the_manifest_passes_the_job_schema_and_its_commands_run_one_merged_test() {
     let scratch = Scratch::new("k8s");
-    let port = 7400 + (std::process::id() % 500) as u16;
-    let target = format!("127.0.0.1:{port}");
+    let lab = Lab::up(&LabSpec::unique("k8s", Topology::Pair)).expect("lab");
+    let target = format!("{SERVER_ADDR}:7400");
     let start_at = SystemTime::now() + Duration::from_secs(4);
     let start_s = format!(
         "{:.3}",
@@ -136,7 +137,7 @@ fn the_manifest_passes_the_job_schema_and_its_commands_run_one_merged_test() {
         std::env::var("PATH").unwrap_or_default()
     );
     let server_json = scratch.path("server.json");
-    let mut serve = Command::new(SURGE);
+    let mut serve = lab.command(HostId::B, SURGE).expect("command in B");
     serve
         .args([
             "serve", "--stack", "kernel", "--listen", &target, "--mode", "rr",
@@ -148,7 +149,9 @@ fn the_manifest_passes_the_job_schema_and_its_commands_run_one_merged_test() {
     let server = spawn_serve(&mut serve, Duration::from_secs(10));
     let agents: Vec<_> = (0..3)
         .map(|i| {
-            Command::new(&agent_command[0])
+            let program = bin_dir.join(&agent_command[0]);
+            lab.command(HostId::A, program.to_str().expect("utf-8 path"))
+                .expect("command in A")
                 .args(agent_command[1..].iter().map(|a| local(a)))
                 .env("PATH", &path)
                 .env("JOB_COMPLETION_INDEX", i.to_string())
@@ -177,4 +180,5 @@ fn the_manifest_passes_the_job_schema_and_its_commands_run_one_merged_test() {
     assert_eq!(num(&report, "errors_total"), 0, "{report}");
     assert_eq!(num(&report, "answered"), num(&server_report, "requests"));
     assert_eq!(num(&report, "answered"), 200, "200/s for 1 s");
+    lab.down().expect("removing the lab");
 }

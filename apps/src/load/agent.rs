@@ -175,6 +175,30 @@ pub fn slice(total: u64, parts: usize, index: usize) -> (u64, u64) {
     (first, base + u64::from(index < extra))
 }
 
+/// An agent's slice of the `--source` addresses (every agent takes its own addresses, so
+/// no two agents open connections from one address); no addresses give none.
+pub fn source_slice(
+    all: &[std::net::Ipv4Addr],
+    agent: &Agent,
+) -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
+    if all.is_empty() {
+        return Ok(Vec::new());
+    }
+    ensure!(
+        all.len() >= agent.count,
+        "--source gives {} address(es) for {} agents: each agent needs at least one",
+        all.len(),
+        agent.count
+    );
+    let (first, count) = slice(all.len() as u64, agent.count, agent.index);
+    Ok(all
+        .iter()
+        .skip(first as usize)
+        .take(count as usize)
+        .copied()
+        .collect())
+}
+
 /// Parses `--start-at`: RFC 3339 with a `Z` or `±hh:mm` offset and optional fraction, or
 /// Unix seconds (with an optional fraction).
 pub fn parse_start_at(s: &str) -> Result<SystemTime, String> {
@@ -348,6 +372,33 @@ mod tests {
         }
         assert_eq!(slice(10, 3, 0), (0, 4));
         assert_eq!(slice(10, 3, 2), (7, 3));
+    }
+
+    #[test]
+    fn each_agent_takes_its_own_source_addresses() {
+        let all: Vec<std::net::Ipv4Addr> = (10..=16)
+            .map(|i| std::net::Ipv4Addr::new(198, 18, 0, i))
+            .collect();
+        let agent = |index| Agent {
+            index,
+            count: 3,
+            test_id: "t".into(),
+            results_dir: "/r".into(),
+            record_schedule: false,
+        };
+        let slices: Vec<Vec<u8>> = (0..3)
+            .map(|i| {
+                source_slice(&all, &agent(i))
+                    .expect("slice")
+                    .iter()
+                    .map(|a| a.octets()[3])
+                    .collect()
+            })
+            .collect();
+        assert_eq!(slices, [vec![10, 11, 12], vec![13, 14], vec![15, 16]]);
+        assert!(source_slice(&[], &agent(1)).expect("none").is_empty());
+        let e = source_slice(&all[..2], &agent(0)).expect_err("too few");
+        assert!(e.to_string().contains("2 address(es) for 3 agents"), "{e}");
     }
 
     #[test]

@@ -42,30 +42,6 @@ fn execute<B: Backend>(
     }
 }
 
-/// An agent's slice of the `--source` addresses (every agent takes its own addresses, so
-/// no two agents open connections from one address).
-fn agent_sources(
-    all: &[std::net::Ipv4Addr],
-    agent: &agent::Agent,
-) -> anyhow::Result<Vec<std::net::Ipv4Addr>> {
-    if all.is_empty() {
-        return Ok(Vec::new());
-    }
-    ensure!(
-        all.len() >= agent.count,
-        "--source gives {} address(es) for {} agents: each agent needs at least one",
-        all.len(),
-        agent.count
-    );
-    let (first, count) = agent::slice(all.len() as u64, agent.count, agent.index);
-    Ok(all
-        .iter()
-        .skip(first as usize)
-        .take(count as usize)
-        .copied()
-        .collect())
-}
-
 /// `--emit-kubernetes`: prints the manifest that runs this load as `--agents N` agents.
 fn emit_kubernetes(args: &LoadArgs) -> anyhow::Result<()> {
     use std::time::{Duration, SystemTime};
@@ -157,7 +133,7 @@ pub fn run(args: LoadArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             let mut options = args.surge.options(Vec::new())?;
             options.sources = args.source.map(|r| r.addrs()).unwrap_or_default();
             if let Some(agent) = &config.agent {
-                options.sources = agent_sources(&options.sources, agent)?;
+                options.sources = agent::source_slice(&options.sources, agent)?;
             }
             let backend = SurgeBackend::new(options)?;
             ensure!(

@@ -39,10 +39,10 @@ pub struct AgentArgs {
     /// Agent mode: the test's id, written in every agent's files (merge refuses a mix).
     #[arg(long, value_name = "ID")]
     pub test_id: Option<String>,
-    /// Agent mode: write agent-<I>-of-<N>.json and .hlog into this directory.
+    /// Agent mode: write agent-I-of-N.json and .hlog into this directory.
     #[arg(long, value_name = "DIR")]
     pub results_dir: Option<PathBuf>,
-    /// Agent mode: also write every intended send time (agent-<I>-of-<N>.schedule).
+    /// Agent mode: also write every intended send time (agent-I-of-N.schedule).
     #[arg(long)]
     pub record_schedule: bool,
 }

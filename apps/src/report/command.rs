@@ -26,7 +26,7 @@ pub enum ReportCommand {
     /// One chart of several runs: `.hgrm` files (latency by percentile) or `.hlog` files
     /// (requests per second over time).
     Plot(PlotArgs),
-    /// One report from the files the agents of one test wrote (agent-<I>-of-<N>.json and
+    /// One report from the files the agents of one test wrote (agent-I-of-N.json and
     /// .hlog): exact merged percentiles, per-second rate, errors, one row per agent.
     Merge(MergeArgs),
 }
@@ -34,7 +34,7 @@ pub enum ReportCommand {
 /// Arguments of `surge report merge`.
 #[derive(Args, Debug, Clone)]
 pub struct MergeArgs {
-    /// Results directories (or single agent-<I>-of-<N>.json files), as the agents wrote them.
+    /// Results directories (or single agent-I-of-N.json files), as the agents wrote them.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Merge what is there when agents are missing (the report says which).

@@ -45,9 +45,13 @@ struct UpArgs {
     /// Lab name: a-z, 0-9 and '-', at most 32 characters.
     #[arg(long, default_value = "surge")]
     name: String,
-    /// `pair` (A — B) or `routed` (A — router — B).
+    /// `pair` (A — B), `routed` (A — router — B) or `fan` (--clients hosts C0, C1, ... —
+    /// router — B).
     #[arg(long, default_value = "pair")]
     topology: String,
+    /// Client hosts of a `fan` lab (1 to 64), each in its own namespace and subnet.
+    #[arg(long)]
+    clients: Option<usize>,
     /// RX and TX queues per veth.
     #[arg(long, default_value_t = 1)]
     queues: u16,
@@ -105,7 +109,7 @@ struct ExecArgs {
     /// Lab name.
     #[arg(long, default_value = "surge")]
     name: String,
-    /// Host: A, B or R (the router of a routed lab).
+    /// Host: A, B, R (the router of a routed or fan lab) or C0, C1, ... (a fan lab's clients).
     host: String,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
@@ -187,8 +191,88 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// Set once the lab is complete and handed over (Ctrl-C after that leaves it up).
 static FINISHED: AtomicBool = AtomicBool::new(false);
 
+/// `surge lab up --topology fan --clients N`: a server host and N client hosts.
+fn up_fan(args: &UpArgs) -> anyhow::Result<()> {
+    let clients = args
+        .clients
+        .context("--topology fan needs --clients N (1 to 64)")?;
+    let impaired = [
+        &args.delay,
+        &args.jitter,
+        &args.loss,
+        &args.reorder,
+        &args.duplicate,
+        &args.corrupt,
+        &args.ce_mark,
+        &args.rate,
+    ]
+    .iter()
+    .any(|o| o.is_some());
+    if impaired || args.queues != 1 || args.mtu != 1500 || args.threaded_napi {
+        bail!("a fan lab takes --name and --clients only (no impairments, queues, MTU or NAPI)");
+    }
+    surge_lab::validate_name(&args.name)?;
+    require_root()?;
+    let name = args.name.clone();
+    ctrlc::set_handler(move || {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        let _building = BUILDING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !FINISHED.load(Ordering::SeqCst) {
+            let _ = down_by_name(&name);
+            eprintln!("surge: interrupted: lab {name} removed");
+        }
+        std::process::exit(130);
+    })
+    .context("installing the Ctrl-C handler")?;
+    let building = BUILDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let lab = surge_lab::FanLab::up(&args.name, clients)?;
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        drop(lab);
+        bail!("interrupted: lab {} removed", args.name);
+    }
+    let mut out = format!("lab {} is up (fan, {clients} clients)\n", lab.name());
+    let server = lab.server();
+    out.push_str(&format!(
+        "  B   {:<24} {:<13} {}/{} via {}\n",
+        server.netns,
+        server.ifname,
+        server.addr,
+        server.prefix_len,
+        server.gateway.map(|g| g.to_string()).unwrap_or_default()
+    ));
+    for (i, c) in lab.clients().iter().enumerate() {
+        out.push_str(&format!(
+            "  C{i:<2} {:<24} {:<13} {}/{} via {}\n",
+            c.netns,
+            c.ifname,
+            c.addr,
+            c.prefix_len,
+            c.gateway.map(|g| g.to_string()).unwrap_or_default()
+        ));
+    }
+    out.push_str(&format!(
+        "run commands with `surge lab exec --name {0} C0 -- ...`; remove with `surge lab down --name {0}`\n",
+        lab.name()
+    ));
+    lab.keep();
+    FINISHED.store(true, Ordering::SeqCst);
+    drop(building);
+    print!("{out}");
+    Ok(())
+}
+
 /// `surge lab up`.
 fn up(args: &UpArgs) -> anyhow::Result<()> {
+    if args.topology == "fan" {
+        return up_fan(args);
+    }
+    if args.clients.is_some() {
+        bail!("--clients is for --topology fan");
+    }
     let spec = spec_from(args)?;
     require_root()?;
     let name = spec.name.clone();
@@ -351,17 +435,34 @@ fn status(name: Option<&str>) -> anyhow::Result<()> {
 /// `surge lab exec`: the command's exit code becomes ours.
 fn exec(args: &ExecArgs) -> anyhow::Result<()> {
     require_root()?;
-    let host: HostId = args.host.parse().map_err(anyhow::Error::msg)?;
-    let lab = Lab::attach(&args.name)?;
     let (program, rest) = args
         .command
         .split_first()
         .context("no command given after --")?;
-    let status = lab
-        .command(host, program)?
+    // A fan lab's client host: C0, C1, ...
+    let client = args
+        .host
+        .strip_prefix(['C', 'c'])
+        .and_then(|i| i.parse::<usize>().ok());
+    let (mut command, netns) = match client {
+        Some(i) => {
+            surge_lab::validate_name(&args.name)?;
+            let netns = surge_lab::client_netns_name(&args.name, i);
+            if !surge_lab::netns_exists(&netns) {
+                bail!("lab {} has no client host C{i} ({netns})", args.name);
+            }
+            (surge_lab::FanLab::command_in(&netns, program), netns)
+        }
+        None => {
+            let host: HostId = args.host.parse().map_err(anyhow::Error::msg)?;
+            let lab = Lab::attach(&args.name)?;
+            (lab.command(host, program)?, netns_name(&args.name, host))
+        }
+    };
+    let status = command
         .args(rest)
         .status()
-        .with_context(|| format!("running {program} in {}", netns_name(&args.name, host)))?;
+        .with_context(|| format!("running {program} in {netns}"))?;
     if status.success() {
         return Ok(());
     }

@@ -307,3 +307,61 @@ fn interrupting_up_leaves_nothing_half_made() {
         assert_no_namespaces(&name);
     }
 }
+
+#[test]
+fn a_fan_lab_comes_up_runs_commands_in_its_clients_and_goes_away() {
+    let name = LabSpec::unique("fancli", Topology::Routed).name;
+    let up = surge(&[
+        "lab",
+        "up",
+        "--name",
+        &name,
+        "--topology",
+        "fan",
+        "--clients",
+        "2",
+    ]);
+    assert!(up.status.success(), "{}", text(&up));
+    let stdout = String::from_utf8_lossy(&up.stdout);
+    assert!(
+        stdout.contains("C1") && stdout.contains("198.18.17.1/24"),
+        "{stdout}"
+    );
+    let ping = surge(&[
+        "lab",
+        "exec",
+        "--name",
+        &name,
+        "C1",
+        "--",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "198.18.2.1",
+    ]);
+    let down = surge(&["lab", "down", "--name", &name]);
+    assert!(ping.status.success(), "C1 -> server: {}", text(&ping));
+    assert!(down.status.success(), "{}", text(&down));
+    assert_no_namespaces(&name);
+    for i in 0..2 {
+        assert!(!netns_exists(&surge_lab::client_netns_name(&name, i)));
+    }
+    let no_clients = surge(&["lab", "up", "--name", &name, "--topology", "fan"]);
+    assert_one_line_error(&no_clients, &["--clients"]);
+    let impaired = surge(&[
+        "lab",
+        "up",
+        "--name",
+        &name,
+        "--topology",
+        "fan",
+        "--clients",
+        "2",
+        "--loss",
+        "1%",
+    ]);
+    assert_one_line_error(&impaired, &["fan lab"]);
+    assert_no_namespaces(&name);
+}

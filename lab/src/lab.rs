@@ -25,7 +25,7 @@ static SIGNAL_HANDLER: Once = Once::new();
 /// process killed that way (a test under `timeout`, Ctrl-C) runs no destructor.
 /// A program that installed its own handler first keeps it (installing fails
 /// quietly) and is expected to stop and let its labs drop, as `surge` does.
-fn register(name: &str) {
+pub(crate) fn register(name: &str) {
     if let Ok(mut live) = LIVE.lock() {
         live.push(name.to_owned());
     }
@@ -48,7 +48,7 @@ fn register(name: &str) {
 }
 
 /// Forgets a lab the process no longer owns (removed, or kept on purpose).
-fn unregister(name: &str) {
+pub(crate) fn unregister(name: &str) {
     if let Ok(mut live) = LIVE.lock() {
         live.retain(|n| n != name);
     }
@@ -378,13 +378,28 @@ pub fn down_by_name(name: &str) -> Result<bool, LabError> {
         .into_iter()
         .filter(|ns| netns_exists(ns))
         .collect();
-    if existing.is_empty() {
+    // A fan lab's client hosts, `surge-<name>-c<i>` (their veths go with them).
+    let prefix = format!("surge-{name}-c");
+    let clients: Vec<String> = list_netns()
+        .into_iter()
+        .filter(|ns| {
+            ns.strip_prefix(&prefix)
+                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    if existing.is_empty() && clients.is_empty() {
         return Ok(false);
     }
     require_root()?;
+    let mut first_error = None;
+    for netns in &clients {
+        if let Err(e) = delete_netns(netns) {
+            first_error.get_or_insert(e);
+        }
+    }
     // The routed layout names every interface a lab of this name can have.
     teardown(&layout(name, Topology::Routed)?, &existing)?;
-    Ok(true)
+    first_error.map_or(Ok(true), Err)
 }
 
 /// The names of all labs that have at least one namespace, sorted.

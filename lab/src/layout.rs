@@ -142,14 +142,14 @@ fn interface_tag(lab: &str) -> String {
 }
 
 /// Interface name for one role (`a`, `b`, `ra`, `rb`).
-fn ifname(lab: &str, role: &str) -> String {
+pub(crate) fn ifname(lab: &str, role: &str) -> String {
     let name = format!("{}-{role}", interface_tag(lab));
     debug_assert!(name.len() <= MAX_IFNAME_LEN);
     name
 }
 
 /// A locally administered unicast MAC derived from the lab name and the role.
-fn mac(lab: &str, role: &str) -> [u8; 6] {
+pub(crate) fn mac(lab: &str, role: &str) -> [u8; 6] {
     let hash = fnv1a(&[lab.as_bytes(), role.as_bytes()]).to_be_bytes();
     // IEEE 802: bit 1 of the first octet = locally administered, bit 0 = 0 for unicast.
     [

@@ -9,6 +9,10 @@
 //! | `pair` | 198.18.0.1/24 | — | 198.18.0.2/24 |
 //! | `routed` | 198.18.1.1/24 via .254 | 198.18.1.254/24, 198.18.2.254/24, forwarding, impairments | 198.18.2.1/24 via .254 |
 //!
+//! A [`FanLab`] has several client hosts instead of A (`surge-x-c0`, `surge-x-c1`, ... at
+//! 198.18.(16+i).1/24), each behind the router, and B as the one server: for a load run from
+//! many hosts at once.
+//!
 //! Veths get the asked number of RX/TX queues and MTU, TX checksum offload off, and IPv6 is
 //! off in every namespace. Links, addresses and routes are made over rtnetlink. Checksum
 //! offload (`ethtool`), threaded NAPI (`ip netns exec ... sysfs`) and the router's
@@ -39,6 +43,7 @@
 mod delay_queue;
 mod device_settings;
 mod error;
+mod fan;
 mod hosts_file;
 mod impairment;
 mod lab;
@@ -50,6 +55,7 @@ mod status;
 
 pub use delay_queue::{DelaySpec, serve_delay_queue};
 pub use error::LabError;
+pub use fan::{FanLab, MAX_FAN_CLIENTS, client_netns_name};
 pub use lab::{Lab, down_by_name, list_labs, require_root};
 pub use layout::{Host, HostId, format_mac, netns_name};
 pub use netlink::{InterfaceStatus, XdpAttachment};

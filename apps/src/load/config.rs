@@ -166,6 +166,12 @@ pub struct LoadArgs {
     /// Seed of the Poisson arrival generator.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The agent contract: this run as one agent of a test run from many hosts.
+    #[command(flatten)]
+    pub agent: super::agent::AgentArgs,
+    /// `--emit-kubernetes`: this load as a Kubernetes Indexed Job instead of a run.
+    #[command(flatten)]
+    pub kubernetes: super::kubernetes::KubernetesArgs,
 }
 
 /// A checked `surge load` configuration.
@@ -217,14 +223,37 @@ pub struct LoadConfig {
     pub progress: bool,
     /// Poisson seed.
     pub seed: u64,
+    /// The connection slots this run drives (all of them, or an agent's slice).
+    pub slice: ConnectionSlice,
+    /// Begin at this wall-clock instant (`--start-at`).
+    pub start_at: Option<std::time::SystemTime>,
+    /// Record every intended send time.
+    pub record_schedule: bool,
+    /// This run as an agent of a distributed test.
+    pub agent: Option<super::agent::Agent>,
+}
+
+/// A contiguous range of global connection slots, `first..first + count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionSlice {
+    /// Global index of the first slot.
+    pub first: usize,
+    /// Slots in the range.
+    pub count: usize,
 }
 
 /// The most connections one run may open.
 const MAX_CONNECTIONS: usize = 100_000;
 
 impl LoadArgs {
-    /// Checks the options against each other; the error is one line.
+    /// Checks the options against each other (reading the agent index and count an
+    /// orchestrator may have put in the environment); the error is one line.
     pub fn config(&self) -> anyhow::Result<LoadConfig> {
+        self.config_in(&|name| std::env::var(name).ok())
+    }
+
+    /// [`LoadArgs::config`] with the environment `env`.
+    pub fn config_in(&self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<LoadConfig> {
         let url = self.url.as_deref().map(parse_url).transpose()?;
         let mode = match (self.mode, &url) {
             (Some(LoadMode::Http) | None, Some(_)) => LoadMode::Http,
@@ -246,14 +275,54 @@ impl LoadArgs {
             (1..=MAX_CONNECTIONS).contains(&self.connections),
             "--connections must be between 1 and {MAX_CONNECTIONS}"
         );
+        let agent = self.agent.resolve(env)?;
+        let slice = match &agent {
+            Some(agent) => {
+                ensure!(
+                    self.connections >= agent.count,
+                    "--connections ({}) must be at least --agents ({}): each agent drives its \
+                     slice of the connections",
+                    self.connections,
+                    agent.count
+                );
+                ensure!(
+                    !self.find_max,
+                    "--find-max does not run as agents (each trial would need all agents)"
+                );
+                if let Some(requests) = self.requests {
+                    ensure!(
+                        requests >= agent.count as u64,
+                        "--requests ({requests}) must be at least --agents ({})",
+                        agent.count
+                    );
+                }
+                let (first, count) =
+                    super::agent::slice(self.connections as u64, agent.count, agent.index);
+                ConnectionSlice {
+                    first: first as usize,
+                    count: count as usize,
+                }
+            }
+            None => ConnectionSlice {
+                first: 0,
+                count: self.connections,
+            },
+        };
+        if let Some(at) = self.agent.start_at {
+            super::agent::check_start_at(at, std::time::SystemTime::now(), self.duration)?;
+            ensure!(
+                !self.find_max,
+                "--start-at does not combine with --find-max"
+            );
+        }
         let threads = self
             .threads
-            .unwrap_or_else(|| crate::backend::available_cores().min(self.connections));
+            .unwrap_or_else(|| crate::backend::available_cores().min(slice.count));
         ensure!(threads >= 1, "--threads must be at least 1");
         ensure!(
-            threads <= self.connections,
-            "--threads ({threads}) must not exceed --connections ({})",
-            self.connections
+            threads <= slice.count,
+            "--threads ({threads}) must not exceed the connections this run drives ({})",
+            slice.count
         );
         ensure!(threads <= 1024, "--threads must be at most 1024");
         ensure!(!self.duration.is_zero(), "--duration must be positive");
@@ -424,7 +493,6 @@ impl LoadArgs {
             duration: self.duration,
             warmup,
             ramp_up,
-            requests: self.requests,
             rate: self.rate,
             arrivals: self.arrivals.unwrap_or(Arrivals::Constant),
             pipeline: self.pipeline,
@@ -443,6 +511,16 @@ impl LoadArgs {
             timeout: self.timeout,
             progress: !self.quiet,
             seed: self.seed,
+            slice,
+            start_at: self.agent.start_at,
+            record_schedule: agent.as_ref().is_some_and(|a| a.record_schedule),
+            requests: match (&agent, self.requests) {
+                (Some(agent), Some(total)) => {
+                    Some(super::agent::slice(total, agent.count, agent.index).1)
+                }
+                (_, requests) => requests,
+            },
+            agent,
         })
     }
 }

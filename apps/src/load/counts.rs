@@ -3,7 +3,7 @@
 use hdrhistogram::Histogram;
 
 use crate::report::load_report::StatusClasses;
-use crate::report::{ErrorCounts, LatencySet};
+use crate::report::{ErrorCounts, LatencySet, merge_counts};
 
 /// What one thread counted.
 #[derive(Clone, Debug, Default)]
@@ -47,16 +47,12 @@ impl Counts {
     pub fn merge(&mut self, other: &Counts) {
         self.requests_sent += other.requests_sent;
         self.answered += other.answered;
-        for (k, v) in &other.errors {
-            *self.errors.entry(k).or_insert(0) += v;
-        }
+        merge_counts(&mut self.errors, &other.errors);
         self.non_2xx += other.non_2xx;
         self.http_status.merge(&other.http_status);
         self.connect_attempts += other.connect_attempts;
         self.connects += other.connects;
-        for (k, v) in &other.connect_errors {
-            *self.connect_errors.entry(k).or_insert(0) += v;
-        }
+        merge_counts(&mut self.connect_errors, &other.connect_errors);
         self.warmup_sent += other.warmup_sent;
         self.warmup_answered += other.warmup_answered;
         self.warmup_errors += other.warmup_errors;
@@ -99,6 +95,9 @@ pub struct ThreadResult {
     pub latencies: LatencySet,
     /// Its counters.
     pub counts: Counts,
+    /// `--record-schedule`: the intended send time of every open-loop arrival it took,
+    /// nanoseconds after the run's start.
+    pub schedule: Vec<u64>,
 }
 
 /// This thread's share of the run.

@@ -31,6 +31,12 @@ pub struct Outcome {
     pub start_time: SystemTime,
     /// The rate search, when `--find-max` ran.
     pub find_max: Option<FindMaxResult>,
+    /// Every histogram of the run (latency, uncorrected, time to first byte, connect).
+    pub latencies: LatencySet,
+    /// `--record-schedule`: the intended send times, nanoseconds after `start_time`, sorted.
+    pub schedule: Vec<u64>,
+    /// How long after `--start-at` the run actually began (zero when on time or not asked).
+    pub late_start: Duration,
 }
 
 /// One second, summed over threads.
@@ -45,6 +51,45 @@ fn share(total: u64, parts: usize, index: usize) -> u64 {
     total / parts + u64::from((index as u64) < total % parts)
 }
 
+/// Sleeps until the wall clock reaches `at` (or `stop` is raised), in steps of at most
+/// 50 ms.
+fn wait_until(at: SystemTime, stop: &AtomicBool) -> anyhow::Result<()> {
+    // Bounded: `check_start_at` refused instants more than a day ahead.
+    while let Ok(left) = at.duration_since(SystemTime::now()) {
+        anyhow::ensure!(
+            !stop.load(std::sync::atomic::Ordering::Relaxed),
+            "stopped before the --start-at instant"
+        );
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+    Ok(())
+}
+
+/// The run's origin: now, or the `--start-at` instant (waited for; a late agent keeps the
+/// common origin, so its schedule stays on absolute time and its first requests are late).
+fn origin(
+    config: &LoadConfig,
+    stop: &AtomicBool,
+) -> anyhow::Result<(Instant, SystemTime, Duration)> {
+    let Some(at) = config.start_at else {
+        return Ok((Instant::now(), SystemTime::now(), Duration::ZERO));
+    };
+    wait_until(at, stop)?;
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let late = wall.duration_since(at).unwrap_or_default();
+    let start = now.checked_sub(late).unwrap_or(now);
+    if late > Duration::from_millis(100) {
+        eprintln!(
+            "surge load: started {:.3} s after --start-at; the schedule keeps the common origin",
+            late.as_secs_f64()
+        );
+    }
+    Ok((start, at, late))
+}
+
 /// Runs the load once with `config` on `backend`.
 pub fn run_once<B: Backend>(
     backend: &B,
@@ -53,12 +98,11 @@ pub fn run_once<B: Backend>(
 ) -> anyhow::Result<Outcome> {
     let counters_before = backend.counters();
     let (tx, rx) = mpsc::channel::<IntervalMsg>();
-    let start = Instant::now();
-    let start_time = SystemTime::now();
+    let (start, start_time, late_start) = origin(config, stop)?;
     let mut plans = Vec::new();
-    let mut first = 0;
+    let mut first = config.slice.first;
     for index in 0..config.threads {
-        let connections = share(config.connections as u64, config.threads, index) as usize;
+        let connections = share(config.slice.count as u64, config.threads, index) as usize;
         plans.push(ThreadPlan {
             index,
             first_connection: first,
@@ -121,11 +165,14 @@ pub fn run_once<B: Backend>(
     let finished = Instant::now();
     let mut latencies = LatencySet::default();
     let mut counts = Counts::default();
+    let mut schedule = Vec::new();
     for result in results {
         let result = result?;
         latencies.merge(&result.latencies);
         counts.merge(&result.counts);
+        schedule.extend(result.schedule);
     }
+    schedule.sort_unstable();
     let counters_after = backend.counters();
     let stack_counters = counters_after
         .iter()
@@ -141,9 +188,11 @@ pub fn run_once<B: Backend>(
         .as_secs_f64()
         .max(1e-6);
     let total_time = finished.duration_since(start).as_secs_f64().max(1e-6);
+    // Warm-up seconds are left out unless they hold measured samples (a second that the
+    // warm-up's end cuts in two).
     let intervals = seconds
         .iter()
-        .filter(|(_, agg)| !agg.line.warmup)
+        .filter(|(_, agg)| !agg.line.warmup || !agg.histogram.is_empty())
         .map(|(second, agg)| Interval {
             start: Duration::from_secs(*second),
             length: Duration::from_secs(1),
@@ -155,13 +204,16 @@ pub fn run_once<B: Backend>(
         target: config.target.to_string(),
         mode: config.mode.name().to_string(),
         threads: config.threads,
-        connections: config.connections,
+        connections: config.slice.count,
         pipeline: config.pipeline,
         request_size: config.request_size,
         response_size: config.response_size,
         direction: (config.mode == LoadMode::Stream)
             .then(|| format!("{:?}", config.direction).to_lowercase()),
-        rate: config.rate,
+        // An agent's share of the rate: its slots' part of the whole.
+        rate: config
+            .rate
+            .map(|r| r * config.slice.count as f64 / config.connections as f64),
         arrivals: config
             .rate
             .map(|_| format!("{:?}", config.arrivals).to_lowercase()),
@@ -199,10 +251,13 @@ pub fn run_once<B: Backend>(
     };
     Ok(Outcome {
         report,
-        latency: latencies.latency,
+        latency: latencies.latency.clone(),
         intervals,
         start_time,
         find_max: None,
+        latencies,
+        schedule,
+        late_start,
     })
 }
 

@@ -6,11 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng, rngs::StdRng};
-
-use super::config::{Arrivals, Direction, LoadConfig, LoadMode};
+use super::config::{Direction, LoadConfig, LoadMode};
 use super::counts::{IntervalMsg, ThreadPlan, ThreadResult};
 use super::protocol::{Completed, ResponseParser, build_request};
+use super::schedule::SlotSchedule;
 use super::verified::VerifiedStream;
 use crate::backend::{Event, SocketId, Worker};
 use crate::report::{ErrorKind, count_error, new_histogram, record};
@@ -57,6 +56,8 @@ struct Conn {
     parser: ResponseParser,
     /// Open loop: when the next request of this slot is due.
     next_due: Instant,
+    /// Open loop: the slot's arrivals.
+    schedule: Option<SlotSchedule>,
     /// crr / --close: the intended start of the current transaction, and whether it was sent.
     transaction: Option<Instant>,
     transaction_sent: bool,
@@ -85,7 +86,6 @@ struct LoadThread<'a, W: Worker> {
     busy: bool,
     budget: Option<u64>,
     sent_total: u64,
-    rng: StdRng,
     /// Open-loop rate of one connection slot.
     slot_rate: Option<f64>,
     result: ThreadResult,
@@ -103,12 +103,6 @@ pub fn run_thread<W: Worker>(
     intervals: &Sender<IntervalMsg>,
 ) -> io::Result<ThreadResult> {
     let slot_rate = config.rate.map(|r| r / config.connections as f64);
-    let mut rng = StdRng::seed_from_u64(
-        config
-            .seed
-            .wrapping_mul(1000)
-            .wrapping_add(plan.index as u64),
-    );
     let request = build_request(
         config.framing,
         &config.http,
@@ -123,13 +117,17 @@ pub fn run_thread<W: Worker>(
             .ramp_up
             .mul_f64(global as f64 / config.connections as f64);
         let first = start + ramp;
-        let phase_offset = match (slot_rate, config.arrivals) {
-            (Some(rate), Arrivals::Constant) => {
-                Duration::from_secs_f64(global as f64 / config.connections as f64 / rate)
-            }
-            (Some(rate), Arrivals::Poisson) => exponential_gap(&mut rng, rate),
-            (None, _) => Duration::ZERO,
-        };
+        let schedule = config.rate.map(|rate| {
+            SlotSchedule::new(
+                config.arrivals,
+                config.seed,
+                global,
+                config.connections,
+                rate,
+                ramp,
+            )
+        });
+        let next_due = start + schedule.as_ref().map_or(ramp, SlotSchedule::next_due);
         conns.push(Conn {
             socket: None,
             phase: Phase::Down(first),
@@ -137,7 +135,8 @@ pub fn run_thread<W: Worker>(
             out: Vec::new(),
             out_pos: 0,
             parser: ResponseParser::new(config.framing),
-            next_due: first + phase_offset,
+            next_due,
+            schedule,
             transaction: None,
             transaction_sent: false,
             shut: false,
@@ -159,7 +158,6 @@ pub fn run_thread<W: Worker>(
         busy: false,
         budget: plan.requests,
         sent_total: 0,
-        rng,
         slot_rate,
         result: ThreadResult::default(),
         interval: IntervalMsg {
@@ -175,12 +173,6 @@ pub fn run_thread<W: Worker>(
     };
     thread.run(stop, intervals)?;
     Ok(thread.result)
-}
-
-/// An exponential gap with mean `1/rate` seconds (Poisson arrivals).
-fn exponential_gap(rng: &mut StdRng, rate: f64) -> Duration {
-    let u: f64 = rng.random();
-    Duration::from_secs_f64((-(1.0 - u).ln() / rate).min(3600.0))
 }
 
 impl<W: Worker> LoadThread<'_, W> {
@@ -438,15 +430,21 @@ impl<W: Worker> LoadThread<'_, W> {
         }
     }
 
-    /// Moves slot `i`'s next due time one arrival gap on.
+    /// Consumes slot `i`'s due arrival (recording it with `--record-schedule`) and moves its
+    /// next due time on.
     fn advance_schedule(&mut self, i: usize) {
-        let Some(rate) = self.slot_rate else { return };
-        let gap = match self.config.arrivals {
-            Arrivals::Constant => Duration::from_secs_f64(1.0 / rate),
-            Arrivals::Poisson => exponential_gap(&mut self.rng, rate),
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
         };
-        if let Some(c) = self.conns.get_mut(i) {
-            c.next_due += gap;
+        let Some(schedule) = c.schedule.as_mut() else {
+            return;
+        };
+        let due = schedule.take();
+        c.next_due = self.start + schedule.next_due();
+        if self.config.record_schedule {
+            self.result
+                .schedule
+                .push(u64::try_from(due.as_nanos()).unwrap_or(u64::MAX));
         }
     }
 

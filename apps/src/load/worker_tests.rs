@@ -140,6 +140,10 @@ fn config(duration: Duration, requests: Option<u64>, rate: Option<f64>) -> LoadC
         timeout: Duration::from_millis(100),
         progress: false,
         seed: 1,
+        slice: super::config::ConnectionSlice { first: 0, count: 3 },
+        start_at: None,
+        record_schedule: false,
+        agent: None,
     }
 }
 
@@ -225,4 +229,53 @@ fn open_loop_sends_on_schedule_and_counts_the_window() {
     let c = &result.counts;
     assert_eq!(c.requests_sent, 300, "one request per intended send time");
     assert_eq!(c.answered, 300);
+}
+
+#[test]
+fn agents_slices_together_intend_the_whole_schedule() {
+    // 5 slots at 400/s for 0.5 s, split 2 + 2 + 1 as three agents would: the recorded
+    // intended send times together are the whole run's 200 arrivals at n/400 s.
+    let mut config = config(Duration::from_millis(500), None, Some(400.0));
+    config.connections = 5;
+    config.record_schedule = true;
+    let start = Instant::now();
+    let mut union = Vec::new();
+    // The agents run side by side, as they would on their hosts.
+    let results: Vec<ThreadResult> = std::thread::scope(|scope| {
+        let handles: Vec<_> = [(0, 2), (2, 2), (4, 1)]
+            .into_iter()
+            .map(|(first, count)| {
+                let config = &config;
+                scope.spawn(move || {
+                    let plan = ThreadPlan {
+                        index: 0,
+                        first_connection: first,
+                        connections: count,
+                        requests: None,
+                    };
+                    let (tx, _rx) = mpsc::channel();
+                    let stop = AtomicBool::new(false);
+                    let peer = Peer::Answers {
+                        request: 10,
+                        response: 30,
+                    };
+                    run_thread(config, &plan, FakeWorker::new(peer), start, &stop, &tx)
+                        .expect("load thread")
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("agent thread"))
+            .collect()
+    });
+    for result in results {
+        assert_eq!(result.counts.requests_sent, result.schedule.len() as u64);
+        union.extend(result.schedule);
+    }
+    union.sort_unstable();
+    let expected: Vec<u64> = (0..200)
+        .map(|n| super::schedule::constant_arrival(n, 400.0).as_nanos() as u64)
+        .collect();
+    assert_eq!(union, expected);
 }

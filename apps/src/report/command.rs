@@ -1,6 +1,7 @@
 //! `surge report plot`: charts from the files `surge load` writes, several runs in one
 //! picture — `.hgrm` files as one latency-by-percentile chart, `.hlog` files as one chart of
-//! requests per second over time.
+//! requests per second over time. `surge report merge`: one report from the agents of a
+//! test run from many hosts.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,27 @@ pub enum ReportCommand {
     /// One chart of several runs: `.hgrm` files (latency by percentile) or `.hlog` files
     /// (requests per second over time).
     Plot(PlotArgs),
+    /// One report from the files the agents of one test wrote (agent-I-of-N.json and
+    /// .hlog): exact merged percentiles, per-second rate, errors, one row per agent.
+    Merge(MergeArgs),
+}
+
+/// Arguments of `surge report merge`.
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// Results directories (or single agent-I-of-N.json files), as the agents wrote them.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Merge what is there when agents are missing (the report says which).
+    #[arg(long)]
+    pub allow_missing: bool,
+    /// Write merged.json, .hgrm, .hlog, -latency.png and -rate.png here (default: the
+    /// first input directory).
+    #[arg(short, long)]
+    pub output_dir: Option<PathBuf>,
+    /// Stem of the files written.
+    #[arg(long, default_value = "merged")]
+    pub name: String,
 }
 
 /// Arguments of `surge report plot`.
@@ -48,7 +70,87 @@ pub struct PlotArgs {
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     match args.command {
         ReportCommand::Plot(plot) => run_plot(&plot),
+        ReportCommand::Merge(merge) => run_merge(&merge),
     }
+}
+
+/// Merges the agents' files, prints the report and writes the merged files.
+pub fn run_merge(args: &MergeArgs) -> anyhow::Result<()> {
+    use super::merge::{merge, read_inputs};
+    ensure!(
+        !args.name.is_empty() && !args.name.contains('/'),
+        "--name must be a file stem, not {:?}",
+        args.name
+    );
+    let inputs = read_inputs(&args.inputs)?;
+    let merged = merge(&inputs, args.allow_missing)?;
+    let dir = match &args.output_dir {
+        Some(dir) => dir.clone(),
+        None => args
+            .inputs
+            .iter()
+            .find(|p| p.is_dir())
+            .cloned()
+            .or_else(|| {
+                args.inputs
+                    .first()
+                    .and_then(|p| p.parent())
+                    .map(Path::to_path_buf)
+            })
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = |suffix: &str| dir.join(format!("{}{suffix}", args.name));
+    print!("{}", super::table::format_table(&merged.report));
+    print!("{}", merged.format_agents());
+    let write = |p: PathBuf, bytes: &[u8]| {
+        std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))
+    };
+    write(path(".json"), merged.to_json()?.as_bytes())?;
+    write(
+        path(".hgrm"),
+        super::hgrm::format_hgrm(&merged.latencies.latency).as_bytes(),
+    )?;
+    write(
+        path(".hlog"),
+        &super::hlog::format_hlog(merged.start_time, &merged.intervals)?,
+    )?;
+    if !merged.latencies.latency.is_empty() {
+        super::plot::write_plot(&path("-latency.png"), &merged.report.latency_percentiles)
+            .context("drawing the latency chart")?;
+        let mut series = vec![TimeSeries {
+            label: format!("all {} agents", merged.merged.len()),
+            points: rate_points(&merged.intervals),
+        }];
+        for input in &inputs {
+            series.push(TimeSeries {
+                label: format!("agent {}", input.record.agent_index),
+                points: rate_points(&input.intervals),
+            });
+        }
+        write_over_time(
+            &path("-rate.png"),
+            &format!("Requests per second, test {}", merged.test_id),
+            "answered requests per second",
+            &series,
+        )
+        .context("drawing the rate chart")?;
+    }
+    println!("Wrote {}.{{json,hgrm,hlog}} and charts", path("").display());
+    Ok(())
+}
+
+/// Answered requests per second at the end of each interval.
+fn rate_points(intervals: &[super::hlog::Interval]) -> Vec<(f64, f64)> {
+    intervals
+        .iter()
+        .map(|i| {
+            (
+                (i.start + i.length).as_secs_f64(),
+                i.histogram.len() as f64 / i.length.as_secs_f64().max(1e-9),
+            )
+        })
+        .collect()
 }
 
 /// The kind of file a run is in, by extension.

@@ -4,13 +4,13 @@
 use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Microseconds per millisecond: the `.hgrm` value unit scaling ratio.
 const US_PER_MS: f64 = 1000.0;
 
 /// One row of the percentile distribution.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct PercentileRow {
     /// The value at this percentile, in milliseconds.
     pub value_ms: f64,

@@ -70,6 +70,20 @@ impl IntervalCount {
 
 /// Reads the intervals of an interval log (as [`format_hlog`] writes it).
 pub fn read_intervals(log: &[u8]) -> anyhow::Result<Vec<IntervalCount>> {
+    let out: Vec<IntervalCount> = read_interval_histograms(log)?
+        .iter()
+        .map(|interval| IntervalCount {
+            start_s: interval.start.as_secs_f64(),
+            length_s: interval.length.as_secs_f64(),
+            count: interval.histogram.len(),
+        })
+        .collect();
+    anyhow::ensure!(!out.is_empty(), "the log has no interval");
+    Ok(out)
+}
+
+/// Reads every interval of an interval log with its histogram (none is an empty list).
+pub fn read_interval_histograms(log: &[u8]) -> anyhow::Result<Vec<Interval>> {
     let mut out = Vec::new();
     let mut deserializer = Deserializer::new();
     for entry in IntervalLogIterator::new(log) {
@@ -83,13 +97,12 @@ pub fn read_intervals(log: &[u8]) -> anyhow::Result<Vec<IntervalCount>> {
         let histogram: Histogram<u64> = deserializer
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| anyhow::anyhow!("decoding an interval histogram: {e:?}"))?;
-        out.push(IntervalCount {
-            start_s: interval.start_timestamp().as_secs_f64(),
-            length_s: interval.duration().as_secs_f64(),
-            count: histogram.len(),
+        out.push(Interval {
+            start: interval.start_timestamp(),
+            length: interval.duration(),
+            histogram,
         });
     }
-    anyhow::ensure!(!out.is_empty(), "the log has no interval");
     Ok(out)
 }
 

@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::hgrm::PercentileRow;
 use super::{ErrorCounts, Summary};
 
 /// One second of a run, as the live progress line showed it.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct IntervalLine {
     /// Seconds since the start of the run at the end of this interval.
     pub second: u64,
@@ -27,7 +28,8 @@ pub struct IntervalLine {
 }
 
 /// Answered HTTP responses by status class (RFC 9110 §15), as `{"2xx": n, ...}` in JSON.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StatusClasses {
     /// 200-299.
     #[serde(rename = "2xx")]
@@ -70,7 +72,8 @@ impl StatusClasses {
 /// Everything one run measured. Request counts obey `requests_sent == answered + errors_total`
 /// (and the same for the `warmup_` counts); connect failures are counted apart, because no
 /// request was written on those connections.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LoadReport {
     /// Which stack carried the traffic (`kernel`, `surge`).
     pub stack: String,

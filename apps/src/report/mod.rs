@@ -1,17 +1,21 @@
 //! What `surge load` and `surge serve` measure and how they write it down: histograms, the
 //! human table, `.hgrm`, interval logs, JSON and the percentile plot.
 
+pub mod agent_record;
 pub mod command;
 pub mod hgrm;
 pub mod hlog;
 pub mod load_report;
+pub mod merge;
+
 pub mod plot;
 pub mod table;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Highest value a latency histogram records: one hour in microseconds (larger values clamp).
 const HIGHEST_US: u64 = 3_600_000_000;
@@ -66,7 +70,8 @@ impl LatencySet {
 }
 
 /// Summary statistics of one histogram, in microseconds.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Summary {
     /// Number of samples.
     pub count: u64,
@@ -160,13 +165,21 @@ impl ErrorKind {
     }
 }
 
-/// Counts by error kind, in name order.
-pub type ErrorCounts = BTreeMap<&'static str, u64>;
+/// Counts by error kind, in name order (borrowed names when counted here, owned when read
+/// back from an agent's JSON).
+pub type ErrorCounts = BTreeMap<Cow<'static, str>, u64>;
 
 /// Adds `n` errors of `kind` to `counts`.
 pub fn count_error(counts: &mut ErrorCounts, kind: ErrorKind, n: u64) {
     if n > 0 {
-        *counts.entry(kind.name()).or_insert(0) += n;
+        *counts.entry(Cow::Borrowed(kind.name())).or_insert(0) += n;
+    }
+}
+
+/// Adds every count of `other` into `counts`.
+pub fn merge_counts(counts: &mut ErrorCounts, other: &ErrorCounts) {
+    for (k, v) in other {
+        *counts.entry(k.clone()).or_insert(0) += v;
     }
 }
 

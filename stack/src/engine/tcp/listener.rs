@@ -180,7 +180,7 @@ pub(crate) fn cookie_input(
             return true;
         }
     };
-    let Some((_, syn_backlog, accept_full)) = listener_of(core, listener) else {
+    let Some((_, _, accept_full)) = listener_of(core, listener) else {
         return false;
     };
     let mut cfg = listener_config(core, listener);
@@ -194,15 +194,17 @@ pub(crate) fn cookie_input(
         core.stats.drop(DropReason::TcpListenOverflow);
         // The ACK is dropped (Linux `tcp_v4_syn_recv_sock` on overflow), but a
         // cookie keeps no state: the peer, ESTABLISHED on its side, would wait in
-        // silence until it sends data. When the SYN queue has room again, keep a
-        // request record as if the SYN came now (its SYN-ACK, already sent, is not
+        // silence until it sends data (Linux's clients do). Keep a request record
+        // instead, as if the SYN came now (its SYN-ACK, already sent, is not
         // repeated): its retransmission draws a new ACK, which gets in once an
-        // `accept` made room, as for any request. The ACK proved the peer's
-        // address, and a full SYN queue still keeps nothing (RFC 4987 §3.6).
+        // `accept` made room, as for any request. Beyond the SYN backlog: the ACK
+        // proved the peer's address, so spoofed SYNs cannot make such records;
+        // the record table's capacity bounds them, and new SYNs meeting the full
+        // SYN queue still get cookies (RFC 4987 §3.6).
         let _ = core
             .tcp
             .syn_queue
-            .admit(listener, syn_backlog, tuple, &syn, conn.iss, now, &cfg);
+            .admit(listener, u32::MAX, tuple, &syn, conn.iss, now, &cfg);
         return true;
     }
     let req = RequestSock::new(tuple, listener, &syn, conn.iss, now, &cfg).without_rtt_sample();

@@ -288,8 +288,9 @@ fn full_accept_queue_drops_syns_and_the_client_retries() {
     );
     // A client whose SYN got a cookie (RFC 4987: the SYN queue was full) believes it
     // is connected; its ACK was dropped while the accept queue was full, and its first
-    // data segment carries the cookie again (as against Linux). Dropped clients'
-    // SYN retransmissions get in once accepting makes room.
+    // data segment carries the cookie again (a silent one gets in by the request
+    // record kept then: see below). Dropped clients' SYN retransmissions get in once
+    // accepting makes room.
     for c in &clients {
         let _ = net.a.send(*c, b"x");
     }
@@ -364,4 +365,71 @@ fn socket_call_misuse_returns_linux_errnos() {
     assert_eq!(net.a.connect(c, off_net), Err(Errno::ENETUNREACH));
     net.a.close(c).expect("close");
     assert_eq!(net.a.close(c), Err(Errno::EBADF));
+}
+
+#[test]
+fn a_child_that_found_the_accept_queue_full_waits_for_room_though_its_client_is_silent() {
+    let mut net = Net::new();
+    let listener = server(&mut net, 2);
+    // Four handshakes end in one burst: each ACK passes the "accept queue full"
+    // check before the first child is queued, so the fourth child finds the
+    // queue (backlog + 1 = 3) full. Its client, ESTABLISHED, sends nothing.
+    let clients: Vec<SocketHandle> = (0..4).map(|_| connect(&mut net)).collect();
+    assert!(net.run_until(2000, |n| clients.iter().all(|c| established(&mut n.a, *c))));
+    assert!(net.run_until(2000, |n| n.b.tcp_stats().passive_opens == 4));
+    let mut accepted = 0;
+    assert!(
+        net.run_until(100_000, |n| {
+            while n.b.accept(listener).is_ok() {
+                accepted += 1;
+            }
+            accepted == 4
+        }),
+        "{accepted} of 4 accepted: {:?}",
+        net.b.tcp_stats()
+    );
+}
+
+#[test]
+fn cookie_acks_that_met_a_full_accept_queue_get_in_once_there_is_room() {
+    let mut net = Net::new();
+    // Backlog 0: one connection fits in the accept queue, one request in the SYN queue.
+    let listener = server(&mut net, 0);
+    // A connection first, accepted: both sides know each other's MAC from now on,
+    // so each step below moves every segment one hop.
+    let warm = connect(&mut net);
+    assert!(net.run_until(2000, |n| established(&mut n.a, warm)));
+    assert!(net.run_until(2000, |n| n.b.accept(listener).is_ok()));
+    let first = connect(&mut net);
+    net.step(Duration::from_micros(100));
+    // The next two SYNs find the first's request in the SYN queue (full): they get
+    // SYN cookies (RFC 4987 §3.6), and their ACKs come after the first connection
+    // filled the accept queue; the first ACK's request fills the SYN queue again
+    // for the second. The clients are ESTABLISHED and send nothing.
+    let cookies = [connect(&mut net), connect(&mut net)];
+    assert!(net.run_until(2000, |n| {
+        established(&mut n.a, first) && cookies.iter().all(|c| established(&mut n.a, *c))
+    }));
+    assert!(net.run_until(2000, |n| n.b.tcp_stats().listen_overflows >= 2));
+    let stats = net.b.tcp_stats();
+    assert_eq!(
+        (
+            stats.syn_cookies_sent,
+            stats.syn_cookies_accepted,
+            stats.passive_opens
+        ),
+        (2, 0, 2),
+        "both cookies' ACKs were refused: {stats:?}"
+    );
+    let mut accepted = 0;
+    assert!(
+        net.run_until(300_000, |n| {
+            while n.b.accept(listener).is_ok() {
+                accepted += 1;
+            }
+            accepted == 3
+        }),
+        "{accepted} of 3 accepted: {:?}",
+        net.b.tcp_stats()
+    );
 }

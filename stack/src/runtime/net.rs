@@ -232,6 +232,7 @@ impl TcpSocket {
             local: self.local_addr(),
             mode: Mode::default(),
             next: 0,
+            queue,
         })
     }
 
@@ -338,6 +339,8 @@ pub struct TcpListener {
     local: SocketAddrV4,
     mode: Mode,
     next: usize,
+    /// The count of connections waiting for `accept`, shared by every core's listener.
+    queue: SharedAcceptQueue,
 }
 
 impl TcpListener {
@@ -386,6 +389,12 @@ impl TcpListener {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddrV4 {
         self.local
+    }
+
+    /// Connections whose handshake is done, waiting for `accept` in every core
+    /// together (a Linux listener's Recv-Q in `ss -lt`): at most the backlog + 1.
+    pub fn queued(&self) -> usize {
+        self.queue.len() as usize
     }
 
     /// Non-blocking `accept` (EAGAIN when nothing is queued).

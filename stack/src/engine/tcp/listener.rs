@@ -183,17 +183,30 @@ pub(crate) fn cookie_input(
     let Some((_, _, accept_full)) = listener_of(core, listener) else {
         return false;
     };
-    if accept_full {
-        core.tcp_stats.listen_overflows += 1;
-        core.stats.drop(DropReason::TcpListenOverflow);
-        return true;
-    }
     let mut cfg = listener_config(core, listener);
     cfg.ts_offset = core
         .tcp
         .ts_offsets
         .offset(tuple.local_addr, tuple.remote_addr);
     let syn = conn.reconstructed_syn(seg);
+    if accept_full {
+        core.tcp_stats.listen_overflows += 1;
+        core.stats.drop(DropReason::TcpListenOverflow);
+        // The ACK is dropped (Linux `tcp_v4_syn_recv_sock` on overflow), but a
+        // cookie keeps no state: the peer, ESTABLISHED on its side, would wait in
+        // silence until it sends data (Linux's clients do). Keep a request record
+        // instead, as if the SYN came now (its SYN-ACK, already sent, is not
+        // repeated): its retransmission draws a new ACK, which gets in once an
+        // `accept` made room, as for any request. Beyond the SYN backlog: the ACK
+        // proved the peer's address, so spoofed SYNs cannot make such records;
+        // the record table's capacity bounds them, and new SYNs meeting the full
+        // SYN queue still get cookies (RFC 4987 §3.6).
+        let _ = core
+            .tcp
+            .syn_queue
+            .admit(listener, u32::MAX, tuple, &syn, conn.iss, now, &cfg);
+        return true;
+    }
     let req = RequestSock::new(tuple, listener, &syn, conn.iss, now, &cfg).without_rtt_sample();
     core.tcp_stats.syn_cookies_accepted += 1;
     establish(core, now, &req, seg, payload, &cfg);
@@ -358,37 +371,32 @@ pub(crate) fn embryo_failed(core: &mut Core, listener: SocketId) {
 }
 
 /// A child of `listener` finished its handshake: it moves from the SYN queue to
-/// the accept queue (when the accept queue is full it stays embryonic, and the
-/// next segment tries again).
+/// the accept queue. When the accept queue is full it waits, retried every
+/// iteration, until an `accept` makes room.
 pub(crate) fn handshake_done(core: &mut Core, listener: SocketId, id: SocketId) {
-    let (moved, shared) = match core.sockets.by_id_mut(listener) {
-        Some(Socket::Tcp(l)) => match l.listen_state() {
-            Some(q) => {
-                let queued = q.push(id);
-                if queued {
-                    q.syn_pending = q.syn_pending.saturating_sub(1);
-                }
-                (queued, q.shared.is_some())
+    let moved = match core.sockets.by_id_mut(listener) {
+        Some(Socket::Tcp(l)) => l.listen_state().is_some_and(|q| {
+            let queued = q.push(id);
+            if queued {
+                q.syn_pending = q.syn_pending.saturating_sub(1);
             }
-            None => (false, false),
-        },
-        _ => (false, false),
+            queued
+        }),
+        _ => false,
     };
-    if !moved && shared {
-        // Another engine filled the shared queue between this handshake's check
-        // (`request_input`) and now; the peer sends nothing more, so retry on the
-        // next iteration until an `accept` anywhere makes room (a few children
-        // at most: one check per engine can race).
-        if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
-            mark(&mut core.tcp.dirty, sock, id);
-        }
+    let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) else {
         return;
-    }
+    };
     if moved {
-        if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
-            sock.queued_for_accept = true;
-        }
+        sock.queued_for_accept = true;
         core.queue_ready(listener);
+    } else if sock.parent.is_some() {
+        // The queue filled between this handshake's check (`request_input`,
+        // `cookie_input`) and now: by another engine's child (a shared queue), or
+        // by one completed earlier in the same RX burst. The peer, ESTABLISHED,
+        // sends nothing more, so nothing else would bring it back: retry on the
+        // next iteration (a burst's worth of children at most).
+        mark(&mut core.tcp.dirty, sock, id);
     }
 }
 

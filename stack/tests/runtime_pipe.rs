@@ -9,55 +9,15 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use surge_datapath::{Device, PipeConfig, PipeDevice};
-use surge_stack::engine::{Engine, EngineConfig};
+use surge_stack::engine::Engine;
 use surge_stack::errno::Errno;
-use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
 use surge_stack::runtime::{Interest, RuntimeConfig, Stack, TcpStream};
 use surge_stack::socket::TcpSocketOptions;
 use surge_stack::tcp::State;
 use surge_stack::time::Instant;
-use surge_stack::wire::EthernetAddress;
 
-const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-
-fn engine(dev: PipeDevice, ip: Ipv4Addr, core: u16, cores: u16) -> Engine<PipeDevice> {
-    let last = ip.octets()[3];
-    let iface = InterfaceConfig::new(
-        EthernetAddress([2, 0, 0, 0, 0, last]),
-        Ipv4Cidr::new(ip, 24).expect("cidr"),
-        None,
-        1500,
-    )
-    .expect("iface");
-    let mut config = EngineConfig::new(iface);
-    config.core = core;
-    config.cores = cores;
-    config.secrets =
-        surge_stack::secrets::Secrets::from_seed(u64::from(last) << 8 | u64::from(core));
-    config.tcp.time_wait = Duration::from_millis(200);
-    Engine::new(dev, config).expect("engine")
-}
-
-/// A server stack and a client stack with `queues` engines each; queue `i` of
-/// one is joined to queue `i` of the other.
-fn stacks(queues: u16) -> (Stack<PipeDevice>, Stack<PipeDevice>) {
-    let mut server = Vec::new();
-    let mut client = Vec::new();
-    for q in 0..queues {
-        let config = PipeConfig {
-            seed: u64::from(q) + 1,
-            ..PipeConfig::default()
-        };
-        let (s, c) = PipeDevice::pair(&config).expect("pipe");
-        server.push(engine(s, SERVER_IP, q, queues));
-        client.push(engine(c, CLIENT_IP, q, queues));
-    }
-    (
-        Stack::start(server, RuntimeConfig::default()).expect("server stack"),
-        Stack::start(client, RuntimeConfig::default()).expect("client stack"),
-    )
-}
+mod support;
+use support::runtime::{CLIENT_IP, SERVER_IP, engine, stacks};
 
 fn addr(ip: Ipv4Addr, port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(ip, port)

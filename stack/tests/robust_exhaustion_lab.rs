@@ -32,7 +32,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use lab_engine::{
-    EchoServer, SURGE_IP, SteerPorts, engine_on_a, engine_on_a_with, listen, on_host, pattern,
+    EchoServer, SURGE_IP, SteerPorts, engine_on_a, engine_on_a_sized, engine_on_a_with, listen,
+    on_host, pattern,
 };
 use surge_datapath::{Device, Frame, XdpPort};
 use surge_lab::{HostId, Lab, LabSpec, Topology};
@@ -492,7 +493,18 @@ fn an_exhausted_umem_drops_frames_and_connections_recover_when_they_return() {
     const HOLD: Duration = Duration::from_secs(1);
     let lab =
         Lab::up(&LabSpec::unique("umem", Topology::Pair)).expect("lab (root tests need root)");
-    let (mut engine, _program) = engine_on_a(&lab, vec![PORT]);
+    // A small UMEM (4096 frames, rings of 2048): the transfer must be able to use up
+    // what the fill ring holds while the frames are taken (the default 8192-entry fill
+    // ring outlasts a 4 MiB echo).
+    let (mut engine, _program) = engine_on_a_sized(
+        &lab,
+        SteerPorts {
+            tcp: vec![PORT],
+            udp: Vec::new(),
+        },
+        Some((4096, 2048)),
+        |_| {},
+    );
     let listener = listen(&mut engine, PORT, 16);
     let data = Arc::new(pattern(TOTAL, 0x0e3e));
     let client_done = Arc::new(AtomicBool::new(false));

@@ -33,6 +33,10 @@ pub struct XdpConfig {
     pub udp_ports: Vec<u16>,
     /// UMEM on huge pages when the system has them.
     pub huge_pages: bool,
+    /// UMEM frames per port (default: [`PortConfig::new`]'s, 16,384).
+    pub frames: Option<u32>,
+    /// Entries per AF_XDP ring (default: [`PortConfig::new`]'s, 8192).
+    pub ring_size: Option<u32>,
     /// Native or generic XDP.
     pub attach: AttachMode,
     /// Applied to every engine's configuration after the defaults (interface,
@@ -52,6 +56,8 @@ impl XdpConfig {
             tcp_ports: Vec::new(),
             udp_ports: Vec::new(),
             huge_pages: false,
+            frames: None,
+            ring_size: None,
             attach: AttachMode::Auto,
             tune: |_| {},
         }
@@ -116,6 +122,8 @@ pub struct XdpEngines {
 pub struct XdpInterface {
     interface: String,
     huge_pages: bool,
+    frames: Option<u32>,
+    ring_size: Option<u32>,
     queues: u32,
     base: EngineConfig,
     program: SteerProgram,
@@ -180,6 +188,8 @@ impl XdpInterface {
         Ok(XdpInterface {
             interface: name,
             huge_pages: config.huge_pages,
+            frames: config.frames,
+            ring_size: config.ring_size,
             queues,
             base,
             program,
@@ -209,6 +219,12 @@ impl XdpInterface {
         }
         let mut port_config = PortConfig::new(&self.interface, queue);
         port_config.pool.huge_pages = self.huge_pages;
+        if let Some(frames) = self.frames {
+            port_config.pool.frame_count = frames;
+        }
+        if let Some(ring_size) = self.ring_size {
+            port_config.ring_size = ring_size;
+        }
         let port = XdpPort::open(&port_config).map_err(|source| XdpError::Datapath {
             interface: self.interface.clone(),
             source,

@@ -56,6 +56,17 @@ pub fn engine_on_a_with(
     ports: SteerPorts,
     configure: impl FnOnce(&mut EngineConfig),
 ) -> (Engine<XdpPort>, SteerProgram) {
+    engine_on_a_sized(lab, ports, None, configure)
+}
+
+/// [`engine_on_a_with`] with the port's UMEM frames and ring size set
+/// (`Some((frames, ring_size))`) instead of the defaults.
+pub fn engine_on_a_sized(
+    lab: &Lab,
+    ports: SteerPorts,
+    sizes: Option<(u32, u32)>,
+    configure: impl FnOnce(&mut EngineConfig),
+) -> (Engine<XdpPort>, SteerProgram) {
     let a = lab.a().clone();
     let _ns = enter_netns(&a.netns).expect("entering ns A");
     let xdp = XdpConfig {
@@ -63,6 +74,8 @@ pub fn engine_on_a_with(
         queues: Some(1),
         tcp_ports: ports.tcp,
         udp_ports: ports.udp,
+        frames: sizes.map(|(frames, _)| frames),
+        ring_size: sizes.map(|(_, ring)| ring),
         ..XdpConfig::new(&a.ifname, Ipv4Cidr::new(SURGE_IP, 24).expect("cidr"))
     };
     let interface = XdpInterface::attach(&xdp, |config| {

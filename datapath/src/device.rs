@@ -24,8 +24,9 @@ pub struct DeviceCaps {
 }
 
 /// Where every frame of a pool is, to check nothing leaks:
-/// `free + fill_ring + rx_ring_and_held + tx_ring == total` at all times,
-/// and `held == 0` once the stack has returned everything.
+/// `free + fill_ring + rx_ring_and_held + tx_ring == total` and
+/// `large_free + large_held == large_total` at all times, and `held == 0`
+/// and `large_held == 0` once the stack has returned everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FrameAccounting {
     /// Frames in the pool.
@@ -38,12 +39,19 @@ pub struct FrameAccounting {
     pub held: u32,
     /// Frames given to the kernel for sending, not yet completed.
     pub tx_ring: u32,
+    /// Large frames (for packets longer than one UMEM frame; 0 without).
+    pub large_total: u32,
+    /// Large frames on their free list.
+    pub large_free: u32,
+    /// Large frames handed to the stack, or holding a packet being joined.
+    pub large_held: u32,
 }
 
 impl FrameAccounting {
-    /// Whether every frame is accounted for.
+    /// Whether every frame is accounted for (UMEM frames and large frames).
     pub fn balanced(&self) -> bool {
         self.free + self.fill_ring + self.held + self.tx_ring == self.total
+            && self.large_free + self.large_held == self.large_total
     }
 }
 
@@ -73,6 +81,15 @@ pub trait Device {
     /// A free frame to send from (length 0), or `None` when the pool is empty
     /// (recycles completed sends first).
     fn alloc_tx(&mut self) -> Option<Frame>;
+
+    /// A free frame to send a packet of up to `len` bytes from (length 0):
+    /// where one UMEM frame is too short and the device has large frames
+    /// (an MTU above one frame, sent as several chained descriptors), a large
+    /// frame; else as [`Device::alloc_tx`], whose capacity may be shorter.
+    fn alloc_tx_for(&mut self, len: usize) -> Option<Frame> {
+        let _ = len;
+        self.alloc_tx()
+    }
 
     /// Asks the device to complete the transport checksum of `frame` when it
     /// is sent (Linux's `CHECKSUM_PARTIAL`): the field at `csum_start +

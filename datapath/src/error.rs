@@ -25,11 +25,13 @@ pub enum DatapathError {
         /// The number of RX queues the interface has.
         available: u32,
     },
-    /// The interface MTU does not fit in one UMEM frame and multi-buffer is not supported.
+    /// The interface MTU does not fit in one UMEM frame and multi-buffer
+    /// descriptors (`XDP_USE_SG`) cannot carry it: turned off, refused by the
+    /// kernel or driver, or the MTU is beyond a large frame.
     #[error(
         "interface {ifname} has MTU {mtu}, but one UMEM frame holds at most {max_frame} bytes \
-         (an MTU of at most {max_mtu}); multi-buffer (XDP_USE_SG) frames are not supported yet: \
-         lower the MTU or raise the frame size"
+         (an MTU of at most {max_mtu}) and multi-buffer (XDP_USE_SG) frames are not available: \
+         {reason}; lower the MTU or raise the frame size"
     )]
     MtuTooLarge {
         /// The interface.
@@ -40,6 +42,8 @@ pub enum DatapathError {
         max_frame: u32,
         /// The largest MTU that fits.
         max_mtu: u32,
+        /// Why multi-buffer frames could not be used.
+        reason: String,
     },
     /// The pool configuration is invalid (frame size, count or headroom).
     #[error("invalid frame pool configuration: {0}")]

@@ -1,6 +1,8 @@
 //! The frame handle the stack holds: an owned slot of a [`crate::FramePool`].
 
-/// A received or to-be-sent frame: a handle on one UMEM frame, never a pointer.
+/// A received or to-be-sent frame: a handle on one UMEM frame (or, for a
+/// packet longer than a UMEM frame, on one of the pool's large frames; see
+/// [`crate::FramePool::enable_large_frames`]), never a pointer.
 ///
 /// Read it with [`crate::Device::frame`], write it with
 /// [`crate::Device::frame_mut`] and [`Frame::set_len`]. A frame is not `Clone`:
@@ -11,7 +13,8 @@
 #[must_use = "a frame must go back to its device (release or tx_burst), or its buffer leaks"]
 pub struct Frame {
     /// Offset of the first packet byte in the pool's memory (a pool is at most
-    /// 2^20 frames of 4 KiB, so every offset fits 32 bits).
+    /// 2^20 frames of 4 KiB, so every offset fits 32 bits); for a large frame,
+    /// the offset in the pool's large-frame area.
     pub(crate) addr: u32,
     /// Bytes of packet data.
     pub(crate) len: u16,
@@ -22,6 +25,8 @@ pub struct Frame {
     /// Whether a TX checksum request sits in the frame's metadata area
     /// (set by [`crate::Device::request_tx_checksum`]).
     pub(crate) tx_checksum: bool,
+    /// Whether this is a large frame (outside the UMEM, for multi-buffer packets).
+    pub(crate) large: bool,
 }
 
 impl Frame {
@@ -41,6 +46,14 @@ impl Frame {
     #[inline]
     pub fn capacity(&self) -> usize {
         usize::from(self.capacity)
+    }
+
+    /// Whether this frame is one of the pool's large frames: a packet longer
+    /// than one UMEM frame, received as (or to be sent as) several chained
+    /// descriptors and copied to or from this contiguous buffer.
+    #[inline]
+    pub fn is_large(&self) -> bool {
+        self.large
     }
 
     /// Whether the device was asked to complete this frame's transport

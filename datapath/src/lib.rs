@@ -66,10 +66,12 @@
 pub mod alloc_count;
 #[cfg(feature = "baseline")]
 pub mod baseline;
+mod chain;
 mod device;
 mod error;
 mod frame;
 mod interface;
+mod large;
 mod mmap;
 mod netdev;
 mod pipe;

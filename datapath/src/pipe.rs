@@ -119,8 +119,12 @@ pub struct PipeDevice {
     now_us: u64,
     caps: DeviceCaps,
     held: u32,
+    large_held: u32,
     stats: DeviceStats,
 }
+
+/// Large frames per side of a pipe whose MTU exceeds one pool frame.
+const PIPE_LARGE_FRAMES: u32 = 256;
 
 impl PipeDevice {
     /// Two devices joined back to back: what one sends, the other receives.
@@ -141,13 +145,12 @@ impl PipeDevice {
         if config.link_capacity == 0 {
             return Err(DatapathError::BadPipeConfig("link capacity is zero".into()));
         }
-        let max_frame = config.pool.max_frame_len();
-        if config.mtu as usize + ETHERNET_HEADER_LEN > max_frame as usize {
-            return Err(DatapathError::BadPipeConfig(format!(
-                "MTU {} does not fit a frame of {max_frame} bytes",
-                config.mtu
-            )));
-        }
+        // An MTU above one pool frame gets large frames, as an AF_XDP port
+        // with multi-buffer descriptors does (the link carries whole frames).
+        let umem_frame = config.pool.max_frame_len();
+        let large_len = (config.mtu as usize + ETHERNET_HEADER_LEN > umem_frame as usize)
+            .then(|| config.mtu.saturating_add(ETHERNET_HEADER_LEN as u32));
+        let max_frame = large_len.unwrap_or(umem_frame);
         let a_to_b = Arc::new(Mutex::new(Channel::new(
             config.link_capacity,
             max_frame as usize,
@@ -156,10 +159,20 @@ impl PipeDevice {
             config.link_capacity,
             max_frame as usize,
         )));
+        let new_pool = || {
+            let mut pool = FramePool::new(config.pool)?;
+            if let Some(len) = large_len {
+                pool.enable_large_frames(PIPE_LARGE_FRAMES, len)
+                    .map_err(|e| {
+                        DatapathError::BadPipeConfig(format!("MTU {}: {e}", config.mtu))
+                    })?;
+            }
+            Ok::<_, DatapathError>(pool)
+        };
         let side =
             |outbound: &Arc<Mutex<Channel>>, inbound: &Arc<Mutex<Channel>>, seed: u64, queue_id| {
                 Ok::<_, DatapathError>(Self {
-                    pool: FramePool::new(config.pool)?,
+                    pool: new_pool()?,
                     outbound: Arc::clone(outbound),
                     inbound: Arc::clone(inbound),
                     rng: ChaCha8Rng::seed_from_u64(seed),
@@ -172,6 +185,7 @@ impl PipeDevice {
                         queue_id,
                     },
                     held: 0,
+                    large_held: 0,
                     stats: DeviceStats::default(),
                 })
             };
@@ -282,7 +296,7 @@ impl Device for PipeDevice {
     fn rx_burst(&mut self, out: &mut Burst) -> usize {
         let inbound = Arc::clone(&self.inbound);
         let mut channel = inbound.lock().unwrap_or_else(|e| e.into_inner());
-        let mut delivered = 0;
+        let mut delivered = 0u32;
         while out.remaining() > 0 {
             let Some(&Reverse((at, _, slot, len))) = channel.queue.peek() else {
                 break;
@@ -290,7 +304,7 @@ impl Device for PipeDevice {
             if at > self.now_us {
                 break;
             }
-            let Some(mut frame) = self.pool.alloc() else {
+            let Some(mut frame) = self.pool.alloc_for(usize::from(len)) else {
                 self.stats.pool_empty += 1;
                 break;
             };
@@ -309,14 +323,24 @@ impl Device for PipeDevice {
                 continue;
             }
             self.stats.rx_bytes += copied as u64;
+            if frame.large {
+                self.stats.rx_multi_buffer += 1;
+            }
+            let large = frame.large;
             match out.push(frame) {
-                Ok(()) => delivered += 1,
+                Ok(()) if large => {
+                    delivered += 1;
+                    self.large_held += 1;
+                }
+                Ok(()) => {
+                    delivered += 1;
+                    self.held += 1;
+                }
                 Err(frame) => {
                     let _ = self.pool.free(frame);
                 }
             }
         }
-        self.held += delivered;
         if delivered > 0 {
             self.stats.rx_packets += u64::from(delivered);
             self.stats.rx_batches += 1;
@@ -354,6 +378,22 @@ impl Device for PipeDevice {
         }
     }
 
+    fn alloc_tx_for(&mut self, len: usize) -> Option<Frame> {
+        if len <= self.pool.config().max_frame_len() as usize || self.pool.large_size() == 0 {
+            return self.alloc_tx();
+        }
+        match self.pool.alloc_large() {
+            Some(frame) => {
+                self.large_held += 1;
+                Some(frame)
+            }
+            None => {
+                self.stats.pool_empty += 1;
+                None
+            }
+        }
+    }
+
     fn release(&mut self, frames: &mut Burst) {
         for frame in frames.drain() {
             self.release_one(frame);
@@ -361,7 +401,9 @@ impl Device for PipeDevice {
     }
 
     fn release_one(&mut self, frame: Frame) {
+        let large = frame.large;
         match self.pool.free(frame) {
+            Ok(()) if large => self.large_held -= 1.min(self.large_held),
             Ok(()) => self.held -= 1.min(self.held),
             Err(foreign) => {
                 self.stats.tx_bad_length += 1;
@@ -384,6 +426,9 @@ impl Device for PipeDevice {
                 self.stats.tx_bad_checksum_request += 1;
             } else {
                 self.send_one(&mut channel, &frame);
+                if frame.large {
+                    self.stats.tx_multi_buffer += 1;
+                }
                 self.stats.tx_packets += 1;
                 self.stats.tx_bytes += frame.len() as u64;
                 sent += 1;
@@ -409,6 +454,9 @@ impl Device for PipeDevice {
             fill_ring: 0,
             held: self.held,
             tx_ring: 0,
+            large_total: self.pool.large_size(),
+            large_free: self.pool.large_free_count(),
+            large_held: self.large_held,
         }
     }
 }

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::{
     DatapathError, Frame,
+    large::LargeFrames,
     mmap::Mmap,
     tx_checksum::{TX_METADATA_LEN, XDP_TXMD_FLAGS_CHECKSUM, request_fits},
 };
@@ -86,6 +87,8 @@ pub struct FramePool {
     free: Vec<u32>,
     id: u32,
     shift: u32,
+    /// Buffers for packets longer than one UMEM frame (none unless enabled).
+    large: LargeFrames,
 }
 
 impl FramePool {
@@ -104,7 +107,74 @@ impl FramePool {
             free: (0..config.frame_count).rev().collect(),
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
             shift: config.frame_size.trailing_zeros(),
+            large: LargeFrames::default(),
         })
+    }
+
+    /// Adds `count` large frames of `len` bytes each, for packets longer than
+    /// one UMEM frame (an MTU above [`PoolConfig::max_frame_len`] with
+    /// multi-buffer descriptors). One allocation, made here; replaces any
+    /// large frames added before (call it before handing out frames).
+    pub fn enable_large_frames(&mut self, count: u32, len: u32) -> Result<(), DatapathError> {
+        if len <= self.config.max_frame_len() || len > u32::from(u16::MAX) || count == 0 {
+            return Err(DatapathError::BadPoolConfig(format!(
+                "{count} large frames of {len} bytes: need at least one, longer than a UMEM \
+                 frame's {} bytes and at most {}",
+                self.config.max_frame_len(),
+                u16::MAX
+            )));
+        }
+        if u64::from(count) * u64::from(len) > u64::from(u32::MAX) {
+            return Err(DatapathError::BadPoolConfig(format!(
+                "{count} large frames of {len} bytes exceed 4 GiB"
+            )));
+        }
+        self.large = LargeFrames::new(count, len);
+        Ok(())
+    }
+
+    /// Bytes one large frame holds (0: the pool has none).
+    pub fn large_frame_len(&self) -> u32 {
+        self.large.slot_size()
+    }
+
+    /// Large frames in the pool.
+    pub fn large_size(&self) -> u32 {
+        self.large.count()
+    }
+
+    /// Large frames on their free list.
+    pub fn large_free_count(&self) -> u32 {
+        self.large.free_count()
+    }
+
+    /// Takes a free large frame as an empty packet buffer (`None` when the
+    /// pool has none, or none is free).
+    #[inline]
+    pub fn alloc_large(&mut self) -> Option<Frame> {
+        let addr = self.large.alloc()?;
+        Some(Frame {
+            addr,
+            len: 0,
+            // `enable_large_frames` keeps the length within `u16`.
+            capacity: self.large.slot_size() as u16,
+            pool: self.id,
+            tx_checksum: false,
+            large: true,
+        })
+    }
+
+    /// A free frame that holds `len` bytes: a UMEM frame when one is enough,
+    /// else a large frame (`None` when neither is free or `len` fits neither).
+    #[inline]
+    pub fn alloc_for(&mut self, len: usize) -> Option<Frame> {
+        if len <= self.config.max_frame_len() as usize {
+            self.alloc()
+        } else if len <= self.large.slot_size() as usize {
+            self.alloc_large()
+        } else {
+            None
+        }
     }
 
     /// The configuration the pool was built with.
@@ -144,6 +214,7 @@ impl FramePool {
             capacity: self.config.max_frame_len() as u16,
             pool: self.id,
             tx_checksum: false,
+            large: false,
         })
     }
 
@@ -156,10 +227,25 @@ impl FramePool {
     /// Returns a frame to the free list; a frame of another pool is refused and returned.
     #[inline]
     pub fn free(&mut self, frame: Frame) -> Result<(), Frame> {
-        if frame.pool != self.id || !self.free_addr(u64::from(frame.addr)) {
+        if frame.pool != self.id {
+            return Err(frame);
+        }
+        let freed = if frame.large {
+            self.large.free(frame.addr)
+        } else {
+            self.free_addr(u64::from(frame.addr))
+        };
+        if !freed {
             return Err(frame);
         }
         Ok(())
+    }
+
+    /// Returns the large frame `frame` is a handle on to its free list, when
+    /// the handle is about to be dropped without being given back
+    /// ([`FramePool::free`] takes it by value); `false` if it is not one of ours.
+    pub(crate) fn free_large(&mut self, frame: &Frame) -> bool {
+        frame.large && frame.pool == self.id && self.large.free(frame.addr)
     }
 
     /// Returns the frame containing `addr` (from a ring) to the free list;
@@ -194,6 +280,7 @@ impl FramePool {
             capacity: capacity as u16,
             pool: self.id,
             tx_checksum: false,
+            large: false,
         })
     }
 
@@ -204,7 +291,10 @@ impl FramePool {
     /// does not fit the packet's current length.
     pub(crate) fn write_tx_checksum(&mut self, frame: &mut Frame, start: u16, offset: u16) -> bool {
         let in_frame = frame.addr & ((1u32 << self.shift) - 1);
-        if frame.pool != self.id
+        // A large frame goes out as several descriptors, copied: the request
+        // is refused and the stack completes the checksum itself.
+        if frame.large
+            || frame.pool != self.id
             || in_frame < TX_METADATA_LEN
             || !request_fits(start, offset, frame.len())
         {
@@ -235,7 +325,8 @@ impl FramePool {
     /// it is marked as carrying one.
     pub(crate) fn tx_checksum_request(&self, frame: &Frame) -> Option<(u16, u16)> {
         let in_frame = frame.addr & ((1u32 << self.shift) - 1);
-        if !frame.tx_checksum || frame.pool != self.id || in_frame < TX_METADATA_LEN {
+        if !frame.tx_checksum || frame.large || frame.pool != self.id || in_frame < TX_METADATA_LEN
+        {
             return None;
         }
         let mut meta = [0u8; 12];
@@ -258,6 +349,55 @@ impl FramePool {
         })
     }
 
+    /// Appends the bytes of UMEM frame `part` to large frame `joined` (RX:
+    /// joining a descriptor chain); `false`, nothing copied, if either is not
+    /// of the expected kind and this pool's, or the result would not fit.
+    pub(crate) fn join_part(&mut self, part: &Frame, joined: &mut Frame) -> bool {
+        if part.large || !joined.large || part.pool != self.id || joined.pool != self.id {
+            return false;
+        }
+        let (at, end) = (joined.len(), joined.len() + part.len());
+        if end > joined.capacity() {
+            return false;
+        }
+        // Safety: as in `bytes`: `part` is this pool's UMEM frame, off every
+        // ring, and `addr + len` lies inside the mapping. The large area is a
+        // separate allocation, so the two slices do not overlap.
+        let src = unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().add(part.addr as usize), part.len())
+        };
+        let Some(dst) = self.large.bytes_mut(joined.addr).get_mut(at..end) else {
+            return false;
+        };
+        dst.copy_from_slice(src);
+        joined.set_len(end)
+    }
+
+    /// Copies bytes of large frame `whole` from `start` into UMEM frame `part`
+    /// (TX: cutting a packet into a descriptor chain), as many as `part` holds,
+    /// and sets its length; returns how many (0 if either is not of the
+    /// expected kind and this pool's, or `start` is past the end).
+    pub(crate) fn cut_part(&mut self, whole: &Frame, start: usize, part: &mut Frame) -> usize {
+        if part.large || !whole.large || part.pool != self.id || whole.pool != self.id {
+            return 0;
+        }
+        let n = whole.len().saturating_sub(start).min(part.capacity());
+        let Some(src) = self
+            .large
+            .bytes(whole.addr, whole.len())
+            .get(start..start + n)
+        else {
+            return 0;
+        };
+        // Safety: as in `bytes_mut`: `part` is this pool's UMEM frame, off
+        // every ring, `addr + capacity` lies inside the mapping and `n <=
+        // capacity`; the large area is a separate allocation.
+        let dst =
+            unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr().add(part.addr as usize), n) };
+        dst.copy_from_slice(src);
+        if part.set_len(n) { n } else { 0 }
+    }
+
     /// Whether `frame` is one of ours.
     #[inline]
     pub fn owns(&self, frame: &Frame) -> bool {
@@ -269,6 +409,9 @@ impl FramePool {
     pub fn bytes(&self, frame: &Frame) -> &[u8] {
         if frame.pool != self.id {
             return &[];
+        }
+        if frame.large {
+            return self.large.bytes(frame.addr, frame.len());
         }
         // Safety: `frame` was made by this pool (`pool` id matches), so
         // `addr + capacity` lies inside the mapping and `len <= capacity`. The
@@ -285,6 +428,9 @@ impl FramePool {
     pub fn bytes_mut(&mut self, frame: &Frame) -> &mut [u8] {
         if frame.pool != self.id {
             return &mut [];
+        }
+        if frame.large {
+            return self.large.bytes_mut(frame.addr);
         }
         // Safety: as in `bytes`; `&mut self` makes this the only live slice
         // into the mapping.

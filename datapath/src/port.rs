@@ -6,6 +6,9 @@ use crate::{
     BURST, Burst, DatapathError, Device, DeviceCaps, DeviceStats, ETHERNET_HEADER_LEN, Frame,
     FrameAccounting, FramePool, Interface, KernelXdpStats, PoolConfig, TxChecksumOff,
     TxChecksumOffload, XdpFeatures,
+    chain::{
+        ChainDrop, ChainStep, RxChain, XDP_PKT_CONTD, XDP_USE_SG, parts_needed, write_tx_chain,
+    },
     ring::XdpDesc,
     socket::{Rings, XdpSocket},
     tx_checksum::{XDP_TX_METADATA, request_fits},
@@ -13,6 +16,14 @@ use crate::{
 
 /// Fill-ring refills and completion reaping happen in batches of at least this many.
 const REFILL_BATCH: u32 = 32;
+
+/// Large frames of a multi-buffer port: a received burst and a burst being
+/// built for sending, twice over (large frames go back as soon as they are
+/// joined into the stack or copied into the TX ring).
+const LARGE_FRAMES: u32 = 4 * BURST as u32;
+
+/// Room for an 802.1Q tag in a large frame, beyond Ethernet header + MTU.
+const VLAN_TAG_LEN: u32 = 4;
 
 /// How to bind: chosen automatically, or forced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,6 +67,11 @@ pub struct PortConfig {
     /// and the bind mode support it (on by default; see
     /// [`XdpPort::tx_checksum_offload`] for what was found).
     pub tx_checksum_offload: bool,
+    /// Accept an interface MTU above one UMEM frame by binding with
+    /// multi-buffer descriptors (`XDP_USE_SG`, Linux 6.6+; on by default).
+    /// Off, or refused by the kernel or driver, such an MTU is
+    /// [`DatapathError::MtuTooLarge`].
+    pub multi_buffer: bool,
 }
 
 impl PortConfig {
@@ -73,6 +89,7 @@ impl PortConfig {
             need_wakeup: true,
             busy_poll: None,
             tx_checksum_offload: true,
+            multi_buffer: true,
         }
     }
 }
@@ -118,6 +135,10 @@ pub struct XdpPort {
     fill_outstanding: u32,
     held: u32,
     tx_outstanding: u32,
+    /// A packet arriving as several descriptors, being joined.
+    rx_chain: RxChain,
+    /// Large frames handed to the stack.
+    large_held: u32,
     stats: DeviceStats,
 }
 
@@ -130,14 +151,26 @@ impl XdpPort {
         interface.check_queue(config.queue)?;
         let mtu = interface.mtu()?;
         let max_frame = config.pool.max_frame_len();
-        // Multi-buffer (XDP_USE_SG) is not supported yet: every frame must fit one UMEM frame.
-        if mtu as usize + ETHERNET_HEADER_LEN > max_frame as usize {
-            return Err(DatapathError::MtuTooLarge {
-                ifname: config.ifname.clone(),
-                mtu,
-                max_frame,
-                max_mtu: max_frame.saturating_sub(ETHERNET_HEADER_LEN as u32),
-            });
+        let too_large = |reason: String| DatapathError::MtuTooLarge {
+            ifname: config.ifname.clone(),
+            mtu,
+            max_frame,
+            max_mtu: max_frame.saturating_sub(ETHERNET_HEADER_LEN as u32),
+            reason,
+        };
+        // A frame longer than one UMEM frame travels as a descriptor chain
+        // (XDP_USE_SG) and is joined into, or cut from, a large frame.
+        let large_len = mtu.saturating_add(ETHERNET_HEADER_LEN as u32 + VLAN_TAG_LEN);
+        let multi_buffer = mtu as usize + ETHERNET_HEADER_LEN > max_frame as usize;
+        if multi_buffer && !config.multi_buffer {
+            return Err(too_large(
+                "multi-buffer is turned off in the port configuration".into(),
+            ));
+        }
+        if multi_buffer && large_len > u32::from(u16::MAX) {
+            return Err(too_large(format!(
+                "a frame of {large_len} bytes is beyond the 64 KiB a large frame holds"
+            )));
         }
         if !config.ring_size.is_power_of_two() || config.ring_size < 64 {
             return Err(DatapathError::BadPoolConfig(format!(
@@ -145,7 +178,11 @@ impl XdpPort {
                 config.ring_size
             )));
         }
-        let pool = FramePool::new(config.pool)?;
+        let mut pool = FramePool::new(config.pool)?;
+        if multi_buffer {
+            pool.enable_large_frames(LARGE_FRAMES, large_len)?;
+        }
+        let sg = if multi_buffer { XDP_USE_SG } else { 0 };
 
         let wakeup = if config.need_wakeup {
             libc::XDP_USE_NEED_WAKEUP
@@ -180,7 +217,7 @@ impl XdpPort {
                         }
                     },
                 )?;
-            match bind_when_free(&socket, interface.index, config.queue, mode | wakeup) {
+            match bind_when_free(&socket, interface.index, config.queue, mode | wakeup | sg) {
                 Ok(()) => {
                     bound = Some((socket, rings, metadata));
                     break;
@@ -192,6 +229,15 @@ impl XdpPort {
             }
         }
         let Some((socket, rings, metadata)) = bound else {
+            if multi_buffer && bind_works_without_sg(&pool, config, interface.index, wakeup) {
+                let err = last_error
+                    .as_ref()
+                    .map_or_else(|| "no bind mode tried".to_owned(), ToString::to_string);
+                return Err(too_large(format!(
+                    "the kernel or driver refused a bind with XDP_USE_SG ({err}) and accepted one \
+                     without (Linux 6.6+ has it in copy mode; zero-copy needs driver support)"
+                )));
+            }
             return Err(DatapathError::BindRefused {
                 ifname: config.ifname.clone(),
                 queue: config.queue,
@@ -214,11 +260,12 @@ impl XdpPort {
             busy_poll,
             tx_budget,
             tx_checksum = ?tx_checksum,
+            multi_buffer,
             "AF_XDP port open"
         );
         let caps = DeviceCaps {
             mtu,
-            max_frame_len: max_frame,
+            max_frame_len: if multi_buffer { large_len } else { max_frame },
             tx_checksum_offload: tx_checksum.is_on(),
             queue_id: config.queue,
         };
@@ -235,6 +282,8 @@ impl XdpPort {
             fill_outstanding: 0,
             held: 0,
             tx_outstanding: 0,
+            rx_chain: RxChain::default(),
+            large_held: 0,
             stats: DeviceStats::default(),
         };
         port.refill();
@@ -265,6 +314,12 @@ impl XdpPort {
     /// Whether busy polling was requested and accepted by the kernel.
     pub fn busy_poll(&self) -> bool {
         self.busy_poll
+    }
+
+    /// Whether the port takes packets longer than one UMEM frame as chained
+    /// descriptors (bound with `XDP_USE_SG` because the MTU needs it).
+    pub fn multi_buffer(&self) -> bool {
+        self.pool.large_size() > 0
     }
 
     /// Whether the pool got hugepages.
@@ -307,6 +362,72 @@ impl XdpPort {
         self.fill_outstanding += written;
     }
 
+    /// Takes one descriptor of a multi-buffer packet; returns the packet once
+    /// its last part is in. Drops are counted by reason.
+    fn join_rx_part(&mut self, desc: XdpDesc) -> Option<Frame> {
+        match self.rx_chain.push(&mut self.pool, desc) {
+            ChainStep::Pending => None,
+            ChainStep::Complete(frame) => {
+                self.stats.rx_bytes += frame.len() as u64;
+                self.stats.rx_multi_buffer += 1;
+                Some(frame)
+            }
+            ChainStep::Dropped(reason) => {
+                let counter = match reason {
+                    ChainDrop::NoLargeFrame => &mut self.stats.rx_chain_no_large_frame,
+                    ChainDrop::TooLong => &mut self.stats.rx_chain_too_long,
+                    ChainDrop::BadPart => {
+                        self.stats.bad_descriptors += 1;
+                        &mut self.stats.rx_chain_bad_part
+                    }
+                    ChainDrop::Runt => &mut self.stats.rx_runts,
+                };
+                *counter += 1;
+                None
+            }
+        }
+    }
+
+    /// Copies the large frame `frame` into a chain of UMEM frames at TX ring
+    /// slot `at` (with `room` slots free there) and returns the large frame
+    /// to the pool; the handle itself is dropped by the caller.
+    fn send_large(&mut self, frame: &Frame, at: u32, room: u32) -> LargeSend {
+        let part_len = self.pool.config().max_frame_len() as usize;
+        let parts = parts_needed(frame.len(), part_len) as u32;
+        if frame.len() < ETHERNET_HEADER_LEN || frame.len() > self.pool.large_frame_len() as usize {
+            self.stats.tx_bad_length += 1;
+            self.drop_large(frame);
+            return LargeSend::Dropped;
+        }
+        if parts > room {
+            return LargeSend::NoRoom;
+        }
+        if self.pool.free_count() < parts {
+            self.reap_completions();
+        }
+        let tx_ring = &mut self.rings.tx;
+        let Some(written) = write_tx_chain(&mut self.pool, frame, |i, desc| {
+            tx_ring.write(at + i, desc);
+        }) else {
+            // Every UMEM frame is in a ring or with the stack: try again later.
+            self.stats.pool_empty += 1;
+            return LargeSend::NoRoom;
+        };
+        self.stats.tx_bytes += frame.len() as u64;
+        if written > 1 {
+            self.stats.tx_multi_buffer += 1;
+        }
+        self.drop_large(frame);
+        LargeSend::Written(written)
+    }
+
+    /// Returns a large frame the TX burst is about to drop the handle of.
+    fn drop_large(&mut self, frame: &Frame) {
+        if self.pool.free_large(frame) {
+            self.large_held -= 1.min(self.large_held);
+        }
+    }
+
     /// Returns completed TX frames to the pool.
     fn reap_completions(&mut self) {
         let n = self
@@ -322,6 +443,16 @@ impl XdpPort {
         self.rings.completion.release(n);
         self.tx_outstanding -= n.min(self.tx_outstanding);
     }
+}
+
+/// What became of a large frame at `tx_burst`.
+enum LargeSend {
+    /// Copied into this many chained descriptors.
+    Written(u32),
+    /// Dropped and counted (a bad length).
+    Dropped,
+    /// No room in the TX ring or no free UMEM frames: it stays in the burst.
+    NoRoom,
 }
 
 /// What the port can promise about TX checksum requests (see
@@ -341,6 +472,15 @@ fn tx_checksum_mode(
         (true, true, true) if features.is_some_and(|f| f.tx_checksum) => TxChecksumOffload::Driver,
         (true, true, true) => TxChecksumOffload::Off(TxChecksumOff::DriverLacksTxChecksum),
     }
+}
+
+/// After every bind with `XDP_USE_SG` failed: whether a copy-mode bind without
+/// it works on a fresh socket, i.e. multi-buffer is what the kernel or driver
+/// refused rather than AF_XDP on this queue at all.
+fn bind_works_without_sg(pool: &FramePool, config: &PortConfig, ifindex: u32, wakeup: u16) -> bool {
+    XdpSocket::new(pool, config.ring_size, false).is_ok_and(|(socket, _rings, _)| {
+        bind_when_free(&socket, ifindex, config.queue, libc::XDP_COPY | wakeup).is_ok()
+    })
 }
 
 /// Binds, waiting (bounded) while the queue is still held by a socket that was
@@ -370,9 +510,24 @@ impl Device for XdpPort {
     fn rx_burst(&mut self, out: &mut Burst) -> usize {
         let want = out.remaining().min(BURST) as u32;
         let n = self.rings.rx.available(want);
+        let large_before = self.large_held;
         let mut delivered = 0;
         for i in 0..n {
-            let XdpDesc { addr, len, .. } = self.rings.rx.read(i);
+            let desc = self.rings.rx.read(i);
+            if desc.options & XDP_PKT_CONTD != 0 || self.rx_chain.in_progress() {
+                // Part of a multi-buffer packet: joined into a large frame (a copy).
+                if let Some(frame) = self.join_rx_part(desc) {
+                    match out.push(frame) {
+                        Ok(()) => self.large_held += 1,
+                        Err(frame) => {
+                            // Cannot happen (n <= remaining); never leak if it does.
+                            let _ = self.pool.free(frame);
+                        }
+                    }
+                }
+                continue;
+            }
+            let XdpDesc { addr, len, .. } = desc;
             match self.pool.frame_from_desc(addr, len) {
                 Some(frame) if frame.len() >= ETHERNET_HEADER_LEN => {
                     self.stats.rx_bytes += u64::from(len);
@@ -397,6 +552,7 @@ impl Device for XdpPort {
         self.rings.rx.release(n);
         self.fill_outstanding -= n.min(self.fill_outstanding);
         self.held += delivered;
+        let delivered = delivered + (self.large_held - large_before);
         if delivered > 0 {
             self.stats.rx_packets += u64::from(delivered);
             self.stats.rx_batches += 1;
@@ -437,6 +593,23 @@ impl Device for XdpPort {
     }
 
     #[inline]
+    fn alloc_tx_for(&mut self, len: usize) -> Option<Frame> {
+        if len <= self.pool.config().max_frame_len() as usize || self.pool.large_size() == 0 {
+            return self.alloc_tx();
+        }
+        match self.pool.alloc_large() {
+            Some(frame) => {
+                self.large_held += 1;
+                Some(frame)
+            }
+            None => {
+                self.stats.pool_empty += 1;
+                None
+            }
+        }
+    }
+
+    #[inline]
     fn release(&mut self, frames: &mut Burst) {
         for frame in frames.drain() {
             self.release_one(frame);
@@ -446,13 +619,18 @@ impl Device for XdpPort {
 
     #[inline]
     fn release_one(&mut self, frame: Frame) {
+        let large = frame.large;
         if let Err(foreign) = self.pool.free(frame) {
             // Not ours: we cannot return it to its pool; count and forget.
             self.stats.tx_bad_length += 1;
             drop(foreign);
             return;
         }
-        self.held -= 1.min(self.held);
+        if large {
+            self.large_held -= 1.min(self.large_held);
+        } else {
+            self.held -= 1.min(self.held);
+        }
     }
 
     #[inline]
@@ -462,10 +640,26 @@ impl Device for XdpPort {
         }
         let free = self.rings.tx.free(tx.len() as u32);
         let mut written = 0u32;
+        // UMEM frames the stack held that went into the ring (large frames are
+        // copied into fresh ones and go back at once).
+        let mut held_sent = 0u32;
+        let mut packets = 0u32;
         let mut consumed = 0;
         for frame in tx.as_slice() {
             if written == free {
                 break;
+            }
+            if frame.large && self.pool.owns(frame) {
+                match self.send_large(frame, written, free - written) {
+                    LargeSend::Written(parts) => {
+                        written += parts;
+                        packets += 1;
+                    }
+                    LargeSend::Dropped => {}
+                    LargeSend::NoRoom => break,
+                }
+                consumed += 1;
+                continue;
             }
             consumed += 1;
             if !self.pool.owns(frame) {
@@ -505,13 +699,15 @@ impl Device for XdpPort {
             );
             self.stats.tx_bytes += u64::from(frame.len);
             written += 1;
+            held_sent += 1;
+            packets += 1;
         }
         tx.consume_front(consumed);
         if written > 0 {
             self.rings.tx.submit(written);
             self.tx_outstanding += written;
-            self.held -= written.min(self.held);
-            self.stats.tx_packets += u64::from(written);
+            self.held -= held_sent.min(self.held);
+            self.stats.tx_packets += u64::from(packets);
             self.stats.tx_batches += 1;
         }
         if !tx.is_empty() {
@@ -565,6 +761,9 @@ impl Device for XdpPort {
             fill_ring: self.fill_outstanding,
             held: self.held,
             tx_ring: self.tx_outstanding,
+            large_total: self.pool.large_size(),
+            large_free: self.pool.large_free_count(),
+            large_held: self.large_held + u32::from(self.rx_chain.holds_frame()),
         }
     }
 }

@@ -36,6 +36,18 @@ pub struct DeviceStats {
     /// Frames dropped at `tx_burst` because their checksum request no longer
     /// fitted the packet (its length changed after the request).
     pub tx_bad_checksum_request: u64,
+    /// Packets received as several descriptors (`XDP_PKT_CONTD`) and joined
+    /// into one large frame.
+    pub rx_multi_buffer: u64,
+    /// Packets sent as several chained descriptors (from a large frame).
+    pub tx_multi_buffer: u64,
+    /// Descriptor chains dropped because no large frame was free to join them.
+    pub rx_chain_no_large_frame: u64,
+    /// Descriptor chains dropped because the packet was longer than a large frame.
+    pub rx_chain_too_long: u64,
+    /// Descriptor chains dropped because one of their descriptors was bad
+    /// (also counted in `bad_descriptors`).
+    pub rx_chain_bad_part: u64,
     /// Frames dropped by an impairment or a full link (pipe devices only).
     pub link_drops: u64,
     /// The kernel's own counters, when the device has them.

@@ -1,7 +1,8 @@
 //! Root tests over a fresh lab (veth pair in two namespaces): the datapath
 //! with the steering program answers ARP and ping, leaves the kernel what it
-//! does not own, spreads over queues, detaches on drop, refuses jumbo MTUs
-//! clearly, and leaks no frame. They need root and fail loudly without it.
+//! does not own, spreads over queues, detaches on drop, answers jumbo pings
+//! through multi-buffer descriptors (and refuses a jumbo MTU clearly when
+//! multi-buffer is off), and leaks no frame. They need root and fail loudly without it.
 
 mod common;
 
@@ -442,21 +443,105 @@ fn a_queue_without_a_socket_falls_back_to_the_kernel() {
 }
 
 #[test]
-fn jumbo_mtu_is_refused_with_a_clear_error() {
+fn jumbo_ping_is_answered_through_multi_buffer_descriptors() {
     let lab = lab("dp-jumbo", 1, 9000);
     let a = lab.a().clone();
+    let me = Identity {
+        addr: OURS,
+        mac: a.mac,
+    };
+    let (port, program) = {
+        let _ns = enter_netns(&a.netns).expect("entering ns A");
+        let config = SteerConfig {
+            local_addrs: vec![OURS],
+            icmp: true,
+            ..SteerConfig::default()
+        };
+        // A veth with MTU 9000 takes only a frags-aware program.
+        let program = SteerProgram::attach(&a.ifname, &config, AttachMode::Auto)
+            .expect("attaching the xdp.frags program at MTU 9000");
+        let port = XdpPort::open(&small_port(&a.ifname, 0))
+            .expect("MTU 9000 opens with XDP_USE_SG (Linux 6.6+ copy mode)");
+        assert!(port.multi_buffer(), "bound with XDP_USE_SG");
+        assert_eq!(port.caps().mtu, 9000);
+        assert!(port.caps().max_frame_len >= 9014);
+        program.register_socket(0, port.fd()).expect("register");
+        (port, program)
+    };
+    let (stop, handle) = spawn_responder(port, me);
+    // 8000 bytes of payload: 8028-byte IP packets, three 4 KiB frames each,
+    // not fragmented (-M do).
+    let ping = lab
+        .exec(
+            HostId::B,
+            &[
+                "ping",
+                "-c",
+                "3",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                "-s",
+                "8000",
+                "-M",
+                "do",
+                &OURS.to_string(),
+            ],
+        )
+        .expect("ping");
+    let (port, seen) = stop_responder(stop, handle);
+    assert!(
+        ping.status.success(),
+        "jumbo ping through surge failed: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    assert!(seen.icmp_replies >= 3, "{seen:?}");
+    let stats = port.stats();
+    assert!(
+        stats.rx_multi_buffer >= 3 && stats.tx_multi_buffer >= 3,
+        "the echoes came and went as descriptor chains: {stats:?}"
+    );
+    assert_eq!(
+        (
+            stats.rx_chain_no_large_frame,
+            stats.rx_chain_too_long,
+            stats.rx_chain_bad_part
+        ),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+    let kernel = stats.kernel.expect("XDP_STATISTICS readable");
+    assert_eq!(
+        kernel.tx_invalid_descs, 0,
+        "the kernel took every chain: {kernel:?}"
+    );
+    assert_no_leak(&port);
+    assert_eq!(port.accounting().large_held, 0, "{:?}", port.accounting());
+    drop(port);
+    drop(program);
+}
+
+#[test]
+fn jumbo_mtu_without_multi_buffer_is_refused_with_a_clear_error() {
+    let lab = lab("dp-jumbo-off", 1, 9000);
+    let a = lab.a().clone();
     let _ns = enter_netns(&a.netns).expect("entering ns A");
-    let err =
-        XdpPort::open(&small_port(&a.ifname, 0)).expect_err("MTU 9000 does not fit a 4 KiB frame");
+    let mut config = small_port(&a.ifname, 0);
+    config.multi_buffer = false;
+    let err = XdpPort::open(&config).expect_err("MTU 9000 does not fit a 4 KiB frame");
     assert!(
         matches!(err, DatapathError::MtuTooLarge { mtu: 9000, .. }),
         "{err:?}"
     );
     let text = err.to_string();
     assert!(
-        text.contains("multi-buffer") && text.contains("not supported"),
+        text.contains("multi-buffer") && text.contains("turned off"),
         "{text}"
     );
+    config.multi_buffer = true;
+    let port = XdpPort::open(&config).expect("with multi-buffer it opens");
+    assert!(port.multi_buffer());
 }
 
 #[test]

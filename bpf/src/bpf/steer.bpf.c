@@ -142,7 +142,14 @@ static __always_inline __u32 exclusive_slot(const struct ipv4_hdr *ip)
 	}
 }
 
-SEC("xdp")
+/* "xdp.frags": loaded with BPF_F_XDP_HAS_FRAGS, so it may see multi-buffer
+ * packets (an MTU above a page, as for jumbo frames: a veth refuses a
+ * program without it once its MTU passes about 3.5 KiB). ctx->data..data_end
+ * is the packet's first buffer only; every header read below lies in the
+ * first 38 bytes (Ethernet + IPv4 + the L4 ports, or an ARP body), which a
+ * driver always puts there. Where it does not, the bounds checks fail and the
+ * frame goes to the kernel, counted as malformed. */
+SEC("xdp.frags")
 int surge_steer(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;

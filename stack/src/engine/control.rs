@@ -41,7 +41,12 @@ pub(crate) fn flush<D: Device>(
             }
             Outgoing::ArpRequest(_) | Outgoing::Released { .. } => {}
         }
-        let Some(mut frame) = device.alloc_tx() else {
+        // A frame parked for ARP may be longer than one UMEM frame (a jumbo MTU).
+        let wanted = match &item {
+            Outgoing::Released { frame: bytes, .. } => bytes.len(),
+            _ => 0,
+        };
+        let Some(mut frame) = device.alloc_tx_for(wanted) else {
             core.stats.tx_no_frame += 1;
             continue;
         };

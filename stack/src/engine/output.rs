@@ -48,6 +48,13 @@ pub(crate) fn push_tx<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst
     }
 }
 
+/// A TX frame that holds a packet of the link's MTU: with an MTU above one
+/// UMEM frame the device hands out a large frame (sent as chained
+/// descriptors), so TCP can fill a segment of the MSS the MTU allows.
+fn alloc_for_mtu<D: Device>(core: &Core, device: &mut D) -> Option<Frame> {
+    device.alloc_tx_for(ETH_LEN + core.config.iface.mtu as usize)
+}
+
 /// Writes an Ethernet header for an IPv4 packet and the IPv4 header into `buf`,
 /// after which the transport bytes start at `ETH_LEN + IPV4_LEN`.
 fn write_headers(
@@ -109,7 +116,7 @@ pub(crate) fn send_ipv4<D: Device>(
             if matches!(resolution, Resolution::KnownRefresh(_)) {
                 core.out.push(Outgoing::ArpRequest(route.next_hop));
             }
-            let Some(mut frame) = device.alloc_tx() else {
+            let Some(mut frame) = alloc_for_mtu(core, device) else {
                 core.stats.tx_no_frame += 1;
                 return Err(Errno::ENOBUFS);
             };

@@ -8,6 +8,12 @@ pub const BURST: usize = 64;
 /// Length of an Ethernet II header; shorter frames are dropped and counted.
 pub const ETHERNET_HEADER_LEN: usize = 14;
 
+/// Bytes a large frame holds beyond Ethernet header + MTU: room for an
+/// 802.1Q tag on RX, and for a writer that builds a packet in place after
+/// room for its largest header and then moves it down (the engine's TCP
+/// output reserves 60 bytes for a header that is usually 32).
+pub const LARGE_FRAME_SLACK: usize = 128;
+
 /// What a device can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeviceCaps {

@@ -82,7 +82,9 @@ mod socket;
 mod stats;
 mod tx_checksum;
 
-pub use device::{BURST, Device, DeviceCaps, ETHERNET_HEADER_LEN, FrameAccounting};
+pub use device::{
+    BURST, Device, DeviceCaps, ETHERNET_HEADER_LEN, FrameAccounting, LARGE_FRAME_SLACK,
+};
 pub use error::DatapathError;
 pub use frame::{Burst, Frame};
 pub use interface::Interface;

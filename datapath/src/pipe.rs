@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::{
     Burst, DatapathError, Device, DeviceCaps, DeviceStats, ETHERNET_HEADER_LEN, Frame,
-    FrameAccounting, FramePool, PoolConfig, TxChecksumOff, TxChecksumOffload,
+    FrameAccounting, FramePool, LARGE_FRAME_SLACK, PoolConfig, TxChecksumOff, TxChecksumOffload,
     complete_partial_checksum,
 };
 
@@ -148,8 +148,12 @@ impl PipeDevice {
         // An MTU above one pool frame gets large frames, as an AF_XDP port
         // with multi-buffer descriptors does (the link carries whole frames).
         let umem_frame = config.pool.max_frame_len();
-        let large_len = (config.mtu as usize + ETHERNET_HEADER_LEN > umem_frame as usize)
-            .then(|| config.mtu.saturating_add(ETHERNET_HEADER_LEN as u32));
+        let large_len =
+            (config.mtu as usize + ETHERNET_HEADER_LEN > umem_frame as usize).then(|| {
+                config
+                    .mtu
+                    .saturating_add((ETHERNET_HEADER_LEN + LARGE_FRAME_SLACK) as u32)
+            });
         let max_frame = large_len.unwrap_or(umem_frame);
         let a_to_b = Arc::new(Mutex::new(Channel::new(
             config.link_capacity,

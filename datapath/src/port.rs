@@ -4,8 +4,8 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use crate::{
     BURST, Burst, DatapathError, Device, DeviceCaps, DeviceStats, ETHERNET_HEADER_LEN, Frame,
-    FrameAccounting, FramePool, Interface, KernelXdpStats, PoolConfig, TxChecksumOff,
-    TxChecksumOffload, XdpFeatures,
+    FrameAccounting, FramePool, Interface, KernelXdpStats, LARGE_FRAME_SLACK, PoolConfig,
+    TxChecksumOff, TxChecksumOffload, XdpFeatures,
     chain::{
         ChainDrop, ChainStep, RxChain, XDP_PKT_CONTD, XDP_USE_SG, parts_needed, write_tx_chain,
     },
@@ -21,9 +21,6 @@ const REFILL_BATCH: u32 = 32;
 /// built for sending, twice over (large frames go back as soon as they are
 /// joined into the stack or copied into the TX ring).
 const LARGE_FRAMES: u32 = 4 * BURST as u32;
-
-/// Room for an 802.1Q tag in a large frame, beyond Ethernet header + MTU.
-const VLAN_TAG_LEN: u32 = 4;
 
 /// How to bind: chosen automatically, or forced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -160,7 +157,7 @@ impl XdpPort {
         };
         // A frame longer than one UMEM frame travels as a descriptor chain
         // (XDP_USE_SG) and is joined into, or cut from, a large frame.
-        let large_len = mtu.saturating_add(ETHERNET_HEADER_LEN as u32 + VLAN_TAG_LEN);
+        let large_len = mtu.saturating_add((ETHERNET_HEADER_LEN + LARGE_FRAME_SLACK) as u32);
         let multi_buffer = mtu as usize + ETHERNET_HEADER_LEN > max_frame as usize;
         if multi_buffer && !config.multi_buffer {
             return Err(too_large(

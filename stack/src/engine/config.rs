@@ -48,7 +48,8 @@ pub struct EngineConfig {
     pub ttl: u8,
     /// ICMP errors sent per second at most (Linux `icmp_ratelimit`-like token bucket).
     pub icmp_error_rate: u32,
-    /// TCP defaults for every connection (the MSS is clamped to the MTU).
+    /// TCP defaults for every connection (the MSS starts as the interface's,
+    /// MTU - 40, and is clamped to it).
     pub tcp: TcpConfig,
     /// Listen limits (somaxconn, SYN backlog).
     pub listen: ListenConfig,
@@ -87,8 +88,14 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// Defaults for a single-core engine on `iface`.
+    /// Defaults for a single-core engine on `iface`; TCP's MSS is the
+    /// interface's (MTU - 40: 1460 at 1500, 8960 at 9000), as Linux's
+    /// `tcp_mss_clamp`/`advmss` come from the device MTU.
     pub fn new(iface: InterfaceConfig) -> Self {
+        let tcp = TcpConfig {
+            mss: iface.mss(),
+            ..TcpConfig::default()
+        };
         EngineConfig {
             iface,
             stack_id: 1,
@@ -105,7 +112,7 @@ impl EngineConfig {
             answer_ping: true,
             ttl: 64,
             icmp_error_rate: 1000,
-            tcp: TcpConfig::default(),
+            tcp,
             listen: ListenConfig {
                 somaxconn: 4096,
                 max_syn_backlog: 2048,

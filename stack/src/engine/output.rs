@@ -52,7 +52,10 @@ pub(crate) fn push_tx<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst
 /// UMEM frame the device hands out a large frame (sent as chained
 /// descriptors), so TCP can fill a segment of the MSS the MTU allows.
 fn alloc_for_mtu<D: Device>(core: &Core, device: &mut D) -> Option<Frame> {
-    device.alloc_tx_for(ETH_LEN + core.config.iface.mtu as usize)
+    // TCP output writes the payload after room for a 60-byte header and moves
+    // it down once the header is known: a full segment needs up to 40 bytes
+    // beyond the MTU while it is built (`LARGE_FRAME_SLACK` covers them).
+    device.alloc_tx_for(ETH_LEN + core.config.iface.mtu as usize + 40)
 }
 
 /// Writes an Ethernet header for an IPv4 packet and the IPv4 header into `buf`,

@@ -19,8 +19,13 @@ pub const IP_A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 pub const IP_B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 
 pub fn config(mac: EthernetAddress, ip: Ipv4Addr, seed: u64) -> EngineConfig {
+    config_with_mtu(mac, ip, seed, 1500)
+}
+
+/// As [`config`], on a link of `mtu`.
+pub fn config_with_mtu(mac: EthernetAddress, ip: Ipv4Addr, seed: u64, mtu: u32) -> EngineConfig {
     let iface =
-        InterfaceConfig::new(mac, Ipv4Cidr::new(ip, 24).expect("cidr"), None, 1500).expect("iface");
+        InterfaceConfig::new(mac, Ipv4Cidr::new(ip, 24).expect("cidr"), None, mtu).expect("iface");
     EngineConfig {
         secrets: surge_stack::secrets::Secrets::from_seed(seed),
         // The tests count ARP frames exactly; engine_arp_start tests the announcement.
@@ -44,8 +49,8 @@ impl Net {
     pub fn with_pipe(pipe: &PipeConfig) -> Net {
         let (da, db) = PipeDevice::pair(pipe).expect("pipe");
         Net {
-            a: Engine::new(da, config(MAC_A, IP_A, 1)).expect("engine a"),
-            b: Engine::new(db, config(MAC_B, IP_B, 2)).expect("engine b"),
+            a: Engine::new(da, config_with_mtu(MAC_A, IP_A, 1, pipe.mtu)).expect("engine a"),
+            b: Engine::new(db, config_with_mtu(MAC_B, IP_B, 2, pipe.mtu)).expect("engine b"),
             now: Instant::ZERO,
         }
     }
@@ -96,7 +101,7 @@ pub fn send_icmp(
         vlan: None,
         ethertype: EtherType::Ipv4,
     };
-    let mut frame = dev.alloc_tx().expect("frame");
+    let mut frame = dev.alloc_tx_for(34 + icmp.buffer_len()).expect("frame");
     let len = {
         let buf = dev.frame_mut(&frame);
         eth.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]))

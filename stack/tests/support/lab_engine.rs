@@ -352,6 +352,7 @@ pub fn assert_no_leaks(engine: &Engine<XdpPort>) {
         "frames leaked: {acc:?} (free + fill ring + held + tx ring != total)"
     );
     assert_eq!(acc.held, 0, "frames still held by the stack: {acc:?}");
+    assert_eq!(acc.large_held, 0, "large frames still held: {acc:?}");
     let stats = engine.stats();
     let tcp = engine.tcp_stats();
     assert_eq!(tcp.table_full, 0, "SYNs dropped, table full: {tcp:?}");

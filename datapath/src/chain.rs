@@ -11,7 +11,11 @@
 //! submitted together; the kernel completes each descriptor separately, so
 //! every UMEM frame of a chain comes back through the completion ring.
 
-use crate::{ETHERNET_HEADER_LEN, Frame, FramePool, ring::XdpDesc};
+use crate::{
+    ETHERNET_HEADER_LEN, Frame, FramePool, complete_partial_checksum,
+    ring::XdpDesc,
+    tx_checksum::{XDP_TX_METADATA, request_fits},
+};
 
 /// `XDP_PKT_CONTD` (`linux/if_xdp.h`): more descriptors of this packet follow.
 pub(crate) const XDP_PKT_CONTD: u32 = 1;
@@ -135,38 +139,74 @@ pub(crate) fn parts_needed(len: usize, part: usize) -> usize {
     len.div_ceil(part.max(1)).max(1)
 }
 
+/// How a chain's transport checksum is completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChainChecksum {
+    /// The packet's checksum is complete (none was requested).
+    None,
+    /// The request went in front of the first descriptor (`XDP_TX_METADATA`):
+    /// the kernel reads it there for the whole packet (copy mode:
+    /// `xsk_build_skb` → `xsk_skb_metadata` on the first descriptor only).
+    Offloaded,
+    /// The request did not fit the first part: completed here, in software.
+    Software,
+}
+
 /// Copies the large frame `frame` out into UMEM frames from `pool`, and hands
 /// each part's descriptor to `write` in order (`XDP_PKT_CONTD` on all but the
-/// last). The caller checked that the ring has room for [`parts_needed`]
-/// descriptors; `None`, with nothing taken or written, when the pool has fewer
-/// free frames than that. Returns the number of descriptors written.
+/// last). A checksum `request` (`csum_start`, `csum_offset`, already checked
+/// against the packet) is put in front of the first part when it lies inside
+/// it, and completed in software otherwise. The caller checked that the ring
+/// has room for [`parts_needed`] descriptors; `None`, with nothing taken or
+/// written, when the pool has fewer free frames than that. Returns the number
+/// of descriptors written and what became of the checksum.
 pub(crate) fn write_tx_chain(
     pool: &mut FramePool,
     frame: &Frame,
+    request: Option<(u16, u16)>,
     mut write: impl FnMut(u32, XdpDesc),
-) -> Option<u32> {
+) -> Option<(u32, ChainChecksum)> {
     let part_len = pool.config().max_frame_len() as usize;
     let parts = parts_needed(frame.len(), part_len);
     if pool.free_count() < parts as u32 {
         return None;
     }
+    let first_len = frame.len().min(part_len);
+    let mut checksum = ChainChecksum::None;
+    if let Some((start, offset)) = request {
+        if !request_fits(start, offset, first_len) {
+            let len = frame.len();
+            if let Some(packet) = pool.bytes_mut(frame).get_mut(..len) {
+                complete_partial_checksum(packet, start, offset);
+            }
+            checksum = ChainChecksum::Software;
+        }
+    }
     for i in 0..parts {
         // Checked above: the pool has `parts` free frames.
         let mut part = pool.alloc()?;
         let n = pool.cut_part(frame, i * part_len, &mut part);
+        let mut options = if i + 1 < parts { XDP_PKT_CONTD } else { 0 };
+        if let (0, Some((start, offset)), ChainChecksum::None) = (i, request, checksum) {
+            // Fits (checked above) and the part has the UMEM headroom.
+            if pool.write_tx_checksum(&mut part, start, offset) {
+                options |= XDP_TX_METADATA;
+                checksum = ChainChecksum::Offloaded;
+            }
+        }
         write(
             i as u32,
             XdpDesc {
                 addr: u64::from(part.addr),
                 len: n as u32,
-                options: if i + 1 < parts { XDP_PKT_CONTD } else { 0 },
+                options,
             },
         );
         // The handle's job is done: the descriptor now owns the UMEM frame
         // until the completion ring hands its address back.
         drop(part);
     }
-    Some(parts as u32)
+    Some((parts as u32, checksum))
 }
 
 #[cfg(test)]
@@ -293,7 +333,7 @@ mod tests {
     fn chains_that_cannot_be_joined_are_dropped_by_reason_without_leaking() {
         let mut pool = pool();
         let mut chain = RxChain::default();
-        let mut run = |pool: &mut FramePool, chain: &mut RxChain, descs: &[XdpDesc]| {
+        let run = |pool: &mut FramePool, chain: &mut RxChain, descs: &[XdpDesc]| {
             let mut last = ChainStep::Pending;
             for (i, desc) in descs.iter().enumerate() {
                 last = chain.push(pool, *desc);
@@ -365,12 +405,12 @@ mod tests {
             pool.bytes_mut(&frame)[..len].copy_from_slice(&bytes);
             assert!(frame.set_len(len));
             let mut descs = Vec::new();
-            let n = write_tx_chain(&mut pool, &frame, |i, d| {
+            let n = write_tx_chain(&mut pool, &frame, None, |i, d| {
                 assert_eq!(i as usize, descs.len());
                 descs.push(d);
             })
             .expect("the pool has frames");
-            assert_eq!(n as usize, descs.len());
+            assert_eq!(n, (descs.len() as u32, ChainChecksum::None));
             assert_eq!(descs.len(), parts_needed(len, 3840), "{len}");
             let mut joined = Vec::new();
             for (i, d) in descs.iter().enumerate() {
@@ -399,18 +439,80 @@ mod tests {
         assert!(frame.set_len(9000));
         let mut taken: Vec<Frame> = (0..14).map(|_| pool.alloc().unwrap()).collect();
         let mut wrote = 0;
-        assert_eq!(write_tx_chain(&mut pool, &frame, |_, _| wrote += 1), None);
+        assert_eq!(
+            write_tx_chain(&mut pool, &frame, None, |_, _| wrote += 1),
+            None
+        );
         assert_eq!(wrote, 0);
         assert_eq!(pool.free_count(), 2, "nothing taken");
         pool.free(taken.pop().unwrap()).unwrap();
         assert_eq!(
-            write_tx_chain(&mut pool, &frame, |_, _| wrote += 1),
-            Some(3)
+            write_tx_chain(&mut pool, &frame, None, |_, _| wrote += 1),
+            Some((3, ChainChecksum::None))
         );
         assert_eq!(wrote, 3);
         for f in taken {
             pool.free(f).unwrap();
         }
         pool.free(frame).unwrap();
+    }
+
+    #[test]
+    fn a_checksum_request_goes_in_front_of_the_first_part_or_is_completed_here() {
+        use crate::tx_checksum::{TX_METADATA_LEN, XDP_TXMD_FLAGS_CHECKSUM};
+        let mut pool = pool();
+        let bytes = packet(9000, 7);
+        for (request, expect) in [
+            ((34u16, 16u16), ChainChecksum::Offloaded),
+            // A field beyond the first 3840 bytes: completed in software.
+            ((4000, 6), ChainChecksum::Software),
+        ] {
+            let mut frame = pool.alloc_large().unwrap();
+            pool.bytes_mut(&frame)[..9000].copy_from_slice(&bytes);
+            assert!(frame.set_len(9000));
+            assert!(pool.write_tx_checksum(&mut frame, request.0, request.1));
+            assert_eq!(pool.tx_checksum_request(&frame), Some(request));
+            let mut descs = Vec::new();
+            let (n, checksum) =
+                write_tx_chain(&mut pool, &frame, Some(request), |_, d| descs.push(d))
+                    .expect("frames");
+            assert_eq!((n, checksum), (3, expect));
+            let first = descs[0];
+            assert_eq!(
+                first.options & XDP_TX_METADATA != 0,
+                expect == ChainChecksum::Offloaded
+            );
+            assert!(descs[1..].iter().all(|d| d.options & XDP_TX_METADATA == 0));
+            let mut joined = Vec::new();
+            for d in &descs {
+                let part = pool.frame_from_desc(d.addr, d.len).unwrap();
+                joined.extend_from_slice(pool.bytes(&part));
+                drop(part);
+            }
+            let mut expected = bytes.clone();
+            match expect {
+                ChainChecksum::Offloaded => {
+                    // The kernel's layout, right before the first part's packet.
+                    let part = pool.frame_from_desc(first.addr, first.len).unwrap();
+                    let meta_at = first.addr as usize - TX_METADATA_LEN as usize;
+                    let meta = pool.bytes_at_for_tests(meta_at, 12);
+                    assert_eq!(&meta[..8], &XDP_TXMD_FLAGS_CHECKSUM.to_ne_bytes());
+                    assert_eq!(&meta[8..10], &34u16.to_ne_bytes());
+                    assert_eq!(&meta[10..12], &16u16.to_ne_bytes());
+                    drop(part);
+                }
+                _ => assert!(complete_partial_checksum(
+                    &mut expected,
+                    request.0,
+                    request.1
+                )),
+            }
+            assert_eq!(joined, expected, "{request:?}");
+            for d in &descs {
+                assert!(pool.free_addr(d.addr));
+            }
+            pool.free(frame).unwrap();
+            assert!(all_free(&pool));
+        }
     }
 }

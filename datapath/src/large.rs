@@ -15,6 +15,9 @@
 pub(crate) struct LargeFrames {
     slab: Vec<u8>,
     free: Vec<u32>,
+    /// Each buffer's TX checksum request `(csum_start, csum_offset)`, valid
+    /// while its frame is marked as carrying one.
+    checksum_requests: Vec<(u16, u16)>,
     slot_size: u32,
     count: u32,
 }
@@ -25,6 +28,7 @@ impl LargeFrames {
         Self {
             slab: vec![0; count as usize * slot_size as usize],
             free: (0..count).rev().collect(),
+            checksum_requests: vec![(0, 0); count as usize],
             slot_size,
             count,
         }
@@ -66,6 +70,25 @@ impl LargeFrames {
         }
         self.free.push(slot);
         true
+    }
+
+    /// Records the TX checksum request of the buffer at `offset`; `false` if
+    /// it is not one.
+    pub(crate) fn set_checksum_request(&mut self, offset: u32, request: (u16, u16)) -> bool {
+        let slot = offset.checked_div(self.slot_size).unwrap_or(u32::MAX) as usize;
+        match self.checksum_requests.get_mut(slot) {
+            Some(entry) => {
+                *entry = request;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The TX checksum request last recorded for the buffer at `offset`.
+    pub(crate) fn checksum_request(&self, offset: u32) -> Option<(u16, u16)> {
+        let slot = offset.checked_div(self.slot_size)? as usize;
+        self.checksum_requests.get(slot).copied()
     }
 
     /// `len` bytes of the buffer at `offset` (empty if out of range).

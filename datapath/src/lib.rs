@@ -6,14 +6,20 @@
 //! - [`XdpPort`]: one AF_XDP socket on one (interface, queue), with its own
 //!   [`FramePool`] (the UMEM). Copy or zero-copy chosen automatically,
 //!   `XDP_USE_NEED_WAKEUP`, optional busy polling, the kernel's
-//!   `XDP_STATISTICS`. Multi-buffer frames are not supported yet: an
-//!   interface MTU above one frame is refused with
+//!   `XDP_STATISTICS`. An interface MTU above one UMEM frame (jumbo frames)
+//!   binds with multi-buffer descriptors (`XDP_USE_SG`, Linux 6.6+): a
+//!   packet that arrives as a descriptor chain is joined into one of the
+//!   pool's large frames, and a large frame from [`Device::alloc_tx_for`]
+//!   leaves as a chain; where the kernel or driver refuses it (or
+//!   [`PortConfig::multi_buffer`] is off) the MTU is refused with
 //!   [`DatapathError::MtuTooLarge`]. TX checksum offload through AF_XDP TX
 //!   metadata (Linux 6.11+ UMEM registration): in copy mode on any driver, in
 //!   zero-copy only where the driver advertises it; detected per port
 //!   ([`XdpPort::tx_checksum_offload`], [`TxChecksumOffload`]), used per frame
 //!   ([`Device::request_tx_checksum`]), counted
-//!   ([`DeviceStats::tx_checksum_offloaded`]).
+//!   ([`DeviceStats::tx_checksum_offloaded`]); a large frame's request goes
+//!   in front of its chain's first descriptor (or is completed in software
+//!   when the checksum field is not in the first part).
 //! - [`queue_configs`]: one port per RX queue of an interface (the count read
 //!   as `ethtool -l` does, or checked when given).
 //! - [`PipeDevice`]: an in-memory pair with seeded impairments in virtual time.

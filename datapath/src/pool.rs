@@ -286,15 +286,25 @@ impl FramePool {
 
     /// Writes a TX checksum request (`struct xsk_tx_metadata` with
     /// `XDP_TXMD_FLAGS_CHECKSUM`) in the [`TX_METADATA_LEN`] bytes right before
-    /// the packet and marks the frame; `false` (nothing written) for a frame of
-    /// another pool, a packet with less headroom than that, or a request that
-    /// does not fit the packet's current length.
+    /// the packet and marks the frame (a large frame keeps it beside its
+    /// buffer, for its chain's first descriptor); `false` (nothing written) for
+    /// a frame of another pool, a packet with less headroom than that, or a
+    /// request that does not fit the packet's current length.
     pub(crate) fn write_tx_checksum(&mut self, frame: &mut Frame, start: u16, offset: u16) -> bool {
+        if frame.large {
+            // Kept beside the large frame; the port puts it in front of the
+            // chain's first descriptor (see `chain::write_tx_chain`).
+            if frame.pool != self.id
+                || !request_fits(start, offset, frame.len())
+                || !self.large.set_checksum_request(frame.addr, (start, offset))
+            {
+                return false;
+            }
+            frame.tx_checksum = true;
+            return true;
+        }
         let in_frame = frame.addr & ((1u32 << self.shift) - 1);
-        // A large frame goes out as several descriptors, copied: the request
-        // is refused and the stack completes the checksum itself.
-        if frame.large
-            || frame.pool != self.id
+        if frame.pool != self.id
             || in_frame < TX_METADATA_LEN
             || !request_fits(start, offset, frame.len())
         {
@@ -325,6 +335,9 @@ impl FramePool {
     /// it is marked as carrying one.
     pub(crate) fn tx_checksum_request(&self, frame: &Frame) -> Option<(u16, u16)> {
         let in_frame = frame.addr & ((1u32 << self.shift) - 1);
+        if frame.large && frame.tx_checksum && frame.pool == self.id {
+            return self.large.checksum_request(frame.addr);
+        }
         if !frame.tx_checksum || frame.large || frame.pool != self.id || in_frame < TX_METADATA_LEN
         {
             return None;
@@ -396,6 +409,15 @@ impl FramePool {
             unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr().add(part.addr as usize), n) };
         dst.copy_from_slice(src);
         if part.set_len(n) { n } else { 0 }
+    }
+
+    /// `len` bytes of the mapping at `offset`, for tests that check what the
+    /// kernel would read outside a packet (metadata).
+    #[cfg(test)]
+    pub(crate) fn bytes_at_for_tests(&self, offset: usize, len: usize) -> &[u8] {
+        assert!(offset + len <= self.map.len());
+        // Safety: in bounds (asserted); tests only read frames no ring holds.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset), len) }
     }
 
     /// Whether `frame` is one of ours.

@@ -7,7 +7,8 @@ use crate::{
     FrameAccounting, FramePool, Interface, KernelXdpStats, LARGE_FRAME_SLACK, PoolConfig,
     TxChecksumOff, TxChecksumOffload, XdpFeatures,
     chain::{
-        ChainDrop, ChainStep, RxChain, XDP_PKT_CONTD, XDP_USE_SG, parts_needed, write_tx_chain,
+        ChainChecksum, ChainDrop, ChainStep, RxChain, XDP_PKT_CONTD, XDP_USE_SG, parts_needed,
+        write_tx_chain,
     },
     ring::XdpDesc,
     socket::{Rings, XdpSocket},
@@ -399,13 +400,28 @@ impl XdpPort {
         if parts > room {
             return LargeSend::NoRoom;
         }
+        let request = match (frame.tx_checksum, self.pool.tx_checksum_request(frame)) {
+            (false, _) => None,
+            (true, Some((start, offset))) if request_fits(start, offset, frame.len()) => {
+                Some((start, offset))
+            }
+            (true, _) => {
+                // As for a single frame: a request the kernel would refuse
+                // would stall the ring.
+                self.stats.tx_bad_checksum_request += 1;
+                self.drop_large(frame);
+                return LargeSend::Dropped;
+            }
+        };
         if self.pool.free_count() < parts {
             self.reap_completions();
         }
         let tx_ring = &mut self.rings.tx;
-        let Some(written) = write_tx_chain(&mut self.pool, frame, |i, desc| {
-            tx_ring.write(at + i, desc);
-        }) else {
+        let Some((written, checksum)) =
+            write_tx_chain(&mut self.pool, frame, request, |i, desc| {
+                tx_ring.write(at + i, desc);
+            })
+        else {
             // Every UMEM frame is in a ring or with the stack: try again later.
             self.stats.pool_empty += 1;
             return LargeSend::NoRoom;
@@ -413,6 +429,9 @@ impl XdpPort {
         self.stats.tx_bytes += frame.len() as u64;
         if written > 1 {
             self.stats.tx_multi_buffer += 1;
+        }
+        if checksum == ChainChecksum::Offloaded {
+            self.stats.tx_checksum_offloaded += 1;
         }
         self.drop_large(frame);
         LargeSend::Written(written)

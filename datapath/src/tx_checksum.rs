@@ -30,6 +30,15 @@
 //!   `tmo_request_checksum`, i.e. when `xsk-features` has `tx-checksum`.
 //!   Otherwise the request would be silently ignored, so surge does not use it.
 //!
+//! A large frame (a packet longer than one UMEM frame, sent as a descriptor
+//! chain) keeps its request beside its buffer; the port writes it in front of
+//! the chain's first descriptor, which is where the kernel reads it: copy
+//! mode's `xsk_build_skb` calls `xsk_skb_metadata` for a packet's first
+//! descriptor only, checks the request against that descriptor's length, and
+//! the `CHECKSUM_PARTIAL` skb it builds then covers every fragment. A request
+//! whose field lies beyond the first part (never for TCP or UDP over IPv4) is
+//! completed in software instead (`chain::write_tx_chain`).
+//!
 //! A bad request (`csum_start + csum_offset + 2 > len`) makes the copy-mode
 //! kernel refuse the descriptor with `EINVAL` and leave it at the head of the
 //! TX ring, which would stall the ring: the port re-checks every request

@@ -160,8 +160,8 @@ fn mss_is_8960_and_data_moves_intact_both_ways_with_software_checksums() {
 
 #[test]
 fn mss_is_8960_and_data_moves_intact_both_ways_with_checksum_offload() {
-    // Large frames refuse checksum requests: the stack completes those in
-    // software, and the device offloads the single-frame rest.
+    // Large frames keep their checksum request for the chain's first
+    // descriptor; the pipe completes every request in software, as a NIC would.
     mss_is_8960_and_data_moves_intact_both_ways(true);
 }
 

@@ -60,6 +60,14 @@ fn assert_jumbo_segments(engine: &Engine<XdpPort>) {
         (0, 0, 0),
         "{stats:?}"
     );
+    // Their checksums went to the kernel as TX metadata in front of each
+    // chain's first descriptor; the lab's veths have TX checksumming off, so
+    // A's kernel completed them in software over every fragment and B's
+    // kernel verified them (a wrong one would have stalled the transfer).
+    assert!(
+        stats.tx_checksum_offloaded > 1000,
+        "chains carried checksum requests: {stats:?}"
+    );
     let kernel = stats.kernel.expect("XDP_STATISTICS");
     assert_eq!(
         kernel.tx_invalid_descs, 0,

@@ -45,7 +45,9 @@ pub struct Impairments {
 pub struct PipeConfig {
     /// Pool of each side.
     pub pool: PoolConfig,
-    /// MTU reported by `caps`.
+    /// MTU reported by `caps`. Above one pool frame, each side gets large
+    /// frames (as an AF_XDP port with multi-buffer descriptors does) and
+    /// hands them out for longer packets.
     pub mtu: u32,
     /// Frames each direction can hold in flight; more are dropped and counted.
     pub link_capacity: u32,

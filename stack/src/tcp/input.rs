@@ -416,6 +416,10 @@ impl Tcb {
         // is only now acknowledged (RFC 6937's DeliveredData).
         let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
         self.on_delivered(now, u64::try_from(delivered).unwrap_or(0));
+        if acked > 0 {
+            // The congestion window may have grown: the send buffer follows it.
+            self.expand_send_buffer();
+        }
         self.persist_unanswered = 0;
         // RFC 9293 §3.10.7.4 fifth: update the send window from newer segments only.
         if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
@@ -535,6 +539,7 @@ impl Tcb {
             .min(u32::from(self.cfg.mss));
         self.rcv_mss = self.rcv_mss.max(seen);
         if start == self.rcv_nxt {
+            self.measure_rcv_rtt(now, seg, data.len());
             let n = self.recv_buf.write_at(self.recv_buf.len(), data);
             self.recv_buf.commit(n);
             self.rcv_nxt += n as u32;
@@ -550,6 +555,7 @@ impl Tcb {
                 }
                 filled_hole = true;
             }
+            self.rcv_space_adjust(now);
             if filled_hole || !self.ooo.is_empty() {
                 // RFC 5681 §4.2: ACK at once when a segment fills (part of) a gap.
                 self.ack_now = true;

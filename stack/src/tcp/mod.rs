@@ -40,6 +40,7 @@
 //! assert_eq!(tcb.state(), State::SynSent);
 //! ```
 
+mod autotune;
 mod buffer;
 pub mod buffer_pool;
 mod config;

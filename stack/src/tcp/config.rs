@@ -70,6 +70,9 @@ pub struct TcpConfig {
     pub recv_buffer_max: usize,
     /// The most the send buffer grows to (Linux `tcp_wmem[2]`: 4 MiB).
     pub send_buffer_max: usize,
+    /// RFC 3168 ECN: offer and accept it on the handshake, send data ECN-capable, answer
+    /// congestion marks. Off by default (Linux `tcp_ecn` 2 accepts but does not offer).
+    pub ecn: bool,
     /// Offer and accept RFC 7323 window scaling.
     pub window_scaling: bool,
     /// Offer and accept RFC 7323 timestamps.
@@ -137,6 +140,7 @@ impl Default for TcpConfig {
             autotune: true,
             recv_buffer_max: 6 << 20,
             send_buffer_max: 4 << 20,
+            ecn: false,
             window_scaling: true,
             timestamps: true,
             sack: true,

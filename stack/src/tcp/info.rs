@@ -66,6 +66,8 @@ pub struct TcpInfo {
     pub snd_buf: u32,
     /// The receive buffer's size now, bytes (Linux `SO_RCVBUF`); autotuning grows it.
     pub rcv_buf: u32,
+    /// ECN was negotiated (RFC 3168; Linux `tcpi_options & TCPI_OPT_ECN`).
+    pub ecn: bool,
 }
 
 fn saturate(n: usize) -> u32 {
@@ -125,6 +127,7 @@ impl Tcb {
             rcv_wnd: self.rcv_adv.since(self.rcv_nxt),
             snd_buf: saturate(self.send_buf.capacity()),
             rcv_buf: saturate(self.recv_buf.capacity()),
+            ecn: self.ecn_ok,
         }
     }
 

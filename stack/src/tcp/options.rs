@@ -63,6 +63,7 @@ impl Tcb {
             }
             _ => self.ts_enabled = false,
         }
+        self.negotiate_ecn(syn);
         // RFC 2018 §2: SACK only when the peer sent SACK-permitted.
         self.sack_ok = self.cfg.sack && o.sack_permitted;
         // RFC 9293 §3.7.1: default 536 when absent; never below our floor.

@@ -177,6 +177,12 @@ pub struct Tcb {
     pub(super) rcv_rtt: u32,
     /// The TSecr the last receiver RTT sample came from (one sample per echoed value).
     pub(super) rcv_rtt_last_tsecr: u32,
+    /// RFC 3168: ECN was negotiated; a CE mark awaits the peer's CWR (we echo ECE); our
+    /// reduction awaits its CWR; no further reduction until SND.UNA passes `ecn_high_seq`.
+    pub(super) ecn_ok: bool,
+    pub(super) ece_pending: bool,
+    pub(super) cwr_pending: bool,
+    pub(super) ecn_high_seq: SeqNumber,
     /// RFC 6937 PRR: RecoverFS, prr_delivered, prr_out.
     pub(super) prr_recover_fs: u32,
     pub(super) prr_delivered: u32,
@@ -292,6 +298,10 @@ impl Tcb {
             rcvq_time: now,
             rcv_rtt: 0,
             rcv_rtt_last_tsecr: 0,
+            ecn_ok: false,
+            ece_pending: false,
+            cwr_pending: false,
+            ecn_high_seq: iss,
             prr_recover_fs: 0,
             prr_delivered: 0,
             prr_out: 0,

@@ -47,6 +47,8 @@ impl Tcb {
                 self.wscale_ok = true;
                 self.snd_wscale = shift.min(MAX_WINDOW_SHIFT);
                 self.rcv_wscale = self.cfg.recv_window_shift();
+                // A buffer smaller than one window unit could never open its window.
+                self.recv_buf.grow_capacity(1 << self.rcv_wscale);
             }
             _ => {
                 self.wscale_ok = false;

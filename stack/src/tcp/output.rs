@@ -445,12 +445,21 @@ impl Tcb {
         } else {
             cur
         };
-        let shift = self.rcv_wscale;
-        // Round up so the right edge never retreats; at most 2^shift - 1 bytes of slack,
-        // which the receive path drops if the ring cannot hold them.
-        let field = (u64::from(wnd).div_ceil(1u64 << shift)).min(65535);
-        let promised = u32::try_from(field << shift).unwrap_or(u32::MAX);
+        let field = scaled_window_field(wnd, self.rcv_wscale);
+        let promised = u32::try_from(field << self.rcv_wscale).unwrap_or(u32::MAX);
         self.rcv_adv = self.rcv_adv.max_seq(self.rcv_nxt + promised);
         u16::try_from(field).unwrap_or(u16::MAX)
     }
+}
+
+/// The window field for `wnd` bytes with shift `shift` (RFC 7323 §2.3), rounded down to
+/// whole units, so what the field says never exceeds what the ring can hold. Autotuning
+/// picks the shift for the maximum buffer (128-byte units at 6 MiB); rounding up let a full
+/// ring keep promising bytes it then dropped, and the zero window a slow reader needs
+/// never came. Keeping an old promise this way can make the edge the field shows retreat
+/// by less than one unit, which RFC 7323 appendix F allows for (Linux's
+/// `tcp_shrink_window`); `rcv_adv` keeps the edge promised before, and data up to it is
+/// still accepted (RFC 9293 §3.8.6.2.2).
+pub(super) fn scaled_window_field(wnd: u32, shift: u8) -> u64 {
+    (u64::from(wnd) >> shift).min(65535)
 }

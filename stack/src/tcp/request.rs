@@ -274,7 +274,7 @@ impl RequestSock {
         } else {
             self.rcv_wnd
         };
-        let field = (u64::from(wnd).div_ceil(1u64 << shift)).min(65535);
+        let field = super::output::scaled_window_field(wnd, shift);
         let promised = u32::try_from(field << shift).unwrap_or(u32::MAX);
         self.rcv_wnd = self.rcv_wnd.max(promised);
         u16::try_from(field).unwrap_or(u16::MAX)

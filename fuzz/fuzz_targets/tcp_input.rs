@@ -80,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
                 None => break,
             }
         }
-        assert!(tcb.send_queue_len() <= cfg.send_buffer);
-        assert!(tcb.recv_queue_len() <= cfg.recv_buffer);
+        assert!(tcb.send_queue_len() <= cfg.send_buffer_limit());
+        assert!(tcb.recv_queue_len() <= cfg.recv_buffer_limit());
     }
 });

@@ -129,7 +129,13 @@ fn rfc9293_3_8_6_1_slow_reader_zero_window_then_resume() {
         assert!(p.step());
     }
     assert!(p.client.stats().window_probes > 0);
-    assert_eq!(p.server().recv_queue_len(), 16 * 1024);
+    // The window closes with the buffer full to within one window-scale unit (128 bytes at
+    // the shift chosen for the 6 MiB autotuning maximum: the field rounds down).
+    let queued = p.server().recv_queue_len();
+    assert!(
+        (16 * 1024 - 127..=16 * 1024).contains(&queued),
+        "queued {queued}"
+    );
     assert_eq!(p.client.state(), State::Established);
     let mut got = 0usize;
     let mut buf = vec![0u8; 8192];

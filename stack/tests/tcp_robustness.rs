@@ -174,8 +174,8 @@ fn run(kind: u8, cfg: TcpConfig, inputs: Vec<Input>) {
             n += 1;
             assert!(n < 1000, "runaway output for one input");
         }
-        assert!(tcb.recv_queue_len() <= cfg.recv_buffer);
-        assert!(tcb.send_queue_len() <= cfg.send_buffer);
+        assert!(tcb.recv_queue_len() <= cfg.recv_buffer_limit());
+        assert!(tcb.send_queue_len() <= cfg.send_buffer_limit());
         if let Some(d) = tcb.poll_at() {
             assert!(
                 d >= now || tcb.state() != State::Closed,

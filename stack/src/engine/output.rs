@@ -12,6 +12,7 @@ use surge_datapath::{Burst, Device, Frame};
 use super::state::{Core, Outgoing};
 use crate::errno::Errno;
 use crate::neighbor::Resolution;
+use crate::tcp::Ecn;
 use crate::time::Instant;
 use crate::wire::{
     EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr,
@@ -95,6 +96,28 @@ pub(crate) fn send_ipv4<D: Device>(
     (source, dst): (Option<Ipv4Addr>, Ipv4Addr),
     protocol: IpProtocol,
     write: impl FnOnce(&mut [u8], Ipv4Addr) -> Result<usize, WireError>,
+) -> Result<(), Errno> {
+    send_ipv4_ecn(
+        core,
+        device,
+        tx,
+        now,
+        (source, dst),
+        protocol,
+        |buf, src| write(buf, src).map(|len| (len, Ecn::NotEct)),
+    )
+}
+
+/// [`send_ipv4`] for a transport that also chooses the IP header's ECN field (TCP,
+/// RFC 3168): `write` returns it beside the length.
+pub(crate) fn send_ipv4_ecn<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    now: Instant,
+    (source, dst): (Option<Ipv4Addr>, Ipv4Addr),
+    protocol: IpProtocol,
+    write: impl FnOnce(&mut [u8], Ipv4Addr) -> Result<(usize, Ecn), WireError>,
 ) -> Result<(), Errno> {
     let mut route = core.config.iface.route(dst).map_err(|_| {
         core.stats.no_route += 1;
@@ -266,16 +289,17 @@ fn build(
     dst: Ipv4Addr,
     protocol: IpProtocol,
     ttl: u8,
-    write: impl FnOnce(&mut [u8], Ipv4Addr) -> Result<usize, WireError>,
+    write: impl FnOnce(&mut [u8], Ipv4Addr) -> Result<(usize, Ecn), WireError>,
 ) -> Result<usize, WireError> {
     let transport = buf
         .get_mut(ETH_LEN + IPV4_LEN..)
         .ok_or(WireError::Truncated)?;
-    let len = write(transport, src)?;
+    let (len, ecn) = write(transport, src)?;
     if len == 0 {
         return Ok(0);
     }
-    let ip = Ipv4Repr::new(src, dst, protocol, len, ttl);
+    let mut ip = Ipv4Repr::new(src, dst, protocol, len, ttl);
+    ip.dscp_ecn = ecn.bits();
     write_headers(buf, src_mac, dst_mac, &ip)?;
     Ok(ETH_LEN + IPV4_LEN + len)
 }

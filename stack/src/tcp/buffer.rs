@@ -1,4 +1,5 @@
-//! Byte ring buffers for the send and receive queues, of a fixed logical capacity.
+//! Byte ring buffers for the send and receive queues, of a logical capacity that only
+//! grows (buffer autotuning, see `autotune.rs`).
 //!
 //! A ring's storage is taken from the engine thread's [`super::buffer_pool`] on its
 //! first write and given back when the ring is dropped or, once drained, by
@@ -15,7 +16,7 @@
 use super::buffer_pool;
 use super::tcb::Tcb;
 
-/// A byte ring of fixed capacity: bytes `[head, head + len)` (modulo the storage's
+/// A byte ring of a capacity that can grow: bytes `[head, head + len)` (modulo the storage's
 /// length) are queued.
 #[derive(Clone)]
 pub struct RingBuffer {
@@ -52,6 +53,12 @@ impl RingBuffer {
     /// Total bytes the ring can hold.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Raises the capacity to `capacity` (never lowers it): autotuning. The storage is not
+    /// touched; it keeps following what is written.
+    pub fn grow_capacity(&mut self, capacity: usize) {
+        self.capacity = self.capacity.max(capacity);
     }
 
     /// Whether the storage has been allocated (the first write does it).

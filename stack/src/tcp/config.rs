@@ -52,10 +52,27 @@ pub struct TcpConfig {
     pub mss: u16,
     /// Smallest send MSS we accept from a peer or an ICMP message (Linux `tcp_min_snd_mss`: 48).
     pub min_mss: u16,
-    /// Send buffer (ring) size in bytes, allocated once per connection.
+    /// Send buffer (ring) size in bytes a connection starts with (Linux `tcp_wmem[1]`);
+    /// with [`autotune`](Self::autotune) it grows with cwnd up to `send_buffer_max`. The
+    /// ring's storage follows what is queued, not this size.
     pub send_buffer: usize,
-    /// Receive buffer (ring) size in bytes, allocated once per connection.
+    /// Receive buffer (ring) size in bytes a connection starts with (Linux `tcp_rmem[1]`);
+    /// with [`autotune`](Self::autotune) it grows with the rate the application reads at
+    /// up to `recv_buffer_max`.
     pub recv_buffer: usize,
+    /// Buffer autotuning (Linux `tcp_moderate_rcvbuf` and `tcp_sndbuf_expand`): the receive
+    /// buffer, and so the advertised window, grows to about twice what the application
+    /// read in the last round trip; the send buffer to twice cwnd. On by default; a socket
+    /// with `SO_RCVBUF`/`SO_SNDBUF` set has that direction pinned (its maximum is its size).
+    pub autotune: bool,
+    /// The most the receive buffer grows to (Linux `tcp_rmem[2]`: 6 MiB). The window scale
+    /// is chosen for it (RFC 7323 §2.3), not for the initial `recv_buffer`.
+    pub recv_buffer_max: usize,
+    /// The most the send buffer grows to (Linux `tcp_wmem[2]`: 4 MiB).
+    pub send_buffer_max: usize,
+    /// RFC 3168 ECN: offer and accept it on the handshake, send data ECN-capable, answer
+    /// congestion marks. Off by default (Linux `tcp_ecn` 2 accepts but does not offer).
+    pub ecn: bool,
     /// Offer and accept RFC 7323 window scaling.
     pub window_scaling: bool,
     /// Offer and accept RFC 7323 timestamps.
@@ -120,6 +137,10 @@ impl Default for TcpConfig {
             min_mss: 48,
             send_buffer: 256 * 1024,
             recv_buffer: 256 * 1024,
+            autotune: true,
+            recv_buffer_max: 6 << 20,
+            send_buffer_max: 4 << 20,
+            ecn: false,
             window_scaling: true,
             timestamps: true,
             sack: true,
@@ -150,10 +171,33 @@ impl Default for TcpConfig {
 }
 
 impl TcpConfig {
-    /// RFC 7323 §2.3: the smallest shift that lets the receive buffer be advertised.
+    /// The largest receive buffer a connection may have: `recv_buffer_max` with
+    /// autotuning (never below `recv_buffer`), else `recv_buffer`.
+    pub fn recv_buffer_limit(&self) -> usize {
+        if self.autotune {
+            self.recv_buffer_max.max(self.recv_buffer)
+        } else {
+            self.recv_buffer
+        }
+    }
+
+    /// The largest send buffer a connection may have: `send_buffer_max` with autotuning
+    /// (never below `send_buffer`), else `send_buffer`.
+    pub fn send_buffer_limit(&self) -> usize {
+        if self.autotune {
+            self.send_buffer_max.max(self.send_buffer)
+        } else {
+            self.send_buffer
+        }
+    }
+
+    /// RFC 7323 §2.3: the smallest shift that lets the largest receive buffer be advertised
+    /// (Linux `tcp_select_initial_window` with `tcp_rmem[2]`): the scale is fixed at the
+    /// handshake, so it is chosen for what autotuning may grow the buffer to.
     pub fn recv_window_shift(&self) -> u8 {
+        let limit = self.recv_buffer_limit();
         let mut shift = 0u8;
-        while shift < 14 && (self.recv_buffer >> shift) > 65535 {
+        while shift < 14 && (limit >> shift) > 65535 {
             shift += 1;
         }
         shift

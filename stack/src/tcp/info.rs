@@ -51,6 +51,27 @@ pub struct TcpInfo {
     pub delivery_rate: u64,
     /// `tcpi_delivery_rate_app_limited`: the application, not the network, limited that rate.
     pub delivery_rate_app_limited: bool,
+    /// `tcpi_rcv_rtt`: the receiver's RTT estimate (from timestamps), microseconds; 0
+    /// until measured.
+    pub rcv_rtt: u32,
+    /// `tcpi_rcv_space`: the most bytes the application read in one round trip, as
+    /// receive-buffer autotuning measured it (the initial guess until then).
+    pub rcv_space: u32,
+    /// `tcpi_snd_wnd`: the peer's last advertised window, bytes.
+    pub snd_wnd: u32,
+    /// `tcpi_rcv_wnd`: the window we last advertised, bytes from `RCV.NXT`.
+    pub rcv_wnd: u32,
+    /// The send buffer's size now, bytes: what `getsockopt(SO_SNDBUF)` reads on Linux (not
+    /// part of its `tcp_info`); autotuning grows it with cwnd.
+    pub snd_buf: u32,
+    /// The receive buffer's size now, bytes (Linux `SO_RCVBUF`); autotuning grows it.
+    pub rcv_buf: u32,
+    /// ECN was negotiated (RFC 3168; Linux `tcpi_options & TCPI_OPT_ECN`).
+    pub ecn: bool,
+}
+
+fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 fn micros(d: Duration) -> u32 {
@@ -95,6 +116,18 @@ impl Tcb {
             bytes_received: self.stats.bytes_in,
             delivery_rate: self.delivery_rate,
             delivery_rate_app_limited: self.rate_app_limited,
+            rcv_rtt: self.rcv_rtt >> 3,
+            rcv_space: if self.rcvq_space == 0 {
+                let segments = 10 * u32::from(self.cfg.mss);
+                segments.min(saturate(self.recv_buf.capacity()))
+            } else {
+                self.rcvq_space
+            },
+            snd_wnd: self.snd_wnd,
+            rcv_wnd: self.rcv_adv.since(self.rcv_nxt),
+            snd_buf: saturate(self.send_buf.capacity()),
+            rcv_buf: saturate(self.recv_buf.capacity()),
+            ecn: self.ecn_ok,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use super::State;
 use super::congestion::AckSample;
+use super::ecn::Ecn;
 use super::error::TcpError;
 use super::rtt::RttEstimator;
 use super::seq::SeqNumber;
@@ -25,6 +26,12 @@ impl Tcb {
     /// Processes one arriving segment (RFC 9293 §3.10.7). Output, if any, comes from
     /// `poll_transmit`. The payload is the segment text after the header.
     pub fn handle_segment(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8]) {
+        self.handle_segment_ecn(now, seg, payload, Ecn::NotEct);
+    }
+
+    /// [`handle_segment`](Self::handle_segment) with the ECN field of the IP header that
+    /// carried the segment (RFC 3168: a CE mark on data is echoed to the sender).
+    pub fn handle_segment_ecn(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8], ecn: Ecn) {
         self.stats.segs_in += 1;
         match self.state {
             // RFC 9293 §3.10.7.1: a closed connection answers with RST.
@@ -32,7 +39,7 @@ impl Tcb {
             // LISTEN lives in the engine's listener (see `listen_action`).
             State::Listen => {}
             State::SynSent => self.input_syn_sent(now, seg, payload),
-            _ => self.input_synchronized(now, seg, payload),
+            _ => self.input_synchronized(now, seg, payload, ecn),
         }
     }
 
@@ -149,7 +156,7 @@ impl Tcb {
     }
 
     /// RFC 9293 §3.10.7.4: every state from SYN-RECEIVED to TIME-WAIT.
-    fn input_synchronized(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8]) {
+    fn input_synchronized(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8], ecn: Ecn) {
         let f = seg.flags;
         let (rst, syn, fin, has_ack) = (
             f.contains(TcpFlags::RST),
@@ -250,6 +257,7 @@ impl Tcb {
             self.stats.no_ack_dropped += 1;
             return;
         }
+        self.ecn_input(seg, payload.len(), ecn);
         // RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA - MAX.SND.WND, SND.NXT].
         if ack > self.snd_max {
             self.stats.ack_too_new += 1;
@@ -412,10 +420,15 @@ impl Tcb {
         if sack_recovery {
             self.process_ack_sack(now, seg, ack, acked, sacked_before, rtt);
         }
+        self.ecn_echo(now, seg);
         // Delivered now: newly acknowledged plus newly SACKed, minus what was SACKed before and
         // is only now acknowledged (RFC 6937's DeliveredData).
         let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
         self.on_delivered(now, u64::try_from(delivered).unwrap_or(0));
+        if acked > 0 {
+            // The congestion window may have grown: the send buffer follows it.
+            self.expand_send_buffer();
+        }
         self.persist_unanswered = 0;
         // RFC 9293 §3.10.7.4 fifth: update the send window from newer segments only.
         if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
@@ -535,6 +548,7 @@ impl Tcb {
             .min(u32::from(self.cfg.mss));
         self.rcv_mss = self.rcv_mss.max(seen);
         if start == self.rcv_nxt {
+            self.measure_rcv_rtt(now, seg, data.len());
             let n = self.recv_buf.write_at(self.recv_buf.len(), data);
             self.recv_buf.commit(n);
             self.rcv_nxt += n as u32;
@@ -550,6 +564,7 @@ impl Tcb {
                 }
                 filled_hole = true;
             }
+            self.rcv_space_adjust(now);
             if filled_hole || !self.ooo.is_empty() {
                 // RFC 5681 §4.2: ACK at once when a segment fills (part of) a gap.
                 self.ack_now = true;

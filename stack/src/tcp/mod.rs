@@ -40,11 +40,13 @@
 //! assert_eq!(tcb.state(), State::SynSent);
 //! ```
 
+mod autotune;
 mod buffer;
 pub mod buffer_pool;
 mod config;
 mod congestion;
 mod cubic;
+mod ecn;
 mod error;
 mod icmp;
 mod info;
@@ -71,6 +73,7 @@ pub use buffer_pool::{BufferPool, BufferPoolStats};
 pub use config::{CongestionAlgorithm, KeepaliveConfig, LossRecovery, TcpConfig};
 pub use congestion::{AckSample, CongestionControl, NewReno};
 pub use cubic::Cubic;
+pub use ecn::Ecn;
 pub use error::TcpError;
 pub use icmp::IcmpUnreachable;
 pub use info::TcpInfo;

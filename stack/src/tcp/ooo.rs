@@ -31,6 +31,11 @@ impl OutOfOrderQueue {
         }
     }
 
+    /// Raises the byte bound to `max_bytes` (never lowers it): the receive buffer grew.
+    pub fn raise_max_bytes(&mut self, max_bytes: usize) {
+        self.max_bytes = self.max_bytes.max(max_bytes);
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes

@@ -47,6 +47,8 @@ impl Tcb {
                 self.wscale_ok = true;
                 self.snd_wscale = shift.min(MAX_WINDOW_SHIFT);
                 self.rcv_wscale = self.cfg.recv_window_shift();
+                // A buffer smaller than one window unit could never open its window.
+                self.recv_buf.grow_capacity(1 << self.rcv_wscale);
             }
             _ => {
                 self.wscale_ok = false;
@@ -63,6 +65,7 @@ impl Tcb {
             }
             _ => self.ts_enabled = false,
         }
+        self.negotiate_ecn(syn);
         // RFC 2018 §2: SACK only when the peer sent SACK-permitted.
         self.sack_ok = self.cfg.sack && o.sack_permitted;
         // RFC 9293 §3.7.1: default 536 when absent; never below our floor.

@@ -2,6 +2,7 @@
 //! sender-side SWS avoidance), retransmissions, probes and ACKs.
 
 use super::State;
+use super::ecn::Ecn;
 use super::seq::SeqNumber;
 use super::tcb::{Frto, Probe, TailProbe, Tcb};
 use crate::time::Instant;
@@ -14,6 +15,8 @@ pub struct Transmit {
     pub repr: TcpRepr,
     /// Payload bytes written at the start of the caller's buffer.
     pub payload_len: usize,
+    /// The ECN field for the IP header (RFC 3168: ECT(0) on new data of an ECN connection).
+    pub ecn: Ecn,
 }
 
 impl Tcb {
@@ -22,7 +25,11 @@ impl Tcb {
     pub fn poll_transmit(&mut self, now: Instant, payload_out: &mut [u8]) -> Option<Transmit> {
         #[cfg(debug_assertions)]
         let may = self.may_transmit();
-        let t = self.next_transmit(now, payload_out);
+        let snd_max = self.snd_max;
+        let mut t = self.next_transmit(now, payload_out);
+        if let Some(t) = &mut t {
+            self.ecn_output(t, snd_max);
+        }
         // Every test checks the shortcut callers take: no segment it ruled out.
         #[cfg(debug_assertions)]
         debug_assert!(t.is_none() || may, "may_transmit said no, but {t:?}");
@@ -66,6 +73,7 @@ impl Tcb {
             return Some(Transmit {
                 repr: rst,
                 payload_len: 0,
+                ecn: Ecn::NotEct,
             });
         }
         match self.state {
@@ -108,6 +116,13 @@ impl Tcb {
         let mut flags = TcpFlags::SYN;
         if with_ack {
             flags |= TcpFlags::ACK;
+            // RFC 3168 §6.1.1: an ECN-setup SYN-ACK carries ECE only.
+            if self.ecn_ok {
+                flags |= TcpFlags::ECE;
+            }
+        } else if self.cfg.ecn {
+            // RFC 3168 §6.1.1: an ECN-setup SYN carries ECE and CWR.
+            flags |= TcpFlags::ECE | TcpFlags::CWR;
         }
         self.syn_pending = false;
         self.snd_nxt = self.snd_nxt.max_seq(self.iss + 1u32);
@@ -131,6 +146,7 @@ impl Tcb {
         Transmit {
             repr,
             payload_len: 0,
+            ecn: Ecn::NotEct,
         }
     }
 
@@ -148,7 +164,11 @@ impl Tcb {
         if self.rack_mode() {
             // RFC 6675 §5 NextSeg rule 1: lost segments go first.
             if let Some((repr, payload_len)) = self.emit_lost(now, out) {
-                return Some(Transmit { repr, payload_len });
+                return Some(Transmit {
+                    repr,
+                    payload_len,
+                    ecn: Ecn::NotEct,
+                });
             }
             if let Some(kind) = self.tlp_pending.take() {
                 let mss = self.snd_mss;
@@ -161,7 +181,11 @@ impl Tcb {
                 };
                 let t = t.or_else(|| {
                     self.emit_probe_retransmission(now, out)
-                        .map(|(repr, payload_len)| Transmit { repr, payload_len })
+                        .map(|(repr, payload_len)| Transmit {
+                            repr,
+                            payload_len,
+                            ecn: Ecn::NotEct,
+                        })
                 });
                 if t.is_some() {
                     return t;
@@ -183,6 +207,7 @@ impl Tcb {
             return Some(Transmit {
                 repr,
                 payload_len: 0,
+                ecn: Ecn::NotEct,
             });
         }
         if let Some(t) = self.emit_data(now, out, 0) {
@@ -204,6 +229,7 @@ impl Tcb {
         Transmit {
             repr,
             payload_len: 0,
+            ecn: Ecn::NotEct,
         }
     }
 
@@ -323,6 +349,7 @@ impl Tcb {
         Some(Transmit {
             repr,
             payload_len: n,
+            ecn: Ecn::NotEct,
         })
     }
 
@@ -353,6 +380,7 @@ impl Tcb {
         Some(Transmit {
             repr,
             payload_len: n,
+            ecn: Ecn::NotEct,
         })
     }
 
@@ -417,12 +445,21 @@ impl Tcb {
         } else {
             cur
         };
-        let shift = self.rcv_wscale;
-        // Round up so the right edge never retreats; at most 2^shift - 1 bytes of slack,
-        // which the receive path drops if the ring cannot hold them.
-        let field = (u64::from(wnd).div_ceil(1u64 << shift)).min(65535);
-        let promised = u32::try_from(field << shift).unwrap_or(u32::MAX);
+        let field = scaled_window_field(wnd, self.rcv_wscale);
+        let promised = u32::try_from(field << self.rcv_wscale).unwrap_or(u32::MAX);
         self.rcv_adv = self.rcv_adv.max_seq(self.rcv_nxt + promised);
         u16::try_from(field).unwrap_or(u16::MAX)
     }
+}
+
+/// The window field for `wnd` bytes with shift `shift` (RFC 7323 §2.3), rounded down to
+/// whole units, so what the field says never exceeds what the ring can hold. Autotuning
+/// picks the shift for the maximum buffer (128-byte units at 6 MiB); rounding up let a full
+/// ring keep promising bytes it then dropped, and the zero window a slow reader needs
+/// never came. Keeping an old promise this way can make the edge the field shows retreat
+/// by less than one unit, which RFC 7323 appendix F allows for (Linux's
+/// `tcp_shrink_window`); `rcv_adv` keeps the edge promised before, and data up to it is
+/// still accepted (RFC 9293 §3.8.6.2.2).
+pub(super) fn scaled_window_field(wnd: u32, shift: u8) -> u64 {
+    (u64::from(wnd) >> shift).min(65535)
 }

@@ -79,6 +79,8 @@ pub struct RequestSock {
     peer_window: u16,
     peer_wscale: Option<u8>,
     sack_ok: bool,
+    /// The SYN asked for ECN (ECE and CWR, RFC 3168 §6.1.1).
+    ecn_setup: bool,
     /// The receive window offered so far (RCV.ADV - RCV.NXT), bytes.
     rcv_wnd: u32,
     /// The peer's timestamp (RFC 7323 ts_recent), when it sent one.
@@ -116,6 +118,7 @@ impl RequestSock {
             peer_window: syn.window_len,
             peer_wscale: syn.options.window_scale,
             sack_ok: syn.options.sack_permitted,
+            ecn_setup: syn.flags.contains(TcpFlags::ECE | TcpFlags::CWR),
             rcv_wnd: u32::from(Self::syn_window(cfg)),
             ts_recent: syn.options.timestamp.map(|(tsval, _)| tsval),
             ts_recent_age: now,
@@ -191,7 +194,11 @@ impl RequestSock {
             src_port: self.tuple.remote_port,
             dst_port: self.tuple.local_port,
             seq_number: self.irs.0,
-            flags: TcpFlags::SYN,
+            flags: if self.ecn_setup {
+                TcpFlags::SYN | TcpFlags::ECE | TcpFlags::CWR
+            } else {
+                TcpFlags::SYN
+            },
             window_len: self.peer_window,
             options: TcpOptions {
                 mss: self.peer_mss,
@@ -223,7 +230,12 @@ impl RequestSock {
             dst_port: self.tuple.remote_port,
             seq_number: self.iss.0,
             ack_number: self.rcv_nxt().0,
-            flags: TcpFlags::SYN | TcpFlags::ACK,
+            // RFC 3168 §6.1.1: an ECN-setup SYN-ACK carries ECE only.
+            flags: if cfg.ecn && self.ecn_setup {
+                TcpFlags::SYN | TcpFlags::ACK | TcpFlags::ECE
+            } else {
+                TcpFlags::SYN | TcpFlags::ACK
+            },
             window_len: Self::syn_window(cfg),
             urgent_pointer: 0,
             options,
@@ -262,7 +274,7 @@ impl RequestSock {
         } else {
             self.rcv_wnd
         };
-        let field = (u64::from(wnd).div_ceil(1u64 << shift)).min(65535);
+        let field = super::output::scaled_window_field(wnd, shift);
         let promised = u32::try_from(field << shift).unwrap_or(u32::MAX);
         self.rcv_wnd = self.rcv_wnd.max(promised);
         u16::try_from(field).unwrap_or(u16::MAX)

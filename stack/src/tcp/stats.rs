@@ -70,6 +70,10 @@ pub struct TcpStats {
     pub pmtu_updates: u64,
     /// ICMP messages ignored because they quoted a sequence number not in flight (RFC 5927 §4.1).
     pub icmp_ignored: u64,
+    /// Data segments received with CE (RFC 3168 §6.1.3), on an ECN connection.
+    pub ecn_ce_received: u64,
+    /// Congestion-window reductions for an ECN echo (RFC 3168 §6.1.2).
+    pub ecn_reductions: u64,
     /// Smoothed RTT (RFC 6298), zero before the first sample.
     pub srtt: Duration,
     /// RTT variation (RFC 6298).
@@ -154,6 +158,10 @@ pub(super) struct TcpCounters {
     pub pmtu_updates: u32,
     /// ICMP messages ignored because they quoted a sequence number not in flight (RFC 5927 §4.1).
     pub icmp_ignored: u32,
+    /// Data segments received with CE (RFC 3168 §6.1.3), on an ECN connection.
+    pub ecn_ce_received: u32,
+    /// Congestion-window reductions for an ECN echo (RFC 3168 §6.1.2).
+    pub ecn_reductions: u32,
 }
 
 impl TcpCounters {
@@ -201,6 +209,8 @@ impl TcpCounters {
             delayed_acks: u64::from(self.delayed_acks),
             pmtu_updates: u64::from(self.pmtu_updates),
             icmp_ignored: u64::from(self.icmp_ignored),
+            ecn_ce_received: u64::from(self.ecn_ce_received),
+            ecn_reductions: u64::from(self.ecn_reductions),
             srtt,
             rttvar,
             rto,

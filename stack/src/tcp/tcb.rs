@@ -166,6 +166,23 @@ pub struct Tcb {
     pub(super) delivery_rate: u64,
     pub(super) rate_app_limited: bool,
     pub(super) app_limited_now: bool,
+    /// Receive-buffer autotuning (Linux `rcvq_space`, see `autotune.rs`): bytes the
+    /// application read in the last measured round trip (0 until the first measurement),
+    /// the copied sequence number and time the current measurement started at.
+    pub(super) rcvq_space: u32,
+    pub(super) rcvq_seq: SeqNumber,
+    pub(super) rcvq_time: Instant,
+    /// The receiver's RTT estimate from timestamps, microseconds times 8 (Linux
+    /// `rcv_rtt_est.rtt_us`); 0 until measured.
+    pub(super) rcv_rtt: u32,
+    /// The TSecr the last receiver RTT sample came from (one sample per echoed value).
+    pub(super) rcv_rtt_last_tsecr: u32,
+    /// RFC 3168: ECN was negotiated; a CE mark awaits the peer's CWR (we echo ECE); our
+    /// reduction awaits its CWR; no further reduction until SND.UNA passes `ecn_high_seq`.
+    pub(super) ecn_ok: bool,
+    pub(super) ece_pending: bool,
+    pub(super) cwr_pending: bool,
+    pub(super) ecn_high_seq: SeqNumber,
     /// RFC 6937 PRR: RecoverFS, prr_delivered, prr_out.
     pub(super) prr_recover_fs: u32,
     pub(super) prr_delivered: u32,
@@ -188,7 +205,8 @@ impl Tcb {
             CongestionAlgorithm::Cubic => Box::new(Cubic::new(iw)),
         };
         // Records for what may be in flight: the send buffer in segments of the smallest MSS.
-        let max_segments = (cfg.send_buffer / usize::from(cfg.min_mss.max(1))).clamp(64, 1 << 16);
+        let max_segments =
+            (cfg.send_buffer_limit() / usize::from(cfg.min_mss.max(1))).clamp(64, 1 << 16);
         Tcb {
             cfg: *cfg,
             tuple,
@@ -275,6 +293,15 @@ impl Tcb {
             delivery_rate: 0,
             rate_app_limited: false,
             app_limited_now: false,
+            rcvq_space: 0,
+            rcvq_seq: SeqNumber(0),
+            rcvq_time: now,
+            rcv_rtt: 0,
+            rcv_rtt_last_tsecr: 0,
+            ecn_ok: false,
+            ece_pending: false,
+            cwr_pending: false,
+            ecn_high_seq: iss,
             prr_recover_fs: 0,
             prr_delivered: 0,
             prr_out: 0,

@@ -31,6 +31,8 @@ pub fn plain() -> TcpConfig {
         timestamps: false,
         sack: false,
         window_scaling: false,
+        // Windows stay what each script configured.
+        autotune: false,
         congestion: CongestionAlgorithm::NewReno,
         // The RFC 6298 scripts check the RFC's RTO arithmetic.
         rto_min_on_variance: false,

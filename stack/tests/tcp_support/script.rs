@@ -31,7 +31,8 @@ pub struct Seg {
     sack: Option<Vec<(u32, u32)>>,
 }
 
-/// A segment with flags written packetdrill-style: `S` SYN, `.` ACK, `F` FIN, `R` RST, `P` PSH.
+/// A segment with flags written packetdrill-style: `S` SYN, `.` ACK, `F` FIN, `R` RST, `P` PSH,
+/// `E` ECE, `W` CWR.
 pub fn seg(flags: &str) -> Seg {
     let mut f = TcpFlags::NONE;
     for c in flags.chars() {
@@ -42,6 +43,8 @@ pub fn seg(flags: &str) -> Seg {
             'R' => TcpFlags::RST,
             'P' => TcpFlags::PSH,
             'U' => TcpFlags::URG,
+            'E' => TcpFlags::ECE,
+            'W' => TcpFlags::CWR,
             other => panic!("unknown flag {other}"),
         };
     }
@@ -124,7 +127,8 @@ impl Seg {
         self
     }
 
-    fn payload(&self) -> Vec<u8> {
+    /// The payload the segment carries.
+    pub fn payload(&self) -> Vec<u8> {
         match (&self.data, self.len) {
             (Some(d), _) => d.clone(),
             (None, Some(n)) => vec![b'x'; n],

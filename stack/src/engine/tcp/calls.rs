@@ -350,8 +350,17 @@ pub(crate) fn set_options(
     options: TcpSocketOptions,
 ) -> Result<(), Errno> {
     let sock = tcp_sock(&mut core.sockets, handle)?;
+    let before = sock.options;
     sock.options = options;
     if let Some(tcb) = sock.tcb_mut() {
+        // SO_SNDBUF / SO_RCVBUF on a connection pin that direction's buffer (Linux
+        // SOCK_SNDBUF_LOCK / SOCK_RCVBUF_LOCK): autotuning stops.
+        if options.send_buffer > 0 && options.send_buffer != before.send_buffer {
+            tcb.pin_send_buffer(options.send_buffer);
+        }
+        if options.recv_buffer > 0 && options.recv_buffer != before.recv_buffer {
+            tcb.pin_recv_buffer(options.recv_buffer);
+        }
         tcb.set_nodelay(options.nodelay);
         tcb.set_keepalive(options.keepalive);
         tcb.set_user_timeout(options.user_timeout);

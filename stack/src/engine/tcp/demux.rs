@@ -41,7 +41,8 @@ pub(crate) fn input(
                     }
                     return Verdict::Release;
                 }
-                tcb.handle_segment(now, seg, payload);
+                let ecn = tcp::Ecn::from_dscp_ecn(ip.dscp_ecn);
+                tcb.handle_segment_ecn(now, seg, payload, ecn);
                 mark(&mut core.tcp.dirty, sock, id);
                 return Verdict::Release;
             }

@@ -56,11 +56,15 @@ pub(super) fn config_with(
     let mut cfg = defaults;
     cfg.mss = cfg.mss.min(iface_mss);
     cfg.nodelay = options.nodelay || cfg.nodelay;
+    // Linux SOCK_SNDBUF_LOCK / SOCK_RCVBUF_LOCK: a size the application set is kept,
+    // autotuning leaves that direction alone (its maximum is its size).
     if options.send_buffer > 0 {
         cfg.send_buffer = options.send_buffer;
+        cfg.send_buffer_max = options.send_buffer;
     }
     if options.recv_buffer > 0 {
         cfg.recv_buffer = options.recv_buffer;
+        cfg.recv_buffer_max = options.recv_buffer;
     }
     if options.keepalive.is_some() {
         cfg.keepalive = options.keepalive;
@@ -80,5 +84,41 @@ pub(super) fn tcp_sock(
         Socket::Tcp(s) if !s.orphan => Ok(s),
         Socket::Tcp(_) => Err(Errno::EBADF),
         Socket::Udp(_) => Err(Errno::EOPNOTSUPP),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn so_rcvbuf_and_so_sndbuf_pin_their_direction() {
+        let defaults = TcpConfig::default();
+        let cfg = config_with(defaults, 1460, &TcpSocketOptions::default());
+        assert!(cfg.autotune);
+        assert_eq!(cfg.recv_buffer_limit(), defaults.recv_buffer_max);
+        assert_eq!(cfg.send_buffer_limit(), defaults.send_buffer_max);
+        let rcv = TcpSocketOptions {
+            recv_buffer: 100_000,
+            ..TcpSocketOptions::default()
+        };
+        let cfg = config_with(defaults, 1460, &rcv);
+        assert_eq!(
+            (cfg.recv_buffer, cfg.recv_buffer_limit()),
+            (100_000, 100_000)
+        );
+        assert_eq!(cfg.recv_window_shift(), 1, "the scale fits the pinned size");
+        assert_eq!(
+            cfg.send_buffer_limit(),
+            defaults.send_buffer_max,
+            "the other direction still autotunes"
+        );
+        let snd = TcpSocketOptions {
+            send_buffer: 50_000,
+            ..TcpSocketOptions::default()
+        };
+        let cfg = config_with(defaults, 1460, &snd);
+        assert_eq!((cfg.send_buffer, cfg.send_buffer_limit()), (50_000, 50_000));
+        assert_eq!(cfg.recv_buffer_limit(), defaults.recv_buffer_max);
     }
 }

@@ -8,11 +8,11 @@ use super::listener;
 use super::teardown::{self, free_connection, unhash};
 use super::timers;
 use crate::Errno;
-use crate::engine::output::send_ipv4;
+use crate::engine::output::send_ipv4_ecn;
 use crate::engine::state::{Core, Socket, mark};
 use crate::socket::TcpSocketState;
 use crate::table::SocketId;
-use crate::tcp::{State, Tcb};
+use crate::tcp::{Ecn, State, Tcb};
 use crate::time::Instant;
 use crate::wire::{IpProtocol, TcpPacket, TxChecksum, WireError};
 
@@ -91,7 +91,7 @@ fn transmit<D: Device>(
             break;
         }
         let mut produced = false;
-        let result = send_ipv4(
+        let result = send_ipv4_ecn(
             core,
             device,
             tx,
@@ -106,7 +106,7 @@ fn transmit<D: Device>(
                 let Some(t) =
                     tcb.poll_transmit(now, &mut buf[MAX_TCP_HEADER..MAX_TCP_HEADER + room])
                 else {
-                    return Ok(0);
+                    return Ok((0, Ecn::NotEct));
                 };
                 produced = true;
                 let header_len = t.repr.header_len();
@@ -121,7 +121,7 @@ fn transmit<D: Device>(
                         remote,
                     )?;
                 }
-                Ok(total)
+                Ok((total, t.ecn))
             },
         );
         if result == Err(Errno::ENOBUFS) && !produced {

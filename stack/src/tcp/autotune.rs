@@ -1,0 +1,160 @@
+//! Buffer autotuning: the receive buffer (and with it the advertised window) grows with the
+//! rate the application reads at, the send buffer with the congestion window, each from the
+//! configured initial size up to its maximum ([`TcpConfig::autotune`]).
+//!
+//! The receive side is Linux's dynamic right-sizing (`tcp_rcv_space_adjust`, after Fisher's
+//! DRS): once per receiver round trip, the bytes the application read in that round trip
+//! are compared with the most it read in any earlier one; when it read more, the buffer
+//! becomes about twice that plus sixteen segments, and more when the rate is still climbing,
+//! so the sender is never limited by the window while the application keeps up. A slow
+//! reader never grows it. The window only grows: the advertised right edge never moves
+//! left (RFC 9293 §3.8.6.2.2), and the capacity never shrinks.
+//!
+//! The send side is `tcp_sndbuf_expand`: room for twice the congestion window (what is in
+//! flight plus as much again queued behind it), so the application keeps the pipe full.
+//!
+//! Only the logical capacity grows: the ring's storage still follows what is queued
+//! (`buffer.rs`), so a connection whose reader keeps up holds little, and an idle one
+//! nothing. `SO_RCVBUF`/`SO_SNDBUF` pin a direction (Linux `SOCK_RCVBUF_LOCK`).
+//!
+//! [`TcpConfig::autotune`]: super::TcpConfig::autotune
+
+use super::seq::SeqNumber;
+use super::tcb::Tcb;
+use crate::time::Instant;
+use crate::wire::TcpRepr;
+use core::time::Duration;
+
+/// Linux `TCP_INIT_CWND`: the first measurement expects ten segments per round trip.
+const INITIAL_SPACE_SEGMENTS: u32 = 10;
+/// Segments of slack on top of twice the measured rate (Linux: `16 * advmss`).
+const SLACK_SEGMENTS: u64 = 16;
+/// A TSecr older than this gives no receiver RTT sample (a stale or bogus echo).
+const MAX_RCV_RTT_SAMPLE: Duration = Duration::from_secs(60);
+
+impl Tcb {
+    /// Linux `tcp_rcv_rtt_measure_ts`: the receiver's RTT from the TSecr of in-order data
+    /// at least one MSS long, once per echoed value (the first segment that echoes it is the
+    /// one sent soonest after our ACK arrived), smoothed with gain 1/8.
+    pub(super) fn measure_rcv_rtt(&mut self, now: Instant, seg: &TcpRepr, len: usize) {
+        if !self.ts_enabled || (len as u64) < u64::from(self.rcv_mss) {
+            return;
+        }
+        let Some((_, ecr)) = seg.options.timestamp else {
+            return;
+        };
+        if ecr == 0 || ecr == self.rcv_rtt_last_tsecr {
+            return;
+        }
+        self.rcv_rtt_last_tsecr = ecr;
+        let elapsed_ms = self.ts_now(now).wrapping_sub(ecr);
+        // A TSecr from the future wraps to a huge value and is ignored with the stale ones.
+        let sample = Duration::from_millis(u64::from(elapsed_ms).max(1));
+        if sample > MAX_RCV_RTT_SAMPLE {
+            return;
+        }
+        let sample = u32::try_from(sample.as_micros()).unwrap_or(u32::MAX);
+        self.rcv_rtt = if self.rcv_rtt == 0 {
+            sample.saturating_mul(8)
+        } else {
+            // rtt8 = 7/8 rtt8 + sample, i.e. rtt = 7/8 rtt + 1/8 sample.
+            (self.rcv_rtt - (self.rcv_rtt >> 3)).saturating_add(sample)
+        };
+    }
+
+    /// The receiver's round-trip estimate: from timestamps, else the connection's own RTT
+    /// estimate (the handshake's at least). Linux measures one window's arrival instead when
+    /// timestamps are off; the handshake RTT is close enough to pace the measurement.
+    fn receiver_rtt(&self) -> Option<Duration> {
+        if self.rcv_rtt != 0 {
+            return Some(Duration::from_micros(u64::from(self.rcv_rtt >> 3)));
+        }
+        self.rtt.srtt().filter(|d| !d.is_zero())
+    }
+
+    /// The sequence number up to which the application has read (Linux `copied_seq`).
+    fn copied_seq(&self) -> SeqNumber {
+        self.rcv_nxt - self.recv_buf.len() as u32
+    }
+
+    /// Linux `tcp_rcv_space_adjust` (DRS), run as in-order data arrives: once per receiver
+    /// round trip, grow the receive buffer to twice what the application read in that
+    /// round trip, plus slack, when that is more than it ever read in one before.
+    pub(super) fn rcv_space_adjust(&mut self, now: Instant) {
+        let copied_seq = self.copied_seq();
+        if self.rcvq_space == 0 {
+            // Linux `tcp_init_buffer_space`: expect ten segments in the first round trip.
+            let window = u32::try_from(self.recv_buf.capacity()).unwrap_or(u32::MAX);
+            let segments = INITIAL_SPACE_SEGMENTS.saturating_mul(u32::from(self.cfg.mss));
+            self.rcvq_space = window.min(segments).max(1);
+            self.rcvq_seq = copied_seq;
+            self.rcvq_time = now;
+            return;
+        }
+        let Some(rtt) = self.receiver_rtt() else {
+            return;
+        };
+        if now - self.rcvq_time < rtt {
+            return;
+        }
+        let copied = copied_seq.since(self.rcvq_seq);
+        if copied > self.rcvq_space {
+            let limit = self.cfg.recv_buffer_limit();
+            if limit > self.recv_buf.capacity() {
+                let space = u64::from(self.rcvq_space);
+                let copied64 = u64::from(copied);
+                let advmss = u64::from(self.cfg.mss);
+                // rcvwin = 2 * copied + 16 * advmss, plus twice the growth over the last
+                // measurement in proportion, so a rate still doubling gets ahead of it.
+                let mut window = 2 * copied64 + SLACK_SEGMENTS * advmss;
+                let grow = window.saturating_mul(copied64 - space) / space.max(1);
+                window = window.saturating_add(grow.saturating_mul(2));
+                let size = usize::try_from(window).unwrap_or(usize::MAX).min(limit);
+                if size > self.recv_buf.capacity() {
+                    self.recv_buf.grow_capacity(size);
+                    if self.cfg.ooo_max_bytes >= self.cfg.recv_buffer {
+                        // The out-of-order bound was the whole buffer: it stays so.
+                        self.ooo.raise_max_bytes(size);
+                    }
+                }
+            }
+            self.rcvq_space = copied;
+        }
+        self.rcvq_seq = copied_seq;
+        self.rcvq_time = now;
+    }
+
+    /// Linux `tcp_sndbuf_expand`, on each ACK of new data: room for twice the congestion
+    /// window (at least the initial window), within the send buffer's maximum.
+    pub(super) fn expand_send_buffer(&mut self) {
+        let limit = self.cfg.send_buffer_limit();
+        if limit <= self.send_buf.capacity() {
+            return;
+        }
+        let mss = self.snd_mss.max(1);
+        let initial = self.cfg.initial_window.max(1).saturating_mul(mss);
+        let target = u64::from(self.cc.window().max(initial)) * 2;
+        let size = usize::try_from(target).unwrap_or(usize::MAX).min(limit);
+        if size > self.send_buf.capacity() {
+            self.send_buf.grow_capacity(size);
+        }
+    }
+
+    /// `setsockopt(SO_RCVBUF)` on a connection: autotuning stops for the receive side
+    /// (Linux `SOCK_RCVBUF_LOCK`) and the buffer becomes `bytes`. A buffer is never made
+    /// smaller than it is (the window it advertised must stay receivable), where Linux
+    /// lowers `sk_rcvbuf` and lets the window close as data is read.
+    pub fn pin_recv_buffer(&mut self, bytes: usize) {
+        self.recv_buf.grow_capacity(bytes);
+        self.cfg.recv_buffer_max = self.recv_buf.capacity();
+        self.cfg.recv_buffer = self.cfg.recv_buffer.min(self.cfg.recv_buffer_max);
+    }
+
+    /// `setsockopt(SO_SNDBUF)` on a connection: autotuning stops for the send side (Linux
+    /// `SOCK_SNDBUF_LOCK`) and the buffer becomes `bytes`, never smaller than it is.
+    pub fn pin_send_buffer(&mut self, bytes: usize) {
+        self.send_buf.grow_capacity(bytes);
+        self.cfg.send_buffer_max = self.send_buf.capacity();
+        self.cfg.send_buffer = self.cfg.send_buffer.min(self.cfg.send_buffer_max);
+    }
+}

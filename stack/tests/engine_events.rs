@@ -107,7 +107,13 @@ impl Side {
     /// Every held socket: what the events said equals the full scan.
     fn check(&self, engine: &mut Engine<PipeDevice>, name: &str) {
         for (h, known) in &self.known {
-            let scanned = engine.readiness(*h).expect("a held socket has a readiness");
+            let scanned = engine.readiness(*h).unwrap_or_else(|e| {
+                panic!(
+                    "{name}: held socket {h:?} has no readiness: {e:?}; conns {:?}; info {:?}",
+                    self.conns,
+                    engine.tcp_info(*h)
+                )
+            });
             assert_eq!(*known, scanned, "{name}: socket {h:?}");
         }
     }

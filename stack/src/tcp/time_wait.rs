@@ -53,6 +53,14 @@ impl Tcb {
         (self.snd_nxt + 65535u32 + 2u32).0
     }
 
+    /// A new SYN reopened this connection's 4-tuple (RFC 6191): TIME-WAIT ends at once,
+    /// quietly (no error, nothing sent), as Linux's `inet_twsk_deschedule_put` does.
+    pub fn end_time_wait(&mut self) {
+        if self.state == State::TimeWait {
+            self.enter_closed(None);
+        }
+    }
+
     /// RFC 6191 §2 (and RFC 9293 Appendix B): may a new SYN reopen this TIME-WAIT
     /// connection? Yes when its timestamp is newer than the last one seen, or, without
     /// timestamps, when its sequence number is beyond the old receive sequence.

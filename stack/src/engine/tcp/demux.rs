@@ -2,7 +2,7 @@
 //! listener, else answered with RST.
 
 use super::listener::{accept_syn, cookie_input, request_input};
-use super::teardown::{free_connection, unhash};
+use super::teardown::connection_closed;
 use crate::FourTuple;
 use crate::engine::state::{Core, Socket, Verdict, mark};
 use crate::engine::stats::DropReason;
@@ -31,20 +31,15 @@ pub(crate) fn input(
     };
     if let Some(&id) = core.tcp.conns.get(&tuple) {
         if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
-            let orphan = sock.orphan;
             if let Some(tcb) = sock.tcb_mut() {
                 // RFC 6191: a new SYN may reopen a TIME-WAIT connection.
                 if tcb.state() == State::TimeWait && tcb.time_wait_accepts_syn(seg) {
                     let iss = tcb.time_wait_reuse_iss();
-                    if orphan {
-                        free_connection(core, id);
-                    } else {
-                        // The application still holds the socket (it shut down
-                        // both ways without closing): it stays, CLOSED, until its
-                        // `close` (Linux: the socket is TCP_CLOSE, the TIME-WAIT
-                        // was a record beside it); only the 4-tuple is given up.
-                        tcb.end_time_wait();
-                        unhash(core, id);
+                    // The old connection ends here; a socket the application
+                    // still holds (shut down both ways, not closed) stays,
+                    // CLOSED, until its `close`, as Linux's stays TCP_CLOSE.
+                    tcb.end_time_wait();
+                    if connection_closed(core, id) {
                         core.queue_ready(id);
                     }
                     if let Some(listener) = core.tcp.listeners.lookup(&tuple).map(|l| l.id) {

@@ -5,7 +5,7 @@
 use surge_datapath::{Burst, Device};
 
 use super::listener;
-use super::teardown::{self, free_connection, unhash};
+use super::teardown;
 use super::timers;
 use crate::Errno;
 use crate::engine::output::send_ipv4_ecn;
@@ -153,23 +153,12 @@ fn settle(core: &mut Core, now: Instant, id: SocketId, tcb: Box<Tcb>) {
     timers::rearm(&mut core.tcp, sock, id, deadline, now);
     let parent = sock.parent;
     let queued = sock.queued_for_accept;
-    let orphan = sock.orphan;
     if state == State::TimeWait {
         let _ = core.tcp.binds.enter_time_wait(id);
     }
     match state {
         State::Closed => {
-            let user_holds_it = !orphan && (parent.is_none() || queued);
-            if let Some(parent) = parent.filter(|_| !queued) {
-                listener::embryo_failed(core, parent);
-            }
-            if user_holds_it {
-                // The application still has the handle: unhash, keep the socket
-                // for its error or EOF, free the port unless bound by the user.
-                unhash(core, id);
-            } else {
-                free_connection(core, id);
-            }
+            teardown::connection_closed(core, id);
         }
         State::Established | State::CloseWait if !queued => {
             if let Some(parent) = parent {

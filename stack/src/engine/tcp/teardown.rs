@@ -1,5 +1,6 @@
 //! Taking a connection out of the tables, and freeing it.
 
+use super::listener;
 use crate::engine::state::{Core, Socket};
 use crate::table::SocketId;
 use crate::tcp::{Tcb, TimeWait};
@@ -20,6 +21,27 @@ pub(crate) fn unhash(core: &mut Core, id: SocketId) {
         }
         core.tcp.binds.disconnect(id);
     }
+}
+
+/// A connection reached CLOSED. A socket the application still holds (or that
+/// waits in an accept queue) is unhashed and kept for its error or EOF until its
+/// `close`, its port freed unless the user bound it; one nobody holds is freed. An
+/// embryo leaves its listener's SYN queue. Returns whether the socket was kept.
+pub(crate) fn connection_closed(core: &mut Core, id: SocketId) -> bool {
+    let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) else {
+        return false;
+    };
+    let (parent, queued, orphan) = (sock.parent, sock.queued_for_accept, sock.orphan);
+    if let Some(parent) = parent.filter(|_| !queued) {
+        listener::embryo_failed(core, parent);
+    }
+    let kept = !orphan && (parent.is_none() || queued);
+    if kept {
+        unhash(core, id);
+    } else {
+        free_connection(core, id);
+    }
+    kept
 }
 
 /// Frees a connection whose socket nobody holds any more.

@@ -7,12 +7,13 @@
 //! warm engine allocates, zeroes and faults in nothing per connection.
 //!
 //! The storage follows what is queued, not the capacity: the first write takes the
-//! smallest pool class that holds it (4 KiB for a request or a response), and a write
-//! beyond the block moves the ring into a block of the next class that fits (the
-//! queued and out-of-order bytes keep their offsets from the head). A 64-byte
-//! exchange on 10,000 connections then holds 10,000 small blocks instead of 10,000
-//! blocks of the full 256 KiB, which the pool could not keep and the kernel had to
-//! fault in and zero again on every request.
+//! smallest pool class that holds it (256 bytes for a short request or response), and
+//! a write beyond the block moves the ring into a block of the next class that fits
+//! (the queued and out-of-order bytes keep their offsets from the head). A 64-byte
+//! exchange on 10,000 connections then holds 10,000 blocks of 256 bytes, 16 to a
+//! page, instead of 10,000 blocks of the full 256 KiB, which the pool could not keep
+//! and the kernel had to fault in and zero again on every request (nor 10,000 pages
+//! of 4 KiB blocks, the smallest class before).
 use super::buffer_pool;
 use super::tcb::Tcb;
 
@@ -243,7 +244,7 @@ mod tests {
     fn storage_goes_back_to_the_pool_when_drained_and_is_reused() {
         let mut r = RingBuffer::new(300_000);
         r.push(b"abc");
-        assert_eq!(r.storage_bytes(), 4096, "the smallest class that holds it");
+        assert_eq!(r.storage_bytes(), 256, "the smallest class that holds it");
         assert!(!r.release_if_empty(), "bytes queued");
         let mut out = [0u8; 3];
         r.pop(&mut out);

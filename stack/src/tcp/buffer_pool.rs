@@ -34,10 +34,10 @@
 use std::cell::RefCell;
 
 /// The smallest block (bytes).
-pub const MIN_CLASS: usize = 4096;
-/// Size classes: 4 KiB .. 2^(12 + CLASSES - 1) bytes (64 MiB); larger rings are
+pub const MIN_CLASS: usize = 256;
+/// Size classes: 256 B .. 2^(8 + CLASSES - 1) bytes (64 MiB); larger rings are
 /// allocated and freed directly.
-const CLASSES: usize = 15;
+const CLASSES: usize = 19;
 /// Idle bytes kept when nobody configured the pool.
 pub const DEFAULT_IDLE_LIMIT: usize = 64 << 20;
 /// Blocks given back per working-set epoch: the idle cap follows the peak of bytes lent
@@ -210,12 +210,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn classes_are_powers_of_two_from_four_kilobytes() {
-        assert_eq!(class_of(1), Some((0, 4096)));
-        assert_eq!(class_of(4096), Some((0, 4096)));
-        assert_eq!(class_of(4097), Some((1, 8192)));
-        assert_eq!(class_of(256 * 1024), Some((6, 256 * 1024)));
-        assert_eq!(class_of(64 << 20), Some((14, 64 << 20)));
+    fn classes_are_powers_of_two_from_256_bytes() {
+        assert_eq!(class_of(1), Some((0, 256)));
+        assert_eq!(class_of(256), Some((0, 256)));
+        assert_eq!(class_of(257), Some((1, 512)));
+        assert_eq!(class_of(4097), Some((5, 8192)));
+        assert_eq!(class_of(256 * 1024), Some((10, 256 * 1024)));
+        assert_eq!(class_of(64 << 20), Some((18, 64 << 20)));
         assert_eq!(class_of((64 << 20) + 1), None);
     }
 
@@ -246,7 +247,7 @@ mod tests {
         assert_eq!(pool.stats.allocated, 4, "no new allocation");
         // Another class does not take from this one.
         let small = pool.take(100);
-        assert_eq!(small.len(), 4096);
+        assert_eq!(small.len(), 256);
         assert_eq!(pool.stats.allocated, 5);
         // The working set (4 x 8 KiB) still holds the three idle ones.
         pool.set_idle_limit(8192);

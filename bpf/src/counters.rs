@@ -32,11 +32,16 @@ pub enum Counter {
     /// To an address only surge has: a fragment, another protocol or a
     /// malformed header, redirected (surge reassembles or counts the drop).
     RedirectOther = 13,
+    /// ARP passed to the kernel and copied to the `arp_seen` ring, for surge's
+    /// neighbour cache (see [`crate::ArpSeen`]).
+    ArpCopied = 14,
+    /// ARP passed to the kernel whose copy was lost: the `arp_seen` ring was full.
+    ArpCopyLost = 15,
 }
 
 impl Counter {
     /// Every counter, in slot order.
-    pub const ALL: [Counter; 14] = [
+    pub const ALL: [Counter; 16] = [
         Counter::RedirectArp,
         Counter::RedirectTcp,
         Counter::RedirectUdp,
@@ -51,6 +56,8 @@ impl Counter {
         Counter::PassProtoNotOwned,
         Counter::PassArpShared,
         Counter::RedirectOther,
+        Counter::ArpCopied,
+        Counter::ArpCopyLost,
     ];
 
     /// A short name for tables.
@@ -70,6 +77,8 @@ impl Counter {
             Counter::PassProtoNotOwned => "pass_proto_not_owned",
             Counter::PassArpShared => "pass_arp_shared",
             Counter::RedirectOther => "redirect_other",
+            Counter::ArpCopied => "arp_copied",
+            Counter::ArpCopyLost => "arp_copy_lost",
         }
     }
 }

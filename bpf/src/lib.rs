@@ -24,6 +24,7 @@
 //! ```
 #![allow(unsafe_code)] // one of the two crates allowed `unsafe` (DESIGN.md)
 
+mod arp_seen;
 mod counters;
 mod error;
 mod loader;
@@ -42,6 +43,7 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/steer.skel.rs"));
 }
 
+pub use arp_seen::ArpSeen;
 pub use counters::{Counter, SteerCounters};
 pub use error::BpfError;
 pub use loader::{AttachMode, AttachedMode, MAX_QUEUES, SteerConfig, SteerProgram, Verdict};

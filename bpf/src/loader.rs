@@ -14,7 +14,7 @@ use libbpf_rs::{
 };
 
 use crate::{
-    BpfError, Counter, SteerCounters, netns,
+    ArpSeen, BpfError, Counter, SteerCounters, netns,
     query::{attached_program, ifindex},
     skel::{SteerSkel, SteerSkelBuilder},
 };
@@ -262,6 +262,15 @@ impl SteerProgram {
     /// The mode it is attached in, if attached.
     pub fn mode(&self) -> Option<AttachedMode> {
         self.attachment.as_ref().map(|a| a.mode)
+    }
+
+    /// A consumer of the `arp_seen` ring: copies of the ARP frames the program
+    /// passed to the kernel (see [`ArpSeen`]). Take one per program: two
+    /// consumers would split the records between them.
+    pub fn arp_seen(&self) -> Result<ArpSeen, BpfError> {
+        let map = &self.skel.maps.arp_seen;
+        let size = usize::try_from(map.max_entries()).unwrap_or(0);
+        ArpSeen::open(map.as_fd(), size)
     }
 
     /// Puts an AF_XDP socket in the XSKMAP slot of `queue`.

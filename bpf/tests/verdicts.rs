@@ -62,16 +62,22 @@ fn ports(dst_port: u16) -> Vec<u8> {
 
 /// Runs `frame` and checks it was passed to the kernel for exactly `reason`.
 fn expect(program: &SteerProgram, frame: &[u8], reason: Counter) {
+    expect_counted(program, frame, &[reason]);
+}
+
+/// Runs `frame` and checks it was passed to the kernel, moving exactly the
+/// counters `reasons`.
+fn expect_counted(program: &SteerProgram, frame: &[u8], reasons: &[Counter]) {
     let before = program.counters().expect("counters");
     let verdict = program.test_run(frame).expect("test run");
     let after = program.counters().expect("counters");
-    assert_eq!(verdict, Verdict::Pass, "{reason:?}");
+    assert_eq!(verdict, Verdict::Pass, "{reasons:?}");
     for counter in Counter::ALL {
         let delta = after.get(counter) - before.get(counter);
-        let want = u64::from(counter == reason);
+        let want = u64::from(reasons.contains(&counter));
         assert_eq!(
             delta, want,
-            "frame {frame:02x?}: counter {counter:?} moved by {delta}, expected {reason:?}"
+            "frame {frame:02x?}: counter {counter:?} moved by {delta}, expected {reasons:?}"
         );
     }
 }
@@ -80,12 +86,72 @@ fn expect(program: &SteerProgram, frame: &[u8], reason: Counter) {
 fn arp_is_ours_only_for_our_exclusive_addresses() {
     let p = program();
     expect(&p, &arp(OURS), Counter::PassNoSocket);
-    expect(&p, &arp(OTHER), Counter::PassArpOther);
-    expect(&p, &arp(SHARED), Counter::PassArpShared);
+    expect_counted(
+        &p,
+        &arp(OTHER),
+        &[Counter::PassArpOther, Counter::ArpCopied],
+    );
+    expect_counted(
+        &p,
+        &arp(SHARED),
+        &[Counter::PassArpShared, Counter::ArpCopied],
+    );
     let mut not_ethernet = arp(OURS);
     not_ethernet[15] = 6; // htype 6
     expect(&p, &not_ethernet, Counter::PassMalformed);
     expect(&p, &arp(OURS)[..24], Counter::PassMalformed);
+}
+
+#[test]
+fn arp_passed_to_the_kernel_is_copied_to_the_arp_seen_ring() {
+    let p = program();
+    let mut seen = p.arp_seen().expect("mapping the arp_seen ring");
+    assert_eq!(seen.drain(|_| panic!("nothing yet")), 0);
+    // A gratuitous ARP (sender = target = the peer), a request for another
+    // host, a request for the shared address: each copied, first 42 bytes.
+    let mut gratuitous = arp(PEER);
+    gratuitous.extend([0xee; 18]); // Ethernet padding: not copied
+    let frames = [gratuitous, arp(OTHER), arp(SHARED)];
+    for frame in &frames {
+        assert_eq!(p.test_run(frame).expect("test run"), Verdict::Pass);
+    }
+    // A probe (sender 0.0.0.0) teaches nothing and is not copied; ARP for our
+    // exclusive address comes to surge itself and is not copied either.
+    let mut probe = arp(OTHER);
+    probe[28..32].copy_from_slice(&[0; 4]);
+    expect(&p, &probe, Counter::PassArpOther);
+    expect(&p, &arp(OURS), Counter::PassNoSocket);
+    let mut got = Vec::new();
+    assert_eq!(seen.drain(|record| got.push(record.to_vec())), 3);
+    for (record, frame) in got.iter().zip(&frames) {
+        assert_eq!(record[..], frame[..42], "the Ethernet header and ARP body");
+    }
+    assert_eq!(seen.drain(|_| panic!("drained already")), 0);
+    assert_eq!(seen.delivered(), 3);
+}
+
+#[test]
+fn a_full_arp_seen_ring_loses_copies_not_frames() {
+    let p = program();
+    let mut seen = p.arp_seen().expect("mapping the arp_seen ring");
+    // 64 KiB of 48-byte records (42 + an 8-byte header, rounded to 8): 1365
+    // fit; the rest are counted as lost and still passed to the kernel.
+    let frame = arp(OTHER);
+    for _ in 0..2000 {
+        assert_eq!(p.test_run(&frame).expect("test run"), Verdict::Pass);
+    }
+    let counters = p.counters().expect("counters");
+    let (copied, lost) = (
+        counters.get(Counter::ArpCopied),
+        counters.get(Counter::ArpCopyLost),
+    );
+    assert_eq!(counters.get(Counter::PassArpOther), 2000);
+    assert_eq!(copied + lost, 2000);
+    assert!(lost > 0, "the ring filled: {copied} copied");
+    assert_eq!(seen.drain(|r| assert_eq!(r, &frame[..42])) as u64, copied);
+    // Drained, it takes copies again.
+    expect_counted(&p, &frame, &[Counter::PassArpOther, Counter::ArpCopied]);
+    assert_eq!(seen.drain(|_| {}), 1);
 }
 
 #[test]

@@ -96,6 +96,7 @@ impl WorkerCounters {
             ("arp_requests", e.arp_requests),
             ("arp_conflicts", e.arp_conflicts),
             ("arp_defences", e.arp_defences),
+            ("arp_observed", e.arp_observed),
             ("icmp_echo_replies", e.icmp_echo_replies),
             ("icmp_errors_sent", e.icmp_errors_sent),
             ("tcp_rst_sent", e.tcp_rst_sent),

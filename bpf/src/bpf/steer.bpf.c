@@ -85,11 +85,37 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* ARP frames passed to the kernel whose sender surge may know (a gratuitous
+ * ARP, a neighbour's request for another host or for an address the kernel
+ * shares with us): a copy goes to this ring, and surge's engine merges the
+ * sender into its cache as RFC 826 asks of every host that sees the frame.
+ * XDP cannot both pass a frame and redirect it, so the copy is how surge
+ * sees it. A full ring loses the copy (counted), never the frame. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, ARP_SEEN_RING_BYTES);
+} arp_seen SEC(".maps");
+
 static __always_inline void count(__u32 slot)
 {
 	__u64 *value = bpf_map_lookup_elem(&counters, &slot);
 	if (value)
 		*value += 1;
+}
+
+/* A copy of an ARP frame's first ARP_SEEN_LEN bytes (bounds checked by the
+ * caller) to the `arp_seen` ring, counted. */
+static __always_inline void copy_arp(const void *frame)
+{
+	void *record = bpf_ringbuf_reserve(&arp_seen, ARP_SEEN_LEN, 0);
+	if (!record) {
+		count(CNT_ARP_COPY_LOST);
+		return;
+	}
+	__builtin_memcpy(record, frame, ARP_SEEN_LEN);
+	/* Nobody sleeps on the ring: the engine polls it. */
+	bpf_ringbuf_submit(record, BPF_RB_NO_WAKEUP);
+	count(CNT_ARP_COPIED);
 }
 
 static __always_inline int pass(__u32 slot)
@@ -167,12 +193,13 @@ int surge_steer(struct xdp_md *ctx)
 		if (arp->htype != bpf_htons(1) || arp->ptype != bpf_htons(ETH_P_IP) || arp->hlen != 6 || arp->plen != 4)
 			return pass(CNT_PASS_MALFORMED);
 		__u8 kind = local_kind(arp->tpa);
-		if (!kind)
-			return pass(CNT_PASS_ARP_OTHER);
+		if (kind == ADDR_EXCLUSIVE)
+			return redirect(ctx, CNT_REDIRECT_ARP);
+		/* A probe (sender 0.0.0.0, RFC 5227) teaches nothing. */
+		if (arp->spa[0] | arp->spa[1] | arp->spa[2] | arp->spa[3])
+			copy_arp(data);
 		/* The kernel answers ARP for an address it shares with us (same MAC). */
-		if (kind == ADDR_SHARED)
-			return pass(CNT_PASS_ARP_SHARED);
-		return redirect(ctx, CNT_REDIRECT_ARP);
+		return pass(kind == ADDR_SHARED ? CNT_PASS_ARP_SHARED : CNT_PASS_ARP_OTHER);
 	}
 
 	if (eth->h_proto != bpf_htons(ETH_P_IP))

@@ -18,8 +18,15 @@ enum steer_counter {
 	CNT_PASS_PROTO_NOT_OWNED = 11,
 	CNT_PASS_ARP_SHARED = 12,
 	CNT_REDIRECT_OTHER = 13, /* to an exclusive address: fragment, other protocol, malformed */
-	CNT_MAX = 14,
+	CNT_ARP_COPIED = 14,     /* a passed ARP frame copied to the `arp_seen` ring */
+	CNT_ARP_COPY_LOST = 15,  /* ... or not: the ring was full */
+	CNT_MAX = 16,
 };
+
+/* What the `arp_seen` ring carries: the Ethernet header and ARP body of a
+ * frame passed to the kernel (42 bytes). */
+#define ARP_SEEN_LEN 42
+#define ARP_SEEN_RING_BYTES (64 * 1024)
 
 /* The single entry of the `config` array. */
 struct steer_config {

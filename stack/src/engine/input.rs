@@ -80,6 +80,25 @@ fn share_arp(core: &mut Core, bytes: &[u8]) {
     }
 }
 
+/// An ARP frame the kernel got, seen through the engine's [`super::ArpTap`]: the
+/// sender is merged into the cache if known (or added when the frame is for an
+/// address we share with the kernel), nothing is answered (the kernel does), and
+/// every other engine learns from it too.
+pub(crate) fn observed_arp(core: &mut Core, now: Instant, bytes: &[u8]) {
+    match parse_frame(bytes, ChecksumMode::Trust) {
+        Ok(parsed) => {
+            if let Network::Arp(arp) = parsed.network {
+                core.stats.arp_observed += 1;
+                arp::learn(core, now, &arp);
+                share_arp(core, bytes);
+            } else {
+                core.stats.drop(DropReason::Unsupported);
+            }
+        }
+        Err(e) => core.stats.drop(e.into()),
+    }
+}
+
 /// Handles the frames other engines handed to this one (at most a burst).
 /// Returns how many there were.
 pub(crate) fn drain_inbox(core: &mut Core, now: Instant) -> usize {

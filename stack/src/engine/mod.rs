@@ -83,6 +83,22 @@ pub struct Engine<D: Device> {
     core: Core,
     rx: Burst,
     tx: Burst,
+    /// Copies of ARP frames the kernel got (see [`ArpTap`]).
+    arp_tap: Option<Box<dyn ArpTap>>,
+}
+
+/// A source of ARP frames that reached the host but not this engine: on an AF_XDP
+/// interface, the steering program passes a neighbour's gratuitous ARP (and its
+/// requests for other hosts, and ARP for an address surge shares with the kernel) to
+/// the kernel, and copies it to a ring that `surge_bpf::ArpSeen` reads. An engine
+/// given a tap ([`Engine::set_arp_tap`]) drains it on every poll and merges each
+/// sender into its neighbour cache (RFC 826: update the entry if known), and with
+/// several engines copies the frame to the others, so a neighbour that changes its
+/// MAC and announces it is reached at the new one at once.
+pub trait ArpTap: Send {
+    /// Hands each waiting frame (Ethernet header and ARP body) to `f`; returns how
+    /// many.
+    fn drain(&mut self, f: &mut dyn FnMut(&[u8])) -> usize;
 }
 
 impl<D: Device> core::fmt::Debug for Engine<D> {
@@ -202,6 +218,7 @@ impl<D: Device> Engine<D> {
             core,
             rx: Burst::new(),
             tx: Burst::new(),
+            arp_tap: None,
         })
     }
 
@@ -250,9 +267,13 @@ impl<D: Device> Engine<D> {
             core,
             rx,
             tx,
+            arp_tap,
         } = self;
         core.now = now;
-        let forwarded = input::drain_inbox(core, now);
+        let mut forwarded = input::drain_inbox(core, now);
+        if let Some(tap) = arp_tap {
+            forwarded += tap.drain(&mut |bytes| input::observed_arp(core, now, bytes));
+        }
         let received = device.rx_burst(rx);
         for frame in rx.drain() {
             input::handle_frame(core, device, tx, now, frame);
@@ -262,6 +283,12 @@ impl<D: Device> Engine<D> {
         tcp::output::process_dirty(core, device, tx, now);
         let sent = control::flush(core, device, tx, now);
         received > 0 || sent > 0 || forwarded > 0
+    }
+
+    /// Gives this engine the copies of the ARP frames the kernel gets on its
+    /// interface (see [`ArpTap`]); one engine per interface takes them.
+    pub fn set_arp_tap(&mut self, tap: Box<dyn ArpTap>) {
+        self.arp_tap = Some(tap);
     }
 
     /// Joins this engine to `mesh`, the inboxes of a multi-queue stack's engines

@@ -169,6 +169,10 @@ pub struct EngineStats {
     pub arp_conflicts: u64,
     /// Announcements sent to defend our address (at most one per 10 s).
     pub arp_defences: u64,
+    /// ARP frames the kernel got and the engine saw through its [`super::ArpTap`]
+    /// (a neighbour's gratuitous ARP, its requests for other hosts): merged into
+    /// the neighbour cache as RFC 826 asks.
+    pub arp_observed: u64,
     /// ICMP echo requests answered.
     pub icmp_echo_replies: u64,
     /// ICMP errors sent (port unreachable, ...).
@@ -217,6 +221,7 @@ impl EngineStats {
         self.arp_requests += other.arp_requests;
         self.arp_conflicts += other.arp_conflicts;
         self.arp_defences += other.arp_defences;
+        self.arp_observed += other.arp_observed;
         self.icmp_echo_replies += other.icmp_echo_replies;
         self.icmp_errors_sent += other.icmp_errors_sent;
         self.tcp_rst_sent += other.tcp_rst_sent;

@@ -5,12 +5,13 @@
 //! program are bound to it at set-up; the loops may run anywhere afterwards).
 
 use core::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use surge_bpf::{AttachMode, SteerConfig, SteerProgram};
+use surge_bpf::{ArpSeen, AttachMode, SteerConfig, SteerProgram};
 use surge_datapath::{Interface, PortConfig, XdpPort};
 
 use super::{Handler, RuntimeConfig, RuntimeError, Stack, boot};
-use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::engine::{ArpTap, Engine, EngineConfig, EngineError};
 use crate::iface::{InterfaceConfig, Ipv4Cidr};
 use crate::wire::EthernetAddress;
 
@@ -127,6 +128,14 @@ pub struct XdpInterface {
     queues: u32,
     base: EngineConfig,
     program: SteerProgram,
+    /// Whether an engine took the program's `arp_seen` ring (one consumer).
+    arp_tap_taken: AtomicBool,
+}
+
+impl ArpTap for ArpSeen {
+    fn drain(&mut self, f: &mut dyn FnMut(&[u8])) -> usize {
+        ArpSeen::drain(self, f)
+    }
 }
 
 impl XdpInterface {
@@ -193,6 +202,7 @@ impl XdpInterface {
             queues,
             base,
             program,
+            arp_tap_taken: AtomicBool::new(false),
         })
     }
 
@@ -237,7 +247,17 @@ impl XdpInterface {
             })?;
         let mut config = self.base.clone();
         config.core = u16::try_from(queue).unwrap_or(u16::MAX);
-        Ok(Engine::new(port, config)?)
+        let mut engine = Engine::new(port, config)?;
+        // The first engine opened reads the copies of the ARP frames the program
+        // passes to the kernel (a neighbour's gratuitous ARP) and shares them.
+        if !self.arp_tap_taken.swap(true, Ordering::Relaxed) {
+            let tap = self.program.arp_seen().map_err(|e| XdpError::Steer {
+                interface: self.interface.clone(),
+                message: e.to_string(),
+            })?;
+            engine.set_arp_tap(Box::new(tap));
+        }
+        Ok(engine)
     }
 
     /// The attached program.

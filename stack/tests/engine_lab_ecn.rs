@@ -10,6 +10,8 @@
 mod kernel_echo;
 #[path = "support/lab_engine.rs"]
 mod lab_engine;
+#[path = "support/lab_transfer.rs"]
+mod lab_transfer;
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 use kernel_echo::start_kernel_echo;
 use lab_engine::{assert_no_leaks, pattern, run_engine_with};
+use lab_transfer::EchoClient;
 use sha2::{Digest, Sha256};
 use surge_bpf::SteerProgram;
 use surge_datapath::XdpPort;
@@ -93,52 +96,24 @@ fn ecn_with_a_linux_peer_and_ce_marks_from_the_router() {
     );
     let data = pattern(SIZE, 0xec_0003);
     let sent_sha256: [u8; 32] = Sha256::digest(&data).into();
+    /// The echo, and the connection's last info and counters.
     struct Client {
-        data: Vec<u8>,
-        sent: usize,
-        echo: Sha256,
-        echoed: usize,
-        error: Option<Errno>,
+        echo: EchoClient,
         last: Option<(TcpInfo, TcpStats)>,
     }
     let state = Client {
-        data,
-        sent: 0,
-        echo: Sha256::new(),
-        echoed: 0,
-        error: None,
+        echo: EchoClient::new(data),
         last: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let run = run_engine_with(engine, stop, LIMIT, state, move |e, c| {
-        if let Ok(Some(err)) = e.take_error(client) {
-            c.error = Some(err);
-            return true;
-        }
-        while c.sent < c.data.len() {
-            match e.send(client, &c.data[c.sent..]) {
-                Ok(n) => c.sent += n,
-                Err(_) => break,
-            }
-        }
-        let mut buf = [0u8; 65536];
-        while let Ok(n) = e.recv(client, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            c.echo.update(&buf[..n]);
-            c.echoed += n;
-        }
+        let done = c.echo.step(e, client);
         if let (Ok(info), Ok(stats)) = (e.tcp_info(client), e.tcp_socket_stats(client)) {
             c.last = Some((info, stats));
         }
-        if c.echoed >= c.data.len() {
-            let _ = e.close(client);
-            return true;
-        }
-        false
+        done
     });
-    let (engine, c, finished) = run.join().expect("engine thread");
+    let (engine, Client { echo: c, last }, finished) = run.join().expect("engine thread");
     let _ = echo.wait();
     assert!(
         finished && c.error.is_none(),
@@ -150,7 +125,7 @@ fn ecn_with_a_linux_peer_and_ce_marks_from_the_router() {
     );
     assert_eq!(c.echoed, SIZE);
     assert_eq!(<[u8; 32]>::from(c.echo.finalize()), sent_sha256);
-    let (info, stats) = c.last.expect("the connection's info");
+    let (info, stats) = last.expect("the connection's info");
     eprintln!("surge: {info:?}\n{stats:?}");
     assert!(info.ecn, "ECN negotiated with Linux (tcp_ecn=1 accepts it)");
     let ect = ip_ext(&lab, HostId::B, "InECT0Pkts") - before.0;

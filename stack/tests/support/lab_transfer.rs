@@ -2,6 +2,7 @@
 //! SHA-256-checked: a kernel client through a surge echo server, and a surge client
 //! through a kernel echo server. Shared by the bulk and jumbo-frame root tests; a
 //! test includes `support/lab_engine.rs` as `lab_engine` beside this file.
+#![allow(dead_code)] // each test file uses a different part
 
 use core::net::{SocketAddr, SocketAddrV4};
 use std::io::{Read, Write};
@@ -18,6 +19,7 @@ use surge_datapath::XdpPort;
 use surge_lab::{HostId, Lab};
 use surge_stack::engine::Engine;
 use surge_stack::errno::Errno;
+use surge_stack::socket::SocketHandle;
 
 /// Bound on any one blocking kernel socket call.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -176,47 +178,10 @@ pub fn surge_client_through_kernel_echo(
     let data = pattern(size, 0xc11e_b01c);
     let sent_sha256: [u8; 32] = Sha256::digest(&data).into();
 
-    /// The surge client's progress.
-    struct Client {
-        data: Vec<u8>,
-        sent: usize,
-        echo: Sha256,
-        echoed: usize,
-        error: Option<Errno>,
-    }
-    let state = Client {
-        data,
-        sent: 0,
-        echo: Sha256::new(),
-        echoed: 0,
-        error: None,
-    };
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let run = run_engine_with(engine, stop, limit, state, move |e, c| {
-        if let Ok(Some(err)) = e.take_error(client) {
-            c.error = Some(err);
-            return true;
-        }
-        while c.sent < c.data.len() {
-            match e.send(client, &c.data[c.sent..]) {
-                Ok(n) => c.sent += n,
-                Err(_) => break,
-            }
-        }
-        let mut buf = [0u8; 65536];
-        while let Ok(n) = e.recv(client, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            c.echo.update(&buf[..n]);
-            c.echoed += n;
-        }
-        if c.echoed >= c.data.len() {
-            let _ = e.close(client);
-            return true;
-        }
-        false
+    let run = run_engine_with(engine, stop, limit, EchoClient::new(data), move |e, c| {
+        c.step(e, client)
     });
     let (engine, c, finished) = run.join().expect("engine thread");
     eprintln!(
@@ -253,4 +218,60 @@ pub fn surge_client_through_kernel_echo(
     assert_eq!(engine.tcp_stats().active_opens, 1);
     assert_no_leaks(&engine);
     engine
+}
+
+/// A surge client's side of a bulk echo through a peer: sends `data`, hashes what
+/// comes back, closes once all of it has.
+pub struct EchoClient {
+    /// What is sent.
+    pub data: Vec<u8>,
+    /// Bytes of `data` the socket took.
+    pub sent: usize,
+    /// The SHA-256 of the echo so far.
+    pub echo: Sha256,
+    /// Bytes of echo received.
+    pub echoed: usize,
+    /// The socket's error, if it failed.
+    pub error: Option<Errno>,
+}
+
+impl EchoClient {
+    /// A client that will send `data`.
+    pub fn new(data: Vec<u8>) -> Self {
+        EchoClient {
+            data,
+            sent: 0,
+            echo: Sha256::new(),
+            echoed: 0,
+            error: None,
+        }
+    }
+
+    /// One step in the engine's loop on socket `client`: sends what fits, reads
+    /// what came. True when done (the whole echo back, or an error).
+    pub fn step(&mut self, e: &mut Engine<XdpPort>, client: SocketHandle) -> bool {
+        if let Ok(Some(err)) = e.take_error(client) {
+            self.error = Some(err);
+            return true;
+        }
+        while self.sent < self.data.len() {
+            match e.send(client, &self.data[self.sent..]) {
+                Ok(n) => self.sent += n,
+                Err(_) => break,
+            }
+        }
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = e.recv(client, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            self.echo.update(&buf[..n]);
+            self.echoed += n;
+        }
+        if self.echoed >= self.data.len() {
+            let _ = e.close(client);
+            return true;
+        }
+        false
+    }
 }

@@ -187,9 +187,9 @@ mod tests {
             !named.contains_key("drop_truncated"),
             "only reasons that happened"
         );
-        // One key per field of EngineStats (17 + the total) and TcpEngineStats (14), 6
+        // One key per field of EngineStats (18 + the total) and TcpEngineStats (14), 6
         // connection totals and 4 port counters; no kernel statistics were read.
-        assert_eq!(named.len(), 18 + 14 + 6 + 2 + 4);
+        assert_eq!(named.len(), 19 + 14 + 6 + 2 + 4);
         assert!(!named.contains_key("xdp_rx_ring_full"));
         one.device.kernel = Some(surge_datapath::KernelXdpStats {
             rx_ring_full: 7,

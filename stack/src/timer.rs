@@ -55,6 +55,10 @@ pub struct TimerWheel<T> {
     tick_micros: u64,
     /// The wheel's clock, in ticks: everything at or before it has been handled.
     elapsed: u64,
+    /// No timer is due before this tick (a lower bound; `u64::MAX` when none is armed):
+    /// an `advance` to an earlier tick returns at once, leaving the clock where it was
+    /// (cascading waits for the next `advance` that has work).
+    earliest: u64,
     heads: [[u32; SLOTS]; LEVELS],
     occupied: [u64; LEVELS],
     entries: Vec<Entry<T>>,
@@ -88,6 +92,7 @@ impl<T> TimerWheel<T> {
         TimerWheel {
             tick_micros,
             elapsed: now.total_micros() / tick_micros,
+            earliest: u64::MAX,
             heads: [[NIL; SLOTS]; LEVELS],
             occupied: [0; LEVELS],
             entries,
@@ -144,17 +149,20 @@ impl<T> TimerWheel<T> {
         let tick = (0..LEVELS)
             .filter_map(|l| self.next_slot(l).map(|(_, t)| t))
             .min()?;
+        // Both are lower bounds; `advance` does nothing before `earliest`.
+        let tick = tick.max(self.earliest);
         Some(Instant::from_micros(tick.saturating_mul(self.tick_micros)))
     }
 
     /// Moves the clock to `now` and hands every timer due by then to `on_expire`.
     pub fn advance(&mut self, now: Instant, mut on_expire: impl FnMut(TimerHandle, T)) {
         let now_tick = now.total_micros() / self.tick_micros;
-        if now_tick < self.elapsed {
+        if now_tick < self.elapsed || now_tick < self.earliest {
             return;
         }
         if now_tick - self.elapsed >= RANGE {
             self.sweep(now_tick, &mut on_expire);
+            self.earliest = self.first_slot_tick();
             return;
         }
         loop {
@@ -182,6 +190,15 @@ impl<T> TimerWheel<T> {
             }
         }
         self.elapsed = now_tick;
+        self.earliest = self.first_slot_tick();
+    }
+
+    /// The start tick of the first occupied slot (at or before every armed deadline).
+    fn first_slot_tick(&self) -> u64 {
+        (0..LEVELS)
+            .filter_map(|l| self.next_slot(l).map(|(_, t)| t))
+            .min()
+            .unwrap_or(u64::MAX)
     }
 
     /// A jump of more than the wheel's range: re-place everything (rare, O(n)).
@@ -250,6 +267,7 @@ impl<T> TimerWheel<T> {
         let tick = self.entries[i as usize].tick.max(self.elapsed);
         // Deadlines beyond the wheel's range wait in the top level and cascade again.
         let tick = tick.min(self.elapsed.saturating_add(RANGE - 1));
+        self.earliest = self.earliest.min(tick);
         let differing = (self.elapsed ^ tick) | (SLOTS as u64 - 1);
         let level = ((63 - differing.leading_zeros()) / SLOT_BITS) as usize;
         let level = level.min(LEVELS - 1);
@@ -402,6 +420,40 @@ mod tests {
             1 => any::<usize>().prop_map(Op::Cancel),
             3 => prop_oneof![0u64..10, 0u64..1000, 0u64..300_000, 0u64..20_000_000].prop_map(Op::Advance),
         ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// A loop that sleeps until `next_deadline` and advances there (as an event-driven
+        /// simulation does) fires every timer, none early, in a bounded number of steps:
+        /// the deadline it reports always lets `advance` make progress.
+        #[test]
+        fn stepping_to_next_deadline_fires_everything(start in 0u64..1_000_000, tick_us in prop_oneof![Just(1u64), Just(1000), 1u64..5000], deadlines in proptest::collection::vec(0u64..60_000_000, 1..64), early in proptest::collection::vec(0u64..2_000_000, 0..8)) {
+            let mut now = Instant::from_micros(start);
+            let mut w = TimerWheel::new(now, Duration::from_micros(tick_us), 64);
+            // Some advances that find nothing due before the timers go in.
+            for d in early {
+                now += Duration::from_micros(d);
+                prop_assert!(collect(&mut w, now).is_empty());
+            }
+            let armed_at = now;
+            for (i, d) in deadlines.iter().enumerate() {
+                w.insert(armed_at + Duration::from_micros(*d), i as u32).unwrap();
+            }
+            let mut fired = 0;
+            for _ in 0..(LEVELS + 2) * deadlines.len() + 8 {
+                let Some(next) = w.next_deadline() else { break };
+                now = now.max(next);
+                for id in collect(&mut w, now) {
+                    let deadline = armed_at.total_micros() + deadlines[id as usize];
+                    let due_tick = deadline.div_ceil(tick_us);
+                    prop_assert!(now.total_micros() / tick_us >= due_tick, "fired early");
+                    fired += 1;
+                }
+            }
+            prop_assert_eq!(fired, deadlines.len(), "every timer fired");
+            prop_assert!(w.is_empty());
+        }
     }
 
     proptest! {

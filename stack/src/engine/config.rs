@@ -69,7 +69,9 @@ pub struct EngineConfig {
     /// Idle ring-buffer bytes the engine's thread keeps for reuse at least
     /// (`tcp::buffer_pool`): it keeps up to its recent working set when that is larger.
     pub buffer_pool_bytes: usize,
-    /// Tick of the TCP timer wheel.
+    /// Tick of the TCP timer wheel, and how often the engine looks at its timers: once
+    /// per tick, in the first `poll` of the tick, not on every iteration (a deadline is
+    /// rounded up to a tick, so timers fire within one tick after they are due).
     pub timer_tick: Duration,
     /// Every socket may bind below port 1024 (as if it had
     /// CAP_NET_BIND_SERVICE); otherwise that takes `BindOptions::privileged`.

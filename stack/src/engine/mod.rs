@@ -192,6 +192,7 @@ impl<D: Device> Engine<D> {
             icmp_refill: Instant::ZERO,
             ready: Vec::with_capacity(256),
             now: Instant::ZERO,
+            timers_ran: None,
             udp_ports: HashMap::new(),
             forward: None,
             visited: 0,
@@ -278,8 +279,12 @@ impl<D: Device> Engine<D> {
         for frame in rx.drain() {
             input::handle_frame(core, device, tx, now, frame);
         }
-        core.poll_timers(now);
-        tcp::timers::poll_timers(core, now);
+        let tick = now.total_micros() / core.timer_tick_micros();
+        if core.timers_ran != Some(tick) {
+            core.timers_ran = Some(tick);
+            core.poll_timers(now);
+            tcp::timers::poll_timers(core, now);
+        }
         tcp::output::process_dirty(core, device, tx, now);
         let sent = control::flush(core, device, tx, now);
         received > 0 || sent > 0 || forwarded > 0
@@ -306,14 +311,26 @@ impl<D: Device> Engine<D> {
     /// When the engine next has timed work, if any (the loop may sleep until then
     /// when idle).
     pub fn poll_at(&self) -> Option<Instant> {
-        [
+        let due = [
             self.core.neighbors.poll_at(),
             tcp::timers::poll_at(&self.core),
             self.core.reassembly.poll_at(),
         ]
         .into_iter()
         .flatten()
-        .min()
+        .min()?;
+        if !self.core.tcp.dirty.is_empty() {
+            return Some(due);
+        }
+        // Timers run once per tick: one due in the tick they last ran in waits for the
+        // next tick's start.
+        let tick = self.core.timer_tick_micros();
+        match self.core.timers_ran {
+            Some(ran) if due.total_micros() / tick <= ran => {
+                Some(Instant::from_micros((ran + 1).saturating_mul(tick)))
+            }
+            _ => Some(due),
+        }
     }
 
     /// TCP connections still open or still sending (data or FIN not yet

@@ -54,6 +54,10 @@ pub(crate) struct Core {
     pub(crate) ready: Vec<SocketId>,
     /// The time of the current (or last) iteration; in-loop calls use it.
     pub(crate) now: Instant,
+    /// The timer tick (`EngineConfig::timer_tick`) in which the timers last ran: they
+    /// run once per tick, not on every iteration (a timer due within the tick it was
+    /// armed in fires in the next one, as the wheel rounds deadlines up to ticks anyway).
+    pub(crate) timers_ran: Option<u64>,
     /// UDP sockets by bound port, for the input lookup.
     pub(crate) udp_ports: HashMap<u16, Vec<SocketId>>,
     /// TCP tables, timers and defaults.
@@ -178,6 +182,13 @@ impl Core {
     }
 
     /// Runs the ARP cache's due retries and expiries.
+    /// The timer tick in microseconds (at least 1).
+    pub(crate) fn timer_tick_micros(&self) -> u64 {
+        u64::try_from(self.config.timer_tick.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
     pub(crate) fn poll_timers(&mut self, now: Instant) {
         if self.neighbors.poll_at().is_some_and(|t| t <= now) {
             let polled = self.neighbors.poll(now);

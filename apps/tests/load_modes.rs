@@ -468,18 +468,21 @@ fn find_max_searches_rates_and_reports_them() {
     let trials = found["trials"].as_array().expect("trials");
     assert!((1..=3).contains(&trials.len()), "{found}");
     assert_eq!(float(&trials[0], "rate"), 100.0);
+    // The search doubles while trials pass; after the first failure it bisects between
+    // the best pass so far (0 when none) and the lowest failure.
+    let (mut good, mut lowest_fail) = (0.0f64, None::<f64>);
     for pair in trials.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
-        let expected = if a["passed"].as_bool() == Some(true) {
-            2.0 * float(a, "rate")
+        if a["passed"].as_bool() == Some(true) {
+            good = good.max(float(a, "rate"));
         } else {
-            float(a, "rate") / 2.0
+            lowest_fail = Some(lowest_fail.map_or(float(a, "rate"), |f| f.min(float(a, "rate"))));
+        }
+        let expected = match lowest_fail {
+            None => 2.0 * float(a, "rate"),
+            Some(fail) => (good + fail) / 2.0,
         };
-        // Doubling while trials pass, halving back towards the last pass when one fails.
-        assert!(
-            float(b, "rate") == expected || a["passed"].as_bool() == Some(false),
-            "{found}"
-        );
+        assert_eq!(float(b, "rate"), expected, "{found}");
     }
     let best = trials
         .iter()

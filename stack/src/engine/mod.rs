@@ -170,6 +170,8 @@ impl<D: Device> Engine<D> {
             isn: IsnGenerator::with_clock_base(config.secrets.isn_key(), config.clock_base),
             ts_offsets: TimestampOffsets::new(config.secrets.timestamp_key(), config.clock_base),
             dirty: Vec::with_capacity(256),
+            dirty_spare: Vec::with_capacity(256),
+            blocked: Vec::new(),
             expired: Vec::with_capacity(256),
         };
         let mut core = Core {
@@ -258,6 +260,13 @@ impl<D: Device> Engine<D> {
     /// not sockets and do not count in [`Engine::socket_count`].
     pub fn time_wait_count(&self) -> usize {
         self.core.tcp.time_wait.len()
+    }
+
+    /// What happened to this engine's TIME-WAIT records: inserted, expired, ended by a
+    /// RST (Linux's default: `tcp_rfc1337` off), reopened by a SYN (RFC 6191), reused
+    /// by an active open, refused at the limit; PAWS rejections and ACKs sent.
+    pub fn time_wait_counters(&self) -> crate::tcp::time_wait::TimeWaitCounters {
+        self.core.tcp.time_wait.counters
     }
 
     /// One iteration of the loop (see the module docs). Returns true when it

@@ -110,7 +110,12 @@ pub(crate) struct TcpEngine {
     pub(crate) isn: IsnGenerator,
     /// RFC 7323 §5.4 timestamp offsets per address pair.
     pub(crate) ts_offsets: TimestampOffsets,
+    /// Connections to run output and bookkeeping for in this iteration.
     pub(crate) dirty: Vec<SocketId>,
+    /// The other half of `dirty`'s double buffer (empty, keeps its capacity).
+    pub(crate) dirty_spare: Vec<SocketId>,
+    /// Scratch for connections that found no TX frame (empty between iterations).
+    pub(crate) blocked: Vec<SocketId>,
     pub(crate) expired: Vec<SocketId>,
 }
 

@@ -42,19 +42,22 @@ impl Tcb {
 
     /// The earliest instant `handle_timeout` has work to do, if any.
     pub fn poll_at(&self) -> Option<Instant> {
-        [
-            self.rto_deadline,
-            self.rack_deadline,
-            self.tlp_deadline,
-            self.delack_deadline,
-            self.persist_deadline,
-            self.close_deadline,
-            self.keepalive_deadline(),
-            self.user_timeout_deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // Straight-line minimum: this runs after every input, output and timer of every
+        // connection (an iterator over the array cost about twice as many instructions).
+        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+            match (a, b) {
+                (Some(x), Some(y)) => Some(if y < x { y } else { x }),
+                (None, b) => b,
+                (a, None) => a,
+            }
+        }
+        let mut due = earlier(self.rto_deadline, self.rack_deadline);
+        due = earlier(due, self.tlp_deadline);
+        due = earlier(due, self.delack_deadline);
+        due = earlier(due, self.persist_deadline);
+        due = earlier(due, self.close_deadline);
+        due = earlier(due, self.keepalive_deadline());
+        earlier(due, self.user_timeout_deadline())
     }
 
     /// Runs every timer due at `now`. Output, if any, comes from `poll_transmit`.

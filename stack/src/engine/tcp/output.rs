@@ -30,9 +30,15 @@ pub(crate) fn process_dirty<D: Device>(
     tx: &mut Burst,
     now: Instant,
 ) {
-    let mut dirty = core::mem::take(&mut core.tcp.dirty);
+    if core.tcp.dirty.is_empty() {
+        return;
+    }
+    // The list being worked on and the one that collects marks made meanwhile swap
+    // roles; both keep their capacity across iterations (no allocation per request).
+    let spare = core::mem::take(&mut core.tcp.dirty_spare);
+    let mut dirty = core::mem::replace(&mut core.tcp.dirty, spare);
     // Connections that found no free TX frame: they try again next iteration.
-    let mut blocked = Vec::new();
+    let mut blocked = core::mem::take(&mut core.tcp.blocked);
     // Bookkeeping may mark more (a listener whose child closed); loop until quiet.
     for _ in 0..4 {
         if dirty.is_empty() {
@@ -69,6 +75,8 @@ pub(crate) fn process_dirty<D: Device>(
     // Anything still marked waits for the next iteration.
     core.tcp.dirty.append(&mut dirty);
     core.tcp.dirty.append(&mut blocked);
+    core.tcp.dirty_spare = dirty;
+    core.tcp.blocked = blocked;
 }
 
 /// Writes every segment the connection has into TX frames. Returns true when it

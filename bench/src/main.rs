@@ -4,6 +4,7 @@ mod compare;
 mod datapath;
 mod engine;
 mod idle_memory;
+mod instructions;
 // The counting allocator of the memory tests, for `surge-bench idle-memory`: an atomic
 // add per allocation; the engines allocate nothing per packet, so the other benchmarks
 // do not see it.
@@ -31,6 +32,8 @@ enum Command {
     Engine(engine::EngineArgs),
     /// Stack memory per idle connection, in memory (counting allocator): 100k and 1M.
     IdleMemory(idle_memory::IdleMemoryArgs),
+    /// Instructions per 64-byte echo in memory under callgrind: surge vs smoltcp (needs valgrind).
+    Instructions(instructions::InstructionsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,5 +42,6 @@ fn main() -> anyhow::Result<()> {
         Command::Datapath(args) => datapath::run(args),
         Command::Engine(args) => engine::run(args),
         Command::IdleMemory(args) => idle_memory::run(args),
+        Command::Instructions(args) => instructions::run(args),
     }
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use surge_datapath::Device;
 
+use super::stream::{CloseOutcome, EngineRings, Streams};
 use super::watch::{Board, Waiters, Watched};
 use crate::Errno;
 use crate::engine::{Engine, EngineStats, TcpEngineStats};
@@ -63,6 +64,8 @@ pub(crate) enum Op {
     TcpSocketStats,
     /// The engine's counters.
     Stats,
+    /// A new stream's rings: the loop starts moving its bytes.
+    Attach(Box<EngineRings>),
 }
 
 /// What a command returns.
@@ -149,17 +152,18 @@ pub(crate) struct Command {
 pub(crate) fn execute<D: Device>(
     engine: &mut Engine<D>,
     watched: &mut Watched,
+    streams: &mut Streams,
     board: &Board,
     waiters: &Waiters,
     cmd: Command,
 ) {
-    let result = run(engine, watched, cmd.socket, cmd.op);
+    let result = run(engine, watched, streams, cmd.socket, cmd.op);
     if let Some(h) = cmd.socket {
-        watched.publish_one(engine, board, waiters, h);
+        watched.publish_one(engine, streams, board, waiters, h);
     }
     match &result {
         Ok(Outcome::Handle(h)) | Ok(Outcome::Accepted(h, _)) => {
-            watched.publish_one(engine, board, waiters, *h);
+            watched.publish_one(engine, streams, board, waiters, *h);
         }
         _ => {}
     }
@@ -169,6 +173,7 @@ pub(crate) fn execute<D: Device>(
 fn run<D: Device>(
     engine: &mut Engine<D>,
     watched: &mut Watched,
+    streams: &mut Streams,
     socket: Option<SocketHandle>,
     op: Op,
 ) -> Result<Outcome, Errno> {
@@ -195,6 +200,11 @@ fn run<D: Device>(
     let h = socket.ok_or(Errno::EBADF)?;
     match op {
         Op::TcpSocket | Op::UdpSocket | Op::Stats => Err(Errno::EINVAL),
+        Op::Attach(rings) => {
+            engine.readiness(h)?;
+            streams.attach(engine, rings);
+            Ok(Outcome::Done)
+        }
         Op::Bind(addr, options) => engine.bind(h, addr, options).map(Outcome::Addr),
         Op::Listen(backlog, queue) => engine
             .listen_shared(h, backlog, queue)
@@ -219,12 +229,21 @@ fn run<D: Device>(
             buf.truncate(copied);
             Ok(Outcome::Datagram(buf, full, src))
         }
-        Op::ShutdownWrite => engine.shutdown_write(h).map(|()| Outcome::Done),
+        Op::ShutdownWrite => match streams.shutdown_write(engine, h) {
+            Some(result) => result.map(|()| Outcome::Done),
+            None => engine.shutdown_write(h).map(|()| Outcome::Done),
+        },
         Op::Close => {
             watched.remove(h);
-            engine.close(h).map(|()| Outcome::Done)
+            match streams.close(engine, h) {
+                CloseOutcome::Done(result) => result.map(|()| Outcome::Done),
+                CloseOutcome::NotAStream => engine.close(h).map(|()| Outcome::Done),
+            }
         }
         Op::CloseLingering => {
+            // The application flushed its TX ring first; what is left is dropped
+            // with the rings.
+            streams.detach(h);
             let waits = engine.close_lingering(h)?;
             if !waits {
                 watched.remove(h);

@@ -55,6 +55,7 @@ mod command;
 mod net;
 mod poller;
 mod shared;
+mod stream;
 mod watch;
 #[cfg(feature = "xdp")]
 pub mod xdp;
@@ -73,10 +74,12 @@ use crate::errno::Errno;
 use crate::time::Instant;
 use command::{Op, Outcome};
 use shared::{CoreLink, Shared};
+use stream::Streams;
 use watch::{Board, Waiters, Watched};
 
 pub use net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 pub use poller::{Event, Interest, Poller, Source};
+pub use stream::STREAM_RING_BYTES;
 pub use watch::{ERROR, HANGUP, READABLE, WRITABLE};
 
 /// What an engine's loop does when an iteration found no work.
@@ -293,6 +296,7 @@ impl<D: Device + Send + 'static> Stack<D> {
             cores: (0..count)
                 .map(|_| CoreLink {
                     commands: ArrayQueue::new(config.command_queue.max(1)),
+                    doorbells: ArrayQueue::new(slots.max(1)),
                     thread: OnceLock::new(),
                 })
                 .collect(),
@@ -454,6 +458,7 @@ impl CoreLoop<'_> {
         };
         let _ = link.thread.set(std::thread::current());
         let mut watched = Watched::default();
+        let mut streams = Streams::default();
         let mut events: Vec<SocketEvent> = Vec::with_capacity(256);
         let mut idle_iterations: u32 = 0;
         while shared.alive() {
@@ -467,12 +472,24 @@ impl CoreLoop<'_> {
                 command::execute(
                     &mut engine,
                     &mut watched,
+                    &mut streams,
                     &shared.board,
                     &shared.waiters,
                     cmd,
                 );
                 ran += 1;
             }
+            // Streams whose application wrote (or made room to read).
+            let mut rung = 0;
+            while rung < COMMANDS_PER_ITERATION {
+                let Some(h) = link.doorbells.pop() else {
+                    break;
+                };
+                streams.doorbell(&mut engine, h);
+                watched.publish_one(&mut engine, &mut streams, &shared.board, &shared.waiters, h);
+                rung += 1;
+            }
+            ran += rung;
             if ran > 0 {
                 busy = true;
                 // Send what the commands queued now rather than an iteration later.
@@ -483,7 +500,20 @@ impl CoreLoop<'_> {
             // changed, so publication costs what happened, not what exists.
             events.clear();
             if engine.poll_events(&mut events) > 0 {
-                watched.publish_events(&events, &shared.board, &shared.waiters);
+                // Streams with rings move their bytes first, so the board
+                // shows what the application will find.
+                let mut moved = false;
+                for e in &events {
+                    if streams.contains(e.handle) {
+                        streams.on_event(&mut engine, e.handle, Some(e.readiness));
+                        moved = true;
+                    }
+                }
+                if moved {
+                    busy = true;
+                    engine.poll(now);
+                }
+                watched.publish_events(&events, &mut streams, &shared.board, &shared.waiters);
                 if let Some(h) = handler.as_mut() {
                     h.events(&mut engine, &events);
                 }
@@ -508,15 +538,21 @@ impl CoreLoop<'_> {
         // The stack stopped: what cross-thread handles left open is closed (their
         // owners get ESHUTDOWN from now on), and the loop lingers until every
         // connection has delivered what it queued, or `linger` passes.
+        streams.stop(&mut engine);
         for h in watched.handles() {
-            let _ = engine.close(h);
+            if !streams.contains(h) {
+                let _ = engine.close(h);
+            }
         }
         let until = std::time::Instant::now() + self.linger;
-        while engine.draining() > 0 && std::time::Instant::now() < until {
+        let mut rings_pending = streams.push_pending(&mut engine);
+        while (engine.draining() > 0 || rings_pending > 0) && std::time::Instant::now() < until {
             if !engine.poll(self.now()) {
                 std::thread::sleep(Duration::from_micros(50));
             }
+            rings_pending = streams.push_pending(&mut engine);
         }
+        streams.close_all(&mut engine);
         engine
     }
 }

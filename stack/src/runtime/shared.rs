@@ -8,14 +8,19 @@ use std::thread::Thread;
 use crossbeam_queue::ArrayQueue;
 
 use super::command::{Command, Completion, Op, Outcome};
+use super::stream::StreamShared;
 use super::watch::{Board, Waiters};
 use crate::errno::Errno;
 use crate::socket::SocketHandle;
 
-/// A core's command queue and the thread to wake.
+/// A core's command queue, its doorbells, and the thread to wake.
 #[derive(Debug)]
 pub(crate) struct CoreLink {
     pub(crate) commands: ArrayQueue<Command>,
+    /// Streams whose rings have work for the loop (each at most once: see
+    /// `StreamShared::scheduled`), so the queue never holds more than the
+    /// core's sockets.
+    pub(crate) doorbells: ArrayQueue<SocketHandle>,
     pub(crate) thread: OnceLock<Thread>,
 }
 
@@ -68,6 +73,25 @@ impl Shared {
             t.unpark();
         }
         Ok(reply)
+    }
+
+    /// Tells `stream`'s core that its rings have work, unless it is already
+    /// scheduled; the unpark is a futex wake only when the loop sleeps.
+    pub(crate) fn ring(&self, core: usize, stream: &StreamShared) {
+        if stream.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(link) = self.cores.get(core) else {
+            return;
+        };
+        if link.doorbells.push(stream.handle).is_err() {
+            // Cannot happen (one entry per socket at most); never leave the
+            // stream scheduled with nobody to run it.
+            stream.scheduled.store(false, Ordering::Release);
+        }
+        if let Some(t) = link.thread.get() {
+            t.unpark();
+        }
     }
 
     /// Runs `op` on `core` and waits for its answer.

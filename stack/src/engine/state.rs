@@ -107,6 +107,9 @@ pub(crate) struct TcpEngine {
     /// RFC 7323 §5.4 timestamp offsets per address pair.
     pub(crate) ts_offsets: TimestampOffsets,
     pub(crate) dirty: Vec<SocketId>,
+    /// The second list `process_dirty` marks into while it drains `dirty`
+    /// (kept for its capacity, so marking never allocates).
+    pub(crate) dirty_spare: Vec<SocketId>,
     pub(crate) expired: Vec<SocketId>,
 }
 

@@ -30,7 +30,9 @@ pub(crate) fn process_dirty<D: Device>(
     tx: &mut Burst,
     now: Instant,
 ) {
-    let mut dirty = core::mem::take(&mut core.tcp.dirty);
+    // The spare list takes the marks made meanwhile; both keep their capacity.
+    let spare = core::mem::take(&mut core.tcp.dirty_spare);
+    let mut dirty = core::mem::replace(&mut core.tcp.dirty, spare);
     // Connections that found no free TX frame: they try again next iteration.
     let mut blocked = Vec::new();
     // Bookkeeping may mark more (a listener whose child closed); loop until quiet.
@@ -69,6 +71,7 @@ pub(crate) fn process_dirty<D: Device>(
     // Anything still marked waits for the next iteration.
     core.tcp.dirty.append(&mut dirty);
     core.tcp.dirty.append(&mut blocked);
+    core.tcp.dirty_spare = dirty;
 }
 
 /// Writes every segment the connection has into TX frames. Returns true when it

@@ -521,6 +521,11 @@ impl CoreLoop<'_> {
             if let Some(h) = handler.as_mut() {
                 busy |= h.poll(&mut engine, now);
             }
+            if streams.take_woken() {
+                // An application thread this iteration woke may share the
+                // core: let it run now rather than after this loop's spins.
+                std::thread::yield_now();
+            }
             if busy {
                 idle_iterations = 0;
                 continue;
@@ -532,6 +537,12 @@ impl CoreLoop<'_> {
                         .poll_at()
                         .map_or(sleep, |at| at.saturating_duration_since(now));
                     std::thread::park_timeout(sleep.min(until_timer));
+                } else {
+                    // Application threads may share the core (one the loop
+                    // woke, one that rang while it ran): let them run now
+                    // rather than after the spins; returns at once when
+                    // nothing else is runnable here.
+                    std::thread::yield_now();
                 }
             }
         }

@@ -43,7 +43,7 @@ use crate::socket::{SocketHandle, TcpSocketOptions};
 pub const STREAM_RING_BYTES: usize = 16 * 1024;
 
 /// How many times a blocked side looks again before it parks.
-const SPINS: u32 = 64;
+const SPINS: u32 = 8;
 
 /// Longest park between looks (bounds the cost of a lost unpark and lets a
 /// waiter see the stack stop).
@@ -58,7 +58,8 @@ pub(crate) struct WaitSlot {
 
 impl WaitSlot {
     /// Wakes the waiter if it said it waits. Call after publishing the change.
-    pub(crate) fn wake(&self) {
+    /// True when it unparked a thread.
+    pub(crate) fn wake(&self) -> bool {
         // Pairs with the fence in `wait`: either the waiter sees the change,
         // or this load sees `waiting`.
         fence(Ordering::SeqCst);
@@ -66,9 +67,11 @@ impl WaitSlot {
             if let Ok(t) = self.thread.lock() {
                 if let Some(t) = t.as_ref() {
                     t.unpark();
+                    return true;
                 }
             }
         }
+        false
     }
 
     /// Waits until `ready()` (true), `deadline` passes or `alive()` turns false
@@ -160,6 +163,8 @@ pub(crate) struct EngineRings {
     close_pending: bool,
     /// `shutdown(SHUT_WR)` was called with bytes in the TX ring.
     shutdown_pending: bool,
+    /// The last push or pull unparked the application.
+    woke: bool,
 }
 
 /// The two halves of a new stream's rings.
@@ -194,6 +199,7 @@ pub(crate) fn stream_rings(handle: SocketHandle) -> (AppRings, Box<EngineRings>)
             connected: false,
             close_pending: false,
             shutdown_pending: false,
+            woke: false,
         }),
     )
 }
@@ -202,6 +208,8 @@ pub(crate) fn stream_rings(handle: SocketHandle) -> (AppRings, Box<EngineRings>)
 #[derive(Debug, Default)]
 pub(crate) struct Streams {
     slots: Vec<Option<Box<EngineRings>>>,
+    /// An application thread was unparked since the last `take_woken`.
+    woken: bool,
 }
 
 /// What `Streams::close` did.
@@ -222,6 +230,11 @@ impl Streams {
             .get_mut(Self::slot(h))?
             .as_deref_mut()
             .filter(|s| s.shared.handle == h)
+    }
+
+    /// True when an application thread was unparked since the last call.
+    pub(crate) fn take_woken(&mut self) -> bool {
+        core::mem::take(&mut self.woken)
     }
 
     /// True when `h` has rings.
@@ -257,6 +270,7 @@ impl Streams {
         if s.shared.rx_stalled.swap(false, Ordering::AcqRel) {
             s.pull_rx(engine);
         }
+        self.woken |= core::mem::take(&mut s.woke);
         if done {
             self.finish_close(engine, h);
         }
@@ -289,6 +303,7 @@ impl Streams {
         if r.readable {
             s.pull_rx(engine);
         }
+        self.woken |= core::mem::take(&mut s.woke);
         if done {
             self.finish_close(engine, h);
         }
@@ -505,7 +520,7 @@ impl EngineRings {
             }
         }
         if freed {
-            self.shared.tx_wait.wake();
+            self.woke |= self.shared.tx_wait.wake();
         }
         pending && self.tx.is_empty()
     }
@@ -555,7 +570,7 @@ impl EngineRings {
             }
         }
         if moved {
-            self.shared.rx_wait.wake();
+            self.woke |= self.shared.rx_wait.wake();
         }
     }
 }

@@ -7,7 +7,7 @@ use std::thread::Thread;
 
 use crossbeam_queue::ArrayQueue;
 
-use super::command::{Command, Completion, Op, Outcome};
+use super::command::{Command, Completion, Op, Outcome, reply_slot};
 use super::stream::StreamShared;
 use super::watch::{Board, Waiters};
 use crate::errno::Errno;
@@ -50,29 +50,32 @@ impl Shared {
         self.next_core.fetch_add(1, Ordering::Relaxed) % self.cores.len()
     }
 
-    /// Queues `op` on `core` and wakes the loop; the completion to wait on.
+    /// Queues `op` on `core` and wakes the loop; the reply slot and the
+    /// call's sequence number to wait for.
     fn submit(
         &self,
         core: usize,
         socket: Option<SocketHandle>,
         op: Op,
-    ) -> Result<Arc<Completion>, Errno> {
+    ) -> Result<(Arc<Completion>, u64), Errno> {
         if !self.alive() {
             return Err(Errno::ESHUTDOWN);
         }
         let link = self.cores.get(core).ok_or(Errno::EBADF)?;
-        let reply = Arc::new(Completion::default());
+        let reply = reply_slot();
+        let seq = reply.begin();
         link.commands
             .push(Command {
                 socket,
                 op,
                 reply: Arc::clone(&reply),
+                seq,
             })
             .map_err(|_| Errno::ENOBUFS)?;
         if let Some(t) = link.thread.get() {
             t.unpark();
         }
-        Ok(reply)
+        Ok((reply, seq))
     }
 
     /// Tells `stream`'s core that its rings have work, unless it is already
@@ -101,7 +104,8 @@ impl Shared {
         socket: Option<SocketHandle>,
         op: Op,
     ) -> Result<Outcome, Errno> {
-        self.submit(core, socket, op)?.wait(|| self.alive())
+        let (reply, seq) = self.submit(core, socket, op)?;
+        reply.wait(seq, || self.alive())
     }
 
     /// Queues `op` and does not wait (close on drop).

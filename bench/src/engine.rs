@@ -441,8 +441,10 @@ fn run_xthread(args: &EngineArgs, plan: &Plan, stop: &AtomicBool) -> anyhow::Res
     let mut rows = Row::for_each(&args.connections);
     let mut allocations: Vec<(Vec<f64>, Vec<f64>)> =
         vec![(Vec::new(), Vec::new()); args.connections.len()];
+    let mut switches: Vec<(Vec<f64>, Vec<f64>)> =
+        vec![(Vec::new(), Vec::new()); args.connections.len()];
     for round in 0..args.rounds {
-        for (row, allocs) in rows.iter_mut().zip(&mut allocations) {
+        for ((row, allocs), switched) in rows.iter_mut().zip(&mut allocations).zip(&mut switches) {
             let mut order = [Server::InLoop, Server::CrossThread];
             if round % 2 == 1 {
                 order.reverse();
@@ -466,17 +468,19 @@ fn run_xthread(args: &EngineArgs, plan: &Plan, stop: &AtomicBool) -> anyhow::Res
                 };
                 report_case(round, what, row.conns, &o.outcome);
                 eprintln!(
-                    "    allocations per request (whole process): {:.3}",
-                    o.allocations_per_request
+                    "    per request (whole process): {:.3} allocations, {:.2} context switches",
+                    o.allocations_per_request, o.switches_per_request
                 );
                 match server {
                     Server::InLoop => {
                         row.other.push(o.outcome);
                         allocs.0.push(o.allocations_per_request);
+                        switched.0.push(o.switches_per_request);
                     }
                     Server::CrossThread => {
                         row.surge.push(o.outcome);
                         allocs.1.push(o.allocations_per_request);
+                        switched.1.push(o.switches_per_request);
                     }
                 }
             }
@@ -505,10 +509,10 @@ fn run_xthread(args: &EngineArgs, plan: &Plan, stop: &AtomicBool) -> anyhow::Res
     );
     println!();
     println!(
-        "| conns | in-loop req/s | cross-thread req/s | cross-thread / in-loop | per-round ratios | in-loop p99 µs | cross-thread p99 µs | allocations/request in-loop | allocations/request cross-thread |"
+        "| conns | in-loop req/s | cross-thread req/s | cross-thread / in-loop | per-round ratios | in-loop p99 µs | cross-thread p99 µs | allocations/request in-loop | allocations/request cross-thread | context switches/request in-loop | context switches/request cross-thread |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (row, allocs) in rows.iter().zip(&allocations) {
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for ((row, allocs), switched) in rows.iter().zip(&allocations).zip(&switches) {
         let (x_rate, _, x_p99) = medians(&row.surge);
         let (l_rate, _, l_p99) = medians(&row.other);
         let per_round: Vec<String> = row
@@ -518,7 +522,7 @@ fn run_xthread(args: &EngineArgs, plan: &Plan, stop: &AtomicBool) -> anyhow::Res
             .map(|(x, l)| format!("{:.2}", x.rate() / l.rate()))
             .collect();
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.conns,
             fmt(l_rate, 0),
             fmt(x_rate, 0),
@@ -528,6 +532,8 @@ fn run_xthread(args: &EngineArgs, plan: &Plan, stop: &AtomicBool) -> anyhow::Res
             fmt(x_p99, 1),
             fmt(median(allocs.0.clone()), 3),
             fmt(median(allocs.1.clone()), 3),
+            fmt(median(switched.0.clone()), 2),
+            fmt(median(switched.1.clone()), 2),
         );
     }
     Ok(())

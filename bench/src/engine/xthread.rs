@@ -59,12 +59,34 @@ pub(crate) struct XthreadOutcome {
     pub(crate) outcome: Outcome,
     /// Allocations (whole process) per measured request.
     pub(crate) allocations_per_request: f64,
+    /// Context switches (every thread of the process) per measured request.
+    pub(crate) switches_per_request: f64,
+}
+
+/// Context switches, voluntary and not, of every live thread of the process
+/// (`/proc/self/task/*/status`).
+fn context_switches() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 /// What the client handler hands back when its window closes.
 struct ClientResult {
     outcome: anyhow::Result<Outcome>,
     allocations: u64,
+    switches: u64,
 }
 
 /// The closed-loop client, inside the client stack's loop.
@@ -79,8 +101,8 @@ struct Client {
     exchanges: Vec<Exchange>,
     work: Vec<usize>,
     recorder: Option<Recorder>,
-    /// Process allocations when the measured window opened.
-    allocations_at_open: Option<u64>,
+    /// Process allocations and context switches when the measured window opened.
+    allocations_at_open: Option<(u64, u64)>,
     buf: Vec<u8>,
     result: Arc<Mutex<Option<ClientResult>>>,
     finished: bool,
@@ -89,13 +111,17 @@ struct Client {
 
 impl Client {
     fn finish(&mut self, outcome: anyhow::Result<Outcome>) {
-        let allocations = self
-            .allocations_at_open
-            .map_or(0, |a| alloc_count::total_allocations() - a);
+        let (allocations, switches) = self.allocations_at_open.map_or((0, 0), |(a, c)| {
+            (
+                alloc_count::total_allocations() - a,
+                context_switches().saturating_sub(c),
+            )
+        });
         if let Ok(mut slot) = self.result.lock() {
             *slot = Some(ClientResult {
                 outcome,
                 allocations,
+                switches,
             });
         }
         self.finished = true;
@@ -137,7 +163,8 @@ impl Client {
             return Ok(());
         };
         if self.allocations_at_open.is_none() && now >= recorder.from {
-            self.allocations_at_open = Some(alloc_count::total_allocations());
+            let switches = context_switches();
+            self.allocations_at_open = Some((alloc_count::total_allocations(), switches));
         }
         for i in self.work.drain(..) {
             let (c, x) = (self.sockets[i], &mut self.exchanges[i]);
@@ -396,6 +423,7 @@ pub(crate) fn xthread_echo(
     }
     Ok(XthreadOutcome {
         allocations_per_request: outcome.allocations as f64 / o.requests as f64,
+        switches_per_request: outcome.switches as f64 / o.requests as f64,
         outcome: o,
     })
 }

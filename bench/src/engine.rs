@@ -92,6 +92,10 @@ pub struct EngineArgs {
     /// (0: busy-poll; `surge serve` uses 20 on this shared machine).
     #[arg(long, default_value_t = 0)]
     surge_idle_us: u64,
+    /// xthread: leave the cross-thread echo threads unpinned (the scheduler may
+    /// run them on the client's core too) instead of on the server core.
+    #[arg(long)]
+    apps_float: bool,
 }
 
 /// How long one case runs and how much it measures.
@@ -460,6 +464,7 @@ fn run_xthread(args: &EngineArgs, plan: &Plan, stop: &AtomicBool) -> anyhow::Res
                     stop,
                     args.server_core,
                     args.client_core,
+                    args.apps_float,
                 )
                 .with_context(|| format!("{server:?} server, {} connection(s)", row.conns))?;
                 let what = match server {

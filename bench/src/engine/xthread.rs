@@ -308,6 +308,7 @@ pub(crate) fn xthread_echo(
     stop: &AtomicBool,
     server_core: usize,
     client_core: usize,
+    apps_float: bool,
 ) -> anyhow::Result<XthreadOutcome> {
     let (client_engine, server_engine) = pipe_engines(conns)?;
     let server_ready = Arc::new(AtomicBool::new(false));
@@ -382,7 +383,9 @@ pub(crate) fn xthread_echo(
                 std::thread::Builder::new()
                     .name("xthread-echo".into())
                     .spawn(move || {
-                        let _ = super::pin_to(server_core);
+                        if !apps_float {
+                            let _ = super::pin_to(server_core);
+                        }
                         let mut stream = stream;
                         let mut buf = [0u8; MESSAGE_LEN];
                         loop {

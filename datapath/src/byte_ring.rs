@@ -11,9 +11,9 @@
 //! store of `tail` after writing them, the consumer reads `tail` with `Acquire`
 //! before reading them; the same pair on `head` hands freed space back.
 //!
-//! Both ends can work in place: [`ByteProducer::writable`] / [`commit`]
-//! (ByteProducer::commit) to receive into the ring, [`ByteConsumer::readable`] /
-//! [`consume`](ByteConsumer::consume) to send from it, so the engine copies once.
+//! Both ends can work in place: [`ByteProducer::writable`] /
+//! [`ByteProducer::commit`] to receive into the ring, [`ByteConsumer::readable`] /
+//! [`ByteConsumer::consume`] to send from it, so the engine copies once.
 //!
 //! ```
 //! let (mut tx, mut rx) = surge_datapath::byte_ring::byte_ring(8).unwrap();

@@ -96,6 +96,10 @@ pub struct EngineArgs {
     /// run them on the client's core too) instead of on the server core.
     #[arg(long)]
     apps_float: bool,
+    /// xthread: run only the in-loop server or only the cross-thread one (for
+    /// profiling one of them).
+    #[arg(long, value_enum)]
+    only: Option<xthread::Server>,
 }
 
 /// How long one case runs and how much it measures.
@@ -454,6 +458,9 @@ fn run_xthread(args: &EngineArgs, plan: &Plan, stop: &AtomicBool) -> anyhow::Res
                 order.reverse();
             }
             for server in order {
+                if args.only.is_some_and(|only| only != server) {
+                    continue;
+                }
                 if stop.load(Ordering::Relaxed) {
                     bail!("interrupted");
                 }

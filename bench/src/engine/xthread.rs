@@ -45,8 +45,8 @@ use super::{
 };
 
 /// Which server a case runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Server {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Server {
     /// An in-loop handler in the server's engine thread.
     InLoop,
     /// Blocking threads on the cross-thread API, one per connection.

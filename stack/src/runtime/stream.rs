@@ -63,15 +63,19 @@ impl WaitSlot {
         // Pairs with the fence in `wait`: either the waiter sees the change,
         // or this load sees `waiting`.
         fence(Ordering::SeqCst);
-        if self.waiting.load(Ordering::Relaxed) {
-            if let Ok(t) = self.thread.lock() {
-                if let Some(t) = t.as_ref() {
-                    t.unpark();
-                    return true;
-                }
-            }
+        if !self.waiting.load(Ordering::Relaxed) {
+            return false;
         }
-        false
+        // Wake outside the lock: the unpark is a system call, and the waiter
+        // takes the lock on its way to park.
+        let thread = self.thread.lock().ok().and_then(|t| t.clone());
+        match thread {
+            Some(t) => {
+                t.unpark();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Waits until `ready()` (true), `deadline` passes or `alive()` turns false

@@ -173,8 +173,12 @@ thread_local! {
 }
 
 /// This thread's reply slot (an `Arc` clone: no allocation after the first).
+/// A call made while the thread's locals are being destroyed (a handle
+/// dropped by another thread-local's destructor) gets a slot of its own.
 pub(crate) fn reply_slot() -> Arc<Completion> {
-    REPLY.with(Arc::clone)
+    REPLY
+        .try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::new(Completion::default()))
 }
 
 /// A queued call: which socket, what to do, where to answer.

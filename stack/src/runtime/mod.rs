@@ -5,17 +5,21 @@
 //! [`ForwardMesh`] so a frame that lands on
 //! the wrong queue reaches its owner, and runs each on a thread pinned with
 //! `core_affinity`. Each loop never blocks: RX burst, protocol work, due timers,
-//! then the API commands other threads queued (`crossbeam_queue::ArrayQueue`),
-//! then TX flush; when idle it spins, then parks for a bounded time
-//! ([`IdlePolicy`]); a queued command unparks it.
+//! then the API commands other threads queued (`crossbeam_queue::ArrayQueue`)
+//! and the streams whose byte rings have work (the doorbell queue), then TX
+//! flush; when idle it spins, yielding the CPU to threads that share its core,
+//! then parks for a bounded time ([`IdlePolicy`]); a queued command or a
+//! doorbell unparks it.
 //!
 //! Two ways in, one socket model:
 //! - **in-loop**: pass a [`Handler`] per core to [`Stack::start_with`]; it runs
 //!   inside the loop every iteration with `&mut Engine` and calls the
 //!   non-blocking engine functions directly (EAGAIN, EINPROGRESS);
 //! - **cross-thread**: [`TcpSocket`], [`TcpListener`], [`TcpStream`] and
-//!   [`UdpSocket`] handles usable from any thread; every call is a command on
-//!   the owning core's queue answered through a reply; blocking by default,
+//!   [`UdpSocket`] handles usable from any thread; a stream's `send`/`recv`
+//!   copy through per-stream byte rings the loop drains and fills (no command,
+//!   no allocation), every other call is a command on the owning core's queue
+//!   answered through the calling thread's reply slot; blocking by default,
 //!   non-blocking on request; `std::io::Read`/`Write` on streams; a [`Poller`]
 //!   waits on many sockets.
 //!
@@ -87,8 +91,9 @@ pub use watch::{ERROR, HANGUP, READABLE, WRITABLE};
 pub enum IdlePolicy {
     /// Never sleep: lowest latency, one core at 100 %.
     BusyPoll,
-    /// Spin `spins` idle iterations, then park up to `sleep` (or until the next
-    /// timer, or a queued command) per idle iteration.
+    /// Spin `spins` idle iterations (each yields the CPU, which returns at once
+    /// when no other thread waits for this core), then park up to `sleep` (or
+    /// until the next timer, a queued command or a doorbell) per idle iteration.
     Backoff {
         /// Idle iterations before the first sleep.
         spins: u32,

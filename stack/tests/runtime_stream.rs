@@ -358,3 +358,54 @@ fn blocking_send_and_recv_allocate_nothing_once_running() {
     drop(c);
     echo.join().expect("echo");
 }
+
+#[test]
+fn a_poller_sees_the_rings_readiness() {
+    use surge_stack::runtime::Interest;
+    let (server, client) = stacks(1);
+    let (c, s) = pair(&server, &client, 8010, None);
+    let mut poller = server.poller();
+    poller
+        .register(&s, 7, Interest::READABLE)
+        .expect("register");
+    let mut events = Vec::new();
+    assert_eq!(
+        poller.wait(&mut events, Some(Duration::from_millis(30))),
+        Ok(0),
+        "nothing to read yet"
+    );
+    (&c).write_all(b"ping").expect("write");
+    // The bytes go into the server's RX ring: readable.
+    let mut readable = false;
+    for _ in 0..100 {
+        events.clear();
+        poller
+            .wait(&mut events, Some(Duration::from_secs(1)))
+            .expect("wait");
+        if events.iter().any(|e| e.token == 7 && e.readable) {
+            readable = true;
+            break;
+        }
+    }
+    assert!(readable, "bytes in the ring make the stream readable");
+    let mut buf = [0u8; 4];
+    (&s).read_exact(&mut buf).expect("read");
+    assert_eq!(&buf, b"ping");
+    // Emptied by the read: no longer readable (level-triggered).
+    events.clear();
+    assert_eq!(
+        poller.wait(&mut events, Some(Duration::from_millis(30))),
+        Ok(0),
+        "the ring is empty: {events:?}"
+    );
+    // Writable interest: a connected stream with room in its TX ring.
+    poller
+        .reregister(7, Interest::WRITABLE)
+        .expect("reregister");
+    events.clear();
+    assert_eq!(
+        poller.wait(&mut events, Some(Duration::from_secs(1))),
+        Ok(1)
+    );
+    assert!(events[0].writable);
+}

@@ -18,6 +18,7 @@ mod kernel;
 mod lab;
 mod memory;
 mod smoltcp_echo;
+mod xthread;
 
 use std::{
     sync::{
@@ -53,6 +54,10 @@ pub enum Part {
     /// surge <-> surge on the in-memory link with a new connection per
     /// request (connect, 64-byte echo, the server closes): connection churn.
     SurgeChurn,
+    /// The cross-thread API against the in-loop API: two runtimes on the
+    /// in-memory link, an in-loop client, and an echo server either in the
+    /// server's loop or on blocking threads through `runtime::TcpStream`.
+    Xthread,
 }
 
 /// Arguments of `surge-bench engine`.
@@ -87,6 +92,14 @@ pub struct EngineArgs {
     /// (0: busy-poll; `surge serve` uses 20 on this shared machine).
     #[arg(long, default_value_t = 0)]
     surge_idle_us: u64,
+    /// xthread: leave the cross-thread echo threads unpinned (the scheduler may
+    /// run them on the client's core too) instead of on the server core.
+    #[arg(long)]
+    apps_float: bool,
+    /// xthread: run only the in-loop server or only the cross-thread one (for
+    /// profiling one of them).
+    #[arg(long, value_enum)]
+    only: Option<xthread::Server>,
 }
 
 /// How long one case runs and how much it measures.
@@ -421,7 +434,120 @@ pub fn run(args: EngineArgs) -> anyhow::Result<()> {
         }
         results.churn = rows;
     }
+    if args.part == Part::Xthread {
+        return run_xthread(&args, &plan, &stop);
+    }
     print_table(&args, &results);
+    Ok(())
+}
+
+/// The cross-thread part: every round, each connection count, the in-loop
+/// server then the cross-thread one (order rotated every round).
+fn run_xthread(args: &EngineArgs, plan: &Plan, stop: &AtomicBool) -> anyhow::Result<()> {
+    use xthread::Server;
+    // (in-loop runs, cross-thread runs, allocations per request of each) per count.
+    let mut rows = Row::for_each(&args.connections);
+    let mut allocations: Vec<(Vec<f64>, Vec<f64>)> =
+        vec![(Vec::new(), Vec::new()); args.connections.len()];
+    let mut switches: Vec<(Vec<f64>, Vec<f64>)> =
+        vec![(Vec::new(), Vec::new()); args.connections.len()];
+    for round in 0..args.rounds {
+        for ((row, allocs), switched) in rows.iter_mut().zip(&mut allocations).zip(&mut switches) {
+            let mut order = [Server::InLoop, Server::CrossThread];
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for server in order {
+                if args.only.is_some_and(|only| only != server) {
+                    continue;
+                }
+                if stop.load(Ordering::Relaxed) {
+                    bail!("interrupted");
+                }
+                let o = xthread::xthread_echo(
+                    server,
+                    row.conns,
+                    plan,
+                    stop,
+                    args.server_core,
+                    args.client_core,
+                    args.apps_float,
+                )
+                .with_context(|| format!("{server:?} server, {} connection(s)", row.conns))?;
+                let what = match server {
+                    Server::InLoop => "xthread bench, in-loop server",
+                    Server::CrossThread => "xthread bench, cross-thread blocking server",
+                };
+                report_case(round, what, row.conns, &o.outcome);
+                eprintln!(
+                    "    per request (whole process): {:.3} allocations, {:.2} context switches",
+                    o.allocations_per_request, o.switches_per_request
+                );
+                match server {
+                    Server::InLoop => {
+                        row.other.push(o.outcome);
+                        allocs.0.push(o.allocations_per_request);
+                        switched.0.push(o.switches_per_request);
+                    }
+                    Server::CrossThread => {
+                        row.surge.push(o.outcome);
+                        allocs.1.push(o.allocations_per_request);
+                        switched.1.push(o.switches_per_request);
+                    }
+                }
+            }
+        }
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!();
+    println!(
+        "machine: {} CPUs, load average {}",
+        CPUS.load(Ordering::Relaxed),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "surge-bench engine --part xthread: 64-byte echo, in-memory link, two runtimes; client = in-loop handler \
+         on core {}; server engine on core {}, echo in its loop or on blocking threads (one per connection, \
+         core {}); {} s measured after {} s warm-up, median of {} round(s)",
+        args.client_core,
+        args.server_core,
+        args.server_core,
+        args.seconds,
+        args.warmup,
+        args.rounds
+    );
+    println!();
+    println!(
+        "| conns | in-loop req/s | cross-thread req/s | cross-thread / in-loop | per-round ratios | in-loop p99 µs | cross-thread p99 µs | allocations/request in-loop | allocations/request cross-thread | context switches/request in-loop | context switches/request cross-thread |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for ((row, allocs), switched) in rows.iter().zip(&allocations).zip(&switches) {
+        let (x_rate, _, x_p99) = medians(&row.surge);
+        let (l_rate, _, l_p99) = medians(&row.other);
+        let per_round: Vec<String> = row
+            .surge
+            .iter()
+            .zip(&row.other)
+            .map(|(x, l)| format!("{:.2}", x.rate() / l.rate()))
+            .collect();
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.conns,
+            fmt(l_rate, 0),
+            fmt(x_rate, 0),
+            ratio(paired(&row.surge, &row.other, Outcome::rate)),
+            per_round.join(" "),
+            fmt(l_p99, 1),
+            fmt(x_p99, 1),
+            fmt(median(allocs.0.clone()), 3),
+            fmt(median(allocs.1.clone()), 3),
+            fmt(median(switched.0.clone()), 2),
+            fmt(median(switched.1.clone()), 2),
+        );
+    }
     Ok(())
 }
 

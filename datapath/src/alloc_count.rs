@@ -32,12 +32,14 @@ pub struct CountingAllocator;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static ALL_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static WATCHING: Cell<bool> = const { Cell::new(false) };
 }
 
 fn counted_allocation() {
+    ALL_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     if WATCHING.with(Cell::get) {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     }
@@ -89,6 +91,12 @@ unsafe impl GlobalAlloc for CountingAllocator {
 /// Heap bytes live in the process now (requested sizes, without the allocator's overhead).
 pub fn live_bytes() -> isize {
     LIVE.load(Ordering::Relaxed)
+}
+
+/// Allocations and reallocations made by every thread of the process so far (for
+/// benchmarks that count allocations per request across threads).
+pub fn total_allocations() -> u64 {
+    ALL_ALLOCATIONS.load(Ordering::Relaxed)
 }
 
 /// Runs `f` on this thread and returns its result with the number of allocations and

@@ -72,6 +72,7 @@
 pub mod alloc_count;
 #[cfg(feature = "baseline")]
 pub mod baseline;
+pub mod byte_ring;
 mod chain;
 mod device;
 mod error;

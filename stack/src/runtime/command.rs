@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use surge_datapath::Device;
 
+use super::stream::{CloseOutcome, EngineRings, Streams};
 use super::watch::{Board, Waiters, Watched};
 use crate::Errno;
 use crate::engine::{Engine, EngineStats, TcpEngineStats};
@@ -63,6 +64,8 @@ pub(crate) enum Op {
     TcpSocketStats,
     /// The engine's counters.
     Stats,
+    /// A new stream's rings: the loop starts moving its bytes.
+    Attach(Box<EngineRings>),
 }
 
 /// What a command returns.
@@ -96,31 +99,59 @@ pub(crate) enum Outcome {
     Stats(Box<(EngineStats, TcpEngineStats)>),
 }
 
-/// A one-shot reply slot a caller waits on.
+/// A thread's reply slot: every call the thread makes is answered here (one
+/// slot per thread, made once, instead of a new one per call). Each call
+/// takes the next sequence number; an answer for an older call (one that
+/// gave up when the stack stopped, or a `post` nobody waits for) is dropped.
 #[derive(Debug, Default)]
 pub(crate) struct Completion {
-    slot: Mutex<Option<Result<Outcome, Errno>>>,
+    slot: Mutex<ReplySlot>,
     ready: Condvar,
 }
 
+#[derive(Debug, Default)]
+struct ReplySlot {
+    /// The call being waited for.
+    seq: u64,
+    result: Option<Result<Outcome, Errno>>,
+}
+
 impl Completion {
-    /// Stores the result and wakes the caller.
-    pub(crate) fn complete(&self, result: Result<Outcome, Errno>) {
+    /// Starts a new call: its sequence number.
+    pub(crate) fn begin(&self) -> u64 {
+        match self.slot.lock() {
+            Ok(mut slot) => {
+                slot.seq = slot.seq.wrapping_add(1);
+                slot.result = None;
+                slot.seq
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// Stores the answer to call `seq` and wakes the caller (dropped if the
+    /// caller moved on).
+    pub(crate) fn complete(&self, seq: u64, result: Result<Outcome, Errno>) {
         if let Ok(mut slot) = self.slot.lock() {
-            *slot = Some(result);
+            if slot.seq != seq {
+                return;
+            }
+            slot.result = Some(result);
         }
         self.ready.notify_one();
     }
 
-    /// Waits for the result; `ESHUTDOWN` if the stack stopped first (checked
-    /// every few milliseconds through `alive`).
-    pub(crate) fn wait(&self, alive: impl Fn() -> bool) -> Result<Outcome, Errno> {
+    /// Waits for the answer to call `seq`; `ESHUTDOWN` if the stack stopped
+    /// first (checked every few milliseconds through `alive`).
+    pub(crate) fn wait(&self, seq: u64, alive: impl Fn() -> bool) -> Result<Outcome, Errno> {
         let Ok(mut slot) = self.slot.lock() else {
             return Err(Errno::ESHUTDOWN);
         };
         loop {
-            if let Some(result) = slot.take() {
-                return result;
+            if slot.seq == seq {
+                if let Some(result) = slot.result.take() {
+                    return result;
+                }
             }
             if !alive() {
                 return Err(Errno::ESHUTDOWN);
@@ -136,12 +167,28 @@ impl Completion {
     }
 }
 
+thread_local! {
+    /// This thread's reply slot.
+    static REPLY: Arc<Completion> = Arc::new(Completion::default());
+}
+
+/// This thread's reply slot (an `Arc` clone: no allocation after the first).
+/// A call made while the thread's locals are being destroyed (a handle
+/// dropped by another thread-local's destructor) gets a slot of its own.
+pub(crate) fn reply_slot() -> Arc<Completion> {
+    REPLY
+        .try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::new(Completion::default()))
+}
+
 /// A queued call: which socket, what to do, where to answer.
 #[derive(Debug)]
 pub(crate) struct Command {
     pub(crate) socket: Option<SocketHandle>,
     pub(crate) op: Op,
     pub(crate) reply: Arc<Completion>,
+    /// The caller's sequence number for this call.
+    pub(crate) seq: u64,
 }
 
 /// Runs one command on the engine (inside the loop), publishes the readiness
@@ -149,26 +196,28 @@ pub(crate) struct Command {
 pub(crate) fn execute<D: Device>(
     engine: &mut Engine<D>,
     watched: &mut Watched,
+    streams: &mut Streams,
     board: &Board,
     waiters: &Waiters,
     cmd: Command,
 ) {
-    let result = run(engine, watched, cmd.socket, cmd.op);
+    let result = run(engine, watched, streams, cmd.socket, cmd.op);
     if let Some(h) = cmd.socket {
-        watched.publish_one(engine, board, waiters, h);
+        watched.publish_one(engine, streams, board, waiters, h);
     }
     match &result {
         Ok(Outcome::Handle(h)) | Ok(Outcome::Accepted(h, _)) => {
-            watched.publish_one(engine, board, waiters, *h);
+            watched.publish_one(engine, streams, board, waiters, *h);
         }
         _ => {}
     }
-    cmd.reply.complete(result);
+    cmd.reply.complete(cmd.seq, result);
 }
 
 fn run<D: Device>(
     engine: &mut Engine<D>,
     watched: &mut Watched,
+    streams: &mut Streams,
     socket: Option<SocketHandle>,
     op: Op,
 ) -> Result<Outcome, Errno> {
@@ -195,6 +244,11 @@ fn run<D: Device>(
     let h = socket.ok_or(Errno::EBADF)?;
     match op {
         Op::TcpSocket | Op::UdpSocket | Op::Stats => Err(Errno::EINVAL),
+        Op::Attach(rings) => {
+            engine.readiness(h)?;
+            streams.attach(engine, rings);
+            Ok(Outcome::Done)
+        }
         Op::Bind(addr, options) => engine.bind(h, addr, options).map(Outcome::Addr),
         Op::Listen(backlog, queue) => engine
             .listen_shared(h, backlog, queue)
@@ -219,12 +273,21 @@ fn run<D: Device>(
             buf.truncate(copied);
             Ok(Outcome::Datagram(buf, full, src))
         }
-        Op::ShutdownWrite => engine.shutdown_write(h).map(|()| Outcome::Done),
+        Op::ShutdownWrite => match streams.shutdown_write(engine, h) {
+            Some(result) => result.map(|()| Outcome::Done),
+            None => engine.shutdown_write(h).map(|()| Outcome::Done),
+        },
         Op::Close => {
             watched.remove(h);
-            engine.close(h).map(|()| Outcome::Done)
+            match streams.close(engine, h) {
+                CloseOutcome::Done(result) => result.map(|()| Outcome::Done),
+                CloseOutcome::NotAStream => engine.close(h).map(|()| Outcome::Done),
+            }
         }
         Op::CloseLingering => {
+            // The application flushed its TX ring first; what is left is dropped
+            // with the rings.
+            streams.detach(h);
             let waits = engine.close_lingering(h)?;
             if !waits {
                 watched.remove(h);
@@ -240,5 +303,30 @@ fn run<D: Device>(
         Op::TcpSocketStats => engine
             .tcp_socket_stats(h)
             .map(|t| Outcome::TcpSocketStats(Box::new(t))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_slot_drops_the_answer_to_an_older_call() {
+        let slot = reply_slot();
+        let old = slot.begin();
+        let new = slot.begin();
+        assert_ne!(old, new);
+        // The answer to the call that gave up arrives late: dropped.
+        slot.complete(old, Ok(Outcome::Sent(1)));
+        slot.complete(new, Ok(Outcome::Sent(2)));
+        assert!(matches!(slot.wait(new, || true), Ok(Outcome::Sent(2))));
+        // The same slot serves the thread's next call.
+        let next = slot.begin();
+        slot.complete(next, Err(Errno::EPIPE));
+        assert!(matches!(slot.wait(next, || true), Err(Errno::EPIPE)));
+        // Nothing answered and the stack stopped: ESHUTDOWN, not a hang.
+        let lost = slot.begin();
+        assert!(matches!(slot.wait(lost, || false), Err(Errno::ESHUTDOWN)));
+        assert!(Arc::ptr_eq(&slot, &reply_slot()), "one slot per thread");
     }
 }

@@ -5,17 +5,21 @@
 //! [`ForwardMesh`] so a frame that lands on
 //! the wrong queue reaches its owner, and runs each on a thread pinned with
 //! `core_affinity`. Each loop never blocks: RX burst, protocol work, due timers,
-//! then the API commands other threads queued (`crossbeam_queue::ArrayQueue`),
-//! then TX flush; when idle it spins, then parks for a bounded time
-//! ([`IdlePolicy`]); a queued command unparks it.
+//! then the API commands other threads queued (`crossbeam_queue::ArrayQueue`)
+//! and the streams whose byte rings have work (the doorbell queue), then TX
+//! flush; when idle it spins, yielding the CPU to threads that share its core,
+//! then parks for a bounded time ([`IdlePolicy`]); a queued command or a
+//! doorbell unparks it.
 //!
 //! Two ways in, one socket model:
 //! - **in-loop**: pass a [`Handler`] per core to [`Stack::start_with`]; it runs
 //!   inside the loop every iteration with `&mut Engine` and calls the
 //!   non-blocking engine functions directly (EAGAIN, EINPROGRESS);
 //! - **cross-thread**: [`TcpSocket`], [`TcpListener`], [`TcpStream`] and
-//!   [`UdpSocket`] handles usable from any thread; every call is a command on
-//!   the owning core's queue answered through a reply; blocking by default,
+//!   [`UdpSocket`] handles usable from any thread; a stream's `send`/`recv`
+//!   copy through per-stream byte rings the loop drains and fills (no command,
+//!   no allocation), every other call is a command on the owning core's queue
+//!   answered through the calling thread's reply slot; blocking by default,
 //!   non-blocking on request; `std::io::Read`/`Write` on streams; a [`Poller`]
 //!   waits on many sockets.
 //!
@@ -55,6 +59,7 @@ mod command;
 mod net;
 mod poller;
 mod shared;
+mod stream;
 mod watch;
 #[cfg(feature = "xdp")]
 pub mod xdp;
@@ -73,10 +78,12 @@ use crate::errno::Errno;
 use crate::time::Instant;
 use command::{Op, Outcome};
 use shared::{CoreLink, Shared};
+use stream::Streams;
 use watch::{Board, Waiters, Watched};
 
 pub use net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 pub use poller::{Event, Interest, Poller, Source};
+pub use stream::STREAM_RING_BYTES;
 pub use watch::{ERROR, HANGUP, READABLE, WRITABLE};
 
 /// What an engine's loop does when an iteration found no work.
@@ -84,8 +91,9 @@ pub use watch::{ERROR, HANGUP, READABLE, WRITABLE};
 pub enum IdlePolicy {
     /// Never sleep: lowest latency, one core at 100 %.
     BusyPoll,
-    /// Spin `spins` idle iterations, then park up to `sleep` (or until the next
-    /// timer, or a queued command) per idle iteration.
+    /// Spin `spins` idle iterations (each yields the CPU, which returns at once
+    /// when no other thread waits for this core), then park up to `sleep` (or
+    /// until the next timer, a queued command or a doorbell) per idle iteration.
     Backoff {
         /// Idle iterations before the first sleep.
         spins: u32,
@@ -293,6 +301,7 @@ impl<D: Device + Send + 'static> Stack<D> {
             cores: (0..count)
                 .map(|_| CoreLink {
                     commands: ArrayQueue::new(config.command_queue.max(1)),
+                    doorbells: ArrayQueue::new(slots.max(1)),
                     thread: OnceLock::new(),
                 })
                 .collect(),
@@ -454,6 +463,7 @@ impl CoreLoop<'_> {
         };
         let _ = link.thread.set(std::thread::current());
         let mut watched = Watched::default();
+        let mut streams = Streams::default();
         let mut events: Vec<SocketEvent> = Vec::with_capacity(256);
         let mut idle_iterations: u32 = 0;
         while shared.alive() {
@@ -467,12 +477,24 @@ impl CoreLoop<'_> {
                 command::execute(
                     &mut engine,
                     &mut watched,
+                    &mut streams,
                     &shared.board,
                     &shared.waiters,
                     cmd,
                 );
                 ran += 1;
             }
+            // Streams whose application wrote (or made room to read).
+            let mut rung = 0;
+            while rung < COMMANDS_PER_ITERATION {
+                let Some(h) = link.doorbells.pop() else {
+                    break;
+                };
+                streams.doorbell(&mut engine, h);
+                watched.publish_one(&mut engine, &mut streams, &shared.board, &shared.waiters, h);
+                rung += 1;
+            }
+            ran += rung;
             if ran > 0 {
                 busy = true;
                 // Send what the commands queued now rather than an iteration later.
@@ -483,13 +505,31 @@ impl CoreLoop<'_> {
             // changed, so publication costs what happened, not what exists.
             events.clear();
             if engine.poll_events(&mut events) > 0 {
-                watched.publish_events(&events, &shared.board, &shared.waiters);
+                // Streams with rings move their bytes first, so the board
+                // shows what the application will find.
+                let mut moved = false;
+                for e in &events {
+                    if streams.contains(e.handle) {
+                        streams.on_event(&mut engine, e.handle, Some(e.readiness));
+                        moved = true;
+                    }
+                }
+                if moved {
+                    busy = true;
+                    engine.poll(now);
+                }
+                watched.publish_events(&events, &mut streams, &shared.board, &shared.waiters);
                 if let Some(h) = handler.as_mut() {
                     h.events(&mut engine, &events);
                 }
             }
             if let Some(h) = handler.as_mut() {
                 busy |= h.poll(&mut engine, now);
+            }
+            if streams.take_woken() {
+                // An application thread this iteration woke may share the
+                // core: let it run now rather than after this loop's spins.
+                std::thread::yield_now();
             }
             if busy {
                 idle_iterations = 0;
@@ -502,21 +542,33 @@ impl CoreLoop<'_> {
                         .poll_at()
                         .map_or(sleep, |at| at.saturating_duration_since(now));
                     std::thread::park_timeout(sleep.min(until_timer));
+                } else {
+                    // Application threads may share the core (one the loop
+                    // woke, one that rang while it ran): let them run now
+                    // rather than after the spins; returns at once when
+                    // nothing else is runnable here.
+                    std::thread::yield_now();
                 }
             }
         }
         // The stack stopped: what cross-thread handles left open is closed (their
         // owners get ESHUTDOWN from now on), and the loop lingers until every
         // connection has delivered what it queued, or `linger` passes.
+        streams.stop(&mut engine);
         for h in watched.handles() {
-            let _ = engine.close(h);
+            if !streams.contains(h) {
+                let _ = engine.close(h);
+            }
         }
         let until = std::time::Instant::now() + self.linger;
-        while engine.draining() > 0 && std::time::Instant::now() < until {
+        let mut rings_pending = streams.push_pending(&mut engine);
+        while (engine.draining() > 0 || rings_pending > 0) && std::time::Instant::now() < until {
             if !engine.poll(self.now()) {
                 std::thread::sleep(Duration::from_micros(50));
             }
+            rings_pending = streams.push_pending(&mut engine);
         }
+        streams.close_all(&mut engine);
         engine
     }
 }

@@ -11,11 +11,13 @@
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::io;
+use std::sync::atomic::{Ordering, fence};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant as StdInstant};
 
 use super::command::{Op, Outcome};
 use super::shared::Shared;
+use super::stream::{AppRings, stream_rings};
 use super::watch::{ERROR, HANGUP, READABLE, WRITABLE, Wake};
 use crate::errno::Errno;
 use crate::socket::{SharedAcceptQueue, SocketHandle, TcpSocketOptions};
@@ -296,14 +298,12 @@ impl TcpSocket {
     /// its handshake is over (ENOTCONN before any `connect`).
     pub fn into_stream(mut self) -> Result<TcpStream, Errno> {
         let handle = self.connection.take().ok_or(Errno::ENOTCONN)?;
-        Ok(TcpStream {
-            shared: Arc::clone(&self.shared),
-            core: self.home,
+        TcpStream::attach(
+            Arc::clone(&self.shared),
+            self.home,
             handle,
-            mode: Mode::default(),
-            linger: Mutex::new(self.options.linger),
-            closed: false,
-        })
+            self.options.linger,
+        )
     }
 
     pub(crate) fn connection(&self) -> Option<SocketHandle> {
@@ -364,17 +364,13 @@ impl TcpListener {
                     }
                     match self.shared.call(core, Some(h), Op::Accept) {
                         Ok(Outcome::Accepted(child, peer)) => {
-                            return Ok((
-                                TcpStream {
-                                    shared: Arc::clone(&self.shared),
-                                    core,
-                                    handle: child,
-                                    mode: Mode::default(),
-                                    linger: Mutex::new(self.linger),
-                                    closed: false,
-                                },
-                                peer,
-                            ));
+                            let stream = TcpStream::attach(
+                                Arc::clone(&self.shared),
+                                core,
+                                child,
+                                self.linger,
+                            )?;
+                            return Ok((stream, peer));
                         }
                         Ok(_) => return Err(unexpected()),
                         Err(Errno::EAGAIN) => {}
@@ -432,11 +428,48 @@ pub struct TcpStream {
     linger: Mutex<Option<Duration>>,
     /// `close` ran: dropping does nothing more.
     closed: bool,
+    /// The byte rings shared with the loop (see [`super::stream`]).
+    rings: AppRings,
 }
 
 impl TcpStream {
+    /// A stream for connection `handle` on `core`, its rings handed to the loop.
+    fn attach(
+        shared: Arc<Shared>,
+        core: usize,
+        handle: SocketHandle,
+        linger: Option<Duration>,
+    ) -> Result<TcpStream, Errno> {
+        let (rings, engine_rings) = stream_rings(handle);
+        let stream = TcpStream {
+            shared,
+            core,
+            handle,
+            mode: Mode::default(),
+            linger: Mutex::new(linger),
+            closed: false,
+            rings,
+        };
+        // On failure, dropping the stream closes the connection.
+        expect_done(stream.call(Op::Attach(engine_rings))?)?;
+        Ok(stream)
+    }
+
     fn call(&self, op: Op) -> Result<Outcome, Errno> {
         self.shared.call(self.core, Some(self.handle), op)
+    }
+
+    fn deadline(timeout: Option<Duration>) -> Option<StdInstant> {
+        timeout.map(|t| StdInstant::now() + t)
+    }
+
+    /// Why a wait that gave up gave up: the stack stopped, or the timeout.
+    fn gave_up(&self) -> Errno {
+        if self.shared.alive() {
+            Errno::EAGAIN
+        } else {
+            Errno::ESHUTDOWN
+        }
     }
 
     /// Waits until a non-blocking connect finishes: Ok when established, the
@@ -463,10 +496,69 @@ impl TcpStream {
     }
 
     /// `recv(2)` into `buf`: bytes read, 0 at end of stream.
+    ///
+    /// Reads the stream's RX ring, which the loop fills: no command, no
+    /// allocation. End of stream and errors come from the engine, as a command,
+    /// once the ring is empty.
     pub fn recv(&self, buf: &mut [u8]) -> Result<usize, Errno> {
         if buf.is_empty() {
             return Ok(0);
         }
+        if !self.shared.alive() {
+            return Err(Errno::ESHUTDOWN);
+        }
+        let s = &self.rings.shared;
+        let mut rx = self.rings.rx.lock().map_err(|_| Errno::EBADF)?;
+        let deadline = Self::deadline(self.mode.read_timeout);
+        loop {
+            let n = rx.read(buf);
+            if n > 0 {
+                // Pairs with the loop's fence after it set `rx_stalled`.
+                fence(Ordering::SeqCst);
+                if s.rx_stalled.load(Ordering::Relaxed) {
+                    self.shared.ring(self.core, s);
+                }
+                if rx.is_empty() && !s.rx_attention.load(Ordering::Acquire) {
+                    // Level-triggered readiness for pollers: what we emptied is
+                    // not readable any more, unless the loop refilled it meanwhile.
+                    self.shared.board.clear(self.handle, READABLE);
+                    if !rx.is_empty() || s.rx_attention.load(Ordering::Acquire) {
+                        self.shared.board.raise(self.handle, READABLE);
+                    }
+                }
+                return Ok(n);
+            }
+            if let Some(e) = s.take_error() {
+                return Err(e);
+            }
+            if s.rx_attention.load(Ordering::Acquire) {
+                // The loop may have filled the ring just before it stopped.
+                if !rx.is_empty() {
+                    continue;
+                }
+                drop(rx);
+                return self.recv_from_engine(buf);
+            }
+            if self.mode.nonblocking {
+                return Err(Errno::EAGAIN);
+            }
+            let ready = s.rx_wait.wait(
+                || {
+                    !rx.is_empty()
+                        || s.rx_attention.load(Ordering::Acquire)
+                        || s.error.load(Ordering::Acquire) != 0
+                },
+                deadline,
+                || self.shared.alive(),
+            );
+            if !ready {
+                return Err(self.gave_up());
+            }
+        }
+    }
+
+    /// `recv` as a command: the engine's own answer (end of stream, errors).
+    fn recv_from_engine(&self, buf: &mut [u8]) -> Result<usize, Errno> {
         blocking(
             &self.shared,
             &[self.handle],
@@ -484,12 +576,66 @@ impl TcpStream {
         )
     }
 
-    /// `send(2)` from `buf`: bytes taken into the send buffer (at least one
-    /// unless non-blocking, which gives EAGAIN when the buffer is full).
+    /// `send(2)` from `buf`: bytes taken (at least one unless non-blocking,
+    /// which gives EAGAIN when there is no room).
+    ///
+    /// Copies into the stream's TX ring and rings the loop if the stream is
+    /// not already scheduled: no command, no allocation. The ring is part of
+    /// the socket's send buffer, so an error the connection meets later comes
+    /// out of a later call, as with a kernel socket.
     pub fn send(&self, buf: &[u8]) -> Result<usize, Errno> {
         if buf.is_empty() {
             return Ok(0);
         }
+        if !self.shared.alive() {
+            return Err(Errno::ESHUTDOWN);
+        }
+        if self.rings.tx_shut.load(Ordering::Acquire) {
+            // Linux: send after shutdown(SHUT_WR) is EPIPE.
+            return Err(Errno::EPIPE);
+        }
+        let s = &self.rings.shared;
+        let mut tx = self.rings.tx.lock().map_err(|_| Errno::EBADF)?;
+        let deadline = Self::deadline(self.mode.write_timeout);
+        loop {
+            if let Some(e) = s.take_error() {
+                return Err(e);
+            }
+            if s.tx_attention.load(Ordering::Acquire) {
+                drop(tx);
+                return self.send_to_engine(buf);
+            }
+            let n = tx.write(buf);
+            if n > 0 {
+                self.shared.ring(self.core, s);
+                if tx.free() == 0 {
+                    self.shared.board.clear(self.handle, WRITABLE);
+                    if tx.free() > 0 {
+                        self.shared.board.raise(self.handle, WRITABLE);
+                    }
+                }
+                return Ok(n);
+            }
+            if self.mode.nonblocking {
+                return Err(Errno::EAGAIN);
+            }
+            let ready = s.tx_wait.wait(
+                || {
+                    tx.free() > 0
+                        || s.tx_attention.load(Ordering::Acquire)
+                        || s.error.load(Ordering::Acquire) != 0
+                },
+                deadline,
+                || self.shared.alive(),
+            );
+            if !ready {
+                return Err(self.gave_up());
+            }
+        }
+    }
+
+    /// `send` as a command: the engine's own answer (errors).
+    fn send_to_engine(&self, buf: &[u8]) -> Result<usize, Errno> {
         blocking(
             &self.shared,
             &[self.handle],
@@ -503,13 +649,32 @@ impl TcpStream {
         )
     }
 
-    /// `shutdown(SHUT_WR)`: FIN after what is queued.
+    /// Waits until the loop took every byte of the TX ring into the
+    /// connection (or the connection failed), up to `deadline`.
+    fn flush(&self, deadline: Option<StdInstant>) {
+        let s = &self.rings.shared;
+        let Ok(mut tx) = self.rings.tx.lock() else {
+            return;
+        };
+        let _ = s.tx_wait.wait(
+            || tx.is_empty() || s.tx_attention.load(Ordering::Acquire),
+            deadline,
+            || self.shared.alive(),
+        );
+    }
+
+    /// `shutdown(SHUT_WR)`: FIN after what is queued (the TX ring too).
     pub fn shutdown_write(&self) -> Result<(), Errno> {
-        expect_done(self.call(Op::ShutdownWrite)?)
+        expect_done(self.call(Op::ShutdownWrite)?)?;
+        self.rings.tx_shut.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// `getsockopt(SO_ERROR)`: the pending error, cleared.
     pub fn take_error(&self) -> Result<Option<Errno>, Errno> {
+        if let Some(e) = self.rings.shared.take_error() {
+            return Ok(Some(e));
+        }
         match self.call(Op::TakeError)? {
             Outcome::Error(e) => Ok(e),
             _ => Err(unexpected()),
@@ -613,13 +778,15 @@ impl TcpStream {
         let Some(linger) = linger.filter(|d| !d.is_zero()) else {
             return expect_done(self.call(Op::Close)?);
         };
-        // Linux `tcp_close` then `sk_stream_wait_close`.
+        // Linux `tcp_close` then `sk_stream_wait_close`; the TX ring is part of
+        // the send buffer, so it reaches the connection first.
+        let deadline = StdInstant::now() + linger;
+        self.flush(Some(deadline));
         match self.call(Op::CloseLingering)? {
             Outcome::Lingering(true) => {}
             Outcome::Lingering(false) => return Ok(()),
             _ => return Err(unexpected()),
         }
-        let deadline = StdInstant::now() + linger;
         while StdInstant::now() < deadline {
             match self.tcp_info().map(|i| i.state) {
                 Ok(State::FinWait1 | State::Closing | State::LastAck) => {}

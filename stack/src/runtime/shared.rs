@@ -7,15 +7,20 @@ use std::thread::Thread;
 
 use crossbeam_queue::ArrayQueue;
 
-use super::command::{Command, Completion, Op, Outcome};
+use super::command::{Command, Completion, Op, Outcome, reply_slot};
+use super::stream::StreamShared;
 use super::watch::{Board, Waiters};
 use crate::errno::Errno;
 use crate::socket::SocketHandle;
 
-/// A core's command queue and the thread to wake.
+/// A core's command queue, its doorbells, and the thread to wake.
 #[derive(Debug)]
 pub(crate) struct CoreLink {
     pub(crate) commands: ArrayQueue<Command>,
+    /// Streams whose rings have work for the loop (each at most once: see
+    /// `StreamShared::scheduled`), so the queue never holds more than the
+    /// core's sockets.
+    pub(crate) doorbells: ArrayQueue<SocketHandle>,
     pub(crate) thread: OnceLock<Thread>,
 }
 
@@ -45,29 +50,51 @@ impl Shared {
         self.next_core.fetch_add(1, Ordering::Relaxed) % self.cores.len()
     }
 
-    /// Queues `op` on `core` and wakes the loop; the completion to wait on.
+    /// Queues `op` on `core` and wakes the loop; the reply slot and the
+    /// call's sequence number to wait for.
     fn submit(
         &self,
         core: usize,
         socket: Option<SocketHandle>,
         op: Op,
-    ) -> Result<Arc<Completion>, Errno> {
+    ) -> Result<(Arc<Completion>, u64), Errno> {
         if !self.alive() {
             return Err(Errno::ESHUTDOWN);
         }
         let link = self.cores.get(core).ok_or(Errno::EBADF)?;
-        let reply = Arc::new(Completion::default());
+        let reply = reply_slot();
+        let seq = reply.begin();
         link.commands
             .push(Command {
                 socket,
                 op,
                 reply: Arc::clone(&reply),
+                seq,
             })
             .map_err(|_| Errno::ENOBUFS)?;
         if let Some(t) = link.thread.get() {
             t.unpark();
         }
-        Ok(reply)
+        Ok((reply, seq))
+    }
+
+    /// Tells `stream`'s core that its rings have work, unless it is already
+    /// scheduled; the unpark is a futex wake only when the loop sleeps.
+    pub(crate) fn ring(&self, core: usize, stream: &StreamShared) {
+        if stream.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(link) = self.cores.get(core) else {
+            return;
+        };
+        if link.doorbells.push(stream.handle).is_err() {
+            // Cannot happen (one entry per socket at most); never leave the
+            // stream scheduled with nobody to run it.
+            stream.scheduled.store(false, Ordering::Release);
+        }
+        if let Some(t) = link.thread.get() {
+            t.unpark();
+        }
     }
 
     /// Runs `op` on `core` and waits for its answer.
@@ -77,7 +104,8 @@ impl Shared {
         socket: Option<SocketHandle>,
         op: Op,
     ) -> Result<Outcome, Errno> {
-        self.submit(core, socket, op)?.wait(|| self.alive())
+        let (reply, seq) = self.submit(core, socket, op)?;
+        reply.wait(seq, || self.alive())
     }
 
     /// Queues `op` and does not wait (close on drop).

@@ -16,6 +16,7 @@ use std::thread::Thread;
 
 use surge_datapath::Device;
 
+use super::stream::Streams;
 use crate::engine::{Engine, Readiness, SocketEvent};
 use crate::socket::SocketHandle;
 
@@ -66,6 +67,21 @@ impl Board {
         match self.cell(h) {
             Some(c) => c.swap(bits, Ordering::SeqCst) != bits,
             None => false,
+        }
+    }
+
+    /// Clears `bits` of `h` (an application emptied its ring: readiness it
+    /// knows to be gone); the loop sets them again when it refills.
+    pub(crate) fn clear(&self, h: SocketHandle, bits: u8) {
+        if let Some(c) = self.cell(h) {
+            c.fetch_and(!bits, Ordering::SeqCst);
+        }
+    }
+
+    /// Sets `bits` of `h` (the application found its ring ready after all).
+    pub(crate) fn raise(&self, h: SocketHandle, bits: u8) {
+        if let Some(c) = self.cell(h) {
+            c.fetch_or(bits, Ordering::SeqCst);
         }
     }
 }
@@ -246,9 +262,17 @@ impl Watched {
     /// Publishes the readiness the engine's events report for watched sockets
     /// and wakes their waiters; the work follows the events, not the number of
     /// sockets.
-    pub(crate) fn publish_events(&self, events: &[SocketEvent], board: &Board, waiters: &Waiters) {
+    pub(crate) fn publish_events(
+        &self,
+        events: &[SocketEvent],
+        streams: &mut Streams,
+        board: &Board,
+        waiters: &Waiters,
+    ) {
         for e in events {
-            if self.sockets.contains(&e.handle) && board.set(e.handle, encode(e.readiness)) {
+            if self.sockets.contains(&e.handle)
+                && board.set(e.handle, streams.board_bits(e.handle, encode(e.readiness)))
+            {
                 waiters.wake(e.handle);
             }
         }
@@ -260,6 +284,7 @@ impl Watched {
     pub(crate) fn publish_one<D: Device>(
         &self,
         engine: &mut Engine<D>,
+        streams: &mut Streams,
         board: &Board,
         waiters: &Waiters,
         h: SocketHandle,
@@ -267,7 +292,7 @@ impl Watched {
         if !self.sockets.contains(&h) {
             return;
         }
-        let bits = engine.readiness(h).map_or(HANGUP | ERROR, encode);
+        let bits = streams.board_bits(h, engine.readiness(h).map_or(HANGUP | ERROR, encode));
         if board.set(h, bits) {
             waiters.wake(h);
         }

@@ -488,8 +488,12 @@ mod tests {
             );
         }
         assert!(t.buckets() * MAX_LOAD >= t.len());
+        // An unsplit bucket holds about 4 on average; the longest of ~25,000 such
+        // Poisson(4) chains exceeds 20 with probability about 4e-5 under a random
+        // hash (keys 1..30 gave 11 to 16 here), while a hash that ignored the port
+        // would chain thousands.
         assert!(
-            t.longest_chain() < 16,
+            t.longest_chain() <= 20,
             "chains stay short: {}",
             t.longest_chain()
         );

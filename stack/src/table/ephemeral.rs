@@ -180,7 +180,8 @@ impl EphemeralPorts {
         mut suitable: impl FnMut(u16) -> bool,
     ) -> Option<u16> {
         let remote = remote.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-        let hash = self.key.hash_one((
+        // RFC 6056 §3.3.4: F() should be a keyed cryptographic hash (a PRF).
+        let hash = self.key.sip_hash_one((
             local.to_bits(),
             remote.ip().to_bits(),
             remote.port(),

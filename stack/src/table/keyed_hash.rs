@@ -1,14 +1,22 @@
-//! [`HashKey`]: the secret SipHash key for tables keyed by what a peer chooses.
+//! [`HashKey`]: the secret key for tables keyed by what a peer chooses.
 //!
 //! STYLE.md habit 6: 4-tuples and ports come from the wire, so every table keyed
 //! by them hashes with a key derived from the per-boot secrets
 //! ([`crate::secrets::Secrets::table_key`]); a peer who does not know the key
 //! cannot aim collisions at one bucket.
+//!
+//! The hash is a keyed folded multiply (the construction of foldhash and of ahash's
+//! fallback): each 64-bit word is xored into the state and the state multiplied by a
+//! secret odd constant to 128 bits, whose halves are xored. It is not a cryptographic
+//! PRF (SipHash is), and makes no such claim: like Linux's `jhash` with a random
+//! secret for its connection hash, it keeps a peer that does not know the key from
+//! choosing colliding tuples, at a fraction of SipHash-1-3's cost (every segment looks
+//! up at least one table; issue 17 measured SipHash at 8% of a connection's
+//! instructions).
 
-use core::hash::{BuildHasher, Hash};
-use siphasher::sip::SipHasher13;
+use core::hash::{BuildHasher, Hash, Hasher};
 
-/// A 128-bit SipHash key, supplied by the caller (from [`crate::secrets::Secrets`]).
+/// A 128-bit hash key, supplied by the caller (from [`crate::secrets::Secrets`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct HashKey {
     k0: u64,
@@ -52,7 +60,15 @@ impl HashKey {
         KeyedState { key: self }
     }
 
-    /// The keyed SipHash-1-3 of one value.
+    /// The keyed SipHash-1-3 of one value: a PRF, for what an attacker must not be able
+    /// to predict or invert (RFC 6056's port offset), not for per-packet lookups.
+    pub fn sip_hash_one<T: Hash>(self, value: T) -> u64 {
+        let mut h = siphasher::sip::SipHasher13::new_with_keys(self.k0, self.k1);
+        value.hash(&mut h);
+        h.finish()
+    }
+
+    /// The keyed hash of one value.
     pub fn hash_one<T: Hash>(self, value: T) -> u64 {
         self.state().hash_one(value)
     }
@@ -65,17 +81,96 @@ impl core::fmt::Debug for HashKey {
     }
 }
 
-/// `BuildHasher` that makes keyed SipHash-1-3 hashers.
+/// `BuildHasher` that makes [`KeyedHasher`]s.
 #[derive(Clone, Copy, Debug)]
 pub struct KeyedState {
     key: HashKey,
 }
 
 impl BuildHasher for KeyedState {
-    type Hasher = SipHasher13;
+    type Hasher = KeyedHasher;
 
-    fn build_hasher(&self) -> SipHasher13 {
-        SipHasher13::new_with_keys(self.key.k0, self.key.k1)
+    fn build_hasher(&self) -> KeyedHasher {
+        KeyedHasher {
+            // The multiplier is made odd (so the multiply loses no low bit of the
+            // state); the bit that costs goes into the state instead.
+            state: self.key.k0 ^ (self.key.k1 & 1) << 63,
+            multiplier: self.key.k1 | 1,
+        }
+    }
+}
+
+/// The 128-bit product of `a` and `b`, its halves xored.
+#[inline]
+const fn folded_multiply(a: u64, b: u64) -> u64 {
+    let product = (a as u128) * (b as u128);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+/// A digit of pi, xored into the multiplier between words so that a word's position
+/// changes its effect (a zero state cannot absorb two equal words alike).
+const ROUND: u64 = 0x243f_6a88_85a3_08d3;
+
+/// The keyed hasher (see the module doc); one multiply per 64-bit word written.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyedHasher {
+    state: u64,
+    multiplier: u64,
+}
+
+impl Hasher for KeyedHasher {
+    #[inline]
+    fn write_u64(&mut self, word: u64) {
+        self.state = folded_multiply(self.state ^ word, self.multiplier);
+        self.multiplier = (self.multiplier.rotate_left(17) ^ ROUND) | 1;
+    }
+
+    #[inline]
+    fn write_u32(&mut self, word: u32) {
+        self.write_u64(u64::from(word));
+    }
+
+    #[inline]
+    fn write_u16(&mut self, word: u16) {
+        self.write_u64(u64::from(word));
+    }
+
+    #[inline]
+    fn write_u8(&mut self, word: u8) {
+        self.write_u64(u64::from(word));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, word: usize) {
+        self.write_u64(word as u64);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            // The length in the top byte: "ab" and "ab\0" differ.
+            self.write_u64(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // MurmurHash3's 64-bit finalizer: every input bit reaches the low bits the
+        // tables index by (a folded multiply alone left linear-hash buckets uneven).
+        let mut h = folded_multiply(self.state, self.multiplier);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 
@@ -99,6 +194,34 @@ mod tests {
         assert_eq!(a.hash_one(tuple(1000)), a.hash_one(tuple(1000)));
         assert_ne!(a.hash_one(tuple(1000)), b.hash_one(tuple(1000)));
         assert_ne!(a.hash_one(tuple(1000)), a.hash_one(tuple(1001)));
+    }
+
+    #[test]
+    fn tuples_spread_evenly_over_buckets() {
+        // 65,536 tuples that differ only in the peer's port (what a flood varies) over
+        // 1,024 buckets: every bucket gets close to its share of 64.
+        let key = HashKey::new(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210);
+        let mut buckets = vec![0u32; 1024];
+        for port in 0..=u16::MAX {
+            let h = key.hash_one(tuple(port)) as u32;
+            buckets[crate::table::reciprocal_scale(h, 1024) as usize] += 1;
+        }
+        let (min, max) = (
+            *buckets.iter().min().unwrap(),
+            *buckets.iter().max().unwrap(),
+        );
+        assert!(min >= 32 && max <= 110, "bucket loads {min}..{max}");
+    }
+
+    #[test]
+    fn byte_writes_see_length_and_position() {
+        let key = HashKey::new(5, 6);
+        assert_ne!(
+            key.hash_one(b"ab".as_slice()),
+            key.hash_one(b"ab\0".as_slice())
+        );
+        assert_ne!(key.hash_one((1u64, 2u64)), key.hash_one((2u64, 1u64)));
+        assert_ne!(key.hash_one((0u64, 0u64)), key.hash_one(0u64));
     }
 
     #[test]

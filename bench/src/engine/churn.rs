@@ -10,7 +10,6 @@
 //! (`Engine::poll_events`), with the real clock as the engines' clock.
 
 use std::{
-    collections::HashMap,
     net::{Ipv4Addr, SocketAddrV4},
     sync::atomic::{AtomicBool, Ordering},
     time::Instant,
@@ -27,7 +26,7 @@ use surge_stack::{
 };
 
 use super::{
-    ECHO_PORT, MESSAGE_LEN, Outcome, Plan, REQUEST, Recorder,
+    ECHO_PORT, HandleMap, MESSAGE_LEN, Outcome, Plan, REQUEST, Recorder,
     memory::{IP_CLIENT, IP_SERVER, MAC_CLIENT, MAC_SERVER, engine_config},
 };
 
@@ -136,8 +135,8 @@ fn measured_loop(
     let mut recorder = Recorder::new(plan, start)?;
     let hard_end = start + plan.limit();
     let mut slots: Vec<Slot> = Vec::with_capacity(conns);
-    let mut by_socket: HashMap<SocketHandle, usize> = HashMap::with_capacity(2 * conns);
-    let mut served: HashMap<SocketHandle, Served> = HashMap::with_capacity(2 * conns);
+    let mut by_socket: HandleMap<usize> = HandleMap::new();
+    let mut served: HandleMap<Served> = HandleMap::new();
     let mut tally = Tally::default();
     for i in 0..conns {
         let slot = open(client, start)?;
@@ -168,7 +167,7 @@ fn measured_loop(
                     served.insert(s, Served::default());
                     serve(server, s, &mut served, &mut buf)?;
                 }
-            } else if served.contains_key(&e.handle) {
+            } else if served.get(e.handle).is_some() {
                 serve(server, e.handle, &mut served, &mut buf)?;
             }
         }
@@ -178,11 +177,11 @@ fn measured_loop(
         events.clear();
         client.poll_events(&mut events);
         for e in &events {
-            let Some(&i) = by_socket.get(&e.handle) else {
+            let Some(&i) = by_socket.get(e.handle) else {
                 continue;
             };
             if let Some(done) = drive(client, &mut slots[i], &mut buf)? {
-                by_socket.remove(&done.socket);
+                by_socket.remove(done.socket);
                 recorder.answered(done.started, now);
                 tally.completed += 1;
                 let next = open(client, now)?;
@@ -207,10 +206,10 @@ fn measured_loop(
 fn serve(
     server: &mut Engine<PipeDevice>,
     s: SocketHandle,
-    served: &mut HashMap<SocketHandle, Served>,
+    served: &mut HandleMap<Served>,
     buf: &mut [u8],
 ) -> anyhow::Result<()> {
-    let Some(state) = served.get_mut(&s) else {
+    let Some(state) = served.get_mut(s) else {
         return Ok(());
     };
     loop {
@@ -228,7 +227,7 @@ fn serve(
             other => bail!("server send: {other:?}"),
         }
         server.close(s).context("server close")?;
-        served.remove(&s);
+        served.remove(s);
     }
     Ok(())
 }

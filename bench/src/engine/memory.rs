@@ -20,7 +20,9 @@ use surge_stack::{
     wire::EthernetAddress,
 };
 
-use super::{ECHO_PORT, Exchange, MESSAGE_LEN, Outcome, Plan, Recorder, surge_echo_once};
+use super::{
+    ECHO_PORT, Exchange, HandleMap, MESSAGE_LEN, Outcome, Plan, Recorder, surge_echo_once,
+};
 
 /// The client's side of the in-memory link.
 pub(crate) const IP_CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -160,31 +162,6 @@ fn frames_sent(net: &Pair) -> u64 {
     net.client.device().stats().tx_packets + net.server.device().stats().tx_packets
 }
 
-/// Position of each socket in the loop's own arrays, by the socket's slot index (a
-/// direct lookup, so the harness adds no hashing to the stack's cost per request).
-struct HandleIndex(Vec<Option<(SocketHandle, usize)>>);
-
-impl HandleIndex {
-    fn new(handles: impl Iterator<Item = SocketHandle>) -> Self {
-        let mut slots = Vec::new();
-        for (i, h) in handles.enumerate() {
-            let slot = h.id().0 as usize;
-            if slots.len() <= slot {
-                slots.resize(slot + 1, None);
-            }
-            slots[slot] = Some((h, i));
-        }
-        HandleIndex(slots)
-    }
-
-    fn get(&self, handle: SocketHandle) -> Option<usize> {
-        match self.0.get(handle.id().0 as usize) {
-            Some(Some((h, i))) if *h == handle => Some(*i),
-            _ => None,
-        }
-    }
-}
-
 /// The measured part, on its own so a profiler can collect only this
 /// (`callgrind --toggle-collect='*measured_loop*'`).
 ///
@@ -203,8 +180,14 @@ fn measured_loop(
     let mut recorder = Recorder::new(plan, start)?;
     let hard_end = start + plan.limit();
     let mut exchanges = vec![Exchange::idle(start); clients.len()];
-    let client_index = HandleIndex::new(clients.iter().copied());
-    let server_index = HandleIndex::new(served.iter().map(|(c, _)| *c));
+    let mut client_index = HandleMap::new();
+    for (i, c) in clients.iter().enumerate() {
+        client_index.insert(*c, i);
+    }
+    let mut server_index = HandleMap::new();
+    for (i, (c, _)) in served.iter().enumerate() {
+        server_index.insert(*c, i);
+    }
     let mut buf = [0u8; 16 * 1024];
     let mut events: Vec<SocketEvent> = Vec::with_capacity(1024);
     // The clients with something to do: every one at the start (its first
@@ -256,7 +239,7 @@ fn measured_loop(
         events.clear();
         net.server.poll_events(&mut events);
         for e in &events {
-            if let Some(i) = server_index.get(e.handle) {
+            if let Some(&i) = server_index.get(e.handle) {
                 let (conn, pending) = &mut served[i];
                 if !surge_echo_once(&mut net.server, *conn, pending, &mut buf) {
                     bail!("the server lost a connection");
@@ -267,7 +250,11 @@ fn measured_loop(
         net.poll(true, now);
         events.clear();
         net.client.poll_events(&mut events);
-        work.extend(events.iter().filter_map(|e| client_index.get(e.handle)));
+        work.extend(
+            events
+                .iter()
+                .filter_map(|e| client_index.get(e.handle).copied()),
+        );
     }
     Ok(recorder.finish())
 }

@@ -6,7 +6,7 @@
 //! first (RFC 6675 NextSeg rule 1) while `pipe` < cwnd, and leaves recovery once SND.UNA passes
 //! the highest sequence number sent when it began (RFC 6675 §5 `RecoveryPoint`).
 
-use super::congestion::AckSample;
+use super::congestion::{AckSample, RecoveryState};
 use super::seq::SeqNumber;
 use super::tcb::{Frto, TailProbe, Tcb};
 use crate::time::Instant;
@@ -36,7 +36,9 @@ impl Tcb {
 
     /// The ACK part of RFC 9293 §3.10.7.4 fifth check with SACK-based recovery, after the
     /// cumulative ACK was applied. `acked` bytes were newly acknowledged; `rtt` is this ACK's
-    /// RTT sample; `sacked_before` the SACKed bytes before the ACK.
+    /// RTT sample; `sacked_before` the SACKed bytes before the ACK; `before` the pipe and
+    /// the bytes ever marked lost before it.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn process_ack_sack(
         &mut self,
         now: Instant,
@@ -44,6 +46,7 @@ impl Tcb {
         ack: SeqNumber,
         acked: u32,
         sacked_before: u32,
+        before: (u32, u64),
         rtt: Option<Duration>,
     ) {
         let mut newly_sacked = 0;
@@ -69,13 +72,16 @@ impl Tcb {
                 .wrapping_add(total.saturating_sub(summary.rejected));
             newly_sacked = summary.newly_sacked;
             let board = &self.sack_board;
-            let rack = &mut self.rack;
+            let (rack, rate) = (&mut self.rack, &mut self.rate);
             for &(l, r) in &self.sack_scratch {
                 self.sent.mark_sacked(
                     l,
                     r,
                     |a, b| board.covers(a, b),
-                    |g| rack.on_delivered(g, now, true),
+                    |g| {
+                        rack.on_delivered(g, now, true);
+                        rate.on_segment_delivered(g);
+                    },
                 );
             }
             if summary.dsack.is_some() {
@@ -106,14 +112,19 @@ impl Tcb {
         if self.rack.advanced() {
             self.rack_detect(now);
         }
+        let model_based = self.cc.controls_recovery();
+        let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
+        let delivered = u32::try_from(delivered.max(0)).unwrap_or(0);
         if (self.in_recovery || self.in_loss) && self.snd_una >= self.recover {
             self.exit_recovery();
-        } else if self.in_recovery {
-            let delivered =
-                i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
-            self.prr_on_ack(u32::try_from(delivered.max(0)).unwrap_or(0));
+        } else if self.in_recovery && !model_based {
+            self.prr_on_ack(delivered);
         }
-        if acked > 0 && !self.in_recovery {
+        // Draft-cheng §3.3: the delivery-rate sample of this ACK.
+        let min_rtt = self.rack.min_rtt();
+        let rate = self.rate.generate(now, u64::from(delivered), min_rtt);
+        if model_based || (acked > 0 && !self.in_recovery) {
+            let (prior_inflight, lost_before) = before;
             let sample = AckSample {
                 now,
                 acked,
@@ -122,8 +133,24 @@ impl Tcb {
                 snd_max: self.snd_max,
                 rtt,
                 srtt: self.rtt.srtt().unwrap_or_default(),
+                newly_delivered: delivered,
+                delivered: self.rate.delivered,
+                newly_lost: u32::try_from(self.sent.lost_total - lost_before).unwrap_or(u32::MAX),
+                prior_inflight,
+                inflight: self.pipe(),
+                rate,
+                recovery: if self.in_loss {
+                    RecoveryState::Loss
+                } else if self.in_recovery {
+                    RecoveryState::Recovery
+                } else {
+                    RecoveryState::Open
+                },
             };
             self.cc.on_ack(&sample);
+            if self.cc.wants_app_limited() {
+                self.rate.mark_app_limited(self.pipe());
+            }
         }
         self.arm_tail_probe(now);
     }
@@ -132,10 +159,11 @@ impl Tcb {
     /// delivered one); returns the RTT of the newest covered record never retransmitted and not
     /// SACKed before (so it was delivered just now).
     pub(super) fn acknowledge_records(&mut self, now: Instant, ack: SeqNumber) -> Option<Duration> {
-        let rack = &mut self.rack;
+        let (rack, rate) = (&mut self.rack, &mut self.rate);
         let mut newest = None;
         self.sent.acknowledge(ack, |g| {
             rack.on_delivered(g, now, false);
+            rate.on_segment_delivered(g);
             if !g.retransmitted {
                 newest = Some(g.sent_at);
             }
@@ -206,8 +234,10 @@ impl Tcb {
     fn exit_recovery(&mut self) {
         if self.in_recovery {
             self.in_recovery = false;
-            let ssthresh = self.cc.ssthresh();
-            self.cc.set_window(ssthresh.max(self.snd_mss));
+            if !self.cc.controls_recovery() {
+                let ssthresh = self.cc.ssthresh();
+                self.cc.set_window(ssthresh.max(self.snd_mss));
+            }
             self.rack.on_recovery_end();
         }
         self.in_loss = false;
@@ -405,7 +435,7 @@ impl Tcb {
         if !self.sent.has_lost_to_send() || matches!(self.frto, Some(Frto::NewDataSent { .. })) {
             return None;
         }
-        if self.pipe() >= self.cc.window() {
+        if self.pipe() >= self.cc.window() || self.paced(now) {
             return None;
         }
         let from = self.sent.index_after(self.lost_hint);
@@ -444,7 +474,9 @@ impl Tcb {
         if n > 0 && offset + n == self.send_buf.len() {
             flags |= TcpFlags::PSH;
         }
-        self.sent.retransmitted(i, now);
+        let snapshot = self.rate.on_sent(now, false);
+        self.sent.retransmitted(i, now, snapshot);
+        self.pacer.on_sent(now, seg.len(), self.snd_mss);
         if let Some(n) = &mut self.undo_retrans {
             *n += 1;
         }

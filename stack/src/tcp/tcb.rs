@@ -1,13 +1,16 @@
 //! The transmission control block (RFC 9293 §3.3.1) and its user calls (RFC 9293 §3.10.1-§3.10.6).
 
 use super::State;
+use super::bbr::Bbr;
 use super::buffer::RingBuffer;
 use super::config::{CongestionAlgorithm, LossRecovery, TcpConfig};
 use super::congestion::{CongestionControl, NewReno};
 use super::cubic::Cubic;
 use super::error::TcpError;
 use super::ooo::OutOfOrderQueue;
+use super::pacing::Pacer;
 use super::rack::Rack;
+use super::rate::RateSampler;
 use super::rtt::RttEstimator;
 use super::sack::SackScoreboard;
 use super::sent::SentQueue;
@@ -183,6 +186,11 @@ pub struct Tcb {
     pub(super) ece_pending: bool,
     pub(super) cwr_pending: bool,
     pub(super) ecn_high_seq: SeqNumber,
+    /// Delivery-rate sampling for the congestion controller (`rate.rs`; with SACK only).
+    pub(super) rate: RateSampler,
+    /// Pacing (`pacing.rs`) and the time it holds data back until, if it does.
+    pub(super) pacer: Pacer,
+    pub(super) pacing_release: Option<Instant>,
     /// RFC 6937 PRR: RecoverFS, prr_delivered, prr_out.
     pub(super) prr_recover_fs: u32,
     pub(super) prr_delivered: u32,
@@ -200,10 +208,7 @@ impl Tcb {
         let iss = SeqNumber(iss);
         let mss = u32::from(cfg.mss.max(cfg.min_mss).max(1));
         let iw = cfg.initial_window.max(1).saturating_mul(mss);
-        let cc: Box<dyn CongestionControl> = match cfg.congestion {
-            CongestionAlgorithm::NewReno => Box::new(NewReno::new(iw)),
-            CongestionAlgorithm::Cubic => Box::new(Cubic::new(iw)),
-        };
+        let cc = congestion_control(cfg.congestion, iw, mss, now, iss.0);
         // Records for what may be in flight: the send buffer in segments of the smallest MSS.
         let max_segments =
             (cfg.send_buffer_limit() / usize::from(cfg.min_mss.max(1))).clamp(64, 1 << 16);
@@ -302,6 +307,9 @@ impl Tcb {
             ece_pending: false,
             cwr_pending: false,
             ecn_high_seq: iss,
+            rate: RateSampler::new(now),
+            pacer: Pacer::new(),
+            pacing_release: None,
             prr_recover_fs: 0,
             prr_delivered: 0,
             prr_out: 0,
@@ -411,6 +419,50 @@ impl Tcb {
     /// Bytes ready for `recv`.
     pub fn recv_queue_len(&self) -> usize {
         self.recv_buf.len()
+    }
+
+    /// `setsockopt(TCP_CONGESTION)`: switches the congestion-control algorithm, keeping the
+    /// current window (Linux `tcp_reinit_congestion_control`). BBR on a connection whose
+    /// peer did not offer SACK runs CUBIC (BBR needs SACK's delivery accounting).
+    pub fn set_congestion(&mut self, algorithm: CongestionAlgorithm, now: Instant) {
+        if algorithm == self.cfg.congestion {
+            return;
+        }
+        self.cfg.congestion = algorithm;
+        let window = if self.is_established() {
+            self.cc.window()
+        } else {
+            self.cfg.initial_window.max(1).saturating_mul(self.snd_mss)
+        };
+        self.cc = congestion_control(
+            self.effective_congestion(),
+            window,
+            self.snd_mss,
+            now,
+            self.iss.0,
+        );
+        self.pacer.set_rate(None);
+        self.pacing_release = None;
+    }
+
+    /// The algorithm in use: the configured one, but CUBIC for BBR once the handshake
+    /// showed the peer has no SACK.
+    pub fn congestion(&self) -> CongestionAlgorithm {
+        self.effective_congestion()
+    }
+
+    pub(super) fn effective_congestion(&self) -> CongestionAlgorithm {
+        match self.cfg.congestion {
+            CongestionAlgorithm::Bbr if self.is_established() && !self.rack_mode() => {
+                CongestionAlgorithm::Cubic
+            }
+            CongestionAlgorithm::Bbr
+                if !self.cfg.sack || self.cfg.loss_recovery != LossRecovery::RackTlp =>
+            {
+                CongestionAlgorithm::Cubic
+            }
+            other => other,
+        }
     }
 
     /// `TCP_NODELAY`: disables Nagle's algorithm (RFC 1122 §4.2.3.4) when true.
@@ -638,5 +690,20 @@ impl Tcb {
         } else {
             self.stats.challenge_acks_suppressed += 1;
         }
+    }
+}
+
+/// A congestion controller for `algorithm` starting at `window` bytes.
+fn congestion_control(
+    algorithm: CongestionAlgorithm,
+    window: u32,
+    mss: u32,
+    now: Instant,
+    seed: u32,
+) -> Box<dyn CongestionControl> {
+    match algorithm {
+        CongestionAlgorithm::NewReno => Box::new(NewReno::new(window)),
+        CongestionAlgorithm::Cubic => Box::new(Cubic::new(window)),
+        CongestionAlgorithm::Bbr => Box::new(Bbr::new(window, mss, now, seed)),
     }
 }

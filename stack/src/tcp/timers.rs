@@ -47,6 +47,7 @@ impl Tcb {
             self.rack_deadline,
             self.tlp_deadline,
             self.delack_deadline,
+            self.pacing_release,
             self.persist_deadline,
             self.close_deadline,
             self.keepalive_deadline(),
@@ -63,6 +64,10 @@ impl Tcb {
     }
 
     fn run_timers(&mut self, now: Instant) {
+        if self.pacing_release.is_some_and(|d| d <= now) {
+            // The pacer lets data out again: `poll_transmit` sends it.
+            self.pacing_release = None;
+        }
         if self.close_deadline.is_some_and(|d| d <= now) {
             self.close_deadline = None;
             if matches!(self.state, State::TimeWait | State::FinWait2) {

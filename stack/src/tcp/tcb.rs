@@ -424,10 +424,12 @@ impl Tcb {
     /// `setsockopt(TCP_CONGESTION)`: switches the congestion-control algorithm, keeping the
     /// current window (Linux `tcp_reinit_congestion_control`). BBR on a connection whose
     /// peer did not offer SACK runs CUBIC (BBR needs SACK's delivery accounting).
-    pub fn set_congestion(&mut self, algorithm: CongestionAlgorithm, now: Instant) {
+    pub fn set_congestion(&mut self, algorithm: CongestionAlgorithm) {
         if algorithm == self.cfg.congestion {
             return;
         }
+        // The connection's latest event stands for "now" (the call carries no clock).
+        let now = self.last_send.max(self.last_recv);
         self.cfg.congestion = algorithm;
         let window = if self.is_established() {
             self.cc.window()

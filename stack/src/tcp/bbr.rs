@@ -649,3 +649,264 @@ impl CongestionControl for Bbr {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::rate::RateSample;
+    use crate::tcp::seq::SeqNumber;
+
+    const MSS: u32 = 1000;
+    /// The path: 1 MB/s, 10 ms: a BDP of 10,000 bytes.
+    const BW: u64 = 1_000_000;
+    const RTT: Duration = Duration::from_millis(10);
+    /// ACKs per round trip.
+    const ACKS: u32 = 10;
+
+    /// Feeds a BBR sender ACKs of an evenly clocked path.
+    struct Driver {
+        bbr: Bbr,
+        now: Instant,
+        delivered: u64,
+        /// Delivered when the current round began: every ACK of a round reports segments
+        /// sent then (so each `round` is one BBR round trip).
+        round_delivered: u64,
+    }
+
+    impl Driver {
+        fn new() -> Self {
+            Driver {
+                bbr: Bbr::new(10 * MSS, MSS, Instant::ZERO, 1),
+                now: Instant::ZERO,
+                delivered: 0,
+                round_delivered: 0,
+            }
+        }
+
+        /// One ACK a tenth of `rtt` after the last, delivering a tenth of `bw × rtt` sent
+        /// at the start of the round; `inflight` bytes remain.
+        fn ack(&mut self, bw: u64, rtt: Duration, inflight: u32, recovery: RecoveryState) {
+            self.ack_lost(bw, rtt, inflight, recovery, 0);
+        }
+
+        fn ack_lost(
+            &mut self,
+            bw: u64,
+            rtt: Duration,
+            inflight: u32,
+            recovery: RecoveryState,
+            lost: u32,
+        ) {
+            let bytes = bw * rtt.as_micros() as u64 / 1_000_000 / u64::from(ACKS);
+            self.now += rtt / ACKS;
+            self.delivered += bytes;
+            let prior = self.round_delivered;
+            let sample = AckSample {
+                newly_delivered: bytes as u32,
+                delivered: self.delivered,
+                newly_lost: lost,
+                prior_inflight: inflight + bytes as u32,
+                inflight,
+                rate: Some(RateSample {
+                    delivery_rate: bw,
+                    interval: rtt,
+                    delivered: self.delivered - prior,
+                    prior_delivered: prior,
+                    rtt: Some(rtt),
+                    is_app_limited: false,
+                }),
+                recovery,
+                ..AckSample::basic(
+                    self.now,
+                    bytes as u32,
+                    MSS,
+                    SeqNumber(0),
+                    SeqNumber(0),
+                    Some(rtt),
+                    rtt,
+                )
+            };
+            self.bbr.on_ack(&sample);
+        }
+
+        fn round(&mut self, bw: u64, rtt: Duration, inflight: u32) {
+            self.round_delivered = self.delivered;
+            for _ in 0..ACKS {
+                self.ack(bw, rtt, inflight, RecoveryState::Open);
+            }
+        }
+
+        /// STARTUP with the bandwidth doubling, then a plateau until PROBE_BW.
+        fn to_probe_bw(&mut self) {
+            for i in 0..4 {
+                self.round(BW >> (4 - i), RTT, 50_000);
+                assert_eq!(self.bbr.mode(), BbrMode::Startup);
+            }
+            for _ in 0..4 {
+                self.round(BW, RTT, 50_000);
+            }
+            assert!(self.bbr.full_bandwidth_reached());
+            assert_eq!(
+                self.bbr.mode(),
+                BbrMode::Drain,
+                "the queue STARTUP built is still in flight"
+            );
+            self.ack(BW, RTT, 10_000, RecoveryState::Open);
+            assert_eq!(self.bbr.mode(), BbrMode::ProbeBw, "drained to one BDP");
+        }
+    }
+
+    #[test]
+    fn startup_exits_on_a_plateau_through_drain_to_probe_bw() {
+        let mut d = Driver::new();
+        assert_eq!(d.bbr.pacing_gain(), HIGH_GAIN);
+        // Before any RTT: high gain × initial window / 1 ms.
+        assert_eq!(
+            d.bbr.pacing_rate(),
+            Some(10_000 * 1000 * HIGH_GAIN / UNIT * 99 / 100)
+        );
+        // Growth of 25 % or more keeps STARTUP going.
+        for i in 0..4 {
+            d.round(BW >> (4 - i), RTT, 50_000);
+        }
+        assert!(!d.bbr.full_bandwidth_reached());
+        // The first round at the top rate still grew; two flat rounds after it are not yet a
+        // plateau, the third is (draft §4.3.2.2).
+        d.round(BW, RTT, 50_000);
+        d.round(BW, RTT, 50_000);
+        d.round(BW, RTT, 50_000);
+        assert!(!d.bbr.full_bandwidth_reached());
+        assert_eq!(d.bbr.mode(), BbrMode::Startup);
+        d.round(BW, RTT, 50_000);
+        assert_eq!(d.bbr.mode(), BbrMode::Drain);
+        assert_eq!(d.bbr.pacing_gain(), DRAIN_GAIN);
+        assert_eq!(d.bbr.bandwidth(), BW);
+        assert_eq!(d.bbr.min_rtt(), Some(RTT));
+        // DRAIN lasts while more than the model's BDP (plus bursts) is in flight.
+        d.ack(BW, RTT, 30_000, RecoveryState::Open);
+        assert_eq!(d.bbr.mode(), BbrMode::Drain);
+        d.ack(BW, RTT, 10_000, RecoveryState::Open);
+        assert_eq!(d.bbr.mode(), BbrMode::ProbeBw);
+        assert_ne!(
+            d.bbr.cycle_index, 1,
+            "PROBE_BW never starts in the draining phase"
+        );
+    }
+
+    #[test]
+    fn probe_bw_window_and_pacing_follow_the_model() {
+        let mut d = Driver::new();
+        d.to_probe_bw();
+        for _ in 0..16 {
+            d.round(BW, RTT, 10_000);
+            let gain = PACING_GAIN_CYCLE[d.bbr.cycle_index];
+            assert_eq!(d.bbr.pacing_gain(), gain);
+            // pacing = gain × bw less 1 %.
+            assert_eq!(d.bbr.pacing_rate(), Some(BW * gain / UNIT * 99 / 100));
+            // cwnd = 2 × BDP (20,000) + ACK aggregation (one ACK's worth, 1,000) + 3 bursts
+            // of 2 segments (6,000), + 2 segments while probing.
+            let probing = if d.bbr.cycle_index == 0 { 2 * MSS } else { 0 };
+            assert_eq!(d.bbr.window(), 27_000 + probing);
+        }
+        // The gain cycle went round: each of the eight phases lasts a min_rtt here.
+        let bw_info = d.bbr.bbr_info().expect("bbr info");
+        assert_eq!(
+            (bw_info.bw, bw_info.min_rtt, bw_info.cwnd_gain),
+            (BW, 10_000, 512)
+        );
+    }
+
+    #[test]
+    fn probe_rtt_after_ten_seconds_without_a_lower_rtt() {
+        let mut d = Driver::new();
+        d.to_probe_bw();
+        let before = d.bbr.window();
+        // The RTT is now 12 ms: no new minimum. Within 10 s of the last one, no PROBE_RTT.
+        let slower = Duration::from_millis(12);
+        let start = d.now;
+        while d.now < start + Duration::from_millis(9_800) {
+            d.round(BW, slower, 12_000);
+            assert_eq!(d.bbr.mode(), BbrMode::ProbeBw);
+        }
+        assert_eq!(d.bbr.min_rtt(), Some(RTT));
+        let mut rounds = 0;
+        while d.bbr.mode() != BbrMode::ProbeRtt && rounds < 100 {
+            d.round(BW, slower, 12_000);
+            rounds += 1;
+        }
+        assert_eq!(d.bbr.mode(), BbrMode::ProbeRtt);
+        assert_eq!(d.bbr.window(), 4 * MSS, "4 segments in PROBE_RTT");
+        assert_eq!(
+            d.bbr.min_rtt(),
+            Some(slower),
+            "the expired minimum takes the new sample"
+        );
+        assert!(d.bbr.wants_app_limited(), "samples now understate the path");
+        // With the window down to 4 segments for 200 ms and a round, PROBE_RTT ends.
+        let entered = d.now;
+        while d.bbr.mode() == BbrMode::ProbeRtt && d.now < entered + Duration::from_secs(1) {
+            d.round(BW, slower, 4 * MSS);
+            assert!(d.bbr.window() <= 4 * MSS || d.bbr.mode() != BbrMode::ProbeRtt);
+        }
+        assert_eq!(d.bbr.mode(), BbrMode::ProbeBw, "back to PROBE_BW");
+        assert!(d.now - entered >= PROBE_RTT_TIME);
+        assert!(
+            d.bbr.window() >= before,
+            "the window before PROBE_RTT is back"
+        );
+    }
+
+    #[test]
+    fn recovery_conserves_packets_then_restores_the_window() {
+        let mut d = Driver::new();
+        d.to_probe_bw();
+        d.round(BW, RTT, 10_000);
+        let before = d.bbr.window();
+        // Loss detected: the connection reports the congestion event, then the ACK.
+        d.bbr.on_congestion_event(d.now, 15_000, MSS);
+        d.ack_lost(BW, RTT, 15_000, RecoveryState::Recovery, 2 * MSS);
+        // Draft §4.2.3.4: cwnd = inflight + newly delivered.
+        assert_eq!(d.bbr.window(), 16_000);
+        // Conservation: never below what is in flight plus what was delivered.
+        d.ack(BW, RTT, 3_000, RecoveryState::Recovery);
+        assert_eq!(d.bbr.window(), 16_000);
+        d.ack(BW, RTT, 20_000, RecoveryState::Recovery);
+        assert_eq!(d.bbr.window(), 21_000);
+        // Recovery ends: the window from before it (then the model's target, which may be
+        // 2 segments more in the probing phase).
+        d.ack(BW, RTT, 10_000, RecoveryState::Open);
+        assert!(d.bbr.window() >= before, "{} < {before}", d.bbr.window());
+        assert!(d.bbr.window() <= 29_000);
+        // The model never moved: random loss does not shrink BBR's bandwidth.
+        assert_eq!(d.bbr.bandwidth(), BW);
+    }
+
+    #[test]
+    fn rto_cuts_to_one_segment_and_restores_on_leaving_loss() {
+        let mut d = Driver::new();
+        d.to_probe_bw();
+        d.round(BW, RTT, 10_000);
+        let before = d.bbr.window();
+        d.bbr.on_rto(d.now, 20_000, MSS);
+        assert_eq!(d.bbr.window(), MSS);
+        d.ack(BW, RTT, 0, RecoveryState::Loss);
+        assert_eq!(d.bbr.window(), 4 * MSS, "the minimum window");
+        d.ack(BW, RTT, 0, RecoveryState::Open);
+        assert!(d.bbr.window() >= before, "{} < {before}", d.bbr.window());
+        assert!(d.bbr.window() <= 29_000);
+    }
+
+    #[test]
+    fn max_filter_keeps_the_best_of_the_window() {
+        let mut f = MaxFilter::default();
+        f.update(10, 1, 100);
+        f.update(10, 2, 50);
+        assert_eq!(f.get(), 100);
+        f.update(10, 11, 60);
+        assert_eq!(f.get(), 100, "round 1 is still within 10 rounds of 11");
+        f.update(10, 12, 40);
+        assert_eq!(f.get(), 60, "100 aged out after 10 rounds");
+        f.update(10, 13, 200);
+        assert_eq!(f.get(), 200);
+    }
+}

@@ -737,7 +737,7 @@ mod tests {
         }
 
         /// STARTUP with the bandwidth doubling, then a plateau until PROBE_BW.
-        fn to_probe_bw(&mut self) {
+        fn reach_probe_bw(&mut self) {
             for i in 0..4 {
                 self.round(BW >> (4 - i), RTT, 50_000);
                 assert_eq!(self.bbr.mode(), BbrMode::Startup);
@@ -757,7 +757,7 @@ mod tests {
     }
 
     #[test]
-    fn startup_exits_on_a_plateau_through_drain_to_probe_bw() {
+    fn startup_exits_on_a_plateau_through_drain_reach_probe_bw() {
         let mut d = Driver::new();
         assert_eq!(d.bbr.pacing_gain(), HIGH_GAIN);
         // Before any RTT: high gain × initial window / 1 ms.
@@ -796,7 +796,7 @@ mod tests {
     #[test]
     fn probe_bw_window_and_pacing_follow_the_model() {
         let mut d = Driver::new();
-        d.to_probe_bw();
+        d.reach_probe_bw();
         for _ in 0..16 {
             d.round(BW, RTT, 10_000);
             let gain = PACING_GAIN_CYCLE[d.bbr.cycle_index];
@@ -819,7 +819,7 @@ mod tests {
     #[test]
     fn probe_rtt_after_ten_seconds_without_a_lower_rtt() {
         let mut d = Driver::new();
-        d.to_probe_bw();
+        d.reach_probe_bw();
         let before = d.bbr.window();
         // The RTT is now 12 ms: no new minimum. Within 10 s of the last one, no PROBE_RTT.
         let slower = Duration::from_millis(12);
@@ -859,7 +859,7 @@ mod tests {
     #[test]
     fn recovery_conserves_packets_then_restores_the_window() {
         let mut d = Driver::new();
-        d.to_probe_bw();
+        d.reach_probe_bw();
         d.round(BW, RTT, 10_000);
         let before = d.bbr.window();
         // Loss detected: the connection reports the congestion event, then the ACK.
@@ -884,7 +884,7 @@ mod tests {
     #[test]
     fn rto_cuts_to_one_segment_and_restores_on_leaving_loss() {
         let mut d = Driver::new();
-        d.to_probe_bw();
+        d.reach_probe_bw();
         d.round(BW, RTT, 10_000);
         let before = d.bbr.window();
         d.bbr.on_rto(d.now, 20_000, MSS);

@@ -137,7 +137,7 @@ impl Tcb {
             snd_buf: saturate(self.send_buf.capacity()),
             rcv_buf: saturate(self.recv_buf.capacity()),
             ecn: self.ecn_ok,
-            pacing_rate: self.pacer.rate(),
+            pacing_rate: self.sender.as_ref().map_or(0, |s| s.pacer.rate()),
             congestion: self.effective_congestion(),
             bbr: self.cc.bbr_info(),
         }

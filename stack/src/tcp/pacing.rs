@@ -104,28 +104,25 @@ impl Tcb {
     /// Follows the congestion controller's rate (after each ACK).
     pub(super) fn update_pacing_rate(&mut self) {
         let rate = self.pacing_rate();
-        self.pacer.set_rate(rate);
+        if rate.is_none() && self.sender.is_none() {
+            return;
+        }
+        let now = self.last_send.max(self.last_recv);
+        let model = self.sender_model(now);
+        model.pacer.set_rate(rate);
         if rate.is_none() {
-            self.pacing_release = None;
+            model.pacing_release = None;
         }
     }
 
     /// True when the pacer holds data back at `now`; the connection then asks to be polled
     /// at the release time (`poll_at`).
     pub(super) fn paced(&mut self, now: Instant) -> bool {
-        if self.pacer.rate() == 0 {
+        let Some(model) = &mut self.sender else {
             return false;
-        }
-        match self.pacer.release_time(now) {
-            Some(release) => {
-                self.pacing_release = Some(release);
-                true
-            }
-            None => {
-                self.pacing_release = None;
-                false
-            }
-        }
+        };
+        model.pacing_release = model.pacer.release_time(now);
+        model.pacing_release.is_some()
     }
 }
 

@@ -52,8 +52,8 @@ impl Tcb {
         let mut newly_sacked = 0;
         let mut dsack = None;
         if !seg.options.sack_blocks.is_empty() {
-            self.sack_scratch.clear();
-            let scratch = &mut self.sack_scratch;
+            let mut scratch = core::mem::take(&mut self.sender_model(now).sack_scratch);
+            scratch.clear();
             let summary = self.sack_board.apply(
                 ack,
                 self.snd_una,
@@ -72,17 +72,23 @@ impl Tcb {
                 .wrapping_add(total.saturating_sub(summary.rejected));
             newly_sacked = summary.newly_sacked;
             let board = &self.sack_board;
-            let (rack, rate) = (&mut self.rack, &mut self.rate);
-            for &(l, r) in &self.sack_scratch {
+            let (rack, mut sender) = (&mut self.rack, self.sender.as_deref_mut());
+            for &(l, r) in &scratch {
                 self.sent.mark_sacked(
                     l,
                     r,
                     |a, b| board.covers(a, b),
                     |g| {
                         rack.on_delivered(g, now, true);
-                        rate.on_segment_delivered(g);
+                        if let Some(s) = &mut sender {
+                            s.rate.on_segment_delivered(g);
+                        }
                     },
                 );
+            }
+            // The scratch space goes back with its capacity.
+            if let Some(s) = &mut self.sender {
+                s.sack_scratch = scratch;
             }
             if summary.dsack.is_some() {
                 // RFC 2883 §4 / RFC 8985 §6.2 step 4: a duplicate arrived: we retransmitted
@@ -122,7 +128,13 @@ impl Tcb {
         }
         // Draft-cheng §3.3: the delivery-rate sample of this ACK.
         let min_rtt = self.rack.min_rtt();
-        let rate = self.rate.generate(now, u64::from(delivered), min_rtt);
+        let (rate, total_delivered) = match &mut self.sender {
+            Some(s) => (
+                s.rate.generate(now, u64::from(delivered), min_rtt),
+                s.rate.delivered,
+            ),
+            None => (None, 0),
+        };
         if model_based || (acked > 0 && !self.in_recovery) {
             let (prior_inflight, lost_before) = before;
             let sample = AckSample {
@@ -134,7 +146,7 @@ impl Tcb {
                 rtt,
                 srtt: self.rtt.srtt().unwrap_or_default(),
                 newly_delivered: delivered,
-                delivered: self.rate.delivered,
+                delivered: total_delivered,
                 newly_lost: u32::try_from(self.sent.lost_total - lost_before).unwrap_or(u32::MAX),
                 prior_inflight,
                 inflight: self.pipe(),
@@ -149,7 +161,10 @@ impl Tcb {
             };
             self.cc.on_ack(&sample);
             if self.cc.wants_app_limited() {
-                self.rate.mark_app_limited(self.pipe());
+                let pipe = self.pipe();
+                if let Some(s) = &mut self.sender {
+                    s.rate.mark_app_limited(pipe);
+                }
             }
         }
         self.arm_tail_probe(now);
@@ -159,11 +174,13 @@ impl Tcb {
     /// delivered one); returns the RTT of the newest covered record never retransmitted and not
     /// SACKed before (so it was delivered just now).
     pub(super) fn acknowledge_records(&mut self, now: Instant, ack: SeqNumber) -> Option<Duration> {
-        let (rack, rate) = (&mut self.rack, &mut self.rate);
+        let (rack, mut sender) = (&mut self.rack, self.sender.as_deref_mut());
         let mut newest = None;
         self.sent.acknowledge(ack, |g| {
             rack.on_delivered(g, now, false);
-            rate.on_segment_delivered(g);
+            if let Some(s) = &mut sender {
+                s.rate.on_segment_delivered(g);
+            }
             if !g.retransmitted {
                 newest = Some(g.sent_at);
             }
@@ -474,9 +491,11 @@ impl Tcb {
         if n > 0 && offset + n == self.send_buf.len() {
             flags |= TcpFlags::PSH;
         }
-        let snapshot = self.rate.on_sent(now, false);
+        let mss = self.snd_mss;
+        let model = self.sender_model(now);
+        let snapshot = model.rate.on_sent(now, false);
+        model.pacer.on_sent(now, seg.len(), mss);
         self.sent.retransmitted(i, now, snapshot);
-        self.pacer.on_sent(now, seg.len(), self.snd_mss);
         if let Some(n) = &mut self.undo_retrans {
             *n += 1;
         }

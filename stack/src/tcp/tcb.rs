@@ -50,6 +50,19 @@ pub(super) enum Frto {
     },
 }
 
+/// What a sending connection measures and paces with (`rate.rs`, `pacing.rs`).
+#[derive(Debug, Clone)]
+pub(super) struct SenderModel {
+    /// Delivery-rate sampling for the congestion controller (with SACK only).
+    pub rate: RateSampler,
+    /// Pacing, and the time it holds data back until, if it does.
+    pub pacer: Pacer,
+    pub pacing_release: Option<Instant>,
+    /// Pieces newly SACKed by the ACK being processed (capacity kept between ACKs; here
+    /// rather than in the `Tcb`, which an idle connection keeps small).
+    pub sack_scratch: Vec<(SeqNumber, SeqNumber)>,
+}
+
 /// Intervals of the sender's SACK scoreboard (bounded against hostile SACK streams).
 pub(super) const SACK_SCOREBOARD_RANGES: usize = 64;
 
@@ -144,8 +157,6 @@ pub struct Tcb {
     pub(super) sent: SentQueue,
     /// What the peer's SACK blocks reported (RFC 2018).
     pub(super) sack_board: SackScoreboard,
-    /// Pieces newly SACKed by the ACK being processed (capacity kept between ACKs).
-    pub(super) sack_scratch: Vec<(SeqNumber, SeqNumber)>,
     pub(super) rack: Rack,
     /// RFC 8985 §6.2 reordering timer.
     pub(super) rack_deadline: Option<Instant>,
@@ -186,11 +197,9 @@ pub struct Tcb {
     pub(super) ece_pending: bool,
     pub(super) cwr_pending: bool,
     pub(super) ecn_high_seq: SeqNumber,
-    /// Delivery-rate sampling for the congestion controller (`rate.rs`; with SACK only).
-    pub(super) rate: RateSampler,
-    /// Pacing (`pacing.rs`) and the time it holds data back until, if it does.
-    pub(super) pacer: Pacer,
-    pub(super) pacing_release: Option<Instant>,
+    /// Delivery-rate sampling and pacing, allocated when the connection first sends data
+    /// with SACK recovery or gets a pacing rate (an idle connection never pays for it).
+    pub(super) sender: Option<Box<SenderModel>>,
     /// RFC 6937 PRR: RecoverFS, prr_delivered, prr_out.
     pub(super) prr_recover_fs: u32,
     pub(super) prr_delivered: u32,
@@ -283,7 +292,6 @@ impl Tcb {
             in_recovery: false,
             sent: SentQueue::new(max_segments),
             sack_board: SackScoreboard::new(SACK_SCOREBOARD_RANGES),
-            sack_scratch: Vec::new(),
             rack: Rack::new(iss),
             rack_deadline: None,
             tlp_deadline: None,
@@ -307,9 +315,7 @@ impl Tcb {
             ece_pending: false,
             cwr_pending: false,
             ecn_high_seq: iss,
-            rate: RateSampler::new(now),
-            pacer: Pacer::new(),
-            pacing_release: None,
+            sender: None,
             prr_recover_fs: 0,
             prr_delivered: 0,
             prr_out: 0,
@@ -346,6 +352,23 @@ impl Tcb {
         tcb.snd_wl1 = tcb.irs;
         tcb.snd_wl2 = tcb.iss;
         tcb
+    }
+
+    /// The sender model, made at `now` on first use.
+    pub(super) fn sender_model(&mut self, now: Instant) -> &mut SenderModel {
+        self.sender.get_or_insert_with(|| {
+            Box::new(SenderModel {
+                rate: RateSampler::new(now),
+                pacer: Pacer::new(),
+                pacing_release: None,
+                sack_scratch: Vec::new(),
+            })
+        })
+    }
+
+    /// When the pacer releases held-back data, if it holds any.
+    pub(super) fn pacing_release(&self) -> Option<Instant> {
+        self.sender.as_ref().and_then(|s| s.pacing_release)
     }
 
     /// The connection's 4-tuple.
@@ -443,8 +466,10 @@ impl Tcb {
             now,
             self.iss.0,
         );
-        self.pacer.set_rate(None);
-        self.pacing_release = None;
+        if let Some(s) = &mut self.sender {
+            s.pacer.set_rate(None);
+            s.pacing_release = None;
+        }
     }
 
     /// The algorithm in use: the configured one, but CUBIC for BBR once the handshake

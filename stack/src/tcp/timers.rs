@@ -47,7 +47,7 @@ impl Tcb {
             self.rack_deadline,
             self.tlp_deadline,
             self.delack_deadline,
-            self.pacing_release,
+            self.pacing_release(),
             self.persist_deadline,
             self.close_deadline,
             self.keepalive_deadline(),
@@ -64,9 +64,11 @@ impl Tcb {
     }
 
     fn run_timers(&mut self, now: Instant) {
-        if self.pacing_release.is_some_and(|d| d <= now) {
-            // The pacer lets data out again: `poll_transmit` sends it.
-            self.pacing_release = None;
+        if let Some(s) = &mut self.sender {
+            if s.pacing_release.is_some_and(|d| d <= now) {
+                // The pacer lets data out again: `poll_transmit` sends it.
+                s.pacing_release = None;
+            }
         }
         if self.close_deadline.is_some_and(|d| d <= now) {
             self.close_deadline = None;

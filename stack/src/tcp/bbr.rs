@@ -757,7 +757,7 @@ mod tests {
     }
 
     #[test]
-    fn startup_exits_on_a_plateau_through_drain_reach_probe_bw() {
+    fn startup_exits_on_a_plateau_through_drain_into_probe_bw() {
         let mut d = Driver::new();
         assert_eq!(d.bbr.pacing_gain(), HIGH_GAIN);
         // Before any RTT: high gain × initial window / 1 ms.

@@ -8,7 +8,8 @@
 //!
 //! Size per transfer: 10 MB by default, the CI form (the 48 transfers took 80 s on the
 //! 2-vCPU machine under other builds' load; 2 MB took 21 s); `SURGE_LONG=1` runs 100 MB;
-//! `SURGE_INTEROP_BYTES=N` any size.
+//! `SURGE_INTEROP_BYTES=N` any size. `SURGE_INTEROP_CONGESTION=bbr` (or `newreno`) runs
+//! surge's ends with that congestion control instead of the default CUBIC.
 
 mod load_support;
 
@@ -40,6 +41,14 @@ fn transfer_bytes() -> u64 {
         100_000_000
     } else {
         10_000_000
+    }
+}
+
+/// `--congestion NAME` for surge's ends, from `SURGE_INTEROP_CONGESTION` (none: the default).
+fn congestion_args() -> Vec<String> {
+    match std::env::var("SURGE_INTEROP_CONGESTION") {
+        Ok(name) if !name.is_empty() => vec!["--congestion".to_string(), name],
+        _ => Vec::new(),
     }
 }
 
@@ -115,7 +124,8 @@ fn server(lab: &Lab, stack: &str, json: &Path) -> Running {
             .args(["--interface", &lab.b().ifname])
             .args(["--address", &format!("{SURGE_B}/24")])
             .args(["--gateway", GATEWAY_B])
-            .args(["--listen", &format!("{SURGE_B}:{PORT_SURGE}")]);
+            .args(["--listen", &format!("{SURGE_B}:{PORT_SURGE}")])
+            .args(congestion_args());
     } else {
         command
             .args(["--threads", "1"])
@@ -178,7 +188,8 @@ fn transfer(
         command
             .args(["--interface", &lab.a().ifname])
             .args(["--address", &format!("{SURGE_A}/24")])
-            .args(["--gateway", GATEWAY_A]);
+            .args(["--gateway", GATEWAY_A])
+            .args(congestion_args());
     }
     let limit = (bytes / 100_000).max(60);
     command

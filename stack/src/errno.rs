@@ -16,6 +16,8 @@ use core::fmt;
 pub enum Errno {
     /// Operation not permitted.
     EPERM,
+    /// No such file or directory (`TCP_CONGESTION` with an unknown algorithm, as Linux).
+    ENOENT,
     /// Bad file descriptor: a closed or foreign socket handle.
     EBADF,
     /// Resource temporarily unavailable (also `EWOULDBLOCK`).
@@ -84,8 +86,9 @@ pub enum Errno {
 
 impl Errno {
     /// Every variant, in declaration order (for tests and tables).
-    pub const ALL: [Errno; 33] = [
+    pub const ALL: [Errno; 34] = [
         Errno::EPERM,
+        Errno::ENOENT,
         Errno::EBADF,
         Errno::EAGAIN,
         Errno::ENOMEM,
@@ -125,6 +128,7 @@ impl Errno {
         match self {
             Errno::EPERM => libc::EPERM,
             Errno::EBADF => libc::EBADF,
+            Errno::ENOENT => libc::ENOENT,
             Errno::EAGAIN => libc::EAGAIN,
             Errno::ENOMEM => libc::ENOMEM,
             Errno::EACCES => libc::EACCES,
@@ -169,6 +173,7 @@ impl Errno {
         match self {
             Errno::EPERM => "EPERM",
             Errno::EBADF => "EBADF",
+            Errno::ENOENT => "ENOENT",
             Errno::EAGAIN => "EAGAIN",
             Errno::ENOMEM => "ENOMEM",
             Errno::EACCES => "EACCES",
@@ -208,6 +213,7 @@ impl Errno {
         match self {
             Errno::EPERM => "Operation not permitted",
             Errno::EBADF => "Bad file descriptor",
+            Errno::ENOENT => "No such file or directory",
             Errno::EAGAIN => "Resource temporarily unavailable",
             Errno::ENOMEM => "Cannot allocate memory",
             Errno::EACCES => "Permission denied",
@@ -286,6 +292,7 @@ mod tests {
     fn raw_values_are_linux_x86_64_errno_h() {
         let expected = [
             (Errno::EPERM, 1),
+            (Errno::ENOENT, 2),
             (Errno::EBADF, 9),
             (Errno::EAGAIN, 11),
             (Errno::ENOMEM, 12),

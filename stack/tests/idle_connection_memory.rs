@@ -8,8 +8,10 @@
 //! 1,949 B at 10k after the loss-recovery state grew the `Tcb` and was paid back (a chunked
 //! socket slab, the out-of-order and SACK vectors allocated on first use, 32-bit event
 //! counters without copies of the estimates); 2,021 B after buffer autotuning added its
-//! measurement state and maxima (48 B), 2,037 B with ECN's flags and counters (16 B). The
-//! next lever is the `Tcb`'s `TcpConfig` copy.
+//! measurement state and maxima (48 B), 2,037 B with ECN's flags and counters (16 B);
+//! 2,029 B with BBR's delivery-rate sampler and the pacer boxed in a `SenderModel` made on
+//! the first data sent (with the SACK scratch vector moved there; unboxed they cost 120 B
+//! and broke the bound). The next lever is the `Tcb`'s `TcpConfig` copy.
 
 #[global_allocator]
 static ALLOCATOR: surge_datapath::alloc_count::CountingAllocator =

@@ -365,3 +365,37 @@ fn so_linger_zero_resets_and_drops_queued_data() {
         "queued data was dropped: {got} bytes arrived"
     );
 }
+
+#[test]
+fn tcp_congestion_by_name_and_enoent_for_an_unknown_one() {
+    let (server, client) = stacks(2);
+    let listener = server.tcp_listen(addr(7110), 8).expect("listen");
+    let mut socket = client.tcp_socket();
+    assert_eq!(socket.congestion(), "cubic", "the default");
+    // Linux: setsockopt(TCP_CONGESTION) with an algorithm it does not know is ENOENT.
+    assert_eq!(socket.set_congestion("vegas"), Err(Errno::ENOENT));
+    assert_eq!(socket.set_congestion(""), Err(Errno::ENOENT));
+    assert_eq!(
+        socket.congestion(),
+        "cubic",
+        "unchanged by the failed calls"
+    );
+    socket.set_congestion("bbr").expect("bbr");
+    assert_eq!(socket.congestion(), "bbr");
+    let stream = socket.connect(addr(7110)).expect("connect");
+    let (accepted, _) = listener.accept().expect("accept");
+    assert_eq!(stream.congestion(), Ok("bbr"), "SACK negotiated: BBR runs");
+    assert!(
+        stream.tcp_info().expect("info").bbr.is_some(),
+        "tcp_bbr_info"
+    );
+    assert_eq!(accepted.congestion(), Ok("cubic"));
+    assert_eq!(
+        accepted.set_congestion("BBR"),
+        Err(Errno::ENOENT),
+        "names are lower case"
+    );
+    accepted.set_congestion("newreno").expect("newreno");
+    assert_eq!(accepted.congestion(), Ok("reno"), "Linux's name for it");
+    assert_eq!(accepted.tcp_info().expect("info").bbr, None);
+}

@@ -18,6 +18,7 @@ use surge_stack::iface::Ipv4Cidr;
 use surge_stack::runtime::xdp::{XdpConfig, XdpInterface};
 use surge_stack::socket::{SocketHandle, TcpSocketOptions};
 use surge_stack::table::{BindOptions, EphemeralRange};
+use surge_stack::tcp::CongestionAlgorithm;
 use surge_stack::time::Instant;
 use surge_stack::wire::EthernetAddress;
 
@@ -45,6 +46,8 @@ pub struct SurgeOptions {
     pub sources: Vec<Ipv4Addr>,
     /// Ephemeral ports (Linux `ip_local_port_range`); default 32768-60999.
     pub local_port_range: Option<EphemeralRange>,
+    /// Congestion control of every connection (default: the stack's, CUBIC).
+    pub congestion: Option<CongestionAlgorithm>,
 }
 
 /// The surge backend: the steering program, and one engine per worker.
@@ -102,11 +105,15 @@ impl SurgeBackend {
         };
         let addresses = options.addresses();
         let local_port_range = options.local_port_range;
+        let congestion = options.congestion;
         let interface = XdpInterface::attach(&xdp, |config| {
             config.privileged = true;
             config.iface.addrs = addresses;
             if let Some(range) = local_port_range {
                 config.ephemeral = range;
+            }
+            if let Some(congestion) = congestion {
+                config.tcp.congestion = congestion;
             }
         })
         .map_err(|e| io_err(format!("attaching XDP to {}: {e}", options.interface)))?;
@@ -598,6 +605,16 @@ pub struct SurgeArgs {
     /// surge: ephemeral ports LOW-HIGH (Linux ip_local_port_range; default 32768-60999).
     #[arg(long, value_parser = parse_port_range)]
     pub local_port_range: Option<EphemeralRange>,
+    /// surge: congestion control, cubic (default), newreno (or reno) or bbr (paced; needs
+    /// SACK, else CUBIC). The kernel stack uses net.ipv4.tcp_congestion_control.
+    #[arg(long, value_parser = parse_congestion)]
+    pub congestion: Option<CongestionAlgorithm>,
+}
+
+/// Parses a `TCP_CONGESTION` name.
+fn parse_congestion(s: &str) -> Result<CongestionAlgorithm, String> {
+    CongestionAlgorithm::from_name(s)
+        .ok_or_else(|| format!("'{s}' is not a congestion control: cubic, newreno, bbr"))
 }
 
 /// Parses `LOW-HIGH` into an ephemeral port range.
@@ -630,6 +647,7 @@ impl SurgeArgs {
             tcp_ports,
             sources: Vec::new(),
             local_port_range: self.local_port_range,
+            congestion: self.congestion,
         })
     }
 
@@ -640,5 +658,6 @@ impl SurgeArgs {
             || self.gateway.is_some()
             || self.netns.is_some()
             || self.local_port_range.is_some()
+            || self.congestion.is_some()
     }
 }

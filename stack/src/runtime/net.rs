@@ -21,7 +21,7 @@ use super::stream::{AppRings, stream_rings};
 use super::watch::{ERROR, HANGUP, READABLE, WRITABLE, Wake};
 use crate::errno::Errno;
 use crate::socket::{SharedAcceptQueue, SocketHandle, TcpSocketOptions};
-use crate::tcp::{State, TcpInfo, TcpStats};
+use crate::tcp::{CongestionAlgorithm, State, TcpInfo, TcpStats};
 
 /// How long a blocked call sleeps between looks at the readiness board when
 /// no change is announced (bounds the cost of a wake-up lost to a spurious
@@ -137,6 +137,22 @@ impl TcpSocket {
     /// The options set so far.
     pub fn options(&self) -> &TcpSocketOptions {
         &self.options
+    }
+
+    /// `setsockopt(TCP_CONGESTION)` by Linux's name ("cubic", "reno"/"newreno", "bbr");
+    /// ENOENT for any other name, as Linux.
+    pub fn set_congestion(&mut self, name: &str) -> Result<(), Errno> {
+        let algorithm = CongestionAlgorithm::from_name(name).ok_or(Errno::ENOENT)?;
+        let options = TcpSocketOptions {
+            congestion: Some(algorithm),
+            ..self.options
+        };
+        self.set_options(options)
+    }
+
+    /// `getsockopt(TCP_CONGESTION)`: the name set, or the default's.
+    pub fn congestion(&self) -> &'static str {
+        self.options.congestion.unwrap_or_default().name()
     }
 
     /// The core that will run this socket's connection (`connect`).
@@ -719,6 +735,25 @@ impl TcpStream {
         let mut o = self.options()?;
         o.nodelay = nodelay;
         self.set_options(o)
+    }
+
+    /// `setsockopt(TCP_CONGESTION)` by Linux's name ("cubic", "reno"/"newreno", "bbr");
+    /// ENOENT for any other name, as Linux.
+    pub fn set_congestion(&self, name: &str) -> Result<(), Errno> {
+        let algorithm = CongestionAlgorithm::from_name(name).ok_or(Errno::ENOENT)?;
+        let mut o = self.options()?;
+        o.congestion = Some(algorithm);
+        self.set_options(o)
+    }
+
+    /// `getsockopt(TCP_CONGESTION)`: the name of the algorithm the connection uses (or
+    /// will use, before it is connected).
+    pub fn congestion(&self) -> Result<&'static str, Errno> {
+        if let Ok(info) = self.tcp_info() {
+            return Ok(info.congestion.name());
+        }
+        let o = self.options()?;
+        Ok(o.congestion.unwrap_or_default().name())
     }
 
     /// `getsockopt(TCP_INFO)`: state and estimates under Linux's names.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::ReadyMark;
 use crate::table::{BindOptions, SocketId};
-use crate::tcp::{KeepaliveConfig, Tcb, TcpError};
+use crate::tcp::{CongestionAlgorithm, KeepaliveConfig, Tcb, TcpError};
 use crate::time::Instant;
 use crate::timer::TimerHandle;
 
@@ -30,6 +30,8 @@ pub struct TcpSocketOptions {
     pub recv_buffer: usize,
     /// TCP_USER_TIMEOUT.
     pub user_timeout: Option<Duration>,
+    /// TCP_CONGESTION (`None`: the stack's default).
+    pub congestion: Option<CongestionAlgorithm>,
 }
 
 /// The number of connections waiting for `accept` in every engine that serves one

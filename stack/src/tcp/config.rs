@@ -10,6 +10,31 @@ pub enum CongestionAlgorithm {
     /// RFC 9438 CUBIC with RFC 9406 HyStart++ slow start (Linux's default).
     #[default]
     Cubic,
+    /// BBR v1 (Linux `tcp_bbr`): paced at a model of the path's bandwidth and RTT, not
+    /// reduced by random loss. Needs SACK: without it the connection uses CUBIC.
+    Bbr,
+}
+
+impl CongestionAlgorithm {
+    /// The algorithm Linux's `TCP_CONGESTION` names `name` ("cubic", "reno" or "newreno",
+    /// "bbr"); `None` for any other name (the socket call returns ENOENT, as Linux).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "cubic" => Some(CongestionAlgorithm::Cubic),
+            "reno" | "newreno" => Some(CongestionAlgorithm::NewReno),
+            "bbr" => Some(CongestionAlgorithm::Bbr),
+            _ => None,
+        }
+    }
+
+    /// The name `getsockopt(TCP_CONGESTION)` reports (Linux's: "reno" for NewReno).
+    pub fn name(self) -> &'static str {
+        match self {
+            CongestionAlgorithm::NewReno => "reno",
+            CongestionAlgorithm::Cubic => "cubic",
+            CongestionAlgorithm::Bbr => "bbr",
+        }
+    }
 }
 
 /// How a connection detects and repairs loss.
@@ -123,6 +148,10 @@ pub struct TcpConfig {
     pub slow_start_after_idle: bool,
     /// Congestion-control algorithm.
     pub congestion: CongestionAlgorithm,
+    /// Pace data at 2 × cwnd / SRTT in slow start and 1.2 × after (Linux's
+    /// `tcp_update_pacing_rate` with the `fq` qdisc). Off by default; BBR always paces at
+    /// its own rate.
+    pub pacing: bool,
     /// Loss detection and recovery.
     pub loss_recovery: LossRecovery,
     /// Added to the engine's milliseconds for our TSvals (RFC 7323 §5.4, Linux `ts_off`):
@@ -164,6 +193,7 @@ impl Default for TcpConfig {
             initial_window: 10,
             slow_start_after_idle: true,
             congestion: CongestionAlgorithm::Cubic,
+            pacing: false,
             loss_recovery: LossRecovery::RackTlp,
             ts_offset: 0,
         }

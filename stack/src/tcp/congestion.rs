@@ -1,10 +1,13 @@
 //! Congestion control behind a small trait: RFC 5681 NewReno here, CUBIC (RFC 9438) with
-//! HyStart++ (RFC 9406) in `cubic.rs`.
+//! HyStart++ (RFC 9406) in `cubic.rs`, BBR v1 in `bbr.rs`.
 //!
 //! Loss detection and recovery (duplicate ACKs, RACK, the `recover` point, RFC 6582's window
 //! inflation) live in the connection; an algorithm owns the window arithmetic: how the window
-//! grows on ACKs and how far it falls on a congestion event.
+//! grows on ACKs and how far it falls on a congestion event. A model-based algorithm (BBR)
+//! also sets a pacing rate and keeps the window during recovery itself
+//! ([`CongestionControl::controls_recovery`]).
 
+use super::rate::RateSample;
 use super::seq::SeqNumber;
 use crate::time::Instant;
 use core::fmt::Debug;
@@ -27,6 +30,77 @@ pub struct AckSample {
     pub rtt: Option<Duration>,
     /// Smoothed RTT (zero before the first sample).
     pub srtt: Duration,
+    /// Bytes newly delivered by this ACK: acknowledged plus newly SACKed (RFC 6937
+    /// DeliveredData). With SACK-based recovery only (0 otherwise).
+    pub newly_delivered: u32,
+    /// Bytes delivered over the connection's life after this ACK (the rate sampler's
+    /// `C.delivered`).
+    pub delivered: u64,
+    /// Bytes newly marked lost while this ACK was processed.
+    pub newly_lost: u32,
+    /// Bytes in flight (RFC 6675 `pipe`) before this ACK.
+    pub prior_inflight: u32,
+    /// Bytes in flight after it.
+    pub inflight: u32,
+    /// This ACK's delivery-rate sample, when valid (`rate.rs`).
+    pub rate: Option<RateSample>,
+    /// The loss-recovery state after this ACK.
+    pub recovery: RecoveryState,
+}
+
+impl AckSample {
+    /// A sample of what CUBIC and NewReno read; the rest empty (no SACK-based recovery).
+    pub fn basic(
+        now: Instant,
+        acked: u32,
+        mss: u32,
+        ack: SeqNumber,
+        snd_max: SeqNumber,
+        rtt: Option<Duration>,
+        srtt: Duration,
+    ) -> Self {
+        AckSample {
+            now,
+            acked,
+            mss,
+            ack,
+            snd_max,
+            rtt,
+            srtt,
+            newly_delivered: 0,
+            delivered: 0,
+            newly_lost: 0,
+            prior_inflight: 0,
+            inflight: 0,
+            rate: None,
+            recovery: RecoveryState::Open,
+        }
+    }
+}
+
+/// The connection's loss-recovery state (Linux `icsk_ca_state`, without Disorder and CWR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum RecoveryState {
+    /// No loss being repaired.
+    #[default]
+    Open,
+    /// Fast recovery (RFC 6675 / RACK).
+    Recovery,
+    /// After a retransmission timeout, until what was outstanding then is acknowledged.
+    Loss,
+}
+
+/// What `tcp_bbr_info` reports: the model of a BBR connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BbrInfo {
+    /// `bbr_bw_lo/hi`: the bottleneck bandwidth estimate, bytes per second.
+    pub bw: u64,
+    /// `bbr_min_rtt`: the round-trip propagation estimate, microseconds (0 unknown).
+    pub min_rtt: u32,
+    /// `bbr_pacing_gain` in 1/256ths.
+    pub pacing_gain: u32,
+    /// `bbr_cwnd_gain` in 1/256ths.
+    pub cwnd_gain: u32,
 }
 
 /// Window arithmetic of a congestion-control algorithm. All sizes are bytes.
@@ -50,6 +124,26 @@ pub trait CongestionControl: Debug + Send {
     fn on_idle_restart(&mut self, restart_window: u32);
     /// The MSS changed (e.g. after a path-MTU update).
     fn on_mss_change(&mut self, mss: u32);
+    /// The rate to pace at, bytes per second; `None`: unpaced (or the connection's own
+    /// window-based pacing when `TcpConfig::pacing` is on).
+    fn pacing_rate(&self) -> Option<u64> {
+        None
+    }
+    /// True when the algorithm sets the window on every ACK, in recovery too (RFC 6937 PRR
+    /// and the cwnd = ssthresh on leaving recovery are skipped), as Linux's `cong_control`
+    /// hook: `on_ack` then sees every ACK, not only those of new data outside recovery.
+    fn controls_recovery(&self) -> bool {
+        false
+    }
+    /// True while rate samples would understate the path (BBR's PROBE_RTT): the connection
+    /// marks itself app-limited.
+    fn wants_app_limited(&self) -> bool {
+        false
+    }
+    /// The model of a BBR connection (`tcp_bbr_info`), for `TcpInfo`.
+    fn bbr_info(&self) -> Option<BbrInfo> {
+        None
+    }
 }
 
 /// RFC 5681 + RFC 6582 NewReno.
@@ -147,15 +241,15 @@ mod tests {
 
     /// An ACK of `acked` bytes with a 1000-byte MSS.
     pub(crate) fn ack(acked: u32) -> AckSample {
-        AckSample {
-            now: Instant::ZERO,
+        AckSample::basic(
+            Instant::ZERO,
             acked,
-            mss: 1000,
-            ack: SeqNumber(0),
-            snd_max: SeqNumber(0),
-            rtt: None,
-            srtt: Duration::ZERO,
-        }
+            1000,
+            SeqNumber(0),
+            SeqNumber(0),
+            None,
+            Duration::ZERO,
+        )
     }
 
     #[test]

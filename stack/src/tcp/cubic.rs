@@ -305,15 +305,15 @@ mod tests {
     const MSS: u32 = 1000;
 
     fn ack(now: Instant, acked: u32, ack: u32, snd_max: u32, rtt: Option<u64>) -> AckSample {
-        AckSample {
+        AckSample::basic(
             now,
             acked,
-            mss: MSS,
-            ack: SeqNumber(ack),
-            snd_max: SeqNumber(snd_max),
-            rtt: rtt.map(Duration::from_millis),
-            srtt: Duration::from_millis(100),
-        }
+            MSS,
+            SeqNumber(ack),
+            SeqNumber(snd_max),
+            rtt.map(Duration::from_millis),
+            Duration::from_millis(100),
+        )
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! uses (`tcpi_*` without the prefix), in Linux's units: microseconds, segments, bytes.
 
 use super::State;
+use super::config::CongestionAlgorithm;
+use super::congestion::BbrInfo;
 use super::tcb::Tcb;
 use crate::time::Instant;
 use core::time::Duration;
@@ -68,6 +70,13 @@ pub struct TcpInfo {
     pub rcv_buf: u32,
     /// ECN was negotiated (RFC 3168; Linux `tcpi_options & TCPI_OPT_ECN`).
     pub ecn: bool,
+    /// `tcpi_pacing_rate`, bytes per second; 0 when unpaced (Linux reports ~0 for
+    /// "unlimited").
+    pub pacing_rate: u64,
+    /// The congestion-control algorithm in use (`TCP_CONGESTION`).
+    pub congestion: CongestionAlgorithm,
+    /// `tcp_bbr_info` (`INET_DIAG_BBRINFO`) for a BBR connection.
+    pub bbr: Option<BbrInfo>,
 }
 
 fn saturate(n: usize) -> u32 {
@@ -128,6 +137,9 @@ impl Tcb {
             snd_buf: saturate(self.send_buf.capacity()),
             rcv_buf: saturate(self.recv_buf.capacity()),
             ecn: self.ecn_ok,
+            pacing_rate: self.sender.as_ref().map_or(0, |s| s.pacer.rate()),
+            congestion: self.effective_congestion(),
+            bbr: self.cc.bbr_info(),
         }
     }
 

@@ -348,6 +348,7 @@ impl Tcb {
         let mss = self.snd_mss;
         let sack_recovery = self.rack_mode();
         let sacked_before = self.sent.sacked;
+        let before = (self.pipe(), self.sent.lost_total);
         let mut acked = 0;
         let mut rtt = None;
         if ack > self.snd_una {
@@ -418,13 +419,14 @@ impl Tcb {
             self.dup_acks = 0;
         }
         if sack_recovery {
-            self.process_ack_sack(now, seg, ack, acked, sacked_before, rtt);
+            self.process_ack_sack(now, seg, ack, acked, sacked_before, before, rtt);
         }
         self.ecn_echo(now, seg);
         // Delivered now: newly acknowledged plus newly SACKed, minus what was SACKed before and
         // is only now acknowledged (RFC 6937's DeliveredData).
         let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
         self.on_delivered(now, u64::try_from(delivered).unwrap_or(0));
+        self.update_pacing_rate();
         if acked > 0 {
             // The congestion window may have grown: the send buffer follows it.
             self.expand_send_buffer();
@@ -482,15 +484,15 @@ impl Tcb {
                 self.retransmit_head = true;
             }
         } else {
-            let sample = AckSample {
+            let sample = AckSample::basic(
                 now,
                 acked,
                 mss,
                 ack,
-                snd_max: self.snd_max,
+                self.snd_max,
                 rtt,
-                srtt: self.rtt.srtt().unwrap_or_default(),
-            };
+                self.rtt.srtt().unwrap_or_default(),
+            );
             self.cc.on_ack(&sample);
         }
     }

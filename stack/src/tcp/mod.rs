@@ -41,6 +41,7 @@
 //! ```
 
 mod autotune;
+mod bbr;
 mod buffer;
 pub mod buffer_pool;
 mod config;
@@ -55,7 +56,9 @@ mod isn;
 mod ooo;
 mod options;
 mod output;
+mod pacing;
 mod rack;
+mod rate;
 mod recovery;
 pub mod request;
 mod rtt;
@@ -68,10 +71,11 @@ mod tcb;
 pub mod time_wait;
 mod timers;
 
+pub use bbr::{Bbr, BbrMode};
 pub use buffer::RingBuffer;
 pub use buffer_pool::{BufferPool, BufferPoolStats};
 pub use config::{CongestionAlgorithm, KeepaliveConfig, LossRecovery, TcpConfig};
-pub use congestion::{AckSample, CongestionControl, NewReno};
+pub use congestion::{AckSample, BbrInfo, CongestionControl, NewReno, RecoveryState};
 pub use cubic::Cubic;
 pub use ecn::Ecn;
 pub use error::TcpError;
@@ -81,6 +85,7 @@ pub use isn::{IsnGenerator, TimestampOffsets};
 pub use ooo::OutOfOrderQueue;
 pub use options::{DEFAULT_MSS, header_len};
 pub use output::Transmit;
+pub use rate::RateSample;
 pub use request::{
     AdmitError, RequestAction, RequestSock, RequestTimeout, SynQueue, SynQueueCounters,
 };

@@ -68,6 +68,11 @@ impl Tcb {
         self.negotiate_ecn(syn);
         // RFC 2018 §2: SACK only when the peer sent SACK-permitted.
         self.sack_ok = self.cfg.sack && o.sack_permitted;
+        if self.cfg.congestion == super::CongestionAlgorithm::Bbr && !self.rack_mode() {
+            // BBR's model needs SACK's delivery and loss accounting: CUBIC instead.
+            let iw = self.cfg.initial_window.max(1).saturating_mul(self.snd_mss);
+            self.cc = Box::new(super::cubic::Cubic::new(iw));
+        }
         // RFC 9293 §3.7.1: default 536 when absent; never below our floor.
         self.peer_mss = o.mss.unwrap_or(DEFAULT_MSS).max(self.cfg.min_mss);
         self.update_snd_mss();

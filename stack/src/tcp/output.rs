@@ -307,7 +307,18 @@ impl Tcb {
                 // The window had room and the application had nothing: app-limited.
                 self.app_limited_now = true;
             }
+            if sack_recovery && unsent < mss && flight < cwnd && !self.sent.has_lost_to_send() {
+                // Draft-cheng §3.4: less than a segment to send and room in the window.
+                if let Some(s) = &mut self.sender {
+                    s.rate.mark_app_limited(flight);
+                }
+            }
             self.maybe_arm_persist(now, unsent);
+            return None;
+        }
+        if !retransmission && self.paced(now) {
+            // Held back until the release time (`poll_at`); a forced send stays forced.
+            self.force_send = force;
             return None;
         }
         let seq = self.snd_nxt;
@@ -331,10 +342,15 @@ impl Tcb {
                 self.rtt_sample = Some((self.snd_nxt, now));
             }
         }
+        if let Some(s) = &mut self.sender {
+            s.pacer.on_sent(now, self.snd_nxt.since(seq), self.snd_mss);
+        }
         if retransmission {
             self.stats.retransmits += 1;
         } else if sack_recovery {
-            self.sent.push(seq, self.snd_nxt, fin, now);
+            let nothing_in_flight = seq == self.snd_una;
+            let snapshot = self.sender_model(now).rate.on_sent(now, nothing_in_flight);
+            self.sent.push(seq, self.snd_nxt, fin, now, snapshot);
             self.on_recovery_send(self.snd_nxt.since(seq));
             if let Some(Frto::NewDataSent { allowance }) = &mut self.frto {
                 *allowance = allowance.saturating_sub(1);

@@ -64,6 +64,11 @@ impl Rack {
         }
     }
 
+    /// The minimum RTT seen (RFC 8985 §6.2 step 2's `min_RTT`; Linux `tcp_min_rtt`).
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt
+    }
+
     /// RFC 8985 §6.2 steps 2-3 for one newly delivered (SACKed or acknowledged) segment.
     pub fn on_delivered(&mut self, seg: &SentSegment, now: Instant, sacked: bool) {
         let rtt = now - seg.sent_at;
@@ -175,6 +180,9 @@ impl Rack {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tcp::rate::RateSnapshot;
+
+    const RS: RateSnapshot = RateSnapshot::empty(Instant::ZERO);
 
     fn s(n: u32) -> SeqNumber {
         SeqNumber(n)
@@ -188,7 +196,7 @@ mod tests {
     fn four() -> SentQueue {
         let mut q = SentQueue::new(100);
         for i in 0..4u32 {
-            q.push(s(100 * i), s(100 * (i + 1)), false, ms(u64::from(i)));
+            q.push(s(100 * i), s(100 * (i + 1)), false, ms(u64::from(i)), RS);
         }
         q
     }
@@ -254,9 +262,9 @@ mod tests {
                 .lost,
             1
         );
-        q.retransmitted(0, ms(43));
+        q.retransmitted(0, ms(43), RS);
         // New data sent after the retransmission is delivered; the retransmission is not.
-        q.push(s(400), s(500), false, ms(44));
+        q.push(s(400), s(500), false, ms(44), RS);
         sack(&mut rack, &mut q, 400, 500, ms(84));
         let d = rack.detect_loss(&mut q, ms(84), true, Duration::from_millis(40));
         assert_eq!(d.lost, 1, "the retransmission at 43 ms is overdue");

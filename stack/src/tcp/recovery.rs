@@ -6,7 +6,7 @@
 //! first (RFC 6675 NextSeg rule 1) while `pipe` < cwnd, and leaves recovery once SND.UNA passes
 //! the highest sequence number sent when it began (RFC 6675 §5 `RecoveryPoint`).
 
-use super::congestion::AckSample;
+use super::congestion::{AckSample, RecoveryState};
 use super::seq::SeqNumber;
 use super::tcb::{Frto, TailProbe, Tcb};
 use crate::time::Instant;
@@ -36,7 +36,9 @@ impl Tcb {
 
     /// The ACK part of RFC 9293 §3.10.7.4 fifth check with SACK-based recovery, after the
     /// cumulative ACK was applied. `acked` bytes were newly acknowledged; `rtt` is this ACK's
-    /// RTT sample; `sacked_before` the SACKed bytes before the ACK.
+    /// RTT sample; `sacked_before` the SACKed bytes before the ACK; `before` the pipe and
+    /// the bytes ever marked lost before it.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn process_ack_sack(
         &mut self,
         now: Instant,
@@ -44,13 +46,14 @@ impl Tcb {
         ack: SeqNumber,
         acked: u32,
         sacked_before: u32,
+        before: (u32, u64),
         rtt: Option<Duration>,
     ) {
         let mut newly_sacked = 0;
         let mut dsack = None;
         if !seg.options.sack_blocks.is_empty() {
-            self.sack_scratch.clear();
-            let scratch = &mut self.sack_scratch;
+            let mut scratch = core::mem::take(&mut self.sender_model(now).sack_scratch);
+            scratch.clear();
             let summary = self.sack_board.apply(
                 ack,
                 self.snd_una,
@@ -69,14 +72,23 @@ impl Tcb {
                 .wrapping_add(total.saturating_sub(summary.rejected));
             newly_sacked = summary.newly_sacked;
             let board = &self.sack_board;
-            let rack = &mut self.rack;
-            for &(l, r) in &self.sack_scratch {
+            let (rack, mut sender) = (&mut self.rack, self.sender.as_deref_mut());
+            for &(l, r) in &scratch {
                 self.sent.mark_sacked(
                     l,
                     r,
                     |a, b| board.covers(a, b),
-                    |g| rack.on_delivered(g, now, true),
+                    |g| {
+                        rack.on_delivered(g, now, true);
+                        if let Some(s) = &mut sender {
+                            s.rate.on_segment_delivered(g);
+                        }
+                    },
                 );
+            }
+            // The scratch space goes back with its capacity.
+            if let Some(s) = &mut self.sender {
+                s.sack_scratch = scratch;
             }
             if summary.dsack.is_some() {
                 // RFC 2883 §4 / RFC 8985 §6.2 step 4: a duplicate arrived: we retransmitted
@@ -106,14 +118,25 @@ impl Tcb {
         if self.rack.advanced() {
             self.rack_detect(now);
         }
+        let model_based = self.cc.controls_recovery();
+        let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
+        let delivered = u32::try_from(delivered.max(0)).unwrap_or(0);
         if (self.in_recovery || self.in_loss) && self.snd_una >= self.recover {
             self.exit_recovery();
-        } else if self.in_recovery {
-            let delivered =
-                i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
-            self.prr_on_ack(u32::try_from(delivered.max(0)).unwrap_or(0));
+        } else if self.in_recovery && !model_based {
+            self.prr_on_ack(delivered);
         }
-        if acked > 0 && !self.in_recovery {
+        // Draft-cheng §3.3: the delivery-rate sample of this ACK.
+        let min_rtt = self.rack.min_rtt();
+        let (rate, total_delivered) = match &mut self.sender {
+            Some(s) => (
+                s.rate.generate(now, u64::from(delivered), min_rtt),
+                s.rate.delivered,
+            ),
+            None => (None, 0),
+        };
+        if model_based || (acked > 0 && !self.in_recovery) {
+            let (prior_inflight, lost_before) = before;
             let sample = AckSample {
                 now,
                 acked,
@@ -122,8 +145,27 @@ impl Tcb {
                 snd_max: self.snd_max,
                 rtt,
                 srtt: self.rtt.srtt().unwrap_or_default(),
+                newly_delivered: delivered,
+                delivered: total_delivered,
+                newly_lost: u32::try_from(self.sent.lost_total - lost_before).unwrap_or(u32::MAX),
+                prior_inflight,
+                inflight: self.pipe(),
+                rate,
+                recovery: if self.in_loss {
+                    RecoveryState::Loss
+                } else if self.in_recovery {
+                    RecoveryState::Recovery
+                } else {
+                    RecoveryState::Open
+                },
             };
             self.cc.on_ack(&sample);
+            if self.cc.wants_app_limited() {
+                let pipe = self.pipe();
+                if let Some(s) = &mut self.sender {
+                    s.rate.mark_app_limited(pipe);
+                }
+            }
         }
         self.arm_tail_probe(now);
     }
@@ -132,10 +174,13 @@ impl Tcb {
     /// delivered one); returns the RTT of the newest covered record never retransmitted and not
     /// SACKed before (so it was delivered just now).
     pub(super) fn acknowledge_records(&mut self, now: Instant, ack: SeqNumber) -> Option<Duration> {
-        let rack = &mut self.rack;
+        let (rack, mut sender) = (&mut self.rack, self.sender.as_deref_mut());
         let mut newest = None;
         self.sent.acknowledge(ack, |g| {
             rack.on_delivered(g, now, false);
+            if let Some(s) = &mut sender {
+                s.rate.on_segment_delivered(g);
+            }
             if !g.retransmitted {
                 newest = Some(g.sent_at);
             }
@@ -206,8 +251,10 @@ impl Tcb {
     fn exit_recovery(&mut self) {
         if self.in_recovery {
             self.in_recovery = false;
-            let ssthresh = self.cc.ssthresh();
-            self.cc.set_window(ssthresh.max(self.snd_mss));
+            if !self.cc.controls_recovery() {
+                let ssthresh = self.cc.ssthresh();
+                self.cc.set_window(ssthresh.max(self.snd_mss));
+            }
             self.rack.on_recovery_end();
         }
         self.in_loss = false;
@@ -405,7 +452,7 @@ impl Tcb {
         if !self.sent.has_lost_to_send() || matches!(self.frto, Some(Frto::NewDataSent { .. })) {
             return None;
         }
-        if self.pipe() >= self.cc.window() {
+        if self.pipe() >= self.cc.window() || self.paced(now) {
             return None;
         }
         let from = self.sent.index_after(self.lost_hint);
@@ -444,7 +491,11 @@ impl Tcb {
         if n > 0 && offset + n == self.send_buf.len() {
             flags |= TcpFlags::PSH;
         }
-        self.sent.retransmitted(i, now);
+        let mss = self.snd_mss;
+        let model = self.sender_model(now);
+        let snapshot = model.rate.on_sent(now, false);
+        model.pacer.on_sent(now, seg.len(), mss);
+        self.sent.retransmitted(i, now, snapshot);
         if let Some(n) = &mut self.undo_retrans {
             *n += 1;
         }

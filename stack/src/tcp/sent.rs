@@ -2,10 +2,12 @@
 //! cumulatively acknowledged, with its send time (for RACK, RFC 8985) and its SACK and loss
 //! marks (the RFC 6675 scoreboard at segment granularity).
 //!
-//! The bytes stay in the send ring; a record is 32 bytes. Records are made only when new data
+//! The bytes stay in the send ring; a record is 64 bytes (32 of them the delivery-rate
+//! snapshot, `rate.rs`). Records are made only when new data
 //! goes out and split only when a retransmission must be cut to a smaller MSS, never by what a
 //! peer SACKs, so their number is bounded by what we sent (and by `max_segments`).
 
+use super::rate::RateSnapshot;
 use super::seq::SeqNumber;
 use crate::time::Instant;
 use std::collections::VecDeque;
@@ -29,9 +31,26 @@ pub(super) struct SentSegment {
     pub lost: bool,
     /// Marked lost and retransmitted since: back in the pipe.
     pub retrans_in_flight: bool,
+    /// The delivery-rate sampler's state at the latest (re)transmission.
+    pub rate: RateSnapshot,
 }
 
 impl SentSegment {
+    /// A fresh record for `[start, end)` sent at `now`, with an empty rate snapshot.
+    pub fn new(start: SeqNumber, end: SeqNumber, fin: bool, now: Instant) -> Self {
+        SentSegment {
+            start,
+            end,
+            fin,
+            sent_at: now,
+            retransmitted: false,
+            sacked: false,
+            lost: false,
+            retrans_in_flight: false,
+            rate: RateSnapshot::empty(now),
+        }
+    }
+
     /// Sequence space the record covers.
     pub fn len(&self) -> u32 {
         self.end.since(self.start)
@@ -56,6 +75,8 @@ pub(super) struct SentQueue {
     pub retrans: u32,
     /// Records marked SACKed.
     pub sacked_segments: u32,
+    /// Bytes ever marked lost (a retransmission lost again counts again): BBR's loss signal.
+    pub lost_total: u64,
 }
 
 impl SentQueue {
@@ -68,6 +89,7 @@ impl SentQueue {
             lost: 0,
             retrans: 0,
             sacked_segments: 0,
+            lost_total: 0,
         }
     }
 
@@ -86,18 +108,18 @@ impl SentQueue {
         self.segs.get(i)
     }
 
-    /// A fresh segment `[start, end)` went out at `now`.
-    pub fn push(&mut self, start: SeqNumber, end: SeqNumber, fin: bool, now: Instant) {
-        self.segs.push_back(SentSegment {
-            start,
-            end,
-            fin,
-            sent_at: now,
-            retransmitted: false,
-            sacked: false,
-            lost: false,
-            retrans_in_flight: false,
-        });
+    /// A fresh segment `[start, end)` went out at `now` with the sampler's `rate` snapshot.
+    pub fn push(
+        &mut self,
+        start: SeqNumber,
+        end: SeqNumber,
+        fin: bool,
+        now: Instant,
+        rate: RateSnapshot,
+    ) {
+        let mut seg = SentSegment::new(start, end, fin, now);
+        seg.rate = rate;
+        self.segs.push_back(seg);
     }
 
     fn uncount(&mut self, seg: &SentSegment, bytes: u32) {
@@ -194,7 +216,10 @@ impl SentQueue {
             self.lost = self.lost.saturating_add(seg.len());
         } else if seg.retrans_in_flight {
             self.retrans = self.retrans.saturating_sub(seg.len());
+        } else {
+            return;
         }
+        self.lost_total = self.lost_total.saturating_add(u64::from(seg.len()));
         let s = &mut self.segs[i];
         s.lost = true;
         s.retrans_in_flight = false;
@@ -234,8 +259,8 @@ impl SentQueue {
         self.segs.insert(i + 1, tail);
     }
 
-    /// Record `i` was (re)transmitted at `now`.
-    pub fn retransmitted(&mut self, i: usize, now: Instant) {
+    /// Record `i` was (re)transmitted at `now` with the sampler's `rate` snapshot.
+    pub fn retransmitted(&mut self, i: usize, now: Instant, rate: RateSnapshot) {
         let Some(&seg) = self.segs.get(i) else { return };
         if seg.lost && !seg.retrans_in_flight && !seg.sacked {
             self.retrans = self.retrans.saturating_add(seg.len());
@@ -243,6 +268,7 @@ impl SentQueue {
         let s = &mut self.segs[i];
         s.sent_at = now;
         s.retransmitted = true;
+        s.rate = rate;
         if s.lost && !s.sacked {
             s.retrans_in_flight = true;
         }
@@ -283,6 +309,7 @@ mod tests {
                 s(100 * (i + 1)),
                 false,
                 Instant::from_millis(u64::from(i)),
+                RateSnapshot::empty(Instant::ZERO),
             );
         }
         q
@@ -302,13 +329,21 @@ mod tests {
         q.mark_lost(2); // SACKed: not lost
         assert_eq!(q.lost, 200);
         assert_eq!(q.next_lost(0), Some(0));
-        q.retransmitted(0, Instant::from_millis(50));
+        q.retransmitted(
+            0,
+            Instant::from_millis(50),
+            RateSnapshot::empty(Instant::ZERO),
+        );
         assert_eq!(q.retrans, 100);
         assert_eq!(q.next_lost(0), Some(1));
         // The retransmission was lost too.
         q.mark_lost(0);
         assert_eq!((q.lost, q.retrans), (200, 0));
-        q.retransmitted(0, Instant::from_millis(60));
+        q.retransmitted(
+            0,
+            Instant::from_millis(60),
+            RateSnapshot::empty(Instant::ZERO),
+        );
         let mut acked = Vec::new();
         q.acknowledge(s(350), |g| acked.push(g.start.0));
         assert_eq!(
@@ -328,7 +363,13 @@ mod tests {
     #[test]
     fn split_cuts_to_the_new_mss() {
         let mut q = SentQueue::new(100);
-        q.push(s(0), s(1001), true, Instant::ZERO);
+        q.push(
+            s(0),
+            s(1001),
+            true,
+            Instant::ZERO,
+            RateSnapshot::empty(Instant::ZERO),
+        );
         q.mark_all_lost();
         q.split(0, 400);
         q.split(1, 400);

@@ -1,13 +1,16 @@
 //! The transmission control block (RFC 9293 §3.3.1) and its user calls (RFC 9293 §3.10.1-§3.10.6).
 
 use super::State;
+use super::bbr::Bbr;
 use super::buffer::RingBuffer;
 use super::config::{CongestionAlgorithm, LossRecovery, TcpConfig};
 use super::congestion::{CongestionControl, NewReno};
 use super::cubic::Cubic;
 use super::error::TcpError;
 use super::ooo::OutOfOrderQueue;
+use super::pacing::Pacer;
 use super::rack::Rack;
+use super::rate::RateSampler;
 use super::rtt::RttEstimator;
 use super::sack::SackScoreboard;
 use super::sent::SentQueue;
@@ -45,6 +48,19 @@ pub(super) enum Frto {
         /// New segments still allowed out beyond cwnd.
         allowance: u32,
     },
+}
+
+/// What a sending connection measures and paces with (`rate.rs`, `pacing.rs`).
+#[derive(Debug, Clone)]
+pub(super) struct SenderModel {
+    /// Delivery-rate sampling for the congestion controller (with SACK only).
+    pub rate: RateSampler,
+    /// Pacing, and the time it holds data back until, if it does.
+    pub pacer: Pacer,
+    pub pacing_release: Option<Instant>,
+    /// Pieces newly SACKed by the ACK being processed (capacity kept between ACKs; here
+    /// rather than in the `Tcb`, which an idle connection keeps small).
+    pub sack_scratch: Vec<(SeqNumber, SeqNumber)>,
 }
 
 /// Intervals of the sender's SACK scoreboard (bounded against hostile SACK streams).
@@ -141,8 +157,6 @@ pub struct Tcb {
     pub(super) sent: SentQueue,
     /// What the peer's SACK blocks reported (RFC 2018).
     pub(super) sack_board: SackScoreboard,
-    /// Pieces newly SACKed by the ACK being processed (capacity kept between ACKs).
-    pub(super) sack_scratch: Vec<(SeqNumber, SeqNumber)>,
     pub(super) rack: Rack,
     /// RFC 8985 §6.2 reordering timer.
     pub(super) rack_deadline: Option<Instant>,
@@ -183,6 +197,9 @@ pub struct Tcb {
     pub(super) ece_pending: bool,
     pub(super) cwr_pending: bool,
     pub(super) ecn_high_seq: SeqNumber,
+    /// Delivery-rate sampling and pacing, allocated when the connection first sends data
+    /// with SACK recovery or gets a pacing rate (an idle connection never pays for it).
+    pub(super) sender: Option<Box<SenderModel>>,
     /// RFC 6937 PRR: RecoverFS, prr_delivered, prr_out.
     pub(super) prr_recover_fs: u32,
     pub(super) prr_delivered: u32,
@@ -200,10 +217,7 @@ impl Tcb {
         let iss = SeqNumber(iss);
         let mss = u32::from(cfg.mss.max(cfg.min_mss).max(1));
         let iw = cfg.initial_window.max(1).saturating_mul(mss);
-        let cc: Box<dyn CongestionControl> = match cfg.congestion {
-            CongestionAlgorithm::NewReno => Box::new(NewReno::new(iw)),
-            CongestionAlgorithm::Cubic => Box::new(Cubic::new(iw)),
-        };
+        let cc = congestion_control(cfg.congestion, iw, mss, now, iss.0);
         // Records for what may be in flight: the send buffer in segments of the smallest MSS.
         let max_segments =
             (cfg.send_buffer_limit() / usize::from(cfg.min_mss.max(1))).clamp(64, 1 << 16);
@@ -278,7 +292,6 @@ impl Tcb {
             in_recovery: false,
             sent: SentQueue::new(max_segments),
             sack_board: SackScoreboard::new(SACK_SCOREBOARD_RANGES),
-            sack_scratch: Vec::new(),
             rack: Rack::new(iss),
             rack_deadline: None,
             tlp_deadline: None,
@@ -302,6 +315,7 @@ impl Tcb {
             ece_pending: false,
             cwr_pending: false,
             ecn_high_seq: iss,
+            sender: None,
             prr_recover_fs: 0,
             prr_delivered: 0,
             prr_out: 0,
@@ -338,6 +352,23 @@ impl Tcb {
         tcb.snd_wl1 = tcb.irs;
         tcb.snd_wl2 = tcb.iss;
         tcb
+    }
+
+    /// The sender model, made at `now` on first use.
+    pub(super) fn sender_model(&mut self, now: Instant) -> &mut SenderModel {
+        self.sender.get_or_insert_with(|| {
+            Box::new(SenderModel {
+                rate: RateSampler::new(now),
+                pacer: Pacer::new(),
+                pacing_release: None,
+                sack_scratch: Vec::new(),
+            })
+        })
+    }
+
+    /// When the pacer releases held-back data, if it holds any.
+    pub(super) fn pacing_release(&self) -> Option<Instant> {
+        self.sender.as_ref().and_then(|s| s.pacing_release)
     }
 
     /// The connection's 4-tuple.
@@ -411,6 +442,54 @@ impl Tcb {
     /// Bytes ready for `recv`.
     pub fn recv_queue_len(&self) -> usize {
         self.recv_buf.len()
+    }
+
+    /// `setsockopt(TCP_CONGESTION)`: switches the congestion-control algorithm, keeping the
+    /// current window (Linux `tcp_reinit_congestion_control`). BBR on a connection whose
+    /// peer did not offer SACK runs CUBIC (BBR needs SACK's delivery accounting).
+    pub fn set_congestion(&mut self, algorithm: CongestionAlgorithm) {
+        if algorithm == self.cfg.congestion {
+            return;
+        }
+        // The connection's latest event stands for "now" (the call carries no clock).
+        let now = self.last_send.max(self.last_recv);
+        self.cfg.congestion = algorithm;
+        let window = if self.is_established() {
+            self.cc.window()
+        } else {
+            self.cfg.initial_window.max(1).saturating_mul(self.snd_mss)
+        };
+        self.cc = congestion_control(
+            self.effective_congestion(),
+            window,
+            self.snd_mss,
+            now,
+            self.iss.0,
+        );
+        if let Some(s) = &mut self.sender {
+            s.pacer.set_rate(None);
+            s.pacing_release = None;
+        }
+    }
+
+    /// The algorithm in use: the configured one, but CUBIC for BBR once the handshake
+    /// showed the peer has no SACK.
+    pub fn congestion(&self) -> CongestionAlgorithm {
+        self.effective_congestion()
+    }
+
+    pub(super) fn effective_congestion(&self) -> CongestionAlgorithm {
+        match self.cfg.congestion {
+            CongestionAlgorithm::Bbr if self.is_established() && !self.rack_mode() => {
+                CongestionAlgorithm::Cubic
+            }
+            CongestionAlgorithm::Bbr
+                if !self.cfg.sack || self.cfg.loss_recovery != LossRecovery::RackTlp =>
+            {
+                CongestionAlgorithm::Cubic
+            }
+            other => other,
+        }
     }
 
     /// `TCP_NODELAY`: disables Nagle's algorithm (RFC 1122 §4.2.3.4) when true.
@@ -638,5 +717,20 @@ impl Tcb {
         } else {
             self.stats.challenge_acks_suppressed += 1;
         }
+    }
+}
+
+/// A congestion controller for `algorithm` starting at `window` bytes.
+fn congestion_control(
+    algorithm: CongestionAlgorithm,
+    window: u32,
+    mss: u32,
+    now: Instant,
+    seed: u32,
+) -> Box<dyn CongestionControl> {
+    match algorithm {
+        CongestionAlgorithm::NewReno => Box::new(NewReno::new(window)),
+        CongestionAlgorithm::Cubic => Box::new(Cubic::new(window)),
+        CongestionAlgorithm::Bbr => Box::new(Bbr::new(window, mss, now, seed)),
     }
 }

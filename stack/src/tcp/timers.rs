@@ -54,6 +54,7 @@ impl Tcb {
         let mut due = earlier(self.rto_deadline, self.rack_deadline);
         due = earlier(due, self.tlp_deadline);
         due = earlier(due, self.delack_deadline);
+        due = earlier(due, self.pacing_release());
         due = earlier(due, self.persist_deadline);
         due = earlier(due, self.close_deadline);
         due = earlier(due, self.keepalive_deadline());
@@ -66,6 +67,12 @@ impl Tcb {
     }
 
     fn run_timers(&mut self, now: Instant) {
+        if let Some(s) = &mut self.sender {
+            if s.pacing_release.is_some_and(|d| d <= now) {
+                // The pacer lets data out again: `poll_transmit` sends it.
+                s.pacing_release = None;
+            }
+        }
         if self.close_deadline.is_some_and(|d| d <= now) {
             self.close_deadline = None;
             if matches!(self.state, State::TimeWait | State::FinWait2) {

@@ -85,6 +85,12 @@ pub struct Link {
     pub sent: u64,
     /// Segments the link dropped.
     pub dropped: u64,
+    /// The longest a segment offered since this was last reset waited in the bottleneck
+    /// queue (the standing queue a sender builds).
+    pub max_queue_delay: Duration,
+    /// The queueing delays of the segments offered since then, summed, and their number.
+    pub queue_delay_sum: Duration,
+    pub queue_samples: u64,
 }
 
 impl Link {
@@ -100,6 +106,9 @@ impl Link {
             bad: false,
             sent: 0,
             dropped: 0,
+            max_queue_delay: Duration::ZERO,
+            queue_delay_sum: Duration::ZERO,
+            queue_samples: 0,
         }
     }
 
@@ -107,6 +116,18 @@ impl Link {
         self.queue.push(Reverse((at, self.next_id)));
         self.packets.insert(self.next_id, p);
         self.next_id += 1;
+    }
+
+    /// Starts measuring the queue afresh.
+    pub fn reset_queue_stats(&mut self) {
+        self.max_queue_delay = Duration::ZERO;
+        self.queue_delay_sum = Duration::ZERO;
+        self.queue_samples = 0;
+    }
+
+    /// Mean queueing delay since the last reset.
+    pub fn mean_queue_delay(&self) -> Duration {
+        self.queue_delay_sum / u32::try_from(self.queue_samples.max(1)).unwrap_or(u32::MAX)
     }
 
     /// Offers a segment at `now`.
@@ -117,6 +138,9 @@ impl Link {
             self.dropped += 1;
             return;
         }
+        self.max_queue_delay = self.max_queue_delay.max(start - now);
+        self.queue_delay_sum += start - now;
+        self.queue_samples += 1;
         let tx_done =
             start + Duration::from_nanos(self.cfg.nanos_per_byte * (payload.len() as u64 + 40));
         self.busy_until = tx_done;

@@ -364,6 +364,9 @@ pub(crate) fn set_options(
         tcb.set_nodelay(options.nodelay);
         tcb.set_keepalive(options.keepalive);
         tcb.set_user_timeout(options.user_timeout);
+        if let Some(congestion) = options.congestion {
+            tcb.set_congestion(congestion);
+        }
         mark(&mut core.tcp.dirty, sock, handle.id());
     }
     Ok(())

@@ -72,6 +72,9 @@ pub(super) fn config_with(
     if options.user_timeout.is_some() {
         cfg.user_timeout = options.user_timeout;
     }
+    if let Some(congestion) = options.congestion {
+        cfg.congestion = congestion;
+    }
     cfg
 }
 

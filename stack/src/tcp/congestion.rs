@@ -135,6 +135,11 @@ pub trait CongestionControl: Debug + Send {
     fn controls_recovery(&self) -> bool {
         false
     }
+    /// True when `on_ack` needs delivery-rate samples (`AckSample::rate`): only then does
+    /// a connection without pacing keep the sampler (it costs every send and ACK).
+    fn uses_rate_samples(&self) -> bool {
+        self.controls_recovery()
+    }
     /// True while rate samples would understate the path (BBR's PROBE_RTT): the connection
     /// marks itself app-limited.
     fn wants_app_limited(&self) -> bool {

@@ -3,6 +3,7 @@
 
 use super::State;
 use super::ecn::Ecn;
+use super::rate::RateSnapshot;
 use super::seq::SeqNumber;
 use super::tcb::{Frto, Probe, TailProbe, Tcb};
 use crate::time::Instant;
@@ -349,7 +350,13 @@ impl Tcb {
             self.stats.retransmits += 1;
         } else if sack_recovery {
             let nothing_in_flight = seq == self.snd_una;
-            let snapshot = self.sender_model(now).rate.on_sent(now, nothing_in_flight);
+            // The sampler runs for an algorithm that reads rate samples (BBR), or once the
+            // sender model exists anyway (pacing); CUBIC and NewReno skip it.
+            let snapshot = if self.sender.is_some() || self.cc.uses_rate_samples() {
+                self.sender_model(now).rate.on_sent(now, nothing_in_flight)
+            } else {
+                RateSnapshot::default()
+            };
             self.sent.push(seq, self.snd_nxt, fin, now, snapshot);
             self.on_recovery_send(self.snd_nxt.since(seq));
             if let Some(Frto::NewDataSent { allowance }) = &mut self.frto {

@@ -16,7 +16,7 @@ use core::time::Duration;
 
 /// What a segment remembers of the sampler when it is (re)sent (draft §3.2, Linux
 /// `tcp_skb_cb.tx`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) struct RateSnapshot {
     /// `C.delivered` when the segment was sent.
     pub delivered: u64,

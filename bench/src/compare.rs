@@ -27,7 +27,7 @@ use anyhow::{Context, bail, ensure};
 use serde_json::json;
 use surge::report::hgrm::parse_hgrm;
 use surge::report::plot::{Bar, PercentileRun, write_bars, write_percentiles};
-use surge_lab::{Lab, LabSpec, Topology};
+use surge_lab::{HostId, Lab, LabSpec, Topology};
 
 use contenders::{Client, Env, HTTP_CONNECTIONS, RunFiles, Server, run_case};
 use parse::Measurement;
@@ -332,6 +332,19 @@ pub fn run(mut args: CompareArgs) -> anyhow::Result<()> {
     }
     let lab = Lab::up(&LabSpec::unique("cmp", Topology::Pair))
         .context("building the lab (needs root)")?;
+    // The kernel clients in B may reuse their own TIME-WAIT ports for new connections
+    // (`tcp_tw_reuse=1`, as load testers set it): without it, a 10,000-connection run
+    // started seconds after another to the same server completed 1,024 connects and
+    // timed out the other 8,976 (the first run's 10,000 TIME-WAIT sockets hold the
+    // ports). Both contenders of a row see the same client.
+    let reuse = lab
+        .exec(HostId::B, &["sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1"])
+        .context("setting tcp_tw_reuse in the client's namespace")?;
+    ensure!(
+        reuse.status.success(),
+        "sysctl tcp_tw_reuse: {}",
+        String::from_utf8_lossy(&reuse.stderr)
+    );
     eprintln!(
         "lab {}: {} ({}) <-> {} ({}); surge at {} (server) and {} (client); server core {}, client core {}",
         lab.name(),

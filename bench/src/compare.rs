@@ -338,7 +338,10 @@ pub fn run(mut args: CompareArgs) -> anyhow::Result<()> {
     // timed out the other 8,976 (the first run's 10,000 TIME-WAIT sockets hold the
     // ports). Both contenders of a row see the same client.
     let reuse = lab
-        .exec(HostId::B, &["sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1"])
+        .exec(
+            HostId::B,
+            &["sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1"],
+        )
         .context("setting tcp_tw_reuse in the client's namespace")?;
     ensure!(
         reuse.status.success(),

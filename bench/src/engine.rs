@@ -308,6 +308,46 @@ impl Exchange {
     pub(crate) fn unwritten(&self) -> &'static [u8] {
         REQUEST.get(self.written..).unwrap_or_default()
     }
+
+    /// The closed-loop client's step on connection `c` of `engine` at `now`: reads what
+    /// has come of the echo (recording the request once it is whole), then starts the
+    /// next request and writes what fits.
+    pub(crate) fn drive<D: Device>(
+        &mut self,
+        engine: &mut Engine<D>,
+        c: SocketHandle,
+        buf: &mut [u8],
+        recorder: &mut Recorder,
+        now: Instant,
+    ) -> anyhow::Result<()> {
+        if self.busy {
+            loop {
+                let want = MESSAGE_LEN - self.read;
+                match engine.recv(c, &mut buf[..want]) {
+                    Ok(0) => bail!("the server closed a connection"),
+                    Ok(n) => {
+                        if self.on_read(&buf[..n])? {
+                            recorder.answered(self.sent_at, now);
+                            break;
+                        }
+                    }
+                    Err(Errno::EAGAIN) => break,
+                    Err(e) => return Err(e).context("client recv"),
+                }
+            }
+        }
+        if !self.busy {
+            self.start(now);
+        }
+        while self.written < MESSAGE_LEN {
+            match engine.send(c, self.unwritten()) {
+                Ok(n) => self.written += n,
+                Err(Errno::EAGAIN) => break,
+                Err(e) => return Err(e).context("client send"),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Reads what `conn` has and sends it back; false once the connection is done

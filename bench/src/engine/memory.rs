@@ -20,9 +20,7 @@ use surge_stack::{
     wire::EthernetAddress,
 };
 
-use super::{
-    ECHO_PORT, Exchange, HandleMap, MESSAGE_LEN, Outcome, Plan, Recorder, surge_echo_once,
-};
+use super::{ECHO_PORT, Exchange, HandleMap, Outcome, Plan, Recorder, surge_echo_once};
 
 /// The client's side of the in-memory link.
 pub(crate) const IP_CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -205,33 +203,7 @@ fn measured_loop(
         }
         // The client: collect echoes, start the next requests.
         for i in work.drain(..) {
-            let (c, x) = (clients[i], &mut exchanges[i]);
-            if x.busy {
-                loop {
-                    let want = MESSAGE_LEN - x.read;
-                    match net.client.recv(c, &mut buf[..want]) {
-                        Ok(0) => bail!("the server closed a connection"),
-                        Ok(n) => {
-                            if x.on_read(&buf[..n])? {
-                                recorder.answered(x.sent_at, now);
-                                break;
-                            }
-                        }
-                        Err(Errno::EAGAIN) => break,
-                        Err(e) => return Err(e).context("client recv"),
-                    }
-                }
-            }
-            if !x.busy {
-                x.start(now);
-            }
-            while x.written < MESSAGE_LEN {
-                match net.client.send(c, x.unwritten()) {
-                    Ok(n) => x.written += n,
-                    Err(Errno::EAGAIN) => break,
-                    Err(e) => return Err(e).context("client send"),
-                }
-            }
+            exchanges[i].drive(&mut net.client, clients[i], &mut buf, &mut recorder, now)?;
         }
         net.poll(true, now);
         net.poll(false, now);

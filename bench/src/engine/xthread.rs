@@ -167,33 +167,7 @@ impl Client {
             self.allocations_at_open = Some((alloc_count::total_allocations(), switches));
         }
         for i in self.work.drain(..) {
-            let (c, x) = (self.sockets[i], &mut self.exchanges[i]);
-            if x.busy {
-                loop {
-                    let want = MESSAGE_LEN - x.read;
-                    match engine.recv(c, &mut self.buf[..want]) {
-                        Ok(0) => bail!("the server closed a connection"),
-                        Ok(n) => {
-                            if x.on_read(&self.buf[..n])? {
-                                recorder.answered(x.sent_at, now);
-                                break;
-                            }
-                        }
-                        Err(Errno::EAGAIN) => break,
-                        Err(e) => return Err(e).context("client recv"),
-                    }
-                }
-            }
-            if !x.busy {
-                x.start(now);
-            }
-            while x.written < MESSAGE_LEN {
-                match engine.send(c, x.unwritten()) {
-                    Ok(n) => x.written += n,
-                    Err(Errno::EAGAIN) => break,
-                    Err(e) => return Err(e).context("client send"),
-                }
-            }
+            self.exchanges[i].drive(engine, self.sockets[i], &mut self.buf, recorder, now)?;
         }
         if recorder.done(now) {
             if let Some(r) = self.recorder.take() {

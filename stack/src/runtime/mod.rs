@@ -54,6 +54,7 @@
 //! assert_eq!(&buf, b"ping");
 //! ```
 
+mod bits;
 pub mod boot;
 mod command;
 mod net;
@@ -81,10 +82,10 @@ use shared::{CoreLink, Shared};
 use stream::Streams;
 use watch::{Board, Waiters, Watched};
 
+pub use bits::{ERROR, HANGUP, READABLE, WRITABLE};
 pub use net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 pub use poller::{Event, Interest, Poller, Source};
 pub use stream::STREAM_RING_BYTES;
-pub use watch::{ERROR, HANGUP, READABLE, WRITABLE};
 
 /// What an engine's loop does when an iteration found no work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -317,7 +317,7 @@ impl Streams {
     /// and the rings: readable while the RX ring has bytes (or the engine must
     /// answer), writable while the TX ring has room once connected.
     pub(crate) fn board_bits(&mut self, h: SocketHandle, bits: u8) -> u8 {
-        use super::watch::{READABLE, WRITABLE};
+        use super::bits::{READABLE, WRITABLE};
         let Some(s) = self.get_mut(h) else {
             return bits;
         };

@@ -20,14 +20,7 @@ use super::stream::Streams;
 use crate::engine::{Engine, Readiness, SocketEvent};
 use crate::socket::SocketHandle;
 
-/// `recv`/`accept` would not block.
-pub const READABLE: u8 = 1;
-/// `send` would not block (or a connect finished).
-pub const WRITABLE: u8 = 2;
-/// An error is pending.
-pub const ERROR: u8 = 4;
-/// Closed both ways, or the socket is gone.
-pub const HANGUP: u8 = 8;
+pub use super::bits::{ERROR, HANGUP, READABLE, WRITABLE};
 
 fn encode(r: Readiness) -> u8 {
     (u8::from(r.readable) * READABLE)

@@ -61,8 +61,11 @@ impl Pair {
     }
 }
 
-/// The closed-loop echo with `conns` connections; see the module docs.
-pub(crate) fn surge_echo(conns: usize, plan: &Plan, stop: &AtomicBool) -> anyhow::Result<Outcome> {
+/// The client and server engines on one in-memory pipe, sized for `conns`
+/// connections (the echo benchmarks in this module and in `xthread`).
+pub(crate) fn pipe_engines(
+    conns: usize,
+) -> anyhow::Result<(Engine<PipeDevice>, Engine<PipeDevice>)> {
     let mut pipe = PipeConfig::default();
     // Room for a burst from every connection at once.
     pipe.link_capacity = pipe.link_capacity.max(4 * conns as u32 + 64);
@@ -75,9 +78,18 @@ pub(crate) fn surge_echo(conns: usize, plan: &Plan, stop: &AtomicBool) -> anyhow
     // all (with the default 2048, a burst of 10,000 SYNs takes several rounds
     // of SYN retransmission, 1 s, 2 s, 4 s apart, and outlasts the set-up).
     server_config.listen.max_syn_backlog = server_config.listen.max_syn_backlog.max(conns as u32);
+    Ok((
+        Engine::new(dc, engine_config(MAC_CLIENT, IP_CLIENT, 1)?)?,
+        Engine::new(ds, server_config)?,
+    ))
+}
+
+/// The closed-loop echo with `conns` connections; see the module docs.
+pub(crate) fn surge_echo(conns: usize, plan: &Plan, stop: &AtomicBool) -> anyhow::Result<Outcome> {
+    let (client, server) = pipe_engines(conns)?;
     let mut net = Pair {
-        client: Engine::new(dc, engine_config(MAC_CLIENT, IP_CLIENT, 1)?)?,
-        server: Engine::new(ds, server_config)?,
+        client,
+        server,
         epoch: Instant::now(),
     };
     let listener = net.server.tcp_socket()?;

@@ -17,7 +17,6 @@
 //! measured window.
 
 use std::{
-    collections::HashMap,
     io::{Read, Write},
     net::{Ipv4Addr, SocketAddrV4},
     sync::{
@@ -28,7 +27,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use surge_datapath::{PipeConfig, PipeDevice, alloc_count};
+use surge_datapath::{PipeDevice, alloc_count};
 use surge_stack::{
     Errno,
     engine::{Engine, SocketEvent},
@@ -39,8 +38,8 @@ use surge_stack::{
 };
 
 use super::{
-    ECHO_PORT, Exchange, MESSAGE_LEN, Outcome, Plan, Recorder,
-    memory::{IP_CLIENT, IP_SERVER, MAC_CLIENT, MAC_SERVER, engine_config},
+    ECHO_PORT, Exchange, HandleMap, MESSAGE_LEN, Outcome, Plan, Recorder,
+    memory::{IP_SERVER, pipe_engines},
     surge_echo_once,
 };
 
@@ -97,7 +96,7 @@ struct Client {
     /// case every connection has its thread).
     server_ready: Arc<AtomicBool>,
     sockets: Vec<SocketHandle>,
-    index: HashMap<SocketHandle, usize>,
+    index: HandleMap<usize>,
     exchanges: Vec<Exchange>,
     work: Vec<usize>,
     recorder: Option<Recorder>,
@@ -191,8 +190,11 @@ impl Handler<PipeDevice> for Client {
     }
 
     fn events(&mut self, _engine: &mut Engine<PipeDevice>, events: &[SocketEvent]) {
-        self.work
-            .extend(events.iter().filter_map(|e| self.index.get(&e.handle)));
+        self.work.extend(
+            events
+                .iter()
+                .filter_map(|e| self.index.get(e.handle).copied()),
+        );
     }
 }
 
@@ -200,7 +202,7 @@ impl Handler<PipeDevice> for Client {
 struct InLoopServer {
     listener: Option<SocketHandle>,
     listening: Arc<AtomicBool>,
-    served: HashMap<SocketHandle, Vec<u8>>,
+    served: HandleMap<Vec<u8>>,
     buf: Vec<u8>,
     failed: Arc<AtomicBool>,
 }
@@ -238,26 +240,13 @@ impl Handler<PipeDevice> for InLoopServer {
                     }
                     self.served.insert(conn, Vec::new());
                 }
-            } else if let Some(pending) = self.served.get_mut(&e.handle) {
+            } else if let Some(pending) = self.served.get_mut(e.handle) {
                 if !surge_echo_once(engine, e.handle, pending, &mut self.buf) {
-                    self.served.remove(&e.handle);
+                    self.served.remove(e.handle);
                 }
             }
         }
     }
-}
-
-fn pipe_engines(conns: usize) -> anyhow::Result<(Engine<PipeDevice>, Engine<PipeDevice>)> {
-    let mut pipe = PipeConfig::default();
-    pipe.link_capacity = pipe.link_capacity.max(4 * conns as u32 + 64);
-    pipe.pool.frame_count = pipe.pool.frame_count.max(8 * conns as u32 + 256);
-    let (dc, ds) = PipeDevice::pair(&pipe)?;
-    let mut server_config = engine_config(MAC_SERVER, IP_SERVER, 2)?;
-    server_config.listen.max_syn_backlog = server_config.listen.max_syn_backlog.max(conns as u32);
-    Ok((
-        Engine::new(dc, engine_config(MAC_CLIENT, IP_CLIENT, 1)?)?,
-        Engine::new(ds, server_config)?,
-    ))
 }
 
 fn runtime(core: usize) -> RuntimeConfig {
@@ -294,7 +283,7 @@ pub(crate) fn xthread_echo(
             let handler = InLoopServer {
                 listener: None,
                 listening: Arc::clone(&server_ready),
-                served: HashMap::new(),
+                served: HandleMap::new(),
                 buf: vec![0u8; 16 * 1024],
                 failed: Arc::clone(&failed),
             };
@@ -321,7 +310,7 @@ pub(crate) fn xthread_echo(
         plan: *plan,
         server_ready: Arc::clone(&server_ready),
         sockets: Vec::with_capacity(conns),
-        index: HashMap::with_capacity(conns),
+        index: HandleMap::new(),
         exchanges: Vec::new(),
         work: Vec::with_capacity(conns),
         recorder: None,

@@ -588,9 +588,13 @@ impl Tcb {
                 .capacity()
                 .saturating_sub(offset)
                 .min(data.len());
-            if fits > 0 && self.ooo.insert(start, start + fits) {
+            let stored = (fits > 0)
+                .then(|| self.ooo.insert_pruning(start, start + fits))
+                .flatten();
+            if let Some(pruned) = stored {
                 self.recv_buf.write_at(offset, &data[..fits]);
                 self.stats.ooo_bytes += fits as u64;
+                self.stats.ooo_pruned = self.stats.ooo_pruned.saturating_add(pruned as u32);
             } else {
                 self.stats.ooo_dropped += 1;
             }

@@ -13,9 +13,15 @@ pub struct OutOfOrderQueue {
     max_ranges: usize,
     max_bytes: usize,
     bytes: usize,
-    /// The range that holds the most recently received segment (RFC 2018 §4: first SACK block).
-    latest: Option<SeqNumber>,
+    /// Starts of the ranges that most recently received a segment, newest first: RFC 2018
+    /// §4 puts the newest in the first SACK block and repeats the most recently reported
+    /// ones after it, so a sender learns of every range even when ACKs are lost and there
+    /// are more ranges than blocks.
+    recent: [Option<SeqNumber>; RECENT],
 }
+
+/// Ranges remembered by recency: the SACK blocks one ACK carries (four at most).
+const RECENT: usize = 4;
 
 impl OutOfOrderQueue {
     /// An empty queue. The range vector is allocated whole on the first out-of-order
@@ -27,7 +33,7 @@ impl OutOfOrderQueue {
             max_ranges,
             max_bytes,
             bytes: 0,
-            latest: None,
+            recent: [None; RECENT],
         }
     }
 
@@ -75,12 +81,36 @@ impl OutOfOrderQueue {
     }
 
     /// Records `[start, end)`; returns false (recording nothing) when bounds forbid it.
+    ///
+    /// When the bounds are reached, ranges above the new segment are forgotten, highest
+    /// first, to make room (Linux's `tcp_prune_ofo_queue`; RFC 2018 §8 lets a receiver
+    /// discard data it reported in SACK blocks): data nearer `RCV.NXT` is what fills the
+    /// hole. Refusing it instead let a reordering path fill the range bound with
+    /// isolated segments far ahead and drop every retransmission of the hole, so the
+    /// connection crawled through retransmission timeouts (10 ms +- 2 ms of jitter on the
+    /// lab's router). Returns the number of ranges forgotten through `pruned`.
     pub fn insert(&mut self, start: SeqNumber, end: SeqNumber) -> bool {
+        self.insert_pruning(start, end).is_some()
+    }
+
+    /// [`OutOfOrderQueue::insert`], returning how many ranges were forgotten to make room
+    /// (`None`: nothing recorded).
+    pub fn insert_pruning(&mut self, start: SeqNumber, end: SeqNumber) -> Option<usize> {
         if end <= start {
-            return true;
+            return Some(0);
         }
-        if !self.can_insert(start, end) {
-            return false;
+        if !self.can_insert(start, end) && !self.fits_after_pruning(start, end) {
+            return None;
+        }
+        let mut pruned = 0;
+        while !self.can_insert(start, end) {
+            match self.ranges.last() {
+                Some(&(s, _)) if start < s => {
+                    self.forget_last();
+                    pruned += 1;
+                }
+                _ => return None,
+            }
         }
         if self.ranges.capacity() == 0 {
             self.ranges.reserve_exact(self.max_ranges + 1);
@@ -104,8 +134,48 @@ impl OutOfOrderQueue {
             .position(|&(s, _)| s > new_start)
             .unwrap_or(self.ranges.len());
         self.ranges.insert(pos, (new_start, new_end));
-        self.latest = Some(new_start);
-        true
+        // The merged range goes first; the ranges it swallowed leave the list.
+        let mut recent = [Some(new_start); RECENT];
+        let mut n = 1;
+        for r in self.recent.into_iter().flatten() {
+            if n < RECENT && !(new_start <= r && r <= new_end) {
+                recent[n] = Some(r);
+                n += 1;
+            }
+        }
+        recent[n..].fill(None);
+        self.recent = recent;
+        Some(pruned)
+    }
+
+    /// Would `[start, end)` fit once every range starting above `start` is forgotten?
+    fn fits_after_pruning(&self, start: SeqNumber, end: SeqNumber) -> bool {
+        let kept = || self.ranges.iter().filter(|&&(s, _)| s <= start);
+        let kept_bytes: usize = kept().map(|&(s, e)| e.since(s) as usize).sum();
+        let covered: u32 = kept()
+            .map(|&(s, e)| {
+                let (lo, hi) = (s.max_seq(start), e.min_seq(end));
+                if hi > lo { hi.since(lo) } else { 0 }
+            })
+            .sum();
+        let new_bytes = end.since(start).saturating_sub(covered) as usize;
+        let touches = kept().any(|&(s, e)| start <= e && s <= end);
+        kept_bytes + new_bytes <= self.max_bytes && (touches || kept().count() < self.max_ranges)
+    }
+
+    /// Forgets the highest range (its bytes stay in the ring until overwritten).
+    fn forget_last(&mut self) {
+        if let Some((s, e)) = self.ranges.pop() {
+            self.bytes = self.bytes.saturating_sub(e.since(s) as usize);
+            self.forget_recent(s);
+        }
+    }
+
+    fn forget_recent(&mut self, start: SeqNumber) {
+        if let Some(i) = self.recent.iter().position(|&r| r == Some(start)) {
+            self.recent.copy_within(i + 1.., i);
+            self.recent[RECENT - 1] = None;
+        }
     }
 
     /// If the first range starts at or before `rcv_nxt`, removes it and returns its end.
@@ -116,9 +186,7 @@ impl OutOfOrderQueue {
         }
         self.ranges.remove(0);
         self.bytes = self.bytes.saturating_sub(e.since(s) as usize);
-        if self.latest == Some(s) {
-            self.latest = None;
-        }
+        self.forget_recent(s);
         Some(e)
     }
 
@@ -126,23 +194,28 @@ impl OutOfOrderQueue {
     pub fn clear(&mut self) {
         self.ranges.clear();
         self.bytes = 0;
-        self.latest = None;
+        self.recent = [None; RECENT];
     }
 
-    /// SACK blocks (RFC 2018 §4): the most recent range first, then the others in order.
+    /// SACK blocks (RFC 2018 §4): the range holding the newest segment first, then the
+    /// ranges that most recently changed, then the lowest others.
     pub fn sack_blocks(&self, max: usize) -> SackBlocks {
         let mut blocks = SackBlocks::new();
-        let latest = self
-            .latest
-            .and_then(|l| self.ranges.iter().find(|&&(s, _)| s == l));
-        if let Some(&(s, e)) = latest {
-            blocks.push(s.0, e.0);
+        let mut listed = [None; RECENT];
+        for (slot, start) in listed.iter_mut().zip(self.recent.into_iter().flatten()) {
+            if blocks.len() >= max {
+                break;
+            }
+            if let Some(&(s, e)) = self.ranges.iter().find(|&&(s, _)| s == start) {
+                blocks.push(s.0, e.0);
+                *slot = Some(s);
+            }
         }
         for &(s, e) in &self.ranges {
             if blocks.len() >= max {
                 break;
             }
-            if Some(s) != self.latest {
+            if !listed.contains(&Some(s)) {
                 blocks.push(s.0, e.0);
             }
         }
@@ -179,9 +252,13 @@ mod tests {
         assert!(q.insert(s(10), s(20)));
         assert!(q.insert(s(30), s(40)));
         assert!(!q.insert(s(50), s(51)), "third hole exceeds range bound");
-        assert!(!q.insert(s(15), s(26)), "overlap adds 6 bytes: 26 > 25");
         assert!(q.insert(s(15), s(25)));
         assert_eq!(q.bytes(), 25);
+        // 15..26 adds one byte: 26 > 25, so the range above it goes (it lies further from
+        // RCV.NXT than the new data).
+        assert_eq!(q.insert_pruning(s(15), s(26)), Some(1));
+        assert_eq!(q.ranges(), &[(s(10), s(26))]);
+        assert_eq!(q.bytes(), 16);
     }
 
     #[test]
@@ -191,9 +268,67 @@ mod tests {
         q.insert(s(30), s(40));
         q.insert(s(50), s(60));
         q.insert(s(35), s(45));
+        // The newest first, then the most recently changed (RFC 2018 §4).
         let b = q.sack_blocks(3);
-        assert_eq!(b.as_slice(), &[(30, 45), (10, 20), (50, 60)]);
+        assert_eq!(b.as_slice(), &[(30, 45), (50, 60), (10, 20)]);
         assert_eq!(q.sack_blocks(1).as_slice(), &[(30, 45)]);
+    }
+
+    #[test]
+    fn sack_blocks_rotate_through_more_ranges_than_blocks() {
+        let mut q = OutOfOrderQueue::new(16, 10_000);
+        for i in 0..8u32 {
+            q.insert(s(100 + 20 * i), s(110 + 20 * i));
+        }
+        // Newest first, then the three before it: each range gets reported.
+        assert_eq!(
+            q.sack_blocks(4).as_slice(),
+            &[(240, 250), (220, 230), (200, 210), (180, 190)]
+        );
+        // A segment extending an older range makes it the newest.
+        q.insert(s(110), s(115));
+        assert_eq!(
+            q.sack_blocks(3).as_slice(),
+            &[(100, 115), (240, 250), (220, 230)]
+        );
+        // Once a range is delivered it is no longer reported.
+        assert_eq!(q.pop_contiguous(s(100)), Some(s(115)));
+        assert_eq!(
+            q.sack_blocks(3).as_slice(),
+            &[(240, 250), (220, 230), (200, 210)]
+        );
+    }
+
+    #[test]
+    fn full_queue_forgets_the_highest_ranges_for_data_below_them() {
+        let mut q = OutOfOrderQueue::new(3, 1000);
+        assert!(q.insert(s(100), s(110)));
+        assert!(q.insert(s(200), s(210)));
+        assert!(q.insert(s(300), s(310)));
+        // Above every range: refused, as before.
+        assert_eq!(q.insert_pruning(s(400), s(410)), None);
+        // Below the highest: the highest is forgotten to make room.
+        assert_eq!(q.insert_pruning(s(50), s(60)), Some(1));
+        assert_eq!(
+            q.ranges(),
+            &[(s(50), s(60)), (s(100), s(110)), (s(200), s(210))]
+        );
+        assert_eq!(q.bytes(), 30);
+        assert_eq!(
+            q.sack_blocks(4).as_slice(),
+            &[(50, 60), (200, 210), (100, 110)]
+        );
+        // The byte bound prunes the same way, as many ranges as it takes.
+        let mut q = OutOfOrderQueue::new(8, 30);
+        for i in 0..3u32 {
+            assert!(q.insert(s(100 + 100 * i), s(110 + 100 * i)));
+        }
+        assert_eq!(q.insert_pruning(s(20), s(45)), Some(3));
+        assert_eq!(q.ranges(), &[(s(20), s(45))]);
+        assert_eq!(q.bytes(), 25);
+        // More than the whole bound: refused, and what was held stays.
+        assert_eq!(q.insert_pruning(s(0), s(40)), None);
+        assert_eq!(q.ranges(), &[(s(20), s(45))]);
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct TcpStats {
     pub ooo_bytes: u64,
     /// Out-of-order segments dropped because the queue was full.
     pub ooo_dropped: u64,
+    /// Out-of-order ranges forgotten to make room for data nearer `RCV.NXT`.
+    pub ooo_pruned: u64,
     /// Challenge ACKs sent (RFC 5961).
     pub challenge_acks: u64,
     /// Challenge ACKs suppressed by the per-connection rate limit (RFC 5961 §7).
@@ -132,6 +134,8 @@ pub(super) struct TcpCounters {
     pub ooo_bytes: u64,
     /// Out-of-order segments dropped because the queue was full.
     pub ooo_dropped: u32,
+    /// Out-of-order ranges forgotten to make room for data nearer `RCV.NXT`.
+    pub ooo_pruned: u32,
     /// Challenge ACKs sent (RFC 5961).
     pub challenge_acks: u32,
     /// Challenge ACKs suppressed by the per-connection rate limit (RFC 5961 §7).
@@ -196,6 +200,7 @@ impl TcpCounters {
             dup_acks: u64::from(self.dup_acks),
             ooo_bytes: self.ooo_bytes,
             ooo_dropped: u64::from(self.ooo_dropped),
+            ooo_pruned: u64::from(self.ooo_pruned),
             challenge_acks: u64::from(self.challenge_acks),
             challenge_acks_suppressed: u64::from(self.challenge_acks_suppressed),
             unacceptable: u64::from(self.unacceptable),

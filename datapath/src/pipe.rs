@@ -8,7 +8,7 @@
 
 use std::{
     cmp::Reverse,
-    collections::BinaryHeap,
+    collections::{BinaryHeap, VecDeque},
     sync::{Arc, Mutex},
 };
 
@@ -79,12 +79,21 @@ impl Default for PipeConfig {
     }
 }
 
-/// One direction of the link: a slab of frame-sized slots and a queue
-/// ordered by delivery time.
+/// A frame in flight: `(deliver_at_us, sequence, slot, len)`; ordered by delivery time,
+/// then by when it was sent.
+type InFlight = (u64, u64, u32, u16);
+
+/// One direction of the link: a slab of frame-sized slots and the frames in flight,
+/// delivered earliest first (ties in the order they were sent).
+///
+/// Frames whose delivery times only rise (no jitter, no reordering: the common case)
+/// wait in a FIFO, in O(1); the others in a heap. With 10,000 frames in flight a heap
+/// costs a cold sift through 14 levels per frame, which the in-memory benchmarks at
+/// 10,000 connections measured as part of every request.
 #[derive(Debug)]
 struct Channel {
-    /// `(deliver_at_us, sequence, slot, len)`, earliest first.
-    queue: BinaryHeap<Reverse<(u64, u64, u32, u16)>>,
+    fifo: VecDeque<InFlight>,
+    heap: BinaryHeap<Reverse<InFlight>>,
     slab: Vec<u8>,
     free_slots: Vec<u32>,
     slot_size: usize,
@@ -94,12 +103,50 @@ struct Channel {
 impl Channel {
     fn new(capacity: u32, slot_size: usize) -> Self {
         Self {
-            queue: BinaryHeap::with_capacity(capacity as usize),
+            fifo: VecDeque::with_capacity(capacity as usize),
+            heap: BinaryHeap::new(),
             slab: vec![0; capacity as usize * slot_size],
             free_slots: (0..capacity).rev().collect(),
             slot_size,
             sequence: 0,
         }
+    }
+
+    /// Queues a frame: in the FIFO when it is due no earlier than the FIFO's last.
+    fn push(&mut self, frame: InFlight) {
+        if self.fifo.back().is_none_or(|last| last.0 <= frame.0) {
+            self.fifo.push_back(frame);
+        } else {
+            self.heap.push(Reverse(frame));
+        }
+    }
+
+    /// The next frame to deliver, without taking it.
+    fn peek(&self) -> Option<InFlight> {
+        match (self.fifo.front(), self.heap.peek()) {
+            (Some(&f), Some(&Reverse(h))) => Some(f.min(h)),
+            (Some(&f), None) => Some(f),
+            (None, Some(&Reverse(h))) => Some(h),
+            (None, None) => None,
+        }
+    }
+
+    /// Takes the frame [`Channel::peek`] returned.
+    fn pop(&mut self) {
+        let from_heap = match (self.fifo.front(), self.heap.peek()) {
+            (Some(f), Some(Reverse(h))) => h < f,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if from_heap {
+            self.heap.pop();
+        } else {
+            self.fifo.pop_front();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.fifo.len() + self.heap.len()
     }
 
     fn slot_mut(&mut self, slot: u32) -> &mut [u8] {
@@ -208,7 +255,7 @@ impl PipeDevice {
     /// When the next frame for this side is due (microseconds), if any is in flight.
     pub fn poll_at(&self) -> Option<u64> {
         let inbound = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
-        inbound.queue.peek().map(|Reverse((at, ..))| *at)
+        inbound.peek().map(|(at, ..)| at)
     }
 
     /// Whether this side completes requested checksums, or why not.
@@ -222,11 +269,7 @@ impl PipeDevice {
 
     /// Frames in flight towards this side.
     pub fn in_flight(&self) -> usize {
-        self.inbound
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .queue
-            .len()
+        self.inbound.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Completes the checksum requested for `frame` in place, as a NIC would;
@@ -287,9 +330,8 @@ impl PipeDevice {
                 at += imp.reorder_delay_us;
             }
             channel.sequence += 1;
-            channel
-                .queue
-                .push(Reverse((at, channel.sequence, slot, len as u16)));
+            let sequence = channel.sequence;
+            channel.push((at, sequence, slot, len as u16));
         }
     }
 }
@@ -304,7 +346,7 @@ impl Device for PipeDevice {
         let mut channel = inbound.lock().unwrap_or_else(|e| e.into_inner());
         let mut delivered = 0u32;
         while out.remaining() > 0 {
-            let Some(&Reverse((at, _, slot, len))) = channel.queue.peek() else {
+            let Some((at, _, slot, len)) = channel.peek() else {
                 break;
             };
             if at > self.now_us {
@@ -314,7 +356,7 @@ impl Device for PipeDevice {
                 self.stats.pool_empty += 1;
                 break;
             };
-            channel.queue.pop();
+            channel.pop();
             let len = usize::from(len);
             let src = channel.slot_mut(slot).get(..len).unwrap_or_default();
             let dst = self.pool.bytes_mut(&frame);

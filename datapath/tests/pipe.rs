@@ -142,6 +142,37 @@ fn reordering_changes_order_but_loses_nothing() {
     assert_ne!(tags, sorted, "some frames were overtaken");
 }
 
+/// Frames arrive earliest due first, ties in send order, whether their due times rise (the
+/// link's FIFO) or fall back behind frames already queued (its heap).
+#[test]
+fn frames_arrive_by_due_time_then_send_order() {
+    let imp = Impairments {
+        delay_us: 10,
+        ..Default::default()
+    };
+    let (mut a, mut b) = pipe(imp, 3);
+    for (now, tag) in [
+        (100, 0),
+        (50, 1),
+        (100, 2),
+        (70, 3),
+        (100, 4),
+        (200, 5),
+        (50, 6),
+    ] {
+        a.set_now(now);
+        send_tagged(&mut a, tag);
+    }
+    assert_eq!(b.poll_at(), Some(60));
+    assert_eq!(b.in_flight(), 7);
+    let tags = |got: Vec<(u32, Vec<u8>)>| got.into_iter().map(|(t, _)| t).collect::<Vec<_>>();
+    assert_eq!(tags(receive(&mut b, 60)), [1, 6]);
+    assert_eq!(b.poll_at(), Some(80));
+    assert_eq!(tags(receive(&mut b, 110)), [3, 0, 2, 4]);
+    assert_eq!(tags(receive(&mut b, 1_000)), [5]);
+    assert_eq!(b.in_flight(), 0);
+}
+
 fn send_tagged(from: &mut PipeDevice, tag: u32) {
     let mut tx = Burst::new();
     let mut frame = from.alloc_tx().unwrap();

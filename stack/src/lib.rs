@@ -29,6 +29,7 @@ pub mod engine;
 pub mod errno;
 pub mod iface;
 pub mod neighbor;
+pub mod prefetch;
 pub mod reassembly;
 pub mod runtime;
 pub mod secrets;

@@ -5,7 +5,7 @@ mod common;
 
 use core::net::Ipv4Addr;
 use proptest::prelude::*;
-use surge_stack::wire::frame::{Network, ParsedFrame, Transport, parse_frame};
+use surge_stack::wire::frame::{Network, ParsedFrame, Transport, parse_frame, tcp_tuple_hint};
 use surge_stack::wire::*;
 
 fn mac() -> impl Strategy<Value = EthernetAddress> {
@@ -272,6 +272,14 @@ proptest! {
         let frame = ParsedFrame { ethernet: eth, network: Network::Ipv4 { header: ip, transport: Transport::Tcp { header: tcp, payload: &payload } } };
         let bytes = common::emit_frame(&frame);
         prop_assert_eq!(parse_frame(&bytes, ChecksumMode::Verify), Ok(frame));
+        // The prefetch hint reads the same tuple, ours first (untagged frames only).
+        let tuple = FourTuple {
+            local_addr: ip.dst_addr,
+            local_port: tcp.dst_port,
+            remote_addr: ip.src_addr,
+            remote_port: tcp.src_port,
+        };
+        prop_assert_eq!(tcp_tuple_hint(&bytes), eth.vlan.is_none().then_some(tuple));
     }
 
     #[test]
@@ -280,6 +288,7 @@ proptest! {
         let _ = parse_frame(&bytes, ChecksumMode::Trust);
         let _ = TcpOptions::parse(&bytes);
         let _ = Ipv4Repr::parse_quoted(&bytes);
+        let _ = tcp_tuple_hint(&bytes);
     }
 
     #[test]

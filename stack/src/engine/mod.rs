@@ -23,6 +23,7 @@ pub mod forward;
 mod icmp;
 mod input;
 mod output;
+mod prefetch;
 mod state;
 pub mod stats;
 mod tcp;
@@ -285,6 +286,7 @@ impl<D: Device> Engine<D> {
             forwarded += tap.drain(&mut |bytes| input::observed_arp(core, now, bytes));
         }
         let received = device.rx_burst(rx);
+        prefetch::burst(core, device, rx);
         for frame in rx.drain() {
             input::handle_frame(core, device, tx, now, frame);
         }

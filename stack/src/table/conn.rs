@@ -36,7 +36,7 @@ pub const BUCKETS_PER_SEGMENT: usize = 1024;
 /// Entry slots in one slab segment.
 pub const SLOTS_PER_SEGMENT: usize = 4096;
 /// Average chain length that triggers a bucket split.
-pub const MAX_LOAD: usize = 2;
+pub const MAX_LOAD: usize = 1;
 /// Largest `capacity` a table accepts (slot indices are `u32`, one value is the sentinel).
 pub const MAX_CAPACITY: usize = (u32::MAX - 1) as usize;
 
@@ -238,6 +238,45 @@ impl<V> ConnTable<V> {
             let slot = self.slot(at);
             if slot.hash == hash && slot.tuple == *tuple {
                 return Some(at);
+            }
+            at = slot.next;
+        }
+        None
+    }
+
+    /// The hash [`ConnTable::prefetch_bucket`] and [`ConnTable::prefetch_entry`] take.
+    pub fn hash_of(&self, tuple: &FourTuple) -> u32 {
+        self.hash(tuple)
+    }
+
+    /// Prefetches the bucket head a lookup of `hash` reads first.
+    pub fn prefetch_bucket(&self, hash: u32) {
+        let bucket = self.bucket_of(hash);
+        if let Some(head) = self
+            .dir
+            .get(bucket / BUCKETS_PER_SEGMENT)
+            .and_then(|segment| segment.get(bucket % BUCKETS_PER_SEGMENT))
+        {
+            crate::prefetch::prefetch(head);
+        }
+    }
+
+    /// Reads the bucket head of `hash` (best prefetched first) and prefetches the
+    /// first entry of its chain.
+    pub fn prefetch_entry(&self, hash: u32) {
+        let at = self.head(self.bucket_of(hash));
+        if at != NIL {
+            crate::prefetch::prefetch(self.slot(at));
+        }
+    }
+
+    /// The value under `tuple` whose hash is `hash` (from [`ConnTable::hash_of`]).
+    pub fn get_hashed(&self, hash: u32, tuple: &FourTuple) -> Option<&V> {
+        let mut at = self.head(self.bucket_of(hash));
+        while at != NIL {
+            let slot = self.slot(at);
+            if slot.hash == hash && slot.tuple == *tuple {
+                return slot.value.as_ref();
             }
             at = slot.next;
         }

@@ -112,6 +112,9 @@ fn measure(
     args: &InstructionsArgs,
 ) -> anyhow::Result<Count> {
     let out = Command::new("valgrind")
+        // Counted on ordinary pages, the same in every run (valgrind would not follow the
+        // restart that puts the heap on huge pages anyway).
+        .env(surge_stack::runtime::huge_pages::OPT_OUT, "0")
         .arg("--tool=callgrind")
         .arg("--callgrind-out-file=/dev/null")
         .arg(format!("--toggle-collect={}", c.toggle))

@@ -37,6 +37,8 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As `surge` does: the heap on transparent huge pages unless SURGE_HUGE_PAGES=0.
+    let _ = surge_stack::runtime::huge_pages::reexec_with_huge_pages();
     match Cli::parse().command {
         Command::Compare(args) => compare::run(args),
         Command::Datapath(args) => datapath::run(args),

@@ -57,6 +57,7 @@
 mod bits;
 pub mod boot;
 mod command;
+pub mod huge_pages;
 mod net;
 mod poller;
 mod shared;

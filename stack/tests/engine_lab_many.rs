@@ -567,9 +567,12 @@ fn surge_client_opens_ten_thousand_connections_twice_from_ten_thousand_ports() {
         "kernel server"
     );
     assert_eq!(engine.socket_count(), 0, "every socket is gone");
+    // The check's extra connect opened a connection in each round where a record had
+    // ended early (it found a free port), and its close ended it.
+    let extra = (2 - c.refusals_seen) as u64;
     assert_eq!(
         (tcp.active_opens, tcp.closed),
-        (2 * N as u64, 2 * N as u64),
+        (2 * N as u64 + extra, 2 * N as u64 + extra),
         "{tcp:?}"
     );
     assert_eq!(

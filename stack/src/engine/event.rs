@@ -11,7 +11,7 @@
 //! follows what happened, never the number of sockets.
 
 use super::state::{Core, Socket};
-use crate::socket::{Readiness, SocketHandle, TcpSocketState};
+use crate::socket::{Readiness, SocketHandle, TcpSock, TcpSocketState};
 use crate::table::SocketId;
 use crate::tcp::State;
 
@@ -52,26 +52,36 @@ pub(crate) fn readiness_of(socket: &Socket) -> Readiness {
     }
 }
 
-/// `readiness_of(socket).readable`, without working out the rest (every `recv` asks).
+/// `readiness_of(socket).readable`, without working out the rest.
 fn readable_of(socket: &Socket) -> bool {
     match socket {
         Socket::Udp(s) => s.is_readable(),
-        Socket::Tcp(s) => match &s.state {
-            TcpSocketState::Closed => false,
-            TcpSocketState::Listening(q) => !q.accept_queue.is_empty(),
-            TcpSocketState::Connection(tcb) => tcb.is_readable(),
-        },
+        Socket::Tcp(s) => tcp_readable(s),
     }
 }
 
-/// `readiness_of(socket).writable`, without working out the rest (every `send` asks).
+/// `readiness_of(socket).writable`, without working out the rest.
 fn writable_of(socket: &Socket) -> bool {
     match socket {
         Socket::Udp(_) => true,
-        Socket::Tcp(s) => match &s.state {
-            TcpSocketState::Closed | TcpSocketState::Listening(_) => false,
-            TcpSocketState::Connection(tcb) => tcb.is_writable(),
-        },
+        Socket::Tcp(s) => tcp_writable(s),
+    }
+}
+
+/// A TCP socket's `readiness_of(..).readable` alone (every `recv` asks).
+pub(crate) fn tcp_readable(s: &TcpSock) -> bool {
+    match &s.state {
+        TcpSocketState::Closed => false,
+        TcpSocketState::Listening(q) => !q.accept_queue.is_empty(),
+        TcpSocketState::Connection(tcb) => tcb.is_readable(),
+    }
+}
+
+/// A TCP socket's `readiness_of(..).writable` alone (every `send` asks).
+pub(crate) fn tcp_writable(s: &TcpSock) -> bool {
+    match &s.state {
+        TcpSocketState::Closed | TcpSocketState::Listening(_) => false,
+        TcpSocketState::Connection(tcb) => tcb.is_writable(),
     }
 }
 

@@ -11,7 +11,7 @@
 //! follows what happened, never the number of sockets.
 
 use super::state::{Core, Socket};
-use crate::socket::{Readiness, SocketHandle, TcpSocketState};
+use crate::socket::{Readiness, SocketHandle, TcpSock, TcpSocketState};
 use crate::table::SocketId;
 use crate::tcp::State;
 
@@ -52,6 +52,39 @@ pub(crate) fn readiness_of(socket: &Socket) -> Readiness {
     }
 }
 
+/// `readiness_of(socket).readable`, without working out the rest.
+fn readable_of(socket: &Socket) -> bool {
+    match socket {
+        Socket::Udp(s) => s.is_readable(),
+        Socket::Tcp(s) => tcp_readable(s),
+    }
+}
+
+/// `readiness_of(socket).writable`, without working out the rest.
+fn writable_of(socket: &Socket) -> bool {
+    match socket {
+        Socket::Udp(_) => true,
+        Socket::Tcp(s) => tcp_writable(s),
+    }
+}
+
+/// A TCP socket's `readiness_of(..).readable` alone (every `recv` asks).
+pub(crate) fn tcp_readable(s: &TcpSock) -> bool {
+    match &s.state {
+        TcpSocketState::Closed => false,
+        TcpSocketState::Listening(q) => !q.accept_queue.is_empty(),
+        TcpSocketState::Connection(tcb) => tcb.is_readable(),
+    }
+}
+
+/// A TCP socket's `readiness_of(..).writable` alone (every `send` asks).
+pub(crate) fn tcp_writable(s: &TcpSock) -> bool {
+    match &s.state {
+        TcpSocketState::Closed | TcpSocketState::Listening(_) => false,
+        TcpSocketState::Connection(tcb) => tcb.is_writable(),
+    }
+}
+
 impl Core {
     /// Queues socket `id` in the ready list: its readiness may have changed.
     pub(crate) fn queue_ready(&mut self, id: SocketId) {
@@ -67,13 +100,17 @@ impl Core {
     /// happened before the next drain.
     pub(crate) fn called(&mut self, id: SocketId, read: bool, write: bool) {
         if let Some(socket) = self.sockets.by_id_mut(id) {
-            let now = readiness_of(socket);
+            // Only the asked directions: the same bits `readiness_of` gives.
+            let readable = read && readable_of(socket);
+            let writable = write && writable_of(socket);
+            debug_assert!(!read || readable == readiness_of(socket).readable);
+            debug_assert!(!write || writable == readiness_of(socket).writable);
             let mark = socket.ready_mark();
             if read {
-                mark.reported.readable = now.readable;
+                mark.reported.readable = readable;
             }
             if write {
-                mark.reported.writable = now.writable;
+                mark.reported.writable = writable;
             }
             mark.queue(&mut self.ready, id);
         }

@@ -198,10 +198,21 @@ impl Drop for RingBuffer {
 
 impl Tcb {
     /// Gives drained rings' storage back to the engine's pool: the send ring once all is
-    /// acknowledged, the receive ring once read and with no out-of-order data waiting.
-    /// The engine calls it after each connection's output; an idle connection then
-    /// holds no buffer memory.
+    /// acknowledged, the receive ring once read and with no out-of-order data waiting;
+    /// both only once the connection is quiet: nothing of ours in flight and no ACK owed
+    /// to the peer. The engine calls it after each connection's output; an idle
+    /// connection then holds no buffer memory.
+    ///
+    /// The quiet test is the hysteresis: a request/response connection drains both
+    /// rings on every exchange, and giving them back and taking them again each time
+    /// cost about 650 instructions per echo (eight pool calls). While data is in flight
+    /// (the RTO or its ACK comes) or an ACK is owed (the delayed-ACK timer fires, or the
+    /// next segment we send carries it) the engine is sure to run this again, so a
+    /// connection that goes idle still ends with no buffer memory.
     pub fn release_idle_buffers(&mut self) {
+        if self.snd_una != self.snd_max || self.delack_deadline.is_some() {
+            return;
+        }
         self.send_buf.release_if_empty();
         if self.ooo.is_empty() && self.ooo_fin.is_none() {
             self.recv_buf.release_if_empty();

@@ -114,6 +114,11 @@ impl BufferPool {
         self.idle_bytes
     }
 
+    /// Bytes of classed blocks lent to rings now (held by connections).
+    pub fn lent_bytes(&self) -> usize {
+        self.lent_bytes
+    }
+
     /// The most idle bytes kept now: the idle limit or the working set, the larger.
     pub fn idle_cap(&self) -> usize {
         self.idle_limit.max(self.working_set)

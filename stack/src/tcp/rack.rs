@@ -152,6 +152,11 @@ impl Rack {
         let Some(xmit_ts) = self.xmit_ts else {
             return d;
         };
+        if q.len() == 0 {
+            // Everything sent is acknowledged (the common case of a request/response
+            // exchange): no record can be lost and no reordering timer is needed.
+            return d;
+        }
         let reo_wnd = self.reo_wnd(in_recovery, q.sacked_segments, srtt);
         let mut timeout = Duration::ZERO;
         for i in 0..q.len() {

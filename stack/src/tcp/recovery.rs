@@ -299,6 +299,12 @@ impl Tcb {
 
     /// RFC 8985 §7.2: (re)arm the probe timeout while data is outstanding outside recovery.
     pub(super) fn arm_tail_probe(&mut self, now: Instant) {
+        if self.snd_una == self.snd_max {
+            // Nothing outstanding (every ACK of a request/response exchange): no probe.
+            // Checked first: the cheapest of the conditions below that clear the timer.
+            self.tlp_deadline = None;
+            return;
+        }
         let Some(srtt) = self.rtt.srtt() else {
             self.tlp_deadline = None;
             return;

@@ -4,6 +4,7 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
 use super::{config_for, errno_of, listener, tcp_sock, teardown};
+use crate::engine::event;
 use crate::engine::state::{Core, Socket, mark};
 use crate::socket::{SocketHandle, TcpSock, TcpSocketOptions, TcpSocketState};
 use crate::table::SocketId;
@@ -189,66 +190,104 @@ fn with_sock<R>(
     result
 }
 
+/// The end of `send` and `recv`, on the socket they already looked up (one lookup per
+/// call, where [`with_sock`] and [`Core::called`] made three): marks the connection for
+/// output, records the direction's readiness as reported (see [`Core::called`]; `read`
+/// for recv, else send) unless the call found no socket, and queues it for events.
+fn finish_call<R>(
+    core_dirty: &mut Vec<SocketId>,
+    ready: &mut Vec<SocketId>,
+    sock: &mut TcpSock,
+    id: SocketId,
+    result: &Result<R, Errno>,
+    read: bool,
+) {
+    if sock.tcb().is_some() {
+        mark(core_dirty, sock, id);
+    }
+    if !matches!(result, Err(Errno::EBADF)) {
+        if read {
+            sock.ready.reported.readable = event::tcp_readable(sock);
+        } else {
+            sock.ready.reported.writable = event::tcp_writable(sock);
+        }
+    }
+    sock.ready.queue(ready, id);
+}
+
 /// `send(2)`, non-blocking: bytes accepted into the send buffer, or EAGAIN.
 pub(crate) fn send(core: &mut Core, handle: SocketHandle, data: &[u8]) -> Result<usize, Errno> {
+    let sock = tcp_sock(&mut core.sockets, handle)?;
     // Linux `sk_stream_wait_connect`: sending on a socket that is neither
     // connected nor connecting (a listener, a fresh socket) is EPIPE.
-    if !matches!(
-        tcp_sock(&mut core.sockets, handle)?.state,
-        TcpSocketState::Connection(_)
-    ) {
+    if !matches!(sock.state, TcpSocketState::Connection(_)) {
         return Err(Errno::EPIPE);
     }
-    let result = with_sock(core, handle, |sock| {
-        // Linux `sk_stream_wait_connect` / `sk_stream_error`: a pending error is
-        // reported (and cleared) first; a closed connection then says EPIPE.
-        if let Some(error) = sock.take_error() {
-            return Err(errno_of(error));
-        }
-        let tcb = sock.tcb_mut().ok_or(Errno::EPIPE)?;
-        match tcb.state() {
-            State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
-            State::Closed => Err(Errno::EPIPE),
-            _ => tcb.send(data).map_err(errno_of),
-        }
-    });
-    if result != Err(Errno::EBADF) {
-        core.called(handle.id(), false, true);
-    }
+    let result = send_on(sock, data);
+    finish_call(
+        &mut core.tcp.dirty,
+        &mut core.ready,
+        sock,
+        handle.id(),
+        &result,
+        false,
+    );
     result
+}
+
+fn send_on(sock: &mut TcpSock, data: &[u8]) -> Result<usize, Errno> {
+    // Linux `sk_stream_wait_connect` / `sk_stream_error`: a pending error is
+    // reported (and cleared) first; a closed connection then says EPIPE.
+    if let Some(error) = sock.take_error() {
+        return Err(errno_of(error));
+    }
+    let tcb = sock.tcb_mut().ok_or(Errno::EPIPE)?;
+    match tcb.state() {
+        State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
+        State::Closed => Err(Errno::EPIPE),
+        _ => tcb.send(data).map_err(errno_of),
+    }
 }
 
 /// `recv(2)`, non-blocking: bytes read, 0 at end of stream, or EAGAIN.
 pub(crate) fn recv(core: &mut Core, handle: SocketHandle, buf: &mut [u8]) -> Result<usize, Errno> {
-    let result = with_sock(core, handle, |sock| {
-        let TcpSock {
-            state: TcpSocketState::Connection(tcb),
-            error_reported,
-            ..
-        } = sock
-        else {
-            return Err(Errno::ENOTCONN);
-        };
-        match tcb.state() {
-            State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
-            _ => match tcb.recv(buf) {
-                // Linux `tcp_recvmsg`: the error that closed the connection is
-                // reported once; then it reads as the end of the stream.
-                Err(e) if tcb.error() == Some(e) => match *error_reported {
-                    true => Ok(0),
-                    false => {
-                        *error_reported = true;
-                        Err(errno_of(e))
-                    }
-                },
-                other => other.map_err(errno_of),
-            },
-        }
-    });
-    if result != Err(Errno::EBADF) {
-        core.called(handle.id(), true, false);
-    }
+    let sock = tcp_sock(&mut core.sockets, handle)?;
+    let result = recv_on(sock, buf);
+    finish_call(
+        &mut core.tcp.dirty,
+        &mut core.ready,
+        sock,
+        handle.id(),
+        &result,
+        true,
+    );
     result
+}
+
+fn recv_on(sock: &mut TcpSock, buf: &mut [u8]) -> Result<usize, Errno> {
+    let TcpSock {
+        state: TcpSocketState::Connection(tcb),
+        error_reported,
+        ..
+    } = sock
+    else {
+        return Err(Errno::ENOTCONN);
+    };
+    match tcb.state() {
+        State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
+        _ => match tcb.recv(buf) {
+            // Linux `tcp_recvmsg`: the error that closed the connection is
+            // reported once; then it reads as the end of the stream.
+            Err(e) if tcb.error() == Some(e) => match *error_reported {
+                true => Ok(0),
+                false => {
+                    *error_reported = true;
+                    Err(errno_of(e))
+                }
+            },
+            other => other.map_err(errno_of),
+        },
+    }
 }
 
 /// `shutdown(SHUT_WR)`: FIN after the queued data. As Linux `inet_shutdown`:

@@ -62,8 +62,9 @@ pub(crate) fn process_dirty<D: Device>(
             let no_frame = transmit(core, device, tx, now, &mut tcb);
             // Drained rings go back to the engine's buffer pool (tcp::buffer_pool).
             tcb.release_idle_buffers();
+            // Settling queues the connection on the ready list (its readiness may have
+            // changed).
             settle(core, now, id, tcb);
-            core.queue_ready(id);
             if no_frame {
                 if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
                     mark(&mut blocked, sock, id);
@@ -147,14 +148,17 @@ fn transmit<D: Device>(
 }
 
 /// After a connection's input, timers or output: re-arm its timer, move a
-/// finished handshake to the accept queue, free what has ended.
+/// finished handshake to the accept queue, free what has ended; then queue it on the
+/// ready list (after the bookkeeping, which may queue its listener first).
 fn settle(core: &mut Core, now: Instant, id: SocketId, tcb: Box<Tcb>) {
     let state = tcb.state();
     if state == State::TimeWait && teardown::enter_time_wait(core, now, id, &tcb) {
+        core.queue_ready(id);
         return;
     }
     let deadline = tcb.poll_at();
     let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) else {
+        core.queue_ready(id);
         return;
     };
     sock.state = TcpSocketState::Connection(tcb);
@@ -167,12 +171,15 @@ fn settle(core: &mut Core, now: Instant, id: SocketId, tcb: Box<Tcb>) {
     match state {
         State::Closed => {
             teardown::connection_closed(core, id);
+            core.queue_ready(id);
         }
-        State::Established | State::CloseWait if !queued => {
+        State::Established | State::CloseWait if !queued && parent.is_some() => {
             if let Some(parent) = parent {
                 listener::handshake_done(core, parent, id);
             }
+            core.queue_ready(id);
         }
-        _ => {}
+        // The common case: the socket is still at hand, no second lookup.
+        _ => sock.ready.queue(&mut core.ready, id),
     }
 }

@@ -196,6 +196,11 @@ impl Drop for RingBuffer {
     }
 }
 
+/// Ring storage lent by the engine's pool below which a busy connection keeps its drained
+/// rings (see [`Tcb::release_idle_buffers`]): about a hundred connections' small rings
+/// (256 KiB kept the hysteresis for a thousand and lost 10 % at 10,000 connections).
+pub const KEEP_WHILE_LENT_BELOW: usize = 64 * 1024;
+
 impl Tcb {
     /// Gives drained rings' storage back to the engine's pool: the send ring once all is
     /// acknowledged, the receive ring once read and with no out-of-order data waiting;
@@ -209,8 +214,16 @@ impl Tcb {
     /// (the RTO or its ACK comes) or an ACK is owed (the delayed-ACK timer fires, or the
     /// next segment we send carries it) the engine is sure to run this again, so a
     /// connection that goes idle still ends with no buffer memory.
+    ///
+    /// The hysteresis holds only while the engine's rings are few (less than
+    /// [`KEEP_WHILE_LENT_BELOW`] lent): with thousands of busy connections, each keeping
+    /// its own blocks spreads the rings over megabytes of cold memory, while giving them
+    /// back lets the next connection take the block just used, still in the cache (in
+    /// memory, 10,000 connections made 390k requests/s with the hysteresis always on and
+    /// 470k without it; with this bound 440k, and one connection 830k against 770k).
     pub fn release_idle_buffers(&mut self) {
-        if self.snd_una != self.snd_max || self.delack_deadline.is_some() {
+        let busy = self.snd_una != self.snd_max || self.delack_deadline.is_some();
+        if busy && buffer_pool::with_pool(|p| p.lent_bytes()) < KEEP_WHILE_LENT_BELOW {
             return;
         }
         self.send_buf.release_if_empty();

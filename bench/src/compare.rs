@@ -16,8 +16,8 @@
 //! baseline), writes JSON, and draws charts (one bar chart per row group, latency by
 //! percentile of the `surge load` runs).
 
-mod contenders;
-mod parse;
+pub(crate) mod contenders;
+pub(crate) mod parse;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -210,7 +210,12 @@ fn groups() -> Vec<Group> {
             lower_is_better: false,
             note: "not the same program: iperf3 kernel to kernel beside surge load --mode stream to surge serve, both ends on surge",
             cases: vec![
-                Case::new("iperf3 -> iperf3 (kernel)", S::Iperf3, C::Iperf3, false),
+                Case::new(
+                    "iperf3 -> iperf3 (kernel)",
+                    S::Iperf3,
+                    C::Iperf3 { reverse: false },
+                    false,
+                ),
                 Case::new(
                     "surge load -> surge serve (stream)",
                     S::SurgeStream,
@@ -228,7 +233,9 @@ fn groups() -> Vec<Group> {
             cases: vec![Case::new(
                 "surge-datapath, A -> B",
                 S::None,
-                Client::Frames,
+                Client::Frames {
+                    len: contenders::SMALL_FRAME,
+                },
                 true,
             )],
         },
@@ -236,7 +243,7 @@ fn groups() -> Vec<Group> {
 }
 
 /// The `surge` binary: `--surge`, else the one beside this binary.
-fn surge_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub(crate) fn surge_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
     let path = match given {
         Some(p) => p.to_path_buf(),
         None => std::env::current_exe()
@@ -252,7 +259,7 @@ fn surge_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// Median and (min, max) of `values` (NaN when empty).
-fn spread(values: &[f64]) -> (f64, f64, f64) {
+pub(crate) fn spread(values: &[f64]) -> (f64, f64, f64) {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return (f64::NAN, f64::NAN, f64::NAN);
@@ -262,7 +269,7 @@ fn spread(values: &[f64]) -> (f64, f64, f64) {
 }
 
 /// `12,345`-style figures: no decimals from 100 up, two below.
-fn figure(v: f64) -> String {
+pub(crate) fn figure(v: f64) -> String {
     if !v.is_finite() {
         return "-".into();
     }

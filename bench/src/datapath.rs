@@ -162,15 +162,50 @@ pub fn run(args: DatapathArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The raw AF_XDP frame rate of `lab`'s veth pair: `frames` 64-byte frames from an
-/// AF_XDP socket on A's veth (queue 0) to one on B's, through surge-datapath, closed loop
-/// (1024 in flight). Returns frames received per second. `surge-bench compare` uses it as
-/// the ceiling its connection rates are set against.
-pub(crate) fn frame_rate(lab: &Lab, frames: u64, limit: Duration) -> anyhow::Result<f64> {
+/// The raw AF_XDP frame rate of `lab`'s veth pair: `frames` frames of `frame_len` bytes
+/// (without FCS; at most the lab's MTU + 14) from an AF_XDP socket on A's veth (queue 0)
+/// to one on B's, through surge-datapath, closed loop (1024 in flight). A frame longer
+/// than one UMEM frame is written into a large frame and leaves as a multi-buffer chain,
+/// as the stack's segments do. Returns frames received per second. `surge-bench compare`
+/// uses it as the ceiling its connection rates are set against, `surge-bench bulk` as
+/// the ceiling of one bulk connection.
+pub(crate) fn frame_rate(
+    lab: &Lab,
+    frames: u64,
+    frame_len: usize,
+    limit: Duration,
+) -> anyhow::Result<f64> {
+    anyhow::ensure!(
+        frame_len >= FRAME_LEN,
+        "frame length {frame_len}: at least {FRAME_LEN}"
+    );
     let (a, b) = (lab.a().clone(), lab.b().clone());
     let program = steer_to_receiver(&b)?;
-    let run = run_variant(Variant::Surge, &a, &b, &program, 1, frames, 1024, limit)?;
+    // The window counts packets; a multi-buffer packet takes a descriptor per 4 KiB part
+    // in the receiver's RX ring (2048 slots), so the window shrinks with the parts.
+    let parts = frame_len.div_ceil(4096) as u64;
+    let window = 1024 / parts;
+    let run = run_variant_sized(
+        Variant::Surge,
+        &a,
+        &b,
+        &program,
+        (1, frames, window),
+        frame_len,
+        limit,
+    )?;
     drop(program);
+    eprintln!(
+        "    frame rate, {frame_len}-byte frames, {window} in flight: sent {} received {}, \
+         {:.0} CPU ns/frame, TX batch {:.1}, TX syscalls/1k {:.1}, rx ring full {}, fill ring empty {}",
+        run.sent,
+        run.received,
+        run.cpu_ns_per_frame,
+        run.tx_batch,
+        run.tx_syscalls_per_frame * 1000.0,
+        run.rx_ring_full,
+        run.fill_ring_empty
+    );
     anyhow::ensure!(run.received > 0, "no frame arrived ({} sent)", run.sent);
     Ok(run.pps)
 }
@@ -306,13 +341,14 @@ fn print_table(args: &DatapathArgs, rows: &[(u16, Vec<(Variant, Run)>)]) {
     }
 }
 
-/// A 60-byte UDP/IPv4 frame from A to `DST:9000`; `flow` picks the source port.
-fn template(a: &Host, b: &Host, flow: u16) -> [u8; FRAME_LEN] {
-    let mut f = [0u8; FRAME_LEN];
+/// A UDP/IPv4 frame of `len` bytes (at least 60) from A to `DST:9000`; `flow` picks the
+/// source port.
+fn template(a: &Host, b: &Host, flow: u16, len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len.max(FRAME_LEN)];
     f[0..6].copy_from_slice(&b.mac);
     f[6..12].copy_from_slice(&a.mac);
     f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip_len = (FRAME_LEN - 14) as u16;
+    let ip_len = (f.len() - 14) as u16;
     f[14] = 0x45;
     f[16..18].copy_from_slice(&ip_len.to_be_bytes());
     f[22] = 64;
@@ -360,6 +396,20 @@ fn run_variant(
     window: u64,
     limit: Duration,
 ) -> anyhow::Result<Run> {
+    let shape = (queues, frames, window);
+    run_variant_sized(variant, a, b, program, shape, FRAME_LEN, limit)
+}
+
+/// [`run_variant`] with frames of `frame_len` bytes; `(queues, frames, window)`.
+fn run_variant_sized(
+    variant: Variant,
+    a: &Host,
+    b: &Host,
+    program: &SteerProgram,
+    (queues, frames, window): (u16, u64, u64),
+    frame_len: usize,
+    limit: Duration,
+) -> anyhow::Result<Run> {
     let deadline = Instant::now() + limit;
     let senders_done = Arc::new(AtomicBool::new(false));
     let credit = Arc::new(Credit::new(window));
@@ -398,7 +448,7 @@ fn run_variant(
     {
         let _ns = enter_netns(&a.netns)?;
         for q in 0..queues {
-            let frame = template(a, b, q);
+            let frame = template(a, b, q, frame_len);
             let credit = Arc::clone(&credit);
             let q32 = u32::from(q);
             senders.push(match variant {
@@ -494,7 +544,7 @@ fn surge_send(
             && sent + (tx.len() as u64) < count
             && (tx.len() as u64) < allowance
         {
-            let Some(mut frame) = port.alloc_tx() else {
+            let Some(mut frame) = port.alloc_tx_for(template.len()) else {
                 break;
             };
             if let Some(buf) = port.frame_mut(&frame).get_mut(..template.len()) {
@@ -504,7 +554,11 @@ fn surge_send(
                 break;
             }
         }
-        let n = port.tx_burst(&mut tx) as u64;
+        // Packets that left the burst (`tx_burst` returns descriptors: several per
+        // multi-buffer packet).
+        let before = tx.len();
+        port.tx_burst(&mut tx);
+        let n = (before - tx.len()) as u64;
         sent += n;
         credit.sent(n);
     }

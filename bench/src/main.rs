@@ -1,5 +1,6 @@
 //! `surge-bench`: side-by-side system benchmarks (criterion micro-benchmarks live in `benches/`).
 
+mod bulk;
 mod compare;
 mod datapath;
 mod engine;
@@ -24,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// One bulk connection per MTU: surge vs the kernel vs iperf3 vs the raw AF_XDP frame rate.
+    Bulk(bulk::BulkArgs),
     /// surge against nginx, wrk, sockperf and iperf3 on one lab veth pair: one table of ratios.
     Compare(compare::CompareArgs),
     /// XSK to XSK across one veth pair: surge-datapath vs a direct xsk-rs loop vs AF_PACKET.
@@ -40,6 +43,7 @@ fn main() -> anyhow::Result<()> {
     // As `surge` does: the heap on transparent huge pages unless SURGE_HUGE_PAGES=0.
     let _ = surge_stack::runtime::huge_pages::reexec_with_huge_pages();
     match Cli::parse().command {
+        Command::Bulk(args) => bulk::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Datapath(args) => datapath::run(args),
         Command::Engine(args) => engine::run(args),

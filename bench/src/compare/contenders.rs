@@ -26,6 +26,8 @@ const RR_PORT: u16 = 8081;
 const SOCKPERF_PORT: u16 = 11111;
 /// iperf3's default port (surge's stream server takes the same on its address).
 const BULK_PORT: u16 = 5201;
+/// The kernel's stream server (not iperf3's port: the two run one after the other).
+const KERNEL_STREAM_PORT: u16 = 5202;
 /// The HTTP response body and the rr/ping-pong message: 64 bytes.
 pub(crate) const BODY_LEN: usize = 64;
 
@@ -48,6 +50,8 @@ pub(crate) enum Server {
     Iperf3,
     /// `surge serve --stack surge --mode stream`.
     SurgeStream,
+    /// `surge serve --stack kernel --mode stream`.
+    KernelStream,
     /// No server (the frame rate of the veth pair).
     None,
 }
@@ -63,13 +67,20 @@ pub(crate) enum Client {
     KernelRr { connections: usize },
     /// `sockperf ping-pong --tcp -m 64`.
     Sockperf,
-    /// `iperf3 -c`, one stream.
-    Iperf3,
+    /// `iperf3 -c`, one stream, B to A (A to B with `-R` when `reverse`).
+    Iperf3 { reverse: bool },
     /// `surge load --stack surge --mode stream --direction up -c 1`.
     SurgeStream,
-    /// 64-byte frames from an AF_XDP socket on A's veth to one on B's (surge-datapath).
-    Frames,
+    /// `surge load --stack kernel --mode stream -c 1`, `--direction down` (the server
+    /// sends) when `down`, else `up`; the figure is the client's received or sent rate.
+    KernelStream { down: bool },
+    /// Frames of `len` bytes (without FCS) from an AF_XDP socket on A's veth to one on B's
+    /// (surge-datapath); above one UMEM frame they leave and arrive as multi-buffer chains.
+    Frames { len: usize },
 }
+
+/// The frame length of the 64-byte frame-rate row (60 bytes on the wire, 64 with the FCS).
+pub(crate) const SMALL_FRAME: usize = 60;
 
 /// Connections of the HTTP rows.
 pub(crate) const HTTP_CONNECTIONS: usize = 50;
@@ -126,7 +137,7 @@ pub(crate) fn tools_needed(
     if clients.contains(&Client::Sockperf) {
         tools.push(("sockperf", "sockperf"));
     }
-    if clients.contains(&Client::Iperf3) {
+    if clients.iter().any(|c| matches!(c, Client::Iperf3 { .. })) {
         tools.push(("iperf3", "iperf3"));
     }
     tools
@@ -179,6 +190,7 @@ fn endpoint(lab: &Lab, server: Server) -> (String, u16, bool) {
         Server::KernelRr => (kernel_a, RR_PORT, true),
         Server::Sockperf => (kernel_a, SOCKPERF_PORT, true),
         Server::Iperf3 => (kernel_a, BULK_PORT, true),
+        Server::KernelStream => (kernel_a, KERNEL_STREAM_PORT, true),
         Server::SurgeHttp => (SURGE_SERVER.into(), HTTP_PORT, false),
         Server::SurgeRr => (SURGE_SERVER.into(), RR_PORT, false),
         Server::SurgeSockperf => (SURGE_SERVER.into(), SOCKPERF_PORT, false),
@@ -228,6 +240,14 @@ fn start_server(env: &Env<'_>, server: Server, log: &Path) -> anyhow::Result<Opt
         Server::SurgeRr => surge_serve("rr")?,
         Server::SurgeSockperf => surge_serve("sockperf")?,
         Server::SurgeStream => surge_serve("stream")?,
+        Server::KernelStream => {
+            let mut c = env.pinned(HostId::A, core, &surge)?;
+            c.args([
+                "serve", "--stack", "kernel", "--listen", &listen, "--mode", "stream",
+            ]);
+            c.args(["--threads", "1", "--quiet"]);
+            c
+        }
         Server::Sockperf => {
             let mut c = env.pinned(HostId::A, core, "sockperf")?;
             c.args(["server", "--tcp", "-i", &addr, "-p", &port.to_string()]);
@@ -350,9 +370,9 @@ pub(crate) fn run_case(
     client: Client,
     files: &RunFiles,
 ) -> anyhow::Result<Measurement> {
-    if client == Client::Frames {
+    if let Client::Frames { len } = client {
         let limit = Duration::from_secs_f64(env.seconds + 30.0);
-        let pps = crate::datapath::frame_rate(env.lab, env.frames, limit)?;
+        let pps = crate::datapath::frame_rate(env.lab, env.frames, len, limit)?;
         return Ok(Measurement {
             value: pps,
             ..Measurement::default()
@@ -429,10 +449,13 @@ pub(crate) fn run_case(
             c.args(["-m", &BODY_LEN.to_string(), "-t", &secs]);
             parse::sockperf(&run_bounded(c, &files.log, limit)?)
         }
-        Client::Iperf3 => {
+        Client::Iperf3 { reverse } => {
             let mut c = env.pinned(HostId::B, core, "iperf3")?;
             let secs = env.seconds.ceil().max(1.0).to_string();
             c.args(["-c", &addr, "-p", &port.to_string(), "-t", &secs, "-J"]);
+            if reverse {
+                c.arg("-R");
+            }
             parse::iperf3(&run_bounded(c, &files.log, limit)?)
         }
         Client::SurgeStream => {
@@ -441,7 +464,19 @@ pub(crate) fn run_case(
             run_bounded(c, &files.log, limit)?;
             parse::surge_load(&read_json()?, LoadFigure::GbitSent)
         }
-        Client::Frames => unreachable!("handled above"),
+        Client::KernelStream { down } => {
+            let mut c = surge_load("kernel", "stream")?;
+            let direction = if down { "down" } else { "up" };
+            c.args(["--direction", direction, "-c", "1", "-d", &seconds]);
+            run_bounded(c, &files.log, limit)?;
+            let figure = if down {
+                LoadFigure::GbitReceived
+            } else {
+                LoadFigure::GbitSent
+            };
+            parse::surge_load(&read_json()?, figure)
+        }
+        Client::Frames { .. } => unreachable!("handled above"),
     };
     drop(guard);
     let measured = measured.with_context(|| format!("reading {}", files.log.display()))?;

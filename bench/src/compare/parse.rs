@@ -119,6 +119,8 @@ pub(crate) enum LoadFigure {
     RequestsPerSecond,
     /// Bytes sent per second, as Gbit/s (stream `--direction up`).
     GbitSent,
+    /// Bytes received per second, as Gbit/s (stream `--direction down`).
+    GbitReceived,
 }
 
 /// `surge load --json`: the figure, p50/p99 latency, errors (failed requests and failed
@@ -134,6 +136,7 @@ pub(crate) fn surge_load(json: &str, figure: LoadFigure) -> anyhow::Result<Measu
     let value = match figure {
         LoadFigure::RequestsPerSecond => num("/requests_per_second"),
         LoadFigure::GbitSent => num("/bytes_sent_per_second").map(|b| b * 8.0 / 1e9),
+        LoadFigure::GbitReceived => num("/bytes_received_per_second").map(|b| b * 8.0 / 1e9),
     }
     .context("surge load's JSON lacks the figure")?;
     let latency =

@@ -277,6 +277,9 @@ pub struct TcpEngineStats {
     /// `connect` calls refused because the connection table was at its limit
     /// (`max_connections` or `conn_table_memory`): ENOBUFS.
     pub connects_refused: u64,
+    /// Segments whose payload was moved in its frame because the header came out
+    /// longer or shorter than the connection's hint (SACK blocks came or went).
+    pub payload_moves: u64,
 }
 
 impl TcpEngineStats {
@@ -296,6 +299,7 @@ impl TcpEngineStats {
         self.tx_blocked += other.tx_blocked;
         self.time_wait_reused += other.time_wait_reused;
         self.connects_refused += other.connects_refused;
+        self.payload_moves += other.payload_moves;
     }
 }
 

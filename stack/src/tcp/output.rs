@@ -43,6 +43,21 @@ impl Tcb {
         t
     }
 
+    /// The header length (with options) that the next data segment most likely gets: 20
+    /// bytes plus the timestamps option when it is on; with out-of-order data held (SACK
+    /// blocks, whose count varies) the largest header, 60. A caller writes the payload
+    /// this far into the frame, so the header usually fits in front of it with no move.
+    pub fn data_header_len_hint(&self) -> usize {
+        if self.sack_ok && !self.ooo.is_empty() {
+            return 60;
+        }
+        let mut options = TcpOptions::default();
+        if self.ts_enabled {
+            options.timestamp = Some((0, 0));
+        }
+        20 + options.emitted_len()
+    }
+
     /// Whether [`poll_transmit`](Self::poll_transmit) might produce a segment now:
     /// false only when it surely would not (nothing queued, unsent, unacknowledged
     /// or asked for), so a caller can skip preparing a frame. Mirrors the branches

@@ -17,8 +17,11 @@ use crate::time::Instant;
 use crate::wire::{IpProtocol, TcpPacket, TxChecksum, WireError};
 
 /// Room reserved for the TCP header when a segment's payload is written: the
-/// header's length is known only once the segment is, so the payload goes after
-/// the largest header and moves down once (one short `memmove` per segment).
+/// header's length is known only once the segment is, so the payload goes where
+/// the connection's hint puts it ([`Tcb::data_header_len_hint`], exact for data
+/// segments unless SACK blocks come or go) and moves only when the header turns
+/// out longer or shorter. The payload room is the frame less this maximum, whatever
+/// the hint.
 const MAX_TCP_HEADER: usize = 60;
 /// Segments one connection may emit per loop iteration (fairness between connections).
 const SEGMENTS_PER_POLL: usize = 64;
@@ -100,6 +103,7 @@ fn transmit<D: Device>(
             break;
         }
         let mut produced = false;
+        let mut moved = false;
         let result = send_ipv4_ecn(
             core,
             device,
@@ -112,15 +116,18 @@ fn transmit<D: Device>(
                     .len()
                     .saturating_sub(MAX_TCP_HEADER)
                     .min(usize::from(u16::MAX));
-                let Some(t) =
-                    tcb.poll_transmit(now, &mut buf[MAX_TCP_HEADER..MAX_TCP_HEADER + room])
-                else {
+                let at = tcb.data_header_len_hint().min(MAX_TCP_HEADER);
+                let Some(t) = tcb.poll_transmit(now, &mut buf[at..at + room]) else {
                     return Ok((0, Ecn::NotEct));
                 };
                 produced = true;
                 let header_len = t.repr.header_len();
                 let total = header_len + t.payload_len;
-                buf.copy_within(MAX_TCP_HEADER..MAX_TCP_HEADER + t.payload_len, header_len);
+                if header_len != at && t.payload_len > 0 {
+                    // SACK blocks came or went: one move (header_len <= 60, so it fits).
+                    buf.copy_within(at..at + t.payload_len, header_len);
+                    moved = true;
+                }
                 t.repr
                     .emit(&mut TcpPacket::new_unchecked(&mut buf[..header_len]))?;
                 if offload == TxChecksum::Compute {
@@ -133,6 +140,7 @@ fn transmit<D: Device>(
                 Ok((total, t.ecn))
             },
         );
+        core.tcp_stats.payload_moves += u64::from(moved);
         if result == Err(Errno::ENOBUFS) && !produced {
             return true;
         }

@@ -10,14 +10,16 @@ use crate::wire::SackBlocks;
 #[derive(Debug, Clone)]
 pub struct OutOfOrderQueue {
     ranges: Vec<(SeqNumber, SeqNumber)>,
-    max_ranges: usize,
-    max_bytes: usize,
+    // u32 bounds keep the connection small (issue 13: 2 KB per idle connection).
+    max_ranges: u32,
+    max_bytes: u32,
     bytes: usize,
     /// Starts of the ranges that most recently received a segment, newest first: RFC 2018
     /// §4 puts the newest in the first SACK block and repeats the most recently reported
     /// ones after it, so a sender learns of every range even when ACKs are lost and there
     /// are more ranges than blocks.
-    recent: [Option<SeqNumber>; RECENT],
+    recent: [SeqNumber; RECENT],
+    recent_len: u8,
 }
 
 /// Ranges remembered by recency: the SACK blocks one ACK carries (four at most).
@@ -30,16 +32,19 @@ impl OutOfOrderQueue {
         let max_ranges = max_ranges.max(1);
         OutOfOrderQueue {
             ranges: Vec::new(),
-            max_ranges,
-            max_bytes,
+            max_ranges: u32::try_from(max_ranges).unwrap_or(u32::MAX),
+            max_bytes: u32::try_from(max_bytes).unwrap_or(u32::MAX),
             bytes: 0,
-            recent: [None; RECENT],
+            recent: [SeqNumber(0); RECENT],
+            recent_len: 0,
         }
     }
 
     /// Raises the byte bound to `max_bytes` (never lowers it): the receive buffer grew.
     pub fn raise_max_bytes(&mut self, max_bytes: usize) {
-        self.max_bytes = self.max_bytes.max(max_bytes);
+        self.max_bytes = self
+            .max_bytes
+            .max(u32::try_from(max_bytes).unwrap_or(u32::MAX));
     }
 
     /// Bytes held.
@@ -60,12 +65,12 @@ impl OutOfOrderQueue {
     /// Would `[start, end)` fit within the bounds? (Overlap with held data is free.)
     pub fn can_insert(&self, start: SeqNumber, end: SeqNumber) -> bool {
         let new_bytes = self.uncovered(start, end);
-        if self.bytes + new_bytes > self.max_bytes {
+        if self.bytes + new_bytes > self.max_bytes as usize {
             return false;
         }
         // A range that touches nothing adds one; the merge may also remove some.
         let touches = self.ranges.iter().any(|&(s, e)| start <= e && s <= end);
-        touches || self.ranges.len() < self.max_ranges
+        touches || self.ranges.len() < self.max_ranges as usize
     }
 
     fn uncovered(&self, start: SeqNumber, end: SeqNumber) -> usize {
@@ -113,7 +118,7 @@ impl OutOfOrderQueue {
             }
         }
         if self.ranges.capacity() == 0 {
-            self.ranges.reserve_exact(self.max_ranges + 1);
+            self.ranges.reserve_exact(self.max_ranges as usize + 1);
         }
         self.bytes += self.uncovered(start, end);
         let mut new_start = start;
@@ -135,16 +140,16 @@ impl OutOfOrderQueue {
             .unwrap_or(self.ranges.len());
         self.ranges.insert(pos, (new_start, new_end));
         // The merged range goes first; the ranges it swallowed leave the list.
-        let mut recent = [Some(new_start); RECENT];
+        let mut recent = [new_start; RECENT];
         let mut n = 1;
-        for r in self.recent.into_iter().flatten() {
+        for r in self.recent() {
             if n < RECENT && !(new_start <= r && r <= new_end) {
-                recent[n] = Some(r);
+                recent[n] = r;
                 n += 1;
             }
         }
-        recent[n..].fill(None);
         self.recent = recent;
+        self.recent_len = n as u8;
         Some(pruned)
     }
 
@@ -160,7 +165,8 @@ impl OutOfOrderQueue {
             .sum();
         let new_bytes = end.since(start).saturating_sub(covered) as usize;
         let touches = kept().any(|&(s, e)| start <= e && s <= end);
-        kept_bytes + new_bytes <= self.max_bytes && (touches || kept().count() < self.max_ranges)
+        kept_bytes + new_bytes <= self.max_bytes as usize
+            && (touches || kept().count() < self.max_ranges as usize)
     }
 
     /// Forgets the highest range (its bytes stay in the ring until overwritten).
@@ -172,10 +178,16 @@ impl OutOfOrderQueue {
     }
 
     fn forget_recent(&mut self, start: SeqNumber) {
-        if let Some(i) = self.recent.iter().position(|&r| r == Some(start)) {
-            self.recent.copy_within(i + 1.., i);
-            self.recent[RECENT - 1] = None;
+        let len = usize::from(self.recent_len);
+        if let Some(i) = self.recent[..len].iter().position(|&r| r == start) {
+            self.recent.copy_within(i + 1..len, i);
+            self.recent_len -= 1;
         }
+    }
+
+    /// The starts of the most recently changed ranges, newest first.
+    fn recent(&self) -> impl Iterator<Item = SeqNumber> + '_ {
+        self.recent[..usize::from(self.recent_len)].iter().copied()
     }
 
     /// If the first range starts at or before `rcv_nxt`, removes it and returns its end.
@@ -194,7 +206,7 @@ impl OutOfOrderQueue {
     pub fn clear(&mut self) {
         self.ranges.clear();
         self.bytes = 0;
-        self.recent = [None; RECENT];
+        self.recent_len = 0;
     }
 
     /// SACK blocks (RFC 2018 §4): the range holding the newest segment first, then the
@@ -202,7 +214,7 @@ impl OutOfOrderQueue {
     pub fn sack_blocks(&self, max: usize) -> SackBlocks {
         let mut blocks = SackBlocks::new();
         let mut listed = [None; RECENT];
-        for (slot, start) in listed.iter_mut().zip(self.recent.into_iter().flatten()) {
+        for (slot, start) in listed.iter_mut().zip(self.recent()) {
             if blocks.len() >= max {
                 break;
             }

@@ -337,10 +337,11 @@ fn table(results: &[MtuRuns], args: &BulkArgs, elapsed: f64) -> String {
         }
     }
     line(String::new());
-    line(format!(
+    line(
         "- surge and kernel: `surge serve [--stack kernel] --mode stream --threads 1` in A, \
          `surge load --stack kernel --mode stream -c 1 --direction up|down` in B; iperf3: `-c` in B (up: B -> A; down: `-R`)"
-    ));
+            .to_string(),
+    );
     line(format!(
         "- raw: surge-datapath XSK to XSK, A -> B, frames of MTU + {ETHERNET_HEADER} bytes (multi-buffer chains above one 4 KiB UMEM frame), \
          closed loop (1024 descriptors in flight); as TCP payload: frames/s x (MTU - {TCP_IP_HEADERS}) bytes"

@@ -3,26 +3,10 @@
 //! AF_XDP frame rate at full-size frames) and prints one row per MTU and direction with
 //! positive figures; the labs are gone afterwards. No timing is asserted.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-/// The `surge` binary beside `surge-bench`, built first if this test run lacks it.
-fn surge_binary() -> PathBuf {
-    let bench = PathBuf::from(env!("CARGO_BIN_EXE_surge-bench"));
-    let surge = bench.with_file_name("surge");
-    if !surge.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "-p", "surge", "--bin", "surge"]);
-        if bench.parent().and_then(Path::file_name) == Some("release".as_ref()) {
-            build.arg("--release");
-        }
-        let status = build.status().expect("running cargo build -p surge");
-        assert!(status.success(), "cargo build -p surge failed");
-    }
-    assert!(surge.is_file(), "{} missing", surge.display());
-    surge
-}
+use common::surge_binary;
+use std::process::Command;
 
 /// The leading number of a cell (`1.98 (1.90–2.10)`, `162,299 (...)`, `0.63x (...)`).
 fn leading_number(cell: &str) -> f64 {

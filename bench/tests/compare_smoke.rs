@@ -3,7 +3,9 @@
 //! non-zero figures; the JSON and the charts are written and the lab is gone afterwards.
 //! No timing is asserted.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::surge_binary;
 use std::process::Command;
 
 /// Every contender's name and the titles of the groups whose contenders repeat, as the
@@ -26,24 +28,6 @@ const ROW_NAMES: [&str; 15] = [
     "10,000 connections",
     "raw AF_XDP frame rate",
 ];
-
-/// The `surge` binary beside `surge-bench`, built first if this test run lacks it.
-fn surge_binary() -> PathBuf {
-    let bench = PathBuf::from(env!("CARGO_BIN_EXE_surge-bench"));
-    let surge = bench.with_file_name("surge");
-    if !surge.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "-p", "surge", "--bin", "surge"]);
-        if bench.parent().and_then(Path::file_name) == Some("release".as_ref()) {
-            build.arg("--release");
-        }
-        let status = build.status().expect("running cargo build -p surge");
-        assert!(status.success(), "cargo build -p surge failed");
-    }
-    assert!(surge.is_file(), "{} missing", surge.display());
-    surge
-}
 
 /// The figure in the third column of a table row (`12,345` or `8.29`).
 fn median_of(row: &str) -> f64 {

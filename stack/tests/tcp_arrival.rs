@@ -391,16 +391,20 @@ fn ooo_queue_is_bounded_by_ranges_and_bytes() {
     s.inject(200, seg(".").seq(b + 500).ack(LOCAL_ISS + 1).len(10));
     s.inject(200, seg(".").seq(b + 200).ack(LOCAL_ISS + 1).len(100));
     let st = s.tcb.stats();
+    // A third range above the others is refused; data below the highest range that
+    // would pass the byte bound makes room by forgetting that range (Linux's
+    // tcp_prune_ofo_queue: what lies nearer RCV.NXT fills the hole first).
     assert_eq!(
-        st.ooo_dropped, 2,
-        "a third range and the byte bound both refuse"
+        st.ooo_dropped, 1,
+        "a third range above the others is refused"
     );
-    assert_eq!(st.ooo_bytes, 200);
+    assert_eq!(st.ooo_pruned, 1, "the byte bound forgot the highest range");
+    assert_eq!(st.ooo_bytes, 300);
     s.inject(200, seg(".").seq(b).ack(LOCAL_ISS + 1).len(100));
     assert_eq!(
         s.tcb.recv_queue_len(),
-        200,
-        "only the contiguous part is delivered"
+        300,
+        "the hole and the ranges kept below the forgotten one are delivered"
     );
 }
 

@@ -217,7 +217,7 @@ impl Tcb {
     /// connection that goes idle still ends with no buffer memory.
     ///
     /// The hysteresis holds only while the engine's rings are few (less than
-    /// [`KEEP_WHILE_LENT_BELOW`] lent): with thousands of busy connections, each keeping
+    /// `KEEP_WHILE_LENT_BELOW` lent): with thousands of busy connections, each keeping
     /// its own blocks spreads the rings over megabytes of cold memory, while giving them
     /// back lets the next connection take the block just used, still in the cache (in
     /// memory, 10,000 connections made 390k requests/s with the hysteresis always on and

@@ -631,8 +631,16 @@ fn an_exhausted_umem_drops_frames_and_connections_recover_when_they_return() {
     let received = received.expect("the echo completed after the frames returned");
     assert!(finished, "the server did not finish");
     assert!(s.most_held > 0, "frames were taken");
+    // The fill ring still holds the frames posted before the hold, so the kernel may run
+    // it dry only at the hold's very end, after the snapshot taken when the frames go
+    // back (seen in CI: 0 at the snapshot, 27 empty and 27 dropped at the end); the
+    // UMEM was exhausted only during the hold, so the counters at the end tell the same.
+    let kernel_end = engine.device().stats().kernel.unwrap_or_default();
     assert!(
-        s.kernel_fill_empty > 0 || s.kernel_rx_dropped > 0,
+        s.kernel_fill_empty > 0
+            || s.kernel_rx_dropped > 0
+            || kernel_end.fill_ring_empty > 0
+            || kernel_end.rx_dropped > 0,
         "the kernel found no frame to receive into"
     );
     assert_eq!(received.len(), TOTAL, "every byte came back");

@@ -84,6 +84,7 @@ mod netdev;
 mod pipe;
 mod pool;
 mod port;
+pub mod prefetch;
 mod ring;
 mod socket;
 mod stats;

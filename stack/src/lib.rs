@@ -29,7 +29,6 @@ pub mod engine;
 pub mod errno;
 pub mod iface;
 pub mod neighbor;
-pub mod prefetch;
 pub mod reassembly;
 pub mod runtime;
 pub mod secrets;

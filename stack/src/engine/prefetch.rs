@@ -10,9 +10,9 @@
 use surge_datapath::{BURST, Burst, Device};
 
 use super::state::{Core, Socket};
-use crate::prefetch::prefetch_lines;
 use crate::table::SocketId;
 use crate::wire::frame::tcp_tuple_hint;
+use surge_datapath::prefetch::prefetch_lines;
 
 /// Bursts shorter than this are handled without the extra pass: with a few frames
 /// there is little to overlap, and one connection's lines are usually warm.

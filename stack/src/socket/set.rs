@@ -184,10 +184,13 @@ impl<T> SocketSet<T> {
         self.slot(id.0 as usize).and_then(|s| s.value.as_ref())
     }
 
-    /// Prefetches slot `id` (see [`crate::prefetch`]).
+    /// Prefetches slot `id` (see [`surge_datapath::prefetch`]).
     pub fn prefetch(&self, id: SocketId) {
         if let Some(slot) = self.slot(id.0 as usize) {
-            crate::prefetch::prefetch_lines(slot, core::mem::size_of::<Slot<T>>().div_ceil(64));
+            surge_datapath::prefetch::prefetch_lines(
+                slot,
+                core::mem::size_of::<Slot<T>>().div_ceil(64),
+            );
         }
     }
 

@@ -257,7 +257,7 @@ impl<V> ConnTable<V> {
             .get(bucket / BUCKETS_PER_SEGMENT)
             .and_then(|segment| segment.get(bucket % BUCKETS_PER_SEGMENT))
         {
-            crate::prefetch::prefetch(head);
+            surge_datapath::prefetch::prefetch(head);
         }
     }
 
@@ -266,7 +266,7 @@ impl<V> ConnTable<V> {
     pub fn prefetch_entry(&self, hash: u32) {
         let at = self.head(self.bucket_of(hash));
         if at != NIL {
-            crate::prefetch::prefetch(self.slot(at));
+            surge_datapath::prefetch::prefetch(self.slot(at));
         }
     }
 

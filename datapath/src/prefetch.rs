@@ -3,11 +3,9 @@
 //! With thousands of connections, each received segment's table bucket, table entry,
 //! socket slot and `Tcb` are usually cold; looked up one after another they cost a
 //! chain of dependent cache misses per frame. The engine walks a received burst once
-//! ahead of processing it and asks for those lines (`engine::prefetch`), so the misses of
-//! one burst overlap instead of queuing (DPDK's `rte_hash_lookup_bulk` does the same).
-
-// The only unsafe outside the SIMD checksums: a prefetch instruction.
-#![allow(unsafe_code)]
+//! ahead of processing it and asks for those lines (`surge_stack`'s `engine::prefetch`),
+//! so the misses of one burst overlap instead of queuing (DPDK's `rte_hash_lookup_bulk`
+//! does the same). It lives here because the stack keeps no `unsafe` of its own.
 
 /// Asks the CPU to bring the cache line holding `p` into all cache levels. Only a hint:
 /// the line may not arrive, and nothing is read into the program.

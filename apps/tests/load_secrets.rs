@@ -253,6 +253,9 @@ fn segment(line: &str) -> Option<Segment> {
     })
 }
 
+/// Connections (`-c`) of the TIME-WAIT runs.
+const SLOTS: u64 = 20;
+
 #[test]
 fn a_second_close_run_is_accepted_by_the_servers_time_wait() {
     let lab = Lab::up(&LabSpec::unique("hsec-tw", Topology::Pair))
@@ -267,7 +270,7 @@ fn a_second_close_run_is_accepted_by_the_servers_time_wait() {
         "http",
         "--close",
         "-c",
-        "20",
+        &SLOTS.to_string(),
         "-d",
         "3s",
         "--local-port-range",
@@ -357,7 +360,13 @@ fn a_second_close_run_is_accepted_by_the_servers_time_wait() {
         "{our_rsts} RSTs from surge, {abandoned} attempts abandoned at the end: {context}"
     );
     assert_eq!(num(&second, "errors_total"), 0, "{context}");
-    assert_eq!(num(&second, "connects"), attempts, "{context}");
+    // Each slot holds at most one handshake when the last answer ends the run
+    // (`--close` slots spend most of a cycle connecting, so every slot can be
+    // mid-handshake then); every other attempt connected.
+    assert!(
+        abandoned <= SLOTS,
+        "{abandoned} attempts never connected: {context}"
+    );
     assert!(
         second["connect_errors"]
             .as_object()

@@ -185,6 +185,33 @@ proptest! {
     }
 
     #[test]
+    fn untagged_ethernet_header_is_what_emit_writes(repr in ethernet_repr()) {
+        let mut want = [0xa5u8; 14];
+        let plain = EthernetRepr { vlan: None, ..repr };
+        plain.emit(&mut EthernetFrame::new_unchecked(&mut want[..])).unwrap();
+        let mut got = [0x5au8; 14];
+        EthernetRepr::emit_untagged(&mut got, plain.dst_addr, plain.src_addr, plain.ethertype);
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn plain_ipv4_header_is_what_emit_writes(src in ipv4_addr(), dst in ipv4_addr(), protocol: u8,
+                                             payload_len in 0usize..70_000, ttl: u8, dscp_ecn: u8) {
+        let protocol = IpProtocol::from(protocol);
+        let mut repr = Ipv4Repr::new(src, dst, protocol, payload_len, ttl);
+        repr.dscp_ecn = dscp_ecn;
+        let mut want = [0xa5u8; 20];
+        let emitted = repr.emit(&mut Ipv4Packet::new_unchecked(&mut want[..]), TxChecksum::Compute);
+        let mut got = [0x5au8; 20];
+        let plain = ipv4::PlainHeader { src_addr: src, dst_addr: dst, protocol, payload_len, ttl, dscp_ecn };
+        let written = ipv4::emit_plain_header(&mut got, &plain);
+        prop_assert_eq!(written, emitted);
+        if written.is_ok() {
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
     fn arp_roundtrip(repr in arp_repr()) {
         let mut buf = [0xa5u8; 28];
         repr.emit(&mut ArpPacket::new_unchecked(&mut buf[..])).unwrap();

@@ -14,10 +14,8 @@ use crate::errno::Errno;
 use crate::neighbor::Resolution;
 use crate::tcp::Ecn;
 use crate::time::Instant;
-use crate::wire::{
-    EtherType, EthernetAddress, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr,
-    TxChecksum, WireError,
-};
+use crate::wire::ipv4::{PlainHeader, emit_plain_header};
+use crate::wire::{EtherType, EthernetAddress, EthernetRepr, IpProtocol, TxChecksum, WireError};
 
 /// Ethernet header length (surge sends untagged frames).
 pub(crate) const ETH_LEN: usize = 14;
@@ -59,28 +57,24 @@ fn alloc_for_mtu<D: Device>(core: &Core, device: &mut D) -> Option<Frame> {
     device.alloc_tx_for(ETH_LEN + core.config.iface.mtu as usize + 40)
 }
 
-/// Writes an Ethernet header for an IPv4 packet and the IPv4 header into `buf`,
-/// after which the transport bytes start at `ETH_LEN + IPV4_LEN`.
+/// Writes an Ethernet header for an IPv4 packet and the plain IPv4 header into
+/// `buf`, after which the transport bytes start at `ETH_LEN + IPV4_LEN`. The
+/// IPv4 header checksum is always computed: it is 20 bytes, and few devices
+/// offload it through AF_XDP.
 fn write_headers(
     buf: &mut [u8],
     src_mac: EthernetAddress,
     dst_mac: EthernetAddress,
-    ip: &Ipv4Repr,
+    ip: &PlainHeader,
 ) -> Result<(), WireError> {
-    let eth = EthernetRepr {
-        src_addr: src_mac,
-        dst_addr: dst_mac,
-        vlan: None,
-        ethertype: EtherType::Ipv4,
-    };
-    eth.emit(&mut EthernetFrame::new_unchecked(&mut *buf))?;
-    let ip_buf = buf.get_mut(ETH_LEN..).ok_or(WireError::Truncated)?;
-    // The IPv4 header checksum is always computed: it is 20 bytes, and few
-    // devices offload it through AF_XDP.
-    ip.emit(
-        &mut Ipv4Packet::new_unchecked(ip_buf),
-        crate::wire::TxChecksum::Compute,
-    )
+    let (eth, rest) = buf
+        .split_first_chunk_mut::<ETH_LEN>()
+        .ok_or(WireError::Truncated)?;
+    EthernetRepr::emit_untagged(eth, dst_mac, src_mac, EtherType::Ipv4);
+    let ip_buf = rest
+        .first_chunk_mut::<IPV4_LEN>()
+        .ok_or(WireError::Truncated)?;
+    emit_plain_header(ip_buf, ip)
 }
 
 /// Sends one IPv4 packet to `dst`: `write` fills the transport bytes (header,
@@ -298,8 +292,14 @@ fn build(
     if len == 0 {
         return Ok(0);
     }
-    let mut ip = Ipv4Repr::new(src, dst, protocol, len, ttl);
-    ip.dscp_ecn = ecn.bits();
+    let ip = PlainHeader {
+        src_addr: src,
+        dst_addr: dst,
+        protocol,
+        payload_len: len,
+        ttl,
+        dscp_ecn: ecn.bits(),
+    };
     write_headers(buf, src_mac, dst_mac, &ip)?;
     Ok(ETH_LEN + IPV4_LEN + len)
 }

@@ -298,6 +298,21 @@ impl EthernetRepr {
         }
     }
 
+    /// Writes an untagged header (the per-frame TX path): the bytes [`Self::emit`]
+    /// writes for a repr without a VLAN tag.
+    #[inline]
+    pub fn emit_untagged(
+        out: &mut [u8; field::HEADER_LEN],
+        dst: EthernetAddress,
+        src: EthernetAddress,
+        ethertype: EtherType,
+    ) {
+        let (macs, kind) = out.split_at_mut(12);
+        macs[..6].copy_from_slice(&dst.0);
+        macs[6..].copy_from_slice(&src.0);
+        kind.copy_from_slice(&u16::from(ethertype).to_be_bytes());
+    }
+
     /// Writes the header at the start of `frame`'s buffer.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,

@@ -397,6 +397,66 @@ pub struct Ipv4Repr {
     pub options: Ipv4Options,
 }
 
+/// The fields of a plain IPv4 header as surge sends it: 20 bytes, no options, DF
+/// set, ident 0 (see [`Ipv4Repr::new`]), written by [`emit_plain_header`] without
+/// building an [`Ipv4Repr`] (the per-segment TX path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlainHeader {
+    /// Source address.
+    pub src_addr: Ipv4Addr,
+    /// Destination address.
+    pub dst_addr: Ipv4Addr,
+    /// Payload protocol.
+    pub protocol: IpProtocol,
+    /// Payload length.
+    pub payload_len: usize,
+    /// Time to live.
+    pub ttl: u8,
+    /// DSCP and ECN byte.
+    pub dscp_ecn: u8,
+}
+
+/// Writes `h` as a 20-byte header with its checksum: the same bytes
+/// `Ipv4Repr::new(..)` with `dscp_ecn` set emits. `BadLength` when the total
+/// length does not fit 16 bits.
+#[inline]
+pub fn emit_plain_header(
+    out: &mut [u8; field::HEADER_LEN],
+    h: &PlainHeader,
+) -> Result<(), WireError> {
+    let total =
+        u16::try_from(field::HEADER_LEN + h.payload_len).map_err(|_| WireError::BadLength)?;
+    let [t0, t1] = total.to_be_bytes();
+    let [s0, s1, s2, s3] = h.src_addr.octets();
+    let [d0, d1, d2, d3] = h.dst_addr.octets();
+    // Version 4, IHL 5; ident 0; DF, fragment offset 0; checksum 0 until summed.
+    *out = [
+        0x45,
+        h.dscp_ecn,
+        t0,
+        t1,
+        0,
+        0,
+        0x40,
+        0,
+        h.ttl,
+        u8::from(h.protocol),
+        0,
+        0,
+        s0,
+        s1,
+        s2,
+        s3,
+        d0,
+        d1,
+        d2,
+        d3,
+    ];
+    let c = checksum::checksum(out);
+    out[field::CHECKSUM.start..field::CHECKSUM.end].copy_from_slice(&c.to_be_bytes());
+    Ok(())
+}
+
 impl Ipv4Repr {
     /// A plain header as surge sends it: DF set, no options, ident 0 (RFC 6864
     /// §4.1: atomic datagrams may use any ident).

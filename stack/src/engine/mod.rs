@@ -170,6 +170,7 @@ impl<D: Device> Engine<D> {
             ),
             isn: IsnGenerator::with_clock_base(config.secrets.isn_key(), config.clock_base),
             ts_offsets: TimestampOffsets::new(config.secrets.timestamp_key(), config.clock_base),
+            configs: crate::tcp::SharedConfigs::default(),
             dirty: Vec::with_capacity(256),
             dirty_spare: Vec::with_capacity(256),
             blocked: Vec::new(),

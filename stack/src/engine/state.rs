@@ -110,6 +110,8 @@ pub(crate) struct TcpEngine {
     pub(crate) isn: IsnGenerator,
     /// RFC 7323 §5.4 timestamp offsets per address pair.
     pub(crate) ts_offsets: TimestampOffsets,
+    /// The configurations connections share (`Tcb::cfg`).
+    pub(crate) configs: crate::tcp::SharedConfigs,
     /// Connections to run output and bookkeeping for in this iteration.
     pub(crate) dirty: Vec<SocketId>,
     /// The other half of `dirty`'s double buffer (empty, keeps its capacity).

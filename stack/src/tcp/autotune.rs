@@ -146,15 +146,19 @@ impl Tcb {
     /// lowers `sk_rcvbuf` and lets the window close as data is read.
     pub fn pin_recv_buffer(&mut self, bytes: usize) {
         self.recv_buf.grow_capacity(bytes);
-        self.cfg.recv_buffer_max = self.recv_buf.capacity();
-        self.cfg.recv_buffer = self.cfg.recv_buffer.min(self.cfg.recv_buffer_max);
+        let max = self.recv_buf.capacity();
+        let cfg = self.cfg_mut();
+        cfg.recv_buffer_max = max;
+        cfg.recv_buffer = cfg.recv_buffer.min(max);
     }
 
     /// `setsockopt(SO_SNDBUF)` on a connection: autotuning stops for the send side (Linux
     /// `SOCK_SNDBUF_LOCK`) and the buffer becomes `bytes`, never smaller than it is.
     pub fn pin_send_buffer(&mut self, bytes: usize) {
         self.send_buf.grow_capacity(bytes);
-        self.cfg.send_buffer_max = self.send_buf.capacity();
-        self.cfg.send_buffer = self.cfg.send_buffer.min(self.cfg.send_buffer_max);
+        let max = self.send_buf.capacity();
+        let cfg = self.cfg_mut();
+        cfg.send_buffer_max = max;
+        cfg.send_buffer = cfg.send_buffer.min(max);
     }
 }

@@ -233,3 +233,97 @@ impl TcpConfig {
         shift
     }
 }
+
+/// The configurations of an engine's connections, shared: connections whose
+/// [`TcpConfig`] is the same (as nearly all are: the engine's defaults, clamped to
+/// the interface) hold one `Arc` of it instead of a copy each. That keeps about 250
+/// bytes per connection out of memory and one segment's reads of its knobs on lines
+/// every connection uses. The timestamp offset, which differs per address pair, is
+/// kept by the connection itself and is 0 in the shared copy.
+#[derive(Debug, Default)]
+pub struct SharedConfigs {
+    /// The configurations handed out last, newest first (a few: servers and clients
+    /// with their own socket options).
+    recent: Vec<std::sync::Arc<TcpConfig>>,
+}
+
+impl SharedConfigs {
+    /// Configurations remembered.
+    const KEEP: usize = 4;
+
+    /// The shared copy of `cfg` (with `ts_offset` 0): a remembered one when equal.
+    pub fn share(&mut self, cfg: &TcpConfig) -> std::sync::Arc<TcpConfig> {
+        let cfg = TcpConfig {
+            ts_offset: 0,
+            ..*cfg
+        };
+        if let Some(i) = self.recent.iter().position(|c| **c == cfg) {
+            let shared = self.recent.remove(i);
+            self.recent.insert(0, std::sync::Arc::clone(&shared));
+            return shared;
+        }
+        let shared = std::sync::Arc::new(cfg);
+        self.recent.truncate(Self::KEEP - 1);
+        self.recent.insert(0, std::sync::Arc::clone(&shared));
+        shared
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+    use crate::FourTuple;
+    use crate::tcp::Tcb;
+    use crate::time::Instant;
+    use core::net::Ipv4Addr;
+    use std::sync::Arc;
+
+    fn tuple(port: u16) -> FourTuple {
+        FourTuple {
+            local_addr: Ipv4Addr::new(198, 18, 0, 1),
+            local_port: port,
+            remote_addr: Ipv4Addr::new(198, 18, 0, 2),
+            remote_port: 80,
+        }
+    }
+
+    #[test]
+    fn equal_configurations_share_one_copy_whatever_their_timestamp_offset() {
+        let mut configs = SharedConfigs::default();
+        let a = configs.share(&TcpConfig {
+            ts_offset: 7,
+            ..TcpConfig::default()
+        });
+        let b = configs.share(&TcpConfig {
+            ts_offset: 99,
+            ..TcpConfig::default()
+        });
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.ts_offset, 0);
+        let other = configs.share(&TcpConfig {
+            nodelay: true,
+            ..TcpConfig::default()
+        });
+        assert!(!Arc::ptr_eq(&a, &other));
+        // Still remembered after another configuration came.
+        assert!(Arc::ptr_eq(&a, &configs.share(&TcpConfig::default())));
+    }
+
+    #[test]
+    fn a_connection_that_changes_its_options_leaves_the_shared_copy_alone() {
+        let mut configs = SharedConfigs::default();
+        let cfg = configs.share(&TcpConfig::default());
+        let now = Instant::from_micros(0);
+        let mut first = Tcb::connect_shared(tuple(1000), 1, now, Arc::clone(&cfg), 5);
+        let second = Tcb::connect_shared(tuple(1001), 2, now, Arc::clone(&cfg), 6);
+        assert!(Arc::ptr_eq(&first.cfg, &second.cfg));
+        assert_eq!((first.ts_offset, second.ts_offset), (5, 6));
+        first.set_nodelay(!cfg.nodelay);
+        assert_eq!(first.cfg.nodelay, !cfg.nodelay);
+        assert_eq!(second.cfg.nodelay, cfg.nodelay);
+        assert!(Arc::ptr_eq(
+            &second.cfg,
+            &configs.share(&TcpConfig::default())
+        ));
+    }
+}

@@ -74,7 +74,7 @@ mod timers;
 pub use bbr::{Bbr, BbrMode};
 pub use buffer::RingBuffer;
 pub use buffer_pool::{BufferPool, BufferPoolStats};
-pub use config::{CongestionAlgorithm, KeepaliveConfig, LossRecovery, TcpConfig};
+pub use config::{CongestionAlgorithm, KeepaliveConfig, LossRecovery, SharedConfigs, TcpConfig};
 pub use congestion::{AckSample, BbrInfo, CongestionControl, NewReno, RecoveryState};
 pub use cubic::Cubic;
 pub use ecn::Ecn;

@@ -431,11 +431,18 @@ impl Tcb {
     /// engine passes to [`Tcb::handle_segment`] next. The RTT sample of the SYN-ACK is
     /// kept when it was not retransmitted (Karn).
     pub fn from_request(req: &RequestSock, now: Instant, cfg: &TcpConfig) -> Tcb {
-        let cfg = &TcpConfig {
-            ts_offset: req.ts_offset,
-            ..*cfg
-        };
-        let mut tcb = Tcb::accept_syn(req.tuple, &req.syn(), req.iss.0, now, cfg);
+        Tcb::from_request_shared(req, now, std::sync::Arc::new(*cfg))
+    }
+
+    /// [`Tcb::from_request`] with a configuration shared with other connections
+    /// ([`super::SharedConfigs`]); the timestamp offset is the request's.
+    pub fn from_request_shared(
+        req: &RequestSock,
+        now: Instant,
+        cfg: std::sync::Arc<TcpConfig>,
+    ) -> Tcb {
+        let mut tcb =
+            Tcb::accept_syn_shared(req.tuple, &req.syn(), req.iss.0, now, cfg, req.ts_offset);
         if let Some(age) = req.ts_recent.map(|_| req.ts_recent_age) {
             tcb.ts_recent = req.ts_recent.unwrap_or(0);
             tcb.ts_recent_age = age;

@@ -19,6 +19,7 @@ use super::stats::{TcpCounters, TcpStats};
 use crate::FourTuple;
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpRepr};
+use std::sync::Arc;
 
 /// Why a probe segment (`SEG.SEQ = SND.UNA - 1`, no data) is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +70,7 @@ pub(super) const SACK_SCOREBOARD_RANGES: usize = 64;
 /// One TCP connection: the RFC's transmission control block plus its buffers and timers.
 #[derive(Debug)]
 pub struct Tcb {
-    pub(super) cfg: TcpConfig,
+    pub(super) cfg: Arc<TcpConfig>,
     pub(super) tuple: FourTuple,
     pub(super) state: State,
     pub(super) passive: bool,
@@ -213,7 +214,14 @@ pub struct Tcb {
 }
 
 impl Tcb {
-    fn new(tuple: FourTuple, iss: u32, now: Instant, cfg: &TcpConfig, state: State) -> Tcb {
+    fn new(
+        tuple: FourTuple,
+        iss: u32,
+        now: Instant,
+        cfg: Arc<TcpConfig>,
+        ts_offset: u32,
+        state: State,
+    ) -> Tcb {
         let iss = SeqNumber(iss);
         let mss = u32::from(cfg.mss.max(cfg.min_mss).max(1));
         let iw = cfg.initial_window.max(1).saturating_mul(mss);
@@ -222,7 +230,6 @@ impl Tcb {
         let max_segments =
             (cfg.send_buffer_limit() / usize::from(cfg.min_mss.max(1))).clamp(64, 1 << 16);
         Tcb {
-            cfg: *cfg,
             tuple,
             state,
             passive: false,
@@ -258,7 +265,7 @@ impl Tcb {
             ts_enabled: false,
             ts_recent: 0,
             ts_recent_age: now,
-            ts_offset: cfg.ts_offset,
+            ts_offset,
             sack_ok: false,
             peer_mss: 536,
             pmtu_mss: cfg.mss,
@@ -322,12 +329,32 @@ impl Tcb {
             challenge_window_start: now,
             challenge_count: 0,
             stats: TcpCounters::default(),
+            cfg,
         }
     }
 
     /// Active open (RFC 9293 §3.10.1): a connection in SYN-SENT whose SYN `poll_transmit` returns next.
     pub fn connect(tuple: FourTuple, iss: u32, now: Instant, cfg: &TcpConfig) -> Tcb {
-        Tcb::new(tuple, iss, now, cfg, State::SynSent)
+        Tcb::new(
+            tuple,
+            iss,
+            now,
+            Arc::new(*cfg),
+            cfg.ts_offset,
+            State::SynSent,
+        )
+    }
+
+    /// [`Tcb::connect`] with a configuration shared with other connections
+    /// ([`super::SharedConfigs`]) and this connection's timestamp offset.
+    pub fn connect_shared(
+        tuple: FourTuple,
+        iss: u32,
+        now: Instant,
+        cfg: Arc<TcpConfig>,
+        ts_offset: u32,
+    ) -> Tcb {
+        Tcb::new(tuple, iss, now, cfg, ts_offset, State::SynSent)
     }
 
     /// Passive open from a listener (RFC 9293 §3.10.7.2): a connection in SYN-RECEIVED whose
@@ -340,7 +367,20 @@ impl Tcb {
         now: Instant,
         cfg: &TcpConfig,
     ) -> Tcb {
-        let mut tcb = Tcb::new(tuple, iss, now, cfg, State::SynReceived);
+        Tcb::accept_syn_shared(tuple, syn, iss, now, Arc::new(*cfg), cfg.ts_offset)
+    }
+
+    /// [`Tcb::accept_syn`] with a shared configuration and this connection's
+    /// timestamp offset.
+    pub fn accept_syn_shared(
+        tuple: FourTuple,
+        syn: &TcpRepr,
+        iss: u32,
+        now: Instant,
+        cfg: Arc<TcpConfig>,
+        ts_offset: u32,
+    ) -> Tcb {
+        let mut tcb = Tcb::new(tuple, iss, now, cfg, ts_offset, State::SynReceived);
         tcb.passive = true;
         tcb.irs = SeqNumber(syn.seq_number);
         tcb.rcv_nxt = tcb.irs + 1u32;
@@ -352,6 +392,12 @@ impl Tcb {
         tcb.snd_wl1 = tcb.irs;
         tcb.snd_wl2 = tcb.iss;
         tcb
+    }
+
+    /// The configuration, made this connection's own before a change (the shared
+    /// copy stays as it is for the others).
+    pub(super) fn cfg_mut(&mut self) -> &mut TcpConfig {
+        Arc::make_mut(&mut self.cfg)
     }
 
     /// The sender model, made at `now` on first use.
@@ -453,7 +499,7 @@ impl Tcb {
         }
         // The connection's latest event stands for "now" (the call carries no clock).
         let now = self.last_send.max(self.last_recv);
-        self.cfg.congestion = algorithm;
+        self.cfg_mut().congestion = algorithm;
         let window = if self.is_established() {
             self.cc.window()
         } else {
@@ -494,18 +540,18 @@ impl Tcb {
 
     /// `TCP_NODELAY`: disables Nagle's algorithm (RFC 1122 §4.2.3.4) when true.
     pub fn set_nodelay(&mut self, nodelay: bool) {
-        self.cfg.nodelay = nodelay;
+        self.cfg_mut().nodelay = nodelay;
     }
 
     /// `SO_KEEPALIVE` and its intervals (RFC 1122 §4.2.3.6); `None` turns keepalive off.
     pub fn set_keepalive(&mut self, keepalive: Option<super::KeepaliveConfig>) {
-        self.cfg.keepalive = keepalive;
+        self.cfg_mut().keepalive = keepalive;
         self.keepalive_probes = 0;
     }
 
     /// `TCP_USER_TIMEOUT` (RFC 5482); `None` turns it off.
     pub fn set_user_timeout(&mut self, timeout: Option<core::time::Duration>) {
-        self.cfg.user_timeout = timeout;
+        self.cfg_mut().user_timeout = timeout;
     }
 
     /// Queues bytes for sending (RFC 9293 §3.10.2); returns how many were taken.

@@ -142,9 +142,9 @@ pub(crate) fn connect(
         tw.reuse_iss()
     });
     let iss = reused_iss.unwrap_or_else(|| core.tcp.isn.generate(&tuple, now));
-    let mut cfg = config_for(core, &options);
-    cfg.ts_offset = core.tcp.ts_offsets.offset(*local.ip(), *remote.ip());
-    let tcb = Tcb::connect(tuple, iss, now, &cfg);
+    let cfg = core.tcp.configs.share(&config_for(core, &options));
+    let ts_offset = core.tcp.ts_offsets.offset(*local.ip(), *remote.ip());
+    let tcb = Tcb::connect_shared(tuple, iss, now, cfg, ts_offset);
     if core.tcp.conns.insert(tuple, id).is_err() {
         core.tcp.binds.disconnect(id);
         return Err(Errno::ENOBUFS);

@@ -232,7 +232,7 @@ fn establish(
         }
         return;
     };
-    let mut tcb = Tcb::from_request(req, now, cfg);
+    let mut tcb = Tcb::from_request_shared(req, now, core.tcp.configs.share(cfg));
     tcb.handle_segment(now, ack, payload);
     let mut child = TcpSock::new();
     child.state = TcpSocketState::Connection(Box::new(tcb));

@@ -22,6 +22,7 @@ use surge_stack::tcp::CongestionAlgorithm;
 use surge_stack::time::Instant;
 use surge_stack::wire::EthernetAddress;
 
+use super::slab::SocketSlab;
 use super::surge_counters::{ConnectionTotals, WorkerCounters};
 use super::{Backend, Event, SocketId, Worker};
 use surge_datapath::Device as _;
@@ -260,10 +261,10 @@ pub struct SurgeWorker {
     engine: Engine<XdpPort>,
     index: usize,
     epoch: std::time::Instant,
-    sockets: HashMap<SocketId, Entry>,
+    /// The app's sockets; ids are reused, so they stay below the number open at once.
+    sockets: SocketSlab<Entry>,
     /// The app's id of each engine socket, for the events.
     ids: HashMap<SocketHandle, SocketId>,
-    next_id: SocketId,
     counters: Counters,
     /// The connections the app closed, summed.
     closed_connections: ConnectionTotals,
@@ -309,9 +310,8 @@ impl SurgeWorker {
             engine,
             index,
             epoch,
-            sockets: HashMap::new(),
+            sockets: SocketSlab::default(),
             ids: HashMap::new(),
-            next_id: 1,
             counters,
             closed_connections: ConnectionTotals::default(),
             published: std::time::Instant::now(),
@@ -352,26 +352,21 @@ impl SurgeWorker {
     }
 
     fn insert(&mut self, handle: SocketHandle, listener: bool, connecting: bool) -> SocketId {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.sockets.insert(
-            id,
-            Entry {
-                handle,
-                listener,
-                connecting,
-                last: Readiness::default(),
-                want_write: false,
-                again: false,
-            },
-        );
+        let id = self.sockets.insert(Entry {
+            handle,
+            listener,
+            connecting,
+            last: Readiness::default(),
+            want_write: false,
+            again: false,
+        });
         self.ids.insert(handle, id);
         id
     }
 
     fn handle(&self, id: SocketId) -> io::Result<SocketHandle> {
         self.sockets
-            .get(&id)
+            .get(id)
             .map(|e| e.handle)
             .ok_or_else(|| errno(Errno::EBADF))
     }
@@ -386,7 +381,7 @@ impl SurgeWorker {
         candidates.append(&mut self.again);
         for e in &self.events {
             if let Some(&id) = self.ids.get(&e.handle) {
-                if let Some(entry) = self.sockets.get_mut(&id) {
+                if let Some(entry) = self.sockets.get_mut(id) {
                     if !entry.again {
                         entry.again = true;
                         candidates.push(id);
@@ -395,7 +390,9 @@ impl SurgeWorker {
             }
         }
         for id in candidates.drain(..) {
-            let Some(entry) = self.sockets.get_mut(&id) else {
+            // Only sockets marked `again` are candidates: an id listed twice (or closed
+            // and handed to a new socket since it was listed) is looked at once.
+            let Some(entry) = self.sockets.get_mut(id).filter(|e| e.again) else {
                 continue;
             };
             entry.again = false;
@@ -462,7 +459,12 @@ impl Drop for SurgeWorker {
     /// connections on 4-tuples that the next run reuses, and answers its SYNs with
     /// ACKs instead of SYN-ACKs (a RST and a 1 s SYN retransmission each).
     fn drop(&mut self) {
-        let handles: Vec<SocketHandle> = self.sockets.drain().map(|(_, e)| e.handle).collect();
+        let handles: Vec<SocketHandle> = self
+            .sockets
+            .take_all()
+            .into_iter()
+            .map(|e| e.handle)
+            .collect();
         for handle in handles {
             self.close_handle(handle);
         }
@@ -541,7 +543,7 @@ impl Worker for SurgeWorker {
         let h = self.handle(id)?;
         let result = self.engine.send(h, buf);
         if result == Err(Errno::EAGAIN) {
-            if let Some(entry) = self.sockets.get_mut(&id) {
+            if let Some(entry) = self.sockets.get_mut(id) {
                 entry.want_write = true;
             }
         }
@@ -559,7 +561,7 @@ impl Worker for SurgeWorker {
     }
 
     fn close(&mut self, id: SocketId) {
-        if let Some(entry) = self.sockets.remove(&id) {
+        if let Some(entry) = self.sockets.remove(id) {
             self.ids.remove(&entry.handle);
             self.close_handle(entry.handle);
         }

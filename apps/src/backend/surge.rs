@@ -226,6 +226,7 @@ impl Backend for SurgeBackend {
         let engine = self.engine(queue)?;
         let mut worker = SurgeWorker::new(engine, index, self.epoch, Arc::clone(&self.counters));
         worker.sources = self.options.sources.clone();
+        worker.shares_queues = self.mesh.is_some();
         Ok(worker)
     }
 
@@ -281,6 +282,9 @@ pub struct SurgeWorker {
     again: Vec<SocketId>,
     /// The sockets looked at in one `collect` (kept for its capacity).
     candidates: Vec<SocketId>,
+    /// Other engines forward frames to this one (more than one queue): an idle wait
+    /// cannot rely on the socket alone.
+    shares_queues: bool,
 }
 
 impl std::fmt::Debug for SurgeWorker {
@@ -320,6 +324,7 @@ impl SurgeWorker {
             events: Vec::with_capacity(256),
             again: Vec::new(),
             candidates: Vec::new(),
+            shares_queues: false,
         }
     }
 
@@ -345,6 +350,33 @@ impl SurgeWorker {
     fn close_handle(&mut self, handle: SocketHandle) {
         account(&mut self.engine, handle, &mut self.closed_connections);
         let _ = self.engine.close(handle);
+    }
+
+    /// Waits, with nothing to do, for at most `left`. This machine shares its cores with
+    /// the peer under test, so an idle worker gives its core away rather than spin. With
+    /// one engine it blocks on its AF_XDP socket until a frame arrives or the engine's
+    /// next timer is due: the kernel wakes it at once, as epoll wakes a kernel-stack
+    /// server. A fixed 20 µs sleep (what it did before) made each frame that came in
+    /// during the sleep wait out the rest of it, plus the timer slack. With engines on
+    /// other queues, frames they forward land in an inbox that does not wake the
+    /// socket: then it still polls every 20 µs.
+    fn idle(&mut self, left: Duration) {
+        const FORWARD_POLL: Duration = Duration::from_micros(20);
+        let mut wait = left;
+        if let Some(at) = self.engine.poll_at() {
+            let now = self.now();
+            wait = wait.min(at.saturating_duration_since(now));
+        }
+        if self.shares_queues {
+            wait = wait.min(FORWARD_POLL);
+        }
+        if wait.is_zero() {
+            // A timer is due: the next poll runs it.
+            return;
+        }
+        if self.engine.device().wait_readable(wait).is_err() {
+            std::thread::sleep(wait.min(FORWARD_POLL));
+        }
     }
 
     fn now(&self) -> Instant {
@@ -580,10 +612,8 @@ impl Worker for SurgeWorker {
                 return Ok(());
             }
             if !busy {
-                // Poll with a short back-off when idle: this machine shares its
-                // cores with the peer under test (a pure busy-poll idle policy is
-                // for dedicated cores).
-                std::thread::sleep(Duration::from_micros(20));
+                let left = timeout.saturating_sub(start.elapsed());
+                self.idle(left);
             }
         }
     }

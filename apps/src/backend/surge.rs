@@ -359,10 +359,14 @@ impl SurgeWorker {
     /// server. A fixed 20 µs sleep (what it did before) made each frame that came in
     /// during the sleep wait out the rest of it, plus the timer slack. With engines on
     /// other queues, frames they forward land in an inbox that does not wake the
-    /// socket: then it still polls every 20 µs.
+    /// socket: then it still polls every 20 µs. Frames left on the TX ring need no
+    /// wake-up of their own: in copy mode the kernel's `poll` of the socket transmits
+    /// them (with `XDP_USE_NEED_WAKEUP`, surge's default). Nothing else should need the
+    /// worker before a frame or a timer, but no wait is longer than 1 ms.
     fn idle(&mut self, left: Duration) {
         const FORWARD_POLL: Duration = Duration::from_micros(20);
-        let mut wait = left;
+        const LONGEST: Duration = Duration::from_millis(1);
+        let mut wait = left.min(LONGEST);
         if let Some(at) = self.engine.poll_at() {
             let now = self.now();
             wait = wait.min(at.saturating_duration_since(now));

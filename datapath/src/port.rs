@@ -1,6 +1,7 @@
 //! `XdpPort`: one AF_XDP socket on one (interface, queue), as a [`Device`].
 
 use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
 
 use crate::{
     BURST, Burst, DatapathError, Device, DeviceCaps, DeviceStats, ETHERNET_HEADER_LEN, Frame,
@@ -291,6 +292,20 @@ impl XdpPort {
     /// The socket descriptor, to register in the XDP program's XSKMAP.
     pub fn fd(&self) -> RawFd {
         self.socket.as_raw_fd()
+    }
+
+    /// Blocks until a frame waits on the RX ring or `timeout` passes (`ppoll` on the
+    /// socket); true when one waits. For a loop with nothing to do: the kernel wakes it
+    /// when it posts a frame, instead of a fixed sleep that a frame must wait out.
+    /// Frames other engines forward (or anything else that is not this socket's RX
+    /// ring) do not end the wait.
+    pub fn wait_readable(&self, timeout: Duration) -> Result<bool, DatapathError> {
+        self.socket
+            .wait_readable(timeout)
+            .map_err(|source| DatapathError::Syscall {
+                what: "ppoll on the AF_XDP socket",
+                source,
+            })
     }
 
     /// The interface this port is bound to.

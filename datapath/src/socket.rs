@@ -5,6 +5,7 @@ use std::{
     io,
     mem::size_of,
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    time::Duration,
 };
 
 use crate::{
@@ -225,6 +226,34 @@ impl XdpSocket {
                 0,
             );
         }
+    }
+
+    /// Waits until the RX ring holds a descriptor or `timeout` passes (`ppoll` for
+    /// `POLLIN`: the kernel wakes the caller when it posts a frame); true when readable.
+    /// A signal ends the wait early (false).
+    pub(crate) fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ts = libc::timespec {
+            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+            // Below 10^9: fits any `c_long`.
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // Safety: `pfd` is one valid `pollfd` and `ts` a valid `timespec`, both live for
+        // the call; a null signal mask keeps the thread's own.
+        let rc = unsafe { libc::ppoll(&raw mut pfd, 1, &raw const ts, std::ptr::null()) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            return if err.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(err)
+            };
+        }
+        Ok(rc > 0 && pfd.revents & libc::POLLIN != 0)
     }
 
     /// Kicks the kernel to receive into the fill ring (`recvfrom`, non-blocking).

@@ -736,3 +736,54 @@ fn an_exhausted_fill_ring_is_counted_and_nothing_leaks() {
     assert_eq!(more, MORE);
     assert_no_leak(&port);
 }
+
+#[test]
+fn wait_readable_times_out_with_nothing_and_wakes_for_a_frame() {
+    let lab = lab("dp-wait", 1, 1500);
+    let a = lab.a().clone();
+    let b = lab.b().clone();
+    let (mut port, _program) = {
+        let _ns = enter_netns(&a.netns).expect("entering ns A");
+        let config = SteerConfig {
+            local_addrs: vec![OURS],
+            icmp: true,
+            ..SteerConfig::default()
+        };
+        let program = SteerProgram::attach(&a.ifname, &config, AttachMode::Auto).expect("attach");
+        let port = XdpPort::open(&small_port(&a.ifname, 0)).expect("open port");
+        program.register_socket(0, port.fd()).expect("register");
+        (port, program)
+    };
+    // Nothing is sent to surge's address: the wait ends by its timeout.
+    assert!(
+        !port
+            .wait_readable(Duration::from_millis(50))
+            .expect("ppoll"),
+        "nothing was sent, yet the RX ring was readable"
+    );
+    // B pings surge's address: its ARP request (then the echo request, which nobody
+    // answers) is redirected to the socket, and the blocked wait returns.
+    let pinger = spawn_in_netns(&b.netns, || {
+        std::process::Command::new("ping")
+            .args(["-c", "2", "-i", "0.2", "-W", "1", &OURS.to_string()])
+            .output()
+    });
+    assert!(
+        port.wait_readable(Duration::from_secs(20)).expect("ppoll"),
+        "a frame arrived but the wait ran to its timeout"
+    );
+    let mut rx = surge_datapath::Burst::new();
+    let got = port.rx_burst(&mut rx);
+    assert!(got >= 1, "readable, yet the RX burst was empty");
+    port.release(&mut rx);
+    let _ = pinger.join();
+    // Drain what else came, so the accounting is checked at rest.
+    while port
+        .wait_readable(Duration::from_millis(50))
+        .expect("ppoll")
+    {
+        port.rx_burst(&mut rx);
+        port.release(&mut rx);
+    }
+    assert_no_leak(&port);
+}

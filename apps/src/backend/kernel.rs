@@ -9,6 +9,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::slab::SocketSlab;
 use super::{Backend, Event, SocketId, Worker};
 
 /// The Linux kernel's TCP stack.
@@ -26,8 +27,7 @@ impl Backend for KernelBackend {
         Ok(KernelWorker {
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
-            sockets: Vec::new(),
-            free: Vec::new(),
+            sockets: SocketSlab::default(),
         })
     }
 
@@ -96,8 +96,7 @@ enum Entry {
 pub struct KernelWorker {
     poll: Poll,
     events: Events,
-    sockets: Vec<Option<Entry>>,
-    free: Vec<SocketId>,
+    sockets: SocketSlab<Entry>,
 }
 
 /// The error for a socket id this worker does not hold.
@@ -107,27 +106,19 @@ fn unknown(id: SocketId) -> io::Error {
 
 impl KernelWorker {
     /// Stores a socket and registers it with epoll under its id.
-    fn insert(&mut self, mut entry: Entry) -> io::Result<SocketId> {
-        let id = match self.free.pop() {
-            Some(id) => id,
-            None => {
-                self.sockets.push(None);
-                self.sockets.len() - 1
-            }
-        };
+    fn insert(&mut self, entry: Entry) -> io::Result<SocketId> {
+        let id = self.sockets.insert(entry);
         let registry = self.poll.registry();
-        let registered = match &mut entry {
-            Entry::Listener(l) => registry.register(l, Token(id), Interest::READABLE),
-            Entry::Stream { stream, .. } => {
+        let registered = match self.sockets.get_mut(id) {
+            Some(Entry::Listener(l)) => registry.register(l, Token(id), Interest::READABLE),
+            Some(Entry::Stream { stream, .. }) => {
                 registry.register(stream, Token(id), Interest::READABLE | Interest::WRITABLE)
             }
+            None => Err(unknown(id)),
         };
         if let Err(err) = registered {
-            self.free.push(id);
+            self.sockets.remove(id);
             return Err(err);
-        }
-        if let Some(slot) = self.sockets.get_mut(id) {
-            *slot = Some(entry);
         }
         Ok(id)
     }
@@ -135,7 +126,7 @@ impl KernelWorker {
     /// The stream behind `id`.
     fn stream(&mut self, id: SocketId) -> io::Result<&mut TcpStream> {
         match self.sockets.get_mut(id) {
-            Some(Some(Entry::Stream { stream, .. })) => Ok(stream),
+            Some(Entry::Stream { stream, .. }) => Ok(stream),
             _ => Err(unknown(id)),
         }
     }
@@ -156,7 +147,7 @@ impl Worker for KernelWorker {
 
     fn accept(&mut self, listener: SocketId) -> io::Result<Option<SocketId>> {
         let accepted = match self.sockets.get_mut(listener) {
-            Some(Some(Entry::Listener(l))) => l.accept(),
+            Some(Entry::Listener(l)) => l.accept(),
             _ => return Err(unknown(listener)),
         };
         match accepted {
@@ -195,10 +186,7 @@ impl Worker for KernelWorker {
     }
 
     fn close(&mut self, id: SocketId) {
-        let Some(slot) = self.sockets.get_mut(id) else {
-            return;
-        };
-        let Some(entry) = slot.take() else {
+        let Some(entry) = self.sockets.remove(id) else {
             return;
         };
         let registry = self.poll.registry();
@@ -207,7 +195,6 @@ impl Worker for KernelWorker {
             Entry::Listener(mut l) => registry.deregister(&mut l),
             Entry::Stream { mut stream, .. } => registry.deregister(&mut stream),
         };
-        self.free.push(id);
     }
 
     fn poll(&mut self, out: &mut Vec<Event>, timeout: Duration) -> io::Result<()> {
@@ -219,8 +206,8 @@ impl Worker for KernelWorker {
         for event in self.events.iter() {
             let id = event.token().0;
             match self.sockets.get_mut(id) {
-                Some(Some(Entry::Listener(_))) => out.push(Event::Acceptable(id)),
-                Some(Some(Entry::Stream { stream, connecting })) => {
+                Some(Entry::Listener(_)) => out.push(Event::Acceptable(id)),
+                Some(Entry::Stream { stream, connecting }) => {
                     if *connecting {
                         // A non-blocking connect finished when the socket turns writable or
                         // reports an error: SO_ERROR says how.

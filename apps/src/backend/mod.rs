@@ -7,6 +7,7 @@
 //! AF_XDP queue, in-loop.
 
 pub mod kernel;
+pub mod slab;
 pub mod surge;
 pub mod surge_counters;
 

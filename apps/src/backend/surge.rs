@@ -22,6 +22,7 @@ use surge_stack::tcp::CongestionAlgorithm;
 use surge_stack::time::Instant;
 use surge_stack::wire::EthernetAddress;
 
+use super::slab::SocketSlab;
 use super::surge_counters::{ConnectionTotals, WorkerCounters};
 use super::{Backend, Event, SocketId, Worker};
 use surge_datapath::Device as _;
@@ -225,6 +226,7 @@ impl Backend for SurgeBackend {
         let engine = self.engine(queue)?;
         let mut worker = SurgeWorker::new(engine, index, self.epoch, Arc::clone(&self.counters));
         worker.sources = self.options.sources.clone();
+        worker.shares_queues = self.mesh.is_some();
         Ok(worker)
     }
 
@@ -260,10 +262,10 @@ pub struct SurgeWorker {
     engine: Engine<XdpPort>,
     index: usize,
     epoch: std::time::Instant,
-    sockets: HashMap<SocketId, Entry>,
+    /// The app's sockets; ids are reused, so they stay below the number open at once.
+    sockets: SocketSlab<Entry>,
     /// The app's id of each engine socket, for the events.
     ids: HashMap<SocketHandle, SocketId>,
-    next_id: SocketId,
     counters: Counters,
     /// The connections the app closed, summed.
     closed_connections: ConnectionTotals,
@@ -280,6 +282,9 @@ pub struct SurgeWorker {
     again: Vec<SocketId>,
     /// The sockets looked at in one `collect` (kept for its capacity).
     candidates: Vec<SocketId>,
+    /// Other engines forward frames to this one (more than one queue): an idle wait
+    /// cannot rely on the socket alone.
+    shares_queues: bool,
 }
 
 impl std::fmt::Debug for SurgeWorker {
@@ -309,9 +314,8 @@ impl SurgeWorker {
             engine,
             index,
             epoch,
-            sockets: HashMap::new(),
+            sockets: SocketSlab::default(),
             ids: HashMap::new(),
-            next_id: 1,
             counters,
             closed_connections: ConnectionTotals::default(),
             published: std::time::Instant::now(),
@@ -320,6 +324,7 @@ impl SurgeWorker {
             events: Vec::with_capacity(256),
             again: Vec::new(),
             candidates: Vec::new(),
+            shares_queues: false,
         }
     }
 
@@ -347,31 +352,57 @@ impl SurgeWorker {
         let _ = self.engine.close(handle);
     }
 
+    /// Waits, with nothing to do, for at most `left`. This machine shares its cores with
+    /// the peer under test, so an idle worker gives its core away rather than spin. With
+    /// one engine it blocks on its AF_XDP socket until a frame arrives or the engine's
+    /// next timer is due: the kernel wakes it at once, as epoll wakes a kernel-stack
+    /// server. A fixed 20 µs sleep (what it did before) made each frame that came in
+    /// during the sleep wait out the rest of it, plus the timer slack. With engines on
+    /// other queues, frames they forward land in an inbox that does not wake the
+    /// socket: then it still polls every 20 µs. Frames left on the TX ring need no
+    /// wake-up of their own: in copy mode the kernel's `poll` of the socket transmits
+    /// them (with `XDP_USE_NEED_WAKEUP`, surge's default). Nothing else should need the
+    /// worker before a frame or a timer, but no wait is longer than 1 ms.
+    fn idle(&mut self, left: Duration) {
+        const FORWARD_POLL: Duration = Duration::from_micros(20);
+        const LONGEST: Duration = Duration::from_millis(1);
+        let mut wait = left.min(LONGEST);
+        if let Some(at) = self.engine.poll_at() {
+            let now = self.now();
+            wait = wait.min(at.saturating_duration_since(now));
+        }
+        if self.shares_queues {
+            wait = wait.min(FORWARD_POLL);
+        }
+        if wait.is_zero() {
+            // A timer is due: the next poll runs it.
+            return;
+        }
+        if self.engine.device().wait_readable(wait).is_err() {
+            std::thread::sleep(wait.min(FORWARD_POLL));
+        }
+    }
+
     fn now(&self) -> Instant {
         Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
     }
 
     fn insert(&mut self, handle: SocketHandle, listener: bool, connecting: bool) -> SocketId {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.sockets.insert(
-            id,
-            Entry {
-                handle,
-                listener,
-                connecting,
-                last: Readiness::default(),
-                want_write: false,
-                again: false,
-            },
-        );
+        let id = self.sockets.insert(Entry {
+            handle,
+            listener,
+            connecting,
+            last: Readiness::default(),
+            want_write: false,
+            again: false,
+        });
         self.ids.insert(handle, id);
         id
     }
 
     fn handle(&self, id: SocketId) -> io::Result<SocketHandle> {
         self.sockets
-            .get(&id)
+            .get(id)
             .map(|e| e.handle)
             .ok_or_else(|| errno(Errno::EBADF))
     }
@@ -386,7 +417,7 @@ impl SurgeWorker {
         candidates.append(&mut self.again);
         for e in &self.events {
             if let Some(&id) = self.ids.get(&e.handle) {
-                if let Some(entry) = self.sockets.get_mut(&id) {
+                if let Some(entry) = self.sockets.get_mut(id) {
                     if !entry.again {
                         entry.again = true;
                         candidates.push(id);
@@ -395,7 +426,9 @@ impl SurgeWorker {
             }
         }
         for id in candidates.drain(..) {
-            let Some(entry) = self.sockets.get_mut(&id) else {
+            // Only sockets marked `again` are candidates: an id listed twice (or closed
+            // and handed to a new socket since it was listed) is looked at once.
+            let Some(entry) = self.sockets.get_mut(id).filter(|e| e.again) else {
                 continue;
             };
             entry.again = false;
@@ -462,7 +495,12 @@ impl Drop for SurgeWorker {
     /// connections on 4-tuples that the next run reuses, and answers its SYNs with
     /// ACKs instead of SYN-ACKs (a RST and a 1 s SYN retransmission each).
     fn drop(&mut self) {
-        let handles: Vec<SocketHandle> = self.sockets.drain().map(|(_, e)| e.handle).collect();
+        let handles: Vec<SocketHandle> = self
+            .sockets
+            .take_all()
+            .into_iter()
+            .map(|e| e.handle)
+            .collect();
         for handle in handles {
             self.close_handle(handle);
         }
@@ -541,7 +579,7 @@ impl Worker for SurgeWorker {
         let h = self.handle(id)?;
         let result = self.engine.send(h, buf);
         if result == Err(Errno::EAGAIN) {
-            if let Some(entry) = self.sockets.get_mut(&id) {
+            if let Some(entry) = self.sockets.get_mut(id) {
                 entry.want_write = true;
             }
         }
@@ -559,7 +597,7 @@ impl Worker for SurgeWorker {
     }
 
     fn close(&mut self, id: SocketId) {
-        if let Some(entry) = self.sockets.remove(&id) {
+        if let Some(entry) = self.sockets.remove(id) {
             self.ids.remove(&entry.handle);
             self.close_handle(entry.handle);
         }
@@ -578,10 +616,8 @@ impl Worker for SurgeWorker {
                 return Ok(());
             }
             if !busy {
-                // Poll with a short back-off when idle: this machine shares its
-                // cores with the peer under test (a pure busy-poll idle policy is
-                // for dedicated cores).
-                std::thread::sleep(Duration::from_micros(20));
+                let left = timeout.saturating_sub(start.elapsed());
+                self.idle(left);
             }
         }
     }

@@ -79,7 +79,8 @@ struct Conn {
     check: Option<StreamCheck>,
     /// Checked stream sent (marker `d`): what is left of it.
     seeded: Option<SeededStream>,
-    /// More to read or write without waiting for an event.
+    /// More to read or write without waiting for an event (the id is then in
+    /// `ServeThread::again`).
     again: bool,
 }
 
@@ -108,6 +109,10 @@ struct ServeThread<'a, W: Worker> {
     buf: Vec<u8>,
     /// Arrival times of the requests answered by the current read.
     answered: Vec<Instant>,
+    /// The connections marked `again` (an id may be listed twice, or after its
+    /// connection closed: the loop looks at the mark): the loop visits these instead of
+    /// walking every connection.
+    again: Vec<SocketId>,
 }
 
 /// Binds the listener of one thread (so bind errors surface before serving starts).
@@ -142,15 +147,22 @@ pub fn serve_thread<W: Worker>(
         response,
         buf: vec![0; CHUNK],
         answered: Vec::new(),
+        again: Vec::new(),
     };
     let mut events = Vec::with_capacity(1024);
+    let mut again = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        let again: Vec<usize> = thread
-            .conns
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.as_ref().filter(|c| c.again).map(|_| i))
-            .collect();
+        again.clear();
+        again.append(&mut thread.again);
+        again.sort_unstable();
+        again.dedup();
+        again.retain(|&id| {
+            thread
+                .conns
+                .get(id)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.again)
+        });
         let timeout = if again.is_empty() {
             MAX_POLL
         } else {
@@ -158,7 +170,7 @@ pub fn serve_thread<W: Worker>(
         };
         events.clear();
         thread.worker.poll(&mut events, timeout)?;
-        for id in again {
+        for &id in &again {
             thread.on_readable(id);
             thread.on_writable(id);
         }
@@ -212,6 +224,16 @@ impl<W: Worker> ServeThread<'_, W> {
                     bump(&self.stats.errors_accept, 1);
                     return;
                 }
+            }
+        }
+    }
+
+    /// Marks connection `id` to be looked at in the next loop without an event.
+    fn mark_again(&mut self, id: SocketId) {
+        if let Some(conn) = self.conns.get_mut(id).and_then(Option::as_mut) {
+            if !conn.again {
+                conn.again = true;
+                self.again.push(id);
             }
         }
     }
@@ -279,9 +301,7 @@ impl<W: Worker> ServeThread<'_, W> {
                 }
             }
         }
-        if let Some(conn) = self.conns.get_mut(id).and_then(Option::as_mut) {
-            conn.again = true;
-        }
+        self.mark_again(id);
     }
 
     /// Handles `n` fresh bytes in `self.buf` (read at `now`); false when the connection was
@@ -405,8 +425,9 @@ impl<W: Worker> ServeThread<'_, W> {
                             return false;
                         }
                     };
-                    if conn.role == StreamRole::Source {
+                    if conn.role == StreamRole::Source && !conn.again {
                         conn.again = true;
+                        self.again.push(id);
                     }
                 }
             }
@@ -479,9 +500,7 @@ impl<W: Worker> ServeThread<'_, W> {
                 }
             }
         }
-        if let Some(conn) = self.conns.get_mut(id).and_then(Option::as_mut) {
-            conn.again = true;
-        }
+        self.mark_again(id);
     }
 
     /// Writes queued output until the socket would block; closes when asked and done.

@@ -257,3 +257,72 @@ fn without_threads_the_surge_server_runs_one_engine_per_rx_queue() {
         );
     }
 }
+
+/// ECN on the kernel client's connections to the surge server, as `ss -tnio` shows it
+/// while a 3 s stream runs (the client's namespace offers ECN: `tcp_ecn` 1).
+fn client_sees_ecn(lab: &Lab, dir: &Scratch, port: u16, serve_args: &[&str]) -> (bool, String) {
+    let sysctl = lab
+        .command(HostId::A, "sysctl")
+        .expect("command in A")
+        .args(["-qw", "net.ipv4.tcp_ecn=1"])
+        .status()
+        .expect("sysctl");
+    assert!(sysctl.success(), "setting net.ipv4.tcp_ecn in A");
+    let server_json = dir.path(&format!("ecn-server-{port}.json"));
+    let server = serve_surge(lab, Some(1), port, "stream", serve_args, &server_json);
+    let target = format!("{SURGE_ADDR}:{port}");
+    let mut load = lab
+        .command(HostId::A, SURGE)
+        .expect("command in A")
+        .args(["load", "--stack", "kernel", "--target", &target])
+        .args([
+            "--mode",
+            "stream",
+            "--direction",
+            "up",
+            "-c",
+            "1",
+            "-d",
+            "3s",
+            "-q",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("surge load");
+    let mut seen = None;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while seen.is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let ss = lab
+            .command(HostId::A, "ss")
+            .expect("command in A")
+            .args(["-Htnio", "state", "established", "dst", SURGE_ADDR])
+            .output()
+            .expect("ss");
+        let text = String::from_utf8_lossy(&ss.stdout).to_string();
+        if text.contains(&format!("{SURGE_ADDR}:{port}")) {
+            seen = Some((text.split_whitespace().any(|w| w == "ecn"), text));
+        }
+    }
+    let _ = load.wait();
+    server.stop();
+    seen.unwrap_or_else(|| panic!("no established connection to {target} seen by ss"))
+}
+
+#[test]
+fn the_ecn_flag_negotiates_ecn_with_a_kernel_client() {
+    let lab =
+        Lab::up(&LabSpec::unique("srvecn", Topology::Pair)).expect("lab up (root tests need root)");
+    let dir = Scratch::new("surge-ecn");
+    let (ecn, ss) = client_sees_ecn(&lab, &dir, 7300, &["--ecn"]);
+    assert!(
+        ecn,
+        "with --ecn the kernel client's connection has ECN: {ss}"
+    );
+    let (ecn, ss) = client_sees_ecn(&lab, &dir, 7301, &[]);
+    assert!(
+        !ecn,
+        "without --ecn surge refuses the kernel's ECN offer: {ss}"
+    );
+}

@@ -49,6 +49,8 @@ pub struct SurgeOptions {
     pub local_port_range: Option<EphemeralRange>,
     /// Congestion control of every connection (default: the stack's, CUBIC).
     pub congestion: Option<CongestionAlgorithm>,
+    /// RFC 3168 ECN on every connection: offered and accepted on the handshake.
+    pub ecn: bool,
 }
 
 /// The surge backend: the steering program, and one engine per worker.
@@ -107,6 +109,7 @@ impl SurgeBackend {
         let addresses = options.addresses();
         let local_port_range = options.local_port_range;
         let congestion = options.congestion;
+        let ecn = options.ecn;
         let interface = XdpInterface::attach(&xdp, |config| {
             config.privileged = true;
             config.iface.addrs = addresses;
@@ -116,6 +119,7 @@ impl SurgeBackend {
             if let Some(congestion) = congestion {
                 config.tcp.congestion = congestion;
             }
+            config.tcp.ecn |= ecn;
         })
         .map_err(|e| io_err(format!("attaching XDP to {}: {e}", options.interface)))?;
         let queues = interface.queues();
@@ -645,6 +649,10 @@ pub struct SurgeArgs {
     /// SACK, else CUBIC). The kernel stack uses net.ipv4.tcp_congestion_control.
     #[arg(long, value_parser = parse_congestion)]
     pub congestion: Option<CongestionAlgorithm>,
+    /// surge: RFC 3168 ECN, offered on connects and accepted from peers that offer it
+    /// (off by default; the kernel stack uses net.ipv4.tcp_ecn).
+    #[arg(long)]
+    pub ecn: bool,
 }
 
 /// Parses a `TCP_CONGESTION` name.
@@ -684,6 +692,7 @@ impl SurgeArgs {
             sources: Vec::new(),
             local_port_range: self.local_port_range,
             congestion: self.congestion,
+            ecn: self.ecn,
         })
     }
 
@@ -695,5 +704,6 @@ impl SurgeArgs {
             || self.netns.is_some()
             || self.local_port_range.is_some()
             || self.congestion.is_some()
+            || self.ecn
     }
 }

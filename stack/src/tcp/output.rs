@@ -87,7 +87,7 @@ impl Tcb {
     fn next_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
         if let Some(rst) = self.pending_rst.take() {
             return Some(Transmit {
-                repr: rst,
+                repr: *rst,
                 payload_len: 0,
                 ecn: Ecn::NotEct,
             });

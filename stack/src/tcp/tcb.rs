@@ -143,7 +143,8 @@ pub struct Tcb {
     pub(super) ack_now: bool,
     pub(super) probe: Option<Probe>,
     pub(super) retransmit_head: bool,
-    pub(super) pending_rst: Option<TcpRepr>,
+    /// Boxed: rare, and 76 bytes the `Tcb` would carry on its lines for every segment.
+    pub(super) pending_rst: Option<Box<TcpRepr>>,
     pub(super) unacked_bytes: u32,
     pub(super) quickack: u32,
 
@@ -669,14 +670,14 @@ impl Tcb {
                 | State::FinWait2
                 | State::CloseWait
         ) {
-            self.pending_rst = Some(TcpRepr {
+            self.pending_rst = Some(Box::new(TcpRepr {
                 src_port: self.tuple.local_port,
                 dst_port: self.tuple.remote_port,
                 seq_number: self.snd_nxt.0,
                 ack_number: self.rcv_nxt.0,
                 flags: TcpFlags::RST | TcpFlags::ACK,
                 ..TcpRepr::default()
-            });
+            }));
         }
         self.user_closed = true;
         self.enter_closed(None);
@@ -746,7 +747,7 @@ impl Tcb {
     /// A RST answering `seg` (RFC 9293 §3.10.7.1 form), from this connection's ports.
     pub(super) fn queue_reset_for(&mut self, seg: &TcpRepr, payload_len: usize) {
         if let Some(rst) = super::reply_to_unknown(seg, payload_len) {
-            self.pending_rst = Some(rst);
+            self.pending_rst = Some(Box::new(rst));
         }
     }
 

@@ -22,6 +22,12 @@ use support::runtime::{SERVER_IP, stacks_with};
 /// Longest any single blocking call may wait here.
 const CALL_LIMIT: Duration = Duration::from_secs(10);
 
+/// A liveness bound, not a speed check: a blocked call whose wake-up was lost
+/// still returns once its timeout ran out if the bytes are there by then, so
+/// a transfer of many blocking calls would crawl rather than fail; it passes
+/// in about a second, and fails once this much time went by.
+const TRANSFER_LIMIT: Duration = Duration::from_secs(60);
+
 /// Runtimes whose blocked stream calls are never woken by their park bound
 /// within a call's time limit: only the loop's wake-ups move them.
 fn wake_only_stacks(queues: u16) -> (Stack<PipeDevice>, Stack<PipeDevice>) {
@@ -134,6 +140,7 @@ fn a_writer_waiting_for_room_and_a_reader_of_a_full_ring_are_woken() {
     let (mut clients, mut servers) = pairs(&server, &client, 8202, 1);
     let mut c = clients.remove(0);
     let s = servers.remove(0);
+    let started = std::time::Instant::now();
     let reader = std::thread::spawn(move || {
         let mut s = s;
         let mut buf = vec![0u8; 3000];
@@ -142,6 +149,10 @@ fn a_writer_waiting_for_room_and_a_reader_of_a_full_ring_are_woken() {
         while got < TOTAL {
             let n = s.read(&mut buf).expect("read");
             assert!(n > 0, "end of stream after {got} bytes");
+            assert!(
+                started.elapsed() < TRANSFER_LIMIT,
+                "{got} bytes read after {TRANSFER_LIMIT:?}: wake-ups were lost"
+            );
             sum += buf[..n].iter().map(|&b| u64::from(b)).sum::<u64>();
             got += n;
             if got % (8 * STREAM_RING_BYTES) < n {
@@ -155,6 +166,10 @@ fn a_writer_waiting_for_room_and_a_reader_of_a_full_ring_are_woken() {
     let mut sent_sum = 0u64;
     for _ in 0..TOTAL / chunk.len() {
         c.write_all(&chunk).expect("write");
+        assert!(
+            started.elapsed() < TRANSFER_LIMIT,
+            "still writing after {TRANSFER_LIMIT:?}: wake-ups were lost"
+        );
         sent_sum += chunk.iter().map(|&b| u64::from(b)).sum::<u64>();
     }
     assert_eq!(reader.join().expect("reader"), sent_sum);

@@ -632,3 +632,43 @@ impl EngineRings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn a_wait_slot_wakes_only_a_waiter_that_said_it_waits() {
+        let slot = Arc::new(WaitSlot::default());
+        // Nobody waits: no unpark, and the caller learns it woke nobody (the
+        // loop then skips its yield).
+        assert!(!slot.wake());
+        let ready = Arc::new(AtomicUsize::new(0));
+        let waiter = {
+            let (slot, ready) = (Arc::clone(&slot), Arc::clone(&ready));
+            std::thread::spawn(move || {
+                // A park bound far beyond the test: only `wake` ends it.
+                slot.wait(
+                    || ready.load(Ordering::Acquire) > 0,
+                    None,
+                    Duration::from_secs(600),
+                    || true,
+                )
+            })
+        };
+        // Until the waiter said it waits, `wake` has nobody to wake.
+        while !slot.waiting.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // Not ready yet: the waiter keeps saying it waits (it parks again), so
+        // this wake must report that it unparked someone.
+        assert!(slot.wake(), "the waiter said it waits: wake must unpark it");
+        ready.store(1, Ordering::Release);
+        slot.wake();
+        assert!(waiter.join().expect("waiter"));
+        // Gone: nobody to wake any more.
+        assert!(!slot.waiting.load(Ordering::SeqCst));
+        assert!(!slot.wake());
+    }
+}

@@ -533,8 +533,16 @@ fn run_xthread(args: &EngineArgs, plan: &Plan, stop: &AtomicBool) -> anyhow::Res
         vec![(Vec::new(), Vec::new()); args.connections.len()];
     let mut switches: Vec<(Vec<f64>, Vec<f64>)> =
         vec![(Vec::new(), Vec::new()); args.connections.len()];
+    // The handoff floor of each count, every round (see `xthread::handoff_floor`).
+    let mut floors: Vec<Vec<xthread::HandoffFloor>> =
+        (0..args.connections.len()).map(|_| Vec::new()).collect();
     for round in 0..args.rounds {
-        for ((row, allocs), switched) in rows.iter_mut().zip(&mut allocations).zip(&mut switches) {
+        for (((row, allocs), switched), floor) in rows
+            .iter_mut()
+            .zip(&mut allocations)
+            .zip(&mut switches)
+            .zip(&mut floors)
+        {
             let mut order = [Server::InLoop, Server::CrossThread];
             if round % 2 == 1 {
                 order.reverse();
@@ -578,6 +586,16 @@ fn run_xthread(args: &EngineArgs, plan: &Plan, stop: &AtomicBool) -> anyhow::Res
                     }
                 }
             }
+            if args.only.is_none() && !stop.load(Ordering::Relaxed) {
+                let f = xthread::handoff_floor(row.conns, args.server_core, plan, stop)
+                    .with_context(|| format!("handoff floor, {} thread(s)", row.conns))?;
+                eprintln!(
+                    "  round {round}: xthread bench, handoff floor, {} app thread(s) on core {}: {:.0} handoffs/s, \
+                     {:.2} context switches per handoff",
+                    row.conns, args.server_core, f.rate, f.switches_per_handoff
+                );
+                floor.push(f);
+            }
         }
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -601,12 +619,35 @@ fn run_xthread(args: &EngineArgs, plan: &Plan, stop: &AtomicBool) -> anyhow::Res
         args.warmup,
         args.rounds
     );
+    println!(
+        "handoff floor: the same core with no network, a loop thread handing a token to as many app threads \
+         as connections and waiting for the answers (park/unpark, as the stream rings do); ceiling = what \
+         in-loop requests plus one such handoff each would give, over in-loop (per round, median)"
+    );
     println!();
     println!(
-        "| conns | in-loop req/s | cross-thread req/s | cross-thread / in-loop | per-round ratios | in-loop p99 µs | cross-thread p99 µs | allocations/request in-loop | allocations/request cross-thread | context switches/request in-loop | context switches/request cross-thread |"
+        "| conns | in-loop req/s | cross-thread req/s | cross-thread / in-loop | per-round ratios | in-loop p99 µs | cross-thread p99 µs | allocations/request in-loop | allocations/request cross-thread | context switches/request in-loop | context switches/request cross-thread | handoff floor handoffs/s | switches/handoff | ceiling / in-loop | cross-thread / ceiling |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for ((row, allocs), switched) in rows.iter().zip(&allocations).zip(&switches) {
+    println!(
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for (((row, allocs), switched), floor) in
+        rows.iter().zip(&allocations).zip(&switches).zip(&floors)
+    {
+        // Per round: in-loop requests each followed by one floor handoff.
+        let ceilings: Vec<f64> = row
+            .other
+            .iter()
+            .zip(floor)
+            .map(|(l, f)| f.rate / (l.rate() + f.rate))
+            .collect();
+        let of_ceiling: Vec<f64> = row
+            .surge
+            .iter()
+            .zip(&row.other)
+            .zip(floor)
+            .map(|((x, l), f)| x.rate() / (1.0 / (1.0 / l.rate() + 1.0 / f.rate)))
+            .collect();
         let (x_rate, _, x_p99) = medians(&row.surge);
         let (l_rate, _, l_p99) = medians(&row.other);
         let per_round: Vec<String> = row
@@ -616,7 +657,7 @@ fn run_xthread(args: &EngineArgs, plan: &Plan, stop: &AtomicBool) -> anyhow::Res
             .map(|(x, l)| format!("{:.2}", x.rate() / l.rate()))
             .collect();
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.conns,
             fmt(l_rate, 0),
             fmt(x_rate, 0),
@@ -628,6 +669,13 @@ fn run_xthread(args: &EngineArgs, plan: &Plan, stop: &AtomicBool) -> anyhow::Res
             fmt(median(allocs.1.clone()), 3),
             fmt(median(switched.0.clone()), 2),
             fmt(median(switched.1.clone()), 2),
+            fmt(median(floor.iter().map(|f| f.rate).collect()), 0),
+            fmt(
+                median(floor.iter().map(|f| f.switches_per_handoff).collect()),
+                2
+            ),
+            ratio(median(ceilings)),
+            fmt(median(of_ceiling), 2),
         );
     }
     Ok(())

@@ -393,3 +393,136 @@ pub(crate) fn xthread_echo(
         outcome: o,
     })
 }
+
+/// What the handoff floor measured.
+pub(crate) struct HandoffFloor {
+    /// Handoffs (a token to an app thread and its answer back) per second.
+    pub(crate) rate: f64,
+    /// Context switches (every thread of the process) per handoff.
+    pub(crate) switches_per_handoff: f64,
+}
+
+/// One app thread's side of the floor: the token it was handed, its answer,
+/// and whether it is parked (as `runtime::stream::WaitSlot` says it waits).
+#[derive(Default)]
+struct FloorSlot {
+    token: AtomicU64,
+    answer: AtomicU64,
+    waiting: AtomicBool,
+}
+
+/// The floor under a thread-per-connection server whose threads share the
+/// engine's core: no network, no engine, only the handoff. A "loop" thread
+/// and `apps` app threads, all pinned to `core`; each round the loop hands
+/// every app a token (unparking those that wait, as the runtime's stream
+/// rings do), yields, and yields again until every app answered; an app
+/// answers and waits for its next token the way a blocked `TcpStream::recv`
+/// does (a few spins, then it says it waits and parks). Each handoff costs
+/// what a cross-thread request cannot avoid on one core: a futex wake, a
+/// switch to the app thread and one back (shared by the apps of a round when
+/// the scheduler runs them back to back).
+pub(crate) fn handoff_floor(
+    apps: usize,
+    core: usize,
+    plan: &Plan,
+    stop: &AtomicBool,
+) -> anyhow::Result<HandoffFloor> {
+    let slots: Arc<Vec<FloorSlot>> = Arc::new((0..apps).map(|_| FloorSlot::default()).collect());
+    let done = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::with_capacity(apps);
+    for i in 0..apps {
+        let slots = Arc::clone(&slots);
+        let done = Arc::clone(&done);
+        threads.push(
+            std::thread::Builder::new()
+                .name("floor-app".into())
+                .spawn(move || {
+                    let _ = super::pin_to(core);
+                    let slot = &slots[i];
+                    let mut seen = 0;
+                    'outer: loop {
+                        let mut spins = 0;
+                        let token = loop {
+                            let t = slot.token.load(Ordering::Acquire);
+                            if t > seen {
+                                break t;
+                            }
+                            if done.load(Ordering::Acquire) {
+                                break 'outer;
+                            }
+                            if spins < 8 {
+                                spins += 1;
+                                std::hint::spin_loop();
+                                continue;
+                            }
+                            slot.waiting.store(true, Ordering::SeqCst);
+                            if slot.token.load(Ordering::SeqCst) == seen {
+                                std::thread::park_timeout(Duration::from_millis(5));
+                            }
+                            slot.waiting.store(false, Ordering::SeqCst);
+                        };
+                        seen = token;
+                        slot.answer.store(token, Ordering::Release);
+                    }
+                })?,
+        );
+    }
+    let app_threads: Vec<std::thread::Thread> =
+        threads.iter().map(|t| t.thread().clone()).collect();
+    // The loop runs on this thread, pinned to the core for the case and
+    // unpinned again afterwards.
+    let before = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .context("reading this thread's affinity")?;
+    super::pin_to(core)?;
+    let warm_end = Instant::now() + plan.warmup;
+    let mut round = 0u64;
+    let mut handoffs = 0u64;
+    let mut measuring: Option<(Instant, u64)> = None;
+    let mut result = Err(anyhow::anyhow!("the handoff floor was interrupted"));
+    loop {
+        let now = Instant::now();
+        if measuring.is_none() && now >= warm_end {
+            measuring = Some((now, context_switches()));
+            handoffs = 0;
+        }
+        if let Some((from, switches)) = measuring {
+            if now >= from + plan.measure || handoffs >= plan.max_requests {
+                let seconds = now.duration_since(from).as_secs_f64();
+                result = Ok(HandoffFloor {
+                    rate: handoffs as f64 / seconds,
+                    switches_per_handoff: context_switches().saturating_sub(switches) as f64
+                        / handoffs.max(1) as f64,
+                });
+                break;
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        round += 1;
+        for slot in slots.iter() {
+            slot.token.store(round, Ordering::SeqCst);
+        }
+        for (slot, t) in slots.iter().zip(&app_threads) {
+            if slot.waiting.load(Ordering::SeqCst) {
+                t.unpark();
+            }
+        }
+        for slot in slots.iter() {
+            while slot.answer.load(Ordering::Acquire) < round {
+                std::thread::yield_now();
+            }
+        }
+        handoffs += apps as u64;
+    }
+    done.store(true, Ordering::Release);
+    for t in &app_threads {
+        t.unpark();
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &before)
+        .context("restoring this thread's affinity")?;
+    result
+}

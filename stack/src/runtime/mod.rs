@@ -121,6 +121,11 @@ pub struct RuntimeConfig {
     /// On shutdown, how long the loops keep running so closed connections can
     /// deliver what they queued (as the kernel does for a process that exits).
     pub linger: Duration,
+    /// Longest a blocked stream `send`/`recv` parks before it looks at its ring
+    /// again. The loop wakes it when its ring changes, so this only bounds the
+    /// cost of a wake-up that never came (tests set it long, so that a lost
+    /// wake-up shows as a timeout).
+    pub stream_park: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -135,6 +140,7 @@ impl Default for RuntimeConfig {
             forward_queue: 1024,
             forward_buffers: 2048,
             linger: Duration::from_secs(2),
+            stream_park: Duration::from_millis(5),
         }
     }
 }
@@ -311,6 +317,7 @@ impl<D: Device + Send + 'static> Stack<D> {
             board: Board::new(count, slots),
             waiters: Waiters::default(),
             next_core: AtomicUsize::new(0),
+            stream_park: config.stream_park,
         });
         let epoch = std::time::Instant::now();
         let mut threads = Vec::with_capacity(count);
@@ -486,6 +493,41 @@ impl CoreLoop<'_> {
                 );
                 ran += 1;
             }
+            if ran > 0 {
+                busy = true;
+                // Send what the commands queued now rather than an iteration
+                // later, and report the readiness they changed below.
+                engine.poll(now);
+            }
+            // Readiness changes with traffic, timers (a connect that times out)
+            // and calls: the engine's events name exactly the sockets that
+            // changed, so publication costs what happened, not what exists.
+            events.clear();
+            let mut flush = false;
+            if engine.poll_events(&mut events) > 0 {
+                // Streams with rings move their bytes first, so the board
+                // shows what the application will find.
+                for e in &events {
+                    if streams.contains(e.handle) {
+                        streams.on_event(&mut engine, e.handle, Some(e.readiness));
+                        flush = true;
+                    }
+                }
+                watched.publish_events(&events, &mut streams, &shared.board, &shared.waiters);
+                if let Some(h) = handler.as_mut() {
+                    h.events(&mut engine, &events);
+                }
+            }
+            if let Some(h) = handler.as_mut() {
+                busy |= h.poll(&mut engine, now);
+            }
+            // Wake the readers and writers of this iteration's moves together
+            // (see `Streams::wake_pending`). Those that share the core run at
+            // the yield, back to back, so that what they write (a reply) is
+            // drained below and leaves with this iteration's flush.
+            if streams.wake_pending() {
+                std::thread::yield_now();
+            }
             // Streams whose application wrote (or made room to read).
             let mut rung = 0;
             while rung < COMMANDS_PER_ITERATION {
@@ -496,42 +538,17 @@ impl CoreLoop<'_> {
                 watched.publish_one(&mut engine, &mut streams, &shared.board, &shared.waiters, h);
                 rung += 1;
             }
-            ran += rung;
-            if ran > 0 {
+            if rung > 0 || flush {
                 busy = true;
-                // Send what the commands queued now rather than an iteration later.
+                // One flush for the bytes moved both ways: the window update
+                // of what the rings took and the replies rung for above.
                 engine.poll(now);
             }
-            // Readiness changes with traffic, timers (a connect that times out)
-            // and calls: the engine's events name exactly the sockets that
-            // changed, so publication costs what happened, not what exists.
-            events.clear();
-            if engine.poll_events(&mut events) > 0 {
-                // Streams with rings move their bytes first, so the board
-                // shows what the application will find.
-                let mut moved = false;
-                for e in &events {
-                    if streams.contains(e.handle) {
-                        streams.on_event(&mut engine, e.handle, Some(e.readiness));
-                        moved = true;
-                    }
-                }
-                if moved {
-                    busy = true;
-                    engine.poll(now);
-                }
-                watched.publish_events(&events, &mut streams, &shared.board, &shared.waiters);
-                if let Some(h) = handler.as_mut() {
-                    h.events(&mut engine, &events);
-                }
-            }
-            if let Some(h) = handler.as_mut() {
-                busy |= h.poll(&mut engine, now);
-            }
-            if streams.take_woken() {
-                // An application thread this iteration woke may share the
-                // core: let it run now rather than after this loop's spins.
-                std::thread::yield_now();
+            if streams.wakes_pending() > 0 {
+                // The doorbells' moves owe wakes too (a writer that waited for
+                // room): at the next iteration's wake point, which comes at
+                // once rather than after a sleep.
+                busy = true;
             }
             if busy {
                 idle_iterations = 0;
@@ -565,11 +582,13 @@ impl CoreLoop<'_> {
         let until = std::time::Instant::now() + self.linger;
         let mut rings_pending = streams.push_pending(&mut engine);
         while (engine.draining() > 0 || rings_pending > 0) && std::time::Instant::now() < until {
+            streams.wake_pending();
             if !engine.poll(self.now()) {
                 std::thread::sleep(Duration::from_micros(50));
             }
             rings_pending = streams.push_pending(&mut engine);
         }
+        streams.wake_pending();
         streams.close_all(&mut engine);
         engine
     }

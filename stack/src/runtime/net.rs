@@ -456,7 +456,7 @@ impl TcpStream {
         handle: SocketHandle,
         linger: Option<Duration>,
     ) -> Result<TcpStream, Errno> {
-        let (rings, engine_rings) = stream_rings(handle);
+        let (rings, engine_rings) = stream_rings(handle, shared.stream_park);
         let stream = TcpStream {
             shared,
             core,
@@ -565,6 +565,7 @@ impl TcpStream {
                         || s.error.load(Ordering::Acquire) != 0
                 },
                 deadline,
+                s.park,
                 || self.shared.alive(),
             );
             if !ready {
@@ -642,6 +643,7 @@ impl TcpStream {
                         || s.error.load(Ordering::Acquire) != 0
                 },
                 deadline,
+                s.park,
                 || self.shared.alive(),
             );
             if !ready {
@@ -675,6 +677,7 @@ impl TcpStream {
         let _ = s.tx_wait.wait(
             || tx.is_empty() || s.tx_attention.load(Ordering::Acquire),
             deadline,
+            s.park,
             || self.shared.alive(),
         );
     }

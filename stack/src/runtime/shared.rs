@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
+use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) board: Board,
     pub(crate) waiters: Waiters,
     pub(crate) next_core: AtomicUsize,
+    /// `RuntimeConfig::stream_park`.
+    pub(crate) stream_park: Duration,
 }
 
 impl Shared {

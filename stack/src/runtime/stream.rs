@@ -45,10 +45,6 @@ pub const STREAM_RING_BYTES: usize = 16 * 1024;
 /// How many times a blocked side looks again before it parks.
 const SPINS: u32 = 8;
 
-/// Longest park between looks (bounds the cost of a lost unpark and lets a
-/// waiter see the stack stop).
-const PARK: Duration = Duration::from_millis(5);
-
 /// One side's waiting thread.
 #[derive(Debug, Default)]
 pub(crate) struct WaitSlot {
@@ -79,11 +75,13 @@ impl WaitSlot {
     }
 
     /// Waits until `ready()` (true), `deadline` passes or `alive()` turns false
-    /// (false): a few spins, then parks of at most [`PARK`].
+    /// (false): a few spins, then parks of at most `park` each
+    /// (`RuntimeConfig::stream_park`).
     pub(crate) fn wait(
         &self,
         mut ready: impl FnMut() -> bool,
         deadline: Option<StdInstant>,
+        park: Duration,
         alive: impl Fn() -> bool,
     ) -> bool {
         for _ in 0..SPINS {
@@ -107,7 +105,7 @@ impl WaitSlot {
             if !alive() {
                 break false;
             }
-            let mut park = PARK;
+            let mut park = park;
             if let Some(d) = deadline {
                 let left = d.saturating_duration_since(StdInstant::now());
                 if left.is_zero() {
@@ -126,6 +124,8 @@ impl WaitSlot {
 #[derive(Debug)]
 pub(crate) struct StreamShared {
     pub(crate) handle: SocketHandle,
+    /// Longest park of a blocked side between looks (`RuntimeConfig::stream_park`).
+    pub(crate) park: Duration,
     /// In the core's doorbell queue (set by the application, cleared by the loop).
     pub(crate) scheduled: AtomicBool,
     /// The loop left received bytes in the connection: the RX ring was full.
@@ -167,14 +167,20 @@ pub(crate) struct EngineRings {
     close_pending: bool,
     /// `shutdown(SHUT_WR)` was called with bytes in the TX ring.
     shutdown_pending: bool,
-    /// The last push or pull unparked the application.
-    woke: bool,
+    /// The loop put bytes in the RX ring: wake the reader (deferred to
+    /// [`Streams::wake_pending`]).
+    wake_rx: bool,
+    /// The loop freed room in the TX ring: wake the writer (deferred).
+    wake_tx: bool,
+    /// In `Streams::to_wake`.
+    queued: bool,
 }
 
 /// The two halves of a new stream's rings.
-pub(crate) fn stream_rings(handle: SocketHandle) -> (AppRings, Box<EngineRings>) {
+pub(crate) fn stream_rings(handle: SocketHandle, park: Duration) -> (AppRings, Box<EngineRings>) {
     let shared = Arc::new(StreamShared {
         handle,
+        park,
         scheduled: AtomicBool::new(false),
         rx_stalled: AtomicBool::new(false),
         rx_attention: AtomicBool::new(false),
@@ -203,17 +209,27 @@ pub(crate) fn stream_rings(handle: SocketHandle) -> (AppRings, Box<EngineRings>)
             connected: false,
             close_pending: false,
             shutdown_pending: false,
-            woke: false,
+            wake_rx: false,
+            wake_tx: false,
+            queued: false,
         }),
     )
 }
 
 /// The streams of one engine that have rings, by socket slot.
+///
+/// Moving bytes does not wake the other side at once: the streams whose
+/// waiters need a wake are listed, and the loop wakes them together with
+/// [`wake_pending`](Self::wake_pending) once the iteration's bytes have moved,
+/// then yields, so that application threads sharing its core run back to back
+/// (one switch each, rather than a switch to each thread and one back between
+/// two events) and their replies leave with the same iteration's flush.
 #[derive(Debug, Default)]
 pub(crate) struct Streams {
     slots: Vec<Option<Box<EngineRings>>>,
-    /// An application thread was unparked since the last `take_woken`.
-    woken: bool,
+    /// Streams with a deferred wake (each once: `EngineRings::queued`); keeps
+    /// its capacity, so a steady loop allocates nothing here.
+    to_wake: Vec<SocketHandle>,
 }
 
 /// What `Streams::close` did.
@@ -236,9 +252,44 @@ impl Streams {
             .filter(|s| s.shared.handle == h)
     }
 
-    /// True when an application thread was unparked since the last call.
-    pub(crate) fn take_woken(&mut self) -> bool {
-        core::mem::take(&mut self.woken)
+    /// Wakes the waiters the moves since the last call owe a wake (a reader
+    /// whose RX ring got bytes, a writer whose TX ring got room), all at once.
+    /// True when it unparked a thread.
+    pub(crate) fn wake_pending(&mut self) -> bool {
+        let mut list = core::mem::take(&mut self.to_wake);
+        let mut woke = false;
+        for h in list.drain(..) {
+            // A stream closed meanwhile is gone: its waiters were woken then.
+            let Some(s) = self.get_mut(h) else {
+                continue;
+            };
+            s.queued = false;
+            if core::mem::take(&mut s.wake_rx) {
+                woke |= s.shared.rx_wait.wake();
+            }
+            if core::mem::take(&mut s.wake_tx) {
+                woke |= s.shared.tx_wait.wake();
+            }
+        }
+        self.to_wake = list;
+        woke
+    }
+
+    /// Streams with a deferred wake.
+    pub(crate) fn wakes_pending(&self) -> usize {
+        self.to_wake.len()
+    }
+
+    /// Lists `h` for [`wake_pending`](Self::wake_pending) if its last moves
+    /// owe a wake and it is not listed yet.
+    fn queue_wake(&mut self, h: SocketHandle) {
+        let Some(s) = self.get_mut(h) else {
+            return;
+        };
+        if (s.wake_rx || s.wake_tx) && !s.queued {
+            s.queued = true;
+            self.to_wake.push(h);
+        }
     }
 
     /// True when `h` has rings.
@@ -274,7 +325,7 @@ impl Streams {
         if s.shared.rx_stalled.swap(false, Ordering::AcqRel) {
             s.pull_rx(engine);
         }
-        self.woken |= core::mem::take(&mut s.woke);
+        self.queue_wake(h);
         if done {
             self.finish_close(engine, h);
         }
@@ -307,7 +358,7 @@ impl Streams {
         if r.readable {
             s.pull_rx(engine);
         }
-        self.woken |= core::mem::take(&mut s.woke);
+        self.queue_wake(h);
         if done {
             self.finish_close(engine, h);
         }
@@ -361,6 +412,7 @@ impl Streams {
         if s.push_tx(engine) {
             return CloseOutcome::Done(self.close_now(engine, h));
         }
+        self.queue_wake(h);
         CloseOutcome::Done(Ok(()))
     }
 
@@ -385,6 +437,7 @@ impl Streams {
                 s.shutdown_pending = false;
             }
         }
+        self.queue_wake(h);
         Some(Ok(()))
     }
 
@@ -449,6 +502,7 @@ impl Streams {
             if s.push_tx(engine) {
                 self.finish_close(engine, h);
             }
+            self.queue_wake(h);
             if self.slots[slot].is_some() {
                 waiting += 1;
             }
@@ -524,7 +578,7 @@ impl EngineRings {
             }
         }
         if freed {
-            self.woke |= self.shared.tx_wait.wake();
+            self.wake_tx = true;
         }
         pending && self.tx.is_empty()
     }
@@ -574,7 +628,47 @@ impl EngineRings {
             }
         }
         if moved {
-            self.woke |= self.shared.rx_wait.wake();
+            self.wake_rx = true;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn a_wait_slot_wakes_only_a_waiter_that_said_it_waits() {
+        let slot = Arc::new(WaitSlot::default());
+        // Nobody waits: no unpark, and the caller learns it woke nobody (the
+        // loop then skips its yield).
+        assert!(!slot.wake());
+        let ready = Arc::new(AtomicUsize::new(0));
+        let waiter = {
+            let (slot, ready) = (Arc::clone(&slot), Arc::clone(&ready));
+            std::thread::spawn(move || {
+                // A park bound far beyond the test: only `wake` ends it.
+                slot.wait(
+                    || ready.load(Ordering::Acquire) > 0,
+                    None,
+                    Duration::from_secs(600),
+                    || true,
+                )
+            })
+        };
+        // Until the waiter said it waits, `wake` has nobody to wake.
+        while !slot.waiting.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // Not ready yet: the waiter keeps saying it waits (it parks again), so
+        // this wake must report that it unparked someone.
+        assert!(slot.wake(), "the waiter said it waits: wake must unpark it");
+        ready.store(1, Ordering::Release);
+        slot.wake();
+        assert!(waiter.join().expect("waiter"));
+        // Gone: nobody to wake any more.
+        assert!(!slot.waiting.load(Ordering::SeqCst));
+        assert!(!slot.wake());
     }
 }

@@ -37,6 +37,11 @@ pub fn engine(dev: PipeDevice, ip: Ipv4Addr, core: u16, cores: u16) -> Engine<Pi
 /// A server stack and a client stack with `queues` engines each; queue `i` of
 /// one is joined to queue `i` of the other.
 pub fn stacks(queues: u16) -> (Stack<PipeDevice>, Stack<PipeDevice>) {
+    stacks_with(queues, &RuntimeConfig::default())
+}
+
+/// As [`stacks`], both runtimes with `config`.
+pub fn stacks_with(queues: u16, config: &RuntimeConfig) -> (Stack<PipeDevice>, Stack<PipeDevice>) {
     let mut server = Vec::new();
     let mut client = Vec::new();
     for q in 0..queues {
@@ -49,7 +54,7 @@ pub fn stacks(queues: u16) -> (Stack<PipeDevice>, Stack<PipeDevice>) {
         client.push(engine(c, CLIENT_IP, q, queues));
     }
     (
-        Stack::start(server, RuntimeConfig::default()).expect("server stack"),
-        Stack::start(client, RuntimeConfig::default()).expect("client stack"),
+        Stack::start(server, config.clone()).expect("server stack"),
+        Stack::start(client, config.clone()).expect("client stack"),
     )
 }

@@ -29,6 +29,7 @@ pub(crate) fn register(name: &str) {
     if let Ok(mut live) = LIVE.lock() {
         live.push(name.to_owned());
     }
+    crate::owners::record(name);
     SIGNAL_HANDLER.call_once(|| {
         let _ = ctrlc::set_handler(|| {
             let names = LIVE
@@ -37,6 +38,7 @@ pub(crate) fn register(name: &str) {
                 .unwrap_or_default();
             for name in names {
                 let _ = down_by_name(&name);
+                crate::owners::forget(&name);
                 let _ = writeln!(
                     std::io::stderr(),
                     "surge-lab: interrupted; lab {name} removed"
@@ -47,11 +49,34 @@ pub(crate) fn register(name: &str) {
     });
 }
 
+/// Removes, once per process, the labs whose owner was killed without a chance to
+/// remove them (see `owners`).
+fn remove_orphans() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for name in crate::owners::orphans() {
+            match down_by_name(&name) {
+                Ok(true) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "surge-lab: removed lab {name}, left by a process that was killed"
+                    );
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "surge-lab: removing lab {name}: {e}");
+                }
+            }
+        }
+    });
+}
+
 /// Forgets a lab the process no longer owns (removed, or kept on purpose).
 pub(crate) fn unregister(name: &str) {
     if let Ok(mut live) = LIVE.lock() {
         live.retain(|n| n != name);
     }
+    crate::owners::forget(name);
 }
 
 /// A running lab. Dropping a lab made by [`Lab::up`] removes it (also while a panic
@@ -96,6 +121,7 @@ impl Lab {
         require_root()?;
         validate_name(&spec.name)?;
         spec.impairment.validate()?;
+        remove_orphans();
         if spec.topology == Topology::Pair && !spec.impairment.is_none() {
             return Err(LabError::InvalidImpairment(
                 "impairments need the routed topology (they sit on the router; copy-mode \

@@ -50,6 +50,7 @@ mod lab;
 mod layout;
 mod netlink;
 mod netns;
+mod owners;
 mod spec;
 mod status;
 

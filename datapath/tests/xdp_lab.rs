@@ -39,6 +39,20 @@ fn small_port(ifname: &str, queue: u32) -> PortConfig {
     config
 }
 
+/// In A's namespace: the steering program with `steer` on A's veth and a port with
+/// `port` on queue 0, registered with it.
+fn steered_port(
+    a: &surge_lab::Host,
+    steer: &SteerConfig,
+    port: &PortConfig,
+) -> (XdpPort, SteerProgram) {
+    let _ns = enter_netns(&a.netns).expect("entering ns A");
+    let program = SteerProgram::attach(&a.ifname, steer, AttachMode::Auto).expect("attach");
+    let port = XdpPort::open(port).expect("open port");
+    program.register_socket(0, port.fd()).expect("register");
+    (port, program)
+}
+
 /// Runs the responder on `port` in a thread; returns a stopper and the join handle.
 fn spawn_responder(
     mut port: XdpPort,
@@ -83,22 +97,16 @@ fn ping_is_answered_through_the_datapath_and_the_program_is_gone_after_drop() {
         addr: OURS,
         mac: a.mac,
     };
-    let (port, program) = {
-        let _ns = enter_netns(&a.netns).expect("entering ns A");
-        let config = SteerConfig {
-            local_addrs: vec![OURS],
-            icmp: true,
-            ..SteerConfig::default()
-        };
-        let program = SteerProgram::attach(&a.ifname, &config, AttachMode::Auto).expect("attach");
-        let port = XdpPort::open(&small_port(&a.ifname, 0)).expect("open port");
-        assert!(
-            !port.zero_copy(),
-            "veth has no zero-copy: copy mode expected"
-        );
-        program.register_socket(0, port.fd()).expect("register");
-        (port, program)
+    let steer = SteerConfig {
+        local_addrs: vec![OURS],
+        icmp: true,
+        ..SteerConfig::default()
     };
+    let (port, program) = steered_port(&a, &steer, &small_port(&a.ifname, 0));
+    assert!(
+        !port.zero_copy(),
+        "veth has no zero-copy: copy mode expected"
+    );
     assert!(
         ip_link_show(&lab, HostId::A, &a.ifname).contains("prog/xdp"),
         "program attached"
@@ -380,18 +388,12 @@ fn a_queue_without_a_socket_falls_back_to_the_kernel() {
         addr: OURS,
         mac: a.mac,
     };
-    let (port, program) = {
-        let _ns = enter_netns(&a.netns).expect("entering ns A");
-        let config = SteerConfig {
-            local_addrs: vec![OURS],
-            udp_ports: vec![9000],
-            ..SteerConfig::default()
-        };
-        let program = SteerProgram::attach(&a.ifname, &config, AttachMode::Auto).expect("attach");
-        let port = XdpPort::open(&small_port(&a.ifname, 0)).expect("open port");
-        program.register_socket(0, port.fd()).expect("register");
-        (port, program)
+    let steer = SteerConfig {
+        local_addrs: vec![OURS],
+        udp_ports: vec![9000],
+        ..SteerConfig::default()
     };
+    let (port, program) = steered_port(&a, &steer, &small_port(&a.ifname, 0));
     let neigh = lab
         .exec(
             HostId::B,
@@ -633,21 +635,15 @@ fn an_exhausted_fill_ring_is_counted_and_nothing_leaks() {
     let lab = lab("dp-fill", 1, 1500);
     let a = lab.a().clone();
     let b = lab.b().clone();
-    let (mut port, program) = {
-        let _ns = enter_netns(&a.netns).expect("entering ns A");
-        let config = SteerConfig {
-            local_addrs: vec![OURS],
-            udp_ports: vec![9000],
-            ..SteerConfig::default()
-        };
-        let program = SteerProgram::attach(&a.ifname, &config, AttachMode::Auto).expect("attach");
-        let mut config = small_port(&a.ifname, 0);
-        config.pool.frame_count = 64;
-        config.ring_size = 64;
-        let port = XdpPort::open(&config).expect("open port");
-        program.register_socket(0, port.fd()).expect("register");
-        (port, program)
+    let steer = SteerConfig {
+        local_addrs: vec![OURS],
+        udp_ports: vec![9000],
+        ..SteerConfig::default()
     };
+    let mut config = small_port(&a.ifname, 0);
+    config.pool.frame_count = 64;
+    config.ring_size = 64;
+    let (mut port, program) = steered_port(&a, &steer, &config);
     let fill_before = port.accounting().fill_ring;
     assert!(
         fill_before > 0 && fill_before <= 32,
@@ -742,18 +738,12 @@ fn wait_readable_times_out_with_nothing_and_wakes_for_a_frame() {
     let lab = lab("dp-wait", 1, 1500);
     let a = lab.a().clone();
     let b = lab.b().clone();
-    let (mut port, _program) = {
-        let _ns = enter_netns(&a.netns).expect("entering ns A");
-        let config = SteerConfig {
-            local_addrs: vec![OURS],
-            icmp: true,
-            ..SteerConfig::default()
-        };
-        let program = SteerProgram::attach(&a.ifname, &config, AttachMode::Auto).expect("attach");
-        let port = XdpPort::open(&small_port(&a.ifname, 0)).expect("open port");
-        program.register_socket(0, port.fd()).expect("register");
-        (port, program)
+    let steer = SteerConfig {
+        local_addrs: vec![OURS],
+        icmp: true,
+        ..SteerConfig::default()
     };
+    let (mut port, _program) = steered_port(&a, &steer, &small_port(&a.ifname, 0));
     // Nothing is sent to surge's address: the wait ends by its timeout.
     assert!(
         !port

@@ -173,6 +173,7 @@ impl<D: Device> Engine<D> {
             configs: crate::tcp::SharedConfigs::default(),
             dirty: Vec::with_capacity(256),
             dirty_spare: Vec::with_capacity(256),
+            held: Vec::with_capacity(256),
             blocked: Vec::new(),
             expired: Vec::with_capacity(256),
         };
@@ -282,6 +283,8 @@ impl<D: Device> Engine<D> {
             arp_tap,
         } = self;
         core.now = now;
+        // ACKs held by the last iteration go out first, on the answers written since.
+        tcp::output::flush_held(core, device, tx, now);
         let mut forwarded = input::drain_inbox(core, now);
         if let Some(tap) = arp_tap {
             forwarded += tap.drain(&mut |bytes| input::observed_arp(core, now, bytes));
@@ -297,9 +300,9 @@ impl<D: Device> Engine<D> {
             core.poll_timers(now);
             tcp::timers::poll_timers(core, now);
         }
-        tcp::output::process_dirty(core, device, tx, now);
+        tcp::output::process_dirty(core, device, tx, now, true);
         let sent = control::flush(core, device, tx, now);
-        received > 0 || sent > 0 || forwarded > 0
+        received > 0 || sent > 0 || forwarded > 0 || !core.tcp.held.is_empty()
     }
 
     /// Gives this engine the copies of the ARP frames the kernel gets on its
@@ -333,6 +336,9 @@ impl<D: Device> Engine<D> {
         .min()?;
         if !self.core.tcp.dirty.is_empty() {
             return Some(due);
+        }
+        if !self.core.tcp.held.is_empty() {
+            return Some(self.core.now);
         }
         // Timers run once per tick: one due in the tick they last ran in waits for the
         // next tick's start.

@@ -118,6 +118,10 @@ pub(crate) struct TcpEngine {
     pub(crate) dirty_spare: Vec<SocketId>,
     /// Scratch for connections that found no TX frame (empty between iterations).
     pub(crate) blocked: Vec<SocketId>,
+    /// Connections whose only output is a pure ACK of a request the application
+    /// may answer: still marked, they are worked on at the start of the next
+    /// iteration, so the answer carries the ACK (`Tcb::ack_may_wait`).
+    pub(crate) held: Vec<SocketId>,
     pub(crate) expired: Vec<SocketId>,
 }
 

@@ -280,6 +280,11 @@ pub struct TcpEngineStats {
     /// Segments whose payload was moved in its frame because the header came out
     /// longer or shorter than the connection's hint (SACK blocks came or went).
     pub payload_moves: u64,
+    /// Pure ACKs for in-order data held until the start of the next iteration, so
+    /// that the application's answer, written meanwhile, carries them.
+    pub acks_held: u64,
+    /// Held ACKs that went out on a data or FIN segment (one frame saved each).
+    pub acks_merged: u64,
 }
 
 impl TcpEngineStats {
@@ -300,6 +305,8 @@ impl TcpEngineStats {
         self.time_wait_reused += other.time_wait_reused;
         self.connects_refused += other.connects_refused;
         self.payload_moves += other.payload_moves;
+        self.acks_held += other.acks_held;
+        self.acks_merged += other.acks_merged;
     }
 }
 

@@ -71,17 +71,38 @@ impl Tcb {
             State::SynSent => self.syn_pending,
             State::SynReceived => self.syn_pending || self.ack_now,
             State::TimeWait => self.ack_now,
-            _ => {
-                self.retransmit_head
-                    || self.tlp_pending.is_some()
-                    || (self.rack_mode() && self.sent.has_lost_to_send())
-                    || self.probe.is_some()
-                    || self.ack_now
-                    || self.force_send
-                    || self.send_buf.len() > self.snd_nxt.since(self.snd_buf_start) as usize
-                    || (self.fin_queued && self.snd_nxt <= self.fin_seq())
-            }
+            _ => self.ack_now || self.owes_more_than_ack(),
         }
+    }
+
+    /// Whether the one segment owed now is a pure ACK of in-order data the
+    /// application has not read yet, with nothing else to send: a request its
+    /// answer may follow within microseconds. The engine holds such an ACK until
+    /// the start of its next iteration, so that the answer, written meanwhile,
+    /// carries it (one frame instead of two; Linux gets the same from its delayed
+    /// ACK). Out-of-order data, duplicates, window updates, FINs and loss
+    /// signals are never held.
+    pub fn ack_may_wait(&self) -> bool {
+        self.ack_now
+            && matches!(self.state, State::Established)
+            && self.pending_rst.is_none()
+            && !self.recv_buf.is_empty()
+            && self.ooo.is_empty()
+            && !self.fin_received
+            && !self.fin_queued
+            && !self.owes_more_than_ack()
+    }
+
+    /// Whether a synchronized connection owes more than a pure ACK: a retransmission,
+    /// a probe, unsent data or a FIN (see [`ack_may_wait`](Self::ack_may_wait)).
+    pub fn owes_more_than_ack(&self) -> bool {
+        self.retransmit_head
+            || self.tlp_pending.is_some()
+            || (self.rack_mode() && self.sent.has_lost_to_send())
+            || self.probe.is_some()
+            || self.force_send
+            || self.send_buf.len() > self.snd_nxt.since(self.snd_buf_start) as usize
+            || (self.fin_queued && self.snd_nxt <= self.fin_seq())
     }
 
     fn next_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {

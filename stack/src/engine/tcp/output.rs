@@ -26,12 +26,15 @@ const MAX_TCP_HEADER: usize = 60;
 /// Segments one connection may emit per loop iteration (fairness between connections).
 const SEGMENTS_PER_POLL: usize = 64;
 
-/// Output and bookkeeping for every connection marked this iteration.
+/// Output and bookkeeping for every connection marked this iteration. With
+/// `hold_acks`, a connection owing only the ACK of a request its application may
+/// answer is settled without output and kept for [`flush_held`].
 pub(crate) fn process_dirty<D: Device>(
     core: &mut Core,
     device: &mut D,
     tx: &mut Burst,
     now: Instant,
+    hold_acks: bool,
 ) {
     if core.tcp.dirty.is_empty() {
         return;
@@ -62,6 +65,17 @@ pub(crate) fn process_dirty<D: Device>(
                 _ => continue,
             };
             let mut tcb = tcb;
+            if hold_acks && tcb.ack_may_wait() {
+                core.tcp_stats.acks_held += 1;
+                settle(core, now, id, tcb);
+                // Still marked (`sock.dirty`), so calls made before the next iteration
+                // do not list it twice.
+                if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
+                    sock.dirty = true;
+                    core.tcp.held.push(id);
+                }
+                continue;
+            }
             let no_frame = transmit(core, device, tx, now, &mut tcb);
             // Drained rings go back to the engine's buffer pool (tcp::buffer_pool).
             tcb.release_idle_buffers();
@@ -81,6 +95,27 @@ pub(crate) fn process_dirty<D: Device>(
     core.tcp.dirty.append(&mut blocked);
     core.tcp.dirty_spare = dirty;
     core.tcp.blocked = blocked;
+}
+
+/// Start of an iteration: output for the connections whose ACK the last one held,
+/// with whatever their applications wrote since (counted as merged when that is
+/// more than the ACK).
+pub(crate) fn flush_held<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst, now: Instant) {
+    if core.tcp.held.is_empty() {
+        return;
+    }
+    let mut held = core::mem::take(&mut core.tcp.held);
+    for &id in &held {
+        if let Some(Socket::Tcp(sock)) = core.sockets.by_id(id) {
+            if let TcpSocketState::Connection(tcb) = &sock.state {
+                core.tcp_stats.acks_merged += u64::from(tcb.owes_more_than_ack());
+            }
+        }
+    }
+    // They are still marked: the dirty list takes them as they are.
+    core.tcp.dirty.append(&mut held);
+    core.tcp.held = held;
+    process_dirty(core, device, tx, now, false);
 }
 
 /// Writes every segment the connection has into TX frames. Returns true when it

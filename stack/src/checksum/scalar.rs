@@ -4,21 +4,25 @@
 
 /// Unfolded sum of `data` as native-endian words, for the dispatcher.
 ///
-/// Each 8-byte word adds at most 2 * (2^32 - 1) to an accumulator, so a u64 holds
-/// the sum of any buffer shorter than 2^63 bytes without overflow.
+/// 64-bit words added with their carries counted apart (an `add`/`adc` pair per
+/// word): a carry out of bit 63 is worth 2^64, which is 1 modulo 0xffff, all the
+/// fold keeps. The result, folded once to 33 bits plus the carry count, leaves
+/// room for the tail's words.
 #[inline]
 pub(crate) fn sum_native(data: &[u8]) -> u64 {
-    let mut a0: u64 = 0;
-    let mut a1: u64 = 0;
-    let mut chunks = data.chunks_exact(16);
-    for chunk in &mut chunks {
-        let (lo, hi) = chunk.split_at(8);
-        let w0 = u64::from_ne_bytes(lo.try_into().unwrap_or([0; 8]));
-        let w1 = u64::from_ne_bytes(hi.try_into().unwrap_or([0; 8]));
-        a0 += (w0 & 0xffff_ffff) + (w0 >> 32);
-        a1 += (w1 & 0xffff_ffff) + (w1 >> 32);
+    let mut acc: u64 = 0;
+    let mut carries: u64 = 0;
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let w = u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]));
+        let (sum, carry) = acc.overflowing_add(w);
+        acc = sum;
+        carries += u64::from(carry);
     }
-    sum_tail(chunks.remainder(), a0 + a1)
+    sum_tail(
+        words.remainder(),
+        (acc & 0xffff_ffff) + (acc >> 32) + carries,
+    )
 }
 
 /// Adds the last `< 16`-ish bytes of a buffer (at an even offset from its start)

@@ -123,6 +123,7 @@ impl WorkerCounters {
             ("payload_moves", t.payload_moves),
             ("acks_held", t.acks_held),
             ("acks_merged", t.acks_merged),
+            ("timers_early", t.timers_early),
             ("tcp_RetransSegs", c.retransmits),
             ("conn_rto_expirations", c.rto_expirations),
             ("conn_fast_retransmits", c.fast_retransmits),

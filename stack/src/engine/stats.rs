@@ -285,6 +285,9 @@ pub struct TcpEngineStats {
     pub acks_held: u64,
     /// Held ACKs that went out on a data or FIN segment (one frame saved each).
     pub acks_merged: u64,
+    /// Timer entries that fired before their connection's deadline (it moved later
+    /// or went away) and were moved or dropped without running the connection.
+    pub timers_early: u64,
 }
 
 impl TcpEngineStats {
@@ -307,6 +310,7 @@ impl TcpEngineStats {
         self.payload_moves += other.payload_moves;
         self.acks_held += other.acks_held;
         self.acks_merged += other.acks_merged;
+        self.timers_early += other.timers_early;
     }
 }
 

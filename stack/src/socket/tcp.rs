@@ -169,6 +169,10 @@ pub struct TcpSock {
     pub dirty: bool,
     /// The armed timer and its deadline.
     pub timer: Option<(TimerHandle, Instant)>,
+    /// The connection's own next deadline as last settled (`Tcb::poll_at`). The
+    /// wheel entry may be earlier (it is not moved later on every ACK); when it
+    /// fires before this, the entry is moved here without touching the `Tcb`.
+    pub due: Option<Instant>,
     /// The connection is in the connection table under this tuple.
     pub hashed: bool,
     /// Its place in the engine's ready list (events).
@@ -195,6 +199,7 @@ impl TcpSock {
             orphan: false,
             dirty: false,
             timer: None,
+            due: None,
             hashed: false,
             ready: ReadyMark::default(),
             error_reported: false,

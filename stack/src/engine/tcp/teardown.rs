@@ -14,6 +14,7 @@ pub(crate) fn unhash(core: &mut Core, id: SocketId) {
     if let Some((handle, _)) = sock.timer.take() {
         core.tcp.timers.cancel(handle);
     }
+    sock.due = None;
     if sock.hashed {
         sock.hashed = false;
         if let Some(tcb) = sock.tcb() {
@@ -71,6 +72,7 @@ pub(crate) fn enter_time_wait(core: &mut Core, now: Instant, id: SocketId, tcb: 
     if let Some((handle, _)) = sock.timer.take() {
         core.tcp.timers.cancel(handle);
     }
+    sock.due = None;
     if sock.hashed {
         sock.hashed = false;
         core.tcp.conns.remove(&tcb.tuple());

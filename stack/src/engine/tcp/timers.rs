@@ -13,6 +13,26 @@ pub(crate) fn poll_timers(core: &mut Core, now: Instant) {
     for id in expired.drain(..) {
         if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
             sock.timer = None;
+            // An entry left early by `rearm` (the deadline moved later or went
+            // away): move it to the real deadline, or drop it, from the socket
+            // alone. With thousands of connections this spares a cold `Tcb` and a
+            // pass through output for every RTO restarted by an ACK and every
+            // delayed ACK that rode on data.
+            match sock.due {
+                None => {
+                    core.tcp_stats.timers_early += 1;
+                    continue;
+                }
+                Some(due) if due > now => {
+                    core.tcp_stats.timers_early += 1;
+                    match core.tcp.timers.insert(due, id) {
+                        Ok(handle) => sock.timer = Some((handle, due)),
+                        Err(_) => mark(&mut core.tcp.dirty, sock, id),
+                    }
+                    continue;
+                }
+                Some(_) => {}
+            }
             if let Some(tcb) = sock.tcb_mut() {
                 tcb.handle_timeout(now);
             }
@@ -75,6 +95,7 @@ pub(crate) fn rearm(
     // which then fires early, finds nothing due, and re-arms for the real
     // deadline once; a deadline that went away leaves the entry to fire
     // harmlessly. This spares a cancel and an insert per segment.
+    sock.due = deadline;
     let current = sock.timer.map(|(_, d)| d);
     let keep = match (current, deadline) {
         (Some(scheduled), Some(d)) => d >= scheduled,

@@ -56,7 +56,10 @@ fn early_entries_move_without_running_the_connection_and_the_rto_still_fires() {
         }
     }
     let early = net.a.tcp_stats().timers_early;
-    assert!(early > 0, "no timer entry fired early in 3 s of restarted RTOs");
+    assert!(
+        early > 0,
+        "no timer entry fired early in 3 s of restarted RTOs"
+    );
     let info = net.a.tcp_info(client).expect("tcp_info");
     assert_eq!(info.total_retrans, 0, "an early entry retransmitted");
     assert_eq!(info.unacked, 0);

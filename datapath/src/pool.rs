@@ -32,7 +32,7 @@ impl Default for PoolConfig {
     fn default() -> Self {
         Self {
             frame_size: 4096,
-            frame_count: 16384,
+            frame_count: 32768,
             headroom: 0,
             huge_pages: true,
         }

@@ -34,7 +34,7 @@ pub struct XdpConfig {
     pub udp_ports: Vec<u16>,
     /// UMEM on huge pages when the system has them.
     pub huge_pages: bool,
-    /// UMEM frames per port (default: [`PortConfig::new`]'s, 16,384).
+    /// UMEM frames per port (default: [`PortConfig::new`]'s, 32,768).
     pub frames: Option<u32>,
     /// Entries per AF_XDP ring (default: [`PortConfig::new`]'s, 8192).
     pub ring_size: Option<u32>,

@@ -39,6 +39,10 @@ use parse::Measurement;
 /// SYN-ACK, response, FIN, ACK the other (about four; piggybacking makes it fewer).
 const FRAMES_PER_CONNECTION: f64 = 4.0;
 
+/// How long the two CPUs' busy share is sampled before the lab is built, with nothing of
+/// compare's running.
+const BACKGROUND_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Arguments of `surge-bench compare`.
 #[derive(clap::Args, Debug)]
 pub struct CompareArgs {
@@ -351,6 +355,14 @@ pub fn run(mut args: CompareArgs) -> anyhow::Result<()> {
         // is removed by its own guard.
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
     }
+    // What the two CPUs do without us: the runs' busy shares include it.
+    let background = cpu::busy_over((args.server_core, args.client_core), BACKGROUND_PERIOD)?;
+    if let Some(b) = background {
+        eprintln!(
+            "CPU busy before the runs (other work): CPU {} {:.0}%, CPU {} {:.0}%",
+            args.server_core, b.server_percent, args.client_core, b.client_percent
+        );
+    }
     let lab = Lab::up(&LabSpec::unique("cmp", Topology::Pair))
         .context("building the lab (needs root)")?;
     // The kernel clients in B may reuse their own TIME-WAIT ports for new connections
@@ -430,12 +442,13 @@ pub fn run(mut args: CompareArgs) -> anyhow::Result<()> {
     }
     lab.down().context("removing the lab")?;
     let elapsed = started.elapsed().as_secs_f64();
-    let table = table(&groups, &args, warmup, elapsed);
+    let table = table(&groups, &args, warmup, elapsed, background);
     println!("{table}");
     let charts = draw_charts(&groups, &args.out)?;
     println!("charts: {}", charts.join(", "));
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&to_json(&groups, &args, warmup, elapsed))?;
+        let text =
+            serde_json::to_string_pretty(&to_json(&groups, &args, warmup, elapsed, background))?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         println!("json: {}", path.display());
     }
@@ -509,7 +522,13 @@ fn ratios(group: &Group, i: usize) -> (f64, f64, f64) {
 }
 
 /// The markdown table, with the machine, the date and the command above it.
-fn table(groups: &[Group], args: &CompareArgs, warmup: f64, elapsed: f64) -> String {
+fn table(
+    groups: &[Group],
+    args: &CompareArgs,
+    warmup: f64,
+    elapsed: f64,
+    background: Option<CpuBusy>,
+) -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -591,6 +610,14 @@ fn table(groups: &[Group], args: &CompareArgs, warmup: f64, elapsed: f64) -> Str
          It is the CPU, not the process: on veth the sender's CPU runs the receiver's kernel RX work, and other work on the machine counts too",
         args.server_core, args.client_core
     ));
+    line(format!(
+        "- Other work: in the {:.0} s before the lab was built, with nothing of compare's running, CPU {} was {} busy and CPU {} {}",
+        BACKGROUND_PERIOD.as_secs_f64(),
+        args.server_core,
+        background.map_or("-".into(), |b| format!("{:.0}%", b.server_percent)),
+        args.client_core,
+        background.map_or("-".into(), |b| format!("{:.0}%", b.client_percent)),
+    ));
     out
 }
 
@@ -651,7 +678,13 @@ fn busy_json(busy: Option<CpuBusy>, pinned: bool, cores: (usize, usize)) -> serd
 
 /// The results as JSON: every run of every case, medians, spreads, ratios, CPU busy and
 /// which side saturated.
-fn to_json(groups: &[Group], args: &CompareArgs, warmup: f64, elapsed: f64) -> serde_json::Value {
+fn to_json(
+    groups: &[Group],
+    args: &CompareArgs,
+    warmup: f64,
+    elapsed: f64,
+    background: Option<CpuBusy>,
+) -> serde_json::Value {
     let cores = (args.server_core, args.client_core);
     let rows: Vec<serde_json::Value> = groups
         .iter()
@@ -712,6 +745,11 @@ fn to_json(groups: &[Group], args: &CompareArgs, warmup: f64, elapsed: f64) -> s
         "client_core": args.client_core,
         "elapsed_s": elapsed,
         "saturated_at_pct": SATURATED_PERCENT,
+        "background_cpu_busy": background.map(|b| json!({
+            "server_pct": b.server_percent,
+            "client_pct": b.client_percent,
+            "period_s": BACKGROUND_PERIOD.as_secs_f64(),
+        })),
         "frame_ceiling_pps": frame_ceiling(groups),
         "rows": rows,
     })
@@ -798,7 +836,7 @@ mod tests {
             server_core: 0,
             client_core: 1,
         };
-        let text = table(&all, &args, 1.0, 60.0);
+        let text = table(&all, &args, 1.0, 60.0, busy(12.0, 3.0));
         let row = |label: &str| {
             text.lines()
                 .find(|l| l.contains(label))
@@ -811,7 +849,9 @@ mod tests {
         assert!(row("surge-datapath").contains("| 99% / 98% | both |"));
         assert!(row("surge-datapath").contains("CPU busy is CPU 0 / CPU 1"));
 
-        let json = to_json(&all, &args, 1.0, 60.0);
+        assert!(text.contains("CPU 0 was 12% busy and CPU 1 3%"), "{text}");
+        let json = to_json(&all, &args, 1.0, 60.0, busy(12.0, 3.0));
+        assert_eq!(json["background_cpu_busy"]["client_pct"], 3.0);
         let rr = &json["rows"][0]["cases"][0];
         assert_eq!(rr["cpu_busy"]["saturated"], "client");
         assert_eq!(rr["runs"][1]["cpu_busy"]["client_pct"], 100.0);

@@ -121,6 +121,10 @@ fn compare_smoke_prints_every_row_with_sane_figures() {
     // The JSON holds every run, and the charts are PNG files.
     let parsed: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    for side in ["server_pct", "client_pct"] {
+        let busy = parsed["background_cpu_busy"][side].as_f64();
+        assert!(busy.is_some_and(is_percent), "{parsed}");
+    }
     let groups = parsed["rows"].as_array().expect("rows");
     assert_eq!(groups.len(), 7);
     for group in groups {

@@ -86,6 +86,14 @@ impl CpuSnapshot {
     }
 }
 
+/// How busy `cpus` (server, client) are over the next `period`: with nothing of ours running,
+/// the other work on the machine, which every run's busy share includes too.
+pub(crate) fn busy_over(cpus: (usize, usize), period: Duration) -> anyhow::Result<Option<CpuBusy>> {
+    let before = CpuSnapshot::read(cpus)?;
+    std::thread::sleep(period);
+    Ok(CpuSnapshot::read(cpus)?.busy_since(&before))
+}
+
 /// How busy the server's and the client's CPU were over a run's measured interval.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct CpuBusy {

@@ -13,10 +13,12 @@
 //! - the raw AF_XDP frame rate of the same veth pair, the ceiling for connection rates.
 //!
 //! It prints one markdown table (medians, min–max over rounds, ratios to the row's
-//! baseline), writes JSON, and draws charts (one bar chart per row group, latency by
-//! percentile of the `surge load` runs).
+//! baseline, and which side saturated: the busy share of the server's and the client's CPU
+//! over each run's measured interval, from `/proc/stat`), writes JSON, and draws charts
+//! (one bar chart per row group, latency by percentile of the `surge load` runs).
 
 pub(crate) mod contenders;
+pub(crate) mod cpu;
 pub(crate) mod parse;
 
 use std::path::{Path, PathBuf};
@@ -29,12 +31,17 @@ use surge::report::hgrm::parse_hgrm;
 use surge::report::plot::{Bar, PercentileRun, write_bars, write_percentiles};
 use surge_lab::{HostId, Lab, LabSpec, Topology};
 
-use contenders::{Client, Env, HTTP_CONNECTIONS, RunFiles, Server, run_case};
+use contenders::{Client, Env, HTTP_CONNECTIONS, RunFiles, Server, measured_window, run_case};
+use cpu::{CpuBusy, SATURATED_PERCENT};
 use parse::Measurement;
 
 /// Frames each way per `Connection: close` request: SYN, ACK + request, FIN, ACK one way,
 /// SYN-ACK, response, FIN, ACK the other (about four; piggybacking makes it fewer).
 const FRAMES_PER_CONNECTION: f64 = 4.0;
+
+/// How long the two CPUs' busy share is sampled before the lab is built, with nothing of
+/// compare's running.
+const BACKGROUND_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Arguments of `surge-bench compare`.
 #[derive(clap::Args, Debug)]
@@ -108,6 +115,10 @@ struct Group {
     lower_is_better: bool,
     /// What the reader should know (printed under the table).
     note: &'static str,
+    /// Its servers and clients are pinned to the server and client cores; false for the
+    /// frame-rate row, whose threads go where the scheduler puts them (its CPU busy is then
+    /// per CPU, not per side).
+    pinned: bool,
     cases: Vec<Case>,
 }
 
@@ -156,6 +167,7 @@ fn groups() -> Vec<Group> {
             unit: "requests/s",
             lower_is_better: false,
             note: "surge load and surge serve run on surge's stack (AF_XDP); wrk and nginx on the kernel's",
+            pinned: true,
             cases: http(false),
         },
         Group {
@@ -164,6 +176,7 @@ fn groups() -> Vec<Group> {
             unit: "connections/s",
             lower_is_better: false,
             note: "one connection per request; share of ceiling = connections/s x 4 frames / the AF_XDP frame rate",
+            pinned: true,
             cases: http(true),
         },
         Group {
@@ -172,6 +185,7 @@ fn groups() -> Vec<Group> {
             unit: "requests/s",
             lower_is_better: false,
             note: "surge load --stack kernel -t 1 -c 1000 against surge serve --mode rr on each stack",
+            pinned: true,
             cases: rr(1000),
         },
         Group {
@@ -180,6 +194,7 @@ fn groups() -> Vec<Group> {
             unit: "requests/s",
             lower_is_better: false,
             note: "as rr-1k with -c 10000 (the open-files limit here is 20,000)",
+            pinned: true,
             cases: rr(10_000),
         },
         Group {
@@ -188,6 +203,7 @@ fn groups() -> Vec<Group> {
             unit: "µs one way (median)",
             lower_is_better: true,
             note: "sockperf reports half the round trip; surge serve --mode sockperf answers sockperf's own message format",
+            pinned: true,
             cases: vec![
                 Case::new(
                     "sockperf -> sockperf server",
@@ -209,6 +225,7 @@ fn groups() -> Vec<Group> {
             unit: "Gbit/s",
             lower_is_better: false,
             note: "not the same program: iperf3 kernel to kernel beside surge load --mode stream to surge serve, both ends on surge",
+            pinned: true,
             cases: vec![
                 Case::new(
                     "iperf3 -> iperf3 (kernel)",
@@ -230,6 +247,7 @@ fn groups() -> Vec<Group> {
             unit: "frames/s",
             lower_is_better: false,
             note: "surge-datapath XSK to XSK, closed loop (surge-bench datapath's code): the ceiling for the rows above",
+            pinned: false,
             cases: vec![Case::new(
                 "surge-datapath, A -> B",
                 S::None,
@@ -337,6 +355,14 @@ pub fn run(mut args: CompareArgs) -> anyhow::Result<()> {
         // is removed by its own guard.
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed));
     }
+    // What the two CPUs do without us: the runs' busy shares include it.
+    let background = cpu::busy_over((args.server_core, args.client_core), BACKGROUND_PERIOD)?;
+    if let Some(b) = background {
+        eprintln!(
+            "CPU busy before the runs (other work): CPU {} {:.0}%, CPU {} {:.0}%",
+            args.server_core, b.server_percent, args.client_core, b.client_percent
+        );
+    }
     let lab = Lab::up(&LabSpec::unique("cmp", Topology::Pair))
         .context("building the lab (needs root)")?;
     // The kernel clients in B may reuse their own TIME-WAIT ports for new connections
@@ -395,8 +421,10 @@ pub fn run(mut args: CompareArgs) -> anyhow::Result<()> {
                 let files = RunFiles::new(&runs_dir, &name);
                 let m = run_case(&env, case.server, case.client, &files)
                     .with_context(|| format!("{}: {} (round {round})", group.title, case.label))?;
+                let (busy, saturated) = busy_cells(m.cpu_busy, group.pinned, env.cores);
+                let sides = sides(group.pinned, env.cores);
                 eprintln!(
-                    "  round {round}: {} | {}: {} {}, p99 {} µs, errors {}",
+                    "  round {round}: {} | {}: {} {}, p99 {} µs, errors {}, {sides} CPU busy {busy}, saturated: {saturated}",
                     group.id,
                     case.label,
                     figure(m.value),
@@ -404,6 +432,7 @@ pub fn run(mut args: CompareArgs) -> anyhow::Result<()> {
                     m.p99_us.map_or("-".into(), figure),
                     m.errors
                 );
+                append_busy_to_log(&files.log, &sides, &busy, &saturated)?;
                 case.runs.push(m);
                 if files.hgrm.is_file() {
                     case.hgrm = Some(files.hgrm);
@@ -413,16 +442,64 @@ pub fn run(mut args: CompareArgs) -> anyhow::Result<()> {
     }
     lab.down().context("removing the lab")?;
     let elapsed = started.elapsed().as_secs_f64();
-    let table = table(&groups, &args, warmup, elapsed);
+    let table = table(&groups, &args, warmup, elapsed, background);
     println!("{table}");
     let charts = draw_charts(&groups, &args.out)?;
     println!("charts: {}", charts.join(", "));
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&to_json(&groups, &args, elapsed))?;
+        let text =
+            serde_json::to_string_pretty(&to_json(&groups, &args, warmup, elapsed, background))?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         println!("json: {}", path.display());
     }
     Ok(())
+}
+
+/// `server / client` where the sides are pinned, else the two CPUs (`CPU 0 / CPU 1`).
+fn sides(pinned: bool, (server, client): (usize, usize)) -> String {
+    if pinned {
+        "server / client".into()
+    } else {
+        format!("CPU {server} / CPU {client}")
+    }
+}
+
+/// The table's two cells for CPU busy: `98% / 100%` and the saturated side (`-` for both
+/// when no busy share was measured).
+fn busy_cells(busy: Option<CpuBusy>, pinned: bool, cores: (usize, usize)) -> (String, String) {
+    busy.map_or(("-".into(), "-".into()), |b| {
+        (b.cell(), b.saturated().name(pinned, cores))
+    })
+}
+
+/// Adds the run's CPU busy shares to the end of its log (after the client's own output,
+/// which has been read by then; the frame-rate row's log holds only this line).
+fn append_busy_to_log(log: &Path, sides: &str, busy: &str, saturated: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    writeln!(
+        file,
+        "surge-bench compare: {sides} CPU busy over the measured window {busy}, saturated (>= {SATURATED_PERCENT}%): {saturated}"
+    )
+    .with_context(|| format!("writing {}", log.display()))
+}
+
+/// The median server and client busy shares over a case's runs (each side's own median),
+/// if any run measured them.
+fn median_busy(runs: &[Measurement]) -> Option<CpuBusy> {
+    let busy: Vec<CpuBusy> = runs.iter().filter_map(|m| m.cpu_busy).collect();
+    if busy.is_empty() {
+        return None;
+    }
+    let side = |f: fn(&CpuBusy) -> f64| spread(&busy.iter().map(f).collect::<Vec<_>>()).0;
+    Some(CpuBusy {
+        server_percent: side(|b| b.server_percent),
+        client_percent: side(|b| b.client_percent),
+    })
 }
 
 /// The frame rate measured in this run (median), if the frames row ran.
@@ -445,7 +522,13 @@ fn ratios(group: &Group, i: usize) -> (f64, f64, f64) {
 }
 
 /// The markdown table, with the machine, the date and the command above it.
-fn table(groups: &[Group], args: &CompareArgs, warmup: f64, elapsed: f64) -> String {
+fn table(
+    groups: &[Group],
+    args: &CompareArgs,
+    warmup: f64,
+    elapsed: f64,
+    background: Option<CpuBusy>,
+) -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -466,8 +549,10 @@ fn table(groups: &[Group], args: &CompareArgs, warmup: f64, elapsed: f64) -> Str
         load.join(" ")
     ));
     line(String::new());
-    line("| row | contender | median | spread (min–max) | unit | vs first in row: median (min–max) | p99 latency µs | errors | note |".into());
-    line("| --- | --- | --- | --- | --- | --- | --- | --- | --- |".into());
+    line(format!(
+        "| row | contender | median | spread (min–max) | unit | vs first in row: median (min–max) | p99 latency µs | errors | server / client CPU busy | saturated (≥ {SATURATED_PERCENT:.0}% busy) | note |"
+    ));
+    line("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |".into());
     for group in groups {
         for (i, case) in group.cases.iter().enumerate() {
             let values: Vec<f64> = case.runs.iter().map(|m| m.value).collect();
@@ -486,15 +571,21 @@ fn table(groups: &[Group], args: &CompareArgs, warmup: f64, elapsed: f64) -> Str
                     median * FRAMES_PER_CONNECTION / pps * 100.0
                 ),
                 ("frames", _) => format!(
-                    "ceiling ≈ {} connections/s at 4 frames each way",
-                    figure(median / FRAMES_PER_CONNECTION)
+                    "ceiling ≈ {} connections/s at 4 frames each way; CPU busy is {} (threads not pinned)",
+                    figure(median / FRAMES_PER_CONNECTION),
+                    sides(group.pinned, (args.server_core, args.client_core))
                 ),
                 ("bulk", _) if case.surge => "surge's stream mode, not iperf3".into(),
                 ("latency", _) => "sockperf's half round trip".into(),
                 _ => String::new(),
             };
+            let (busy, saturated) = busy_cells(
+                median_busy(&case.runs),
+                group.pinned,
+                (args.server_core, args.client_core),
+            );
             line(format!(
-                "| {} | {} | {} | {}–{} | {} | {ratio} | {} | {errors} | {note} |",
+                "| {} | {} | {} | {}–{} | {} | {ratio} | {} | {errors} | {busy} | {saturated} | {note} |",
                 group.title,
                 case.label,
                 figure(median),
@@ -511,6 +602,21 @@ fn table(groups: &[Group], args: &CompareArgs, warmup: f64, elapsed: f64) -> Str
     }
     line(format!(
         "- HTTP clients: one thread, {HTTP_CONNECTIONS} connections, no warm-up (wrk has none); rr rows: {warmup} s warm-up (connection set-up) not measured"
+    ));
+    line(format!(
+        "- CPU busy: the share of CPU {} (server) and CPU {} (client) that was not idle (/proc/stat: user, nice, system, irq, softirq, steal) \
+         over each run's measured window (rr rows: after the warm-up; sockperf: without its first 400 ms and last 50 ms; frames: the whole run), \
+         median over rounds; a side at ≥ {SATURATED_PERCENT:.0}% is saturated, and a figure with the client saturated may be the client's limit. \
+         It is the CPU, not the process: on veth the sender's CPU runs the receiver's kernel RX work, and other work on the machine counts too",
+        args.server_core, args.client_core
+    ));
+    line(format!(
+        "- Other work: in the {:.0} s before the lab was built, with nothing of compare's running, CPU {} was {} busy and CPU {} {}",
+        BACKGROUND_PERIOD.as_secs_f64(),
+        args.server_core,
+        background.map_or("-".into(), |b| format!("{:.0}%", b.server_percent)),
+        args.client_core,
+        background.map_or("-".into(), |b| format!("{:.0}%", b.client_percent)),
     ));
     out
 }
@@ -559,8 +665,27 @@ fn draw_charts(groups: &[Group], out: &Path) -> anyhow::Result<Vec<String>> {
     Ok(written)
 }
 
-/// The results as JSON: every run of every case, medians, spreads, ratios.
-fn to_json(groups: &[Group], args: &CompareArgs, elapsed: f64) -> serde_json::Value {
+/// A run's or a case's CPU busy shares as JSON (`null` when not measured).
+fn busy_json(busy: Option<CpuBusy>, pinned: bool, cores: (usize, usize)) -> serde_json::Value {
+    busy.map_or(serde_json::Value::Null, |b| {
+        json!({
+            "server_pct": b.server_percent,
+            "client_pct": b.client_percent,
+            "saturated": b.saturated().name(pinned, cores),
+        })
+    })
+}
+
+/// The results as JSON: every run of every case, medians, spreads, ratios, CPU busy and
+/// which side saturated.
+fn to_json(
+    groups: &[Group],
+    args: &CompareArgs,
+    warmup: f64,
+    elapsed: f64,
+    background: Option<CpuBusy>,
+) -> serde_json::Value {
+    let cores = (args.server_core, args.client_core);
     let rows: Vec<serde_json::Value> = groups
         .iter()
         .map(|group| {
@@ -579,11 +704,20 @@ fn to_json(groups: &[Group], args: &CompareArgs, elapsed: f64) -> serde_json::Va
                         "min": min,
                         "max": max,
                         "ratio_to_first": {"median": ratio, "min": ratio_min, "max": ratio_max},
+                        "cpu_busy": busy_json(median_busy(&case.runs), group.pinned, cores),
+                        "cpu_window_s": group.pinned.then(|| {
+                            let w = measured_window(case.client, args.seconds, warmup);
+                            json!({
+                                "from": w.skip.as_secs_f64(),
+                                "to": (w.skip + w.length).as_secs_f64(),
+                            })
+                        }),
                         "runs": case.runs.iter().map(|m| json!({
                             "value": m.value,
                             "p50_us": m.p50_us,
                             "p99_us": m.p99_us,
                             "errors": m.errors,
+                            "cpu_busy": busy_json(m.cpu_busy, group.pinned, cores),
                         })).collect::<Vec<_>>(),
                     })
                 })
@@ -594,6 +728,12 @@ fn to_json(groups: &[Group], args: &CompareArgs, elapsed: f64) -> serde_json::Va
                 "unit": group.unit,
                 "lower_is_better": group.lower_is_better,
                 "note": group.note,
+                "pinned": group.pinned,
+                "cpu_placement": if group.pinned {
+                    format!("servers in A pinned to CPU {}, clients in B pinned to CPU {}", cores.0, cores.1)
+                } else {
+                    format!("sender (A) and receiver (B) threads not pinned; server_pct is CPU {}, client_pct CPU {}, over the whole run", cores.0, cores.1)
+                },
                 "cases": cases,
             })
         })
@@ -604,6 +744,12 @@ fn to_json(groups: &[Group], args: &CompareArgs, elapsed: f64) -> serde_json::Va
         "server_core": args.server_core,
         "client_core": args.client_core,
         "elapsed_s": elapsed,
+        "saturated_at_pct": SATURATED_PERCENT,
+        "background_cpu_busy": background.map(|b| json!({
+            "server_pct": b.server_percent,
+            "client_pct": b.client_percent,
+            "period_s": BACKGROUND_PERIOD.as_secs_f64(),
+        })),
         "frame_ceiling_pps": frame_ceiling(groups),
         "rows": rows,
     })
@@ -647,5 +793,74 @@ mod tests {
         }
         // Round 0: 20/10 = 2, round 1: 20/20 = 1; the median of two is the upper one.
         assert_eq!(ratios(&group, 1), (2.0, 1.0, 2.0));
+    }
+
+    #[test]
+    fn the_table_and_the_json_say_which_side_saturated() {
+        let busy = |server_percent, client_percent| {
+            Some(CpuBusy {
+                server_percent,
+                client_percent,
+            })
+        };
+        let run = |value, cpu_busy| Measurement {
+            value,
+            cpu_busy,
+            ..Measurement::default()
+        };
+        let mut all = groups();
+        all.retain(|g| g.id == "rr-10k" || g.id == "frames");
+        // Each side's median over three rounds: server 60, client 99.
+        all[0].cases[0].runs = vec![
+            run(10.0, busy(50.0, 99.0)),
+            run(11.0, busy(60.0, 100.0)),
+            run(12.0, busy(70.0, 97.0)),
+        ];
+        // One round without a measured share does not hide the others.
+        all[0].cases[1].runs = vec![
+            run(10.0, busy(96.0, 40.0)),
+            run(11.0, None),
+            run(12.0, busy(97.0, 30.0)),
+        ];
+        all[1].cases[0].runs = vec![run(5e5, busy(99.0, 98.0))];
+        assert_eq!(median_busy(&all[0].cases[0].runs), busy(60.0, 99.0));
+        assert_eq!(median_busy(&[run(1.0, None)]), None);
+        let args = CompareArgs {
+            rounds: 3,
+            seconds: 5.0,
+            only: Vec::new(),
+            smoke: false,
+            json: None,
+            out: PathBuf::from("unused"),
+            surge: None,
+            server_core: 0,
+            client_core: 1,
+        };
+        let text = table(&all, &args, 1.0, 60.0, busy(12.0, 3.0));
+        let row = |label: &str| {
+            text.lines()
+                .find(|l| l.contains(label))
+                .unwrap_or_else(|| panic!("{label} in {text}"))
+                .to_string()
+        };
+        assert!(text.contains("| server / client CPU busy | saturated (≥ 95% busy) |"));
+        assert!(row("kernel client -> kernel server").contains("| 60% / 99% | client |"));
+        assert!(row("kernel client -> surge server").contains("| 97% / 40% | server |"));
+        assert!(row("surge-datapath").contains("| 99% / 98% | both |"));
+        assert!(row("surge-datapath").contains("CPU busy is CPU 0 / CPU 1"));
+
+        assert!(text.contains("CPU 0 was 12% busy and CPU 1 3%"), "{text}");
+        let json = to_json(&all, &args, 1.0, 60.0, busy(12.0, 3.0));
+        assert_eq!(json["background_cpu_busy"]["client_pct"], 3.0);
+        let rr = &json["rows"][0]["cases"][0];
+        assert_eq!(rr["cpu_busy"]["saturated"], "client");
+        assert_eq!(rr["runs"][1]["cpu_busy"]["client_pct"], 100.0);
+        assert_eq!(rr["cpu_window_s"]["from"], 1.0);
+        assert_eq!(rr["cpu_window_s"]["to"], 6.0);
+        assert!(json["rows"][0]["cases"][1]["runs"][1]["cpu_busy"].is_null());
+        assert_eq!(json["rows"][1]["pinned"], false);
+        assert!(json["rows"][1]["cases"][0]["cpu_window_s"].is_null());
+        // One CPU saturated in the unpinned row is named by its number.
+        assert_eq!(busy_cells(busy(99.0, 10.0), false, (0, 1)).1, "CPU 0");
     }
 }

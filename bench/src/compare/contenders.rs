@@ -1,6 +1,7 @@
 //! The contenders of `surge-bench compare`: which server runs in host A (pinned to the
-//! server core), which client runs in host B (pinned to the client core), and how each one's
-//! output becomes a [`Measurement`].
+//! server core), which client runs in host B (pinned to the client core), how each one's
+//! output becomes a [`Measurement`], and which part of a client's run it measures (the
+//! window over which the two CPUs' busy time is sampled).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use anyhow::{Context, bail};
 use surge::child::Reaped;
 use surge_lab::{HostId, Lab};
 
+use super::cpu::{BusyWindow, CpuBusy, CpuSnapshot, MeasuredWindow};
 use super::parse::{self, LoadFigure, Measurement};
 
 /// surge's address in host A (the kernel of A keeps 198.18.0.1).
@@ -84,6 +86,12 @@ pub(crate) const SMALL_FRAME: usize = 60;
 
 /// Connections of the HTTP rows.
 pub(crate) const HTTP_CONNECTIONS: usize = 50;
+
+/// sockperf leaves the first 400 ms of a run out of its figures (its
+/// `TEST_START_WARMUP_MSEC`)...
+const SOCKPERF_WARMUP: Duration = Duration::from_millis(400);
+/// ...and the last 50 ms (`TEST_END_COOLDOWN_MSEC`): `-t 5` reports `RunTime=4.550`.
+const SOCKPERF_COOLDOWN: Duration = Duration::from_millis(50);
 
 /// Everything a case needs to run.
 pub(crate) struct Env<'a> {
@@ -319,24 +327,47 @@ fn spawn_logged(command: &mut Command, log: &Path) -> anyhow::Result<Reaped> {
     Ok(Reaped(child))
 }
 
-/// Runs `command` with its output in `log`, bounded by `limit`; returns the output.
-fn run_bounded(mut command: Command, log: &Path, limit: Duration) -> anyhow::Result<String> {
+/// How often a running client is checked on (its exit, the limit).
+const CLIENT_POLL: Duration = Duration::from_millis(20);
+
+/// Runs `command` with its output in `log`, bounded by `limit`, sampling the busy time of
+/// `cpus` (server, client) over `window`; returns the output and the busy shares.
+fn run_bounded(
+    mut command: Command,
+    log: &Path,
+    limit: Duration,
+    window: MeasuredWindow,
+    cpus: (usize, usize),
+) -> anyhow::Result<(String, Option<CpuBusy>)> {
     let mut child = spawn_logged(&mut command, log).context("starting the client")?;
-    let deadline = Instant::now() + limit;
+    let started = Instant::now();
+    let mut busy = BusyWindow::new(window);
     let status = loop {
-        if let Some(status) = child.0.try_wait()? {
+        let exited = child.0.try_wait()?;
+        let elapsed = started.elapsed();
+        busy.poll(elapsed, exited.is_some(), || CpuSnapshot::read(cpus))?;
+        if let Some(status) = exited {
             break status;
         }
-        if Instant::now() > deadline {
+        if elapsed > limit {
             bail!("the client ran past {limit:?}:\n{}", tail(log));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // Wake for the window's edges on time, not up to a poll interval late.
+        let nap = busy
+            .due_in(elapsed)
+            .map_or(CLIENT_POLL, |d| d.min(CLIENT_POLL));
+        std::thread::sleep(nap.max(Duration::from_millis(1)));
     };
     let output = std::fs::read_to_string(log).unwrap_or_default();
     if !status.success() {
         bail!("the client failed ({status}):\n{}", tail(log));
     }
-    Ok(output)
+    Ok((output, busy.busy()))
+}
+
+/// `m` with the busy shares sampled around its run.
+fn with_cpu(m: Measurement, cpu_busy: Option<CpuBusy>) -> Measurement {
+    Measurement { cpu_busy, ..m }
 }
 
 /// The files of one run: `<out>/<name>.{log,json,hgrm}`.
@@ -363,7 +394,48 @@ impl RunFiles {
     }
 }
 
-/// Runs one case: the server in A, the client in B, the server stopped; the client's figure.
+/// The part of `client`'s run that it measures, from its start, as close as its options
+/// say: wrk, iperf3 and `surge load` without warm-up measure their whole `-d`/`-t`, the rr
+/// rows leave out their warm-up, sockperf its own first 400 ms and last 50 ms. A client's
+/// own set-up before its clock starts (connecting, opening an AF_XDP socket: milliseconds)
+/// shifts its window a little later than this one.
+pub(crate) fn measured_window(client: Client, seconds: f64, warmup: f64) -> MeasuredWindow {
+    let whole = |secs: f64| MeasuredWindow {
+        skip: Duration::ZERO,
+        length: Duration::from_secs_f64(secs),
+    };
+    match client {
+        Client::Wrk { .. } => whole(wrk_seconds(seconds)),
+        Client::SurgeHttp { .. } | Client::SurgeStream | Client::KernelStream { .. } => {
+            whole(seconds)
+        }
+        Client::KernelRr { .. } => MeasuredWindow {
+            skip: Duration::from_secs_f64(warmup),
+            length: Duration::from_secs_f64(seconds),
+        },
+        Client::Sockperf => MeasuredWindow {
+            skip: SOCKPERF_WARMUP,
+            length: Duration::from_secs_f64(whole_seconds(seconds))
+                .saturating_sub(SOCKPERF_WARMUP + SOCKPERF_COOLDOWN),
+        },
+        Client::Iperf3 { .. } => whole(whole_seconds(seconds)),
+        // Not a client process: frame_rate's whole call is sampled (see run_case).
+        Client::Frames { .. } => whole(seconds),
+    }
+}
+
+/// wrk's `-d`: whole seconds, rounded.
+fn wrk_seconds(seconds: f64) -> f64 {
+    seconds.round().max(1.0)
+}
+
+/// sockperf's and iperf3's `-t`: whole seconds, rounded up.
+fn whole_seconds(seconds: f64) -> f64 {
+    seconds.ceil().max(1.0)
+}
+
+/// Runs one case: the server in A, the client in B, the server stopped; the client's figure
+/// and the CPUs' busy shares over its measured window.
 pub(crate) fn run_case(
     env: &Env<'_>,
     server: Server,
@@ -372,9 +444,15 @@ pub(crate) fn run_case(
 ) -> anyhow::Result<Measurement> {
     if let Client::Frames { len } = client {
         let limit = Duration::from_secs_f64(env.seconds + 30.0);
+        // The sender and receiver threads are not pinned; the window is the whole call
+        // (attaching the steering program and opening both sockets take milliseconds of
+        // it, the frames the rest).
+        let before = CpuSnapshot::read(env.cores)?;
         let pps = crate::datapath::frame_rate(env.lab, env.frames, len, limit)?;
+        let after = CpuSnapshot::read(env.cores)?;
         return Ok(Measurement {
             value: pps,
+            cpu_busy: after.busy_since(&before),
             ..Measurement::default()
         });
     }
@@ -401,6 +479,8 @@ pub(crate) fn run_case(
         Ok(c)
     };
     let limit = Duration::from_secs_f64(env.seconds + env.warmup + 60.0);
+    let window = measured_window(client, env.seconds, env.warmup);
+    let run = |c: Command| run_bounded(c, &files.log, limit, window, env.cores);
     let read_json = || {
         std::fs::read_to_string(&files.json)
             .with_context(|| format!("reading {}", files.json.display()))
@@ -409,14 +489,15 @@ pub(crate) fn run_case(
         Client::Wrk { close } => {
             let mut c = env.pinned(HostId::B, core, "wrk")?;
             // wrk takes whole seconds.
-            let secs = format!("{}s", env.seconds.round().max(1.0));
+            let secs = format!("{}s", wrk_seconds(env.seconds));
             c.args(["-t", "1", "-c", &HTTP_CONNECTIONS.to_string(), "-d", &secs]);
             c.args(["--latency", "--timeout", "5s"]);
             if close {
                 c.args(["-H", "Connection: close"]);
             }
             c.arg(format!("http://{target}/"));
-            parse::wrk(&run_bounded(c, &files.log, limit)?)
+            let (output, cpu) = run(c)?;
+            parse::wrk(&output).map(|m| with_cpu(m, cpu))
         }
         Client::SurgeHttp { close } => {
             let mut c = surge_load("surge", "http")?;
@@ -424,8 +505,9 @@ pub(crate) fn run_case(
             if close {
                 c.arg("--close");
             }
-            run_bounded(c, &files.log, limit)?;
+            let (_, cpu) = run(c)?;
             parse::surge_load(&read_json()?, LoadFigure::RequestsPerSecond)
+                .map(|m| with_cpu(m, cpu))
         }
         Client::KernelRr { connections } => {
             let mut c = surge_load("kernel", "rr")?;
@@ -439,42 +521,45 @@ pub(crate) fn run_case(
                 "--warmup",
                 &warmup,
             ]);
-            run_bounded(c, &files.log, limit)?;
+            let (_, cpu) = run(c)?;
             parse::surge_load(&read_json()?, LoadFigure::RequestsPerSecond)
+                .map(|m| with_cpu(m, cpu))
         }
         Client::Sockperf => {
             let mut c = env.pinned(HostId::B, core, "sockperf")?;
-            let secs = env.seconds.ceil().max(1.0).to_string();
+            let secs = whole_seconds(env.seconds).to_string();
             c.args(["ping-pong", "--tcp", "-i", &addr, "-p", &port.to_string()]);
             c.args(["-m", &BODY_LEN.to_string(), "-t", &secs]);
-            parse::sockperf(&run_bounded(c, &files.log, limit)?)
+            let (output, cpu) = run(c)?;
+            parse::sockperf(&output).map(|m| with_cpu(m, cpu))
         }
         Client::Iperf3 { reverse } => {
             let mut c = env.pinned(HostId::B, core, "iperf3")?;
-            let secs = env.seconds.ceil().max(1.0).to_string();
+            let secs = whole_seconds(env.seconds).to_string();
             c.args(["-c", &addr, "-p", &port.to_string(), "-t", &secs, "-J"]);
             if reverse {
                 c.arg("-R");
             }
-            parse::iperf3(&run_bounded(c, &files.log, limit)?)
+            let (output, cpu) = run(c)?;
+            parse::iperf3(&output).map(|m| with_cpu(m, cpu))
         }
         Client::SurgeStream => {
             let mut c = surge_load("surge", "stream")?;
             c.args(["--direction", "up", "-c", "1", "-d", &seconds]);
-            run_bounded(c, &files.log, limit)?;
-            parse::surge_load(&read_json()?, LoadFigure::GbitSent)
+            let (_, cpu) = run(c)?;
+            parse::surge_load(&read_json()?, LoadFigure::GbitSent).map(|m| with_cpu(m, cpu))
         }
         Client::KernelStream { down } => {
             let mut c = surge_load("kernel", "stream")?;
             let direction = if down { "down" } else { "up" };
             c.args(["--direction", direction, "-c", "1", "-d", &seconds]);
-            run_bounded(c, &files.log, limit)?;
+            let (_, cpu) = run(c)?;
             let figure = if down {
                 LoadFigure::GbitReceived
             } else {
                 LoadFigure::GbitSent
             };
-            parse::surge_load(&read_json()?, figure)
+            parse::surge_load(&read_json()?, figure).map(|m| with_cpu(m, cpu))
         }
         Client::Frames { .. } => unreachable!("handled above"),
     };
@@ -501,6 +586,24 @@ mod tests {
         assert!(conf.contains(&format!("return 200 \"{}\";", "h".repeat(64))));
         assert!(conf.contains("pid /tmp/x/nginx.pid;"));
         assert!(conf.contains("keepalive_requests 1000000000;"));
+    }
+
+    #[test]
+    fn measured_windows_follow_each_clients_options() {
+        let window = |client| {
+            let w = measured_window(client, 5.0, 1.0);
+            (w.skip.as_secs_f64(), w.length.as_secs_f64())
+        };
+        assert_eq!(window(Client::KernelRr { connections: 10 }), (1.0, 5.0));
+        assert_eq!(window(Client::Wrk { close: true }), (0.0, 5.0));
+        assert_eq!(window(Client::SurgeHttp { close: false }), (0.0, 5.0));
+        // sockperf's RunTime=4.550 for -t 5: 400 ms left out at the start, 50 at the end.
+        assert_eq!(window(Client::Sockperf), (0.4, 4.55));
+        // wrk rounds to whole seconds, iperf3 rounds up.
+        let w = measured_window(Client::Wrk { close: false }, 2.4, 1.0);
+        assert_eq!(w.length, Duration::from_secs(2));
+        let w = measured_window(Client::Iperf3 { reverse: false }, 2.4, 1.0);
+        assert_eq!(w.length, Duration::from_secs(3));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use anyhow::{Context, bail};
 use serde_json::Value;
 
+use super::cpu::CpuBusy;
+
 /// What one run of one contender measured.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Measurement {
@@ -15,6 +17,9 @@ pub(crate) struct Measurement {
     pub(crate) p99_us: Option<f64>,
     /// Failed requests or connections the tool counted.
     pub(crate) errors: u64,
+    /// How busy the server's and the client's CPU were while the client measured
+    /// (sampled by `compare` itself, not read from the tool).
+    pub(crate) cpu_busy: Option<CpuBusy>,
 }
 
 /// `280.00us`, `1.23ms`, `2.00s`, `1.00m` (wrk's units) in microseconds.
@@ -146,6 +151,7 @@ pub(crate) fn surge_load(json: &str, figure: LoadFigure) -> anyhow::Result<Measu
         p50_us: latency("p50"),
         p99_us: latency("p99"),
         errors: count("/errors_total") + connect_errors + count("/non_2xx"),
+        cpu_busy: None,
     })
 }
 

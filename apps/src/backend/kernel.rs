@@ -9,12 +9,52 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use surge_stack::tcp::CongestionAlgorithm;
+
 use super::slab::SocketSlab;
 use super::{Backend, Event, SocketId, Worker};
 
 /// The Linux kernel's TCP stack.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct KernelBackend;
+pub struct KernelBackend {
+    /// `TCP_CONGESTION` of every socket it opens (`None`: the namespace's
+    /// `net.ipv4.tcp_congestion_control`).
+    congestion: Option<CongestionAlgorithm>,
+}
+
+impl KernelBackend {
+    /// A backend whose sockets run `congestion`, checked once here on a scratch socket so
+    /// that a kernel without the algorithm is one clear error at start-up, not an error per
+    /// connection.
+    pub fn new(congestion: Option<CongestionAlgorithm>) -> io::Result<KernelBackend> {
+        if let Some(algorithm) = congestion {
+            let probe = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+            set_congestion(&probe, algorithm)?;
+        }
+        Ok(KernelBackend { congestion })
+    }
+}
+
+/// Sets `TCP_CONGESTION` on `socket`, with the reason spelled out when the kernel refuses.
+fn set_congestion(socket: &Socket, algorithm: CongestionAlgorithm) -> io::Result<()> {
+    let name = algorithm.name();
+    socket.set_tcp_congestion(name.as_bytes()).map_err(|err| {
+        // tcp_set_congestion_control: ENOENT when no such module is loaded (or loadable),
+        // EPERM when it is not in tcp_allowed_congestion_control and we lack CAP_NET_ADMIN.
+        let why = match err.kind() {
+            io::ErrorKind::NotFound => format!(
+                "the kernel has no congestion control '{name}' (not in \
+                 net.ipv4.tcp_available_congestion_control; try modprobe tcp_{name})"
+            ),
+            io::ErrorKind::PermissionDenied => format!(
+                "'{name}' is not in net.ipv4.tcp_allowed_congestion_control and this \
+                 process lacks CAP_NET_ADMIN"
+            ),
+            _ => format!("setting TCP_CONGESTION to '{name}'"),
+        };
+        io::Error::new(err.kind(), format!("{why}: {err}"))
+    })
+}
 
 impl Backend for KernelBackend {
     type Worker = KernelWorker;
@@ -28,6 +68,7 @@ impl Backend for KernelBackend {
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
             sockets: SocketSlab::default(),
+            congestion: self.congestion,
         })
     }
 
@@ -97,6 +138,8 @@ pub struct KernelWorker {
     poll: Poll,
     events: Events,
     sockets: SocketSlab<Entry>,
+    /// `TCP_CONGESTION` for new sockets (accepted ones inherit the listener's).
+    congestion: Option<CongestionAlgorithm>,
 }
 
 /// The error for a socket id this worker does not hold.
@@ -139,6 +182,11 @@ impl Worker for KernelWorker {
         // One listener per thread on the same port; the kernel spreads connections.
         socket.set_reuse_port(true)?;
         socket.set_nonblocking(true)?;
+        // Accepted sockets inherit the listener's congestion control (tcp_create_openreq_child
+        // copies icsk_ca_ops).
+        if let Some(algorithm) = self.congestion {
+            set_congestion(&socket, algorithm)?;
+        }
         socket.bind(&addr.into())?;
         socket.listen(4096)?;
         let listener = TcpListener::from_std(socket.into());
@@ -165,7 +213,22 @@ impl Worker for KernelWorker {
     }
 
     fn connect(&mut self, addr: SocketAddr) -> io::Result<SocketId> {
-        let stream = TcpStream::connect(addr)?;
+        let stream = match self.congestion {
+            None => TcpStream::connect(addr)?,
+            Some(algorithm) => {
+                // As mio's connect, with TCP_CONGESTION set before the SYN.
+                let socket =
+                    Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+                socket.set_nonblocking(true)?;
+                set_congestion(&socket, algorithm)?;
+                match socket.connect(&addr.into()) {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                    Err(e) => return Err(e),
+                }
+                TcpStream::from_std(socket.into())
+            }
+        };
         stream.set_nodelay(true)?;
         self.insert(Entry::Stream {
             stream,
@@ -250,6 +313,84 @@ impl Worker for KernelWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use socket2::SockRef;
+
+    /// The name `getsockopt(TCP_CONGESTION)` reports for `id`'s stream.
+    fn congestion_of(worker: &mut KernelWorker, id: SocketId) -> String {
+        let stream = worker.stream(id).expect("a stream");
+        let name = SockRef::from(&*stream)
+            .tcp_congestion()
+            .expect("getsockopt TCP_CONGESTION");
+        // Linux fills the TCP_CA_NAME_MAX (16) bytes, NUL-padded.
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        String::from_utf8_lossy(&name[..end]).into_owned()
+    }
+
+    /// Names in a `/proc/sys/net/ipv4/tcp_*_congestion_control` list.
+    fn sysctl_list(name: &str) -> Vec<String> {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn congestion_option_reaches_accepted_and_connecting_sockets() {
+        let mut worked = Vec::new();
+        for algorithm in [
+            CongestionAlgorithm::NewReno,
+            CongestionAlgorithm::Cubic,
+            CongestionAlgorithm::Bbr,
+        ] {
+            let name = algorithm.name();
+            let backend = match KernelBackend::new(Some(algorithm)) {
+                Ok(backend) => backend,
+                Err(err) => {
+                    // Refused only with a reason: not built (ENOENT) or not allowed to an
+                    // unprivileged process (EPERM). Linux's reno is always allowed.
+                    assert_ne!(algorithm, CongestionAlgorithm::NewReno, "{err}");
+                    let text = err.to_string();
+                    assert!(
+                        text.contains("tcp_available_congestion_control")
+                            || text.contains("tcp_allowed_congestion_control"),
+                        "{text}"
+                    );
+                    assert!(
+                        !sysctl_list("tcp_allowed_congestion_control").contains(&name.into()),
+                        "{name} is allowed, yet: {text}"
+                    );
+                    continue;
+                }
+            };
+            let mut worker = backend.worker(0).expect("worker");
+            let listener = worker
+                .listen("127.0.0.1:0".parse().unwrap())
+                .expect("listen");
+            let addr = match worker.sockets.get_mut(listener) {
+                Some(Entry::Listener(l)) => l.local_addr().expect("local_addr"),
+                _ => unreachable!("a listener"),
+            };
+            // Our own active open, through the same backend.
+            let client = worker.connect(addr).expect("connect");
+            let mut events = Vec::new();
+            let mut polls = 0;
+            let accepted = loop {
+                if let Some(id) = worker.accept(listener).expect("accept") {
+                    break id;
+                }
+                polls += 1;
+                assert!(polls < 100, "no connection to accept on loopback");
+                worker
+                    .poll(&mut events, Duration::from_millis(100))
+                    .expect("poll");
+            };
+            assert_eq!(congestion_of(&mut worker, accepted), name, "accepted");
+            assert_eq!(congestion_of(&mut worker, client), name, "connecting");
+            worked.push(name);
+        }
+        assert!(worked.contains(&"reno"), "{worked:?}");
+    }
 
     #[test]
     fn snmp_tcp_counters_parse() {

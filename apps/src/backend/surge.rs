@@ -645,8 +645,9 @@ pub struct SurgeArgs {
     /// surge: ephemeral ports LOW-HIGH (Linux ip_local_port_range; default 32768-60999).
     #[arg(long, value_parser = parse_port_range)]
     pub local_port_range: Option<EphemeralRange>,
-    /// surge: congestion control, cubic (default), newreno (or reno) or bbr (paced; needs
-    /// SACK, else CUBIC). The kernel stack uses net.ipv4.tcp_congestion_control.
+    /// Congestion control, cubic, newreno (or reno) or bbr. surge: default cubic; bbr is
+    /// paced and needs SACK, else CUBIC. The kernel stack: TCP_CONGESTION on every socket
+    /// (listeners pass it to what they accept); default net.ipv4.tcp_congestion_control.
     #[arg(long, value_parser = parse_congestion)]
     pub congestion: Option<CongestionAlgorithm>,
     /// surge: RFC 3168 ECN, offered on connects and accepted from peers that offer it
@@ -696,14 +697,14 @@ impl SurgeArgs {
         })
     }
 
-    /// True when any surge-only option was given (an error with `--stack kernel`).
+    /// True when any surge-only option was given (an error with `--stack kernel`; not
+    /// `--congestion`, which both stacks take).
     pub fn any(&self) -> bool {
         self.interface.is_some()
             || self.address.is_some()
             || self.gateway.is_some()
             || self.netns.is_some()
             || self.local_port_range.is_some()
-            || self.congestion.is_some()
             || self.ecn
     }
 }

@@ -124,10 +124,11 @@ pub fn run(args: LoadArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         StackChoice::Kernel => {
             if args.surge.any() || args.source.is_some() {
                 bail!(
-                    "--interface, --address, --gateway, --netns, --local-port-range and --source apply to --stack surge only"
+                    "--interface, --address, --gateway, --netns, --local-port-range, --ecn and --source apply to --stack surge only"
                 );
             }
-            execute(&KernelBackend, &args, &config, &stop)?
+            let backend = KernelBackend::new(args.surge.congestion).context("--congestion")?;
+            execute(&backend, &args, &config, &stop)?
         }
         StackChoice::Surge => {
             let mut options = args.surge.options(Vec::new())?;

@@ -192,10 +192,13 @@ pub fn run(args: ServeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     match args.stack {
         StackChoice::Kernel => {
             if args.surge.any() {
-                bail!("--interface, --address, --gateway and --netns apply to --stack surge only");
+                bail!(
+                    "--interface, --address, --gateway, --netns, --local-port-range and --ecn apply to --stack surge only"
+                );
             }
+            let backend = KernelBackend::new(args.surge.congestion).context("--congestion")?;
             let threads = args.threads.unwrap_or_else(crate::backend::available_cores);
-            serve(&KernelBackend, &args, &config, threads, &stop)
+            serve(&backend, &args, &config, threads, &stop)
         }
         StackChoice::Surge => {
             let backend = SurgeBackend::new(args.surge.options(vec![args.listen.port()])?)?;

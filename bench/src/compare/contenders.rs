@@ -207,7 +207,8 @@ fn endpoint(lab: &Lab, server: Server) -> (String, u16, bool) {
 }
 
 /// Starts `server` in host A on the server core and waits until it accepts connections.
-fn start_server(env: &Env<'_>, server: Server, log: &Path) -> anyhow::Result<Option<Reaped>> {
+fn start_server(env: &Env<'_>, server: Server, files: &RunFiles) -> anyhow::Result<Option<Reaped>> {
+    let log = &files.server_log;
     let (addr, port, kernel) = endpoint(env.lab, server);
     let listen = format!("{addr}:{port}");
     let core = env.cores.0;
@@ -247,13 +248,18 @@ fn start_server(env: &Env<'_>, server: Server, log: &Path) -> anyhow::Result<Opt
         Server::SurgeHttp => surge_serve("http")?,
         Server::SurgeRr => surge_serve("rr")?,
         Server::SurgeSockperf => surge_serve("sockperf")?,
-        Server::SurgeStream => surge_serve("stream")?,
+        Server::SurgeStream => {
+            let mut c = surge_serve("stream")?;
+            c.arg("--json").arg(&files.server_json);
+            c
+        }
         Server::KernelStream => {
             let mut c = env.pinned(HostId::A, core, &surge)?;
             c.args([
                 "serve", "--stack", "kernel", "--listen", &listen, "--mode", "stream",
             ]);
-            c.args(["--threads", "1", "--quiet"]);
+            c.args(["--threads", "1", "--quiet", "--json"]);
+            c.arg(&files.server_json);
             c
         }
         Server::Sockperf => {
@@ -378,6 +384,8 @@ pub(crate) struct RunFiles {
     pub(crate) server_log: PathBuf,
     /// `surge load --json`.
     pub(crate) json: PathBuf,
+    /// `surge serve --json` (the stream servers), written when the server stops.
+    pub(crate) server_json: PathBuf,
     /// `surge load --hgrm`.
     pub(crate) hgrm: PathBuf,
 }
@@ -389,6 +397,7 @@ impl RunFiles {
             log: out.join(format!("{name}.log")),
             server_log: out.join(format!("{name}.server.log")),
             json: out.join(format!("{name}.json")),
+            server_json: out.join(format!("{name}.server.json")),
             hgrm: out.join(format!("{name}.hgrm")),
         }
     }
@@ -456,7 +465,7 @@ pub(crate) fn run_case(
             ..Measurement::default()
         });
     }
-    let guard = start_server(env, server, &files.server_log)?;
+    let guard = start_server(env, server, files)?;
     let (addr, port, _) = endpoint(env.lab, server);
     let target = format!("{addr}:{port}");
     let core = env.cores.1;

@@ -24,6 +24,11 @@ pub struct ConnectionTotals {
     pub lost_segments: u64,
     /// Timeouts found spurious by F-RTO and undone.
     pub spurious_rtos: u64,
+    /// Out-of-order segments the receiver dropped because its queue was full.
+    pub ooo_dropped: u64,
+    /// Out-of-order ranges the receiver forgot (reneged SACKed data) to make room for
+    /// data nearer `RCV.NXT`.
+    pub ooo_pruned: u64,
 }
 
 impl ConnectionTotals {
@@ -35,6 +40,8 @@ impl ConnectionTotals {
         self.tlp_probes += stats.tlp_probes;
         self.lost_segments += stats.lost_segments;
         self.spurious_rtos += stats.spurious_rtos;
+        self.ooo_dropped += stats.ooo_dropped;
+        self.ooo_pruned += stats.ooo_pruned;
     }
 
     /// Adds another sum.
@@ -45,6 +52,8 @@ impl ConnectionTotals {
         self.tlp_probes += other.tlp_probes;
         self.lost_segments += other.lost_segments;
         self.spurious_rtos += other.spurious_rtos;
+        self.ooo_dropped += other.ooo_dropped;
+        self.ooo_pruned += other.ooo_pruned;
     }
 }
 
@@ -130,6 +139,8 @@ impl WorkerCounters {
             ("conn_tlp_probes", c.tlp_probes),
             ("conn_lost_segments", c.lost_segments),
             ("conn_spurious_rtos", c.spurious_rtos),
+            ("conn_ooo_dropped", c.ooo_dropped),
+            ("conn_ooo_pruned", c.ooo_pruned),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -176,6 +187,7 @@ mod tests {
         let mut two = one;
         two.engine.drop(DropReason::TcpRejected);
         two.connections.tlp_probes = 1;
+        two.connections.ooo_pruned = 3;
         let mut sum = WorkerCounters::default();
         sum.add(&one);
         sum.add(&two);
@@ -184,6 +196,7 @@ mod tests {
         assert_eq!(named["active_opens"], 4);
         assert_eq!(named["tcp_RetransSegs"], 10);
         assert_eq!(named["conn_tlp_probes"], 1);
+        assert_eq!(named["conn_ooo_pruned"], 3);
         assert_eq!(named["drop_bad_checksum"], 2);
         assert_eq!(named["drop_tcp_rejected"], 1);
         assert_eq!(named["drops_total"], 3);
@@ -191,9 +204,10 @@ mod tests {
             !named.contains_key("drop_truncated"),
             "only reasons that happened"
         );
-        // One key per field of EngineStats (18 + the total) and TcpEngineStats (14), 6
-        // connection totals and 4 port counters; no kernel statistics were read.
-        assert_eq!(named.len(), 19 + 14 + 6 + 2 + 4);
+        // One key per field of EngineStats (18 + the total) and TcpEngineStats (17), 8
+        // connection totals, the 2 drop reasons that happened and 4 port counters; no
+        // kernel statistics were read.
+        assert_eq!(named.len(), 19 + 17 + 8 + 2 + 4);
         assert!(!named.contains_key("xdp_rx_ring_full"));
         one.device.kernel = Some(surge_datapath::KernelXdpStats {
             rx_ring_full: 7,

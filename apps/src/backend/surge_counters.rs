@@ -204,10 +204,10 @@ mod tests {
             !named.contains_key("drop_truncated"),
             "only reasons that happened"
         );
-        // One key per field of EngineStats (18 + the total) and TcpEngineStats (17), 8
+        // One key per field of EngineStats (18 + the total) and TcpEngineStats (18), 8
         // connection totals, the 2 drop reasons that happened and 4 port counters; no
         // kernel statistics were read.
-        assert_eq!(named.len(), 19 + 17 + 8 + 2 + 4);
+        assert_eq!(named.len(), 19 + 18 + 8 + 2 + 4);
         assert!(!named.contains_key("xdp_rx_ring_full"));
         one.device.kernel = Some(surge_datapath::KernelXdpStats {
             rx_ring_full: 7,

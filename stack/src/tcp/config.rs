@@ -140,7 +140,11 @@ pub struct TcpConfig {
     pub challenge_ack_limit: u32,
     /// Out-of-order data we keep, in bytes (also bounded by the receive buffer).
     pub ooo_max_bytes: usize,
-    /// Out-of-order holes we track at most (each range costs 8 bytes).
+    /// Out-of-order ranges we track at most (8 bytes each, allocated whole on a
+    /// connection's first out-of-order segment; an insert looks at each once). 256:
+    /// with 32, 10 ms +- 2 ms of jitter at 200 Mbit/s scrambled more isolated
+    /// segments than fit, the queue dropped thousands and a kernel sender
+    /// retransmitted them (80 Mbit/s against the kernel receiver's 230; 230 now).
     pub ooo_max_ranges: usize,
     /// RFC 6928 initial window, in segments (Linux: 10).
     pub initial_window: u32,
@@ -189,7 +193,7 @@ impl Default for TcpConfig {
             user_timeout: None,
             challenge_ack_limit: 10,
             ooo_max_bytes: 256 * 1024,
-            ooo_max_ranges: 32,
+            ooo_max_ranges: 256,
             initial_window: 10,
             slow_start_after_idle: true,
             congestion: CongestionAlgorithm::Cubic,

@@ -5,38 +5,21 @@
 
 mod support;
 
-use core::net::SocketAddrV4;
 use core::time::Duration;
 
-use support::{IP_B, Net, any};
-use surge_stack::Errno;
+use support::{Net, connected_pair};
 use surge_stack::socket::SocketHandle;
-use surge_stack::table::BindOptions;
 
 const PORT: u16 = 8080;
 const STEP: Duration = Duration::from_micros(100);
 
 /// A connection from A to B's listener, accepted; the link quiet afterwards.
 fn connected(net: &mut Net) -> (SocketHandle, SocketHandle) {
-    let l = net.b.tcp_socket().expect("socket");
-    net.b
-        .bind(l, any(PORT), BindOptions::default())
-        .expect("bind");
-    net.b.listen(l, 16).expect("listen");
-    let c = net.a.tcp_socket().expect("socket");
-    assert_eq!(
-        net.a.connect(c, SocketAddrV4::new(IP_B, PORT)),
-        Err(Errno::EINPROGRESS)
-    );
-    let mut conn = None;
-    assert!(net.run_until(1000, |n| {
-        conn = conn.or_else(|| n.b.accept(l).ok().map(|(h, _)| h));
-        conn.is_some() && n.a.readiness(c).is_ok_and(|r| r.writable)
-    }));
+    let pair = connected_pair(net, PORT);
     for _ in 0..10 {
         net.step(STEP);
     }
-    (c, conn.expect("accepted"))
+    pair
 }
 
 /// Steps until B has held one more ACK than `held`; at most 100 steps.

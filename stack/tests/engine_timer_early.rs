@@ -5,40 +5,17 @@
 
 mod support;
 
-use core::net::SocketAddrV4;
 use core::time::Duration;
 
-use support::{IP_B, Net, any};
-use surge_stack::Errno;
-use surge_stack::socket::SocketHandle;
-use surge_stack::table::BindOptions;
+use support::{Net, connected_pair};
 
 const PORT: u16 = 8080;
 const STEP: Duration = Duration::from_millis(1);
 
-fn connected(net: &mut Net) -> (SocketHandle, SocketHandle) {
-    let l = net.b.tcp_socket().expect("socket");
-    net.b
-        .bind(l, any(PORT), BindOptions::default())
-        .expect("bind");
-    net.b.listen(l, 16).expect("listen");
-    let c = net.a.tcp_socket().expect("socket");
-    assert_eq!(
-        net.a.connect(c, SocketAddrV4::new(IP_B, PORT)),
-        Err(Errno::EINPROGRESS)
-    );
-    let mut conn = None;
-    assert!(net.run_until(1000, |n| {
-        conn = conn.or_else(|| n.b.accept(l).ok().map(|(h, _)| h));
-        conn.is_some() && n.a.readiness(c).is_ok_and(|r| r.writable)
-    }));
-    (c, conn.expect("accepted"))
-}
-
 #[test]
 fn early_entries_move_without_running_the_connection_and_the_rto_still_fires() {
     let mut net = Net::new();
-    let (client, conn) = connected(&mut net);
+    let (client, conn) = connected_pair(&mut net, PORT);
     let mut buf = [0u8; 64];
     // Three seconds of requests every 20 ms: each ACK restarts the client's RTO, so
     // its wheel entry keeps firing before the deadline and is moved.

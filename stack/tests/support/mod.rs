@@ -8,8 +8,11 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
 use surge_datapath::{PipeConfig, PipeDevice};
+use surge_stack::Errno;
 use surge_stack::engine::{Engine, EngineConfig};
 use surge_stack::iface::{InterfaceConfig, Ipv4Cidr};
+use surge_stack::socket::SocketHandle;
+use surge_stack::table::BindOptions;
 use surge_stack::time::Instant;
 use surge_stack::wire::EthernetAddress;
 
@@ -79,6 +82,28 @@ impl Net {
 
 pub fn any(port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)
+}
+
+/// A connection from A to a listener of B's on `port`, connected and accepted:
+/// `(A's socket, B's accepted socket)`. Panics (the test fails) when it takes more
+/// than 1,000 steps.
+pub fn connected_pair(net: &mut Net, port: u16) -> (SocketHandle, SocketHandle) {
+    let l = net.b.tcp_socket().expect("socket");
+    net.b
+        .bind(l, any(port), BindOptions::default())
+        .expect("bind");
+    net.b.listen(l, 16).expect("listen");
+    let c = net.a.tcp_socket().expect("socket");
+    assert_eq!(
+        net.a.connect(c, SocketAddrV4::new(IP_B, port)),
+        Err(Errno::EINPROGRESS)
+    );
+    let mut conn = None;
+    assert!(net.run_until(1000, |n| {
+        conn = conn.or_else(|| n.b.accept(l).ok().map(|(h, _)| h));
+        conn.is_some() && n.a.readiness(c).is_ok_and(|r| r.writable)
+    }));
+    (c, conn.expect("accepted"))
 }
 
 /// Writes an ICMP message from `from` (MAC, IP) to `to` straight onto `dev`, as

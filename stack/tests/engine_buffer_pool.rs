@@ -7,7 +7,7 @@ mod support;
 
 use core::net::SocketAddrV4;
 
-use support::{IP_B, Net, any};
+use support::{IP_B, Net, any, connected_pair};
 use surge_stack::Errno;
 use surge_stack::socket::SocketHandle;
 use surge_stack::table::BindOptions;
@@ -87,22 +87,7 @@ fn warm_engines_allocate_no_ring_storage_per_connection() {
 #[test]
 fn a_quiet_connection_holds_no_ring_storage_and_a_busy_one_keeps_it() {
     let mut net = Net::new();
-    let listener = net.b.tcp_socket().expect("socket");
-    net.b
-        .bind(listener, any(PORT), BindOptions::default())
-        .expect("bind");
-    net.b.listen(listener, 64).expect("listen");
-    let c = net.a.tcp_socket().expect("socket");
-    assert_eq!(
-        net.a.connect(c, SocketAddrV4::new(IP_B, PORT)),
-        Err(Errno::EINPROGRESS)
-    );
-    let mut s = None;
-    assert!(net.run_until(10_000, |n| {
-        s = s.or_else(|| n.b.accept(listener).ok().map(|x| x.0));
-        s.is_some() && n.a.readiness(c).is_ok_and(|r| r.writable)
-    }));
-    let s = s.expect("accepted");
+    let (c, s) = connected_pair(&mut net, PORT);
     assert_eq!(with_pool(|p| p.lent_bytes()), 0, "no byte sent yet");
     let mut buf = [0u8; 256];
     let mut takes = Vec::new();

@@ -4,14 +4,10 @@
 
 mod support;
 
-use core::net::SocketAddrV4;
-
-use support::{IP_B, Net, any};
-use surge_datapath::{Impairments, PipeConfig, PipeDevice};
+use support::{Net, connected_pair};
+use surge_datapath::{Impairments, PipeConfig};
 use surge_stack::Errno;
-use surge_stack::engine::Engine;
 use surge_stack::socket::SocketHandle;
-use surge_stack::table::BindOptions;
 use surge_stack::tcp::State;
 
 const PORT: u16 = 8080;
@@ -28,32 +24,6 @@ fn net(loss: f64) -> Net {
         seed: 7,
         ..PipeConfig::default()
     })
-}
-
-fn established(e: &mut Engine<PipeDevice>, h: SocketHandle) -> bool {
-    e.readiness(h).is_ok_and(|r| r.writable)
-}
-
-/// A client on `a` connected to a server on `b`: (client, accepted connection).
-fn pair(net: &mut Net) -> (SocketHandle, SocketHandle) {
-    let l = net.b.tcp_socket().expect("socket");
-    net.b
-        .bind(l, any(PORT), BindOptions::default())
-        .expect("bind");
-    net.b.listen(l, 8).expect("listen");
-    let c = net.a.tcp_socket().expect("socket");
-    assert_eq!(
-        net.a.connect(c, SocketAddrV4::new(IP_B, PORT)),
-        Err(Errno::EINPROGRESS)
-    );
-    let mut conn = None;
-    assert!(net.run_until(10_000, |n| {
-        if conn.is_none() {
-            conn = n.b.accept(l).ok().map(|a| a.0);
-        }
-        conn.is_some() && established(&mut n.a, c)
-    }));
-    (c, conn.expect("accepted"))
 }
 
 /// Sends `len` bytes from `client`, reads them at `conn`, and waits until all are
@@ -82,7 +52,7 @@ fn transfer(net: &mut Net, client: SocketHandle, conn: SocketHandle, len: usize)
 #[test]
 fn tcp_info_after_a_clean_transfer_reports_linux_fields() {
     let mut net = net(0.0);
-    let (client, conn) = pair(&mut net);
+    let (client, conn) = connected_pair(&mut net, PORT);
     let len = 1_000_000;
     transfer(&mut net, client, conn, len);
     let i = net.a.tcp_info(client).expect("info");
@@ -139,7 +109,7 @@ fn tcp_info_after_a_clean_transfer_reports_linux_fields() {
 #[test]
 fn tcp_info_after_a_lossy_transfer_counts_retransmissions_and_ends_with_nothing_outstanding() {
     let mut net = net(0.03);
-    let (client, conn) = pair(&mut net);
+    let (client, conn) = connected_pair(&mut net, PORT);
     let len = 2_000_000;
     transfer(&mut net, client, conn, len);
     let i = net.a.tcp_info(client).expect("info");
@@ -162,7 +132,7 @@ fn tcp_info_after_a_lossy_transfer_counts_retransmissions_and_ends_with_nothing_
 #[test]
 fn tcp_info_follows_the_close_and_refuses_what_is_not_a_connection() {
     let mut net = net(0.0);
-    let (client, conn) = pair(&mut net);
+    let (client, conn) = connected_pair(&mut net, PORT);
     net.a.shutdown_write(client).expect("shutdown");
     assert!(net.run_until(1_000, |n| {
         n.a.tcp_info(client)

@@ -36,7 +36,7 @@ pub struct XdpConfig {
     pub huge_pages: bool,
     /// UMEM frames per port (default: [`PortConfig::new`]'s, 32,768).
     pub frames: Option<u32>,
-    /// Entries per AF_XDP ring (default: [`PortConfig::new`]'s, 8192).
+    /// Entries per AF_XDP ring (default: [`PortConfig::new`]'s, 16,384).
     pub ring_size: Option<u32>,
     /// Native or generic XDP.
     pub attach: AttachMode,

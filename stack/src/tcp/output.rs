@@ -81,15 +81,14 @@ impl Tcb {
     /// the start of its next iteration, so that the answer, written meanwhile,
     /// carries it (one frame instead of two; Linux gets the same from its delayed
     /// ACK). Out-of-order data, duplicates, window updates, FINs and loss
-    /// signals are never held.
+    /// signals are never held. (ESTABLISHED excludes FINs: one received or one
+    /// queued by a close or shutdown moves the connection out of it.)
     pub fn ack_may_wait(&self) -> bool {
         self.ack_now
-            && matches!(self.state, State::Established)
+            && self.state == State::Established
             && self.pending_rst.is_none()
             && !self.recv_buf.is_empty()
             && self.ooo.is_empty()
-            && !self.fin_received
-            && !self.fin_queued
             && !self.owes_more_than_ack()
     }
 

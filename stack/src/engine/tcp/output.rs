@@ -99,7 +99,7 @@ pub(crate) fn process_dirty<D: Device>(
 
 /// Start of an iteration: output for the connections whose ACK the last one held,
 /// with whatever their applications wrote since (counted as merged when that is
-/// more than the ACK).
+/// more than the ACK), and for any other connection marked since by a call.
 pub(crate) fn flush_held<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst, now: Instant) {
     if core.tcp.held.is_empty() {
         return;

@@ -1,6 +1,7 @@
 //! Taking a connection out of the tables, and freeing it.
 
 use super::listener;
+use super::timers;
 use crate::engine::state::{Core, Socket};
 use crate::table::SocketId;
 use crate::tcp::{Tcb, TimeWait};
@@ -11,10 +12,7 @@ pub(crate) fn unhash(core: &mut Core, id: SocketId) {
     let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) else {
         return;
     };
-    if let Some((handle, _)) = sock.timer.take() {
-        core.tcp.timers.cancel(handle);
-    }
-    sock.due = None;
+    timers::disarm(&mut core.tcp, sock);
     if sock.hashed {
         sock.hashed = false;
         if let Some(tcb) = sock.tcb() {
@@ -69,10 +67,7 @@ pub(crate) fn enter_time_wait(core: &mut Core, now: Instant, id: SocketId, tcb: 
     let Some(record) = TimeWait::from_tcb(tcb, now) else {
         return false;
     };
-    if let Some((handle, _)) = sock.timer.take() {
-        core.tcp.timers.cancel(handle);
-    }
-    sock.due = None;
+    timers::disarm(&mut core.tcp, sock);
     if sock.hashed {
         sock.hashed = false;
         core.tcp.conns.remove(&tcb.tuple());

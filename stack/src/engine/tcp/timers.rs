@@ -82,6 +82,15 @@ pub(crate) fn poll_at(core: &Core) -> Option<Instant> {
     }
 }
 
+/// Takes a connection off the timer wheel (it leaves the table or becomes a
+/// TIME-WAIT record).
+pub(crate) fn disarm(tcp: &mut TcpEngine, sock: &mut TcpSock) {
+    if let Some((handle, _)) = sock.timer.take() {
+        tcp.timers.cancel(handle);
+    }
+    sock.due = None;
+}
+
 /// Re-arms a connection's timer for `deadline` after its input, timers or output.
 pub(crate) fn rearm(
     tcp: &mut TcpEngine,
@@ -92,9 +101,9 @@ pub(crate) fn rearm(
 ) {
     // Re-arm the timer only when its deadline moved earlier (or there was none):
     // a later deadline (the RTO restarting on every ACK) keeps the wheel entry,
-    // which then fires early, finds nothing due, and re-arms for the real
-    // deadline once; a deadline that went away leaves the entry to fire
-    // harmlessly. This spares a cancel and an insert per segment.
+    // which then fires early and is moved to `sock.due` by `poll_timers` without
+    // running the connection; a deadline that went away leaves the entry to fire
+    // and be dropped. This spares a cancel and an insert per segment.
     sock.due = deadline;
     let current = sock.timer.map(|(_, d)| d);
     let keep = match (current, deadline) {

@@ -5,7 +5,9 @@ mod common;
 
 use core::net::Ipv4Addr;
 use proptest::prelude::*;
-use surge_stack::wire::frame::{Network, ParsedFrame, Transport, parse_frame, tcp_tuple_hint};
+use surge_stack::wire::frame::{
+    Network, ParsedFrame, Transport, parse_frame, parse_tcp_fast, tcp_tuple_hint,
+};
 use surge_stack::wire::*;
 
 fn mac() -> impl Strategy<Value = EthernetAddress> {
@@ -174,6 +176,41 @@ fn tcp_repr() -> impl Strategy<Value = TcpRepr> {
         )
 }
 
+/// Holds [`parse_tcp_fast`] to its promise on `bytes`: when it reads a segment,
+/// [`parse_frame`] reads the same header, payload, addresses, DSCP/ECN byte and
+/// sender MAC. Returns whether the fast parse took the frame.
+fn fast_agrees(bytes: &[u8], mode: ChecksumMode) -> Result<bool, TestCaseError> {
+    let Some(fast) = parse_tcp_fast(bytes, mode) else {
+        return Ok(false);
+    };
+    let Ok(ParsedFrame {
+        ethernet,
+        network:
+            Network::Ipv4 {
+                header,
+                transport:
+                    Transport::Tcp {
+                        header: tcp,
+                        payload,
+                    },
+            },
+    }) = parse_frame(bytes, mode)
+    else {
+        return Err(TestCaseError::fail(format!(
+            "fast parse took a frame the full parse does not read as TCP: {:?}",
+            parse_frame(bytes, mode)
+        )));
+    };
+    prop_assert_eq!(fast.header, tcp);
+    prop_assert_eq!(fast.payload, payload);
+    prop_assert_eq!(
+        (fast.src_addr, fast.dst_addr, fast.dscp_ecn),
+        (header.src_addr, header.dst_addr, header.dscp_ecn)
+    );
+    prop_assert_eq!(fast.src_mac, ethernet.src_addr);
+    Ok(true)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -307,6 +344,48 @@ proptest! {
             remote_port: tcp.src_port,
         };
         prop_assert_eq!(tcp_tuple_hint(&bytes), eth.vlan.is_none().then_some(tuple));
+    }
+
+    #[test]
+    fn fast_tcp_parse_reads_what_the_full_parse_reads(eth in ethernet_repr(), mut ip in ipv4_repr(), tcp in tcp_repr(),
+                             payload in proptest::collection::vec(any::<u8>(), 0..300),
+                             pad in 0usize..30,
+                             flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+                             cut in any::<usize>()) {
+        let eth = EthernetRepr { ethertype: EtherType::Ipv4, ..eth };
+        ip.protocol = IpProtocol::Tcp;
+        ip.payload_len = tcp.header_len() + payload.len();
+        let mut tcp = tcp;
+        tcp.options.sack_blocks.truncate(tcp.options.emitted_sack_blocks());
+        let frame = ParsedFrame { ethernet: eth, network: Network::Ipv4 { header: ip, transport: Transport::Tcp { header: tcp, payload: &payload } } };
+        let mut bytes = common::emit_frame(&frame);
+        // Ethernet padding after the IPv4 total length is not payload.
+        bytes.extend(std::iter::repeat_n(0xa5, pad));
+        // The common layout is taken, in both checksum modes.
+        let common_layout = eth.vlan.is_none() && ip.options.is_empty() && !ip.is_fragment();
+        for mode in [ChecksumMode::Verify, ChecksumMode::Trust] {
+            prop_assert_eq!(fast_agrees(&bytes, mode)?, common_layout);
+        }
+        // Damaged: whatever the fast parse still takes, the full parse reads the same.
+        let mut damaged = bytes.clone();
+        for (at, v) in &flips {
+            let n = damaged.len();
+            damaged[at % n] = *v;
+        }
+        let n = damaged.len();
+        damaged.truncate(if flips.is_empty() { cut % (n + 1) } else { n });
+        for mode in [ChecksumMode::Verify, ChecksumMode::Trust] {
+            fast_agrees(&damaged, mode)?;
+        }
+    }
+
+    #[test]
+    fn fast_tcp_parse_agrees_on_arbitrary_and_captured_frames(which in 0usize..18, bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+        let frames = common::read_pcap(include_bytes!("fixtures/kernel.pcap"));
+        for mode in [ChecksumMode::Verify, ChecksumMode::Trust] {
+            fast_agrees(&bytes, mode)?;
+            fast_agrees(frames[which], mode)?;
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! parsed once and given to its protocol — ARP, ICMP, UDP, TCP — which decides
 //! its [`Verdict`]: answered in place, forwarded, or released.
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use surge_datapath::{Burst, Device, Frame};
@@ -12,7 +13,7 @@ use super::tcp::demux as tcp_demux;
 use super::{arp, icmp, udp};
 use crate::reassembly::{Fragment, FragmentKey, Reassembled};
 use crate::time::Instant;
-use crate::wire::frame::{Network, Transport, parse_frame};
+use crate::wire::frame::{Network, Transport, parse_frame, parse_tcp_fast};
 use crate::wire::{ChecksumMode, DstUnreachable, EthernetAddress, Ipv4Repr};
 
 /// Handles one received frame: answer in place, deliver, forward, or release.
@@ -137,6 +138,15 @@ pub(crate) fn drain_inbox(core: &mut Core, now: Instant) -> usize {
 
 /// Parses a frame already known to be for our MAC and hands it to its protocol.
 fn classify(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
+    // The layout of nearly every frame (IPv4 without options, TCP) read in one pass;
+    // anything else, malformed frames included, is parsed in full below.
+    if let Some(seg) = parse_tcp_fast(bytes, core.config.rx_checksum) {
+        if let Err(verdict) = admit_ipv4(core, now, seg.src_mac, seg.src_addr, seg.dst_addr) {
+            return verdict;
+        }
+        let ip = (seg.src_addr, seg.dst_addr, seg.dscp_ecn);
+        return tcp_demux::input(core, now, ip, &seg.header, seg.payload);
+    }
     let parsed = match parse_frame(bytes, core.config.rx_checksum) {
         Err(e) => {
             tracing::trace!(error = ?e, len = bytes.len(), "dropped a malformed frame");
@@ -150,37 +160,8 @@ fn classify(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
         Network::Arp(arp) => return arp::input(core, now, &arp),
         Network::Ipv4 { header, transport } => (header, transport),
     };
-    if !core.config.iface.is_local(header.dst_addr) {
-        core.stats.drop(DropReason::NotOurIp);
-        return Verdict::Release;
-    }
-    if header.src_addr.is_broadcast()
-        || header.src_addr.is_multicast()
-        || header.src_addr.is_unspecified()
-        || core.config.iface.is_local(header.src_addr)
-    {
-        core.stats.drop(DropReason::BadSource);
-        return Verdict::Release;
-    }
-    // An on-link sender's frame carries the MAC its answer goes to: learn it if
-    // nothing is known yet (a SYN on one queue while the ARP reply went to
-    // another engine's queue).
-    if core
-        .config
-        .iface
-        .route(header.src_addr)
-        .is_ok_and(|r| r.next_hop == header.src_addr)
-        && eth.src_addr.is_unicast()
-    {
-        for frame in core
-            .neighbors
-            .learn_if_unknown(header.src_addr, eth.src_addr, now)
-        {
-            core.out.push(Outgoing::Released {
-                mac: eth.src_addr,
-                frame,
-            });
-        }
+    if let Err(verdict) = admit_ipv4(core, now, eth.src_addr, header.src_addr, header.dst_addr) {
+        return verdict;
     }
     match transport {
         Transport::Icmp(icmp) => icmp::input(core, now, &header, &icmp),
@@ -194,7 +175,10 @@ fn classify(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
         Transport::Tcp {
             header: seg,
             payload,
-        } => tcp_demux::input(core, now, &header, &seg, payload),
+        } => {
+            let ip = (header.src_addr, header.dst_addr, header.dscp_ecn);
+            tcp_demux::input(core, now, ip, &seg, payload)
+        }
         Transport::Fragment { payload } => fragment(
             core,
             now,
@@ -214,6 +198,47 @@ fn classify(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
             Verdict::Release
         }
     }
+}
+
+/// The checks every IPv4 packet passes before its protocol sees it: for one of our
+/// addresses, from a plausible source; and the on-link sender's MAC learned.
+fn admit_ipv4(
+    core: &mut Core,
+    now: Instant,
+    src_mac: EthernetAddress,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) -> Result<(), Verdict> {
+    if !core.config.iface.is_local(dst) {
+        core.stats.drop(DropReason::NotOurIp);
+        return Err(Verdict::Release);
+    }
+    if src.is_broadcast()
+        || src.is_multicast()
+        || src.is_unspecified()
+        || core.config.iface.is_local(src)
+    {
+        core.stats.drop(DropReason::BadSource);
+        return Err(Verdict::Release);
+    }
+    // An on-link sender's frame carries the MAC its answer goes to: learn it if
+    // nothing is known yet (a SYN on one queue while the ARP reply went to
+    // another engine's queue).
+    if core
+        .config
+        .iface
+        .route(src)
+        .is_ok_and(|r| r.next_hop == src)
+        && src_mac.is_unicast()
+    {
+        for frame in core.neighbors.learn_if_unknown(src, src_mac, now) {
+            core.out.push(Outgoing::Released {
+                mac: src_mac,
+                frame,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// An IPv4 fragment (RFC 791 §3.2): to the engine that reassembles its

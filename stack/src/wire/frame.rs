@@ -2,9 +2,9 @@
 //! Ethernet → ARP | IPv4 → ICMPv4 | UDP | TCP.
 
 use super::{
-    ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetFrame, EthernetRepr, FourTuple,
-    Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr, TxChecksum,
-    UdpPacket, UdpRepr, WireError,
+    ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+    FourTuple, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr,
+    TxChecksum, UdpPacket, UdpRepr, WireError,
 };
 
 /// A parsed frame: every layer's repr, payloads borrowed from the frame.
@@ -182,6 +182,81 @@ impl ParsedFrame<'_> {
         Ok(total)
     }
 }
+
+/// A TCP segment as [`parse_tcp_fast`] reads it: what TCP input needs of each layer,
+/// without building the other layers' reprs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FastTcp<'a> {
+    /// The sender's MAC.
+    pub src_mac: EthernetAddress,
+    /// The IPv4 source address.
+    pub src_addr: core::net::Ipv4Addr,
+    /// The IPv4 destination address.
+    pub dst_addr: core::net::Ipv4Addr,
+    /// The IPv4 DSCP and ECN byte.
+    pub dscp_ecn: u8,
+    /// The TCP header.
+    pub header: TcpRepr,
+    /// The TCP payload.
+    pub payload: &'a [u8],
+}
+
+/// The layout nearly every received frame has, read in one pass: untagged Ethernet,
+/// IPv4 without options and not a fragment, TCP. `None` for anything else, a
+/// malformed frame included: [`parse_frame`] then decides (and names the error). A
+/// frame this accepts, [`parse_frame`] accepts with the same TCP header and payload
+/// and the same addresses and DSCP/ECN byte (a property test holds them to it).
+#[inline]
+pub fn parse_tcp_fast(bytes: &[u8], mode: ChecksumMode) -> Option<FastTcp<'_>> {
+    const ETH: usize = 14;
+    const IP: usize = 20;
+    let (eth, rest) = bytes.split_first_chunk::<ETH>()?;
+    let (ip, _) = rest.split_first_chunk::<IP>()?;
+    // IPv4, version 4 with a 20-byte header, TCP; no fragment (and the reserved
+    // flag clear: anything unusual takes the general path).
+    if eth[12..14] != [0x08, 0x00] || ip[0] != 0x45 || ip[9] != 6 || ip[6] & 0xbf != 0 || ip[7] != 0
+    {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let seg = rest.get(IP..total)?;
+    if seg.len() < TCP_HEADER_LEN {
+        return None;
+    }
+    let header_len = usize::from(seg[12] >> 4) * 4;
+    if header_len < TCP_HEADER_LEN || header_len > seg.len() {
+        return None;
+    }
+    let src_addr = core::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let dst_addr = core::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let packet = TcpPacket::new_unchecked(seg);
+    if mode == ChecksumMode::Verify
+        && (crate::checksum::sum(&ip[..]) != 0xffff || !packet.verify_checksum(src_addr, dst_addr))
+    {
+        return None;
+    }
+    let header = TcpRepr {
+        src_port: packet.src_port(),
+        dst_port: packet.dst_port(),
+        seq_number: packet.seq_number(),
+        ack_number: packet.ack_number(),
+        flags: packet.flags(),
+        window_len: packet.window_len(),
+        urgent_pointer: packet.urgent_pointer(),
+        options: super::TcpOptions::parse(&seg[TCP_HEADER_LEN..header_len]).ok()?,
+    };
+    Some(FastTcp {
+        src_mac: EthernetAddress([eth[6], eth[7], eth[8], eth[9], eth[10], eth[11]]),
+        src_addr,
+        dst_addr,
+        dscp_ecn: ip[1],
+        header,
+        payload: &seg[header_len..],
+    })
+}
+
+/// TCP header length without options.
+const TCP_HEADER_LEN: usize = 20;
 
 /// The 4-tuple of an untagged Ethernet/IPv4/TCP frame as we would see it (our address
 /// and port first), read without validating anything: a hint for prefetching a burst's

@@ -8,14 +8,17 @@ use crate::engine::state::{Core, Socket, Verdict, mark};
 use crate::engine::stats::DropReason;
 use crate::tcp::{self, ListenAction, State, TimeWaitAction};
 use crate::time::Instant;
-use crate::wire::{Ipv4Repr, TcpFlags, TcpRepr};
+use crate::wire::{TcpFlags, TcpRepr};
+use core::net::Ipv4Addr;
 
 /// A received segment (RFC 9293 §3.10.7): to its connection, else to a listener
 /// (§3.10.7.2), else answered with RST (§3.10.7.1).
+///
+/// The IPv4 header comes as its source, destination and DSCP/ECN byte.
 pub(crate) fn input(
     core: &mut Core,
     now: Instant,
-    ip: &Ipv4Repr,
+    (src, dst, dscp_ecn): (Ipv4Addr, Ipv4Addr, u8),
     seg: &TcpRepr,
     payload: &[u8],
 ) -> Verdict {
@@ -24,9 +27,9 @@ pub(crate) fn input(
         return Verdict::Release;
     }
     let tuple = FourTuple {
-        local_addr: ip.dst_addr,
+        local_addr: dst,
         local_port: seg.dst_port,
-        remote_addr: ip.src_addr,
+        remote_addr: src,
         remote_port: seg.src_port,
     };
     if let Some(&id) = core.tcp.conns.get(&tuple) {
@@ -47,7 +50,7 @@ pub(crate) fn input(
                     }
                     return Verdict::Release;
                 }
-                let ecn = tcp::Ecn::from_dscp_ecn(ip.dscp_ecn);
+                let ecn = tcp::Ecn::from_dscp_ecn(dscp_ecn);
                 tcb.handle_segment_ecn(now, seg, payload, ecn);
                 mark(&mut core.tcp.dirty, sock, id);
                 return Verdict::Release;
@@ -61,13 +64,13 @@ pub(crate) fn input(
         .handle_segment(&tuple, now, seg, payload.len())
     {
         match action {
-            TimeWaitAction::Ack(ack, _) => core.queue_tcp_control(ip.dst_addr, ip.src_addr, ack),
+            TimeWaitAction::Ack(ack, _) => core.queue_tcp_control(dst, src, ack),
             TimeWaitAction::Reopen { iss } => {
                 match core.tcp.listeners.lookup(&tuple).map(|l| l.id) {
                     Some(listener) => accept_syn(core, now, listener, tuple, seg, Some(iss)),
                     None => {
                         if let Some(rst) = tcp::reply_to_unknown(seg, payload.len()) {
-                            core.queue_rst(ip.dst_addr, ip.src_addr, rst);
+                            core.queue_rst(dst, src, rst);
                         }
                     }
                 }
@@ -107,14 +110,14 @@ pub(crate) fn input(
         }
         match tcp::listen_action(seg, payload.len()) {
             ListenAction::Ignore => core.stats.drop(DropReason::TcpRejected),
-            ListenAction::Reset(rst) => core.queue_rst(ip.dst_addr, ip.src_addr, rst),
+            ListenAction::Reset(rst) => core.queue_rst(dst, src, rst),
             ListenAction::Accept => accept_syn(core, now, listener, tuple, seg, None),
         }
         return Verdict::Release;
     }
     core.stats.drop(DropReason::TcpNoConnection);
     if let Some(rst) = tcp::reply_to_unknown(seg, payload.len()) {
-        core.queue_rst(ip.dst_addr, ip.src_addr, rst);
+        core.queue_rst(dst, src, rst);
     }
     Verdict::Release
 }

@@ -275,13 +275,20 @@ impl NeighborCache {
         mac: EthernetAddress,
         now: Instant,
     ) -> Vec<Vec<u8>> {
-        if self.last.is_some_and(|(l, m, _)| l == ip && m == mac) {
+        if self.is_last_resolved(ip, mac) {
             return Vec::new();
         }
         match self.entries.get(&ip) {
             Some(State::Known { .. }) => Vec::new(),
             _ => self.learn(ip, mac, now),
         }
+    }
+
+    /// True when `ip` is the neighbour last resolved, at `mac`: known, nothing to
+    /// learn (one comparison: the peer of the frame just received, usually).
+    #[inline]
+    pub fn is_last_resolved(&self, ip: Ipv4Addr, mac: EthernetAddress) -> bool {
+        self.last.is_some_and(|(l, m, _)| l == ip && m == mac)
     }
 
     /// Updates an existing entry only (RFC 826: a request not for us refreshes

@@ -223,13 +223,14 @@ fn admit_ipv4(
     }
     // An on-link sender's frame carries the MAC its answer goes to: learn it if
     // nothing is known yet (a SYN on one queue while the ARP reply went to
-    // another engine's queue).
-    if core
-        .config
-        .iface
-        .route(src)
-        .is_ok_and(|r| r.next_hop == src)
-        && src_mac.is_unicast()
+    // another engine's queue). The peer last resolved is known: no route lookup.
+    if src_mac.is_unicast()
+        && !core.neighbors.is_last_resolved(src, src_mac)
+        && core
+            .config
+            .iface
+            .route(src)
+            .is_ok_and(|r| r.next_hop == src)
     {
         for frame in core.neighbors.learn_if_unknown(src, src_mac, now) {
             core.out.push(Outgoing::Released {

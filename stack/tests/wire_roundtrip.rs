@@ -389,6 +389,29 @@ proptest! {
     }
 
     #[test]
+    fn timestamp_only_header_is_the_nop_nop_ts_layout(repr in tcp_repr(), ts: (u32, u32)) {
+        let repr = TcpRepr { options: TcpOptions { timestamp: Some(ts), ..TcpOptions::default() }, ..repr };
+        let mut buf = [0xeeu8; 40];
+        let len = repr.emit(&mut TcpPacket::new_unchecked(&mut buf[..])).unwrap();
+        prop_assert_eq!(len, 32);
+        let mut expected = Vec::new();
+        for v in [repr.src_port, repr.dst_port] { expected.extend(v.to_be_bytes()); }
+        for v in [repr.seq_number, repr.ack_number] { expected.extend(v.to_be_bytes()); }
+        expected.extend([8 << 4, repr.flags.0]);
+        expected.extend(repr.window_len.to_be_bytes());
+        expected.extend([0, 0]);
+        expected.extend(repr.urgent_pointer.to_be_bytes());
+        expected.extend([1, 1, 8, 10]);
+        expected.extend(ts.0.to_be_bytes());
+        expected.extend(ts.1.to_be_bytes());
+        prop_assert_eq!(&buf[..32], &expected[..]);
+        // Nothing written past the header.
+        prop_assert_eq!(&buf[32..], &[0xee; 8][..]);
+        let parsed = TcpRepr::parse(&TcpPacket::new_checked(&buf[..32]).unwrap(), Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED, ChecksumMode::Trust).unwrap();
+        prop_assert_eq!(parsed, repr);
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
         let _ = parse_frame(&bytes, ChecksumMode::Verify);
         let _ = parse_frame(&bytes, ChecksumMode::Trust);

@@ -259,3 +259,33 @@ fn malformed_frames_are_dropped_and_counted_by_reason() {
     assert_eq!(s.dropped(DropReason::NotOurMac), 1);
     assert!(net.b.device().accounting().balanced(), "no frame leaked");
 }
+
+/// `send` and `recv`, the stream calls, work on a connected UDP socket as on Linux
+/// (one datagram each), and on a closed handle say EBADF whatever it was.
+#[test]
+fn stream_calls_on_a_connected_udp_socket() {
+    let mut net = Net::new();
+    let a = net.a.udp_socket().expect("udp a");
+    let b = net.b.udp_socket().expect("udp b");
+    net.a
+        .bind(a, any(5300), BindOptions::default())
+        .expect("bind a");
+    net.b
+        .bind(b, any(5301), BindOptions::default())
+        .expect("bind b");
+    net.a
+        .connect_udp(a, SocketAddrV4::new(IP_B, 5301))
+        .expect("connect a");
+    assert_eq!(net.a.send(a, b"datagram"), Ok(8));
+    let mut buf = [0u8; 64];
+    let mut got = Err(Errno::EAGAIN);
+    assert!(net.run_until(1000, |n| {
+        got = n.b.recv(b, &mut buf);
+        got != Err(Errno::EAGAIN)
+    }));
+    assert_eq!(got, Ok(8));
+    assert_eq!(&buf[..8], b"datagram");
+    net.a.close(a).expect("close");
+    assert_eq!(net.a.send(a, b"x"), Err(Errno::EBADF));
+    assert_eq!(net.a.recv(a, &mut buf), Err(Errno::EBADF));
+}

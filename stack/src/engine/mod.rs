@@ -448,17 +448,25 @@ impl<D: Device> Engine<D> {
 
     /// `send(2)` on a stream: bytes taken into the send buffer, or EAGAIN when full.
     pub fn send(&mut self, handle: SocketHandle, data: &[u8]) -> Result<usize, Errno> {
-        match self.core.sockets.get(handle)? {
-            Socket::Udp(_) => self.send_to(handle, data, None),
-            Socket::Tcp(_) => calls::send(&mut self.core, handle, data),
+        // TCP first, with one lookup: a UDP socket answers EOPNOTSUPP there.
+        match calls::send(&mut self.core, handle, data) {
+            Err(Errno::EOPNOTSUPP) if self.is_udp(handle) => self.send_to(handle, data, None),
+            result => result,
         }
+    }
+
+    /// True when `handle` is an open UDP socket.
+    fn is_udp(&self, handle: SocketHandle) -> bool {
+        matches!(self.core.sockets.get(handle), Ok(Socket::Udp(_)))
     }
 
     /// `recv(2)` on a stream: bytes read, 0 at end of stream, or EAGAIN.
     pub fn recv(&mut self, handle: SocketHandle, buf: &mut [u8]) -> Result<usize, Errno> {
-        match self.core.sockets.get(handle)? {
-            Socket::Udp(_) => self.recv_from(handle, buf).map(|r| r.0),
-            Socket::Tcp(_) => calls::recv(&mut self.core, handle, buf),
+        match calls::recv(&mut self.core, handle, buf) {
+            Err(Errno::EOPNOTSUPP) if self.is_udp(handle) => {
+                self.recv_from(handle, buf).map(|r| r.0)
+            }
+            result => result,
         }
     }
 

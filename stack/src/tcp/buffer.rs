@@ -146,7 +146,10 @@ impl RingBuffer {
         let start = self.index(offset);
         let first = n.min(size - start);
         self.storage[start..start + first].copy_from_slice(&data[..first]);
-        self.storage[..n - first].copy_from_slice(&data[first..n]);
+        // The wrapped part, when there is one (no empty copy call otherwise).
+        if first < n {
+            self.storage[..n - first].copy_from_slice(&data[first..n]);
+        }
         n
     }
 
@@ -167,7 +170,9 @@ impl RingBuffer {
         let start = self.index(offset);
         let first = n.min(size - start);
         out[..first].copy_from_slice(&self.storage[start..start + first]);
-        out[first..n].copy_from_slice(&self.storage[..n - first]);
+        if first < n {
+            out[first..n].copy_from_slice(&self.storage[..n - first]);
+        }
         n
     }
 

@@ -104,3 +104,47 @@ fn a_held_ack_keeps_the_engine_busy_until_it_is_sent() {
         net.now
     );
 }
+
+/// Data whose ACK is delayed (the quick-ACK budget spent, the request left
+/// unread) is settled as it arrives, outside the dirty list: B reports it readable
+/// at once, sends nothing, and its delayed ACK leaves when the timer armed on
+/// input fires, not before.
+#[test]
+fn a_delayed_ack_armed_on_input_leaves_when_its_timer_fires() {
+    let mut net = Net::new();
+    let (client, conn) = connected(&mut net);
+    let delack = surge_stack::tcp::TcpConfig::default().delayed_ack;
+    let mut buf = [0u8; 64];
+    // Spend B's quick ACKs: one-byte requests, each read and acknowledged.
+    for _ in 0..64 {
+        assert_eq!(net.a.send(client, b"q"), Ok(1));
+        assert!(net.run_until(5_000, |n| n.b.readiness(conn).is_ok_and(|r| r.readable)));
+        assert_eq!(net.b.recv(conn, &mut buf), Ok(1));
+        assert!(net.run_until(5_000, |n| {
+            n.a.tcp_info(client).is_ok_and(|i| i.unacked == 0)
+        }));
+    }
+    let frames = net.b.stats().tx_frames;
+    assert_eq!(net.a.send(client, b"late"), Ok(4));
+    assert!(net.run_until(100, |n| n.b.readiness(conn).is_ok_and(|r| r.readable)));
+    let arrived = net.now;
+    assert_eq!(
+        net.b.stats().tx_frames,
+        frames,
+        "the ACK is delayed, not sent"
+    );
+    assert!(
+        net.run_until(5_000, |n| n.b.stats().tx_frames > frames),
+        "the delayed ACK never left"
+    );
+    let waited = net.now - arrived;
+    assert!(
+        waited + STEP >= delack,
+        "the ACK left after {waited:?}, before the {delack:?} delay"
+    );
+    assert!(
+        waited <= delack + Duration::from_millis(20),
+        "late: {waited:?}"
+    );
+    assert!(net.run_until(100, |n| n.a.tcp_info(client).is_ok_and(|i| i.unacked == 0)));
+}

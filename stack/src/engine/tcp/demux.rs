@@ -3,6 +3,7 @@
 
 use super::listener::{accept_syn, cookie_input, request_input};
 use super::teardown::connection_closed;
+use super::timers;
 use crate::FourTuple;
 use crate::engine::state::{Core, Socket, Verdict, mark};
 use crate::engine::stats::DropReason;
@@ -34,6 +35,9 @@ pub(crate) fn input(
     };
     if let Some(&id) = core.tcp.conns.get(&tuple) {
         if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
+            // Settled here after input unless already marked or still waiting for
+            // its `accept` (see below).
+            let may_settle = !sock.dirty && (sock.parent.is_none() || sock.queued_for_accept);
             if let Some(tcb) = sock.tcb_mut() {
                 // RFC 6191: a new SYN may reopen a TIME-WAIT connection.
                 if tcb.state() == State::TimeWait && tcb.time_wait_accepts_syn(seg) {
@@ -52,7 +56,21 @@ pub(crate) fn input(
                 }
                 let ecn = tcp::Ecn::from_dscp_ecn(dscp_ecn);
                 tcb.handle_segment_ecn(now, seg, payload, ecn);
-                mark(&mut core.tcp.dirty, sock, id);
+                // Nothing to send (data whose ACK is delayed, the ACK of our
+                // data): settled here as `output::settle` would an established
+                // connection, without a pass through the dirty list.
+                let quiet = may_settle && tcb.state() == State::Established && !tcb.may_transmit();
+                let deadline = quiet.then(|| {
+                    tcb.release_idle_buffers();
+                    tcb.poll_at()
+                });
+                match deadline {
+                    Some(deadline) => {
+                        timers::rearm(&mut core.tcp, sock, id, deadline, now);
+                        sock.ready.queue(&mut core.ready, id);
+                    }
+                    None => mark(&mut core.tcp.dirty, sock, id),
+                }
                 return Verdict::Release;
             }
         }

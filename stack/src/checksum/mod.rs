@@ -133,17 +133,18 @@ pub fn combine(sums: &[u16]) -> u16 {
 /// `length` bytes (header + payload) carrying `protocol`.
 #[inline]
 pub fn pseudo_header_ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u16 {
-    let s = src.octets();
-    let d = dst.octets();
-    let words = [
-        u16::from_be_bytes([s[0], s[1]]),
-        u16::from_be_bytes([s[2], s[3]]),
-        u16::from_be_bytes([d[0], d[1]]),
-        u16::from_be_bytes([d[2], d[3]]),
-        u16::from(protocol),
-        length,
-    ];
-    combine(&words)
+    // The addresses as big-endian 32-bit words: each is congruent to the sum of its
+    // two 16-bit halves modulo 0xffff, so one 64-bit sum and a fold give the sum of
+    // the six words (RFC 1071 §2 (C)).
+    let mut acc = u64::from(u32::from(src))
+        + u64::from(u32::from(dst))
+        + u64::from(protocol)
+        + u64::from(length);
+    acc = (acc & 0xffff_ffff) + (acc >> 32);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc = (acc & 0xffff) + (acc >> 16);
+    acc as u16
 }
 
 /// Incrementally updates checksum `checksum` after a 16-bit field changed from

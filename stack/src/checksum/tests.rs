@@ -128,6 +128,17 @@ fn pseudo_header_matches_bytes() {
     );
 }
 
+proptest! {
+    #[test]
+    fn pseudo_header_is_the_sum_of_its_words(src: u32, dst: u32, protocol: u8, length: u16) {
+        let (s, d) = (src.to_be_bytes(), dst.to_be_bytes());
+        let mut bytes = vec![s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3], 0, protocol];
+        bytes.extend(length.to_be_bytes());
+        let got = pseudo_header_ipv4(Ipv4Addr::from(src), Ipv4Addr::from(dst), protocol, length);
+        prop_assert_eq!(got, scalar::sum_reference(&bytes));
+    }
+}
+
 #[test]
 fn incremental_update_rfc1624_example() {
     // RFC 1624 §4: HC = 0xdd2f, m = 0x5555 -> m' = 0x3285 gives HC' = 0x0000.

@@ -220,29 +220,29 @@ pub fn parse_tcp_fast(bytes: &[u8], mode: ChecksumMode) -> Option<FastTcp<'_>> {
     }
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
     let seg = rest.get(IP..total)?;
-    if seg.len() < TCP_HEADER_LEN {
-        return None;
-    }
-    let header_len = usize::from(seg[12] >> 4) * 4;
+    let tcp = seg.first_chunk::<TCP_HEADER_LEN>()?;
+    let header_len = usize::from(tcp[12] >> 4) * 4;
     if header_len < TCP_HEADER_LEN || header_len > seg.len() {
         return None;
     }
     let src_addr = core::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
     let dst_addr = core::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-    let packet = TcpPacket::new_unchecked(seg);
     if mode == ChecksumMode::Verify
-        && (crate::checksum::sum(&ip[..]) != 0xffff || !packet.verify_checksum(src_addr, dst_addr))
+        && (crate::checksum::sum(&ip[..]) != 0xffff
+            || !TcpPacket::new_unchecked(seg).verify_checksum(src_addr, dst_addr))
     {
         return None;
     }
+    let be16 = |at: usize| u16::from_be_bytes([tcp[at], tcp[at + 1]]);
+    let be32 = |at: usize| u32::from_be_bytes([tcp[at], tcp[at + 1], tcp[at + 2], tcp[at + 3]]);
     let header = TcpRepr {
-        src_port: packet.src_port(),
-        dst_port: packet.dst_port(),
-        seq_number: packet.seq_number(),
-        ack_number: packet.ack_number(),
-        flags: packet.flags(),
-        window_len: packet.window_len(),
-        urgent_pointer: packet.urgent_pointer(),
+        src_port: be16(0),
+        dst_port: be16(2),
+        seq_number: be32(4),
+        ack_number: be32(8),
+        flags: super::TcpFlags(tcp[13]),
+        window_len: be16(14),
+        urgent_pointer: be16(18),
         options: super::TcpOptions::parse(&seg[TCP_HEADER_LEN..header_len]).ok()?,
     };
     Some(FastTcp {

@@ -42,23 +42,23 @@ impl Tcb {
 
     /// The earliest instant `handle_timeout` has work to do, if any.
     pub fn poll_at(&self) -> Option<Instant> {
-        // Straight-line minimum: this runs after every input, output and timer of every
-        // connection (an iterator over the array cost about twice as many instructions).
-        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-            match (a, b) {
-                (Some(x), Some(y)) => Some(if y < x { y } else { x }),
-                (None, b) => b,
-                (a, None) => a,
-            }
+        // Straight-line minimum over the deadlines as microseconds, "none" as the
+        // largest value: compares without branches (this runs after every input,
+        // output and timer of every connection; a chain of `Option` matches cost
+        // about twice as many instructions, an iterator over an array twice that).
+        fn micros(d: Option<Instant>) -> u64 {
+            d.map_or(u64::MAX, Instant::total_micros)
         }
-        let mut due = earlier(self.rto_deadline, self.rack_deadline);
-        due = earlier(due, self.tlp_deadline);
-        due = earlier(due, self.delack_deadline);
-        due = earlier(due, self.pacing_release());
-        due = earlier(due, self.persist_deadline);
-        due = earlier(due, self.close_deadline);
-        due = earlier(due, self.keepalive_deadline());
-        earlier(due, self.user_timeout_deadline())
+        let due = micros(self.rto_deadline)
+            .min(micros(self.rack_deadline))
+            .min(micros(self.tlp_deadline))
+            .min(micros(self.delack_deadline))
+            .min(micros(self.pacing_release()))
+            .min(micros(self.persist_deadline))
+            .min(micros(self.close_deadline))
+            .min(micros(self.keepalive_deadline()))
+            .min(micros(self.user_timeout_deadline()));
+        (due != u64::MAX).then(|| Instant::from_micros(due))
     }
 
     /// Runs every timer due at `now`. Output, if any, comes from `poll_transmit`.

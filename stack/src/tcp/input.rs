@@ -18,7 +18,7 @@ const RTO_AFTER_SYN_LOSS: Duration = Duration::from_secs(3);
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
 /// `a < b` in timestamp space (RFC 7323 §5.3, modulo 2^32).
-fn ts_before(a: u32, b: u32) -> bool {
+pub(super) fn ts_before(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
 
@@ -33,6 +33,9 @@ impl Tcb {
     /// carried the segment (RFC 3168: a CE mark on data is echoed to the sender).
     pub fn handle_segment_ecn(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8], ecn: Ecn) {
         self.stats.segs_in += 1;
+        if self.handle_predicted(now, seg, payload, ecn) {
+            return;
+        }
         match self.state {
             // RFC 9293 §3.10.7.1: a closed connection answers with RST.
             State::Closed => self.queue_reset_for(seg, payload.len()),

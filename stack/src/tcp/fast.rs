@@ -23,6 +23,12 @@
 //! §3.10.7.4 window update, which the short path applies with the same rule
 //! (`update_send_window`); the one other reader of it, the RFC 5681 duplicate-ACK test,
 //! needs an ACK that neither advances nor carries text, which is never predicted.
+//!
+//! Two conditions are stricter than equivalence needs, and cheap: an empty out-of-order
+//! queue (`queue_in_order` pops it as the general path does) and no sender model (the
+//! shared helpers feed it when there is one). The second means a connection that once
+//! received a SACK block, retransmitted with SACK recovery or paced never takes the short
+//! path again: the model is made then and kept.
 
 use super::State;
 use super::ecn::Ecn;

@@ -93,6 +93,7 @@ impl Tcb {
         // ACK in [SND.UNA, SND.MAX] that advances or comes with text, text that fits the
         // window, no congestion mark to echo. The window field may change: see `fast.rs`.
         self.state == State::Established
+            && self.cfg.header_prediction
             && seg.flags.without(TcpFlags::PSH) == TcpFlags::ACK
             && SeqNumber(seg.seq_number) == self.rcv_nxt
             && seg.options.sack_blocks.is_empty()
@@ -113,7 +114,6 @@ impl Tcb {
             && self.tlp_end.is_none()
             && self.sender.is_none()
             && self.sent.sacked == 0
-            && self.cfg.header_prediction
             && !self.cc.controls_recovery()
     }
 

@@ -158,7 +158,10 @@ impl Tcb {
         sample
     }
 
-    /// RFC 9293 §3.10.7.4: every state from SYN-RECEIVED to TIME-WAIT.
+    /// RFC 9293 §3.10.7.4: every state from SYN-RECEIVED to TIME-WAIT. Kept out of line:
+    /// inlined into `handle_segment_ecn` it would make the header-prediction path pay its
+    /// prologue (register saves) too.
+    #[inline(never)]
     fn input_synchronized(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8], ecn: Ecn) {
         let f = seg.flags;
         let (rst, syn, fin, has_ack) = (

@@ -190,6 +190,7 @@ impl Tcb {
     /// The cumulative ACK reached `ack`: drops the records it covers (RACK sees each newly
     /// delivered one); returns the RTT of the newest covered record never retransmitted and not
     /// SACKed before (so it was delivered just now).
+    #[inline(always)]
     pub(super) fn acknowledge_records(&mut self, now: Instant, ack: SeqNumber) -> Option<Duration> {
         let (rack, mut sender) = (&mut self.rack, self.sender.as_deref_mut());
         let mut newest = None;

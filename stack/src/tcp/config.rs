@@ -161,6 +161,12 @@ pub struct TcpConfig {
     /// Added to the engine's milliseconds for our TSvals (RFC 7323 §5.4, Linux `ts_off`):
     /// the engine sets it per connection from [`super::TimestampOffsets`]; 0 by default.
     pub ts_offset: u32,
+    /// Header prediction (Van Jacobson's, Linux `tcp_rcv_established`'s fast path): an
+    /// in-order segment of an established connection that acknowledges new data or carries
+    /// the next text, while neither end repairs loss, takes a short path with the same
+    /// effects as the full RFC 9293 §3.10.7 processing. On by default; off runs every
+    /// segment through the full checks (the differential tests compare the two).
+    pub header_prediction: bool,
 }
 
 impl Default for TcpConfig {
@@ -200,6 +206,7 @@ impl Default for TcpConfig {
             pacing: false,
             loss_recovery: LossRecovery::RackTlp,
             ts_offset: 0,
+            header_prediction: true,
         }
     }
 }

@@ -18,7 +18,7 @@ const RTO_AFTER_SYN_LOSS: Duration = Duration::from_secs(3);
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
 /// `a < b` in timestamp space (RFC 7323 §5.3, modulo 2^32).
-fn ts_before(a: u32, b: u32) -> bool {
+pub(super) fn ts_before(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
 
@@ -33,6 +33,9 @@ impl Tcb {
     /// carried the segment (RFC 3168: a CE mark on data is echoed to the sender).
     pub fn handle_segment_ecn(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8], ecn: Ecn) {
         self.stats.segs_in += 1;
+        if self.handle_predicted(now, seg, payload, ecn) {
+            return;
+        }
         match self.state {
             // RFC 9293 §3.10.7.1: a closed connection answers with RST.
             State::Closed => self.queue_reset_for(seg, payload.len()),
@@ -155,7 +158,10 @@ impl Tcb {
         sample
     }
 
-    /// RFC 9293 §3.10.7.4: every state from SYN-RECEIVED to TIME-WAIT.
+    /// RFC 9293 §3.10.7.4: every state from SYN-RECEIVED to TIME-WAIT. Kept out of line:
+    /// inlined into `handle_segment_ecn` it would make the header-prediction path pay its
+    /// prologue (register saves) too.
+    #[inline(never)]
     fn input_synchronized(&mut self, now: Instant, seg: &TcpRepr, payload: &[u8], ecn: Ecn) {
         let f = seg.flags;
         let (rst, syn, fin, has_ack) = (
@@ -236,15 +242,7 @@ impl Tcb {
             return;
         }
 
-        // RFC 7323 §4.3: remember the timestamp to echo.
-        if self.ts_enabled {
-            if let Some((tsval, _)) = seg.options.timestamp {
-                if !ts_before(tsval, self.ts_recent) && seq <= self.last_ack_sent {
-                    self.ts_recent = tsval;
-                    self.ts_recent_age = now;
-                }
-            }
-        }
+        self.remember_timestamp(now, seg, seq);
 
         // Fourth: SYN in a synchronized state -> challenge ACK (RFC 5961 §4.2).
         if syn {
@@ -323,6 +321,19 @@ impl Tcb {
         }
     }
 
+    /// RFC 7323 §4.3: remember the timestamp to echo, from an acceptable segment at `seq`.
+    #[inline(always)]
+    pub(super) fn remember_timestamp(&mut self, now: Instant, seg: &TcpRepr, seq: SeqNumber) {
+        if self.ts_enabled {
+            if let Some((tsval, _)) = seg.options.timestamp {
+                if !ts_before(tsval, self.ts_recent) && seq <= self.last_ack_sent {
+                    self.ts_recent = tsval;
+                    self.ts_recent_age = now;
+                }
+            }
+        }
+    }
+
     /// RFC 9293 §3.10.7.4 second check, for a RST with SEG.SEQ == RCV.NXT.
     fn handle_reset(&mut self) {
         match self.state {
@@ -352,42 +363,7 @@ impl Tcb {
         let mut acked = 0;
         let mut rtt = None;
         if ack > self.snd_una {
-            acked = ack.since(self.snd_una);
-            let data_acked = (ack.since(self.snd_buf_start) as usize).min(self.send_buf.len());
-            self.send_buf.consume(data_acked);
-            self.snd_buf_start += data_acked as u32;
-            self.stats.bytes_acked += data_acked as u64;
-            self.snd_una = ack;
-            self.snd_nxt = self.snd_nxt.max_seq(ack);
-            rtt = if sack_recovery {
-                // The send time of each segment is known to the microsecond: the newest
-                // segment never retransmitted that this ACK covers gives the sample (RFC 6298
-                // §3, Karn's rule), finer than the millisecond timestamp clock.
-                match self.acknowledge_records(now, ack) {
-                    Some(sample) => {
-                        self.rtt.sample_with(sample, self.cfg.rto_min_on_variance);
-                        self.rtt_sample = None;
-                        Some(sample)
-                    }
-                    None => self.take_rtt_sample(now, seg, ack),
-                }
-            } else {
-                self.take_rtt_sample(now, seg, ack)
-            };
-            // RFC 6298 §5.2/§5.3 and §5.7-style: fresh progress resets backoff.
-            self.backoff = 0;
-            self.persist_unanswered = 0;
-            if self.snd_una == self.snd_max {
-                self.rto_deadline = None;
-                self.progress_since = None;
-            } else {
-                self.rto_deadline = Some(now + self.rtt.rto());
-                self.progress_since = Some(now);
-            }
-            if !sack_recovery {
-                self.newreno_on_new_ack(now, ack, acked, rtt);
-            }
-            self.dup_acks = 0;
+            (acked, rtt) = self.ack_new_data(now, seg, ack, sack_recovery);
         } else if sack_recovery {
             // Duplicate ACKs are counted from SACK information (recovery.rs).
         } else if ack == self.snd_una
@@ -425,24 +401,8 @@ impl Tcb {
         // Delivered now: newly acknowledged plus newly SACKed, minus what was SACKed before and
         // is only now acknowledged (RFC 6937's DeliveredData).
         let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
-        self.on_delivered(now, u64::try_from(delivered).unwrap_or(0));
-        self.update_pacing_rate();
-        if acked > 0 {
-            // The congestion window may have grown: the send buffer follows it.
-            self.expand_send_buffer();
-        }
-        self.persist_unanswered = 0;
-        // RFC 9293 §3.10.7.4 fifth: update the send window from newer segments only.
-        if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
-            self.snd_wnd = window;
-            self.max_snd_wnd = self.max_snd_wnd.max(window);
-            self.snd_wl1 = seq;
-            self.snd_wl2 = ack;
-            if window > 0 {
-                self.persist_backoff = 0;
-                self.persist_deadline = None;
-            }
-        }
+        self.after_ack(now, u64::try_from(delivered).unwrap_or(0), acked);
+        self.update_send_window(seq, ack, window);
         match self.state {
             State::FinWait1 if self.fin_acked() => {
                 self.state = State::FinWait2;
@@ -453,6 +413,87 @@ impl Tcb {
             State::Closing if self.fin_acked() => self.enter_time_wait(now),
             State::LastAck if self.fin_acked() => self.enter_closed(None),
             _ => {}
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4 fifth check, SND.UNA < SEG.ACK =< SND.MAX: the send buffer gives
+    /// up what `ack` covers, the RTT is sampled, the retransmission timer restarts, and
+    /// NewReno (without SACK recovery) sees the ACK. Returns the bytes newly acknowledged
+    /// and the RTT sample. Shared with header prediction (`fast.rs`).
+    #[inline(always)]
+    pub(super) fn ack_new_data(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr,
+        ack: SeqNumber,
+        sack_recovery: bool,
+    ) -> (u32, Option<Duration>) {
+        let acked = ack.since(self.snd_una);
+        let data_acked = (ack.since(self.snd_buf_start) as usize).min(self.send_buf.len());
+        self.send_buf.consume(data_acked);
+        self.snd_buf_start += data_acked as u32;
+        self.stats.bytes_acked += data_acked as u64;
+        self.snd_una = ack;
+        self.snd_nxt = self.snd_nxt.max_seq(ack);
+        let rtt = if sack_recovery {
+            // The send time of each segment is known to the microsecond: the newest
+            // segment never retransmitted that this ACK covers gives the sample (RFC 6298
+            // §3, Karn's rule), finer than the millisecond timestamp clock.
+            match self.acknowledge_records(now, ack) {
+                Some(sample) => {
+                    self.rtt.sample_with(sample, self.cfg.rto_min_on_variance);
+                    self.rtt_sample = None;
+                    Some(sample)
+                }
+                None => self.take_rtt_sample(now, seg, ack),
+            }
+        } else {
+            self.take_rtt_sample(now, seg, ack)
+        };
+        // RFC 6298 §5.2/§5.3 and §5.7-style: fresh progress resets backoff.
+        self.backoff = 0;
+        self.persist_unanswered = 0;
+        if self.snd_una == self.snd_max {
+            self.rto_deadline = None;
+            self.progress_since = None;
+        } else {
+            self.rto_deadline = Some(now + self.rtt.rto());
+            self.progress_since = Some(now);
+        }
+        if !sack_recovery {
+            self.newreno_on_new_ack(now, ack, acked, rtt);
+        }
+        self.dup_acks = 0;
+        (acked, rtt)
+    }
+
+    /// After an acceptable ACK (`delivered` bytes newly delivered, `acked` of them newly
+    /// acknowledged): the delivery rate, the pacing rate and the send buffer follow; a
+    /// window probe was answered.
+    #[inline(always)]
+    pub(super) fn after_ack(&mut self, now: Instant, delivered: u64, acked: u32) {
+        self.on_delivered(now, delivered);
+        self.update_pacing_rate();
+        if acked > 0 {
+            // The congestion window may have grown: the send buffer follows it.
+            self.expand_send_buffer();
+        }
+        self.persist_unanswered = 0;
+    }
+
+    /// RFC 9293 §3.10.7.4 fifth: update the send window from newer segments only
+    /// (SND.WL1 < SEG.SEQ, or SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK).
+    #[inline(always)]
+    pub(super) fn update_send_window(&mut self, seq: SeqNumber, ack: SeqNumber, window: u32) {
+        if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
+            self.snd_wnd = window;
+            self.max_snd_wnd = self.max_snd_wnd.max(window);
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+            if window > 0 {
+                self.persist_backoff = 0;
+                self.persist_deadline = None;
+            }
         }
     }
 
@@ -544,42 +585,10 @@ impl Tcb {
         }
         let data = &payload[start_trim..payload.len() - end_trim];
         let start = start + start_trim;
-        // RFC 9293 §3.8.6.2.2 "full-sized segment": the largest payload seen, up to our MSS.
-        let seen = u32::try_from(data.len())
-            .unwrap_or(u32::MAX)
-            .min(u32::from(self.cfg.mss));
-        self.rcv_mss = self.rcv_mss.max(seen);
         if start == self.rcv_nxt {
-            self.measure_rcv_rtt(now, seg, data.len());
-            let n = self.recv_buf.write_at(self.recv_buf.len(), data);
-            self.recv_buf.commit(n);
-            self.rcv_nxt += n as u32;
-            self.stats.bytes_in += n as u64;
-            self.unacked_bytes = self.unacked_bytes.saturating_add(n as u32);
-            let mut filled_hole = false;
-            while let Some(ooo_end) = self.ooo.pop_contiguous(self.rcv_nxt) {
-                if ooo_end > self.rcv_nxt {
-                    let add = ooo_end.since(self.rcv_nxt);
-                    self.recv_buf.commit(add as usize);
-                    self.rcv_nxt = ooo_end;
-                    self.stats.bytes_in += u64::from(add);
-                }
-                filled_hole = true;
-            }
-            self.rcv_space_adjust(now);
-            if filled_hole || !self.ooo.is_empty() {
-                // RFC 5681 §4.2: ACK at once when a segment fills (part of) a gap.
-                self.ack_now = true;
-            } else if self.quickack > 0 {
-                self.quickack -= 1;
-                self.ack_now = true;
-            } else if self.unacked_bytes >= 2 * self.rcv_mss {
-                // RFC 5681 §4.2 / RFC 1122 §4.2.3.2: ACK at least every second full-sized segment.
-                self.ack_now = true;
-            } else if self.delack_deadline.is_none() {
-                self.delack_deadline = Some(now + self.cfg.delayed_ack);
-            }
+            self.queue_in_order(now, seg, data);
         } else {
+            self.note_segment_size(data.len());
             // Out of order: keep it (within bounds) and send an immediate duplicate ACK
             // (RFC 5681 §3.2 / §4.2); quick-ack mode until the hole fills.
             let offset = self.recv_buf.len() + start.since(self.rcv_nxt) as usize;
@@ -600,6 +609,52 @@ impl Tcb {
             }
             self.ack_now = true;
             self.quickack = self.quickack.max(self.cfg.quickack_segments);
+        }
+    }
+
+    /// RFC 9293 §3.8.6.2.2 "full-sized segment": the largest payload seen, up to our MSS.
+    #[inline(always)]
+    fn note_segment_size(&mut self, len: usize) {
+        let seen = u32::try_from(len)
+            .unwrap_or(u32::MAX)
+            .min(u32::from(self.cfg.mss));
+        self.rcv_mss = self.rcv_mss.max(seen);
+    }
+
+    /// RFC 9293 §3.10.7.4 seventh check for text at RCV.NXT that fits the window: into the
+    /// receive buffer, with any out-of-order data it joins, then the ACK is scheduled (RFC
+    /// 5681 §4.2, RFC 1122 §4.2.3.2). Shared with header prediction (`fast.rs`).
+    #[inline(always)]
+    pub(super) fn queue_in_order(&mut self, now: Instant, seg: &TcpRepr, data: &[u8]) {
+        self.note_segment_size(data.len());
+        self.measure_rcv_rtt(now, seg, data.len());
+        let n = self.recv_buf.write_at(self.recv_buf.len(), data);
+        self.recv_buf.commit(n);
+        self.rcv_nxt += n as u32;
+        self.stats.bytes_in += n as u64;
+        self.unacked_bytes = self.unacked_bytes.saturating_add(n as u32);
+        let mut filled_hole = false;
+        while let Some(ooo_end) = self.ooo.pop_contiguous(self.rcv_nxt) {
+            if ooo_end > self.rcv_nxt {
+                let add = ooo_end.since(self.rcv_nxt);
+                self.recv_buf.commit(add as usize);
+                self.rcv_nxt = ooo_end;
+                self.stats.bytes_in += u64::from(add);
+            }
+            filled_hole = true;
+        }
+        self.rcv_space_adjust(now);
+        if filled_hole || !self.ooo.is_empty() {
+            // RFC 5681 §4.2: ACK at once when a segment fills (part of) a gap.
+            self.ack_now = true;
+        } else if self.quickack > 0 {
+            self.quickack -= 1;
+            self.ack_now = true;
+        } else if self.unacked_bytes >= 2 * self.rcv_mss {
+            // RFC 5681 §4.2 / RFC 1122 §4.2.3.2: ACK at least every second full-sized segment.
+            self.ack_now = true;
+        } else if self.delack_deadline.is_none() {
+            self.delack_deadline = Some(now + self.cfg.delayed_ack);
         }
     }
 

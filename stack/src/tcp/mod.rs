@@ -49,6 +49,7 @@ mod congestion;
 mod cubic;
 mod ecn;
 mod error;
+mod fast;
 mod icmp;
 mod info;
 mod input;

@@ -114,6 +114,23 @@ impl Tcb {
             self.frto_on_ack(ack, acked);
         }
         self.tlp_on_ack(now, ack, dsack);
+        self.rack_on_ack(now, ack, acked, sacked_before, before, rtt);
+    }
+
+    /// The end of [`process_ack_sack`](Self::process_ack_sack), after the SACK blocks, F-RTO
+    /// and the probe episode were seen to: RACK loss detection, recovery's end or PRR, the
+    /// congestion controller's sample, and the probe timer. Arguments as there. Shared with
+    /// header prediction (`fast.rs`).
+    #[inline(always)]
+    pub(super) fn rack_on_ack(
+        &mut self,
+        now: Instant,
+        ack: SeqNumber,
+        acked: u32,
+        sacked_before: u32,
+        before: (u32, u64),
+        rtt: Option<Duration>,
+    ) {
         // RFC 8985 §6.2 step 5: detect losses when something newly delivered.
         if self.rack.advanced() {
             self.rack_detect(now);
@@ -173,6 +190,7 @@ impl Tcb {
     /// The cumulative ACK reached `ack`: drops the records it covers (RACK sees each newly
     /// delivered one); returns the RTT of the newest covered record never retransmitted and not
     /// SACKed before (so it was delivered just now).
+    #[inline(always)]
     pub(super) fn acknowledge_records(&mut self, now: Instant, ack: SeqNumber) -> Option<Duration> {
         let (rack, mut sender) = (&mut self.rack, self.sender.as_deref_mut());
         let mut newest = None;

@@ -7,6 +7,9 @@ use core::time::Duration;
 pub struct TcpStats {
     /// Segments handed to `handle_segment`.
     pub segs_in: u64,
+    /// Of those, segments header prediction handled on its short path
+    /// ([`TcpConfig::header_prediction`](super::TcpConfig::header_prediction)).
+    pub predicted: u64,
     /// Segments returned by `poll_transmit`.
     pub segs_out: u64,
     /// Payload bytes accepted in order (delivered to the receive buffer).
@@ -97,6 +100,9 @@ pub struct TcpStats {
 pub(super) struct TcpCounters {
     /// Segments handed to `handle_segment`.
     pub segs_in: u64,
+    /// Of those, segments header prediction handled on its short path
+    /// ([`TcpConfig::header_prediction`](super::TcpConfig::header_prediction)).
+    pub predicted: u64,
     /// Segments returned by `poll_transmit`.
     pub segs_out: u64,
     /// Payload bytes accepted in order (delivered to the receive buffer).
@@ -182,6 +188,7 @@ impl TcpCounters {
     ) -> TcpStats {
         TcpStats {
             segs_in: self.segs_in,
+            predicted: self.predicted,
             segs_out: self.segs_out,
             bytes_in: self.bytes_in,
             bytes_acked: self.bytes_acked,

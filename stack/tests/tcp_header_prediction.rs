@@ -811,6 +811,10 @@ fn sack_blocks_and_a_sacked_scoreboard_are_not_predicted() {
     ));
     // Something is SACKed now: an ACK that advances without a block is not predicted either.
     assert!(!t.inject(310, seg(".").seq(P).ack(D + 1460), Ecn::NotEct));
+    // Everything acknowledged: the scoreboard is empty again and the next segment is
+    // predicted (a SACK block does not leave the connection on the long path for good).
+    assert!(!t.inject(320, seg(".").seq(P).ack(D + 4000), Ecn::NotEct));
+    assert!(t.inject(330, seg(".").seq(P).ack(D + 4000).len(10), Ecn::NotEct));
 }
 
 #[test]

@@ -26,9 +26,9 @@
 //!
 //! Two conditions are stricter than equivalence needs, and cheap: an empty out-of-order
 //! queue (`queue_in_order` pops it as the general path does) and no sender model (the
-//! shared helpers feed it when there is one). The second means a connection that once
-//! received a SACK block, retransmitted with SACK recovery or paced never takes the short
-//! path again: the model is made then and kept.
+//! shared helpers feed it when there is one). The second means a connection that paced
+//! or runs BBR never takes the short path: the model is made then and kept. (A SACK block
+//! does not make it: the scoreboard's scratch space is the thread's.)
 
 use super::State;
 use super::ecn::Ecn;

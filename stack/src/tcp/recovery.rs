@@ -7,10 +7,12 @@
 //! the highest sequence number sent when it began (RFC 6675 §5 `RecoveryPoint`).
 
 use super::congestion::{AckSample, RecoveryState};
+use super::rate::RateSnapshot;
 use super::seq::SeqNumber;
 use super::tcb::{Frto, TailProbe, Tcb};
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpRepr};
+use core::cell::Cell;
 use core::time::Duration;
 
 /// RFC 8985 §7.2 WCDelAckT: the worst-case delayed-ACK time a lone segment may wait.
@@ -22,6 +24,12 @@ const PTO_SLACK: Duration = Duration::from_millis(2);
 
 /// F-RTO (RFC 5682 §3.1 step 2b): new segments sent to probe a timeout.
 const FRTO_NEW_SEGMENTS: u32 = 2;
+
+thread_local! {
+    /// The pieces newly SACKed by the ACK being processed: one vector per thread, its
+    /// capacity kept between ACKs (no allocation per ACK, no bytes per connection).
+    static SACK_SCRATCH: Cell<Vec<(SeqNumber, SeqNumber)>> = const { Cell::new(Vec::new()) };
+}
 
 impl Tcb {
     /// RFC 6675 §4 `pipe`: bytes believed in the network — outstanding, minus SACKed and lost,
@@ -52,7 +60,10 @@ impl Tcb {
         let mut newly_sacked = 0;
         let mut dsack = None;
         if !seg.options.sack_blocks.is_empty() {
-            let mut scratch = core::mem::take(&mut self.sender_model(now).sack_scratch);
+            // Not from the sender model: making that model for a scratch vector would
+            // switch the delivery-rate sampler on for good (every send then pays for it,
+            // and header prediction never runs again on the connection).
+            let mut scratch = SACK_SCRATCH.take();
             scratch.clear();
             let summary = self.sack_board.apply(
                 ack,
@@ -87,9 +98,7 @@ impl Tcb {
                 );
             }
             // The scratch space goes back with its capacity.
-            if let Some(s) = &mut self.sender {
-                s.sack_scratch = scratch;
-            }
+            SACK_SCRATCH.set(scratch);
             if summary.dsack.is_some() {
                 // RFC 2883 §4 / RFC 8985 §6.2 step 4: a duplicate arrived: we retransmitted
                 // needlessly, or the network reorders; widen the reordering window.
@@ -516,9 +525,16 @@ impl Tcb {
             flags |= TcpFlags::PSH;
         }
         let mss = self.snd_mss;
-        let model = self.sender_model(now);
-        let snapshot = model.rate.on_sent(now, false);
-        model.pacer.on_sent(now, seg.len(), mss);
+        // As for new data (`emit_data`): the sampler and the pacer only where they run
+        // (BBR, pacing); a CUBIC or NewReno retransmission does not switch them on.
+        let snapshot = if self.sender.is_some() || self.cc.uses_rate_samples() {
+            let model = self.sender_model(now);
+            let snapshot = model.rate.on_sent(now, false);
+            model.pacer.on_sent(now, seg.len(), mss);
+            snapshot
+        } else {
+            RateSnapshot::default()
+        };
         self.sent.retransmitted(i, now, snapshot);
         if let Some(n) = &mut self.undo_retrans {
             *n += 1;

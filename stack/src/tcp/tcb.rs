@@ -59,9 +59,6 @@ pub(super) struct SenderModel {
     /// Pacing, and the time it holds data back until, if it does.
     pub pacer: Pacer,
     pub pacing_release: Option<Instant>,
-    /// Pieces newly SACKed by the ACK being processed (capacity kept between ACKs; here
-    /// rather than in the `Tcb`, which an idle connection keeps small).
-    pub sack_scratch: Vec<(SeqNumber, SeqNumber)>,
 }
 
 /// Intervals of the sender's SACK scoreboard (bounded against hostile SACK streams): as
@@ -411,7 +408,6 @@ impl Tcb {
                 rate: RateSampler::new(now),
                 pacer: Pacer::new(),
                 pacing_release: None,
-                sack_scratch: Vec::new(),
             })
         })
     }

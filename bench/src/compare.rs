@@ -348,6 +348,11 @@ pub fn run(mut args: CompareArgs) -> anyhow::Result<()> {
     let runs_dir = args.out.join("runs");
     std::fs::create_dir_all(&runs_dir)
         .with_context(|| format!("creating {}", runs_dir.display()))?;
+    // Absolute: nginx reads a relative `-c` against its `-p` prefix (a relative
+    // `--out`, the default, named the configuration twice over).
+    let runs_dir = runs_dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", runs_dir.display()))?;
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop);

@@ -70,11 +70,18 @@ impl RingBuffer {
     /// Makes the storage hold at least `end` bytes from the head: the first block, or a
     /// larger one with the ring's bytes moved over (linearised from the head, so every
     /// offset from the head stays valid).
+    #[inline]
     fn reserve(&mut self, end: usize) {
-        let size = self.storage.len();
-        if end <= size {
-            return;
+        if end > self.storage.len() {
+            self.grow_storage(end);
         }
+    }
+
+    /// [`Self::reserve`]'s slow path, out of line: a block from the pool.
+    #[cold]
+    #[inline(never)]
+    fn grow_storage(&mut self, end: usize) {
+        let size = self.storage.len();
         let mut block = buffer_pool::take(end);
         if size > 0 {
             let tail = size - self.head;

@@ -154,12 +154,19 @@ impl NeighborCache {
     ///
     /// A stale entry is still used, and one revalidation request is asked for
     /// (RFC 1122 §2.3.2.1: keep using the entry while checking it).
+    #[inline]
     pub fn resolve(&mut self, ip: Ipv4Addr, now: Instant) -> Resolution {
         if let Some((last_ip, mac, fresh_until)) = self.last {
             if last_ip == ip && now < fresh_until {
                 return Resolution::Known(mac);
             }
         }
+        self.resolve_in_table(ip, now)
+    }
+
+    /// [`Self::resolve`] past the last answer: the table.
+    #[inline(never)]
+    fn resolve_in_table(&mut self, ip: Ipv4Addr, now: Instant) -> Resolution {
         let config = self.config;
         match self.entries.get_mut(&ip) {
             Some(State::Known {

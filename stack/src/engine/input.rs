@@ -102,13 +102,25 @@ pub(crate) fn observed_arp(core: &mut Core, now: Instant, bytes: &[u8]) {
 
 /// Handles the frames other engines handed to this one (at most a burst).
 /// Returns how many there were.
+#[inline]
 pub(crate) fn drain_inbox(core: &mut Core, now: Instant) -> usize {
-    // The usual case, nothing handed over, costs one load and no reference count.
-    let Some(fwd) = core
+    // The usual case, nothing handed over (or one engine alone), costs a load or
+    // two and no call.
+    if core
         .forward
         .as_ref()
-        .filter(|f| f.mesh.has_frames_for(f.core))
-    else {
+        .is_some_and(|f| f.mesh.has_frames_for(f.core))
+    {
+        drain_inbox_frames(core, now)
+    } else {
+        0
+    }
+}
+
+/// [`drain_inbox`] once frames are waiting.
+#[inline(never)]
+fn drain_inbox_frames(core: &mut Core, now: Instant) -> usize {
+    let Some(fwd) = core.forward.as_ref() else {
         return 0;
     };
     let (mesh, own) = (Arc::clone(&fwd.mesh), fwd.core);

@@ -376,7 +376,11 @@ pub(crate) fn surge_echo_once<D: Device>(
                 let _ = engine.close(conn);
                 return false;
             }
+            // A read shorter than the buffer emptied the receive queue: no second
+            // read to learn so (nginx's `ngx_unix_recv` rule; the smoltcp server's
+            // `can_recv` check is the same knowledge).
             Ok(n) => match engine.send(conn, &buf[..n]) {
+                Ok(sent) if sent == n && n < buf.len() => return true,
                 Ok(sent) if sent == n => {}
                 Ok(sent) => pending.extend_from_slice(&buf[sent..n]),
                 Err(Errno::EAGAIN) => pending.extend_from_slice(&buf[..n]),

@@ -202,7 +202,8 @@ fn finish_call<R>(
     result: &Result<R, Errno>,
     read: bool,
 ) {
-    if sock.tcb().is_some() {
+    // A call that would block changed nothing the output needs to look at.
+    if sock.tcb().is_some() && !matches!(result, Err(Errno::EAGAIN)) {
         mark(core_dirty, sock, id);
     }
     if !matches!(result, Err(Errno::EBADF)) {

@@ -332,27 +332,26 @@ impl Tcb {
             self.tlp_deadline = None;
             return;
         }
-        let Some(srtt) = self.rtt.srtt() else {
+        let Some(srtt) = self.rtt.srtt_nanos() else {
             self.tlp_deadline = None;
             return;
         };
-        if !self.rack_mode()
-            || self.in_recovery
-            || self.in_loss
-            || self.tlp_end.is_some()
-            || self.snd_una == self.snd_max
-        {
+        if !self.rack_mode() || self.in_recovery || self.in_loss || self.tlp_end.is_some() {
             self.tlp_deadline = None;
             return;
         }
-        let mut pto = srtt * 2;
-        if self.snd_max.since(self.snd_una) <= self.snd_mss {
+        // In nanoseconds, after every new segment: the same instant `now + (2 * SRTT +
+        // slack)` gives in `Duration` arithmetic (whole microseconds, rounded down).
+        let slack = if self.snd_max.since(self.snd_una) <= self.snd_mss {
             // RFC 8985 §7.2: a lone segment may wait for a delayed ACK.
-            pto += WORST_CASE_DELAYED_ACK;
+            WORST_CASE_DELAYED_ACK
         } else {
-            pto += PTO_SLACK;
-        }
-        let deadline = now + pto;
+            PTO_SLACK
+        };
+        let pto = srtt
+            .saturating_mul(2)
+            .saturating_add(slack.as_nanos() as u64);
+        let deadline = Instant::from_micros(now.total_micros().saturating_add(pto / 1000));
         // RFC 8985 §7.2: never later than the RTO.
         self.tlp_deadline = Some(match self.rto_deadline {
             Some(rto) => deadline.min(rto),

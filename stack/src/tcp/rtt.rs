@@ -86,6 +86,12 @@ impl RttEstimator {
         Duration::from_nanos(self.rto.saturating_mul(factor).min(self.max))
     }
 
+    /// Smoothed RTT in nanoseconds, if measured (for arithmetic on every segment
+    /// without `Duration`'s conversions).
+    pub(super) fn srtt_nanos(&self) -> Option<u64> {
+        self.srtt
+    }
+
     /// Smoothed RTT, if measured.
     pub fn srtt(&self) -> Option<Duration> {
         self.srtt.map(Duration::from_nanos)

@@ -394,7 +394,9 @@ pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result
         return Err(WireError::BadLength);
     }
     write_u16(segment, field::CHECKSUM.start, 0);
-    let c = checksum_split(src, dst, segment, &[]);
+    // One contiguous buffer: `checksum_split` without its empty second piece.
+    let pseudo = checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, segment.len() as u16);
+    let c = !checksum::add(pseudo, checksum::sum(segment));
     write_u16(segment, field::CHECKSUM.start, c);
     Ok(())
 }

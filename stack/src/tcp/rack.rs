@@ -17,10 +17,11 @@ pub(super) struct Rack {
     xmit_ts: Option<Instant>,
     /// Its end sequence number (ties between equal send times).
     end_seq: SeqNumber,
-    /// RTT of the most recently delivered segment.
-    rtt: Duration,
-    /// Minimum RTT seen.
-    min_rtt: Option<Duration>,
+    /// RTT of the most recently delivered segment, in microseconds (the clock's unit:
+    /// no `Duration` conversions on every ACK).
+    rtt_us: u64,
+    /// Minimum RTT seen, in microseconds.
+    min_rtt_us: Option<u64>,
     /// Highest SACKed sequence number plus one (RFC 8985 "RACK.fack").
     fack: SeqNumber,
     /// Reordering was observed (RFC 8985 §6.2 step 3).
@@ -53,8 +54,8 @@ impl Rack {
         Rack {
             xmit_ts: None,
             end_seq: iss,
-            rtt: Duration::ZERO,
-            min_rtt: None,
+            rtt_us: 0,
+            min_rtt_us: None,
             fack: iss,
             reordering_seen: false,
             reordering_bytes: 0,
@@ -66,21 +67,24 @@ impl Rack {
 
     /// The minimum RTT seen (RFC 8985 §6.2 step 2's `min_RTT`; Linux `tcp_min_rtt`).
     pub fn min_rtt(&self) -> Option<Duration> {
-        self.min_rtt
+        self.min_rtt_us.map(Duration::from_micros)
     }
 
     /// RFC 8985 §6.2 steps 2-3 for one newly delivered (SACKed or acknowledged) segment.
     pub fn on_delivered(&mut self, seg: &SentSegment, now: Instant, sacked: bool) {
-        let rtt = now - seg.sent_at;
+        // `now - seg.sent_at`, saturating at zero, in the clock's microseconds.
+        let rtt = now
+            .total_micros()
+            .saturating_sub(seg.sent_at.total_micros());
         // Step 2: a retransmitted segment delivered faster than the minimum RTT was the
         // original's delivery; its time says nothing.
-        if seg.retransmitted && self.min_rtt.is_some_and(|m| rtt < m) {
+        if seg.retransmitted && self.min_rtt_us.is_some_and(|m| rtt < m) {
             return;
         }
         if !seg.retransmitted {
-            self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+            self.min_rtt_us = Some(self.min_rtt_us.map_or(rtt, |m| m.min(rtt)));
         }
-        self.rtt = rtt;
+        self.rtt_us = rtt;
         let newer = match self.xmit_ts {
             None => true,
             Some(t) => sent_after(seg.sent_at, seg.end, t, self.end_seq),
@@ -129,13 +133,18 @@ impl Rack {
         if !self.reordering_seen && (in_recovery || sacked_segments >= 3) {
             return Duration::ZERO;
         }
-        let min_rtt = self.min_rtt.unwrap_or(srtt);
+        let min_rtt = self.min_rtt().unwrap_or(srtt);
         (min_rtt / 4 * self.reo_wnd_mult).min(srtt.max(min_rtt))
     }
 
     /// Whether loss detection has anything new to look at.
     pub fn advanced(&self) -> bool {
         self.advanced
+    }
+
+    /// Loss detection looked (with nothing outstanding, see `Tcb::rack_detect`).
+    pub fn clear_advanced(&mut self) {
+        self.advanced = false;
     }
 
     /// RFC 8985 §6.2 step 5: marks lost every record sent before the most recently delivered
@@ -167,7 +176,7 @@ impl Rack {
             if !sent_after(xmit_ts, self.end_seq, seg.sent_at, seg.end) {
                 continue;
             }
-            let due = seg.sent_at + self.rtt + reo_wnd;
+            let due = seg.sent_at + Duration::from_micros(self.rtt_us) + reo_wnd;
             if due <= now {
                 q.mark_lost(i);
                 d.lost += 1;

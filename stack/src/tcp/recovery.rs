@@ -245,6 +245,14 @@ impl Tcb {
 
     /// RFC 8985 §6.2 step 5 and the reordering timer; enters recovery on a loss.
     pub(super) fn rack_detect(&mut self, now: Instant) {
+        if self.sent.len() == 0 {
+            // Everything sent is acknowledged (each ACK of a request/response
+            // exchange): nothing can be lost and no reordering timer is needed; what
+            // `detect_loss` would conclude, without working out the SRTT for it.
+            self.rack.clear_advanced();
+            self.rack_deadline = None;
+            return;
+        }
         let srtt = self.rtt.srtt().unwrap_or(self.rtt.rto());
         let d = self
             .rack

@@ -450,9 +450,9 @@ impl Tcb {
         } else {
             self.take_rtt_sample(now, seg, ack)
         };
-        // RFC 6298 §5.2/§5.3 and §5.7-style: fresh progress resets backoff.
+        // RFC 6298 §5.2/§5.3 and §5.7-style: fresh progress resets backoff (and
+        // `after_ack`, which follows every acceptable ACK, the persist count).
         self.backoff = 0;
-        self.persist_unanswered = 0;
         if self.snd_una == self.snd_max {
             self.rto_deadline = None;
             self.progress_since = None;

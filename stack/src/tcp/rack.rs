@@ -142,19 +142,15 @@ impl Rack {
         self.advanced
     }
 
-    /// Loss detection looked (with nothing outstanding, see `Tcb::rack_detect`).
-    pub fn clear_advanced(&mut self) {
-        self.advanced = false;
-    }
-
     /// RFC 8985 §6.2 step 5: marks lost every record sent before the most recently delivered
-    /// one and overdue by RTT + reordering window.
+    /// one and overdue by RTT + reordering window. `srtt` is asked only when a record is
+    /// outstanding.
     pub fn detect_loss(
         &mut self,
         q: &mut SentQueue,
         now: Instant,
         in_recovery: bool,
-        srtt: Duration,
+        srtt: impl FnOnce() -> Duration,
     ) -> Detection {
         self.advanced = false;
         let mut d = Detection::default();
@@ -166,7 +162,7 @@ impl Rack {
             // exchange): no record can be lost and no reordering timer is needed.
             return d;
         }
-        let reo_wnd = self.reo_wnd(in_recovery, q.sacked_segments, srtt);
+        let reo_wnd = self.reo_wnd(in_recovery, q.sacked_segments, srtt());
         let mut timeout = Duration::ZERO;
         for i in 0..q.len() {
             let Some(&seg) = q.get(i) else { break };
@@ -228,13 +224,13 @@ mod tests {
         // Segment 2 (sent at 2 ms) is SACKed at 42 ms: RTT 40 ms. Segments 0 and 1 were sent
         // before it. One SACKed segment: reo_wnd = min_rtt / 4 = 10 ms.
         sack(&mut rack, &mut q, 200, 300, ms(42));
-        let d = rack.detect_loss(&mut q, ms(42), false, srtt);
+        let d = rack.detect_loss(&mut q, ms(42), false, || srtt);
         assert_eq!(d.lost, 0, "within the reordering window");
         // Segment 1 is due at 1 + 40 + 10 = 51 ms, segment 0 at 50 ms.
         assert_eq!(d.reorder_timeout, Some(Duration::from_millis(9)));
-        let d = rack.detect_loss(&mut q, ms(50), false, srtt);
+        let d = rack.detect_loss(&mut q, ms(50), false, || srtt);
         assert_eq!(d.lost, 1);
-        let d = rack.detect_loss(&mut q, ms(51), false, srtt);
+        let d = rack.detect_loss(&mut q, ms(51), false, || srtt);
         assert_eq!(d.lost, 1);
         assert_eq!(q.lost, 200);
         assert!(!q.get(3).is_some_and(|g| g.lost), "sent after: not judged");
@@ -245,7 +241,7 @@ mod tests {
         let mut q = four();
         let mut rack = Rack::new(s(0));
         sack(&mut rack, &mut q, 300, 400, ms(43));
-        let d = rack.detect_loss(&mut q, ms(43), true, Duration::from_millis(40));
+        let d = rack.detect_loss(&mut q, ms(43), true, || Duration::from_millis(40));
         assert_eq!(d.lost, 3);
     }
 
@@ -259,10 +255,10 @@ mod tests {
         assert!(rack.reordering_seen);
         rack.on_dsack();
         // reo_wnd = 40/4 * 2 = 20 ms even in recovery; segment 0 due at 0 + 43 + 20.
-        let d = rack.detect_loss(&mut q, ms(44), true, Duration::from_millis(40));
+        let d = rack.detect_loss(&mut q, ms(44), true, || Duration::from_millis(40));
         assert_eq!(d.lost, 0);
         assert!(d.reorder_timeout.is_some());
-        let d = rack.detect_loss(&mut q, ms(63), true, Duration::from_millis(40));
+        let d = rack.detect_loss(&mut q, ms(63), true, || Duration::from_millis(40));
         assert_eq!(d.lost, 1);
     }
 
@@ -272,7 +268,7 @@ mod tests {
         let mut rack = Rack::new(s(0));
         sack(&mut rack, &mut q, 100, 400, ms(43));
         assert_eq!(
-            rack.detect_loss(&mut q, ms(43), true, Duration::from_millis(40))
+            rack.detect_loss(&mut q, ms(43), true, || Duration::from_millis(40))
                 .lost,
             1
         );
@@ -280,7 +276,7 @@ mod tests {
         // New data sent after the retransmission is delivered; the retransmission is not.
         q.push(s(400), s(500), false, ms(44), RS);
         sack(&mut rack, &mut q, 400, 500, ms(84));
-        let d = rack.detect_loss(&mut q, ms(84), true, Duration::from_millis(40));
+        let d = rack.detect_loss(&mut q, ms(84), true, || Duration::from_millis(40));
         assert_eq!(d.lost, 1, "the retransmission at 43 ms is overdue");
         assert_eq!(q.next_lost(0), Some(0));
     }

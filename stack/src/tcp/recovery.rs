@@ -245,15 +245,10 @@ impl Tcb {
 
     /// RFC 8985 §6.2 step 5 and the reordering timer; enters recovery on a loss.
     pub(super) fn rack_detect(&mut self, now: Instant) {
-        if self.sent.len() == 0 {
-            // Everything sent is acknowledged (each ACK of a request/response
-            // exchange): nothing can be lost and no reordering timer is needed; what
-            // `detect_loss` would conclude, without working out the SRTT for it.
-            self.rack.clear_advanced();
-            self.rack_deadline = None;
-            return;
-        }
-        let srtt = self.rtt.srtt().unwrap_or(self.rtt.rto());
+        // The SRTT is worked out only when something is outstanding (`detect_loss`
+        // returns before it otherwise: every ACK of a request/response exchange).
+        let rtt = &self.rtt;
+        let srtt = || rtt.srtt().unwrap_or_else(|| rtt.rto());
         let d = self
             .rack
             .detect_loss(&mut self.sent, now, self.in_recovery || self.in_loss, srtt);

@@ -4,7 +4,7 @@
 use super::{
     ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     FourTuple, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr,
-    TxChecksum, UdpPacket, UdpRepr, WireError,
+    TxChecksum, UdpPacket, UdpRepr, WireError, read_u16, read_u32,
 };
 
 /// A parsed frame: every layer's repr, payloads borrowed from the frame.
@@ -208,8 +208,9 @@ pub struct FastTcp<'a> {
 /// and the same addresses and DSCP/ECN byte (a property test holds them to it).
 #[inline]
 pub fn parse_tcp_fast(bytes: &[u8], mode: ChecksumMode) -> Option<FastTcp<'_>> {
-    const ETH: usize = 14;
-    const IP: usize = 20;
+    const ETH: usize = super::ethernet::field::HEADER_LEN;
+    const IP: usize = super::ipv4::field::HEADER_LEN;
+    const TCP: usize = super::tcp::field::HEADER_LEN;
     let (eth, rest) = bytes.split_first_chunk::<ETH>()?;
     let (ip, _) = rest.split_first_chunk::<IP>()?;
     // IPv4, version 4 with a 20-byte header, TCP; no fragment (and the reserved
@@ -218,11 +219,11 @@ pub fn parse_tcp_fast(bytes: &[u8], mode: ChecksumMode) -> Option<FastTcp<'_>> {
     {
         return None;
     }
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let total = usize::from(read_u16(ip, 2));
     let seg = rest.get(IP..total)?;
-    let tcp = seg.first_chunk::<TCP_HEADER_LEN>()?;
+    let tcp = seg.first_chunk::<TCP>()?;
     let header_len = usize::from(tcp[12] >> 4) * 4;
-    if header_len < TCP_HEADER_LEN || header_len > seg.len() {
+    if header_len < TCP || header_len > seg.len() {
         return None;
     }
     let src_addr = core::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
@@ -233,17 +234,15 @@ pub fn parse_tcp_fast(bytes: &[u8], mode: ChecksumMode) -> Option<FastTcp<'_>> {
     {
         return None;
     }
-    let be16 = |at: usize| u16::from_be_bytes([tcp[at], tcp[at + 1]]);
-    let be32 = |at: usize| u32::from_be_bytes([tcp[at], tcp[at + 1], tcp[at + 2], tcp[at + 3]]);
     let header = TcpRepr {
-        src_port: be16(0),
-        dst_port: be16(2),
-        seq_number: be32(4),
-        ack_number: be32(8),
+        src_port: read_u16(tcp, 0),
+        dst_port: read_u16(tcp, 2),
+        seq_number: read_u32(tcp, 4),
+        ack_number: read_u32(tcp, 8),
         flags: super::TcpFlags(tcp[13]),
-        window_len: be16(14),
-        urgent_pointer: be16(18),
-        options: super::TcpOptions::parse(&seg[TCP_HEADER_LEN..header_len]).ok()?,
+        window_len: read_u16(tcp, 14),
+        urgent_pointer: read_u16(tcp, 18),
+        options: super::TcpOptions::parse(&seg[TCP..header_len]).ok()?,
     };
     Some(FastTcp {
         src_mac: EthernetAddress([eth[6], eth[7], eth[8], eth[9], eth[10], eth[11]]),
@@ -254,9 +253,6 @@ pub fn parse_tcp_fast(bytes: &[u8], mode: ChecksumMode) -> Option<FastTcp<'_>> {
         payload: &seg[header_len..],
     })
 }
-
-/// TCP header length without options.
-const TCP_HEADER_LEN: usize = 20;
 
 /// The 4-tuple of an untagged Ethernet/IPv4/TCP frame as we would see it (our address
 /// and port first), read without validating anything: a hint for prefetching a burst's

@@ -11,6 +11,7 @@
 //! buffer) or [`checksum_split`] (header and payload apart) computes the checksum.
 //! [`TcpRepr::emit_segment`] does all three.
 
+use super::tcp_options::TIMESTAMP_ONLY_PREFIX;
 use super::{ChecksumMode, TxChecksum, WireError, read_u16, read_u32, write_u16, write_u32};
 use crate::checksum::{self, Accumulator};
 use core::net::Ipv4Addr;
@@ -384,7 +385,11 @@ pub fn checksum_split(src: Ipv4Addr, dst: Ipv4Addr, header: &[u8], payload: &[u8
     // length here only yields a checksum the peer rejects.
     let len = (header.len() + payload.len()) as u16;
     let mut acc = Accumulator::from_sum(checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, len));
-    acc.add_bytes(header).add_bytes(payload);
+    acc.add_bytes(header);
+    // A whole segment in one buffer comes with an empty second piece: no sum for it.
+    if !payload.is_empty() {
+        acc.add_bytes(payload);
+    }
     acc.checksum()
 }
 
@@ -394,9 +399,7 @@ pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result
         return Err(WireError::BadLength);
     }
     write_u16(segment, field::CHECKSUM.start, 0);
-    // One contiguous buffer: `checksum_split` without its empty second piece.
-    let pseudo = checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, segment.len() as u16);
-    let c = !checksum::add(pseudo, checksum::sum(segment));
+    let c = checksum_split(src, dst, segment, &[]);
     write_u16(segment, field::CHECKSUM.start, c);
     Ok(())
 }
@@ -442,25 +445,26 @@ impl TcpRepr {
         &self,
         packet: &mut TcpPacket<T>,
     ) -> Result<usize, WireError> {
-        let o = &self.options;
-        if let (Some((tsval, tsecr)), None, None, false, true) = (
-            o.timestamp,
-            o.mss,
-            o.window_scale,
-            o.sack_permitted,
-            o.sack_blocks.is_empty(),
-        ) {
-            // The header of nearly every segment of a connection with timestamps:
-            // fixed layout (NOP, NOP, TS), written in one go.
+        if let Some((tsval, tsecr)) = self.options.timestamp_only() {
+            // The header of nearly every segment of a connection with timestamps: its
+            // fixed 32-byte layout written in one go, no length to work out.
             let buf = packet
                 .buffer
                 .as_mut()
                 .first_chunk_mut::<32>()
                 .ok_or(WireError::Truncated)?;
-            self.emit_fixed(buf, 8 << 4);
-            buf[20..24].copy_from_slice(&[1, 1, 8, 10]);
-            buf[24..28].copy_from_slice(&tsval.to_be_bytes());
-            buf[28..32].copy_from_slice(&tsecr.to_be_bytes());
+            write_u16(buf, field::SRC_PORT.start, self.src_port);
+            write_u16(buf, field::DST_PORT.start, self.dst_port);
+            write_u32(buf, field::SEQ_NUM.start, self.seq_number);
+            write_u32(buf, field::ACK_NUM.start, self.ack_number);
+            buf[field::DATA_OFFSET] = (32 / 4) << 4;
+            buf[field::FLAGS] = self.flags.0;
+            write_u16(buf, field::WINDOW.start, self.window_len);
+            write_u16(buf, field::CHECKSUM.start, 0);
+            write_u16(buf, field::URGENT.start, self.urgent_pointer);
+            buf[20..24].copy_from_slice(&TIMESTAMP_ONLY_PREFIX);
+            write_u32(buf, 24, tsval);
+            write_u32(buf, 28, tsecr);
             return Ok(32);
         }
         let header_len = self.header_len();
@@ -481,21 +485,6 @@ impl TcpRepr {
         out.set_urgent_pointer(self.urgent_pointer);
         self.options.emit(out.options_mut());
         Ok(header_len)
-    }
-
-    /// The 20 bytes before the options, checksum zero, `offset_byte` the data
-    /// offset byte (header length in words, high nibble).
-    #[inline]
-    fn emit_fixed(&self, buf: &mut [u8; 32], offset_byte: u8) {
-        buf[0..2].copy_from_slice(&self.src_port.to_be_bytes());
-        buf[2..4].copy_from_slice(&self.dst_port.to_be_bytes());
-        buf[4..8].copy_from_slice(&self.seq_number.to_be_bytes());
-        buf[8..12].copy_from_slice(&self.ack_number.to_be_bytes());
-        buf[12] = offset_byte;
-        buf[13] = self.flags.0;
-        buf[14..16].copy_from_slice(&self.window_len.to_be_bytes());
-        buf[16..18].copy_from_slice(&[0, 0]);
-        buf[18..20].copy_from_slice(&self.urgent_pointer.to_be_bytes());
     }
 
     /// Writes header, a copy of `payload` and the checksum (unless offloaded) into

@@ -11,6 +11,11 @@ const KIND_SACK_PERMITTED: u8 = 4;
 const KIND_SACK: u8 = 5;
 const KIND_TIMESTAMP: u8 = 8;
 
+/// The options area of nearly every segment of a connection with timestamps starts so:
+/// NOP, NOP, then the timestamps option's kind and length (Linux's layout; 12 bytes in
+/// all with the two values).
+pub(super) const TIMESTAMP_ONLY_PREFIX: [u8; 4] = [KIND_NOP, KIND_NOP, KIND_TIMESTAMP, 10];
+
 /// RFC 7323 §2.3: the largest shift count.
 pub const MAX_WINDOW_SCALE: u8 = 14;
 
@@ -29,9 +34,7 @@ impl TcpOptions {
         // The layout of nearly every segment of a connection with timestamps (NOP,
         // NOP, TS; Linux's `tcp_fast_parse_options` predicts it the same way): read
         // it without the loop. Same result as the loop below gives for it.
-        if let Some((&[KIND_NOP, KIND_NOP, KIND_TIMESTAMP, 10], body)) =
-            area.split_first_chunk::<4>()
-        {
+        if let Some((&TIMESTAMP_ONLY_PREFIX, body)) = area.split_first_chunk::<4>() {
             if body.len() == 8 {
                 return Ok(TcpOptions {
                     timestamp: Some((read_u32(body, 0), read_u32(body, 4))),
@@ -86,6 +89,23 @@ impl TcpOptions {
             i += len;
         }
         opts
+    }
+
+    /// The timestamps when they are the only option (laid out as
+    /// [`TIMESTAMP_ONLY_PREFIX`] and the two values): the header nearly every segment
+    /// of a connection with timestamps carries.
+    #[inline]
+    pub(super) fn timestamp_only(&self) -> Option<(u32, u32)> {
+        match self {
+            TcpOptions {
+                mss: None,
+                window_scale: None,
+                sack_permitted: false,
+                sack_blocks,
+                timestamp: Some(ts),
+            } if sack_blocks.is_empty() => Some(*ts),
+            _ => None,
+        }
     }
 
     /// Bytes of options before SACK blocks (each part NOP-padded to 4 bytes).

@@ -10,7 +10,9 @@
 //!   `surge serve --mode sockperf`;
 //! - bulk: iperf3 kernel to kernel beside `surge load --mode stream` to `surge serve` (both
 //!   ends on surge: iperf3 cannot run on surge's stack);
-//! - the raw AF_XDP frame rate of the same veth pair, the ceiling for connection rates.
+//! - the raw AF_XDP frame rate of the same veth pair, the ceiling for connection rates;
+//! - the raw AF_XDP frame echo of the same veth pair (a reflector in A, a client in B, no
+//!   stack, pinned like the contenders), the ceiling for request/response rates.
 //!
 //! It prints one markdown table (medians, min–max over rounds, ratios to the row's
 //! baseline, and which side saturated: the busy share of the server's and the client's CPU
@@ -53,7 +55,7 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
     /// Row groups to run, comma-separated (default: all): http-keepalive, http-close,
-    /// rr-1k, rr-10k, latency, bulk, frames.
+    /// rr-1k, rr-10k, latency, bulk, frames, echo.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// A short run that checks the table is produced (CI): 1 round of 1 s, fewer frames.
@@ -257,8 +259,29 @@ fn groups() -> Vec<Group> {
                 true,
             )],
         },
+        Group {
+            id: "echo",
+            title: "raw AF_XDP frame echo of the same veth pair, 64-byte frames, A <-> B",
+            unit: "round trips/s",
+            lower_is_better: false,
+            note: "surge-datapath XSK to XSK and back, no stack: a client in B keeps N frames in flight, a reflector in A \
+                   swaps the addresses in place and sends the same frame back; pinned like the contenders. \
+                   The ceiling for one request frame and one response frame per exchange: the best of its rows",
+            pinned: true,
+            cases: ECHO_WINDOWS
+                .iter()
+                .map(|&(label, window)| Case::new(label, S::None, Client::Echo { window }, true))
+                .collect(),
+        },
     ]
 }
+
+/// The echo row's windows (frames in flight) and their labels: the HTTP rows' 50
+/// connections with one request each, and a deeper window to find the pair's maximum.
+const ECHO_WINDOWS: [(&str, u64); 2] = [
+    ("surge-datapath echo, 50 in flight", HTTP_CONNECTIONS as u64),
+    ("surge-datapath echo, 256 in flight", 256),
+];
 
 /// The `surge` binary: `--surge`, else the one beside this binary.
 pub(crate) fn surge_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -514,6 +537,17 @@ fn frame_ceiling(groups: &[Group]) -> Option<f64> {
     Some(spread(&runs).0).filter(|v| v.is_finite())
 }
 
+/// The echo rate measured in this run, if the echo row ran: the best median of its windows
+/// (the pair's ceiling for one frame each way is its maximum).
+fn echo_ceiling(groups: &[Group]) -> Option<f64> {
+    let echo = groups.iter().find(|g| g.id == "echo")?;
+    echo.cases
+        .iter()
+        .map(|case| spread(&case.runs.iter().map(|m| m.value).collect::<Vec<_>>()).0)
+        .filter(|v| v.is_finite())
+        .max_by(f64::total_cmp)
+}
+
 /// Per-round ratios of case `i` to the group's first case: (median, min, max).
 fn ratios(group: &Group, i: usize) -> (f64, f64, f64) {
     let base = &group.cases[0].runs;
@@ -538,6 +572,7 @@ fn table(
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let ceiling = frame_ceiling(groups);
+    let echo = echo_ceiling(groups);
     let mut out = String::new();
     let mut line = |s: String| {
         out.push_str(&s);
@@ -570,18 +605,27 @@ fn table(
             };
             let p99: Vec<f64> = case.runs.iter().filter_map(|m| m.p99_us).collect();
             let errors: u64 = case.runs.iter().map(|m| m.errors).sum();
-            let note = match (group.id, ceiling) {
-                ("http-close", Some(pps)) => format!(
+            let note = match (group.id, ceiling, echo) {
+                ("http-keepalive", _, Some(best)) => {
+                    format!("{:.1}% of the echo ceiling", median / best * 100.0)
+                }
+                ("echo", _, Some(best)) if median == best => {
+                    "the echo ceiling (the keep-alive rows' ceiling: one frame each way)".into()
+                }
+                ("echo", _, Some(best)) => {
+                    format!("{:.0}% of the echo ceiling", median / best * 100.0)
+                }
+                ("http-close", Some(pps), _) => format!(
                     "{:.1}% of the frame ceiling",
                     median * FRAMES_PER_CONNECTION / pps * 100.0
                 ),
-                ("frames", _) => format!(
+                ("frames", _, _) => format!(
                     "ceiling ≈ {} connections/s at 4 frames each way; CPU busy is {} (threads not pinned)",
                     figure(median / FRAMES_PER_CONNECTION),
                     sides(group.pinned, (args.server_core, args.client_core))
                 ),
-                ("bulk", _) if case.surge => "surge's stream mode, not iperf3".into(),
-                ("latency", _) => "sockperf's half round trip".into(),
+                ("bulk", _, _) if case.surge => "surge's stream mode, not iperf3".into(),
+                ("latency", _, _) => "sockperf's half round trip".into(),
                 _ => String::new(),
             };
             let (busy, saturated) = busy_cells(
@@ -756,6 +800,7 @@ fn to_json(
             "period_s": BACKGROUND_PERIOD.as_secs_f64(),
         })),
         "frame_ceiling_pps": frame_ceiling(groups),
+        "echo_ceiling_round_trips_per_s": echo_ceiling(groups),
         "rows": rows,
     })
 }
@@ -798,6 +843,61 @@ mod tests {
         }
         // Round 0: 20/10 = 2, round 1: 20/20 = 1; the median of two is the upper one.
         assert_eq!(ratios(&group, 1), (2.0, 1.0, 2.0));
+    }
+
+    #[test]
+    fn keep_alive_rows_are_set_against_the_best_echo_row() {
+        let run = |value| Measurement {
+            value,
+            ..Measurement::default()
+        };
+        let mut all = groups();
+        all.retain(|g| g.id == "http-keepalive" || g.id == "echo");
+        for (case, value) in all[0].cases.iter_mut().zip([1e5, 2e5, 3e5, 4e5]) {
+            case.runs = vec![run(value)];
+        }
+        // The deeper window is the higher: it is the ceiling.
+        all[1].cases[0].runs = vec![run(7e5), run(6e5), run(7.5e5)];
+        all[1].cases[1].runs = vec![run(8e5), run(7.9e5), run(8.1e5)];
+        assert_eq!(echo_ceiling(&all), Some(8e5));
+        let args = CompareArgs {
+            rounds: 3,
+            seconds: 5.0,
+            only: Vec::new(),
+            smoke: false,
+            json: None,
+            out: PathBuf::from("unused"),
+            surge: None,
+            server_core: 0,
+            client_core: 1,
+        };
+        let text = table(&all, &args, 1.0, 60.0, None);
+        let row = |label: &str| {
+            text.lines()
+                .find(|l| l.contains(label))
+                .unwrap_or_else(|| panic!("{label} in {text}"))
+                .to_string()
+        };
+        assert!(row("| surge load -> surge serve |").contains("| 50.0% of the echo ceiling |"));
+        assert!(row("| wrk -> nginx |").contains("| 12.5% of the echo ceiling |"));
+        assert!(row("echo, 50 in flight").contains("| 88% of the echo ceiling |"));
+        assert!(row("echo, 256 in flight").contains("| the echo ceiling (the keep-alive rows'"));
+        // The echo threads are pinned like the contenders: server and client sides.
+        assert!(row("echo, 256 in flight").contains("| - | - |"));
+        let json = to_json(&all, &args, 1.0, 60.0, None);
+        assert_eq!(json["echo_ceiling_round_trips_per_s"], 8e5);
+        assert!(json["frame_ceiling_pps"].is_null());
+        // Without the echo row, the keep-alive rows say nothing of a ceiling.
+        all.retain(|g| g.id == "http-keepalive");
+        assert!(!table(&all, &args, 1.0, 60.0, None).contains("echo ceiling"));
+    }
+
+    #[test]
+    fn echo_labels_name_their_windows() {
+        for (label, window) in ECHO_WINDOWS {
+            assert!(label.contains(&format!(" {window} in flight")), "{label}");
+        }
+        assert_eq!(ECHO_WINDOWS[0].1, HTTP_CONNECTIONS as u64);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! a lab veth pair to an AF_XDP socket on the other, through surge-datapath,
 //! through a minimal loop written directly on xsk-rs (the reference), and
 //! through kernel AF_PACKET sockets; same lab, same run, rounds interleaved,
-//! medians and ratios printed as a table.
+//! medians and ratios printed as a table. [`echo_rate`] is the frame echo of the
+//! same kind of pair, the ceiling of request/response workloads.
 
 use std::{
     net::Ipv4Addr,
@@ -23,6 +24,10 @@ use surge_datapath::{
     },
 };
 use surge_lab::{Host, Lab, LabSpec, Topology, enter_netns};
+
+mod echo;
+
+pub(crate) use echo::{EchoConfig, EchoRun, echo_rate};
 
 /// Arguments of `surge-bench datapath`.
 #[derive(clap::Args)]
@@ -212,13 +217,20 @@ pub(crate) fn frame_rate(
 
 /// The steering program on B's veth: frames to `DST:DST_PORT` go to the AF_XDP sockets.
 fn steer_to_receiver(b: &Host) -> anyhow::Result<SteerProgram> {
-    let _ns = enter_netns(&b.netns)?;
+    steer_to(b, DST, DST_PORT)
+}
+
+/// The steering program on `host`'s veth: frames to `addr` (an address only the program
+/// knows, not the kernel's) and UDP port `port` go to the AF_XDP sockets.
+fn steer_to(host: &Host, addr: Ipv4Addr, port: u16) -> anyhow::Result<SteerProgram> {
+    let _ns = enter_netns(&host.netns)?;
     let config = SteerConfig {
-        local_addrs: vec![DST],
-        udp_ports: vec![DST_PORT],
+        local_addrs: vec![addr],
+        udp_ports: vec![port],
         ..SteerConfig::default()
     };
-    SteerProgram::attach(&b.ifname, &config, AttachMode::Auto).context("attaching the XDP program")
+    SteerProgram::attach(&host.ifname, &config, AttachMode::Auto)
+        .with_context(|| format!("attaching the XDP program to {}", host.ifname))
 }
 
 /// Per-round ratios of surge's pps to `other`'s in the same round (runs next

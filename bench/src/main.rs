@@ -4,6 +4,7 @@ mod bulk;
 mod compare;
 mod datapath;
 mod engine;
+mod frame_echo;
 mod idle_memory;
 mod instructions;
 // The counting allocator of the memory tests, for `surge-bench idle-memory`: an atomic
@@ -33,6 +34,8 @@ enum Command {
     Datapath(datapath::DatapathArgs),
     /// 64-byte echo: surge's engine vs the kernel (lab veth pair, same kernel client) and vs smoltcp (in memory).
     Engine(engine::EngineArgs),
+    /// Raw AF_XDP frame echo across one veth pair (B -> A -> B, no stack): the request/response ceiling.
+    FrameEcho(frame_echo::FrameEchoArgs),
     /// Stack memory per idle connection, in memory (counting allocator): 100k and 1M.
     IdleMemory(idle_memory::IdleMemoryArgs),
     /// Instructions per 64-byte echo in memory under callgrind: surge vs smoltcp (needs valgrind).
@@ -47,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         Command::Compare(args) => compare::run(args),
         Command::Datapath(args) => datapath::run(args),
         Command::Engine(args) => engine::run(args),
+        Command::FrameEcho(args) => frame_echo::run(args),
         Command::IdleMemory(args) => idle_memory::run(args),
         Command::Instructions(args) => instructions::run(args),
     }

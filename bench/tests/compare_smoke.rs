@@ -11,7 +11,7 @@ use std::process::Command;
 
 /// Every contender's name and the titles of the groups whose contenders repeat, as the
 /// table prints them.
-const ROW_NAMES: [&str; 15] = [
+const ROW_NAMES: [&str; 18] = [
     "wrk -> nginx",
     "wrk -> surge serve",
     "surge load -> nginx",
@@ -23,11 +23,14 @@ const ROW_NAMES: [&str; 15] = [
     "iperf3 -> iperf3 (kernel)",
     "surge load -> surge serve (stream)",
     "surge-datapath, A -> B",
+    "surge-datapath echo, 50 in flight",
+    "surge-datapath echo, 256 in flight",
     // The rows whose contenders repeat under another title, counted below.
     "HTTP `Connection: close`",
     "1,000 connections",
     "10,000 connections",
     "raw AF_XDP frame rate",
+    "raw AF_XDP frame echo",
 ];
 
 /// What the table and the JSON may say saturated (the frame-rate row names its CPUs).
@@ -87,7 +90,7 @@ fn compare_smoke_prints_every_row_with_sane_figures() {
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| row ") && !l.starts_with("| ---"))
         .collect();
-    assert_eq!(rows.len(), 17, "rows:\n{}", rows.join("\n"));
+    assert_eq!(rows.len(), 19, "rows:\n{}", rows.join("\n"));
     for name in ROW_NAMES {
         assert!(
             rows.iter().any(|r| r.contains(name)),
@@ -117,6 +120,15 @@ fn compare_smoke_prints_every_row_with_sane_figures() {
         .find(|r| r.contains("surge-datapath"))
         .expect("frames row");
     assert!(median_of(frames) > 1000.0, "{frames}");
+    // The keep-alive rows are set against the echo ceiling, which is one of the echo rows.
+    for row in rows.iter().filter(|r| r.contains("HTTP keep-alive")) {
+        assert!(row.contains("% of the echo ceiling"), "{row}");
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("echo, ") && r.contains("| the echo ceiling (")),
+        "{stdout}"
+    );
 
     // The JSON holds every run, and the charts are PNG files.
     let parsed: serde_json::Value =
@@ -125,8 +137,10 @@ fn compare_smoke_prints_every_row_with_sane_figures() {
         let busy = parsed["background_cpu_busy"][side].as_f64();
         assert!(busy.is_some_and(is_percent), "{parsed}");
     }
+    let echo = parsed["echo_ceiling_round_trips_per_s"].as_f64();
+    assert!(echo.is_some_and(|e| e > 0.0), "{parsed}");
     let groups = parsed["rows"].as_array().expect("rows");
-    assert_eq!(groups.len(), 7);
+    assert_eq!(groups.len(), 8);
     for group in groups {
         for case in group["cases"].as_array().expect("cases") {
             let runs = case["runs"].as_array().expect("runs");

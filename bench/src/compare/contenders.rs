@@ -13,6 +13,8 @@ use anyhow::{Context, bail};
 use surge::child::Reaped;
 use surge_lab::{HostId, Lab};
 
+use crate::datapath::EchoConfig;
+
 use super::cpu::{BusyWindow, CpuBusy, CpuSnapshot, MeasuredWindow};
 use super::parse::{self, LoadFigure, Measurement};
 
@@ -79,6 +81,9 @@ pub(crate) enum Client {
     /// Frames of `len` bytes (without FCS) from an AF_XDP socket on A's veth to one on B's
     /// (surge-datapath); above one UMEM frame they leave and arrive as multi-buffer chains.
     Frames { len: usize },
+    /// 64-byte frames from an AF_XDP socket on B's veth (pinned to the client core),
+    /// reflected in place by one on A's (pinned to the server core), `window` in flight.
+    Echo { window: u64 },
 }
 
 /// The frame length of the 64-byte frame-rate row (60 bytes on the wire, 64 with the FCS).
@@ -430,6 +435,8 @@ pub(crate) fn measured_window(client: Client, seconds: f64, warmup: f64) -> Meas
         Client::Iperf3 { .. } => whole(whole_seconds(seconds)),
         // Not a client process: frame_rate's whole call is sampled (see run_case).
         Client::Frames { .. } => whole(seconds),
+        // Not a client process either: echo_rate's whole call is sampled (see run_case).
+        Client::Echo { .. } => whole(seconds),
     }
 }
 
@@ -464,6 +471,9 @@ pub(crate) fn run_case(
             cpu_busy: after.busy_since(&before),
             ..Measurement::default()
         });
+    }
+    if let Client::Echo { window } = client {
+        return run_echo(env, window, files);
     }
     let guard = start_server(env, server, files)?;
     let (addr, port, _) = endpoint(env.lab, server);
@@ -570,7 +580,7 @@ pub(crate) fn run_case(
             };
             parse::surge_load(&read_json()?, figure).map(|m| with_cpu(m, cpu))
         }
-        Client::Frames { .. } => unreachable!("handled above"),
+        Client::Frames { .. } | Client::Echo { .. } => unreachable!("handled above"),
     };
     drop(guard);
     let measured = measured.with_context(|| format!("reading {}", files.log.display()))?;
@@ -582,6 +592,33 @@ pub(crate) fn run_case(
         );
     }
     Ok(measured)
+}
+
+/// The frame echo of the lab's pair with `window` in flight, reflector and client pinned to
+/// the server and client cores; its counters go to the run's log. The CPUs' busy shares
+/// are sampled over the whole call (attaching the steering programs and opening both
+/// sockets take milliseconds of it, the echo the rest).
+fn run_echo(env: &Env<'_>, window: u64, files: &RunFiles) -> anyhow::Result<Measurement> {
+    let duration = Duration::from_secs_f64(env.seconds);
+    let config = EchoConfig {
+        duration,
+        frame_len: SMALL_FRAME,
+        window,
+        cores: Some(env.cores),
+        limit: duration + Duration::from_secs(30),
+    };
+    let before = CpuSnapshot::read(env.cores)?;
+    let run = crate::datapath::echo_rate(env.lab, &config)?;
+    let after = CpuSnapshot::read(env.cores)?;
+    let line = run.describe();
+    eprintln!("    {line}");
+    std::fs::write(&files.log, format!("{line}\n"))
+        .with_context(|| format!("writing {}", files.log.display()))?;
+    Ok(Measurement {
+        value: run.rate,
+        cpu_busy: after.busy_since(&before),
+        ..Measurement::default()
+    })
 }
 
 #[cfg(test)]

@@ -42,8 +42,14 @@ impl Instant {
     }
 }
 
-fn duration_micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+/// `d` in whole microseconds, saturated at `u64::MAX`; in 64-bit arithmetic
+/// (`Duration::as_micros` works in 128 bits, on every timer and deadline).
+#[inline]
+pub(crate) fn duration_micros(d: Duration) -> u64 {
+    d.as_secs()
+        .checked_mul(1_000_000)
+        .and_then(|m| m.checked_add(u64::from(d.subsec_micros())))
+        .unwrap_or(u64::MAX)
 }
 
 impl Add<Duration> for Instant {
@@ -87,5 +93,22 @@ mod tests {
         assert_eq!(t - Instant::from_micros(1000), Duration::from_millis(4));
         assert_eq!(Instant::MAX + Duration::from_secs(1), Instant::MAX);
         assert_eq!(Instant::ZERO - Duration::from_secs(1), Instant::ZERO);
+    }
+
+    #[test]
+    fn duration_micros_matches_the_128_bit_conversion() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(999),
+            Duration::from_nanos(1_001),
+            Duration::new(3, 999_999_999),
+            Duration::from_secs(u64::MAX / 1_000_000),
+            Duration::new(u64::MAX / 1_000_000, 999_999_999),
+            Duration::from_secs(u64::MAX / 1_000_000 + 1),
+            Duration::MAX,
+        ] {
+            let wide = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+            assert_eq!(duration_micros(d), wide, "{d:?}");
+        }
     }
 }

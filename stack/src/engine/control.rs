@@ -18,12 +18,23 @@ use crate::wire::{
 
 /// Builds the control packets that waited for TX frames, then hands the burst to
 /// the device. Returns the number of frames the device took.
+#[inline]
 pub(crate) fn flush<D: Device>(
     core: &mut Core,
     device: &mut D,
     tx: &mut Burst,
     now: Instant,
 ) -> usize {
+    // The usual iteration has none: no list swap, no loop.
+    if !core.out.is_empty() {
+        build_waiting(core, device, tx, now);
+    }
+    device.tx_burst(tx)
+}
+
+/// [`flush`]'s control packets, out of line.
+#[inline(never)]
+fn build_waiting<D: Device>(core: &mut Core, device: &mut D, tx: &mut Burst, now: Instant) {
     let mut out = core::mem::take(&mut core.out);
     for item in out.drain(..) {
         match item {
@@ -85,7 +96,6 @@ pub(crate) fn flush<D: Device>(
     // hop) goes out on the next iteration.
     let queued_meanwhile = core::mem::replace(&mut core.out, out);
     core.out.extend(queued_meanwhile);
-    device.tx_burst(tx)
 }
 
 /// Builds an ARP request for `target` into `buf`; returns the frame length.

@@ -198,6 +198,8 @@ impl<D: Device> Engine<D> {
             ready: Vec::with_capacity(256),
             now: Instant::ZERO,
             timers_ran: None,
+            tick_start_us: state::NO_TICK_YET,
+            tick_us: state::tick_micros(config.timer_tick),
             udp_ports: HashMap::new(),
             forward: None,
             visited: 0,
@@ -294,9 +296,12 @@ impl<D: Device> Engine<D> {
         for frame in rx.drain() {
             input::handle_frame(core, device, tx, now, frame);
         }
-        let tick = now.total_micros() / core.timer_tick_micros();
-        if core.timers_ran != Some(tick) {
+        let us = now.total_micros();
+        // Outside the tick the timers last ran in (or before it: time set back).
+        if us.wrapping_sub(core.tick_start_us) >= core.tick_us {
+            let tick = us / core.tick_us;
             core.timers_ran = Some(tick);
+            core.tick_start_us = tick * core.tick_us;
             core.poll_timers(now);
             tcp::timers::poll_timers(core, now);
         }
@@ -342,7 +347,7 @@ impl<D: Device> Engine<D> {
         }
         // Timers run once per tick: one due in the tick they last ran in waits for the
         // next tick's start.
-        let tick = self.core.timer_tick_micros();
+        let tick = self.core.tick_us;
         match self.core.timers_ran {
             Some(ran) if due.total_micros() / tick <= ran => {
                 Some(Instant::from_micros((ran + 1).saturating_mul(tick)))

@@ -35,6 +35,17 @@ impl Socket {
     }
 }
 
+/// [`Core::tick_start_us`] before the timers first ran: any time below 2^63 µs is
+/// at least a tick past it (`now - NO_TICK_YET` wraps to at least 2^63).
+pub(crate) const NO_TICK_YET: u64 = 1 << 63;
+
+/// `timer_tick` in microseconds, at least 1.
+pub(crate) fn tick_micros(timer_tick: core::time::Duration) -> u64 {
+    u64::try_from(timer_tick.as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
 /// Everything an engine owns except its device and bursts, so the two can be
 /// borrowed apart (frames are read from the device while the core changes).
 #[derive(Debug)]
@@ -58,6 +69,11 @@ pub(crate) struct Core {
     /// run once per tick, not on every iteration (a timer due within the tick it was
     /// armed in fires in the next one, as the wheel rounds deadlines up to ticks anyway).
     pub(crate) timers_ran: Option<u64>,
+    /// The start of that tick in microseconds ([`NO_TICK_YET`] before the first run):
+    /// an iteration still inside it is told by one subtraction, without a division.
+    pub(crate) tick_start_us: u64,
+    /// `EngineConfig::timer_tick` in microseconds (at least 1).
+    pub(crate) tick_us: u64,
     /// UDP sockets by bound port, for the input lookup.
     pub(crate) udp_ports: HashMap<u16, Vec<SocketId>>,
     /// TCP tables, timers and defaults.
@@ -193,13 +209,6 @@ impl Core {
     }
 
     /// Runs the ARP cache's due retries and expiries.
-    /// The timer tick in microseconds (at least 1).
-    pub(crate) fn timer_tick_micros(&self) -> u64 {
-        u64::try_from(self.config.timer_tick.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1)
-    }
-
     pub(crate) fn poll_timers(&mut self, now: Instant) {
         if self.neighbors.poll_at().is_some_and(|t| t <= now) {
             let polled = self.neighbors.poll(now);

@@ -29,8 +29,9 @@ use core::time::Duration;
 const INITIAL_SPACE_SEGMENTS: u32 = 10;
 /// Segments of slack on top of twice the measured rate (Linux: `16 * advmss`).
 const SLACK_SEGMENTS: u64 = 16;
-/// A TSecr older than this gives no receiver RTT sample (a stale or bogus echo).
-const MAX_RCV_RTT_SAMPLE: Duration = Duration::from_secs(60);
+/// A TSecr older than this, in milliseconds (60 s), gives no receiver RTT sample (a
+/// stale or bogus echo).
+const MAX_RCV_RTT_SAMPLE_MS: u32 = 60_000;
 
 impl Tcb {
     /// Linux `tcp_rcv_rtt_measure_ts`: the receiver's RTT from the TSecr of in-order data
@@ -49,11 +50,12 @@ impl Tcb {
         self.rcv_rtt_last_tsecr = ecr;
         let elapsed_ms = self.ts_now(now).wrapping_sub(ecr);
         // A TSecr from the future wraps to a huge value and is ignored with the stale ones.
-        let sample = Duration::from_millis(u64::from(elapsed_ms).max(1));
-        if sample > MAX_RCV_RTT_SAMPLE {
+        let elapsed_ms = elapsed_ms.max(1);
+        if elapsed_ms > MAX_RCV_RTT_SAMPLE_MS {
             return;
         }
-        let sample = u32::try_from(sample.as_micros()).unwrap_or(u32::MAX);
+        // At most 60 s: 6e7 µs fits.
+        let sample = elapsed_ms * 1000;
         self.rcv_rtt = if self.rcv_rtt == 0 {
             sample.saturating_mul(8)
         } else {

@@ -90,14 +90,14 @@ impl Tcb {
         if !self.cfg.pacing {
             return None;
         }
-        let srtt = self.rtt.srtt().filter(|s| !s.is_zero())?;
+        let srtt_nanos = self.rtt.srtt_nanos().filter(|&s| s > 0)?;
         let cwnd = u64::from(self.cc.window());
         let percent = if cwnd < u64::from(self.cc.ssthresh()) / 2 {
             SLOW_START_PACING_PERCENT
         } else {
             AVOIDANCE_PACING_PERCENT
         };
-        let micros = u64::try_from(srtt.as_micros()).unwrap_or(u64::MAX).max(1);
+        let micros = (srtt_nanos / 1000).max(1);
         Some(cwnd.saturating_mul(1_000_000) / micros * percent / 100)
     }
 

@@ -524,7 +524,7 @@ impl Tcb {
                 self.cc.set_window(cwnd.max(mss));
                 self.retransmit_head = true;
             }
-        } else {
+        } else if self.cwnd_may_grow() {
             let sample = AckSample::basic(
                 now,
                 acked,

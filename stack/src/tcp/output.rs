@@ -339,6 +339,10 @@ impl Tcb {
         let fin = self.fin_queued && offset + len == buffered && self.snd_nxt <= self.fin_seq();
         let fin = fin && (len > 0 || unsent == 0);
         if len == 0 && !fin {
+            if unsent > 0 && (cwnd.saturating_sub(flight) as usize) < unsent.min(mss) {
+                // Data waits on the congestion window.
+                self.validate_cwnd(true);
+            }
             if unsent == 0 && usable > 0 {
                 // The window had room and the application had nothing: app-limited.
                 self.app_limited_now = true;
@@ -380,6 +384,10 @@ impl Tcb {
         }
         if let Some(s) = &mut self.sender {
             s.pacer.on_sent(now, self.snd_nxt.since(seq), self.snd_mss);
+        }
+        if !retransmission {
+            // Linux tcp_write_xmit: the window is used up when the flight reaches it.
+            self.validate_cwnd(self.snd_nxt.since(self.snd_una) >= self.cc.window());
         }
         if retransmission {
             self.stats.retransmits += 1;
@@ -440,6 +448,31 @@ impl Tcb {
             payload_len: n,
             ecn: Ecn::NotEct,
         })
+    }
+
+    /// Linux `tcp_cwnd_validate`: remembers, per window of data, whether the congestion
+    /// window limited the sender (`limited`) and otherwise the most bytes in flight.
+    fn validate_cwnd(&mut self, limited: bool) {
+        let flight = self.snd_nxt.since(self.snd_una);
+        if self.snd_una >= self.cwnd_usage_seq
+            || limited
+            || (!self.cwnd_limited && flight > self.max_flight)
+        {
+            self.cwnd_limited = limited;
+            self.max_flight = flight;
+            self.cwnd_usage_seq = self.snd_nxt;
+        }
+    }
+
+    /// Linux `tcp_is_cwnd_limited`; RFC 9438 §5.8 and RFC 7661: the congestion window
+    /// grows only while the sender uses it: limited by it in the current window of
+    /// data, or, in slow start, below twice the most bytes in flight (so a sender that
+    /// filled it keeps doubling). An application-limited connection (request/response,
+    /// a trickle) keeps its window instead of inflating it ACK by ACK.
+    pub(super) fn cwnd_may_grow(&self) -> bool {
+        let cwnd = self.cc.window();
+        self.cwnd_limited
+            || (cwnd < self.cc.ssthresh() && u64::from(cwnd) < 2 * u64::from(self.max_flight))
     }
 
     pub(super) fn after_send(&mut self, now: Instant) {

@@ -161,7 +161,7 @@ impl Tcb {
             ),
             None => (None, 0),
         };
-        if model_based || (acked > 0 && !self.in_recovery) {
+        if model_based || (acked > 0 && !self.in_recovery && self.cwnd_may_grow()) {
             let (prior_inflight, lost_before) = before;
             let sample = AckSample {
                 now,

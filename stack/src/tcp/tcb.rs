@@ -182,6 +182,13 @@ pub struct Tcb {
     pub(super) delivery_rate: u64,
     pub(super) rate_app_limited: bool,
     pub(super) app_limited_now: bool,
+    /// Congestion-window validation (Linux `tcp_cwnd_validate`, RFC 9438 §5.8): the
+    /// congestion window limited the sender in the current window of data, the most
+    /// bytes in flight seen in it, and where that window ends. CUBIC and NewReno grow
+    /// cwnd only while it is used ([`Tcb::cwnd_may_grow`]).
+    pub(super) cwnd_limited: bool,
+    pub(super) max_flight: u32,
+    pub(super) cwnd_usage_seq: SeqNumber,
     /// Receive-buffer autotuning (Linux `rcvq_space`, see `autotune.rs`): bytes the
     /// application read in the last measured round trip (0 until the first measurement),
     /// the copied sequence number and time the current measurement started at.
@@ -314,6 +321,9 @@ impl Tcb {
             delivery_rate: 0,
             rate_app_limited: false,
             app_limited_now: false,
+            cwnd_limited: false,
+            max_flight: 0,
+            cwnd_usage_seq: iss,
             rcvq_space: 0,
             rcvq_seq: SeqNumber(0),
             rcvq_time: now,

@@ -110,6 +110,9 @@ impl<D: Device> core::fmt::Debug for Engine<D> {
     }
 }
 
+/// Most RX bursts one [`Engine::poll`] takes (at most 4 x 64 frames).
+const RX_BURSTS_PER_POLL: usize = 4;
+
 impl<D: Device> Engine<D> {
     /// An engine over `device` with `config`.
     pub fn new(device: D, config: EngineConfig) -> Result<Self, EngineError> {
@@ -291,10 +294,19 @@ impl<D: Device> Engine<D> {
         if let Some(tap) = arp_tap {
             forwarded += tap.drain(&mut |bytes| input::observed_arp(core, now, bytes));
         }
-        let received = device.rx_burst(rx);
-        prefetch::burst(core, device, rx);
-        for frame in rx.drain() {
-            input::handle_frame(core, device, tx, now, frame);
+        // Up to RX_BURSTS_PER_POLL full bursts (NAPI's budget idea): a backlog larger
+        // than one burst is taken in this iteration, not left a whole iteration behind.
+        let mut received = 0;
+        for _ in 0..RX_BURSTS_PER_POLL {
+            let got = device.rx_burst(rx);
+            received += got;
+            prefetch::burst(core, device, rx);
+            for frame in rx.drain() {
+                input::handle_frame(core, device, tx, now, frame);
+            }
+            if got < surge_datapath::BURST {
+                break;
+            }
         }
         let us = now.total_micros();
         // Outside the tick the timers last ran in (or before it: time set back).

@@ -809,6 +809,21 @@ fn to_json(
 mod tests {
     use super::*;
 
+    /// The arguments the table tests print under: 3 rounds of 5 s, cores 0 and 1.
+    fn table_args() -> CompareArgs {
+        CompareArgs {
+            rounds: 3,
+            seconds: 5.0,
+            only: Vec::new(),
+            smoke: false,
+            json: None,
+            out: PathBuf::from("unused"),
+            surge: None,
+            server_core: 0,
+            client_core: 1,
+        }
+    }
+
     #[test]
     fn spreads_and_figures() {
         assert_eq!(spread(&[3.0, 1.0, 2.0]), (2.0, 1.0, 3.0));
@@ -860,17 +875,7 @@ mod tests {
         all[1].cases[0].runs = vec![run(7e5), run(6e5), run(7.5e5)];
         all[1].cases[1].runs = vec![run(8e5), run(7.9e5), run(8.1e5)];
         assert_eq!(echo_ceiling(&all), Some(8e5));
-        let args = CompareArgs {
-            rounds: 3,
-            seconds: 5.0,
-            only: Vec::new(),
-            smoke: false,
-            json: None,
-            out: PathBuf::from("unused"),
-            surge: None,
-            server_core: 0,
-            client_core: 1,
-        };
+        let args = table_args();
         let text = table(&all, &args, 1.0, 60.0, None);
         let row = |label: &str| {
             text.lines()
@@ -930,17 +935,7 @@ mod tests {
         all[1].cases[0].runs = vec![run(5e5, busy(99.0, 98.0))];
         assert_eq!(median_busy(&all[0].cases[0].runs), busy(60.0, 99.0));
         assert_eq!(median_busy(&[run(1.0, None)]), None);
-        let args = CompareArgs {
-            rounds: 3,
-            seconds: 5.0,
-            only: Vec::new(),
-            smoke: false,
-            json: None,
-            out: PathBuf::from("unused"),
-            surge: None,
-            server_core: 0,
-            client_core: 1,
-        };
+        let args = table_args();
         let text = table(&all, &args, 1.0, 60.0, busy(12.0, 3.0));
         let row = |label: &str| {
             text.lines()

@@ -70,7 +70,7 @@ impl<T> TimerWheel<T> {
     /// A wheel whose clock starts at `now`, with ticks of `tick` (at least 1 µs) and room
     /// for `capacity` timers, allocated now.
     pub fn new(now: Instant, tick: Duration, capacity: usize) -> Self {
-        let tick_micros = u64::try_from(tick.as_micros()).unwrap_or(u64::MAX).max(1);
+        let tick_micros = crate::time::duration_micros(tick).max(1);
         let capacity = capacity.min(NIL as usize - 1);
         let mut entries = Vec::with_capacity(capacity);
         for i in 0..capacity {

@@ -200,9 +200,8 @@ impl<D: Device> Engine<D> {
             icmp_refill: Instant::ZERO,
             ready: Vec::with_capacity(256),
             now: Instant::ZERO,
-            timers_ran: None,
             tick_start_us: state::NO_TICK_YET,
-            tick_us: state::tick_micros(config.timer_tick),
+            tick_us: crate::time::duration_micros(config.timer_tick).max(1),
             udp_ports: HashMap::new(),
             forward: None,
             visited: 0,
@@ -311,9 +310,7 @@ impl<D: Device> Engine<D> {
         let us = now.total_micros();
         // Outside the tick the timers last ran in (or before it: time set back).
         if us.wrapping_sub(core.tick_start_us) >= core.tick_us {
-            let tick = us / core.tick_us;
-            core.timers_ran = Some(tick);
-            core.tick_start_us = tick * core.tick_us;
+            core.tick_start_us = us / core.tick_us * core.tick_us;
             core.poll_timers(now);
             tcp::timers::poll_timers(core, now);
         }
@@ -359,12 +356,12 @@ impl<D: Device> Engine<D> {
         }
         // Timers run once per tick: one due in the tick they last ran in waits for the
         // next tick's start.
-        let tick = self.core.tick_us;
-        match self.core.timers_ran {
-            Some(ran) if due.total_micros() / tick <= ran => {
-                Some(Instant::from_micros((ran + 1).saturating_mul(tick)))
-            }
-            _ => Some(due),
+        let start = self.core.tick_start_us;
+        let next_tick = start.saturating_add(self.core.tick_us);
+        if start != state::NO_TICK_YET && due.total_micros() < next_tick {
+            Some(Instant::from_micros(next_tick))
+        } else {
+            Some(due)
         }
     }
 

@@ -39,13 +39,6 @@ impl Socket {
 /// at least a tick past it (`now - NO_TICK_YET` wraps to at least 2^63).
 pub(crate) const NO_TICK_YET: u64 = 1 << 63;
 
-/// `timer_tick` in microseconds, at least 1.
-pub(crate) fn tick_micros(timer_tick: core::time::Duration) -> u64 {
-    u64::try_from(timer_tick.as_micros())
-        .unwrap_or(u64::MAX)
-        .max(1)
-}
-
 /// Everything an engine owns except its device and bursts, so the two can be
 /// borrowed apart (frames are read from the device while the core changes).
 #[derive(Debug)]
@@ -65,12 +58,11 @@ pub(crate) struct Core {
     pub(crate) ready: Vec<SocketId>,
     /// The time of the current (or last) iteration; in-loop calls use it.
     pub(crate) now: Instant,
-    /// The timer tick (`EngineConfig::timer_tick`) in which the timers last ran: they
-    /// run once per tick, not on every iteration (a timer due within the tick it was
-    /// armed in fires in the next one, as the wheel rounds deadlines up to ticks anyway).
-    pub(crate) timers_ran: Option<u64>,
-    /// The start of that tick in microseconds ([`NO_TICK_YET`] before the first run):
-    /// an iteration still inside it is told by one subtraction, without a division.
+    /// The start, in microseconds, of the timer tick (`EngineConfig::timer_tick`) in
+    /// which the timers last ran ([`NO_TICK_YET`] before the first run): they run once
+    /// per tick, not on every iteration (a timer due within the tick it was armed in
+    /// fires in the next one, as the wheel rounds deadlines up to ticks anyway). An
+    /// iteration still inside it is told by one subtraction, without a division.
     pub(crate) tick_start_us: u64,
     /// `EngineConfig::timer_tick` in microseconds (at least 1).
     pub(crate) tick_us: u64,

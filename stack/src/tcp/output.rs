@@ -386,8 +386,7 @@ impl Tcb {
             s.pacer.on_sent(now, self.snd_nxt.since(seq), self.snd_mss);
         }
         if !retransmission {
-            // Linux tcp_write_xmit: the window is used up when the flight reaches it.
-            self.validate_cwnd(self.snd_nxt.since(self.snd_una) >= self.cc.window());
+            self.validate_cwnd(false);
         }
         if retransmission {
             self.stats.retransmits += 1;
@@ -451,9 +450,12 @@ impl Tcb {
     }
 
     /// Linux `tcp_cwnd_validate`: remembers, per window of data, whether the congestion
-    /// window limited the sender (`limited`) and otherwise the most bytes in flight.
-    fn validate_cwnd(&mut self, limited: bool) {
+    /// window limited the sender and otherwise the most bytes in flight. Limited: data
+    /// waits on the window (`waiting_on_cwnd`), or, as Linux's `tcp_write_xmit` judges
+    /// after sending, the flight has reached it.
+    fn validate_cwnd(&mut self, waiting_on_cwnd: bool) {
         let flight = self.snd_nxt.since(self.snd_una);
+        let limited = waiting_on_cwnd || flight >= self.cc.window();
         if self.snd_una >= self.cwnd_usage_seq
             || limited
             || (!self.cwnd_limited && flight > self.max_flight)

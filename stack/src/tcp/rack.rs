@@ -163,6 +163,8 @@ impl Rack {
             return d;
         }
         let reo_wnd = self.reo_wnd(in_recovery, q.sacked_segments, srtt());
+        // A record is overdue RTT + reo_wnd after it was sent.
+        let wait = Duration::from_micros(self.rtt_us).saturating_add(reo_wnd);
         let mut timeout = Duration::ZERO;
         for i in 0..q.len() {
             let Some(&seg) = q.get(i) else { break };
@@ -172,7 +174,7 @@ impl Rack {
             if !sent_after(xmit_ts, self.end_seq, seg.sent_at, seg.end) {
                 continue;
             }
-            let due = seg.sent_at + Duration::from_micros(self.rtt_us) + reo_wnd;
+            let due = seg.sent_at + wait;
             if due <= now {
                 q.mark_lost(i);
                 d.lost += 1;

@@ -530,11 +530,16 @@ fn median_busy(runs: &[Measurement]) -> Option<CpuBusy> {
     })
 }
 
+/// The median of a case's rounds, if it has a finite one.
+fn case_median(case: &Case) -> Option<f64> {
+    let values: Vec<f64> = case.runs.iter().map(|m| m.value).collect();
+    Some(spread(&values).0).filter(|v| v.is_finite())
+}
+
 /// The frame rate measured in this run (median), if the frames row ran.
 fn frame_ceiling(groups: &[Group]) -> Option<f64> {
     let frames = groups.iter().find(|g| g.id == "frames")?;
-    let runs: Vec<f64> = frames.cases.first()?.runs.iter().map(|m| m.value).collect();
-    Some(spread(&runs).0).filter(|v| v.is_finite())
+    case_median(frames.cases.first()?)
 }
 
 /// The echo rate measured in this run, if the echo row ran: the best median of its windows
@@ -543,8 +548,7 @@ fn echo_ceiling(groups: &[Group]) -> Option<f64> {
     let echo = groups.iter().find(|g| g.id == "echo")?;
     echo.cases
         .iter()
-        .map(|case| spread(&case.runs.iter().map(|m| m.value).collect::<Vec<_>>()).0)
-        .filter(|v| v.is_finite())
+        .filter_map(case_median)
         .max_by(f64::total_cmp)
 }
 

@@ -460,16 +460,9 @@ pub(crate) fn run_case(
 ) -> anyhow::Result<Measurement> {
     if let Client::Frames { len } = client {
         let limit = Duration::from_secs_f64(env.seconds + 30.0);
-        // The sender and receiver threads are not pinned; the window is the whole call
-        // (attaching the steering program and opening both sockets take milliseconds of
-        // it, the frames the rest).
-        let before = CpuSnapshot::read(env.cores)?;
-        let pps = crate::datapath::frame_rate(env.lab, env.frames, len, limit)?;
-        let after = CpuSnapshot::read(env.cores)?;
-        return Ok(Measurement {
-            value: pps,
-            cpu_busy: after.busy_since(&before),
-            ..Measurement::default()
+        // The sender and receiver threads are not pinned.
+        return sampled_whole(env, || {
+            crate::datapath::frame_rate(env.lab, env.frames, len, limit)
         });
     }
     if let Client::Echo { window } = client {
@@ -594,10 +587,25 @@ pub(crate) fn run_case(
     Ok(measured)
 }
 
+/// A rate measured in this process (no client program), with the CPUs' busy shares
+/// sampled over the whole call: attaching the steering programs and opening the sockets
+/// take milliseconds of it, the frames the rest.
+fn sampled_whole(
+    env: &Env<'_>,
+    measure: impl FnOnce() -> anyhow::Result<f64>,
+) -> anyhow::Result<Measurement> {
+    let before = CpuSnapshot::read(env.cores)?;
+    let value = measure()?;
+    let after = CpuSnapshot::read(env.cores)?;
+    Ok(Measurement {
+        value,
+        cpu_busy: after.busy_since(&before),
+        ..Measurement::default()
+    })
+}
+
 /// The frame echo of the lab's pair with `window` in flight, reflector and client pinned to
-/// the server and client cores; its counters go to the run's log. The CPUs' busy shares
-/// are sampled over the whole call (attaching the steering programs and opening both
-/// sockets take milliseconds of it, the echo the rest).
+/// the server and client cores; its counters go to the run's log.
 fn run_echo(env: &Env<'_>, window: u64, files: &RunFiles) -> anyhow::Result<Measurement> {
     let duration = Duration::from_secs_f64(env.seconds);
     let config = EchoConfig {
@@ -607,17 +615,13 @@ fn run_echo(env: &Env<'_>, window: u64, files: &RunFiles) -> anyhow::Result<Meas
         cores: Some(env.cores),
         limit: duration + Duration::from_secs(30),
     };
-    let before = CpuSnapshot::read(env.cores)?;
-    let run = crate::datapath::echo_rate(env.lab, &config)?;
-    let after = CpuSnapshot::read(env.cores)?;
-    let line = run.describe();
-    eprintln!("    {line}");
-    std::fs::write(&files.log, format!("{line}\n"))
-        .with_context(|| format!("writing {}", files.log.display()))?;
-    Ok(Measurement {
-        value: run.rate,
-        cpu_busy: after.busy_since(&before),
-        ..Measurement::default()
+    sampled_whole(env, || {
+        let run = crate::datapath::echo_rate(env.lab, &config)?;
+        let line = run.describe();
+        eprintln!("    {line}");
+        std::fs::write(&files.log, format!("{line}\n"))
+            .with_context(|| format!("writing {}", files.log.display()))?;
+        Ok(run.rate)
     })
 }
 

@@ -122,6 +122,13 @@ pub(crate) struct EchoRun {
     pub(crate) reflector: ReflectorCounts,
 }
 
+impl ClientCounts {
+    /// Requests sent and neither answered nor written off.
+    fn in_flight(&self) -> u64 {
+        self.sent - (self.received + self.lost)
+    }
+}
+
 impl EchoRun {
     /// Every request sent is answered, written off, or was unanswered at the end.
     pub(crate) fn requests_accounted(&self) -> bool {
@@ -409,6 +416,18 @@ fn is_reply(frame: &[u8]) -> bool {
         .is_ok_and(|udp| udp.src_port() == REFLECTOR_PORT && udp.dst_port() == CLIENT_PORT)
 }
 
+/// Hands `tx` to the kernel, as much as its ring takes; returns how many frames left.
+/// With nothing received (`received`) and nothing sent, gives the CPU up for a moment.
+fn send_or_yield(port: &mut XdpPort, tx: &mut Burst, received: usize) -> u64 {
+    let before = tx.len();
+    port.tx_burst(tx);
+    let sent = (before - tx.len()) as u64;
+    if received == 0 && sent == 0 {
+        std::thread::yield_now();
+    }
+    sent
+}
+
 /// Whether every frame of `port`'s pool is back and accounted for.
 fn settled(accounting: FrameAccounting) -> bool {
     accounting.balanced() && accounting.held == 0 && accounting.large_held == 0
@@ -462,13 +481,7 @@ fn run_reflector(port: &mut XdpPort, stop: &AtomicBool, deadline: Instant) -> Re
                 }
             }
         }
-        let before = tx.len();
-        port.tx_burst(&mut tx);
-        let sent = (before - tx.len()) as u64;
-        counts.sent += sent;
-        if received == 0 && sent == 0 {
-            std::thread::yield_now();
-        }
+        counts.sent += send_or_yield(port, &mut tx, received);
     }
     counts.unsent = flush(port, &mut tx);
     counts.device = port.stats();
@@ -503,7 +516,7 @@ fn run_client(
             // Requests written but not handed to the kernel are not sent: drop them.
             port.release(&mut tx);
         }
-        let in_flight = counts.sent - (counts.received + counts.lost);
+        let in_flight = counts.in_flight();
         if measured.is_some() && (in_flight == 0 || now >= drain_until) {
             break;
         }
@@ -528,12 +541,12 @@ fn run_client(
             last_reply = now;
         }
         if measured.is_none() {
-            let in_flight = counts.sent - (counts.received + counts.lost);
+            let in_flight = counts.in_flight();
             if in_flight > 0 && now.saturating_duration_since(last_reply) > STALL {
                 counts.lost += in_flight;
                 last_reply = now;
             }
-            let in_flight = counts.sent - (counts.received + counts.lost);
+            let in_flight = counts.in_flight();
             // Each request is written into a fresh frame (60 bytes copied): what a stack's
             // client does too, writing its headers and request into a TX frame.
             while in_flight + (tx.len() as u64) < config.window && tx.remaining() > 0 {
@@ -557,20 +570,14 @@ fn run_client(
                 }
             }
         }
-        let before = tx.len();
-        port.tx_burst(&mut tx);
-        let sent = (before - tx.len()) as u64;
-        counts.sent += sent;
-        if received == 0 && sent == 0 {
-            std::thread::yield_now();
-        }
+        counts.sent += send_or_yield(port, &mut tx, received);
     }
     flush(port, &mut tx);
     let (round_trips, seconds) =
         measured.unwrap_or_else(|| (counts.received, started.elapsed().as_secs_f64()));
     // The loop keeps `received + lost <= sent`: what is neither back nor written off
     // was still unanswered when the client stopped.
-    counts.unanswered = counts.sent - (counts.received + counts.lost);
+    counts.unanswered = counts.in_flight();
     counts.device = port.stats();
     counts.frames_balanced = settled(port.accounting());
     (counts, round_trips, seconds)

@@ -25,7 +25,7 @@ pub struct LabArgs {
 #[derive(clap::Subcommand)]
 enum LabCommand {
     /// Build a lab: namespaces A and B (and a router R for `routed`) joined by veths.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Remove a lab and everything in it (safe to run twice).
     Down(NameArgs),
     /// Show namespaces, interfaces, addresses, queues, XDP programs and impairments.
@@ -85,6 +85,12 @@ struct UpArgs {
     /// Turn on threaded NAPI on A's and B's veths.
     #[arg(long)]
     threaded_napi: bool,
+    /// NAPI deferral on A's and B's veths, IRQS:TIMEOUT_US (napi_defer_hard_irqs,
+    /// gro_flush_timeout), the kernel's companion to busy polling (`surge serve
+    /// --busy-poll`); the kernel's starting point is 2:200. On veth it only delays
+    /// frames: see the README's busy-polling measurement.
+    #[arg(long, value_name = "IRQS:TIMEOUT_US")]
+    napi_defer: Option<surge_lab::NapiDeferral>,
 }
 
 /// `--name` of a lab.
@@ -171,6 +177,7 @@ fn spec_from(args: &UpArgs) -> anyhow::Result<LabSpec> {
     spec.queues = args.queues;
     spec.mtu = args.mtu;
     spec.threaded_napi = args.threaded_napi;
+    spec.napi_deferral = args.napi_defer;
     spec.impairment = Impairment {
         delay: optional("delay", args.delay.as_ref(), parse_duration)?,
         jitter: optional("jitter", args.jitter.as_ref(), parse_duration)?,
@@ -208,7 +215,12 @@ fn up_fan(args: &UpArgs) -> anyhow::Result<()> {
     ]
     .iter()
     .any(|o| o.is_some());
-    if impaired || args.queues != 1 || args.mtu != 1500 || args.threaded_napi {
+    if impaired
+        || args.queues != 1
+        || args.mtu != 1500
+        || args.threaded_napi
+        || args.napi_defer.is_some()
+    {
         bail!("a fan lab takes --name and --clients only (no impairments, queues, MTU or NAPI)");
     }
     surge_lab::validate_name(&args.name)?;

@@ -231,6 +231,7 @@ pub fn run(mut args: BulkArgs) -> anyhow::Result<()> {
                 frames: frames_for(args.frames, *mtu),
                 cores: (args.server_core, args.client_core),
                 stop: &stop,
+                busy_poll: None,
             };
             let frame_len = *mtu as usize + ETHERNET_HEADER;
             let mut order = Contender::ALL.to_vec();

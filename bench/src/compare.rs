@@ -31,7 +31,7 @@ use anyhow::{Context, bail, ensure};
 use serde_json::json;
 use surge::report::hgrm::parse_hgrm;
 use surge::report::plot::{Bar, PercentileRun, write_bars, write_percentiles};
-use surge_lab::{HostId, Lab, LabSpec, Topology};
+use surge_lab::{HostId, Lab, LabSpec, NapiDeferral, Topology};
 
 use contenders::{Client, Env, HTTP_CONNECTIONS, RunFiles, Server, measured_window, run_case};
 use cpu::{CpuBusy, SATURATED_PERCENT};
@@ -55,7 +55,7 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
     /// Row groups to run, comma-separated (default: all): http-keepalive, http-close,
-    /// rr-1k, rr-10k, latency, bulk, frames, echo.
+    /// rr-1k, rr-10k, latency, bulk, frames, echo, busy-poll.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// A short run that checks the table is produced (CI): 1 round of 1 s, fewer frames.
@@ -86,6 +86,8 @@ struct Case {
     client: Client,
     /// Which side runs on surge (highlighted in charts).
     surge: bool,
+    /// Busy polling and the lab's NAPI deferral for this case (the busy-poll row).
+    tuning: Tuning,
     /// Every round's measurement.
     runs: Vec<Measurement>,
     /// The `.hgrm` of its last run, when its client writes one.
@@ -99,8 +101,60 @@ impl Case {
             server,
             client,
             surge,
+            tuning: Tuning::Default,
             runs: Vec::new(),
             hgrm: None,
+        }
+    }
+
+    fn tuned(mut self, tuning: Tuning) -> Self {
+        self.tuning = tuning;
+        self
+    }
+}
+
+/// How the surge processes and the lab's veths are tuned for a case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tuning {
+    /// surge's defaults, the kernel's NAPI settings.
+    Default,
+    /// `--busy-poll` on the surge processes.
+    BusyPoll,
+    /// The lab's NAPI deferral on both veths (no busy polling).
+    Deferral,
+    /// Both: the kernel's documented busy-polling set-up.
+    BusyPollDeferral,
+}
+
+/// `--busy-poll` of the busy-poll row: SO_BUSY_POLL 50 µs, budget 64.
+const BUSY_POLL: &str = "50:64";
+
+impl Tuning {
+    fn busy_poll(self) -> Option<&'static str> {
+        matches!(self, Tuning::BusyPoll | Tuning::BusyPollDeferral).then_some(BUSY_POLL)
+    }
+
+    fn deferral(self) -> bool {
+        matches!(self, Tuning::Deferral | Tuning::BusyPollDeferral)
+    }
+}
+
+/// Holds the lab's veths at the busy-polling NAPI deferral; back to the kernel's
+/// defaults when dropped (after the case, or when it fails).
+struct Deferred<'a>(&'a Lab);
+
+impl<'a> Deferred<'a> {
+    fn set(lab: &'a Lab) -> anyhow::Result<Self> {
+        lab.set_napi_deferral(NapiDeferral::BUSY_POLL)
+            .context("setting the veths' NAPI deferral")?;
+        Ok(Deferred(lab))
+    }
+}
+
+impl Drop for Deferred<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.set_napi_deferral(NapiDeferral::OFF) {
+            eprintln!("resetting the veths' NAPI deferral: {e}");
         }
     }
 }
@@ -273,6 +327,46 @@ fn groups() -> Vec<Group> {
                 .map(|&(label, window)| Case::new(label, S::None, Client::Echo { window }, true))
                 .collect(),
         },
+        Group {
+            id: "busy-poll",
+            title: "HTTP keep-alive, 50 connections, surge load -> surge serve: busy polling",
+            unit: "requests/s",
+            lower_is_better: false,
+            note: "--busy-poll 50:64 on both surge processes (SO_PREFER_BUSY_POLL, SO_BUSY_POLL 50 µs, \
+                   SO_BUSY_POLL_BUDGET 64; an empty RX ring makes a recvfrom that may run the queue's NAPI); \
+                   NAPI deferral: napi_defer_hard_irqs 2, gro_flush_timeout 200 µs on both veths \
+                   (surge lab up --napi-defer 2:200)",
+            pinned: true,
+            cases: vec![
+                Case::new(
+                    "defaults",
+                    S::SurgeHttp,
+                    C::SurgeHttp { close: false },
+                    true,
+                ),
+                Case::new(
+                    "busy polling",
+                    S::SurgeHttp,
+                    C::SurgeHttp { close: false },
+                    true,
+                )
+                .tuned(Tuning::BusyPoll),
+                Case::new(
+                    "NAPI deferral",
+                    S::SurgeHttp,
+                    C::SurgeHttp { close: false },
+                    true,
+                )
+                .tuned(Tuning::Deferral),
+                Case::new(
+                    "busy polling + NAPI deferral",
+                    S::SurgeHttp,
+                    C::SurgeHttp { close: false },
+                    true,
+                )
+                .tuned(Tuning::BusyPollDeferral),
+            ],
+        },
     ]
 }
 
@@ -431,6 +525,7 @@ pub fn run(mut args: CompareArgs) -> anyhow::Result<()> {
         frames: if args.smoke { 200_000 } else { 2_000_000 },
         cores: (args.server_core, args.client_core),
         stop: &stop,
+        busy_poll: None,
     };
     let started = std::time::Instant::now();
     for round in 0..args.rounds {
@@ -447,8 +542,18 @@ pub fn run(mut args: CompareArgs) -> anyhow::Result<()> {
                 let case = &mut group.cases[i];
                 let name = format!("{}-{i}-round{round}", group.id);
                 let files = RunFiles::new(&runs_dir, &name);
-                let m = run_case(&env, case.server, case.client, &files)
+                let case_env = Env {
+                    busy_poll: case.tuning.busy_poll(),
+                    ..env
+                };
+                let deferred = case
+                    .tuning
+                    .deferral()
+                    .then(|| Deferred::set(&lab))
+                    .transpose()?;
+                let m = run_case(&case_env, case.server, case.client, &files)
                     .with_context(|| format!("{}: {} (round {round})", group.title, case.label))?;
+                drop(deferred);
                 let (busy, saturated) = busy_cells(m.cpu_busy, group.pinned, env.cores);
                 let sides = sides(group.pinned, env.cores);
                 eprintln!(
@@ -610,7 +715,7 @@ fn table(
             let p99: Vec<f64> = case.runs.iter().filter_map(|m| m.p99_us).collect();
             let errors: u64 = case.runs.iter().map(|m| m.errors).sum();
             let note = match (group.id, ceiling, echo) {
-                ("http-keepalive", _, Some(best)) => {
+                ("http-keepalive" | "busy-poll", _, Some(best)) => {
                     format!("{:.1}% of the echo ceiling", median / best * 100.0)
                 }
                 ("echo", _, Some(best)) if median == best => {

@@ -11,7 +11,7 @@ use std::process::Command;
 
 /// Every contender's name and the titles of the groups whose contenders repeat, as the
 /// table prints them.
-const ROW_NAMES: [&str; 18] = [
+const ROW_NAMES: [&str; 22] = [
     "wrk -> nginx",
     "wrk -> surge serve",
     "surge load -> nginx",
@@ -25,6 +25,10 @@ const ROW_NAMES: [&str; 18] = [
     "surge-datapath, A -> B",
     "surge-datapath echo, 50 in flight",
     "surge-datapath echo, 256 in flight",
+    "| defaults |",
+    "| busy polling |",
+    "| NAPI deferral |",
+    "| busy polling + NAPI deferral |",
     // The rows whose contenders repeat under another title, counted below.
     "HTTP `Connection: close`",
     "1,000 connections",
@@ -90,7 +94,7 @@ fn compare_smoke_prints_every_row_with_sane_figures() {
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| row ") && !l.starts_with("| ---"))
         .collect();
-    assert_eq!(rows.len(), 19, "rows:\n{}", rows.join("\n"));
+    assert_eq!(rows.len(), 23, "rows:\n{}", rows.join("\n"));
     for name in ROW_NAMES {
         assert!(
             rows.iter().any(|r| r.contains(name)),
@@ -140,7 +144,7 @@ fn compare_smoke_prints_every_row_with_sane_figures() {
     let echo = parsed["echo_ceiling_round_trips_per_s"].as_f64();
     assert!(echo.is_some_and(|e| e > 0.0), "{parsed}");
     let groups = parsed["rows"].as_array().expect("rows");
-    assert_eq!(groups.len(), 8);
+    assert_eq!(groups.len(), 9);
     for group in groups {
         for case in group["cases"].as_array().expect("cases") {
             let runs = case["runs"].as_array().expect("runs");

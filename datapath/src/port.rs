@@ -333,6 +333,32 @@ impl XdpPort {
         self.busy_poll
     }
 
+    /// After the first frames: busy polling runs the NAPI instance the kernel delivers
+    /// from, and a queue without one (veth's XDP receive queues have none) leaves it
+    /// inert. Said once, at warning level, so a user who asked for it knows.
+    #[cold]
+    fn check_busy_poll(&self) {
+        let napi_id = self.socket.napi_id();
+        if napi_id == 0 {
+            tracing::warn!(
+                ifname = %self.interface.name,
+                queue = self.caps.queue_id,
+                "busy polling has no effect here: the kernel gives this queue's frames no \
+                 NAPI id (SO_INCOMING_NAPI_ID is 0; veth's XDP receive queues have none), \
+                 so recvfrom cannot run its NAPI"
+            );
+        } else {
+            tracing::info!(ifname = %self.interface.name, queue = self.caps.queue_id, napi_id, "busy polling");
+        }
+    }
+
+    /// The NAPI instance the kernel delivers this socket's frames from
+    /// (`SO_INCOMING_NAPI_ID`): 0 before the first frame, and also when the
+    /// driver's queue has none, in which case busy polling has nothing to run.
+    pub fn napi_id(&self) -> u32 {
+        self.socket.napi_id()
+    }
+
     /// Whether the port takes packets longer than one UMEM frame as chained
     /// descriptors (bound with `XDP_USE_SG` because the MTU needs it).
     pub fn multi_buffer(&self) -> bool {
@@ -589,13 +615,23 @@ impl Device for XdpPort {
         self.held += delivered;
         let delivered = delivered + (self.large_held - large_before);
         if delivered > 0 {
+            if self.busy_poll && self.stats.rx_packets == 0 {
+                self.check_busy_poll();
+            }
             self.stats.rx_packets += u64::from(delivered);
             self.stats.rx_batches += 1;
         }
         self.refill();
-        if n == 0 && self.need_wakeup && self.rings.fill.needs_wakeup() {
-            self.socket.wakeup_rx();
-            self.stats.wakeups += 1;
+        if n == 0 {
+            if self.busy_poll {
+                // Busy polling: the `recvfrom` runs the queue's NAPI on this core, where
+                // the kernel gives the queue a NAPI id (`check_busy_poll`).
+                self.socket.wakeup_rx();
+                self.stats.busy_polls += 1;
+            } else if self.need_wakeup && self.rings.fill.needs_wakeup() {
+                self.socket.wakeup_rx();
+                self.stats.wakeups += 1;
+            }
         }
         delivered as usize
     }

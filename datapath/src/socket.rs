@@ -202,6 +202,25 @@ impl XdpSocket {
                 .is_ok()
     }
 
+    /// The NAPI instance the kernel last delivered to this socket from
+    /// (`SO_INCOMING_NAPI_ID`; 0 before the first frame, or when the driver's
+    /// receive queue has no NAPI id, in which case busy polling cannot run it).
+    pub(crate) fn napi_id(&self) -> u32 {
+        let mut id: libc::c_uint = 0;
+        let mut len = size_of::<libc::c_uint>() as libc::socklen_t;
+        // Safety: `id` and `len` are live and `len` is `id`'s size.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_INCOMING_NAPI_ID,
+                (&raw mut id).cast(),
+                &raw mut len,
+            )
+        };
+        if rc < 0 { 0 } else { id }
+    }
+
     /// Raises how many TX descriptors one `sendto` sends in copy mode
     /// (`XDP_MAX_TX_SKB_BUDGET`, Linux 6.17 and later; the kernel's default is 32,
     /// at most the TX ring's size). Returns whether the kernel took it.

@@ -30,6 +30,9 @@ pub struct DeviceStats {
     pub pool_empty: u64,
     /// Wakeup syscalls made because the kernel asked (`needs_wakeup`).
     pub wakeups: u64,
+    /// `recvfrom` calls made on an empty RX ring with busy polling on (each may run the
+    /// queue's NAPI on this core; see [`crate::BusyPoll`]).
+    pub busy_polls: u64,
     /// Frames sent with a transport checksum request the device honoured
     /// ([`crate::Device::request_tx_checksum`]): proof the offload was used.
     pub tx_checksum_offloaded: u64,

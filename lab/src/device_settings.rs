@@ -7,7 +7,8 @@
 //!
 //! `tc` and `ethtool` are started from a thread inside the namespace, so they inherit it.
 
-use crate::netns::{checked_command_in_netns, write_sysctl};
+use crate::netns::{checked_command_in_netns, command_in_netns, write_sysctl};
+use crate::spec::NapiDeferral;
 use crate::{Host, LabError};
 
 /// Turns TX checksum offload off, so kernel peers send full checksums (AF_XDP sees raw frames
@@ -28,6 +29,38 @@ pub(crate) fn enable_threaded_napi(host: &Host) -> Result<(), LabError> {
         &host.netns,
         &["ip", "netns", "exec", &host.netns, "sh", "-c", &script],
     )
+}
+
+/// Sets the host's veth NAPI deferral (`napi_defer_hard_irqs`, `gro_flush_timeout`), written
+/// through `ip netns exec` like `threaded` above, then read back.
+pub(crate) fn set_napi_deferral(host: &Host, deferral: NapiDeferral) -> Result<(), LabError> {
+    // The interface name is ours ([a-z0-9-] only), so it is safe inside `sh -c`.
+    let dir = format!("/sys/class/net/{}", host.ifname);
+    let script = format!(
+        "echo {} > {dir}/napi_defer_hard_irqs && echo {} > {dir}/gro_flush_timeout && \
+         cat {dir}/napi_defer_hard_irqs {dir}/gro_flush_timeout",
+        deferral.hard_irqs, deferral.gro_flush_timeout_ns
+    );
+    let argv = ["ip", "netns", "exec", &host.netns, "sh", "-c", &script];
+    let output = command_in_netns(&host.netns, &argv)?;
+    let out = String::from_utf8_lossy(&output.stdout);
+    let read: Vec<u64> = out
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    if read != [u64::from(deferral.hard_irqs), deferral.gro_flush_timeout_ns] {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(LabError::Command {
+            what: format!("setting NAPI deferral on {} in {}", host.ifname, host.netns),
+            detail: format!(
+                "{}: wrote {deferral:?}, read back {:?} ({})",
+                output.status,
+                out.trim(),
+                stderr.trim()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Turns IPv4 forwarding on in a namespace.

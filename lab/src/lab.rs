@@ -7,12 +7,13 @@ use std::sync::{Mutex, Once};
 use crate::delay_queue::DelayThread;
 use crate::device_settings::{
     disable_ipv6, disable_tx_checksum_offload, enable_ip_forward, enable_threaded_napi,
+    set_napi_deferral,
 };
 use crate::hosts_file::{remove_hosts_file, write_hosts_files};
 use crate::layout::{Layout, all_netns_names, layout, netns_name};
 use crate::netlink::{block_on, configure_link, create_veth, delete_link};
 use crate::netns::{create_netns, delete_netns, list_netns, netns_exists};
-use crate::spec::validate_name;
+use crate::spec::{NapiDeferral, validate_name};
 use crate::status::{HostStatus, LabStatus};
 use crate::{Host, HostId, LabError, LabSpec, Topology};
 
@@ -189,6 +190,10 @@ impl Lab {
             enable_threaded_napi(&layout.a)?;
             enable_threaded_napi(&layout.b)?;
         }
+        if let Some(deferral) = spec.napi_deferral {
+            set_napi_deferral(&layout.a, deferral)?;
+            set_napi_deferral(&layout.b, deferral)?;
+        }
         if let Some(ra) = &layout.router_a {
             enable_ip_forward(&ra.netns)?;
             if !spec.impairment.is_none() {
@@ -259,6 +264,13 @@ impl Lab {
     /// Host B.
     pub fn b(&self) -> &Host {
         &self.layout.b
+    }
+
+    /// Sets the NAPI deferral of A's and B's veths (see [`NapiDeferral`]); the
+    /// kernel's defaults are [`NapiDeferral::OFF`].
+    pub fn set_napi_deferral(&self, deferral: NapiDeferral) -> Result<(), LabError> {
+        set_napi_deferral(&self.layout.a, deferral)?;
+        set_napi_deferral(&self.layout.b, deferral)
     }
 
     /// Every veth end of the lab (A, B, and the router's two in a routed lab).

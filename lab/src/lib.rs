@@ -62,7 +62,7 @@ pub use layout::{Host, HostId, format_mac, netns_name};
 pub use netlink::{InterfaceStatus, XdpAttachment};
 pub use netns::{NETNS_RUN_DIR, NetnsGuard, enter_netns, netns_exists, spawn_in_netns};
 pub use spec::{
-    Impairment, LabSpec, MAX_NAME_LEN, Topology, parse_duration, parse_percent,
+    Impairment, LabSpec, MAX_NAME_LEN, NapiDeferral, Topology, parse_duration, parse_percent,
     rate_bits_per_second, validate_name,
 };
 pub use status::{HostStatus, LabStatus};

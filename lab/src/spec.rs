@@ -121,6 +121,51 @@ pub struct LabSpec {
     /// Turn on threaded NAPI on A's and B's veths (this also turns GRO on for them, because
     /// a veth has NAPI instances only with GRO or XDP).
     pub threaded_napi: bool,
+    /// NAPI deferral on A's and B's veths (`napi_defer_hard_irqs`, `gro_flush_timeout`),
+    /// the kernel's companion settings to busy polling (`surge serve --busy-poll`).
+    pub napi_deferral: Option<NapiDeferral>,
+}
+
+/// The kernel's per-device NAPI deferral (Documentation/networking/napi.rst): after a
+/// NAPI poll, `hard_irqs` more times the device's interrupt stays off and a timer of
+/// `gro_flush_timeout_ns` reschedules the poll instead, so a busy-polling application
+/// (`SO_PREFER_BUSY_POLL`) drives the queue without the softirq competing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NapiDeferral {
+    /// `napi_defer_hard_irqs`.
+    pub hard_irqs: u32,
+    /// `gro_flush_timeout`, nanoseconds.
+    pub gro_flush_timeout_ns: u64,
+}
+
+impl NapiDeferral {
+    /// The kernel's documented starting point for busy polling: 2 deferrals, 200 µs.
+    pub const BUSY_POLL: NapiDeferral = NapiDeferral {
+        hard_irqs: 2,
+        gro_flush_timeout_ns: 200_000,
+    };
+    /// The kernel's defaults: no deferral.
+    pub const OFF: NapiDeferral = NapiDeferral {
+        hard_irqs: 0,
+        gro_flush_timeout_ns: 0,
+    };
+}
+
+impl std::str::FromStr for NapiDeferral {
+    type Err = String;
+
+    /// `IRQS:TIMEOUT_US`, e.g. `2:200`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("'{s}' is not IRQS:TIMEOUT_US, e.g. 2:200");
+        let (irqs, timeout) = s.split_once(':').ok_or_else(bad)?;
+        let hard_irqs: u32 = irqs.trim().parse().map_err(|_| bad())?;
+        let us: u64 = timeout.trim().parse().map_err(|_| bad())?;
+        let gro_flush_timeout_ns = us.checked_mul(1000).ok_or_else(bad)?;
+        Ok(NapiDeferral {
+            hard_irqs,
+            gro_flush_timeout_ns,
+        })
+    }
 }
 
 impl LabSpec {
@@ -133,6 +178,7 @@ impl LabSpec {
             mtu: 1500,
             impairment: Impairment::default(),
             threaded_napi: false,
+            napi_deferral: None,
         }
     }
 
@@ -238,6 +284,32 @@ pub fn parse_percent(text: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn napi_deferral_parses_irqs_and_microseconds() {
+        assert_eq!("2:200".parse::<NapiDeferral>(), Ok(NapiDeferral::BUSY_POLL));
+        assert_eq!("0:0".parse::<NapiDeferral>(), Ok(NapiDeferral::OFF));
+        assert_eq!(
+            " 10 : 1 ".parse::<NapiDeferral>(),
+            Ok(NapiDeferral {
+                hard_irqs: 10,
+                gro_flush_timeout_ns: 1000
+            })
+        );
+        for bad in [
+            "",
+            "2",
+            "2:",
+            ":200",
+            "x:1",
+            "1:y",
+            "-1:5",
+            "1:18446744073709552",
+        ] {
+            let err = bad.parse::<NapiDeferral>().expect_err(bad);
+            assert!(err.contains("IRQS:TIMEOUT_US"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn topology_parses_and_names_unknown() {

@@ -25,6 +25,7 @@ use surge_stack::wire::EthernetAddress;
 use super::slab::SocketSlab;
 use super::surge_counters::{ConnectionTotals, WorkerCounters};
 use super::{Backend, Event, SocketId, Worker};
+use surge_datapath::BusyPoll;
 use surge_datapath::Device as _;
 
 /// Where and as what surge's stack runs.
@@ -51,6 +52,8 @@ pub struct SurgeOptions {
     pub congestion: Option<CongestionAlgorithm>,
     /// RFC 3168 ECN on every connection: offered and accepted on the handshake.
     pub ecn: bool,
+    /// Busy polling on the AF_XDP sockets (off by default).
+    pub busy_poll: Option<BusyPoll>,
 }
 
 /// The surge backend: the steering program, and one engine per worker.
@@ -104,6 +107,7 @@ impl SurgeBackend {
             gateway: options.gateway,
             mac: options.mac.map(EthernetAddress),
             tcp_ports: options.tcp_ports.clone(),
+            busy_poll: options.busy_poll,
             ..XdpConfig::new(&options.interface, options.address)
         };
         let addresses = options.addresses();
@@ -654,6 +658,25 @@ pub struct SurgeArgs {
     /// (off by default; the kernel stack uses net.ipv4.tcp_ecn).
     #[arg(long)]
     pub ecn: bool,
+    /// surge: busy polling on the AF_XDP sockets, USECS[:BUDGET] (SO_PREFER_BUSY_POLL,
+    /// SO_BUSY_POLL=USECS, SO_BUSY_POLL_BUDGET=BUDGET, default 64): an engine whose RX
+    /// ring is empty runs its queue's NAPI itself. With NAPI deferral on the device
+    /// (`surge lab up --napi-defer 2:200`). Off by default: see the
+    /// README's measurement.
+    #[arg(long, value_parser = parse_busy_poll)]
+    pub busy_poll: Option<BusyPoll>,
+}
+
+/// Parses `USECS[:BUDGET]` busy-poll settings.
+fn parse_busy_poll(s: &str) -> Result<BusyPoll, String> {
+    let bad = || format!("'{s}' is not USECS[:BUDGET] with 1 <= USECS and 1 <= BUDGET <= 1024");
+    let (usecs, budget) = s.split_once(':').unwrap_or((s, "64"));
+    let usecs: u32 = usecs.trim().parse().map_err(|_| bad())?;
+    let budget: u32 = budget.trim().parse().map_err(|_| bad())?;
+    if usecs == 0 || budget == 0 || budget > 1024 {
+        return Err(bad());
+    }
+    Ok(BusyPoll { usecs, budget })
 }
 
 /// Parses a `TCP_CONGESTION` name.
@@ -694,6 +717,7 @@ impl SurgeArgs {
             local_port_range: self.local_port_range,
             congestion: self.congestion,
             ecn: self.ecn,
+            busy_poll: self.busy_poll,
         })
     }
 
@@ -706,5 +730,33 @@ impl SurgeArgs {
             || self.netns.is_some()
             || self.local_port_range.is_some()
             || self.ecn
+            || self.busy_poll.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_poll_takes_usecs_and_an_optional_budget() {
+        assert_eq!(
+            parse_busy_poll("50"),
+            Ok(BusyPoll {
+                usecs: 50,
+                budget: 64
+            })
+        );
+        assert_eq!(
+            parse_busy_poll("20:16"),
+            Ok(BusyPoll {
+                usecs: 20,
+                budget: 16
+            })
+        );
+        for bad in ["", "0", "50:0", "50:1025", "x", "50:y", "-5"] {
+            let err = parse_busy_poll(bad).expect_err(bad);
+            assert!(err.contains("USECS[:BUDGET]"), "{bad}: {err}");
+        }
     }
 }

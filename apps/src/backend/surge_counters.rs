@@ -82,6 +82,7 @@ impl WorkerCounters {
         d.tx_ring_full += o.tx_ring_full;
         d.pool_empty += o.pool_empty;
         d.wakeups += o.wakeups;
+        d.busy_polls += o.busy_polls;
         if let Some(ok) = o.kernel {
             let k = d.kernel.get_or_insert_with(Default::default);
             k.rx_dropped += ok.rx_dropped;
@@ -154,6 +155,7 @@ impl WorkerCounters {
             ("port_tx_ring_full", d.tx_ring_full),
             ("port_pool_empty", d.pool_empty),
             ("port_wakeups", d.wakeups),
+            ("port_busy_polls", d.busy_polls),
         ] {
             out.insert(name.to_string(), n);
         }
@@ -184,6 +186,7 @@ mod tests {
         one.engine.drop(DropReason::BadChecksum);
         one.tcp.active_opens = 2;
         one.connections.retransmits = 5;
+        one.device.busy_polls = 6;
         let mut two = one;
         two.engine.drop(DropReason::TcpRejected);
         two.connections.tlp_probes = 1;
@@ -205,9 +208,10 @@ mod tests {
             "only reasons that happened"
         );
         // One key per field of EngineStats (18 + the total) and TcpEngineStats (18), 8
-        // connection totals, the 2 drop reasons that happened and 4 port counters; no
+        // connection totals, the 2 drop reasons that happened and 5 port counters; no
         // kernel statistics were read.
-        assert_eq!(named.len(), 19 + 18 + 8 + 2 + 4);
+        assert_eq!(named.len(), 19 + 18 + 8 + 2 + 5);
+        assert_eq!(named["port_busy_polls"], 12);
         assert!(!named.contains_key("xdp_rx_ring_full"));
         one.device.kernel = Some(surge_datapath::KernelXdpStats {
             rx_ring_full: 7,

@@ -124,7 +124,7 @@ pub fn run(args: LoadArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         StackChoice::Kernel => {
             if args.surge.any() || args.source.is_some() {
                 bail!(
-                    "--interface, --address, --gateway, --netns, --local-port-range, --ecn and --source apply to --stack surge only"
+                    "--interface, --address, --gateway, --netns, --local-port-range, --ecn, --busy-poll and --source apply to --stack surge only"
                 );
             }
             let backend = KernelBackend::new(args.surge.congestion).context("--congestion")?;

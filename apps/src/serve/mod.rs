@@ -193,7 +193,7 @@ pub fn run(args: ServeArgs, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         StackChoice::Kernel => {
             if args.surge.any() {
                 bail!(
-                    "--interface, --address, --gateway, --netns, --local-port-range and --ecn apply to --stack surge only"
+                    "--interface, --address, --gateway, --netns, --local-port-range, --ecn and --busy-poll apply to --stack surge only"
                 );
             }
             let backend = KernelBackend::new(args.surge.congestion).context("--congestion")?;

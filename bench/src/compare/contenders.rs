@@ -99,6 +99,7 @@ const SOCKPERF_WARMUP: Duration = Duration::from_millis(400);
 const SOCKPERF_COOLDOWN: Duration = Duration::from_millis(50);
 
 /// Everything a case needs to run.
+#[derive(Clone, Copy)]
 pub(crate) struct Env<'a> {
     /// The lab (one veth pair, one queue).
     pub(crate) lab: &'a Lab,
@@ -116,6 +117,8 @@ pub(crate) struct Env<'a> {
     pub(crate) cores: (usize, usize),
     /// Raised by Ctrl-C.
     pub(crate) stop: &'a AtomicBool,
+    /// `--busy-poll` for every surge process of the case (`None`: off, the default).
+    pub(crate) busy_poll: Option<&'static str>,
 }
 
 impl Env<'_> {
@@ -226,6 +229,9 @@ fn start_server(env: &Env<'_>, server: Server, files: &RunFiles) -> anyhow::Resu
         ]);
         c.args(["--threads", "1", "--quiet", "--interface", &a.ifname]);
         c.args(["--address", &format!("{SURGE_SERVER}/{}", a.prefix_len)]);
+        if let Some(busy_poll) = env.busy_poll {
+            c.args(["--busy-poll", busy_poll]);
+        }
         Ok(c)
     };
     let mut command = match server {
@@ -487,6 +493,9 @@ pub(crate) fn run_case(
         if stack == "surge" {
             c.args(["--interface", &b.ifname]);
             c.args(["--address", &format!("{SURGE_CLIENT}/{}", b.prefix_len)]);
+            if let Some(busy_poll) = env.busy_poll {
+                c.args(["--busy-poll", busy_poll]);
+            }
         }
         Ok(c)
     };

@@ -8,7 +8,7 @@ use core::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use surge_bpf::{ArpSeen, AttachMode, SteerConfig, SteerProgram};
-use surge_datapath::{Interface, PortConfig, XdpPort};
+use surge_datapath::{BusyPoll, Interface, PortConfig, XdpPort};
 
 use super::{Handler, RuntimeConfig, RuntimeError, Stack, boot};
 use crate::engine::{ArpTap, Engine, EngineConfig, EngineError};
@@ -40,6 +40,10 @@ pub struct XdpConfig {
     pub ring_size: Option<u32>,
     /// Native or generic XDP.
     pub attach: AttachMode,
+    /// Busy polling on every port (`SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL`,
+    /// `SO_BUSY_POLL_BUDGET`): an engine whose RX ring is empty runs its queue's NAPI
+    /// itself. Off by default; a kernel that refuses it fails the open.
+    pub busy_poll: Option<BusyPoll>,
     /// Applied to every engine's configuration after the defaults (interface,
     /// core, core count, secrets and clock base are set by then).
     pub tune: fn(&mut EngineConfig),
@@ -60,6 +64,7 @@ impl XdpConfig {
             frames: None,
             ring_size: None,
             attach: AttachMode::Auto,
+            busy_poll: None,
             tune: |_| {},
         }
     }
@@ -94,6 +99,19 @@ pub enum XdpError {
         /// Queues asked for.
         asked: u32,
     },
+    /// Busy polling was asked for and the kernel refused one of its socket options
+    /// (`SO_PREFER_BUSY_POLL` and `SO_BUSY_POLL_BUDGET` need Linux 5.11, and raising
+    /// `SO_BUSY_POLL` above `net.core.busy_read` needs CAP_NET_ADMIN).
+    #[error(
+        "{interface} queue {queue}: the kernel refused SO_PREFER_BUSY_POLL, SO_BUSY_POLL or \
+         SO_BUSY_POLL_BUDGET (Linux 5.11+, CAP_NET_ADMIN)"
+    )]
+    BusyPollRefused {
+        /// The interface.
+        interface: String,
+        /// The queue whose socket refused.
+        queue: u32,
+    },
     /// An engine refused its configuration.
     #[error("engine: {0}")]
     Engine(#[from] EngineError),
@@ -125,6 +143,7 @@ pub struct XdpInterface {
     huge_pages: bool,
     frames: Option<u32>,
     ring_size: Option<u32>,
+    busy_poll: Option<BusyPoll>,
     queues: u32,
     base: EngineConfig,
     program: SteerProgram,
@@ -199,6 +218,7 @@ impl XdpInterface {
             huge_pages: config.huge_pages,
             frames: config.frames,
             ring_size: config.ring_size,
+            busy_poll: config.busy_poll,
             queues,
             base,
             program,
@@ -235,10 +255,17 @@ impl XdpInterface {
         if let Some(ring_size) = self.ring_size {
             port_config.ring_size = ring_size;
         }
+        port_config.busy_poll = self.busy_poll;
         let port = XdpPort::open(&port_config).map_err(|source| XdpError::Datapath {
             interface: self.interface.clone(),
             source,
         })?;
+        if self.busy_poll.is_some() && !port.busy_poll() {
+            return Err(XdpError::BusyPollRefused {
+                interface: self.interface.clone(),
+                queue,
+            });
+        }
         self.program
             .register_socket(queue, port.fd())
             .map_err(|e| XdpError::Steer {

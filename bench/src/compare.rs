@@ -337,35 +337,17 @@ fn groups() -> Vec<Group> {
                    NAPI deferral: napi_defer_hard_irqs 2, gro_flush_timeout 200 µs on both veths \
                    (surge lab up --napi-defer 2:200)",
             pinned: true,
-            cases: vec![
-                Case::new(
-                    "defaults",
-                    S::SurgeHttp,
-                    C::SurgeHttp { close: false },
-                    true,
-                ),
-                Case::new(
-                    "busy polling",
-                    S::SurgeHttp,
-                    C::SurgeHttp { close: false },
-                    true,
-                )
-                .tuned(Tuning::BusyPoll),
-                Case::new(
-                    "NAPI deferral",
-                    S::SurgeHttp,
-                    C::SurgeHttp { close: false },
-                    true,
-                )
-                .tuned(Tuning::Deferral),
-                Case::new(
-                    "busy polling + NAPI deferral",
-                    S::SurgeHttp,
-                    C::SurgeHttp { close: false },
-                    true,
-                )
-                .tuned(Tuning::BusyPollDeferral),
-            ],
+            cases: [
+                ("defaults", Tuning::Default),
+                ("busy polling", Tuning::BusyPoll),
+                ("NAPI deferral", Tuning::Deferral),
+                ("busy polling + NAPI deferral", Tuning::BusyPollDeferral),
+            ]
+            .into_iter()
+            .map(|(label, tuning)| {
+                Case::new(label, S::SurgeHttp, C::SurgeHttp { close: false }, true).tuned(tuning)
+            })
+            .collect(),
         },
     ]
 }

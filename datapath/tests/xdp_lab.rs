@@ -76,6 +76,24 @@ fn stop_responder(
     handle.join().expect("responder thread")
 }
 
+/// Runs the responder on `port` while host B runs `ping` (`ping_args`, then surge's
+/// address); asserts the ping got its answers and returns the port and what it saw.
+fn ping_through(lab: &Lab, port: XdpPort, me: Identity, ping_args: &[&str]) -> (XdpPort, Seen) {
+    let (stop, handle) = spawn_responder(port, me);
+    let ours = OURS.to_string();
+    let mut argv = vec!["ping"];
+    argv.extend_from_slice(ping_args);
+    argv.push(&ours);
+    let ping = lab.exec(HostId::B, &argv).expect("ping");
+    let (port, seen) = stop_responder(stop, handle);
+    assert!(
+        ping.status.success(),
+        "{argv:?} through surge failed: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    (port, seen)
+}
+
 fn assert_no_leak(port: &XdpPort) {
     let acc = port.accounting();
     assert!(acc.balanced(), "frames unaccounted for: {acc:?}");
@@ -150,6 +168,7 @@ fn ping_is_answered_through_the_datapath_and_the_program_is_gone_after_drop() {
     let stats = port.stats();
     assert!(stats.rx_packets >= 4 && stats.tx_packets >= 4, "{stats:?}");
     assert!(stats.kernel.is_some(), "XDP_STATISTICS readable");
+    assert_eq!(stats.busy_polls, 0, "no busy polling asked: {stats:?}");
     assert_no_leak(&port);
 
     drop(port);
@@ -471,33 +490,13 @@ fn jumbo_ping_is_answered_through_multi_buffer_descriptors() {
         program.register_socket(0, port.fd()).expect("register");
         (port, program)
     };
-    let (stop, handle) = spawn_responder(port, me);
     // 8000 bytes of payload: 8028-byte IP packets, three 4 KiB frames each,
     // not fragmented (-M do).
-    let ping = lab
-        .exec(
-            HostId::B,
-            &[
-                "ping",
-                "-c",
-                "3",
-                "-i",
-                "0.2",
-                "-W",
-                "2",
-                "-s",
-                "8000",
-                "-M",
-                "do",
-                &OURS.to_string(),
-            ],
-        )
-        .expect("ping");
-    let (port, seen) = stop_responder(stop, handle);
-    assert!(
-        ping.status.success(),
-        "jumbo ping through surge failed: {}",
-        String::from_utf8_lossy(&ping.stdout)
+    let (port, seen) = ping_through(
+        &lab,
+        port,
+        me,
+        &["-c", "3", "-i", "0.2", "-W", "2", "-s", "8000", "-M", "do"],
     );
     assert!(seen.icmp_replies >= 3, "{seen:?}");
     let stats = port.stats();
@@ -822,19 +821,7 @@ fn busy_polling_port_answers_ping_under_napi_deferral_and_counts_its_polls() {
     });
     let (port, _program) = steered_port(&a, &steer, &config);
     assert!(port.busy_poll(), "the kernel took the busy-poll options");
-    let (stop, handle) = spawn_responder(port, me);
-    let ping = lab
-        .exec(
-            HostId::B,
-            &["ping", "-c", "3", "-i", "0.2", "-W", "2", &OURS.to_string()],
-        )
-        .expect("ping");
-    let (port, seen) = stop_responder(stop, handle);
-    assert!(
-        ping.status.success(),
-        "ping through a busy-polling port failed: {}",
-        String::from_utf8_lossy(&ping.stdout)
-    );
+    let (port, seen) = ping_through(&lab, port, me, &["-c", "3", "-i", "0.2", "-W", "2"]);
     assert!(seen.icmp_replies >= 3, "{seen:?}");
     // Every empty RX burst asked the kernel to busy-poll (a `recvfrom`), none waited for
     // a needs-wakeup flag instead.
@@ -859,32 +846,4 @@ fn busy_polling_port_answers_ping_under_napi_deferral_and_counts_its_polls() {
         veth_sysfs(&lab, HostId::B, &b.ifname, "napi_defer_hard_irqs"),
         "0"
     );
-}
-
-#[test]
-fn a_port_without_busy_polling_makes_no_busy_polls() {
-    let lab = lab("dp-nobusy", 1, 1500);
-    let a = lab.a().clone();
-    let me = Identity {
-        addr: OURS,
-        mac: a.mac,
-    };
-    let steer = SteerConfig {
-        local_addrs: vec![OURS],
-        icmp: true,
-        ..SteerConfig::default()
-    };
-    let (port, _program) = steered_port(&a, &steer, &small_port(&a.ifname, 0));
-    let (stop, handle) = spawn_responder(port, me);
-    let ping = lab
-        .exec(
-            HostId::B,
-            &["ping", "-c", "2", "-i", "0.2", "-W", "2", &OURS.to_string()],
-        )
-        .expect("ping");
-    let (port, _) = stop_responder(stop, handle);
-    assert!(ping.status.success(), "{ping:?}");
-    let stats = port.stats();
-    assert!(stats.rx_packets >= 2, "{stats:?}");
-    assert_eq!(stats.busy_polls, 0, "{stats:?}");
 }

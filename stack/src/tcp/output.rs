@@ -394,7 +394,7 @@ impl Tcb {
             let nothing_in_flight = seq == self.snd_una;
             // The sampler runs for an algorithm that reads rate samples (BBR), or once the
             // sender model exists anyway (pacing); CUBIC and NewReno skip it.
-            let snapshot = if self.sender.is_some() || self.cc.uses_rate_samples() {
+            let snapshot = if self.sender.is_some() || self.cc_uses_rate_samples() {
                 self.sender_model(now).rate.on_sent(now, nothing_in_flight)
             } else {
                 RateSnapshot::default()

@@ -144,7 +144,7 @@ impl Tcb {
         if self.rack.advanced() {
             self.rack_detect(now);
         }
-        let model_based = self.cc.controls_recovery();
+        let model_based = self.cc_controls_recovery();
         let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
         let delivered = u32::try_from(delivered.max(0)).unwrap_or(0);
         if (self.in_recovery || self.in_loss) && self.snd_una >= self.recover {
@@ -281,7 +281,7 @@ impl Tcb {
     fn exit_recovery(&mut self) {
         if self.in_recovery {
             self.in_recovery = false;
-            if !self.cc.controls_recovery() {
+            if !self.cc_controls_recovery() {
                 let ssthresh = self.cc.ssthresh();
                 self.cc.set_window(ssthresh.max(self.snd_mss));
             }
@@ -529,7 +529,7 @@ impl Tcb {
         let mss = self.snd_mss;
         // As for new data (`emit_data`): the sampler and the pacer only where they run
         // (BBR, pacing); a CUBIC or NewReno retransmission does not switch them on.
-        let snapshot = if self.sender.is_some() || self.cc.uses_rate_samples() {
+        let snapshot = if self.sender.is_some() || self.cc_uses_rate_samples() {
             let model = self.sender_model(now);
             let snapshot = model.rate.on_sent(now, false);
             model.pacer.on_sent(now, seg.len(), mss);

@@ -36,6 +36,12 @@ impl Instant {
         self.0 / 1000
     }
 
+    /// Microseconds from `earlier` to `self`, or zero if `earlier` is later (what
+    /// `self - earlier` is as a `Duration`, without making one).
+    pub const fn micros_since(self, earlier: Instant) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
     /// Time from `earlier` to `self`, or zero if `earlier` is later.
     pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0))

@@ -153,10 +153,10 @@ impl Tcb {
             self.prr_on_ack(delivered);
         }
         // Draft-cheng §3.3: the delivery-rate sample of this ACK.
-        let min_rtt = self.rack.min_rtt();
         let (rate, total_delivered) = match &mut self.sender {
             Some(s) => (
-                s.rate.generate(now, u64::from(delivered), min_rtt),
+                s.rate
+                    .generate(now, u64::from(delivered), self.rack.min_rtt()),
                 s.rate.delivered,
             ),
             None => (None, 0),

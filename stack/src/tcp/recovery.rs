@@ -43,8 +43,8 @@ impl Tcb {
     }
 
     /// The ACK part of RFC 9293 §3.10.7.4 fifth check with SACK-based recovery, after the
-    /// cumulative ACK was applied. `acked` bytes were newly acknowledged; `rtt` is this ACK's
-    /// RTT sample; `sacked_before` the SACKed bytes before the ACK; `before` the pipe and
+    /// cumulative ACK was applied. `acked` bytes were newly acknowledged; `rtt_micros` is this
+    /// ACK's RTT sample in microseconds; `sacked_before` the SACKed bytes before the ACK; `before` the pipe and
     /// the bytes ever marked lost before it.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn process_ack_sack(
@@ -55,7 +55,7 @@ impl Tcb {
         acked: u32,
         sacked_before: u32,
         before: (u32, u64),
-        rtt: Option<Duration>,
+        rtt_micros: Option<u64>,
     ) {
         let mut newly_sacked = 0;
         let mut dsack = None;
@@ -123,7 +123,7 @@ impl Tcb {
             self.frto_on_ack(ack, acked);
         }
         self.tlp_on_ack(now, ack, dsack);
-        self.rack_on_ack(now, ack, acked, sacked_before, before, rtt);
+        self.rack_on_ack(now, ack, acked, sacked_before, before, rtt_micros);
     }
 
     /// The end of [`process_ack_sack`](Self::process_ack_sack), after the SACK blocks, F-RTO
@@ -138,7 +138,7 @@ impl Tcb {
         acked: u32,
         sacked_before: u32,
         before: (u32, u64),
-        rtt: Option<Duration>,
+        rtt_micros: Option<u64>,
     ) {
         // RFC 8985 §6.2 step 5: detect losses when something newly delivered.
         if self.rack.advanced() {
@@ -169,7 +169,7 @@ impl Tcb {
                 mss: self.snd_mss,
                 ack,
                 snd_max: self.snd_max,
-                rtt,
+                rtt: rtt_micros.map(Duration::from_micros),
                 srtt: self.rtt.srtt().unwrap_or_default(),
                 newly_delivered: delivered,
                 delivered: total_delivered,
@@ -197,10 +197,10 @@ impl Tcb {
     }
 
     /// The cumulative ACK reached `ack`: drops the records it covers (RACK sees each newly
-    /// delivered one); returns the RTT of the newest covered record never retransmitted and not
-    /// SACKed before (so it was delivered just now).
+    /// delivered one); returns the RTT, in microseconds, of the newest covered record never
+    /// retransmitted and not SACKed before (so it was delivered just now).
     #[inline(always)]
-    pub(super) fn acknowledge_records(&mut self, now: Instant, ack: SeqNumber) -> Option<Duration> {
+    pub(super) fn acknowledge_records(&mut self, now: Instant, ack: SeqNumber) -> Option<u64> {
         let (rack, mut sender) = (&mut self.rack, self.sender.as_deref_mut());
         let mut newest = None;
         self.sent.acknowledge(ack, |g| {
@@ -217,7 +217,7 @@ impl Tcb {
         if self.lost_hint < ack {
             self.lost_hint = ack;
         }
-        newest.map(|t| now - t)
+        newest.map(|t| now.micros_since(t))
     }
 
     /// RFC 3708 §3 / Linux tcp_try_undo_dsack: once D-SACKs reported every retransmission of

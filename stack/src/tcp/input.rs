@@ -458,7 +458,7 @@ impl Tcb {
             self.rto_deadline = None;
             self.progress_since = None;
         } else {
-            self.rto_deadline = Some(now + self.rtt.rto());
+            self.rto_deadline = Some(now.add_nanos(self.rtt.rto_nanos()));
             self.progress_since = Some(now);
         }
         if !sack_recovery {

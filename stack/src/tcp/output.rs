@@ -191,7 +191,7 @@ impl Tcb {
         if self.cfg.slow_start_after_idle
             && self.snd_una == self.snd_max
             && self.unsent() > 0
-            && now - self.last_send > self.rtt.rto()
+            && idle_longer_than(now.micros_since(self.last_send), self.rtt.rto_nanos())
         {
             let iw = self.cfg.initial_window.max(1).saturating_mul(self.snd_mss);
             self.cc.on_idle_restart(iw);
@@ -479,7 +479,7 @@ impl Tcb {
 
     pub(super) fn after_send(&mut self, now: Instant) {
         if self.rto_deadline.is_none() {
-            self.rto_deadline = Some(now + self.rtt.backed_off(self.backoff));
+            self.rto_deadline = Some(now.add_nanos(self.rtt.backed_off_nanos(self.backoff)));
         }
         if self.progress_since.is_none() {
             self.progress_since = Some(now);
@@ -545,6 +545,14 @@ impl Tcb {
     }
 }
 
+/// `Duration::from_micros(idle_micros) > Duration::from_nanos(nanos)`, in integers (asked
+/// before every segment of new data after the last one was acknowledged).
+fn idle_longer_than(idle_micros: u64, nanos: u64) -> bool {
+    idle_micros
+        .checked_mul(1000)
+        .is_none_or(|idle| idle > nanos)
+}
+
 /// The window field for `wnd` bytes with shift `shift` (RFC 7323 §2.3), rounded down to
 /// whole units, so what the field says never exceeds what the ring can hold. Autotuning
 /// picks the shift for the maximum buffer (128-byte units at 6 MiB); rounding up let a full
@@ -555,4 +563,31 @@ impl Tcb {
 /// still accepted (RFC 9293 §3.8.6.2.2).
 pub(super) fn scaled_window_field(wnd: u32, shift: u8) -> u64 {
     (u64::from(wnd) >> shift).min(65535)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::time::Duration;
+
+    #[test]
+    fn idle_longer_than_is_the_duration_compare() {
+        for idle in [
+            0,
+            1,
+            999,
+            200_000,
+            u64::MAX / 1000,
+            u64::MAX / 1000 + 1,
+            u64::MAX,
+        ] {
+            for nanos in [0, 1_000, 200_000_000, 200_000_001, u64::MAX] {
+                assert_eq!(
+                    idle_longer_than(idle, nanos),
+                    Duration::from_micros(idle) > Duration::from_nanos(nanos),
+                    "{idle} {nanos}"
+                );
+            }
+        }
+    }
 }

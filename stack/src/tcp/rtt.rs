@@ -89,10 +89,21 @@ impl RttEstimator {
         Duration::from_nanos(self.rto)
     }
 
+    /// [`Self::rto`] in nanoseconds (for arithmetic on every segment without `Duration`'s
+    /// conversions).
+    pub(super) fn rto_nanos(&self) -> u64 {
+        self.rto
+    }
+
     /// RFC 6298 §5.5: the RTO doubled `backoff` times, capped at the maximum.
     pub fn backed_off(&self, backoff: u32) -> Duration {
+        Duration::from_nanos(self.backed_off_nanos(backoff))
+    }
+
+    /// [`Self::backed_off`] in nanoseconds.
+    pub(super) fn backed_off_nanos(&self, backoff: u32) -> u64 {
         let factor = 1u64.checked_shl(backoff.min(63)).unwrap_or(u64::MAX);
-        Duration::from_nanos(self.rto.saturating_mul(factor).min(self.max))
+        self.rto.saturating_mul(factor).min(self.max)
     }
 
     /// Smoothed RTT in nanoseconds, if measured (for arithmetic on every segment

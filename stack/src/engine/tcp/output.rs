@@ -54,18 +54,21 @@ fn process_marked<D: Device>(
     now: Instant,
     hold_acks: bool,
 ) {
-    // The list being worked on and the one that collects marks made meanwhile swap
-    // roles; both keep their capacity across iterations (no allocation per request).
-    let spare = core::mem::take(&mut core.tcp.dirty_spare);
-    let mut dirty = core::mem::replace(&mut core.tcp.dirty, spare);
     // Connections that found no free TX frame: they try again next iteration.
     let mut blocked = core::mem::take(&mut core.tcp.blocked);
-    // Bookkeeping may mark more (a listener whose child closed); loop until quiet.
+    // The list is walked in place, by index. Bookkeeping may mark more (a listener
+    // whose child closed): those land behind the round being worked on and make the
+    // next round, until quiet or four rounds. The list keeps its capacity across
+    // iterations (no allocation per request).
+    let mut next = 0;
     for _ in 0..4 {
-        if dirty.is_empty() {
+        let end = core.tcp.dirty.len();
+        if next == end {
             break;
         }
-        for id in dirty.drain(..) {
+        while next < end {
+            let id = core.tcp.dirty[next];
+            next += 1;
             let tcb = match core.sockets.by_id_mut(id) {
                 Some(Socket::Tcp(sock)) => {
                     sock.dirty = false;
@@ -103,12 +106,10 @@ fn process_marked<D: Device>(
                 }
             }
         }
-        core::mem::swap(&mut dirty, &mut core.tcp.dirty);
     }
     // Anything still marked waits for the next iteration.
-    core.tcp.dirty.append(&mut dirty);
+    core.tcp.dirty.drain(..next);
     core.tcp.dirty.append(&mut blocked);
-    core.tcp.dirty_spare = dirty;
     core.tcp.blocked = blocked;
 }
 

@@ -244,6 +244,8 @@ impl Tcb {
     }
 
     /// RFC 8985 §6.2 step 5 and the reordering timer; enters recovery on a loss.
+    /// Inlined, with `detect_loss`'s test for nothing outstanding.
+    #[inline(always)]
     pub(super) fn rack_detect(&mut self, now: Instant) {
         // The SRTT is worked out only when something is outstanding (`detect_loss`
         // returns before it otherwise: every ACK of a request/response exchange).

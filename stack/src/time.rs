@@ -36,6 +36,18 @@ impl Instant {
         self.0 / 1000
     }
 
+    /// Microseconds from `earlier` to `self`, or zero if `earlier` is later (what
+    /// `self - earlier` is as a `Duration`, without making one).
+    pub const fn micros_since(self, earlier: Instant) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// `self + Duration::from_nanos(nanos)` without making the `Duration` (whole
+    /// microseconds, saturating, as the `Add` does).
+    pub const fn add_nanos(self, nanos: u64) -> Instant {
+        Instant(self.0.saturating_add(nanos / 1000))
+    }
+
     /// Time from `earlier` to `self`, or zero if `earlier` is later.
     pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0))
@@ -93,6 +105,19 @@ mod tests {
         assert_eq!(t - Instant::from_micros(1000), Duration::from_millis(4));
         assert_eq!(Instant::MAX + Duration::from_secs(1), Instant::MAX);
         assert_eq!(Instant::ZERO - Duration::from_secs(1), Instant::ZERO);
+        for nanos in [0, 999, 1_000, 123_456_789, u64::MAX] {
+            assert_eq!(
+                t.add_nanos(nanos),
+                t + Duration::from_nanos(nanos),
+                "{nanos}"
+            );
+            assert_eq!(
+                Instant::MAX.add_nanos(nanos),
+                Instant::MAX + Duration::from_nanos(nanos)
+            );
+        }
+        assert_eq!(t.micros_since(Instant::from_micros(1000)), 4000);
+        assert_eq!(Instant::ZERO.micros_since(t), 0);
     }
 
     #[test]

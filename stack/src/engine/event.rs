@@ -131,9 +131,8 @@ impl Core {
 pub(crate) fn drain(core: &mut Core, events: &mut Vec<SocketEvent>) -> usize {
     let before = events.len();
     let mut ready = core::mem::take(&mut core.ready);
-    for id in ready.drain(..) {
-        let handle = core.sockets.handle_of(id);
-        let Some(socket) = core.sockets.by_id_mut(id) else {
+    for &id in &ready {
+        let Some((handle, socket)) = core.sockets.by_id_with_handle_mut(id) else {
             continue;
         };
         socket.ready_mark().queued = false;
@@ -148,11 +147,10 @@ pub(crate) fn drain(core: &mut Core, events: &mut Vec<SocketEvent>) -> usize {
             continue;
         }
         mark.reported = readiness;
-        if let Some(handle) = handle {
-            events.push(SocketEvent { handle, readiness });
-        }
+        events.push(SocketEvent { handle, readiness });
     }
     // The list keeps its capacity: no allocation per iteration.
+    ready.clear();
     core.ready = ready;
     events.len() - before
 }

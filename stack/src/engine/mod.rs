@@ -175,7 +175,6 @@ impl<D: Device> Engine<D> {
             ts_offsets: TimestampOffsets::new(config.secrets.timestamp_key(), config.clock_base),
             configs: crate::tcp::SharedConfigs::default(),
             dirty: Vec::with_capacity(256),
-            dirty_spare: Vec::with_capacity(256),
             held: Vec::with_capacity(256),
             blocked: Vec::new(),
             expired: Vec::with_capacity(256),

@@ -122,8 +122,6 @@ pub(crate) struct TcpEngine {
     pub(crate) configs: crate::tcp::SharedConfigs,
     /// Connections to run output and bookkeeping for in this iteration.
     pub(crate) dirty: Vec<SocketId>,
-    /// The other half of `dirty`'s double buffer (empty, keeps its capacity).
-    pub(crate) dirty_spare: Vec<SocketId>,
     /// Scratch for connections that found no TX frame (empty between iterations).
     pub(crate) blocked: Vec<SocketId>,
     /// Connections whose only output is a pure ACK of a request the application

@@ -199,6 +199,20 @@ impl<T> SocketSet<T> {
         self.slot_mut(id.0 as usize).and_then(|s| s.value.as_mut())
     }
 
+    /// The socket in slot `id`, mutably, with its current handle ([`Self::by_id_mut`] and
+    /// [`Self::handle_of`] on one lookup).
+    pub fn by_id_with_handle_mut(&mut self, id: SocketId) -> Option<(SocketHandle, &mut T)> {
+        let (stack, core) = (self.stack, self.core);
+        let slot = self.slot_mut(id.0 as usize)?;
+        let handle = SocketHandle {
+            stack,
+            core,
+            index: id.0,
+            generation: slot.generation,
+        };
+        Some((handle, slot.value.as_mut()?))
+    }
+
     /// The current handle of slot `id`, if live.
     pub fn handle_of(&self, id: SocketId) -> Option<SocketHandle> {
         let slot = self.slot(id.0 as usize)?;

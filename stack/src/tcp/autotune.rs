@@ -23,7 +23,6 @@ use super::seq::SeqNumber;
 use super::tcb::Tcb;
 use crate::time::Instant;
 use crate::wire::TcpRepr;
-use core::time::Duration;
 
 /// Linux `TCP_INIT_CWND`: the first measurement expects ten segments per round trip.
 const INITIAL_SPACE_SEGMENTS: u32 = 10;
@@ -64,14 +63,15 @@ impl Tcb {
         };
     }
 
-    /// The receiver's round-trip estimate: from timestamps, else the connection's own RTT
-    /// estimate (the handshake's at least). Linux measures one window's arrival instead when
-    /// timestamps are off; the handshake RTT is close enough to pace the measurement.
-    fn receiver_rtt(&self) -> Option<Duration> {
+    /// The receiver's round-trip estimate in nanoseconds: from timestamps, else the
+    /// connection's own RTT estimate (the handshake's at least). Linux measures one window's
+    /// arrival instead when timestamps are off; the handshake RTT is close enough to pace
+    /// the measurement. (Integers: this is asked for every in-order segment.)
+    fn receiver_rtt_nanos(&self) -> Option<u64> {
         if self.rcv_rtt != 0 {
-            return Some(Duration::from_micros(u64::from(self.rcv_rtt >> 3)));
+            return Some(u64::from(self.rcv_rtt >> 3) * 1000);
         }
-        self.rtt.srtt().filter(|d| !d.is_zero())
+        self.rtt.srtt_nanos().filter(|&d| d != 0)
     }
 
     /// The sequence number up to which the application has read (Linux `copied_seq`).
@@ -93,10 +93,13 @@ impl Tcb {
             self.rcvq_time = now;
             return;
         }
-        let Some(rtt) = self.receiver_rtt() else {
+        let Some(rtt_nanos) = self.receiver_rtt_nanos() else {
             return;
         };
-        if now - self.rcvq_time < rtt {
+        // `now - rcvq_time < rtt`, in nanoseconds (saturating: a span too long for a u64
+        // of nanoseconds exceeds every RTT).
+        let elapsed_nanos = now.micros_since(self.rcvq_time).saturating_mul(1000);
+        if elapsed_nanos < rtt_nanos {
             return;
         }
         let copied = copied_seq.since(self.rcvq_seq);

@@ -114,7 +114,7 @@ impl Tcb {
             && self.tlp_end.is_none()
             && self.sender.is_none()
             && self.sent.sacked == 0
-            && !self.cc.controls_recovery()
+            && !self.cc_controls_recovery()
     }
 
     /// With timestamps on, the segment carries one whose TSval is not older than TS.Recent

@@ -144,20 +144,16 @@ impl Tcb {
     }
 
     /// Counts `bytes` newly delivered to the peer and closes a delivery-rate sample once a
-    /// round trip (at least 1 ms) has passed since it began.
+    /// round trip (at least 1 ms) has passed since it began. In integers (this runs on every
+    /// ACK): the round in nanoseconds against the time elapsed, exactly as `Duration`s.
     pub(super) fn on_delivered(&mut self, now: Instant, bytes: u64) {
         self.delivered = self.delivered.saturating_add(bytes);
         let (start, at_start) = self.rate_sample_start;
-        let round = self
-            .rtt
-            .srtt()
-            .unwrap_or_default()
-            .max(Duration::from_millis(1));
-        let elapsed = now - start;
-        if elapsed >= round {
-            let micros = u64::try_from(elapsed.as_micros())
-                .unwrap_or(u64::MAX)
-                .max(1);
+        let round_nanos = self.rtt.srtt_nanos().unwrap_or(0).max(1_000_000);
+        let elapsed_micros = now.micros_since(start);
+        // Saturating: a span too long for a u64 of nanoseconds exceeds every round.
+        if elapsed_micros.saturating_mul(1000) >= round_nanos {
+            let micros = elapsed_micros.max(1);
             self.delivery_rate = (self.delivered - at_start).saturating_mul(1_000_000) / micros;
             self.rate_app_limited = self.app_limited_now;
             self.app_limited_now = false;

@@ -133,14 +133,15 @@ impl Tcb {
 
     /// RTT measurement on an ACK of new data: RFC 7323 §4.1 RTTM from TSecr, else the timed
     /// segment (RFC 6298 §3 Karn: never a retransmitted one; `rtt_sample` is cleared then).
-    fn take_rtt_sample(&mut self, now: Instant, seg: &TcpRepr, ack: SeqNumber) -> Option<Duration> {
+    fn take_rtt_sample(&mut self, now: Instant, seg: &TcpRepr, ack: SeqNumber) -> Option<u64> {
+        // In microseconds, the clock's unit.
         let mut sample = None;
         if self.ts_enabled {
             if let Some((_, ecr)) = seg.options.timestamp {
                 let elapsed = self.ts_now(now).wrapping_sub(ecr);
                 // A TSecr from the future or older than a minute is not believed.
                 if ecr != 0 && elapsed < 60_000 {
-                    sample = Some(Duration::from_millis(u64::from(elapsed)));
+                    sample = Some(u64::from(elapsed) * 1000);
                 }
             }
         }
@@ -148,12 +149,12 @@ impl Tcb {
             if ack >= end {
                 self.rtt_sample = None;
                 if sample.is_none() {
-                    sample = Some(now - sent_at);
+                    sample = Some(now.micros_since(sent_at));
                 }
             }
         }
         if let Some(rtt) = sample {
-            self.rtt.sample_with(rtt, self.cfg.rto_min_on_variance);
+            self.rtt.sample_micros(rtt, self.cfg.rto_min_on_variance);
         }
         sample
     }
@@ -419,7 +420,7 @@ impl Tcb {
     /// RFC 9293 §3.10.7.4 fifth check, SND.UNA < SEG.ACK =< SND.MAX: the send buffer gives
     /// up what `ack` covers, the RTT is sampled, the retransmission timer restarts, and
     /// NewReno (without SACK recovery) sees the ACK. Returns the bytes newly acknowledged
-    /// and the RTT sample. Shared with header prediction (`fast.rs`).
+    /// and the RTT sample (microseconds). Shared with header prediction (`fast.rs`).
     #[inline(always)]
     pub(super) fn ack_new_data(
         &mut self,
@@ -427,7 +428,7 @@ impl Tcb {
         seg: &TcpRepr,
         ack: SeqNumber,
         sack_recovery: bool,
-    ) -> (u32, Option<Duration>) {
+    ) -> (u32, Option<u64>) {
         let acked = ack.since(self.snd_una);
         let data_acked = (ack.since(self.snd_buf_start) as usize).min(self.send_buf.len());
         self.send_buf.consume(data_acked);
@@ -441,7 +442,7 @@ impl Tcb {
             // §3, Karn's rule), finer than the millisecond timestamp clock.
             match self.acknowledge_records(now, ack) {
                 Some(sample) => {
-                    self.rtt.sample_with(sample, self.cfg.rto_min_on_variance);
+                    self.rtt.sample_micros(sample, self.cfg.rto_min_on_variance);
                     self.rtt_sample = None;
                     Some(sample)
                 }
@@ -457,7 +458,7 @@ impl Tcb {
             self.rto_deadline = None;
             self.progress_since = None;
         } else {
-            self.rto_deadline = Some(now + self.rtt.rto());
+            self.rto_deadline = Some(now.add_nanos(self.rtt.rto_nanos()));
             self.progress_since = Some(now);
         }
         if !sack_recovery {
@@ -503,7 +504,7 @@ impl Tcb {
         now: Instant,
         ack: SeqNumber,
         acked: u32,
-        rtt: Option<Duration>,
+        rtt_micros: Option<u64>,
     ) {
         let mss = self.snd_mss;
         let flight = self.snd_max.since(self.snd_una);
@@ -531,7 +532,7 @@ impl Tcb {
                 mss,
                 ack,
                 self.snd_max,
-                rtt,
+                rtt_micros.map(Duration::from_micros),
                 self.rtt.srtt().unwrap_or_default(),
             );
             self.cc.on_ack(&sample);

@@ -72,6 +72,7 @@ impl Tcb {
             // BBR's model needs SACK's delivery and loss accounting: CUBIC instead.
             let iw = self.cfg.initial_window.max(1).saturating_mul(self.snd_mss);
             self.cc = Box::new(super::cubic::Cubic::new(iw));
+            self.cc_model = false;
         }
         // RFC 9293 §3.7.1: default 536 when absent; never below our floor.
         self.peer_mss = o.mss.unwrap_or(DEFAULT_MSS).max(self.cfg.min_mss);

@@ -84,8 +84,10 @@ impl Tcb {
     /// The rate to pace at now: the algorithm's (BBR), or with `TcpConfig::pacing` a
     /// multiple of cwnd / SRTT as Linux's; `None`: unpaced.
     pub(super) fn pacing_rate(&self) -> Option<u64> {
-        if let Some(rate) = self.cc.pacing_rate() {
-            return Some(rate);
+        if self.cc_model {
+            if let Some(rate) = self.cc.pacing_rate() {
+                return Some(rate);
+            }
         }
         if !self.cfg.pacing {
             return None;
@@ -101,8 +103,20 @@ impl Tcb {
         Some(cwnd.saturating_mul(1_000_000) / micros * percent / 100)
     }
 
-    /// Follows the congestion controller's rate (after each ACK).
+    /// Follows the congestion controller's rate (after each ACK). Inlined: a connection
+    /// that neither paces nor has a rate to follow (CUBIC or NewReno without
+    /// `TcpConfig::pacing`, the common case) is told by three loads.
+    #[inline]
     pub(super) fn update_pacing_rate(&mut self) {
+        if !self.cc_model && !self.cfg.pacing && self.sender.is_none() {
+            return;
+        }
+        self.follow_pacing_rate();
+    }
+
+    /// [`Self::update_pacing_rate`] for a connection that may pace.
+    #[inline(never)]
+    fn follow_pacing_rate(&mut self) {
         let rate = self.pacing_rate();
         if rate.is_none() && self.sender.is_none() {
             return;

@@ -144,7 +144,9 @@ impl Rack {
 
     /// RFC 8985 §6.2 step 5: marks lost every record sent before the most recently delivered
     /// one and overdue by RTT + reordering window. `srtt` is asked only when a record is
-    /// outstanding.
+    /// outstanding. Inlined up to that test: every ACK of a request/response exchange
+    /// acknowledges everything, and learns so without a call.
+    #[inline]
     pub fn detect_loss(
         &mut self,
         q: &mut SentQueue,
@@ -153,16 +155,29 @@ impl Rack {
         srtt: impl FnOnce() -> Duration,
     ) -> Detection {
         self.advanced = false;
-        let mut d = Detection::default();
         let Some(xmit_ts) = self.xmit_ts else {
-            return d;
+            return Detection::default();
         };
         if q.len() == 0 {
             // Everything sent is acknowledged (the common case of a request/response
             // exchange): no record can be lost and no reordering timer is needed.
-            return d;
+            return Detection::default();
         }
-        let reo_wnd = self.reo_wnd(in_recovery, q.sacked_segments, srtt());
+        self.detect_overdue(q, now, in_recovery, srtt(), xmit_ts)
+    }
+
+    /// [`Self::detect_loss`] with records outstanding; `xmit_ts` is RACK.xmit_ts.
+    #[inline(never)]
+    fn detect_overdue(
+        &mut self,
+        q: &mut SentQueue,
+        now: Instant,
+        in_recovery: bool,
+        srtt: Duration,
+        xmit_ts: Instant,
+    ) -> Detection {
+        let mut d = Detection::default();
+        let reo_wnd = self.reo_wnd(in_recovery, q.sacked_segments, srtt);
         // A record is overdue RTT + reo_wnd after it was sent.
         let wait = Duration::from_micros(self.rtt_us).saturating_add(reo_wnd);
         let mut timeout = Duration::ZERO;

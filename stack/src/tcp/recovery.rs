@@ -43,8 +43,8 @@ impl Tcb {
     }
 
     /// The ACK part of RFC 9293 §3.10.7.4 fifth check with SACK-based recovery, after the
-    /// cumulative ACK was applied. `acked` bytes were newly acknowledged; `rtt` is this ACK's
-    /// RTT sample; `sacked_before` the SACKed bytes before the ACK; `before` the pipe and
+    /// cumulative ACK was applied. `acked` bytes were newly acknowledged; `rtt_micros` is this
+    /// ACK's RTT sample in microseconds; `sacked_before` the SACKed bytes before the ACK; `before` the pipe and
     /// the bytes ever marked lost before it.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn process_ack_sack(
@@ -55,7 +55,7 @@ impl Tcb {
         acked: u32,
         sacked_before: u32,
         before: (u32, u64),
-        rtt: Option<Duration>,
+        rtt_micros: Option<u64>,
     ) {
         let mut newly_sacked = 0;
         let mut dsack = None;
@@ -123,7 +123,7 @@ impl Tcb {
             self.frto_on_ack(ack, acked);
         }
         self.tlp_on_ack(now, ack, dsack);
-        self.rack_on_ack(now, ack, acked, sacked_before, before, rtt);
+        self.rack_on_ack(now, ack, acked, sacked_before, before, rtt_micros);
     }
 
     /// The end of [`process_ack_sack`](Self::process_ack_sack), after the SACK blocks, F-RTO
@@ -138,13 +138,13 @@ impl Tcb {
         acked: u32,
         sacked_before: u32,
         before: (u32, u64),
-        rtt: Option<Duration>,
+        rtt_micros: Option<u64>,
     ) {
         // RFC 8985 §6.2 step 5: detect losses when something newly delivered.
         if self.rack.advanced() {
             self.rack_detect(now);
         }
-        let model_based = self.cc.controls_recovery();
+        let model_based = self.cc_controls_recovery();
         let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
         let delivered = u32::try_from(delivered.max(0)).unwrap_or(0);
         if (self.in_recovery || self.in_loss) && self.snd_una >= self.recover {
@@ -153,10 +153,10 @@ impl Tcb {
             self.prr_on_ack(delivered);
         }
         // Draft-cheng §3.3: the delivery-rate sample of this ACK.
-        let min_rtt = self.rack.min_rtt();
         let (rate, total_delivered) = match &mut self.sender {
             Some(s) => (
-                s.rate.generate(now, u64::from(delivered), min_rtt),
+                s.rate
+                    .generate(now, u64::from(delivered), self.rack.min_rtt()),
                 s.rate.delivered,
             ),
             None => (None, 0),
@@ -169,7 +169,7 @@ impl Tcb {
                 mss: self.snd_mss,
                 ack,
                 snd_max: self.snd_max,
-                rtt,
+                rtt: rtt_micros.map(Duration::from_micros),
                 srtt: self.rtt.srtt().unwrap_or_default(),
                 newly_delivered: delivered,
                 delivered: total_delivered,
@@ -197,10 +197,10 @@ impl Tcb {
     }
 
     /// The cumulative ACK reached `ack`: drops the records it covers (RACK sees each newly
-    /// delivered one); returns the RTT of the newest covered record never retransmitted and not
-    /// SACKed before (so it was delivered just now).
+    /// delivered one); returns the RTT, in microseconds, of the newest covered record never
+    /// retransmitted and not SACKed before (so it was delivered just now).
     #[inline(always)]
-    pub(super) fn acknowledge_records(&mut self, now: Instant, ack: SeqNumber) -> Option<Duration> {
+    pub(super) fn acknowledge_records(&mut self, now: Instant, ack: SeqNumber) -> Option<u64> {
         let (rack, mut sender) = (&mut self.rack, self.sender.as_deref_mut());
         let mut newest = None;
         self.sent.acknowledge(ack, |g| {
@@ -217,7 +217,7 @@ impl Tcb {
         if self.lost_hint < ack {
             self.lost_hint = ack;
         }
-        newest.map(|t| now - t)
+        newest.map(|t| now.micros_since(t))
     }
 
     /// RFC 3708 §3 / Linux tcp_try_undo_dsack: once D-SACKs reported every retransmission of
@@ -244,6 +244,8 @@ impl Tcb {
     }
 
     /// RFC 8985 §6.2 step 5 and the reordering timer; enters recovery on a loss.
+    /// Inlined, with `detect_loss`'s test for nothing outstanding.
+    #[inline(always)]
     pub(super) fn rack_detect(&mut self, now: Instant) {
         // The SRTT is worked out only when something is outstanding (`detect_loss`
         // returns before it otherwise: every ACK of a request/response exchange).
@@ -281,7 +283,7 @@ impl Tcb {
     fn exit_recovery(&mut self) {
         if self.in_recovery {
             self.in_recovery = false;
-            if !self.cc.controls_recovery() {
+            if !self.cc_controls_recovery() {
                 let ssthresh = self.cc.ssthresh();
                 self.cc.set_window(ssthresh.max(self.snd_mss));
             }
@@ -529,7 +531,7 @@ impl Tcb {
         let mss = self.snd_mss;
         // As for new data (`emit_data`): the sampler and the pacer only where they run
         // (BBR, pacing); a CUBIC or NewReno retransmission does not switch them on.
-        let snapshot = if self.sender.is_some() || self.cc.uses_rate_samples() {
+        let snapshot = if self.sender.is_some() || self.cc_uses_rate_samples() {
             let model = self.sender_model(now);
             let snapshot = model.rate.on_sent(now, false);
             model.pacer.on_sent(now, seg.len(), mss);

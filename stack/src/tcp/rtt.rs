@@ -45,11 +45,20 @@ impl RttEstimator {
     /// Feeds one RTT measurement; with `min_on_variance` the minimum bounds the variance
     /// term instead of the sum, as Linux does ([`super::TcpConfig::rto_min_on_variance`]).
     pub fn sample_with(&mut self, rtt: Duration, min_on_variance: bool) {
+        self.sample_nanos(nanos(rtt), min_on_variance);
+    }
+
+    /// [`Self::sample_with`] for a measurement in microseconds (the clock's unit: an ACK's
+    /// sample never becomes a `Duration` on the way).
+    pub(super) fn sample_micros(&mut self, micros: u64, min_on_variance: bool) {
+        self.sample_nanos(micros.saturating_mul(1000), min_on_variance);
+    }
+
+    fn sample_nanos(&mut self, r: u64, min_on_variance: bool) {
         // The results are those of RFC 6298's `Duration` arithmetic: a product of
         // durations is exact either way, and `Duration / n` for n = 2, 4, 8 is the floor
         // of the nanoseconds divided by n (10^9 is a multiple of 8, so the carried seconds
         // divide exactly) — `sample_matches_duration_arithmetic` checks it.
-        let r = nanos(rtt);
         let (srtt, rttvar) = match self.srtt {
             // RFC 6298 §2.2: SRTT <- R, RTTVAR <- R/2.
             None => (r, r / 2),
@@ -80,10 +89,21 @@ impl RttEstimator {
         Duration::from_nanos(self.rto)
     }
 
+    /// [`Self::rto`] in nanoseconds (for arithmetic on every segment without `Duration`'s
+    /// conversions).
+    pub(super) fn rto_nanos(&self) -> u64 {
+        self.rto
+    }
+
     /// RFC 6298 §5.5: the RTO doubled `backoff` times, capped at the maximum.
     pub fn backed_off(&self, backoff: u32) -> Duration {
+        Duration::from_nanos(self.backed_off_nanos(backoff))
+    }
+
+    /// [`Self::backed_off`] in nanoseconds.
+    pub(super) fn backed_off_nanos(&self, backoff: u32) -> u64 {
         let factor = 1u64.checked_shl(backoff.min(63)).unwrap_or(u64::MAX);
-        Duration::from_nanos(self.rto.saturating_mul(factor).min(self.max))
+        self.rto.saturating_mul(factor).min(self.max)
     }
 
     /// Smoothed RTT in nanoseconds, if measured (for arithmetic on every segment
@@ -187,6 +207,24 @@ mod tests {
         } else {
             (srtt + var).clamp(r.min, r.max)
         };
+    }
+
+    #[test]
+    fn sample_in_micros_is_the_duration_sample() {
+        let mut a = RttEstimator::new(ms(1000), ms(200), ms(120_000));
+        let mut b = a;
+        for (i, us) in [37u64, 1, 250_000, 0, 999_999, u64::MAX]
+            .into_iter()
+            .enumerate()
+        {
+            let on_variance = i % 2 == 0;
+            a.sample_with(Duration::from_micros(us), on_variance);
+            b.sample_micros(us, on_variance);
+            assert_eq!(
+                (a.srtt(), a.rttvar(), a.rto()),
+                (b.srtt(), b.rttvar(), b.rto())
+            );
+        }
     }
 
     proptest::proptest! {

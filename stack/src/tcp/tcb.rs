@@ -150,6 +150,10 @@ pub struct Tcb {
 
     // Congestion control and loss recovery.
     pub(super) cc: Box<dyn CongestionControl>,
+    /// `cc` is model-based (BBR): only such an algorithm paces, keeps the window in
+    /// recovery or reads rate samples, so for CUBIC and NewReno those hooks (virtual
+    /// calls on every ACK and segment) are not asked ([`model_based`]).
+    pub(super) cc_model: bool,
     pub(super) dup_acks: u32,
     pub(super) recover: SeqNumber,
     pub(super) in_recovery: bool,
@@ -302,6 +306,7 @@ impl Tcb {
             unacked_bytes: 0,
             quickack: cfg.quickack_segments,
             cc,
+            cc_model: model_based(cfg.congestion),
             dup_acks: 0,
             recover: iss,
             in_recovery: false,
@@ -515,13 +520,9 @@ impl Tcb {
         } else {
             self.cfg.initial_window.max(1).saturating_mul(self.snd_mss)
         };
-        self.cc = congestion_control(
-            self.effective_congestion(),
-            window,
-            self.snd_mss,
-            now,
-            self.iss.0,
-        );
+        let effective = self.effective_congestion();
+        self.cc = congestion_control(effective, window, self.snd_mss, now, self.iss.0);
+        self.cc_model = model_based(effective);
         if let Some(s) = &mut self.sender {
             s.pacer.set_rate(None);
             s.pacing_release = None;
@@ -737,6 +738,16 @@ impl Tcb {
         self.sack_ok && self.cfg.loss_recovery == LossRecovery::RackTlp
     }
 
+    /// [`CongestionControl::controls_recovery`], asked of a model-based algorithm only.
+    pub(super) fn cc_controls_recovery(&self) -> bool {
+        self.cc_model && self.cc.controls_recovery()
+    }
+
+    /// [`CongestionControl::uses_rate_samples`], asked of a model-based algorithm only.
+    pub(super) fn cc_uses_rate_samples(&self) -> bool {
+        self.cc_model && self.cc.uses_rate_samples()
+    }
+
     /// Sequence number of our FIN (valid once `fin_queued`).
     pub(super) fn fin_seq(&self) -> SeqNumber {
         self.snd_buf_start + self.send_buf.len()
@@ -776,6 +787,15 @@ impl Tcb {
     }
 }
 
+/// Whether `algorithm` is model-based: it may set a pacing rate, keep the window during
+/// recovery and read delivery-rate samples. The others answer no to those hooks
+/// ([`CongestionControl::pacing_rate`], [`CongestionControl::controls_recovery`],
+/// [`CongestionControl::uses_rate_samples`]); `only_model_based_algorithms_pace` holds
+/// them to it.
+pub(super) fn model_based(algorithm: CongestionAlgorithm) -> bool {
+    algorithm == CongestionAlgorithm::Bbr
+}
+
 /// A congestion controller for `algorithm` starting at `window` bytes.
 fn congestion_control(
     algorithm: CongestionAlgorithm,
@@ -788,5 +808,27 @@ fn congestion_control(
         CongestionAlgorithm::NewReno => Box::new(NewReno::new(window)),
         CongestionAlgorithm::Cubic => Box::new(Cubic::new(window)),
         CongestionAlgorithm::Bbr => Box::new(Bbr::new(window, mss, now, seed)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_model_based_algorithms_pace() {
+        for algorithm in [
+            CongestionAlgorithm::NewReno,
+            CongestionAlgorithm::Cubic,
+            CongestionAlgorithm::Bbr,
+        ] {
+            let cc = congestion_control(algorithm, 14_480, 1448, Instant::ZERO, 1);
+            let model = model_based(algorithm);
+            assert_eq!(cc.controls_recovery(), model, "{algorithm:?}");
+            assert_eq!(cc.uses_rate_samples(), model, "{algorithm:?}");
+            if !model {
+                assert_eq!(cc.pacing_rate(), None, "{algorithm:?}");
+            }
+        }
     }
 }

@@ -194,6 +194,8 @@ fn with_sock<R>(
 /// call, where [`with_sock`] and [`Core::called`] made three): marks the connection for
 /// output, records the direction's readiness as reported (see [`Core::called`]; `read`
 /// for recv, else send) unless the call found no socket, and queues it for events.
+/// Inlined into `send` and `recv` (each its own copy, with `read` a constant).
+#[inline(always)]
 fn finish_call<R>(
     core_dirty: &mut Vec<SocketId>,
     ready: &mut Vec<SocketId>,

@@ -29,6 +29,10 @@ const SEGMENTS_PER_POLL: usize = 64;
 /// Output and bookkeeping for every connection marked this iteration. With
 /// `hold_acks`, a connection owing only the ACK of a request its application may
 /// answer is settled without output and kept for [`flush_held`].
+///
+/// Inlined into the loop: half the iterations of a request/response exchange (those
+/// that only receive) have nothing marked, and are told so without a call.
+#[inline]
 pub(crate) fn process_dirty<D: Device>(
     core: &mut Core,
     device: &mut D,
@@ -36,21 +40,35 @@ pub(crate) fn process_dirty<D: Device>(
     now: Instant,
     hold_acks: bool,
 ) {
-    if core.tcp.dirty.is_empty() {
-        return;
+    if !core.tcp.dirty.is_empty() {
+        process_marked(core, device, tx, now, hold_acks);
     }
-    // The list being worked on and the one that collects marks made meanwhile swap
-    // roles; both keep their capacity across iterations (no allocation per request).
-    let spare = core::mem::take(&mut core.tcp.dirty_spare);
-    let mut dirty = core::mem::replace(&mut core.tcp.dirty, spare);
+}
+
+/// [`process_dirty`] with something marked.
+#[inline(never)]
+fn process_marked<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    now: Instant,
+    hold_acks: bool,
+) {
     // Connections that found no free TX frame: they try again next iteration.
     let mut blocked = core::mem::take(&mut core.tcp.blocked);
-    // Bookkeeping may mark more (a listener whose child closed); loop until quiet.
+    // The list is walked in place, by index. Bookkeeping may mark more (a listener
+    // whose child closed): those land behind the round being worked on and make the
+    // next round, until quiet or four rounds. The list keeps its capacity across
+    // iterations (no allocation per request).
+    let mut next = 0;
     for _ in 0..4 {
-        if dirty.is_empty() {
+        let end = core.tcp.dirty.len();
+        if next == end {
             break;
         }
-        for id in dirty.drain(..) {
+        while next < end {
+            let id = core.tcp.dirty[next];
+            next += 1;
             let tcb = match core.sockets.by_id_mut(id) {
                 Some(Socket::Tcp(sock)) => {
                     sock.dirty = false;
@@ -88,12 +106,10 @@ pub(crate) fn process_dirty<D: Device>(
                 }
             }
         }
-        core::mem::swap(&mut dirty, &mut core.tcp.dirty);
     }
     // Anything still marked waits for the next iteration.
-    core.tcp.dirty.append(&mut dirty);
+    core.tcp.dirty.drain(..next);
     core.tcp.dirty.append(&mut blocked);
-    core.tcp.dirty_spare = dirty;
     core.tcp.blocked = blocked;
 }
 
@@ -204,7 +220,14 @@ fn settle(core: &mut Core, now: Instant, id: SocketId, tcb: Box<Tcb>) {
         core.queue_ready(id);
         return;
     };
-    sock.state = TcpSocketState::Connection(tcb);
+    // The connection left `Closed` in its place when it was taken out: putting it
+    // back has nothing to drop (no call to the state's drop glue per segment sent).
+    let left = core::mem::replace(&mut sock.state, TcpSocketState::Connection(tcb));
+    if matches!(left, TcpSocketState::Closed) {
+        core::mem::forget(left);
+    } else {
+        drop(left);
+    }
     timers::rearm(&mut core.tcp, sock, id, deadline, now);
     let parent = sock.parent;
     let queued = sock.queued_for_accept;

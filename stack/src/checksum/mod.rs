@@ -95,11 +95,22 @@ pub(crate) fn verifies(acc: u64) -> bool {
 /// Adds `data` (at an even offset of the summed buffer) to the 64-bit
 /// one's-complement accumulator `acc` of native-endian words, by the fastest
 /// path for its length: the caller folds once at the end.
-#[inline]
+///
+/// Inlined: a short buffer costs its words and no call, and a fixed-size one
+/// (an IPv4 header) compiles to straight-line adds; the SIMD dispatch stays out
+/// of line.
+#[inline(always)]
 pub(crate) fn add_native(acc: u64, data: &[u8]) -> u64 {
     if data.len() < SIMD_MIN_LEN {
         return scalar::add_native(acc, data);
     }
+    add_native_dispatched(acc, data)
+}
+
+/// [`add_native`] for a buffer long enough for the SIMD path.
+#[cold]
+#[inline(never)]
+fn add_native_dispatched(acc: u64, data: &[u8]) -> u64 {
     scalar::add_carry(acc, (selected().1)(data))
 }
 
@@ -133,7 +144,7 @@ pub const SIMD_MIN_LEN: usize = 128;
 /// ACKs) take the inlined scalar path: for them the call into the SIMD code and
 /// its final reduction cost more than the vectors save (measured by
 /// `bench/benches/checksum.rs`: scalar wins at 64 bytes, AVX2 at 576).
-#[inline]
+#[inline(always)]
 pub fn sum(data: &[u8]) -> u16 {
     fold_native(add_native(0, data))
 }

@@ -134,6 +134,15 @@ pub(crate) fn pseudo_header_ipv4_native(
         + u64::from(u16::from_ne_bytes(length.to_be_bytes()))
 }
 
+/// [`pseudo_header_ipv4_native`] with the source and destination addresses as
+/// they lie in an IPv4 header (bytes 12..20): one 64-bit load, no byte swap.
+#[inline]
+pub(crate) fn pseudo_header_ipv4_native_at(addresses: &[u8; 8], protocol: u8, length: u16) -> u64 {
+    let rest = u64::from(u16::from_ne_bytes([0, protocol]))
+        + u64::from(u16::from_ne_bytes(length.to_be_bytes()));
+    scalar::add_carry(u64::from_ne_bytes(*addresses), rest)
+}
+
 /// Shortest buffer [`sum`] hands to the SIMD path.
 pub const SIMD_MIN_LEN: usize = 128;
 

@@ -419,9 +419,11 @@ impl<V> ConnTable<V> {
     }
 
     /// The connection for `tuple`.
+    #[inline]
     pub fn get(&self, tuple: &FourTuple) -> Option<&V> {
-        let at = self.find(tuple)?;
-        self.slot(at).value.as_ref()
+        // The chain walk hands back the entry it matched: no second lookup of
+        // the slot by index.
+        self.get_hashed(self.hash(tuple), tuple)
     }
 
     /// The connection for `tuple`, mutably.

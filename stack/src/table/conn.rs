@@ -271,6 +271,7 @@ impl<V> ConnTable<V> {
     }
 
     /// The value under `tuple` whose hash is `hash` (from [`ConnTable::hash_of`]).
+    #[inline(always)]
     pub fn get_hashed(&self, hash: u32, tuple: &FourTuple) -> Option<&V> {
         let mut at = self.head(self.bucket_of(hash));
         while at != NIL {

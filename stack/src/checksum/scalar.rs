@@ -38,25 +38,40 @@ fn word_at(bytes: &[u8], at: usize) -> u64 {
 /// it stays congruent to the sum modulo 2^64 - 1, a multiple of 0xffff, and is
 /// zero only when `acc` and every word are.
 ///
-/// 32-byte blocks go through one carry chain (four `adc` and one to take the last
-/// carry back in), the last 0..=31 bytes by halving sizes, so a short buffer (a
+/// 64-byte blocks go through one carry chain (eight `adc` and one to take the
+/// last carry back in), the last 0..=63 bytes by halving sizes, so a short buffer (a
 /// header, a bare ACK, a small segment) costs a handful of instructions and
 /// no loop tail.
 #[inline(always)]
 pub(crate) fn add_native(mut acc: u64, data: &[u8]) -> u64 {
-    let mut blocks = data.chunks_exact(32);
+    let mut blocks = data.chunks_exact(64);
     for block in &mut blocks {
         let (s, c) = acc.overflowing_add(word_at(block, 0));
         let (s, c) = add_with_carry(s, word_at(block, 8), c);
         let (s, c) = add_with_carry(s, word_at(block, 16), c);
         let (s, c) = add_with_carry(s, word_at(block, 24), c);
+        let (s, c) = add_with_carry(s, word_at(block, 32), c);
+        let (s, c) = add_with_carry(s, word_at(block, 40), c);
+        let (s, c) = add_with_carry(s, word_at(block, 48), c);
+        let (s, c) = add_with_carry(s, word_at(block, 56), c);
         acc = s + u64::from(c);
     }
     let mut rest = blocks.remainder();
-    // A whole number of blocks (a bare TCP header with timestamps, a segment of
-    // 64 bytes) skips the tail's tests.
+    // A whole number of 32-byte blocks (a bare TCP header with timestamps, one
+    // with 64 bytes of data) skips the small tail's tests.
     if rest.is_empty() {
         return acc;
+    }
+    if let Some((block, tail)) = rest.split_first_chunk::<32>() {
+        let (s, c) = acc.overflowing_add(word_at(block, 0));
+        let (s, c) = add_with_carry(s, word_at(block, 8), c);
+        let (s, c) = add_with_carry(s, word_at(block, 16), c);
+        let (s, c) = add_with_carry(s, word_at(block, 24), c);
+        acc = s + u64::from(c);
+        rest = tail;
+        if rest.is_empty() {
+            return acc;
+        }
     }
     if let Some((pair, tail)) = rest.split_first_chunk::<16>() {
         let (s, c) = acc.overflowing_add(word_at(pair, 0));

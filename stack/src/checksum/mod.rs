@@ -63,24 +63,84 @@ fn selected() -> &'static (SumPath, SumFn) {
     SELECTED.get_or_init(|| simd::select().unwrap_or((SumPath::Scalar, scalar::sum_native)))
 }
 
+/// Folds a 64-bit one's-complement accumulator of native-endian words to 16 bits,
+/// still native-endian: 64 -> 32 -> 16 with end-around carries (RFC 1071 §2
+/// (1)-(2)), one add and one carry-in each. Zero only when `acc` is.
+#[inline]
+pub(crate) fn fold16(acc: u64) -> u16 {
+    let (s, c) = (acc as u32).overflowing_add((acc >> 32) as u32);
+    // When the add carries its sum is at most 2^32 - 2: the carry-in cannot wrap.
+    let s = s + u32::from(c);
+    let (t, c) = (s as u16).overflowing_add((s >> 16) as u16);
+    t + u16::from(c)
+}
+
 /// Folds a 64-bit one's-complement accumulator of native-endian words into the
 /// 16-bit big-endian sum.
 #[inline]
-pub(crate) fn fold_native(mut acc: u64) -> u16 {
-    // Fold 64 -> 32 -> 16 with end-around carries (RFC 1071 §2 (1)-(2)).
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    // acc <= 0xffff now. RFC 1071 §2 (B): the sum of native words is the
-    // byte-swapped sum of big-endian words.
-    let folded = acc as u16;
-    if cfg!(target_endian = "little") {
-        folded.swap_bytes()
-    } else {
-        folded
+pub(crate) fn fold_native(acc: u64) -> u16 {
+    // RFC 1071 §2 (B): the sum of native words is the byte-swapped sum of
+    // big-endian words.
+    u16::from_be(fold16(acc))
+}
+
+/// True when a 64-bit accumulator holding a checksummed buffer (its checksum
+/// field included) verifies: the sum is all ones (RFC 1071 §1, "negative zero";
+/// byte order does not matter for it).
+#[inline]
+pub(crate) fn verifies(acc: u64) -> bool {
+    fold16(acc) == 0xffff
+}
+
+/// Adds `data` (at an even offset of the summed buffer) to the 64-bit
+/// one's-complement accumulator `acc` of native-endian words, by the fastest
+/// path for its length: the caller folds once at the end.
+///
+/// Inlined: a short buffer costs its words and no call, and a fixed-size one
+/// (an IPv4 header) compiles to straight-line adds; the SIMD dispatch stays out
+/// of line.
+#[inline(always)]
+pub(crate) fn add_native(acc: u64, data: &[u8]) -> u64 {
+    if data.len() < SIMD_MIN_LEN {
+        return scalar::add_native(acc, data);
     }
+    add_native_dispatched(acc, data)
+}
+
+/// [`add_native`] for a buffer long enough for the SIMD path.
+#[cold]
+#[inline(never)]
+fn add_native_dispatched(acc: u64, data: &[u8]) -> u64 {
+    scalar::add_carry(acc, (selected().1)(data))
+}
+
+/// The IPv4 pseudo-header (RFC 9293 §3.1, RFC 768) as a 64-bit accumulator of
+/// native-endian words, ready for [`add_native`] to add the segment to: no fold
+/// until the very end.
+#[inline]
+pub(crate) fn pseudo_header_ipv4_native(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: u8,
+    length: u16,
+) -> u64 {
+    // The words as they lie in memory: the addresses' octets, then zero and
+    // the protocol, then the length, all big-endian. Each 32-bit address is
+    // congruent to the sum of its 16-bit halves modulo 0xffff (RFC 1071 §2
+    // (C)); the total is below 2^35, no carry to lose.
+    u64::from(u32::from_ne_bytes(src.octets()))
+        + u64::from(u32::from_ne_bytes(dst.octets()))
+        + u64::from(u16::from_ne_bytes([0, protocol]))
+        + u64::from(u16::from_ne_bytes(length.to_be_bytes()))
+}
+
+/// [`pseudo_header_ipv4_native`] with the source and destination addresses as
+/// they lie in an IPv4 header (bytes 12..20): one 64-bit load, no byte swap.
+#[inline]
+pub(crate) fn pseudo_header_ipv4_native_at(addresses: &[u8; 8], protocol: u8, length: u16) -> u64 {
+    let rest = u64::from(u16::from_ne_bytes([0, protocol]))
+        + u64::from(u16::from_ne_bytes(length.to_be_bytes()));
+    scalar::add_carry(u64::from_ne_bytes(*addresses), rest)
 }
 
 /// Shortest buffer [`sum`] hands to the SIMD path.
@@ -93,12 +153,9 @@ pub const SIMD_MIN_LEN: usize = 128;
 /// ACKs) take the inlined scalar path: for them the call into the SIMD code and
 /// its final reduction cost more than the vectors save (measured by
 /// `bench/benches/checksum.rs`: scalar wins at 64 bytes, AVX2 at 576).
-#[inline]
+#[inline(always)]
 pub fn sum(data: &[u8]) -> u16 {
-    if data.len() < SIMD_MIN_LEN {
-        return scalar::sum(data);
-    }
-    fold_native((selected().1)(data))
+    fold_native(add_native(0, data))
 }
 
 /// The Internet checksum of `data`: the complement of [`sum`].

@@ -1,57 +1,111 @@
-//! The portable one's-complement sum: 64-bit native words, each split into two
-//! 32-bit halves added into 64-bit accumulators so no carry is lost (RFC 1071 §2
-//! (C), deferred carries).
+//! The portable one's-complement sum: 64-bit native words added with end-around
+//! carries (RFC 1071 §2 (C)), the carry chain written so the compiler emits one
+//! add-with-carry per word.
 
-/// Unfolded sum of `data` as native-endian words, for the dispatcher.
+/// Adds `w` to the 64-bit one's-complement accumulator `acc`: a carry out of bit
+/// 63 is worth 2^64, which is 1 modulo 2^64 - 1 (and so modulo 0xffff, all the
+/// fold keeps), so it is added back in at bit 0.
 ///
-/// 64-bit words added with their carries counted apart (an `add`/`adc` pair per
-/// word): a carry out of bit 63 is worth 2^64, which is 1 modulo 0xffff, all the
-/// fold keeps. The result, folded once to 33 bits plus the carry count, leaves
-/// room for the tail's words.
-#[inline]
-pub(crate) fn sum_native(data: &[u8]) -> u64 {
-    let mut acc: u64 = 0;
-    let mut carries: u64 = 0;
-    let mut words = data.chunks_exact(8);
-    for w in &mut words {
-        let w = u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]));
-        let (sum, carry) = acc.overflowing_add(w);
-        acc = sum;
-        carries += u64::from(carry);
-    }
-    sum_tail(
-        words.remainder(),
-        (acc & 0xffff_ffff) + (acc >> 32) + carries,
-    )
+/// Cannot overflow: when the first add carries, its sum is at most 2^64 - 2.
+#[inline(always)]
+pub(crate) fn add_carry(acc: u64, w: u64) -> u64 {
+    let (sum, carry) = acc.overflowing_add(w);
+    sum + u64::from(carry)
 }
 
-/// Adds the last `< 16`-ish bytes of a buffer (at an even offset from its start)
-/// to `acc`; shared with the SIMD paths for their tails.
-#[inline]
-pub(crate) fn sum_tail(tail: &[u8], mut acc: u64) -> u64 {
-    let mut words = tail.chunks_exact(8);
-    for w in &mut words {
-        let w = u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]));
-        acc += (w & 0xffff_ffff) + (w >> 32);
+/// One link of an add-with-carry chain: `a + b + carry_in`, and the carry out.
+/// The two-step form is the idiom the compiler turns into a single `adc`.
+#[inline(always)]
+fn add_with_carry(a: u64, b: u64, carry_in: bool) -> (u64, bool) {
+    let (s1, c1) = a.overflowing_add(b);
+    let (s2, c2) = s1.overflowing_add(u64::from(carry_in));
+    (s2, c1 | c2)
+}
+
+/// The native-endian 64-bit word at `at` in `bytes` (zero if out of range, which
+/// the callers' fixed-size blocks rule out: the check compiles away).
+#[inline(always)]
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    bytes
+        .get(at..at + 8)
+        .and_then(|w| w.try_into().ok())
+        .map_or(0, u64::from_ne_bytes)
+}
+
+/// Adds the native-endian 16-bit words of `data` (which starts at an even offset
+/// of the summed buffer; an odd last byte is padded with zero) to the 64-bit
+/// one's-complement accumulator `acc`. Any `acc` is valid, and so is the result:
+/// it stays congruent to the sum modulo 2^64 - 1, a multiple of 0xffff, and is
+/// zero only when `acc` and every word are.
+///
+/// 64-byte blocks go through one carry chain (eight `adc` and one to take the
+/// last carry back in), the last 0..=63 bytes by halving sizes, so a short buffer (a
+/// header, a bare ACK, a small segment) costs a handful of instructions and
+/// no loop tail.
+#[inline(always)]
+pub(crate) fn add_native(mut acc: u64, data: &[u8]) -> u64 {
+    let mut blocks = data.chunks_exact(64);
+    for block in &mut blocks {
+        let (s, c) = acc.overflowing_add(word_at(block, 0));
+        let (s, c) = add_with_carry(s, word_at(block, 8), c);
+        let (s, c) = add_with_carry(s, word_at(block, 16), c);
+        let (s, c) = add_with_carry(s, word_at(block, 24), c);
+        let (s, c) = add_with_carry(s, word_at(block, 32), c);
+        let (s, c) = add_with_carry(s, word_at(block, 40), c);
+        let (s, c) = add_with_carry(s, word_at(block, 48), c);
+        let (s, c) = add_with_carry(s, word_at(block, 56), c);
+        acc = s + u64::from(c);
     }
-    // The last 0..=7 bytes, without a copy: a 32-bit and a 16-bit word are
-    // congruent to the sum of their 16-bit halves modulo 0xffff, which is all
-    // the fold keeps.
-    let mut rest = words.remainder();
+    let mut rest = blocks.remainder();
+    // A whole number of 32-byte blocks (a bare TCP header with timestamps, one
+    // with 64 bytes of data) skips the small tail's tests.
+    if rest.is_empty() {
+        return acc;
+    }
+    if let Some((block, tail)) = rest.split_first_chunk::<32>() {
+        let (s, c) = acc.overflowing_add(word_at(block, 0));
+        let (s, c) = add_with_carry(s, word_at(block, 8), c);
+        let (s, c) = add_with_carry(s, word_at(block, 16), c);
+        let (s, c) = add_with_carry(s, word_at(block, 24), c);
+        acc = s + u64::from(c);
+        rest = tail;
+        if rest.is_empty() {
+            return acc;
+        }
+    }
+    if let Some((pair, tail)) = rest.split_first_chunk::<16>() {
+        let (s, c) = acc.overflowing_add(word_at(pair, 0));
+        let (s, c) = add_with_carry(s, word_at(pair, 8), c);
+        acc = s + u64::from(c);
+        rest = tail;
+    }
+    if let Some((w, tail)) = rest.split_first_chunk::<8>() {
+        acc = add_carry(acc, u64::from_ne_bytes(*w));
+        rest = tail;
+    }
+    // The last 0..=7 bytes, summed apart (they cannot overflow) and added once:
+    // a 32-bit word is congruent to the sum of its 16-bit halves modulo 0xffff.
+    let mut small: u64 = 0;
     if let Some((w, tail)) = rest.split_first_chunk::<4>() {
-        acc += u64::from(u32::from_ne_bytes(*w));
+        small += u64::from(u32::from_ne_bytes(*w));
         rest = tail;
     }
     if let Some((w, tail)) = rest.split_first_chunk::<2>() {
-        acc += u64::from(u16::from_ne_bytes(*w));
+        small += u64::from(u16::from_ne_bytes(*w));
         rest = tail;
     }
     if let [last] = rest {
         // Zero padding keeps an odd last byte in the high half of its
         // big-endian word (RFC 1071 §4.1).
-        acc += u64::from(u16::from_ne_bytes([*last, 0]));
+        small += u64::from(u16::from_ne_bytes([*last, 0]));
     }
-    acc
+    add_carry(acc, small)
+}
+
+/// Unfolded sum of `data` as native-endian words, for the dispatcher.
+#[inline]
+pub(crate) fn sum_native(data: &[u8]) -> u64 {
+    add_native(0, data)
 }
 
 /// The folded one's-complement sum of `data` (big-endian words), scalar path.

@@ -77,7 +77,7 @@ pub(super) fn sum_avx2(data: &[u8]) -> Option<u16> {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::super::scalar::sum_tail;
+    use super::super::scalar::add_native;
     use std::arch::x86_64::*;
 
     /// SSE2 sum, after the caller's feature check.
@@ -152,7 +152,7 @@ mod x86 {
             }
             words += (take / 2) as u64;
         }
-        sum_tail(rest, unbias(total, words))
+        add_native(unbias(total, words), rest)
     }
 
     #[target_feature(enable = "avx2")]
@@ -192,7 +192,7 @@ mod x86 {
         let mut out = [0i64; 4];
         // Safety: `out` is 32 writable bytes; storeu has no alignment need.
         unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), total) };
-        sum_tail(rest, unbias(out.iter().sum(), words))
+        add_native(unbias(out.iter().sum(), words), rest)
     }
 
     /// Sums four vectors of 8 x i32 into 4 x i64 without overflow.

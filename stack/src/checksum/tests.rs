@@ -197,3 +197,72 @@ proptest! {
         prop_assert!(got == after || (got | after == 0xffff && got & after == 0), "{got:04x} vs {after:04x}");
     }
 }
+
+#[test]
+fn fold16_of_extremes() {
+    assert_eq!(fold16(0), 0);
+    assert_eq!(fold16(u64::MAX), 0xffff);
+    assert_eq!(fold16(0xffff), 0xffff);
+    assert_eq!(fold16(0x1_0000), 1);
+    assert_eq!(fold16(0xffff_ffff), 0xffff);
+    assert_eq!(fold16(0x1_0000_0000), 1);
+    assert_eq!(fold16(0xffff_0000_ffff_0000), 0xffff);
+    // Every carry of every fold step at once.
+    assert_eq!(fold16(0xffff_ffff_ffff_fffe), 0xfffe);
+}
+
+/// The carries an add-with-carry chain can produce, in and out of every block
+/// and tail size: all-ones data on top of an all-ones (or almost) accumulator.
+#[test]
+fn add_native_carries_on_all_ones() {
+    let data = [0xffu8; 300];
+    for len in 0..=300 {
+        let want = scalar::sum_reference(&data[..len]);
+        for acc in [0, 1, u64::MAX, u64::MAX - 1, 0xffff] {
+            let got = fold_native(scalar::add_native(acc, &data[..len]));
+            let acc_sum = fold_native(acc);
+            assert_eq!(got, add(acc_sum, want), "len {len} acc {acc:#x}");
+            assert_eq!(fold_native(add_native(acc, &data[..len])), got);
+        }
+    }
+}
+
+#[test]
+fn add_native_zero_only_for_zero() {
+    assert_eq!(scalar::add_native(0, &[0; 97]), 0);
+    assert_ne!(scalar::add_native(0, &[0xff; 2]), 0);
+    assert_ne!(scalar::add_native(u64::MAX, &[0x00, 0x01]), 0);
+}
+
+#[test]
+fn verifies_a_header_with_its_checksum() {
+    let mut hdr = [
+        0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00,
+        0x01, 0xc0, 0xa8, 0x00, 0xc7,
+    ];
+    assert!(!verifies(add_native(0, &hdr)));
+    hdr[10..12].copy_from_slice(&0xb861u16.to_be_bytes());
+    assert!(verifies(add_native(0, &hdr)));
+    // All zeros sum to positive zero, which does not verify.
+    assert!(!verifies(add_native(0, &[0; 20])));
+}
+
+proptest! {
+    #[test]
+    fn add_native_equals_reference(len in 0usize..=600, offset in 0usize..16, seed: u64, acc: u64) {
+        let buf = pattern(len + 16, seed);
+        let data = &buf[offset..offset + len];
+        let want = add(fold_native(acc), scalar::sum_reference(data));
+        prop_assert_eq!(fold_native(scalar::add_native(acc, data)), want);
+        prop_assert_eq!(fold_native(add_native(acc, data)), want);
+    }
+
+    #[test]
+    fn pseudo_header_native_matches_folded(src: u32, dst: u32, protocol: u8, length: u16) {
+        let (s, d) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
+        prop_assert_eq!(
+            fold_native(pseudo_header_ipv4_native(s, d, protocol, length)),
+            pseudo_header_ipv4(s, d, protocol, length)
+        );
+    }
+}

@@ -153,8 +153,8 @@ fn classify(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
     // The layout of nearly every frame (IPv4 without options, TCP) read in one pass;
     // anything else, malformed frames included, is parsed in full below.
     if let Some(seg) = parse_tcp_fast(bytes, core.config.rx_checksum) {
-        if let Err(verdict) = admit_ipv4(core, now, seg.src_mac, seg.src_addr, seg.dst_addr) {
-            return verdict;
+        if !admit_ipv4(core, now, seg.src_mac, seg.src_addr, seg.dst_addr) {
+            return Verdict::Release;
         }
         let ip = (seg.src_addr, seg.dst_addr, seg.dscp_ecn);
         return tcp_demux::input(core, now, ip, &seg.header, seg.payload);
@@ -172,8 +172,8 @@ fn classify(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
         Network::Arp(arp) => return arp::input(core, now, &arp),
         Network::Ipv4 { header, transport } => (header, transport),
     };
-    if let Err(verdict) = admit_ipv4(core, now, eth.src_addr, header.src_addr, header.dst_addr) {
-        return verdict;
+    if !admit_ipv4(core, now, eth.src_addr, header.src_addr, header.dst_addr) {
+        return Verdict::Release;
     }
     match transport {
         Transport::Icmp(icmp) => icmp::input(core, now, &header, &icmp),
@@ -213,17 +213,21 @@ fn classify(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
 }
 
 /// The checks every IPv4 packet passes before its protocol sees it: for one of our
-/// addresses, from a plausible source; and the on-link sender's MAC learned.
+/// addresses, from a plausible source; and the on-link sender's MAC learned. False
+/// (the drop counted) when the packet is to be released.
+///
+/// Inlined into both paths of [`classify`]; the rare learning is out of line.
+#[inline]
 fn admit_ipv4(
     core: &mut Core,
     now: Instant,
     src_mac: EthernetAddress,
     src: Ipv4Addr,
     dst: Ipv4Addr,
-) -> Result<(), Verdict> {
+) -> bool {
     if !core.config.iface.is_local(dst) {
         core.stats.drop(DropReason::NotOurIp);
-        return Err(Verdict::Release);
+        return false;
     }
     if src.is_broadcast()
         || src.is_multicast()
@@ -231,18 +235,26 @@ fn admit_ipv4(
         || core.config.iface.is_local(src)
     {
         core.stats.drop(DropReason::BadSource);
-        return Err(Verdict::Release);
+        return false;
     }
     // An on-link sender's frame carries the MAC its answer goes to: learn it if
     // nothing is known yet (a SYN on one queue while the ARP reply went to
     // another engine's queue). The peer last resolved is known: no route lookup.
-    if src_mac.is_unicast()
-        && !core.neighbors.is_last_resolved(src, src_mac)
-        && core
-            .config
-            .iface
-            .route(src)
-            .is_ok_and(|r| r.next_hop == src)
+    if src_mac.is_unicast() && !core.neighbors.is_last_resolved(src, src_mac) {
+        learn_sender(core, now, src_mac, src);
+    }
+    true
+}
+
+/// [`admit_ipv4`]'s learning of a sender other than the peer last resolved: its
+/// MAC, if it is on-link and not known yet.
+#[inline(never)]
+fn learn_sender(core: &mut Core, now: Instant, src_mac: EthernetAddress, src: Ipv4Addr) {
+    if core
+        .config
+        .iface
+        .route(src)
+        .is_ok_and(|r| r.next_hop == src)
     {
         for frame in core.neighbors.learn_if_unknown(src, src_mac, now) {
             core.out.push(Outgoing::Released {
@@ -251,7 +263,6 @@ fn admit_ipv4(
             });
         }
     }
-    Ok(())
 }
 
 /// An IPv4 fragment (RFC 791 §3.2): to the engine that reassembles its

@@ -1,7 +1,8 @@
 //! [`ConnTable`]: connections by 4-tuple (Linux `inet_ehash`, 4.4BSD `in_pcblookup`
 //! over `tcb`), one per core, sized for millions and growing without a pause.
 //!
-//! Keys come from the wire, so the table hashes with keyed SipHash (STYLE.md habit 6).
+//! Keys come from the wire, so the table hashes with a keyed hash
+//! ([`super::keyed_hash`], STYLE.md habit 6).
 //!
 //! # How it grows: linear hashing
 //!
@@ -28,6 +29,7 @@
 //! counts them). An insert past either is ENOBUFS, counted by reason, and leaves every
 //! existing entry alone; an allocator refusal is ENOBUFS as well (counted as memory).
 
+use super::keyed_hash::TwoWordHasher;
 use super::{HashKey, reciprocal_scale};
 use crate::{Errno, FourTuple};
 
@@ -102,7 +104,8 @@ struct Slot<V> {
 /// TIME-WAIT record, a request record).
 #[derive(Debug, Clone)]
 pub struct ConnTable<V> {
-    key: HashKey,
+    /// The keyed hash of a tuple, its multipliers derived once from the key.
+    hasher: TwoWordHasher,
     config: ConnTableConfig,
     /// Slab of entries, in segments that never move.
     slots: Vec<Vec<Slot<V>>>,
@@ -133,7 +136,7 @@ impl<V> ConnTable<V> {
             return Err(Errno::ENOMEM);
         }
         let mut table = ConnTable {
-            key,
+            hasher: TwoWordHasher::new(key),
             config,
             slots: Vec::new(),
             free: NIL,
@@ -196,9 +199,16 @@ impl<V> ConnTable<V> {
         core::mem::size_of::<Slot<V>>()
     }
 
+    #[inline]
     fn hash(&self, tuple: &FourTuple) -> u32 {
+        // The tuple as `FourTuple`'s `Hash` writes it, so the value is the one
+        // `HashKey::hash_one` gives: (local addr, remote addr), (local port,
+        // remote port).
+        let addrs =
+            u64::from(tuple.local_addr.to_bits()) << 32 | u64::from(tuple.remote_addr.to_bits());
+        let ports = u32::from(tuple.local_port) << 16 | u32::from(tuple.remote_port);
         // Truncation intended: 32 bits address up to 2^32 buckets.
-        self.key.hash_one(tuple) as u32
+        self.hasher.hash(addrs, ports) as u32
     }
 
     /// Linear hashing's address: the low bits of the hash for this round, one bit more
@@ -271,6 +281,7 @@ impl<V> ConnTable<V> {
     }
 
     /// The value under `tuple` whose hash is `hash` (from [`ConnTable::hash_of`]).
+    #[inline(always)]
     pub fn get_hashed(&self, hash: u32, tuple: &FourTuple) -> Option<&V> {
         let mut at = self.head(self.bucket_of(hash));
         while at != NIL {
@@ -419,9 +430,11 @@ impl<V> ConnTable<V> {
     }
 
     /// The connection for `tuple`.
+    #[inline]
     pub fn get(&self, tuple: &FourTuple) -> Option<&V> {
-        let at = self.find(tuple)?;
-        self.slot(at).value.as_ref()
+        // The chain walk hands back the entry it matched: no second lookup of
+        // the slot by index.
+        self.get_hashed(self.hash(tuple), tuple)
     }
 
     /// The connection for `tuple`, mutably.

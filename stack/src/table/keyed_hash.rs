@@ -122,7 +122,7 @@ impl Hasher for KeyedHasher {
     #[inline]
     fn write_u64(&mut self, word: u64) {
         self.state = folded_multiply(self.state ^ word, self.multiplier);
-        self.multiplier = (self.multiplier.rotate_left(17) ^ ROUND) | 1;
+        self.multiplier = next_multiplier(self.multiplier);
     }
 
     #[inline]
@@ -163,14 +163,64 @@ impl Hasher for KeyedHasher {
 
     #[inline]
     fn finish(&self) -> u64 {
-        // MurmurHash3's 64-bit finalizer: every input bit reaches the low bits the
-        // tables index by (a folded multiply alone left linear-hash buckets uneven).
-        let mut h = folded_multiply(self.state, self.multiplier);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
+        finalize(self.state, self.multiplier)
+    }
+}
+
+/// The multiplier for the next word after `multiplier`.
+#[inline]
+const fn next_multiplier(multiplier: u64) -> u64 {
+    (multiplier.rotate_left(17) ^ ROUND) | 1
+}
+
+/// The last folded multiply and MurmurHash3's 64-bit finalizer: every input bit
+/// reaches the low bits the tables index by (a folded multiply alone left
+/// linear-hash buckets uneven).
+#[inline]
+const fn finalize(state: u64, multiplier: u64) -> u64 {
+    let mut h = folded_multiply(state, multiplier);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// The keyed hash of two fixed words (a 4-tuple packed into 64 + 32 bits) with the
+/// starting state and the three multipliers worked out once from the key: the
+/// value [`HashKey::hash_one`] gives for a value whose `Hash` writes a `u64` then a
+/// `u32`, without re-deriving them on every lookup (a table hashes every segment).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TwoWordHasher {
+    state: u64,
+    multipliers: [u64; 3],
+}
+
+impl TwoWordHasher {
+    /// The hasher for `key`.
+    pub fn new(key: HashKey) -> Self {
+        let start = key.state().build_hasher();
+        let m1 = next_multiplier(start.multiplier);
+        TwoWordHasher {
+            state: start.state,
+            multipliers: [start.multiplier, m1, next_multiplier(m1)],
+        }
+    }
+
+    /// The hash of `first` then `second`.
+    #[inline]
+    pub fn hash(&self, first: u64, second: u32) -> u64 {
+        let [m0, m1, m2] = self.multipliers;
+        let state = folded_multiply(self.state ^ first, m0);
+        let state = folded_multiply(state ^ u64::from(second), m1);
+        finalize(state, m2)
+    }
+}
+
+impl core::fmt::Debug for TwoWordHasher {
+    /// Never prints what is derived from the secret.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("TwoWordHasher(..)")
     }
 }
 
@@ -222,6 +272,35 @@ mod tests {
         );
         assert_ne!(key.hash_one((1u64, 2u64)), key.hash_one((2u64, 1u64)));
         assert_ne!(key.hash_one((0u64, 0u64)), key.hash_one(0u64));
+    }
+
+    #[test]
+    fn two_word_hasher_equals_the_hasher() {
+        for (k0, k1) in [
+            (0, 0),
+            (1, 2),
+            (u64::MAX, u64::MAX),
+            (0x0123_4567, 0xfedc_ba98),
+        ] {
+            let key = HashKey::new(k0, k1);
+            let two = TwoWordHasher::new(key);
+            for (a, b) in [
+                (0, 0),
+                (1, 2),
+                (u64::MAX, u32::MAX),
+                (0xc612_0001_c612_0002, 0x0050_9c40),
+            ] {
+                assert_eq!(
+                    two.hash(a, b),
+                    key.hash_one((a, b)),
+                    "{k0:#x} {k1:#x} {a:#x} {b:#x}"
+                );
+            }
+        }
+        assert_eq!(
+            format!("{:?}", TwoWordHasher::new(HashKey::new(7, 7))),
+            "TwoWordHasher(..)"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! One call that parses a whole received frame the way the stack does:
 //! Ethernet → ARP | IPv4 → ICMPv4 | UDP | TCP.
 
+use crate::checksum;
+
 use super::{
     ArpPacket, ArpRepr, ChecksumMode, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     FourTuple, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpPacket, TcpRepr,
@@ -228,11 +230,19 @@ pub fn parse_tcp_fast(bytes: &[u8], mode: ChecksumMode) -> Option<FastTcp<'_>> {
     }
     let src_addr = core::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
     let dst_addr = core::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-    if mode == ChecksumMode::Verify
-        && (crate::checksum::sum(&ip[..]) != 0xffff
-            || !TcpPacket::new_unchecked(seg).verify_checksum(src_addr, dst_addr))
-    {
-        return None;
+    if mode == ChecksumMode::Verify {
+        // The IPv4 header sums to all ones with its checksum (RFC 791 §3.1), and
+        // so does the TCP segment with its pseudo-header (RFC 9293 §3.1), whose
+        // addresses are read where they lie in the IPv4 header. Each sum is one
+        // accumulator, folded once.
+        let (_, addresses) = ip.split_last_chunk::<8>()?;
+        // `seg` ends at the IPv4 total length, itself a u16.
+        let pseudo = checksum::pseudo_header_ipv4_native_at(addresses, 6, seg.len() as u16);
+        if !checksum::verifies(checksum::add_native(0, ip))
+            || !checksum::verifies(checksum::add_native(pseudo, seg))
+        {
+            return None;
+        }
     }
     let header = TcpRepr {
         src_port: read_u16(tcp, 0),

@@ -310,9 +310,10 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         let Ok(len) = u16::try_from(seg.len()) else {
             return false;
         };
-        // One contiguous buffer: no odd-piece bookkeeping needed.
-        let pseudo = checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, len);
-        checksum::add(pseudo, checksum::sum(seg)) == 0xffff
+        // One contiguous buffer: pseudo-header and segment go into one
+        // accumulator, folded once.
+        let pseudo = checksum::pseudo_header_ipv4_native(src, dst, PROTOCOL_TCP, len);
+        checksum::verifies(checksum::add_native(pseudo, seg))
     }
 }
 
@@ -384,13 +385,22 @@ pub fn checksum_split(src: Ipv4Addr, dst: Ipv4Addr, header: &[u8], payload: &[u8
     // Segments longer than 65535 bytes cannot be carried by IPv4; truncating the
     // length here only yields a checksum the peer rejects.
     let len = (header.len() + payload.len()) as u16;
-    let mut acc = Accumulator::from_sum(checksum::pseudo_header_ipv4(src, dst, PROTOCOL_TCP, len));
-    acc.add_bytes(header);
+    // Pseudo-header, header and payload in one unfolded accumulator, folded once.
+    let mut acc = checksum::pseudo_header_ipv4_native(src, dst, PROTOCOL_TCP, len);
+    acc = checksum::add_native(acc, header);
     // A whole segment in one buffer comes with an empty second piece: no sum for it.
     if !payload.is_empty() {
-        acc.add_bytes(payload);
+        if header.len() % 2 == 0 {
+            acc = checksum::add_native(acc, payload);
+        } else {
+            // RFC 1071 §2 (B): a piece starting at an odd offset contributes its
+            // sum byte-swapped (never the case for a real header, a multiple of 4).
+            let mut odd = Accumulator::new();
+            odd.add_bytes(&[0]).add_bytes(payload);
+            acc = checksum::add_native(acc, &odd.sum().to_be_bytes());
+        }
     }
-    acc.checksum()
+    !checksum::fold_native(acc)
 }
 
 /// Computes and writes the checksum of a whole segment (header + payload) in place.

@@ -29,7 +29,7 @@ impl TcpOptions {
     /// the wrong length is ignored. A window scale above 14 is taken as 14
     /// (RFC 7323 §2.3: "MUST use 14 instead"). A repeated option overwrites the
     /// earlier one.
-    #[inline]
+    #[inline(always)]
     pub fn parse(area: &[u8]) -> Result<TcpOptions, WireError> {
         // The layout of nearly every segment of a connection with timestamps (NOP,
         // NOP, TS; Linux's `tcp_fast_parse_options` predicts it the same way): read
@@ -45,7 +45,9 @@ impl TcpOptions {
         Ok(Self::parse_any(area))
     }
 
-    /// The general parse behind [`TcpOptions::parse`]: any layout.
+    /// The general parse behind [`TcpOptions::parse`]: any layout. Out of line, so
+    /// the timestamps-only check inlines into the per-segment parse without it.
+    #[inline(never)]
     fn parse_any(area: &[u8]) -> TcpOptions {
         let mut opts = TcpOptions::default();
         let mut i = 0;

@@ -54,8 +54,8 @@ fn process_marked<D: Device>(
     now: Instant,
     hold_acks: bool,
 ) {
-    // Connections that found no free TX frame: they try again next iteration.
-    let mut blocked = core::mem::take(&mut core.tcp.blocked);
+    // Connections that found no free TX frame go on `core.tcp.blocked` (empty
+    // between calls): they try again next iteration.
     // The list is walked in place, by index. Bookkeeping may mark more (a listener
     // whose child closed): those land behind the round being worked on and make the
     // next round, until quiet or four rounds. The list keeps its capacity across
@@ -102,15 +102,22 @@ fn process_marked<D: Device>(
             settle(core, now, id, tcb);
             if no_frame {
                 if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
-                    mark(&mut blocked, sock, id);
+                    mark(&mut core.tcp.blocked, sock, id);
                 }
             }
         }
     }
-    // Anything still marked waits for the next iteration.
-    core.tcp.dirty.drain(..next);
-    core.tcp.dirty.append(&mut blocked);
-    core.tcp.blocked = blocked;
+    // Anything still marked waits for the next iteration (usually nothing: the
+    // whole list was worked, and no connection was blocked).
+    let tcp = &mut core.tcp;
+    if next == tcp.dirty.len() {
+        tcp.dirty.clear();
+    } else {
+        tcp.dirty.drain(..next);
+    }
+    if !tcp.blocked.is_empty() {
+        tcp.dirty.append(&mut tcp.blocked);
+    }
 }
 
 /// Start of an iteration: output for the connections whose ACK the last one held,

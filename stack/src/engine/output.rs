@@ -78,6 +78,23 @@ fn write_headers(
     emit_plain_header(ip_buf, ip)
 }
 
+/// What writes a packet's transport bytes (header, payload and checksum) into the
+/// slice it is given, which starts after the IP header, and returns their length
+/// (0: nothing to send after all) and the IP header's ECN field; it gets our
+/// source address. Any such closure is one; TCP output implements it on a type
+/// whose `write` is inlined into the send (a closure is called out of line).
+pub(crate) trait WriteTransport {
+    /// Writes the transport bytes.
+    fn write(self, buf: &mut [u8], src: Ipv4Addr) -> Result<(usize, Ecn), WireError>;
+}
+
+impl<F: FnOnce(&mut [u8], Ipv4Addr) -> Result<(usize, Ecn), WireError>> WriteTransport for F {
+    #[inline]
+    fn write(self, buf: &mut [u8], src: Ipv4Addr) -> Result<(usize, Ecn), WireError> {
+        self(buf, src)
+    }
+}
+
 /// Sends one IPv4 packet to `dst`: `write` fills the transport bytes (header,
 /// payload and checksum) into the slice it is given, which starts after the IP
 /// header, and returns their length (0: nothing to send after all); it gets our
@@ -99,7 +116,7 @@ pub(crate) fn send_ipv4<D: Device>(
         now,
         (source, dst),
         protocol,
-        |buf, src| write(buf, src).map(|len| (len, Ecn::NotEct)),
+        |buf: &mut [u8], src: Ipv4Addr| write(buf, src).map(|len| (len, Ecn::NotEct)),
     )
 }
 
@@ -112,7 +129,7 @@ pub(crate) fn send_ipv4_ecn<D: Device>(
     now: Instant,
     (source, dst): (Option<Ipv4Addr>, Ipv4Addr),
     protocol: IpProtocol,
-    write: impl FnOnce(&mut [u8], Ipv4Addr) -> Result<(usize, Ecn), WireError>,
+    write: impl WriteTransport,
 ) -> Result<(), Errno> {
     if let Some(path) = core
         .tx_path
@@ -334,12 +351,12 @@ fn send_built<D: Device>(
 fn build_on_path(
     buf: &mut [u8],
     path: &PathEntry,
-    write: impl FnOnce(&mut [u8], Ipv4Addr) -> Result<(usize, Ecn), WireError>,
+    write: impl WriteTransport,
 ) -> Result<usize, WireError> {
     let transport = buf
         .get_mut(ETH_LEN + IPV4_LEN..)
         .ok_or(WireError::Truncated)?;
-    let (len, ecn) = write(transport, path.source())?;
+    let (len, ecn) = write.write(transport, path.source())?;
     if len == 0 {
         return Ok(0);
     }
@@ -356,12 +373,12 @@ fn build(
     dst: Ipv4Addr,
     protocol: IpProtocol,
     ttl: u8,
-    write: impl FnOnce(&mut [u8], Ipv4Addr) -> Result<(usize, Ecn), WireError>,
+    write: impl WriteTransport,
 ) -> Result<usize, WireError> {
     let transport = buf
         .get_mut(ETH_LEN + IPV4_LEN..)
         .ok_or(WireError::Truncated)?;
-    let (len, ecn) = write(transport, src)?;
+    let (len, ecn) = write.write(transport, src)?;
     if len == 0 {
         return Ok(0);
     }

@@ -23,6 +23,7 @@ pub struct Transmit {
 impl Tcb {
     /// The next segment to send, if any. Its payload is written into `payload_out` (give
     /// room for one MSS). Call repeatedly until `None` after every input, timeout or user call.
+    #[inline]
     pub fn poll_transmit(&mut self, now: Instant, payload_out: &mut [u8]) -> Option<Transmit> {
         #[cfg(debug_assertions)]
         let may = self.may_transmit();

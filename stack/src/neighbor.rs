@@ -109,6 +109,8 @@ pub struct NeighborCache {
     /// packets go to one neighbour, and this spares them the keyed hash. Every
     /// change to the table clears it.
     last: Option<(Ipv4Addr, EthernetAddress, Instant)>,
+    /// Bumped by every change to the table (see [`Self::generation`]).
+    generation: u64,
 }
 
 impl NeighborCache {
@@ -119,7 +121,33 @@ impl NeighborCache {
             entries: HashMap::new(),
             stats: NeighborStats::default(),
             last: None,
+            generation: 0,
         }
+    }
+
+    /// A number that changes with every change to the table (an answer learnt or
+    /// changed, a static entry, an expiry pass): an answer remembered outside the
+    /// cache together with its generation is still the cache's answer while the
+    /// generation is unchanged and it is fresh.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The MAC of `ip` and until when it is fresh, when `ip` is the neighbour
+    /// [`Self::resolve`] last answered from a fresh entry (what it would answer
+    /// again, without a request, until then).
+    #[inline]
+    pub fn fresh_answer(&self, ip: Ipv4Addr) -> Option<(EthernetAddress, Instant)> {
+        self.last
+            .filter(|&(last_ip, _, _)| last_ip == ip)
+            .map(|(_, mac, fresh_until)| (mac, fresh_until))
+    }
+
+    /// Forgets the remembered answer and starts a new generation: the table changes.
+    fn changed(&mut self) {
+        self.last = None;
+        self.generation = self.generation.wrapping_add(1);
     }
 
     /// Counters.
@@ -139,7 +167,7 @@ impl NeighborCache {
 
     /// Adds a static entry that never expires (e.g. from configuration).
     pub fn insert_static(&mut self, ip: Ipv4Addr, mac: EthernetAddress) {
-        self.last = None;
+        self.changed();
         self.entries.insert(
             ip,
             State::Known {
@@ -231,7 +259,7 @@ impl NeighborCache {
     /// target, RFC 826 "merge" rule). Returns the frames that were waiting on it,
     /// with their destination MAC not yet filled in.
     pub fn learn(&mut self, ip: Ipv4Addr, mac: EthernetAddress, now: Instant) -> Vec<Vec<u8>> {
-        self.last = None;
+        self.changed();
         if !mac.is_unicast() || ip.is_unspecified() || ip.is_broadcast() {
             return Vec::new();
         }
@@ -315,7 +343,7 @@ impl NeighborCache {
 
     /// Retransmits requests and expires entries; call when [`poll_at`](Self::poll_at) is due.
     pub fn poll(&mut self, now: Instant) -> NeighborPoll {
-        self.last = None;
+        self.changed();
         let config = self.config;
         let mut out = NeighborPoll::default();
         let stats = &mut self.stats;

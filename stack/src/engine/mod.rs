@@ -27,6 +27,7 @@ mod prefetch;
 mod state;
 pub mod stats;
 mod tcp;
+mod tx_path;
 mod udp;
 
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -183,6 +184,7 @@ impl<D: Device> Engine<D> {
             tcp,
             tcp_stats: TcpEngineStats::default(),
             neighbors: NeighborCache::new(config.neighbor),
+            tx_path: tx_path::TxPath::default(),
             sockets: SocketSet::new(config.stack_id, config.core, config.max_sockets),
             udp_binds: BindTable::new(
                 BindConfig {

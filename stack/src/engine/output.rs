@@ -10,6 +10,7 @@ use core::net::Ipv4Addr;
 use surge_datapath::{Burst, Device, Frame};
 
 use super::state::{Core, Outgoing};
+use super::tx_path::{PathEntry, Resolved};
 use crate::errno::Errno;
 use crate::neighbor::Resolution;
 use crate::tcp::Ecn;
@@ -77,6 +78,23 @@ fn write_headers(
     emit_plain_header(ip_buf, ip)
 }
 
+/// What writes a packet's transport bytes (header, payload and checksum) into the
+/// slice it is given, which starts after the IP header, and returns their length
+/// (0: nothing to send after all) and the IP header's ECN field; it gets our
+/// source address. Any such closure is one; TCP output implements it on a type
+/// whose `write` is inlined into the send (a closure is called out of line).
+pub(crate) trait WriteTransport {
+    /// Writes the transport bytes.
+    fn write(self, buf: &mut [u8], src: Ipv4Addr) -> Result<(usize, Ecn), WireError>;
+}
+
+impl<F: FnOnce(&mut [u8], Ipv4Addr) -> Result<(usize, Ecn), WireError>> WriteTransport for F {
+    #[inline]
+    fn write(self, buf: &mut [u8], src: Ipv4Addr) -> Result<(usize, Ecn), WireError> {
+        self(buf, src)
+    }
+}
+
 /// Sends one IPv4 packet to `dst`: `write` fills the transport bytes (header,
 /// payload and checksum) into the slice it is given, which starts after the IP
 /// header, and returns their length (0: nothing to send after all); it gets our
@@ -98,7 +116,7 @@ pub(crate) fn send_ipv4<D: Device>(
         now,
         (source, dst),
         protocol,
-        |buf, src| write(buf, src).map(|len| (len, Ecn::NotEct)),
+        |buf: &mut [u8], src: Ipv4Addr| write(buf, src).map(|len| (len, Ecn::NotEct)),
     )
 }
 
@@ -111,8 +129,21 @@ pub(crate) fn send_ipv4_ecn<D: Device>(
     now: Instant,
     (source, dst): (Option<Ipv4Addr>, Ipv4Addr),
     protocol: IpProtocol,
-    write: impl FnOnce(&mut [u8], Ipv4Addr) -> Result<(usize, Ecn), WireError>,
+    write: impl WriteTransport,
 ) -> Result<(), Errno> {
+    if let Some(path) = core
+        .tx_path
+        .lookup(dst, source, protocol, core.neighbors.generation(), now)
+    {
+        // The same answer as the last send's: no route, neighbour or header work.
+        let src = path.source();
+        let Some(frame) = alloc_for_mtu(core, device) else {
+            core.stats.tx_no_frame += 1;
+            return Err(Errno::ENOBUFS);
+        };
+        let built = build_on_path(device.frame_mut(&frame), path, write);
+        return send_built(core, device, tx, frame, built, (src, dst), protocol);
+    }
     let mut route = core.config.iface.route(dst).map_err(|_| {
         core.stats.no_route += 1;
         Errno::ENETUNREACH
@@ -126,7 +157,8 @@ pub(crate) fn send_ipv4_ecn<D: Device>(
     }
     let ttl = core.config.ttl;
     let src_mac = core.config.iface.mac;
-    let resolution = if core.config.iface.is_broadcast(dst) {
+    let broadcast = core.config.iface.is_broadcast(dst);
+    let resolution = if broadcast {
         Resolution::Known(EthernetAddress::BROADCAST)
     } else {
         core.neighbors.resolve(route.next_hop, now)
@@ -135,30 +167,40 @@ pub(crate) fn send_ipv4_ecn<D: Device>(
         Resolution::Known(mac) | Resolution::KnownRefresh(mac) => {
             if matches!(resolution, Resolution::KnownRefresh(_)) {
                 core.out.push(Outgoing::ArpRequest(route.next_hop));
+            } else if !broadcast {
+                // A fresh answer: the next sends to `dst` reuse it while it lasts.
+                if let Some((fresh_mac, fresh_until)) = core.neighbors.fresh_answer(route.next_hop)
+                {
+                    if fresh_mac == mac {
+                        core.tx_path.remember(&Resolved {
+                            dst,
+                            asked_source: source,
+                            protocol,
+                            source: route.source,
+                            src_mac,
+                            dst_mac: mac,
+                            ttl,
+                            neighbor_generation: core.neighbors.generation(),
+                            fresh_until,
+                        });
+                    }
+                }
             }
-            let Some(mut frame) = alloc_for_mtu(core, device) else {
+            let Some(frame) = alloc_for_mtu(core, device) else {
                 core.stats.tx_no_frame += 1;
                 return Err(Errno::ENOBUFS);
             };
-            let offload = core.tx_checksum == TxChecksum::Offload;
             let buf = device.frame_mut(&frame);
-            match build(buf, src_mac, mac, route.source, dst, protocol, ttl, write) {
-                Ok(0) => {
-                    device.release_one(frame);
-                    Ok(())
-                }
-                Ok(len) if frame.set_len(len) => {
-                    if offload {
-                        offload_checksum(device, &mut frame, route.source, dst, protocol);
-                    }
-                    push_tx(core, device, tx, frame);
-                    Ok(())
-                }
-                _ => {
-                    device.release_one(frame);
-                    Err(Errno::EMSGSIZE)
-                }
-            }
+            let built = build(buf, src_mac, mac, route.source, dst, protocol, ttl, write);
+            send_built(
+                core,
+                device,
+                tx,
+                frame,
+                built,
+                (route.source, dst),
+                protocol,
+            )
         }
         Resolution::Request | Resolution::Waiting => {
             if resolution == Resolution::Request {
@@ -274,6 +316,54 @@ fn offload_checksum<D: Device>(
     }
 }
 
+/// Sends or releases a TX frame once its bytes are written (`built`: the frame's
+/// length, 0 for nothing to send after all).
+fn send_built<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    mut frame: Frame,
+    built: Result<usize, WireError>,
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    protocol: IpProtocol,
+) -> Result<(), Errno> {
+    match built {
+        Ok(0) => {
+            device.release_one(frame);
+            Ok(())
+        }
+        Ok(len) if frame.set_len(len) => {
+            if core.tx_checksum == TxChecksum::Offload {
+                offload_checksum(device, &mut frame, src, dst, protocol);
+            }
+            push_tx(core, device, tx, frame);
+            Ok(())
+        }
+        _ => {
+            device.release_one(frame);
+            Err(Errno::EMSGSIZE)
+        }
+    }
+}
+
+/// [`build`] on a remembered path: its headers, its source address.
+#[inline]
+fn build_on_path(
+    buf: &mut [u8],
+    path: &PathEntry,
+    write: impl WriteTransport,
+) -> Result<usize, WireError> {
+    let transport = buf
+        .get_mut(ETH_LEN + IPV4_LEN..)
+        .ok_or(WireError::Truncated)?;
+    let (len, ecn) = write.write(transport, path.source())?;
+    if len == 0 {
+        return Ok(0);
+    }
+    path.write_headers(buf, len, ecn.bits())?;
+    Ok(ETH_LEN + IPV4_LEN + len)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build(
     buf: &mut [u8],
@@ -283,12 +373,12 @@ fn build(
     dst: Ipv4Addr,
     protocol: IpProtocol,
     ttl: u8,
-    write: impl FnOnce(&mut [u8], Ipv4Addr) -> Result<(usize, Ecn), WireError>,
+    write: impl WriteTransport,
 ) -> Result<usize, WireError> {
     let transport = buf
         .get_mut(ETH_LEN + IPV4_LEN..)
         .ok_or(WireError::Truncated)?;
-    let (len, ecn) = write(transport, src)?;
+    let (len, ecn) = write.write(transport, src)?;
     if len == 0 {
         return Ok(0);
     }

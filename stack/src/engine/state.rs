@@ -45,6 +45,8 @@ pub(crate) const NO_TICK_YET: u64 = 1 << 63;
 pub(crate) struct Core {
     pub(crate) config: EngineConfig,
     pub(crate) neighbors: NeighborCache,
+    /// The last destination's route, neighbour and headers (see [`super::tx_path`]).
+    pub(crate) tx_path: super::tx_path::TxPath,
     pub(crate) sockets: SocketSet<Socket>,
     pub(crate) udp_binds: BindTable,
     pub(crate) ephemeral: EphemeralPorts,

@@ -23,6 +23,7 @@ pub struct Transmit {
 impl Tcb {
     /// The next segment to send, if any. Its payload is written into `payload_out` (give
     /// room for one MSS). Call repeatedly until `None` after every input, timeout or user call.
+    #[inline]
     pub fn poll_transmit(&mut self, now: Instant, payload_out: &mut [u8]) -> Option<Transmit> {
         #[cfg(debug_assertions)]
         let may = self.may_transmit();
@@ -63,6 +64,7 @@ impl Tcb {
     /// or asked for), so a caller can skip preparing a frame. Mirrors the branches
     /// of `next_transmit`; when unsure it says yes. (Asked before and after every
     /// segment: ESTABLISHED is told first, by one compare instead of the match's table.)
+    #[inline]
     pub fn may_transmit(&self) -> bool {
         if self.state == State::Established && self.pending_rst.is_none() {
             return self.ack_now || self.owes_more_than_ack();
@@ -100,6 +102,7 @@ impl Tcb {
     /// a probe, unsent data or a FIN (see [`ack_may_wait`](Self::ack_may_wait)).
     /// Unsent data, the usual answer, is asked first; the configuration (behind a
     /// pointer) last.
+    #[inline]
     pub fn owes_more_than_ack(&self) -> bool {
         self.send_buf.len() > self.snd_nxt.since(self.snd_buf_start) as usize
             || self.retransmit_head

@@ -8,7 +8,9 @@ use super::listener;
 use super::teardown;
 use super::timers;
 use crate::Errno;
-use crate::engine::output::send_ipv4_ecn;
+use core::net::Ipv4Addr;
+
+use crate::engine::output::{WriteTransport, send_ipv4_ecn};
 use crate::engine::state::{Core, Socket, mark};
 use crate::socket::TcpSocketState;
 use crate::table::SocketId;
@@ -54,8 +56,8 @@ fn process_marked<D: Device>(
     now: Instant,
     hold_acks: bool,
 ) {
-    // Connections that found no free TX frame: they try again next iteration.
-    let mut blocked = core::mem::take(&mut core.tcp.blocked);
+    // Connections that found no free TX frame go on `core.tcp.blocked` (empty
+    // between calls): they try again next iteration.
     // The list is walked in place, by index. Bookkeeping may mark more (a listener
     // whose child closed): those land behind the round being worked on and make the
     // next round, until quiet or four rounds. The list keeps its capacity across
@@ -102,15 +104,22 @@ fn process_marked<D: Device>(
             settle(core, now, id, tcb);
             if no_frame {
                 if let Some(Socket::Tcp(sock)) = core.sockets.by_id_mut(id) {
-                    mark(&mut blocked, sock, id);
+                    mark(&mut core.tcp.blocked, sock, id);
                 }
             }
         }
     }
-    // Anything still marked waits for the next iteration.
-    core.tcp.dirty.drain(..next);
-    core.tcp.dirty.append(&mut blocked);
-    core.tcp.blocked = blocked;
+    // Anything still marked waits for the next iteration (usually nothing: the
+    // whole list was worked, and no connection was blocked).
+    let tcp = &mut core.tcp;
+    if next == tcp.dirty.len() {
+        tcp.dirty.clear();
+    } else {
+        tcp.dirty.drain(..next);
+    }
+    if !tcp.blocked.is_empty() {
+        tcp.dirty.append(&mut tcp.blocked);
+    }
 }
 
 /// Start of an iteration: output for the connections whose ACK the last one held,
@@ -162,33 +171,13 @@ fn transmit<D: Device>(
             now,
             (Some(tuple.local_addr), remote),
             IpProtocol::Tcp,
-            |buf, src| {
-                let room = buf
-                    .len()
-                    .saturating_sub(MAX_TCP_HEADER)
-                    .min(usize::from(u16::MAX));
-                let at = tcb.data_header_len_hint().min(MAX_TCP_HEADER);
-                let Some(t) = tcb.poll_transmit(now, &mut buf[at..at + room]) else {
-                    return Ok((0, Ecn::NotEct));
-                };
-                produced = true;
-                let header_len = t.repr.header_len();
-                let total = header_len + t.payload_len;
-                if header_len != at && t.payload_len > 0 {
-                    // SACK blocks came or went: one move (header_len <= 60, so it fits).
-                    buf.copy_within(at..at + t.payload_len, header_len);
-                    moved = true;
-                }
-                t.repr
-                    .emit(&mut TcpPacket::new_unchecked(&mut buf[..header_len]))?;
-                if offload == TxChecksum::Compute {
-                    crate::wire::tcp::fill_checksum(
-                        buf.get_mut(..total).ok_or(WireError::Truncated)?,
-                        src,
-                        remote,
-                    )?;
-                }
-                Ok((total, t.ecn))
+            SegmentWriter {
+                tcb: &mut *tcb,
+                now,
+                offload,
+                remote,
+                produced: &mut produced,
+                moved: &mut moved,
             },
         );
         core.tcp_stats.payload_moves += u64::from(moved);
@@ -204,6 +193,52 @@ fn transmit<D: Device>(
         }
     }
     false
+}
+
+/// Writes the connection's next segment into a TX frame (see [`transmit`]).
+struct SegmentWriter<'a> {
+    tcb: &'a mut Tcb,
+    now: Instant,
+    offload: TxChecksum,
+    remote: Ipv4Addr,
+    /// Set when the connection had a segment.
+    produced: &'a mut bool,
+    /// Set when the payload moved (the header's length was not the hint's).
+    moved: &'a mut bool,
+}
+
+impl WriteTransport for SegmentWriter<'_> {
+    /// Inlined into the send: one segment per call, every segment.
+    #[inline(always)]
+    fn write(self, buf: &mut [u8], src: Ipv4Addr) -> Result<(usize, Ecn), WireError> {
+        let tcb = self.tcb;
+        let room = buf
+            .len()
+            .saturating_sub(MAX_TCP_HEADER)
+            .min(usize::from(u16::MAX));
+        let at = tcb.data_header_len_hint().min(MAX_TCP_HEADER);
+        let Some(t) = tcb.poll_transmit(self.now, &mut buf[at..at + room]) else {
+            return Ok((0, Ecn::NotEct));
+        };
+        *self.produced = true;
+        let header_len = t.repr.header_len();
+        let total = header_len + t.payload_len;
+        if header_len != at && t.payload_len > 0 {
+            // SACK blocks came or went: one move (header_len <= 60, so it fits).
+            buf.copy_within(at..at + t.payload_len, header_len);
+            *self.moved = true;
+        }
+        t.repr
+            .emit(&mut TcpPacket::new_unchecked(&mut buf[..header_len]))?;
+        if self.offload == TxChecksum::Compute {
+            crate::wire::tcp::fill_checksum(
+                buf.get_mut(..total).ok_or(WireError::Truncated)?,
+                src,
+                self.remote,
+            )?;
+        }
+        Ok((total, t.ecn))
+    }
 }
 
 /// After a connection's input, timers or output: re-arm its timer, move a

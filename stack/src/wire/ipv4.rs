@@ -416,6 +416,16 @@ pub struct PlainHeader {
     pub dscp_ecn: u8,
 }
 
+/// The total length of a plain header and `payload_len` bytes; `BadLength` when it
+/// does not fit 16 bits (any `usize`: no overflow on the way).
+#[inline]
+fn total_length(payload_len: usize) -> Result<u16, WireError> {
+    payload_len
+        .checked_add(field::HEADER_LEN)
+        .and_then(|t| u16::try_from(t).ok())
+        .ok_or(WireError::BadLength)
+}
+
 /// Writes `h` as a 20-byte header with its checksum: the same bytes
 /// `Ipv4Repr::new(..)` with `dscp_ecn` set emits. `BadLength` when the total
 /// length does not fit 16 bits.
@@ -424,8 +434,7 @@ pub fn emit_plain_header(
     out: &mut [u8; field::HEADER_LEN],
     h: &PlainHeader,
 ) -> Result<(), WireError> {
-    let total =
-        u16::try_from(field::HEADER_LEN + h.payload_len).map_err(|_| WireError::BadLength)?;
+    let total = total_length(h.payload_len)?;
     let [t0, t1] = total.to_be_bytes();
     let [s0, s1, s2, s3] = h.src_addr.octets();
     let [d0, d1, d2, d3] = h.dst_addr.octets();
@@ -504,8 +513,7 @@ impl PlainHeaderTemplate {
         payload_len: usize,
         dscp_ecn: u8,
     ) -> Result<(), WireError> {
-        let total =
-            u16::try_from(field::HEADER_LEN + payload_len).map_err(|_| WireError::BadLength)?;
+        let total = total_length(payload_len)?;
         *out = self.bytes;
         out[field::DSCP_ECN] = dscp_ecn;
         out[field::LENGTH].copy_from_slice(&total.to_be_bytes());

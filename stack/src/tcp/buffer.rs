@@ -292,6 +292,7 @@ impl Tcb {
     /// back lets the next connection take the block just used, still in the cache (in
     /// memory, 10,000 connections made 390k requests/s with the hysteresis always on and
     /// 470k without it; with this bound 440k, and one connection 830k against 770k).
+    #[inline]
     pub fn release_idle_buffers(&mut self) {
         let busy = self.snd_una != self.snd_max || self.delack_deadline.is_some();
         if busy && buffer_pool::with_pool(|p| p.lent_bytes()) < KEEP_WHILE_LENT_BELOW {

@@ -445,12 +445,19 @@ impl TcpRepr {
     /// Header length with options as [`Self::emit`] writes them (a multiple of 4,
     /// at most 60). SACK blocks that do not fit are dropped, see
     /// [`TcpOptions::emitted_sack_blocks`].
+    #[inline]
     pub fn header_len(&self) -> usize {
+        // The header of nearly every segment of a connection with timestamps, as
+        // [`Self::emit`] writes it; the same check, shared when both are inlined.
+        if self.options.timestamp_only().is_some() {
+            return 32;
+        }
         field::HEADER_LEN + self.options.emitted_len()
     }
 
     /// Writes the header and options at the start of the view's buffer, checksum
     /// field zero; returns the header length. The payload goes right after it.
+    #[inline(always)]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         packet: &mut TcpPacket<T>,
@@ -477,6 +484,15 @@ impl TcpRepr {
             write_u32(buf, 28, tsecr);
             return Ok(32);
         }
+        self.emit_any(packet)
+    }
+
+    /// [`Self::emit`] for any options, out of line.
+    #[inline(never)]
+    fn emit_any<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut TcpPacket<T>,
+    ) -> Result<usize, WireError> {
         let header_len = self.header_len();
         let buf = packet
             .buffer

@@ -22,10 +22,15 @@
 
 use core::net::Ipv4Addr;
 
-use super::output::{ETH_LEN, IPV4_LEN};
 use crate::time::Instant;
 use crate::wire::ipv4::PlainHeaderTemplate;
 use crate::wire::{EtherType, EthernetAddress, EthernetRepr, IpProtocol, WireError};
+
+/// Ethernet header length (untagged), as `engine::output` writes it (the same value:
+/// kept here so this module does not import the output path that imports it).
+const ETH_LEN: usize = crate::wire::ethernet::field::HEADER_LEN;
+/// IPv4 header length without options.
+const IPV4_LEN: usize = crate::wire::ipv4::field::HEADER_LEN;
 
 /// The remembered path of the last destination (none at first).
 #[derive(Debug, Default)]

@@ -127,7 +127,9 @@ pub(crate) fn pseudo_header_ipv4_native(
     // The words as they lie in memory: the addresses' octets, then zero and
     // the protocol, then the length, all big-endian. Each 32-bit address is
     // congruent to the sum of its 16-bit halves modulo 0xffff (RFC 1071 §2
-    // (C)); the total is below 2^35, no carry to lose.
+    // (C)); the total is below 2^35, no carry to lose. (Built from one array
+    // through `pseudo_header_ipv4_native_at`, it cost 13 instructions more per
+    // echo.)
     u64::from(u32::from_ne_bytes(src.octets()))
         + u64::from(u32::from_ne_bytes(dst.octets()))
         + u64::from(u16::from_ne_bytes([0, protocol]))
@@ -190,18 +192,7 @@ pub fn combine(sums: &[u16]) -> u16 {
 /// `length` bytes (header + payload) carrying `protocol`.
 #[inline]
 pub fn pseudo_header_ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, length: u16) -> u16 {
-    // The addresses as big-endian 32-bit words: each is congruent to the sum of its
-    // two 16-bit halves modulo 0xffff, so one 64-bit sum and a fold give the sum of
-    // the six words (RFC 1071 §2 (C)).
-    let mut acc = u64::from(u32::from(src))
-        + u64::from(u32::from(dst))
-        + u64::from(protocol)
-        + u64::from(length);
-    acc = (acc & 0xffff_ffff) + (acc >> 32);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc = (acc & 0xffff) + (acc >> 16);
-    acc as u16
+    fold_native(pseudo_header_ipv4_native(src, dst, protocol, length))
 }
 
 /// Incrementally updates checksum `checksum` after a 16-bit field changed from

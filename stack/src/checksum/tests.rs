@@ -258,11 +258,17 @@ proptest! {
     }
 
     #[test]
-    fn pseudo_header_native_matches_folded(src: u32, dst: u32, protocol: u8, length: u16) {
-        let (s, d) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
-        prop_assert_eq!(
-            fold_native(pseudo_header_ipv4_native(s, d, protocol, length)),
-            pseudo_header_ipv4(s, d, protocol, length)
-        );
+    fn pseudo_header_native_forms_are_the_sum_of_its_words(src: u32, dst: u32, protocol: u8, length: u16) {
+        // `pseudo_header_ipv4` is the folded native sum: both native forms (the
+        // addresses as two words, and as the 8 bytes of an IPv4 header) against the
+        // RFC 1071 reference over the pseudo-header's bytes.
+        let (s, d) = (src.to_be_bytes(), dst.to_be_bytes());
+        let mut bytes = vec![s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3], 0, protocol];
+        bytes.extend(length.to_be_bytes());
+        let want = scalar::sum_reference(&bytes);
+        let (a, b) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
+        prop_assert_eq!(fold_native(pseudo_header_ipv4_native(a, b, protocol, length)), want);
+        let addresses = [s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3]];
+        prop_assert_eq!(fold_native(pseudo_header_ipv4_native_at(&addresses, protocol, length)), want);
     }
 }

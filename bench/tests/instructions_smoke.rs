@@ -1,6 +1,7 @@
 //! `surge-bench instructions` end to end with a few requests: both stacks run under
 //! callgrind and the table has one row per connection count with positive counts and a
-//! ratio. No count is asserted (that is what the benchmark reports).
+//! ratio, simulated L1i misses and hot code sizes in range. No count is asserted (that is
+//! what the benchmark reports).
 
 use std::process::Command;
 
@@ -29,5 +30,13 @@ fn prints_instructions_per_echo_for_surge_and_smoltcp() {
         assert!((500.0..1e6).contains(&smoltcp), "{stdout}");
         let ratio: f64 = row[3].trim_end_matches('x').parse().expect("ratio");
         assert!((ratio - surge / smoltcp).abs() < 0.01, "{stdout}");
+        // Simulated L1i misses: at most one per instruction; the hot code: some lines,
+        // and no more lines than instructions per echo.
+        for (misses, kib, count) in [(row[4], row[6], surge), (row[5], row[7], smoltcp)] {
+            let misses: f64 = misses.parse().expect("L1i misses");
+            assert!((0.0..=count).contains(&misses), "{stdout}");
+            let kib: f64 = kib.parse().expect("hot code KiB");
+            assert!(kib > 0.5 && kib * 1024.0 / 64.0 <= count, "{stdout}");
+        }
     }
 }

@@ -300,9 +300,12 @@ impl<D: Device> Engine<D> {
         for _ in 0..RX_BURSTS_PER_POLL {
             let got = device.rx_burst(rx);
             received += got;
-            prefetch::burst(core, device, rx);
-            for frame in rx.drain() {
-                input::handle_frame(core, device, tx, now, frame);
+            // Half the iterations of a request/response exchange find nothing.
+            if !rx.is_empty() {
+                prefetch::burst(core, device, rx);
+                for frame in rx.drain() {
+                    input::handle_frame(core, device, tx, now, frame);
+                }
             }
             if got < surge_datapath::BURST {
                 break;

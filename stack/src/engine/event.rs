@@ -130,9 +130,11 @@ impl Core {
 /// Drains the ready list into `events` (see [`super::Engine::poll_events`]).
 pub(crate) fn drain(core: &mut Core, events: &mut Vec<SocketEvent>) -> usize {
     let before = events.len();
-    let mut ready = core::mem::take(&mut core.ready);
-    for &id in &ready {
-        let Some((handle, socket)) = core.sockets.by_id_with_handle_mut(id) else {
+    // The list is walked in place (nothing here queues a socket) and keeps its
+    // capacity: no allocation, and no swap of the list, per iteration.
+    let Core { ready, sockets, .. } = core;
+    for &id in ready.iter() {
+        let Some((handle, socket)) = sockets.by_id_with_handle_mut(id) else {
             continue;
         };
         socket.ready_mark().queued = false;
@@ -149,8 +151,6 @@ pub(crate) fn drain(core: &mut Core, events: &mut Vec<SocketEvent>) -> usize {
         mark.reported = readiness;
         events.push(SocketEvent { handle, readiness });
     }
-    // The list keeps its capacity: no allocation per iteration.
     ready.clear();
-    core.ready = ready;
     events.len() - before
 }

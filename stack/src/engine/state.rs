@@ -134,9 +134,17 @@ pub(crate) struct TcpEngine {
 }
 
 /// Marks a connection for output and bookkeeping in this iteration (once).
+#[inline]
 pub(crate) fn mark(dirty: &mut Vec<SocketId>, sock: &mut TcpSock, id: SocketId) {
-    if !sock.dirty {
-        sock.dirty = true;
+    mark_flag(dirty, &mut sock.dirty, id);
+}
+
+/// [`mark`] on the socket's `dirty` flag alone (for a caller that holds the
+/// socket's other fields apart).
+#[inline]
+pub(crate) fn mark_flag(dirty: &mut Vec<SocketId>, flag: &mut bool, id: SocketId) {
+    if !*flag {
+        *flag = true;
         dirty.push(id);
     }
 }

@@ -54,6 +54,22 @@ struct Slot<T> {
 /// Slots per chunk of the slab (a power of two).
 const CHUNK_SLOTS: usize = 1024;
 
+/// A chunk of free slots, built on the heap (a chunk of large sockets would not fit
+/// on the stack).
+fn new_chunk<T>() -> Box<[Slot<T>; CHUNK_SLOTS]> {
+    let slots: Box<[Slot<T>]> = (0..CHUNK_SLOTS)
+        .map(|_| Slot {
+            generation: 0,
+            value: None,
+        })
+        .collect();
+    match slots.try_into() {
+        Ok(chunk) => chunk,
+        // The iterator yields exactly CHUNK_SLOTS slots.
+        Err(_) => unreachable!("a chunk has CHUNK_SLOTS slots"),
+    }
+}
+
 /// A bounded slab of sockets.
 ///
 /// The slots live in fixed chunks of 1,024 slots, allocated as the set grows: growing
@@ -64,7 +80,8 @@ const CHUNK_SLOTS: usize = 1024;
 pub struct SocketSet<T> {
     stack: u32,
     core: u16,
-    chunks: Vec<Box<[Slot<T>]>>,
+    /// Fixed-size chunks: an index within a chunk needs no bounds check.
+    chunks: Vec<Box<[Slot<T>; CHUNK_SLOTS]>>,
     /// Slots ever handed out: indexes below this exist.
     slots: usize,
     free: Vec<u32>,
@@ -111,14 +128,7 @@ impl<T> SocketSet<T> {
             None => {
                 let i = u32::try_from(self.slots).map_err(|_| Errno::EMFILE)?;
                 if self.slots == self.chunks.len() * CHUNK_SLOTS {
-                    self.chunks.push(
-                        (0..CHUNK_SLOTS)
-                            .map(|_| Slot {
-                                generation: 0,
-                                value: None,
-                            })
-                            .collect(),
-                    );
+                    self.chunks.push(new_chunk());
                 }
                 self.slots += 1;
                 i
@@ -136,45 +146,56 @@ impl<T> SocketSet<T> {
         })
     }
 
+    // The slots of an allocated chunk beyond `slots` were never handed out: they hold
+    // no value, so every lookup below answers for them as for a free slot, without
+    // comparing with `slots` first.
+    #[inline]
     fn slot(&self, i: usize) -> Option<&Slot<T>> {
-        if i >= self.slots {
-            return None;
-        }
-        self.chunks.get(i / CHUNK_SLOTS)?.get(i % CHUNK_SLOTS)
-    }
-
-    fn slot_mut(&mut self, i: usize) -> Option<&mut Slot<T>> {
-        if i >= self.slots {
-            return None;
-        }
         self.chunks
-            .get_mut(i / CHUNK_SLOTS)?
-            .get_mut(i % CHUNK_SLOTS)
+            .get(i / CHUNK_SLOTS)
+            .map(|chunk| &chunk[i % CHUNK_SLOTS])
     }
 
-    fn slot_index(&self, handle: SocketHandle) -> Result<usize, Errno> {
+    #[inline]
+    fn slot_mut(&mut self, i: usize) -> Option<&mut Slot<T>> {
+        self.chunks
+            .get_mut(i / CHUNK_SLOTS)
+            .map(|chunk| &mut chunk[i % CHUNK_SLOTS])
+    }
+
+    /// The slot `handle` names, if it is of this set and of the slot's generation
+    /// (live or not).
+    #[inline]
+    fn slot_of(&self, handle: SocketHandle) -> Option<&Slot<T>> {
         if handle.stack != self.stack || handle.core != self.core {
-            return Err(Errno::EBADF);
+            return None;
         }
-        let i = handle.index as usize;
-        match self.slot(i) {
-            Some(slot) if slot.generation == handle.generation && slot.value.is_some() => Ok(i),
-            _ => Err(Errno::EBADF),
+        self.slot(handle.index as usize)
+            .filter(|slot| slot.generation == handle.generation)
+    }
+
+    /// [`Self::slot_of`], mutably.
+    #[inline]
+    fn slot_of_mut(&mut self, handle: SocketHandle) -> Option<&mut Slot<T>> {
+        if handle.stack != self.stack || handle.core != self.core {
+            return None;
         }
+        self.slot_mut(handle.index as usize)
+            .filter(|slot| slot.generation == handle.generation)
     }
 
     /// The socket behind `handle`, or `EBADF`.
+    #[inline]
     pub fn get(&self, handle: SocketHandle) -> Result<&T, Errno> {
-        let i = self.slot_index(handle)?;
-        self.slot(i)
+        self.slot_of(handle)
             .and_then(|s| s.value.as_ref())
             .ok_or(Errno::EBADF)
     }
 
     /// The socket behind `handle`, mutably, or `EBADF`.
+    #[inline]
     pub fn get_mut(&mut self, handle: SocketHandle) -> Result<&mut T, Errno> {
-        let i = self.slot_index(handle)?;
-        self.slot_mut(i)
+        self.slot_of_mut(handle)
             .and_then(|s| s.value.as_mut())
             .ok_or(Errno::EBADF)
     }
@@ -237,8 +258,8 @@ impl<T> SocketSet<T> {
 
     /// Removes the socket behind `handle`, or `EBADF`.
     pub fn remove(&mut self, handle: SocketHandle) -> Result<T, Errno> {
-        let i = self.slot_index(handle)?;
-        self.remove_id(SocketId(i as u32)).ok_or(Errno::EBADF)
+        self.get(handle)?;
+        self.remove_id(handle.id()).ok_or(Errno::EBADF)
     }
 
     /// Live sockets with their slot ids.
@@ -296,6 +317,26 @@ mod tests {
         assert!(set.insert(4).is_ok());
         assert_eq!(set.len(), 2);
         assert_eq!(set.iter().count(), 2);
+    }
+
+    #[test]
+    fn slots_never_handed_out_are_ebadf() {
+        // The first chunk holds 1,024 slots; only one was handed out. A handle to any
+        // other (forged, or from a set of the same identity) finds nothing.
+        let mut set = SocketSet::new(1, 0, 8);
+        let h = set.insert('x').expect("room");
+        for index in [1, 2, CHUNK_SLOTS as u32 - 1, CHUNK_SLOTS as u32, u32::MAX] {
+            let forged = SocketHandle { index, ..h };
+            assert_eq!(set.get(forged), Err(Errno::EBADF), "slot {index}");
+            assert_eq!(set.get_mut(forged), Err(Errno::EBADF), "slot {index}");
+            assert_eq!(set.remove(forged), Err(Errno::EBADF), "slot {index}");
+            assert_eq!(set.by_id(forged.id()), None);
+            assert_eq!(set.handle_of(forged.id()), None);
+        }
+        let stale = SocketHandle { generation: 1, ..h };
+        assert_eq!(set.get(stale), Err(Errno::EBADF), "another generation");
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.get(h), Ok(&'x'));
     }
 
     #[test]

@@ -218,8 +218,23 @@ impl TcpSock {
 
     /// The pending error, cleared by reading it (Linux `sock_error`).
     pub fn take_error(&mut self) -> Option<TcpError> {
-        let error = self.pending_error();
-        self.error_reported |= error.is_some();
+        match &self.state {
+            TcpSocketState::Connection(tcb) => {
+                Self::take_connection_error(tcb, &mut self.error_reported)
+            }
+            _ => None,
+        }
+    }
+
+    /// [`Self::take_error`] of a connected socket, on its parts: the connection and
+    /// the socket's `error_reported` (for a caller that holds both apart).
+    #[inline]
+    pub fn take_connection_error(tcb: &Tcb, error_reported: &mut bool) -> Option<TcpError> {
+        let error = match *error_reported {
+            true => None,
+            false => tcb.error(),
+        };
+        *error_reported |= error.is_some();
         error
     }
 

@@ -483,11 +483,13 @@ impl Tcb {
     }
 
     /// `recv` would return data, EOF or an error instead of `WouldBlock`.
+    #[inline]
     pub fn is_readable(&self) -> bool {
         !self.recv_buf.is_empty() || self.fin_received || self.error.is_some()
     }
 
     /// `send` would accept bytes (or report an error) instead of `WouldBlock`.
+    #[inline]
     pub fn is_writable(&self) -> bool {
         self.error.is_some()
             || (matches!(self.state, State::Established | State::CloseWait)
@@ -566,6 +568,7 @@ impl Tcb {
     }
 
     /// Queues bytes for sending (RFC 9293 §3.10.2); returns how many were taken.
+    #[inline]
     pub fn send(&mut self, data: &[u8]) -> Result<usize, TcpError> {
         match self.state {
             State::Established | State::CloseWait if !self.fin_queued => {}
@@ -589,6 +592,7 @@ impl Tcb {
     }
 
     /// Reads received bytes (RFC 9293 §3.10.3); `Ok(0)` is end of stream.
+    #[inline]
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, TcpError> {
         if !self.recv_buf.is_empty() {
             if buf.is_empty() {

@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use super::{config_for, errno_of, listener, tcp_sock, teardown};
 use crate::engine::event;
-use crate::engine::state::{Core, Socket, mark};
+use crate::engine::state::{Core, Socket, mark, mark_flag};
 use crate::socket::{SocketHandle, TcpSock, TcpSocketOptions, TcpSocketState};
 use crate::table::SocketId;
 use crate::tcp::{self, State, Tcb};
@@ -190,61 +190,45 @@ fn with_sock<R>(
     result
 }
 
-/// The end of `send` and `recv`, on the socket they already looked up (one lookup per
-/// call, where [`with_sock`] and [`Core::called`] made three): marks the connection for
-/// output, records the direction's readiness as reported (see [`Core::called`]; `read`
-/// for recv, else send) unless the call found no socket, and queues it for events.
-/// Inlined into `send` and `recv` (each its own copy, with `read` a constant).
-#[inline(always)]
-fn finish_call<R>(
-    core_dirty: &mut Vec<SocketId>,
-    ready: &mut Vec<SocketId>,
-    sock: &mut TcpSock,
-    id: SocketId,
-    result: &Result<R, Errno>,
-    read: bool,
-) {
-    // A call that would block changed nothing the output needs to look at.
-    if sock.tcb().is_some() && !matches!(result, Err(Errno::EAGAIN)) {
-        mark(core_dirty, sock, id);
-    }
-    if !matches!(result, Err(Errno::EBADF)) {
-        if read {
-            sock.ready.reported.readable = event::tcp_readable(sock);
-        } else {
-            sock.ready.reported.writable = event::tcp_writable(sock);
-        }
-    }
-    sock.ready.queue(ready, id);
-}
-
 /// `send(2)`, non-blocking: bytes accepted into the send buffer, or EAGAIN.
+///
+/// Then, on the socket it already looked up (one lookup per call): marks the
+/// connection for output unless the call would block (then it changed nothing the
+/// output needs to look at), records "writable" as reported (see [`Core::called`])
+/// and queues the socket for events. Inlined into `Engine::send`, with
+/// [`Tcb::send`], so a call is one frame.
+#[inline]
 pub(crate) fn send(core: &mut Core, handle: SocketHandle, data: &[u8]) -> Result<usize, Errno> {
+    let id = handle.id();
     let sock = tcp_sock(&mut core.sockets, handle)?;
     // Linux `sk_stream_wait_connect`: sending on a socket that is neither
     // connected nor connecting (a listener, a fresh socket) is EPIPE.
-    if !matches!(sock.state, TcpSocketState::Connection(_)) {
+    let TcpSock {
+        state: TcpSocketState::Connection(tcb),
+        error_reported,
+        dirty,
+        ready,
+        ..
+    } = sock
+    else {
         return Err(Errno::EPIPE);
+    };
+    let result = send_on(tcb, error_reported, data);
+    if !matches!(result, Err(Errno::EAGAIN)) {
+        mark_flag(&mut core.tcp.dirty, dirty, id);
     }
-    let result = send_on(sock, data);
-    finish_call(
-        &mut core.tcp.dirty,
-        &mut core.ready,
-        sock,
-        handle.id(),
-        &result,
-        false,
-    );
+    ready.reported.writable = tcb.is_writable();
+    ready.queue(&mut core.ready, id);
     result
 }
 
-fn send_on(sock: &mut TcpSock, data: &[u8]) -> Result<usize, Errno> {
+#[inline]
+fn send_on(tcb: &mut Tcb, error_reported: &mut bool, data: &[u8]) -> Result<usize, Errno> {
     // Linux `sk_stream_wait_connect` / `sk_stream_error`: a pending error is
     // reported (and cleared) first; a closed connection then says EPIPE.
-    if let Some(error) = sock.take_error() {
+    if let Some(error) = TcpSock::take_connection_error(tcb, error_reported) {
         return Err(errno_of(error));
     }
-    let tcb = sock.tcb_mut().ok_or(Errno::EPIPE)?;
     match tcb.state() {
         State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
         State::Closed => Err(Errno::EPIPE),
@@ -253,29 +237,49 @@ fn send_on(sock: &mut TcpSock, data: &[u8]) -> Result<usize, Errno> {
 }
 
 /// `recv(2)`, non-blocking: bytes read, 0 at end of stream, or EAGAIN.
+///
+/// Then, as [`send`]: marks the connection for output unless the call would block,
+/// records "readable" as reported and queues the socket for events. Inlined into
+/// `Engine::recv`, with [`Tcb::recv`].
+#[inline]
 pub(crate) fn recv(core: &mut Core, handle: SocketHandle, buf: &mut [u8]) -> Result<usize, Errno> {
+    let id = handle.id();
     let sock = tcp_sock(&mut core.sockets, handle)?;
-    let result = recv_on(sock, buf);
-    finish_call(
-        &mut core.tcp.dirty,
-        &mut core.ready,
-        sock,
-        handle.id(),
-        &result,
-        true,
-    );
-    result
-}
-
-fn recv_on(sock: &mut TcpSock, buf: &mut [u8]) -> Result<usize, Errno> {
     let TcpSock {
         state: TcpSocketState::Connection(tcb),
         error_reported,
+        dirty,
+        ready,
         ..
     } = sock
     else {
-        return Err(Errno::ENOTCONN);
+        return recv_unconnected(&mut core.ready, sock, id);
     };
+    let result = recv_on(tcb, error_reported, buf);
+    if !matches!(result, Err(Errno::EAGAIN)) {
+        mark_flag(&mut core.tcp.dirty, dirty, id);
+    }
+    ready.reported.readable = tcb.is_readable();
+    ready.queue(&mut core.ready, id);
+    result
+}
+
+/// [`recv`] on a socket without a connection: ENOTCONN, and the socket's readiness
+/// to read (a listener's accept queue) is recorded as reported.
+#[cold]
+#[inline(never)]
+fn recv_unconnected(
+    ready: &mut Vec<SocketId>,
+    sock: &mut TcpSock,
+    id: SocketId,
+) -> Result<usize, Errno> {
+    sock.ready.reported.readable = event::tcp_readable(sock);
+    sock.ready.queue(ready, id);
+    Err(Errno::ENOTCONN)
+}
+
+#[inline]
+fn recv_on(tcb: &mut Tcb, error_reported: &mut bool, buf: &mut [u8]) -> Result<usize, Errno> {
     match tcb.state() {
         State::SynSent | State::SynReceived => Err(Errno::EAGAIN),
         _ => match tcb.recv(buf) {

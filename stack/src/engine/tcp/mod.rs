@@ -79,6 +79,7 @@ pub(super) fn config_with(
 }
 
 /// The TCP socket behind `handle`: EBADF once closed, EOPNOTSUPP for UDP.
+#[inline]
 pub(super) fn tcp_sock(
     sockets: &mut SocketSet<Socket>,
     handle: SocketHandle,

@@ -86,6 +86,7 @@ pub use isn::{IsnGenerator, TimestampOffsets};
 pub use ooo::OutOfOrderQueue;
 pub use options::{DEFAULT_MSS, header_len};
 pub use output::Transmit;
+pub(crate) use output::WriteSegment;
 pub use rate::RateSample;
 pub use request::{
     AdmitError, RequestAction, RequestSock, RequestTimeout, SynQueue, SynQueueCounters,

@@ -9,6 +9,8 @@ use super::tcb::{Frto, Probe, TailProbe, Tcb};
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpOptions, TcpRepr};
 
+mod predicted;
+
 /// One segment to send: the header and how many payload bytes were written beside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
@@ -20,28 +22,93 @@ pub struct Transmit {
     pub ecn: Ecn,
 }
 
+/// What writes a segment's header around its payload for
+/// [`Tcb::poll_transmit_with`]. A trait rather than a closure: its `write` is inlined
+/// into both paths (a closure called from two places is left out of line, and the
+/// segment with it).
+pub(crate) trait WriteSegment {
+    /// What `write` returns.
+    type Output;
+    /// Writes the segment `t` into `frame`, whose payload is already in place.
+    fn write(self, frame: &mut [u8], t: &Transmit) -> Self::Output;
+}
+
+/// [`WriteSegment`] for [`Tcb::poll_transmit`]: the segment itself.
+struct TakeSegment;
+
+impl WriteSegment for TakeSegment {
+    type Output = Transmit;
+    #[inline(always)]
+    fn write(self, _: &mut [u8], t: &Transmit) -> Transmit {
+        *t
+    }
+}
+
 impl Tcb {
     /// The next segment to send, if any. Its payload is written into `payload_out` (give
     /// room for one MSS). Call repeatedly until `None` after every input, timeout or user call.
     #[inline]
     pub fn poll_transmit(&mut self, now: Instant, payload_out: &mut [u8]) -> Option<Transmit> {
+        let room = 0..payload_out.len();
+        self.poll_transmit_with(now, payload_out, room, TakeSegment)
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) for a caller that builds the frame around
+    /// the payload: the payload is written into `frame[payload]`, then `write` gets the
+    /// frame and the segment (to write its header) and its result is returned.
+    ///
+    /// Inlined into the caller with the predicted segment's short path
+    /// (`output/predicted.rs`); anything else goes the general path, out of line. Each
+    /// path calls `write` for itself, so the predicted segment's header reaches it
+    /// without a copy through a slot the two paths share (about 70 instructions).
+    #[inline(always)]
+    pub(crate) fn poll_transmit_with<W: WriteSegment>(
+        &mut self,
+        now: Instant,
+        frame: &mut [u8],
+        payload: core::ops::Range<usize>,
+        write: W,
+    ) -> Option<W::Output> {
+        if self.predicts_transmit() {
+            #[cfg(debug_assertions)]
+            let may = self.may_transmit();
+            let snd_max = self.snd_max;
+            if let Some(mut t) = self.emit_predicted(now, &mut frame[payload.clone()]) {
+                #[cfg(debug_assertions)]
+                debug_assert!(may, "may_transmit said no, but {t:?}");
+                self.count_transmit(&mut t, snd_max);
+                return Some(write.write(frame, &t));
+            }
+        }
+        let t = self.poll_transmit_general(now, &mut frame[payload])?;
+        Some(write.write(frame, &t))
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) on the general path.
+    #[inline(never)]
+    fn poll_transmit_general(&mut self, now: Instant, payload_out: &mut [u8]) -> Option<Transmit> {
         #[cfg(debug_assertions)]
         let may = self.may_transmit();
         let snd_max = self.snd_max;
         let mut t = self.next_transmit(now, payload_out);
-        if let Some(t) = &mut t {
-            self.ecn_output(t, snd_max);
-        }
         // Every test checks the shortcut callers take: no segment it ruled out.
         #[cfg(debug_assertions)]
         debug_assert!(t.is_none() || may, "may_transmit said no, but {t:?}");
-        if let Some(t) = &t {
-            self.stats.segs_out += 1;
-            if t.repr.flags.contains(TcpFlags::RST) {
-                self.stats.rsts_out += 1;
-            }
+        if let Some(t) = &mut t {
+            self.count_transmit(t, snd_max);
         }
         t
+    }
+
+    /// The last touches of every segment leaving, on either path: its ECN marks
+    /// (`snd_max` from before it was built) and the counters.
+    #[inline(always)]
+    fn count_transmit(&mut self, t: &mut Transmit, snd_max: SeqNumber) {
+        self.ecn_output(t, snd_max);
+        self.stats.segs_out += 1;
+        if t.repr.flags.contains(TcpFlags::RST) {
+            self.stats.rsts_out += 1;
+        }
     }
 
     /// The header length (with options) that the next data segment most likely gets: 20
@@ -196,16 +263,7 @@ impl Tcb {
     }
 
     fn transmit_synchronized(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
-        // RFC 5681 §4.1: restart window after an idle period longer than the RTO.
-        if self.cfg.slow_start_after_idle
-            && self.snd_una == self.snd_max
-            && self.unsent() > 0
-            && idle_longer_than(now.micros_since(self.last_send), self.rtt.rto_nanos())
-        {
-            let iw = self.cfg.initial_window.max(1).saturating_mul(self.snd_mss);
-            self.cc.on_idle_restart(iw);
-            self.last_send = now;
-        }
+        self.restart_after_idle(now);
         if self.rack_mode() {
             // RFC 6675 §5 NextSeg rule 1: lost segments go first.
             if let Some((repr, payload_len)) = self.emit_lost(now, out) {
@@ -298,50 +356,18 @@ impl Tcb {
         if sack_recovery && !self.sent.has_room() {
             return None;
         }
-        // RFC 6675 §5: with SACK, the window limits `pipe` rather than everything outstanding.
-        let (flight, window_used) = if sack_recovery {
-            (self.pipe(), self.snd_nxt.since(self.snd_una))
-        } else {
-            let f = self.snd_nxt.since(self.snd_una);
-            (f, f)
-        };
-        // RFC 3042 limited transmit (RFC 5681 §3.2): the first two duplicate ACKs each let one
-        // new segment out beyond cwnd, so small windows still collect three duplicates. (With
-        // SACK, `pipe` already excludes what the duplicates reported.)
-        let limited = if !sack_recovery
-            && !self.in_recovery
-            && self.snd_nxt == self.snd_max
-            && self.dup_acks <= 2
-        {
-            self.dup_acks * self.snd_mss
-        } else {
-            0
-        };
         let frto_extra = match self.frto {
             Some(Frto::NewDataSent { allowance }) if allowance > 0 => self.snd_mss,
             _ => 0,
         };
-        let cwnd = self
-            .cc
-            .window()
-            .saturating_add(limited)
-            .saturating_add(extra.max(frto_extra));
-        let usable = (self.snd_wnd.saturating_sub(window_used) as usize)
-            .min(cwnd.saturating_sub(flight) as usize);
+        let (flight, cwnd, usable, window) = self.send_room(sack_recovery, extra.max(frto_extra));
         let mss = self.snd_mss as usize;
         let mut len = unsent.min(mss).min(usable).min(out.len());
         let retransmission = self.snd_nxt < self.snd_max;
         let force = core::mem::take(&mut self.force_send);
         if len > 0 {
             let fin_follows = self.fin_queued && len == unsent;
-            // RFC 1122 §4.2.3.4 sender SWS avoidance, with Nagle (RFC 896) for the
-            // "all queued data" case; a FIN segment bypasses Nagle as in Linux.
-            let send_ok = len == mss
-                || retransmission
-                || force
-                || (len == unsent && (self.cfg.nodelay || flight == 0 || fin_follows))
-                || (self.max_snd_wnd > 0 && len >= (self.max_snd_wnd / 2) as usize);
-            if !send_ok {
+            if !self.send_ok(len, unsent, flight, retransmission || force, fin_follows) {
                 len = 0;
             }
         }
@@ -372,13 +398,96 @@ impl Tcb {
         }
         let seq = self.snd_nxt;
         let n = self.send_buf.peek_at(offset, &mut out[..len]);
-        let mut flags = TcpFlags::ACK;
-        if n > 0 && offset + n == buffered {
-            flags |= TcpFlags::PSH;
+        let flags = data_flags(offset + n == buffered && n > 0, fin);
+        self.commit_data(now, seq, n, fin, retransmission, sack_recovery, window);
+        let repr = self.header(now, seq, flags);
+        Some(Transmit {
+            repr,
+            payload_len: n,
+            ecn: Ecn::NotEct,
+        })
+    }
+
+    /// RFC 5681 §4.1: restart window after an idle period longer than the RTO. (Asked
+    /// before every data segment; idempotent: a restart makes `last_send` now.)
+    #[inline(always)]
+    fn restart_after_idle(&mut self, now: Instant) {
+        if self.cfg.slow_start_after_idle
+            && self.snd_una == self.snd_max
+            && self.unsent() > 0
+            && idle_longer_than(now.micros_since(self.last_send), self.rtt.rto_nanos())
+        {
+            let iw = self.cfg.initial_window.max(1).saturating_mul(self.snd_mss);
+            self.cc.on_idle_restart(iw);
+            self.last_send = now;
         }
-        if fin {
-            flags |= TcpFlags::FIN;
-        }
+    }
+
+    /// What the windows let out from SND.NXT: the bytes in flight, the congestion window
+    /// plus what may go beyond it (limited transmit, `extra`), the usable room under both
+    /// windows, and the congestion window itself (asked once: a virtual call).
+    #[inline(always)]
+    fn send_room(&self, sack_recovery: bool, extra: u32) -> (u32, u32, usize, u32) {
+        // RFC 6675 §5: with SACK, the window limits `pipe` rather than everything outstanding.
+        let (flight, window_used) = if sack_recovery {
+            (self.pipe(), self.snd_nxt.since(self.snd_una))
+        } else {
+            let f = self.snd_nxt.since(self.snd_una);
+            (f, f)
+        };
+        // RFC 3042 limited transmit (RFC 5681 §3.2): the first two duplicate ACKs each let one
+        // new segment out beyond cwnd, so small windows still collect three duplicates. (With
+        // SACK, `pipe` already excludes what the duplicates reported.)
+        let limited = if !sack_recovery
+            && !self.in_recovery
+            && self.snd_nxt == self.snd_max
+            && self.dup_acks <= 2
+        {
+            self.dup_acks * self.snd_mss
+        } else {
+            0
+        };
+        let window = self.cc.window();
+        let cwnd = window.saturating_add(limited).saturating_add(extra);
+        let usable = (self.snd_wnd.saturating_sub(window_used) as usize)
+            .min(cwnd.saturating_sub(flight) as usize);
+        (flight, cwnd, usable, window)
+    }
+
+    /// RFC 1122 §4.2.3.4 sender SWS avoidance, with Nagle (RFC 896) for the "all queued
+    /// data" case: may `len` of the `unsent` bytes go now? `override_rules`: a
+    /// retransmission or a forced send; a FIN segment bypasses Nagle as in Linux.
+    #[inline(always)]
+    fn send_ok(
+        &self,
+        len: usize,
+        unsent: usize,
+        flight: u32,
+        override_rules: bool,
+        fin_follows: bool,
+    ) -> bool {
+        len == self.snd_mss as usize
+            || override_rules
+            || (len == unsent && (self.cfg.nodelay || flight == 0 || fin_follows))
+            || (self.max_snd_wnd > 0 && len >= (self.max_snd_wnd / 2) as usize)
+    }
+
+    /// The bookkeeping of a data segment `[seq, seq + n)` (and a FIN) going out: SND.NXT and
+    /// SND.MAX, the byte counter and the RTT sample, the pacer, cwnd validation (against
+    /// `window`, the congestion window `send_room` read), the retransmission queue and
+    /// recovery counters, and the timers.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn commit_data(
+        &mut self,
+        now: Instant,
+        seq: SeqNumber,
+        n: usize,
+        fin: bool,
+        retransmission: bool,
+        sack_recovery: bool,
+        window: u32,
+    ) {
         self.snd_nxt = seq + n + u32::from(fin);
         if self.snd_nxt > self.snd_max {
             let fresh = self
@@ -395,7 +504,7 @@ impl Tcb {
             s.pacer.on_sent(now, self.snd_nxt.since(seq), self.snd_mss);
         }
         if !retransmission {
-            self.validate_cwnd(false);
+            self.validate_cwnd_with(false, window);
         }
         if retransmission {
             self.stats.retransmits += 1;
@@ -419,12 +528,6 @@ impl Tcb {
             // RFC 8985 §7.2: restart the probe timer after new data.
             self.arm_tail_probe(now);
         }
-        let repr = self.header(now, seq, flags);
-        Some(Transmit {
-            repr,
-            payload_len: n,
-            ecn: Ecn::NotEct,
-        })
     }
 
     /// Fast retransmit / NewReno partial-ACK retransmission of the segment at SND.UNA.
@@ -463,8 +566,14 @@ impl Tcb {
     /// waits on the window (`waiting_on_cwnd`), or, as Linux's `tcp_write_xmit` judges
     /// after sending, the flight has reached it.
     fn validate_cwnd(&mut self, waiting_on_cwnd: bool) {
+        self.validate_cwnd_with(waiting_on_cwnd, self.cc.window());
+    }
+
+    /// [`validate_cwnd`](Self::validate_cwnd) with the congestion window already read.
+    #[inline(always)]
+    fn validate_cwnd_with(&mut self, waiting_on_cwnd: bool, window: u32) {
         let flight = self.snd_nxt.since(self.snd_una);
-        let limited = waiting_on_cwnd || flight >= self.cc.window();
+        let limited = waiting_on_cwnd || flight >= window;
         if self.snd_una >= self.cwnd_usage_seq
             || limited
             || (!self.cwnd_limited && flight > self.max_flight)
@@ -554,6 +663,20 @@ impl Tcb {
         self.rcv_adv = self.rcv_adv.max_seq(self.rcv_nxt + promised);
         u16::try_from(field).unwrap_or(u16::MAX)
     }
+}
+
+/// The flags of a data segment: ACK, PSH on the one that empties the send queue (as
+/// BSD's `tcp_output`), FIN when it carries ours.
+#[inline(always)]
+fn data_flags(empties_queue: bool, fin: bool) -> TcpFlags {
+    let mut flags = TcpFlags::ACK;
+    if empties_queue {
+        flags |= TcpFlags::PSH;
+    }
+    if fin {
+        flags |= TcpFlags::FIN;
+    }
+    flags
 }
 
 /// `Duration::from_micros(idle_micros) > Duration::from_nanos(nanos)`, in integers (asked

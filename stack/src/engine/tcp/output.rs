@@ -14,7 +14,7 @@ use crate::engine::output::{WriteTransport, send_ipv4_ecn};
 use crate::engine::state::{Core, Socket, mark};
 use crate::socket::TcpSocketState;
 use crate::table::SocketId;
-use crate::tcp::{Ecn, State, Tcb};
+use crate::tcp::{Ecn, State, Tcb, Transmit, WriteSegment};
 use crate::time::Instant;
 use crate::wire::{IpProtocol, TcpPacket, TxChecksum, WireError};
 
@@ -217,9 +217,39 @@ impl WriteTransport for SegmentWriter<'_> {
             .saturating_sub(MAX_TCP_HEADER)
             .min(usize::from(u16::MAX));
         let at = tcb.data_header_len_hint().min(MAX_TCP_HEADER);
-        let Some(t) = tcb.poll_transmit(self.now, &mut buf[at..at + room]) else {
-            return Ok((0, Ecn::NotEct));
+        let header = HeaderWriter {
+            at,
+            src,
+            remote: self.remote,
+            offload: self.offload,
+            produced: self.produced,
+            moved: self.moved,
         };
+        // The header is written by the path that built the segment (see
+        // `Tcb::poll_transmit_with`).
+        tcb.poll_transmit_with(self.now, buf, at..at + room, header)
+            .unwrap_or(Ok((0, Ecn::NotEct)))
+    }
+}
+
+/// Writes a segment's header (and checksum) in front of its payload, which the
+/// connection wrote `at` bytes into the transport slice (see [`SegmentWriter`]).
+struct HeaderWriter<'a> {
+    at: usize,
+    src: Ipv4Addr,
+    remote: Ipv4Addr,
+    offload: TxChecksum,
+    produced: &'a mut bool,
+    moved: &'a mut bool,
+}
+
+impl WriteSegment for HeaderWriter<'_> {
+    type Output = Result<(usize, Ecn), WireError>;
+
+    /// Inlined into both output paths of the connection (one segment per call).
+    #[inline(always)]
+    fn write(self, buf: &mut [u8], t: &Transmit) -> Self::Output {
+        let at = self.at;
         *self.produced = true;
         let header_len = t.repr.header_len();
         let total = header_len + t.payload_len;
@@ -233,7 +263,7 @@ impl WriteTransport for SegmentWriter<'_> {
         if self.offload == TxChecksum::Compute {
             crate::wire::tcp::fill_checksum(
                 buf.get_mut(..total).ok_or(WireError::Truncated)?,
-                src,
+                self.src,
                 self.remote,
             )?;
         }

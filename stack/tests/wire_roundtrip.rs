@@ -361,8 +361,10 @@ proptest! {
         let mut bytes = common::emit_frame(&frame);
         // Ethernet padding after the IPv4 total length is not payload.
         bytes.extend(std::iter::repeat_n(0xa5, pad));
-        // The common layout is taken, in both checksum modes.
-        let common_layout = eth.vlan.is_none() && ip.options.is_empty() && !ip.is_fragment();
+        // The common layout is taken, in both checksum modes: TCP options none or the
+        // timestamps alone (any other area is left to the full parse).
+        let plain_options = tcp.options == TcpOptions { timestamp: tcp.options.timestamp, ..TcpOptions::default() };
+        let common_layout = eth.vlan.is_none() && ip.options.is_empty() && !ip.is_fragment() && plain_options;
         for mode in [ChecksumMode::Verify, ChecksumMode::Trust] {
             prop_assert_eq!(fast_agrees(&bytes, mode)?, common_layout);
         }

@@ -199,7 +199,7 @@ impl<V> ConnTable<V> {
         core::mem::size_of::<Slot<V>>()
     }
 
-    #[inline]
+    #[inline(always)]
     fn hash(&self, tuple: &FourTuple) -> u32 {
         // The tuple as `FourTuple`'s `Hash` writes it, so the value is the one
         // `HashKey::hash_one` gives: (local addr, remote addr), (local port,
@@ -429,8 +429,9 @@ impl<V> ConnTable<V> {
         self.counters.splits += 1;
     }
 
-    /// The connection for `tuple`.
-    #[inline]
+    /// The connection for `tuple`. Always inlined: it is the lookup of every received
+    /// segment, and a call of its own cost as much as the hash.
+    #[inline(always)]
     pub fn get(&self, tuple: &FourTuple) -> Option<&V> {
         // The chain walk hands back the entry it matched: no second lookup of
         // the slot by index.

@@ -67,6 +67,7 @@ impl Tcb {
     /// connection's own RTT estimate (the handshake's at least). Linux measures one window's
     /// arrival instead when timestamps are off; the handshake RTT is close enough to pace
     /// the measurement. (Integers: this is asked for every in-order segment.)
+    #[inline(always)]
     fn receiver_rtt_nanos(&self) -> Option<u64> {
         if self.rcv_rtt != 0 {
             return Some(u64::from(self.rcv_rtt >> 3) * 1000);
@@ -82,7 +83,26 @@ impl Tcb {
     /// Linux `tcp_rcv_space_adjust` (DRS), run as in-order data arrives: once per receiver
     /// round trip, grow the receive buffer to twice what the application read in that
     /// round trip, plus slack, when that is more than it ever read in one before.
+    ///
+    /// The test for "still within the round trip" (nearly every segment) is inlined into
+    /// the input path; the measurement itself, once per round trip, is out of line and
+    /// makes the same tests again.
+    #[inline(always)]
     pub(super) fn rcv_space_adjust(&mut self, now: Instant) {
+        if self.rcvq_space != 0 {
+            let Some(rtt_nanos) = self.receiver_rtt_nanos() else {
+                return;
+            };
+            if now.micros_since(self.rcvq_time).saturating_mul(1000) < rtt_nanos {
+                return;
+            }
+        }
+        self.rcv_space_measure(now);
+    }
+
+    /// [`Self::rcv_space_adjust`] once a round trip may have passed.
+    #[inline(never)]
+    fn rcv_space_measure(&mut self, now: Instant) {
         let copied_seq = self.copied_seq();
         if self.rcvq_space == 0 {
             // Linux `tcp_init_buffer_space`: expect ten segments in the first round trip.

@@ -201,17 +201,25 @@ impl Tcb {
     /// retransmitted and not SACKed before (so it was delivered just now).
     #[inline(always)]
     pub(super) fn acknowledge_records(&mut self, now: Instant, ack: SeqNumber) -> Option<u64> {
-        let (rack, mut sender) = (&mut self.rack, self.sender.as_deref_mut());
+        let rack = &mut self.rack;
         let mut newest = None;
-        self.sent.acknowledge(ack, |g| {
-            rack.on_delivered(g, now, false);
-            if let Some(s) = &mut sender {
+        // One loop without the sender model (CUBIC or NewReno not pacing: the common
+        // case), one with it: the first neither captures nor tests it per record.
+        match self.sender.as_deref_mut() {
+            None => self.sent.acknowledge(ack, |g| {
+                rack.on_delivered(g, now, false);
+                if !g.retransmitted {
+                    newest = Some(g.sent_at);
+                }
+            }),
+            Some(s) => self.sent.acknowledge(ack, |g| {
+                rack.on_delivered(g, now, false);
                 s.rate.on_segment_delivered(g);
-            }
-            if !g.retransmitted {
-                newest = Some(g.sent_at);
-            }
-        });
+                if !g.retransmitted {
+                    newest = Some(g.sent_at);
+                }
+            }),
+        }
         self.rack.on_cumulative_ack(ack);
         self.sack_board.advance(ack);
         if self.lost_hint < ack {

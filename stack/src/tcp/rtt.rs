@@ -50,10 +50,13 @@ impl RttEstimator {
 
     /// [`Self::sample_with`] for a measurement in microseconds (the clock's unit: an ACK's
     /// sample never becomes a `Duration` on the way).
+    #[inline(always)]
     pub(super) fn sample_micros(&mut self, micros: u64, min_on_variance: bool) {
         self.sample_nanos(micros.saturating_mul(1000), min_on_variance);
     }
 
+    /// Inlined: it runs on every ACK of new data, and a call costs a fifth of it.
+    #[inline(always)]
     fn sample_nanos(&mut self, r: u64, min_on_variance: bool) {
         // The results are those of RFC 6298's `Duration` arithmetic: a product of
         // durations is exact either way, and `Duration / n` for n = 2, 4, 8 is the floor

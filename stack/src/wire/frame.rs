@@ -204,8 +204,8 @@ pub struct FastTcp<'a> {
 }
 
 /// The layout nearly every received frame has, read in one pass: untagged Ethernet,
-/// IPv4 without options and not a fragment, TCP. `None` for anything else, a
-/// malformed frame included: [`parse_frame`] then decides (and names the error). A
+/// IPv4 without options and not a fragment, TCP with no options or the timestamps
+/// alone. `None` for anything else, a malformed frame included: [`parse_frame`] then decides (and names the error). A
 /// frame this accepts, [`parse_frame`] accepts with the same TCP header and payload
 /// and the same addresses and DSCP/ECN byte (a property test holds them to it).
 #[inline]
@@ -228,6 +228,16 @@ pub fn parse_tcp_fast(bytes: &[u8], mode: ChecksumMode) -> Option<FastTcp<'_>> {
     if header_len < TCP || header_len > seg.len() {
         return None;
     }
+    // The options: none, or the timestamps alone (the layout of nearly every segment of
+    // a connection); any other area (a SYN's, SACK blocks) goes to the full parse (told
+    // before the checksums, which it then sums once), so
+    // that this one never merges a whole parsed `TcpOptions` into the header it builds.
+    let area = &seg[TCP..header_len];
+    let timestamp = if area.is_empty() {
+        None
+    } else {
+        Some(super::TcpOptions::parse_timestamp_only(area)?)
+    };
     let src_addr = core::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
     let dst_addr = core::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
     if mode == ChecksumMode::Verify {
@@ -244,22 +254,24 @@ pub fn parse_tcp_fast(bytes: &[u8], mode: ChecksumMode) -> Option<FastTcp<'_>> {
             return None;
         }
     }
-    let header = TcpRepr {
-        src_port: read_u16(tcp, 0),
-        dst_port: read_u16(tcp, 2),
-        seq_number: read_u32(tcp, 4),
-        ack_number: read_u32(tcp, 8),
-        flags: super::TcpFlags(tcp[13]),
-        window_len: read_u16(tcp, 14),
-        urgent_pointer: read_u16(tcp, 18),
-        options: super::TcpOptions::parse(&seg[TCP..header_len]).ok()?,
-    };
     Some(FastTcp {
         src_mac: EthernetAddress([eth[6], eth[7], eth[8], eth[9], eth[10], eth[11]]),
         src_addr,
         dst_addr,
         dscp_ecn: ip[1],
-        header,
+        header: TcpRepr {
+            src_port: read_u16(tcp, 0),
+            dst_port: read_u16(tcp, 2),
+            seq_number: read_u32(tcp, 4),
+            ack_number: read_u32(tcp, 8),
+            flags: super::TcpFlags(tcp[13]),
+            window_len: read_u16(tcp, 14),
+            urgent_pointer: read_u16(tcp, 18),
+            options: super::TcpOptions {
+                timestamp,
+                ..super::TcpOptions::default()
+            },
+        },
         payload: &seg[header_len..],
     })
 }

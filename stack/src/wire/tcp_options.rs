@@ -34,15 +34,27 @@ impl TcpOptions {
         // The layout of nearly every segment of a connection with timestamps (NOP,
         // NOP, TS; Linux's `tcp_fast_parse_options` predicts it the same way): read
         // it without the loop. Same result as the loop below gives for it.
-        if let Some((&TIMESTAMP_ONLY_PREFIX, body)) = area.split_first_chunk::<4>() {
-            if body.len() == 8 {
-                return Ok(TcpOptions {
-                    timestamp: Some((read_u32(body, 0), read_u32(body, 4))),
-                    ..TcpOptions::default()
-                });
-            }
+        if let Some(timestamp) = Self::parse_timestamp_only(area) {
+            return Ok(TcpOptions {
+                timestamp: Some(timestamp),
+                ..TcpOptions::default()
+            });
         }
         Ok(Self::parse_any(area))
+    }
+
+    /// The timestamps of an options area laid out as [`TIMESTAMP_ONLY_PREFIX`] and the
+    /// two values, nothing else; `None` for any other area (which [`Self::parse_any`]
+    /// then reads). Apart, so that the one-pass frame parse can write the values into
+    /// a header it builds in place.
+    #[inline(always)]
+    pub(super) fn parse_timestamp_only(area: &[u8]) -> Option<(u32, u32)> {
+        match area.split_first_chunk::<4>() {
+            Some((&TIMESTAMP_ONLY_PREFIX, body)) if body.len() == 8 => {
+                Some((read_u32(body, 0), read_u32(body, 4)))
+            }
+            _ => None,
+        }
     }
 
     /// The general parse behind [`TcpOptions::parse`]: any layout. Out of line, so

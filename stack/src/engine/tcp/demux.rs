@@ -7,6 +7,7 @@ use super::timers;
 use crate::FourTuple;
 use crate::engine::state::{Core, Socket, Verdict, mark};
 use crate::engine::stats::DropReason;
+use crate::table::SocketId;
 use crate::tcp::{self, ListenAction, State, TimeWaitAction};
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpRepr};
@@ -16,6 +17,11 @@ use core::net::Ipv4Addr;
 /// (§3.10.7.2), else answered with RST (§3.10.7.1).
 ///
 /// The IPv4 header comes as its source, destination and DSCP/ECN byte.
+///
+/// Inlined into the frame parse: a segment for a connection (nearly every one) is
+/// handled without a call of its own; the rest ([`unconnected`], the reopening of a
+/// TIME-WAIT connection) is out of line.
+#[inline(always)]
 pub(crate) fn input(
     core: &mut Core,
     now: Instant,
@@ -46,12 +52,7 @@ pub(crate) fn input(
                     // still holds (shut down both ways, not closed) stays,
                     // CLOSED, until its `close`, as Linux's stays TCP_CLOSE.
                     tcb.end_time_wait();
-                    if connection_closed(core, id) {
-                        core.queue_ready(id);
-                    }
-                    if let Some(listener) = core.tcp.listeners.lookup(&tuple).map(|l| l.id) {
-                        accept_syn(core, now, listener, tuple, seg, Some(iss));
-                    }
+                    reopen_time_wait(core, now, id, tuple, seg, iss);
                     return Verdict::Release;
                 }
                 let ecn = tcp::Ecn::from_dscp_ecn(dscp_ecn);
@@ -75,6 +76,39 @@ pub(crate) fn input(
             }
         }
     }
+    unconnected(core, now, (src, dst), tuple, seg, payload)
+}
+
+/// [`input`] after a SYN ended a TIME-WAIT connection (RFC 6191): the socket `id` is
+/// closed, and a listener, if any, takes the SYN with `iss`.
+#[inline(never)]
+fn reopen_time_wait(
+    core: &mut Core,
+    now: Instant,
+    id: SocketId,
+    tuple: FourTuple,
+    seg: &TcpRepr,
+    iss: u32,
+) {
+    if connection_closed(core, id) {
+        core.queue_ready(id);
+    }
+    if let Some(listener) = core.tcp.listeners.lookup(&tuple).map(|l| l.id) {
+        accept_syn(core, now, listener, tuple, seg, Some(iss));
+    }
+}
+
+/// [`input`] for a segment no connection takes: a TIME-WAIT record, a request
+/// record, a listener, another engine, or a RST.
+#[inline(never)]
+fn unconnected(
+    core: &mut Core,
+    now: Instant,
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    tuple: FourTuple,
+    seg: &TcpRepr,
+    payload: &[u8],
+) -> Verdict {
     // A compact TIME-WAIT record (RFC 9293 §3.10.7.4, RFC 6191).
     if let Some(action) = core
         .tcp

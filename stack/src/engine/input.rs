@@ -35,9 +35,7 @@ pub(crate) fn handle_frame<D: Device>(
             .map(|b| EthernetAddress([b[0], b[1], b[2], b[3], b[4], b[5]]));
         let for_us = dst_mac.is_some_and(|m| m == core.config.iface.mac || m.is_broadcast());
         if dst_mac.is_some() && !for_us {
-            core.stats.drop(DropReason::NotOurMac);
-            device.release_one(frame);
-            return;
+            return not_for_us(core, device, frame);
         }
         let verdict = classify(core, now, bytes);
         if let Verdict::Forward(target) = verdict {
@@ -52,12 +50,41 @@ pub(crate) fn handle_frame<D: Device>(
     };
     match verdict {
         Verdict::Release | Verdict::Forward(_) => device.release_one(frame),
-        Verdict::ArpReply(reply) => arp::reply_in_place(core, device, tx, frame, &reply),
-        Verdict::EchoReply => icmp::echo_reply_in_place(core, device, tx, frame),
+        answer => answer_in_place(core, device, tx, frame, answer),
     }
 }
 
-/// Copies `bytes` to engine `target`'s inbox, counting the outcome.
+/// The frame answered in place: an ARP reply or an ICMP echo reply. Out of line, so
+/// the TCP frame path stays in fewer cache lines.
+#[inline(never)]
+fn answer_in_place<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    frame: Frame,
+    answer: Verdict,
+) {
+    match answer {
+        Verdict::ArpReply(reply) => arp::reply_in_place(core, device, tx, frame, &reply),
+        Verdict::EchoReply => icmp::echo_reply_in_place(core, device, tx, frame),
+        Verdict::Release | Verdict::Forward(_) => device.release_one(frame),
+    }
+}
+
+/// A frame for another MAC: dropped and counted. Out of line (as the rare paths below),
+/// so the hot frame path stays in fewer cache lines.
+#[cold]
+#[inline(never)]
+fn not_for_us<D: Device>(core: &mut Core, device: &mut D, frame: Frame) {
+    core.stats.drop(DropReason::NotOurMac);
+    device.release_one(frame);
+}
+
+/// Copies `bytes` to engine `target`'s inbox, counting the outcome. Cold: with the
+/// XDP program steering each connection to its engine's queue, frames rarely land on
+/// another engine's.
+#[cold]
+#[inline(never)]
 fn forward_copy(core: &mut Core, target: usize, bytes: &[u8], learn_only: bool) {
     let Some(f) = core.forward.as_ref() else {
         return;
@@ -73,6 +100,8 @@ fn forward_copy(core: &mut Core, target: usize, bytes: &[u8], learn_only: bool) 
 
 /// An ARP frame that reached us: every other engine learns from it too (the
 /// reply to one engine's request may land on another engine's queue).
+#[cold]
+#[inline(never)]
 fn share_arp(core: &mut Core, bytes: &[u8]) {
     let cores = core.forward.as_ref().map_or(0, |f| f.mesh.cores());
     let own = core.forward.as_ref().map_or(0, |f| f.core);
@@ -98,6 +127,13 @@ pub(crate) fn observed_arp(core: &mut Core, now: Instant, bytes: &[u8]) {
         }
         Err(e) => core.stats.drop(e.into()),
     }
+}
+
+/// Hands every frame `tap` holds to [`observed_arp`]; returns how many. Out of line:
+/// only an engine sharing its interface with the kernel has a tap.
+#[inline(never)]
+pub(crate) fn drain_arp_tap(core: &mut Core, now: Instant, tap: &mut dyn super::ArpTap) -> usize {
+    tap.drain(&mut |bytes| observed_arp(core, now, bytes))
 }
 
 /// Handles the frames other engines handed to this one (at most a burst).

@@ -292,7 +292,7 @@ impl<D: Device> Engine<D> {
         tcp::output::flush_held(core, device, tx, now);
         let mut forwarded = input::drain_inbox(core, now);
         if let Some(tap) = arp_tap {
-            forwarded += tap.drain(&mut |bytes| input::observed_arp(core, now, bytes));
+            forwarded += input::drain_arp_tap(core, now, tap.as_mut());
         }
         // Up to RX_BURSTS_PER_POLL full bursts (NAPI's budget idea): a backlog larger
         // than one burst is taken in this iteration, not left a whole iteration behind.

@@ -30,10 +30,17 @@ pub(crate) const MIN_CONNECTIONS: usize = 4096;
 const TCB_LINES: usize = 8;
 
 /// Prefetches what handling the frames of `rx` will read for their connections.
+#[inline]
 pub(crate) fn burst<D: Device>(core: &Core, device: &D, rx: &Burst) {
-    if rx.len() < MIN_BURST || core.tcp.conns.len() < MIN_CONNECTIONS {
-        return;
+    if rx.len() >= MIN_BURST && core.tcp.conns.len() >= MIN_CONNECTIONS {
+        prefetch_burst(core, device, rx);
     }
+}
+
+/// [`burst`] once it is worth it: out of line, so the frame loop of an engine with
+/// few connections does not carry it in its cache lines.
+#[inline(never)]
+fn prefetch_burst<D: Device>(core: &Core, device: &D, rx: &Burst) {
     let conns = &core.tcp.conns;
     let mut hashes = [None; BURST];
     for (hash, frame) in hashes.iter_mut().zip(rx.iter()) {

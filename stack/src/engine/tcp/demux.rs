@@ -47,11 +47,10 @@ pub(crate) fn input(
             if let Some(tcb) = sock.tcb_mut() {
                 // RFC 6191: a new SYN may reopen a TIME-WAIT connection.
                 if tcb.state() == State::TimeWait && tcb.time_wait_accepts_syn(seg) {
-                    let iss = tcb.time_wait_reuse_iss();
                     // The old connection ends here; a socket the application
                     // still holds (shut down both ways, not closed) stays,
                     // CLOSED, until its `close`, as Linux's stays TCP_CLOSE.
-                    tcb.end_time_wait();
+                    let iss = end_time_wait(tcb);
                     reopen_time_wait(core, now, id, tuple, seg, iss);
                     return Verdict::Release;
                 }
@@ -77,6 +76,17 @@ pub(crate) fn input(
         }
     }
     unconnected(core, now, (src, dst), tuple, seg, payload)
+}
+
+/// Ends a TIME-WAIT connection a new SYN reopens (RFC 6191); returns the ISS for the
+/// new connection. Out of line, as [`reopen_time_wait`]: rare, and off the path of
+/// segments for established connections.
+#[cold]
+#[inline(never)]
+fn end_time_wait(tcb: &mut tcp::Tcb) -> u32 {
+    let iss = tcb.time_wait_reuse_iss();
+    tcb.end_time_wait();
+    iss
 }
 
 /// [`input`] after a SYN ended a TIME-WAIT connection (RFC 6191): the socket `id` is

@@ -92,6 +92,11 @@ pub(crate) fn disarm(tcp: &mut TcpEngine, sock: &mut TcpSock) {
 }
 
 /// Re-arms a connection's timer for `deadline` after its input, timers or output.
+///
+/// Inlined into its callers (after every segment in and out): the keep-or-move test
+/// is a few instructions, the call around it cost as many again; the move itself
+/// (rare: a deadline earlier than the entry's) stays out of line.
+#[inline(always)]
 pub(crate) fn rearm(
     tcp: &mut TcpEngine,
     sock: &mut TcpSock,
@@ -112,15 +117,27 @@ pub(crate) fn rearm(
         (None, _) => false,
     };
     if !keep && current != deadline {
-        if let Some((handle, _)) = sock.timer.take() {
-            tcp.timers.cancel(handle);
-        }
-        if let Some(d) = deadline {
-            match tcp.timers.insert(d.max(now), id) {
-                Ok(handle) => sock.timer = Some((handle, d)),
-                // A full wheel: poll the connection next iteration instead.
-                Err(_) => mark(&mut tcp.dirty, sock, id),
-            }
+        move_timer(tcp, sock, id, deadline, now);
+    }
+}
+
+/// [`rearm`] when the wheel entry must move: cancels it and inserts one at `deadline`.
+#[inline(never)]
+fn move_timer(
+    tcp: &mut TcpEngine,
+    sock: &mut TcpSock,
+    id: SocketId,
+    deadline: Option<Instant>,
+    now: Instant,
+) {
+    if let Some((handle, _)) = sock.timer.take() {
+        tcp.timers.cancel(handle);
+    }
+    if let Some(d) = deadline {
+        match tcp.timers.insert(d.max(now), id) {
+            Ok(handle) => sock.timer = Some((handle, d)),
+            // A full wheel: poll the connection next iteration instead.
+            Err(_) => mark(&mut tcp.dirty, sock, id),
         }
     }
 }

@@ -128,6 +128,9 @@ pub struct Tcb {
     pub(super) backoff: u32,
     pub(super) syn_pending: bool,
     pub(super) delack_deadline: Option<Instant>,
+    /// `cfg.delayed_ack` in microseconds, converted once (the delayed-ACK timer is armed on
+    /// every other in-order segment; `delayed_ack` never changes after construction).
+    pub(super) delayed_ack_micros: u64,
     pub(super) delack_fired: bool,
     pub(super) persist_deadline: Option<Instant>,
     pub(super) persist_backoff: u32,
@@ -294,6 +297,7 @@ impl Tcb {
             backoff: 0,
             syn_pending: true,
             delack_deadline: None,
+            delayed_ack_micros: crate::time::duration_micros(cfg.delayed_ack),
             delack_fired: false,
             persist_deadline: None,
             persist_backoff: 0,

@@ -199,6 +199,9 @@ pub struct Tcb {
     /// bytes in flight seen in it, and where that window ends. CUBIC and NewReno grow
     /// cwnd only while it is used ([`Tcb::cwnd_may_grow`]).
     pub(super) cwnd_limited: bool,
+    /// The congestion window and MSS the send buffer was last sized for by autotuning
+    /// (`autotune.rs`): a window no larger at the same MSS needs no look (no MSS: none yet).
+    pub(super) send_buf_sized_for: (u32, u32),
     pub(super) max_flight: u32,
     pub(super) cwnd_usage_seq: SeqNumber,
     /// Receive-buffer autotuning (Linux `rcvq_space`, see `autotune.rs`): bytes the
@@ -297,6 +300,7 @@ impl Tcb {
             backoff: 0,
             syn_pending: true,
             delack_deadline: None,
+            send_buf_sized_for: (0, u32::MAX),
             delayed_ack_micros: crate::time::duration_micros(cfg.delayed_ack),
             delack_fired: false,
             persist_deadline: None,

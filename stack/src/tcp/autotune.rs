@@ -151,18 +151,34 @@ impl Tcb {
 
     /// Linux `tcp_sndbuf_expand`, on each ACK of new data: room for twice the congestion
     /// window (at least the initial window), within the send buffer's maximum.
+    ///
+    /// The capacity never shrinks and the limit never rises on a connection (pinning lowers
+    /// it to the capacity), so once the buffer was sized for a window at this MSS, any
+    /// window no larger changes nothing: that test (every ACK of a request/response
+    /// exchange, whose window stays put) skips the configuration and the arithmetic.
     pub(super) fn expand_send_buffer(&mut self) {
-        let limit = self.cfg.send_buffer_limit();
-        if limit <= self.send_buf.capacity() {
+        let cwnd = self.cc.window();
+        let (sized_cwnd, sized_mss) = self.send_buf_sized_for;
+        if cwnd <= sized_cwnd && self.snd_mss == sized_mss {
             return;
         }
-        let mss = self.snd_mss.max(1);
-        let initial = self.cfg.initial_window.max(1).saturating_mul(mss);
-        let target = u64::from(self.cc.window().max(initial)) * 2;
-        let size = usize::try_from(target).unwrap_or(usize::MAX).min(limit);
-        if size > self.send_buf.capacity() {
-            self.send_buf.grow_capacity(size);
+        self.expand_send_buffer_for(cwnd);
+    }
+
+    /// [`Self::expand_send_buffer`] for a window the buffer was not sized for yet.
+    #[inline(never)]
+    fn expand_send_buffer_for(&mut self, cwnd: u32) {
+        let limit = self.cfg.send_buffer_limit();
+        if limit > self.send_buf.capacity() {
+            let mss = self.snd_mss.max(1);
+            let initial = self.cfg.initial_window.max(1).saturating_mul(mss);
+            let target = u64::from(cwnd.max(initial)) * 2;
+            let size = usize::try_from(target).unwrap_or(usize::MAX).min(limit);
+            if size > self.send_buf.capacity() {
+                self.send_buf.grow_capacity(size);
+            }
         }
+        self.send_buf_sized_for = (cwnd, self.snd_mss);
     }
 
     /// `setsockopt(SO_RCVBUF)` on a connection: autotuning stops for the receive side
@@ -185,5 +201,78 @@ impl Tcb {
         let cfg = self.cfg_mut();
         cfg.send_buffer_max = max;
         cfg.send_buffer = cfg.send_buffer.min(max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::TcpConfig;
+    use super::*;
+    use crate::FourTuple;
+    use core::net::Ipv4Addr;
+
+    /// `tcp_sndbuf_expand` as written before the sized-for test: what every ACK must give.
+    fn expanded_capacity(tcb: &Tcb, capacity: usize) -> usize {
+        let limit = tcb.cfg.send_buffer_limit();
+        if limit <= capacity {
+            return capacity;
+        }
+        let mss = tcb.snd_mss.max(1);
+        let initial = tcb.cfg.initial_window.max(1).saturating_mul(mss);
+        let target = u64::from(tcb.cc.window().max(initial)) * 2;
+        let size = usize::try_from(target).unwrap_or(usize::MAX).min(limit);
+        capacity.max(size)
+    }
+
+    /// The send buffer follows the window exactly as recomputing it on every ACK would:
+    /// through growth, a window that falls and grows back, an MSS that rises and a pin.
+    #[test]
+    fn send_buffer_sized_for_test_matches_recomputing_on_every_ack() {
+        let cfg = TcpConfig {
+            send_buffer: 16 * 1024,
+            send_buffer_max: 1 << 20,
+            autotune: true,
+            ..TcpConfig::default()
+        };
+        let tuple = FourTuple {
+            local_addr: Ipv4Addr::new(10, 0, 0, 1),
+            local_port: 1000,
+            remote_addr: Ipv4Addr::new(10, 0, 0, 2),
+            remote_port: 2000,
+        };
+        let mut tcb = Tcb::connect(tuple, 1, Instant::ZERO, &cfg);
+        let steps: [(u32, u32); 12] = [
+            (14_480, 1448),
+            (20_000, 1448),
+            (20_000, 1448),
+            (8_000, 1448),
+            (19_000, 1448),
+            (40_000, 1448),
+            (40_000, 536),
+            (40_000, 9000),
+            (90_000, 9000),
+            (600_000, 9000),
+            (700_000, 9000),
+            (1_000, 9000),
+        ];
+        let mut grew = 0;
+        for (i, &(cwnd, mss)) in steps.iter().enumerate() {
+            if i == 10 {
+                tcb.pin_send_buffer(300_000);
+            }
+            tcb.cc.set_window(cwnd);
+            tcb.snd_mss = mss;
+            let before = tcb.send_buf.capacity();
+            let want = expanded_capacity(&tcb, before);
+            tcb.expand_send_buffer();
+            assert_eq!(
+                tcb.send_buf.capacity(),
+                want,
+                "step {i}: cwnd {cwnd}, mss {mss}"
+            );
+            grew += usize::from(want > before);
+        }
+        // The scenario exercises growth, not only the early return.
+        assert!(grew >= 4, "grew {grew} times");
     }
 }

@@ -149,8 +149,12 @@ impl Tcb {
     pub(super) fn on_delivered(&mut self, now: Instant, bytes: u64) {
         self.delivered = self.delivered.saturating_add(bytes);
         let (start, at_start) = self.rate_sample_start;
-        let round_nanos = self.rtt.srtt_nanos().unwrap_or(0).max(1_000_000);
         let elapsed_micros = now.micros_since(start);
+        if elapsed_micros < 1000 {
+            // Within the 1 ms every round lasts at least: the SRTT need not be looked at.
+            return;
+        }
+        let round_nanos = self.rtt.srtt_nanos().unwrap_or(0).max(1_000_000);
         // Saturating: a span too long for a u64 of nanoseconds exceeds every round.
         if elapsed_micros.saturating_mul(1000) >= round_nanos {
             let micros = elapsed_micros.max(1);

@@ -655,7 +655,10 @@ impl Tcb {
             // RFC 5681 §4.2 / RFC 1122 §4.2.3.2: ACK at least every second full-sized segment.
             self.ack_now = true;
         } else if self.delack_deadline.is_none() {
-            self.delack_deadline = Some(now + self.cfg.delayed_ack);
+            // `now + cfg.delayed_ack`, with the microseconds worked out at construction.
+            self.delack_deadline = Some(Instant::from_micros(
+                now.total_micros().saturating_add(self.delayed_ack_micros),
+            ));
         }
     }
 

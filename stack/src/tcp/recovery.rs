@@ -193,7 +193,8 @@ impl Tcb {
                 }
             }
         }
-        self.arm_tail_probe(now);
+        // Only with SACK-based recovery (`rack_mode`): both callers run this under it.
+        self.arm_tail_probe_with(now, true);
     }
 
     /// The cumulative ACK reached `ack`: drops the records it covers (RACK sees each newly
@@ -339,6 +340,13 @@ impl Tcb {
 
     /// RFC 8985 §7.2: (re)arm the probe timeout while data is outstanding outside recovery.
     pub(super) fn arm_tail_probe(&mut self, now: Instant) {
+        self.arm_tail_probe_with(now, self.rack_mode());
+    }
+
+    /// [`Self::arm_tail_probe`] with [`rack_mode`](Tcb::rack_mode) already known (on the ACK
+    /// path it is: the configuration's pointer is not followed again for it).
+    #[inline(always)]
+    pub(super) fn arm_tail_probe_with(&mut self, now: Instant, rack_mode: bool) {
         if self.snd_una == self.snd_max {
             // Nothing outstanding (every ACK of a request/response exchange): no probe.
             // Checked first: the cheapest of the conditions below that clear the timer.
@@ -349,7 +357,7 @@ impl Tcb {
             self.tlp_deadline = None;
             return;
         };
-        if !self.rack_mode() || self.in_recovery || self.in_loss || self.tlp_end.is_some() {
+        if !rack_mode || self.in_recovery || self.in_loss || self.tlp_end.is_some() {
             self.tlp_deadline = None;
             return;
         }

@@ -128,6 +128,9 @@ pub struct Tcb {
     pub(super) backoff: u32,
     pub(super) syn_pending: bool,
     pub(super) delack_deadline: Option<Instant>,
+    /// `cfg.delayed_ack` in microseconds, converted once (the delayed-ACK timer is armed on
+    /// every other in-order segment; `delayed_ack` never changes after construction).
+    pub(super) delayed_ack_micros: u64,
     pub(super) delack_fired: bool,
     pub(super) persist_deadline: Option<Instant>,
     pub(super) persist_backoff: u32,
@@ -196,6 +199,9 @@ pub struct Tcb {
     /// bytes in flight seen in it, and where that window ends. CUBIC and NewReno grow
     /// cwnd only while it is used ([`Tcb::cwnd_may_grow`]).
     pub(super) cwnd_limited: bool,
+    /// The congestion window and MSS the send buffer was last sized for by autotuning
+    /// (`autotune.rs`): a window no larger at the same MSS needs no look (no MSS: none yet).
+    pub(super) send_buf_sized_for: (u32, u32),
     pub(super) max_flight: u32,
     pub(super) cwnd_usage_seq: SeqNumber,
     /// Receive-buffer autotuning (Linux `rcvq_space`, see `autotune.rs`): bytes the
@@ -294,6 +300,8 @@ impl Tcb {
             backoff: 0,
             syn_pending: true,
             delack_deadline: None,
+            send_buf_sized_for: (0, u32::MAX),
+            delayed_ack_micros: crate::time::duration_micros(cfg.delayed_ack),
             delack_fired: false,
             persist_deadline: None,
             persist_backoff: 0,

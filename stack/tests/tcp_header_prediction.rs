@@ -14,403 +14,26 @@ mod tcp_support;
 
 use core::time::Duration;
 use proptest::prelude::*;
-use surge_stack::tcp::{
-    CongestionAlgorithm, Ecn, LossRecovery, Tcb, TcpConfig, TcpError, TcpInfo, TcpStats,
-};
-use surge_stack::time::Instant;
-use surge_stack::wire::TcpRepr;
-use tcp_support::pair::{LinkConfig, Pair, SERVER_ISS, drain_into};
+use surge_stack::tcp::{CongestionAlgorithm, Ecn, LossRecovery, Tcb, TcpConfig};
+use tcp_support::lockstep::{Scenario, Switch, Workload, bulk, link, normalized, rr, run_both};
+use tcp_support::pair::LinkConfig;
 use tcp_support::script::{LOCAL_ISS, PEER_ISS, Script, Seg, ms, seg};
-use tcp_support::{CLIENT, SERVER, server_tuple};
+use tcp_support::{CLIENT, SERVER};
 
-/// What the two applications do.
-#[derive(Debug, Clone, Copy)]
-enum Workload {
-    /// `rounds` requests of `request` bytes from the client, each answered with `response`
-    /// bytes before the next goes out.
-    RequestResponse {
-        rounds: u32,
-        request: usize,
-        response: usize,
-    },
-    /// Both directions at once, as fast as the windows allow.
-    Bulk { to_server: usize, to_client: usize },
-}
-
-/// One run: configurations, links, seed, workload, and how often the receivers read.
-#[derive(Debug, Clone, Copy)]
-struct Scenario {
-    client: TcpConfig,
-    server: TcpConfig,
-    c2s: LinkConfig,
-    s2c: LinkConfig,
-    seed: u64,
-    workload: Workload,
-    /// The applications read only on every `read_every`-th step (slow readers close the
-    /// window).
-    read_every: u64,
-}
-
-impl Scenario {
-    fn new(cfg: TcpConfig, link: LinkConfig, seed: u64, workload: Workload) -> Scenario {
-        Scenario {
-            client: cfg,
-            server: cfg,
-            c2s: link,
-            s2c: link,
-            seed,
-            workload,
-            read_every: 1,
-        }
-    }
-}
-
-/// What a run ends with, for the comparison and the assertions.
-#[derive(Debug)]
-struct Outcome {
-    log: Vec<(Instant, bool, TcpRepr, usize)>,
-    stats: [TcpStats; 2],
-    info: [TcpInfo; 2],
-}
-
-impl Outcome {
-    fn predicted(&self) -> u64 {
-        self.stats[0].predicted + self.stats[1].predicted
-    }
-
-    fn segs_in(&self) -> u64 {
-        self.stats[0].segs_in + self.stats[1].segs_in
-    }
-}
-
-/// The applications of one pair, stepped in the same way for both runs.
-struct Apps {
-    workload: Workload,
-    read_every: u64,
-    step: u64,
-    round: u32,
-    waiting: bool,
-    client_owed: usize,
-    server_owed: usize,
-    client_got: usize,
-    server_got: usize,
-    closed: bool,
-    buf: Vec<u8>,
-}
-
-/// Queues up to `owed` bytes.
-fn push(tcb: &mut Tcb, owed: &mut usize) {
-    let chunk = [0x5au8; 8192];
-    while *owed > 0 {
-        match tcb.send(&chunk[..(*owed).min(chunk.len())]) {
-            Ok(n) => *owed -= n,
-            Err(TcpError::WouldBlock) => return,
-            Err(e) => panic!("send failed: {e}"),
-        }
-    }
-}
-
-impl Apps {
-    fn new(s: &Scenario) -> Apps {
-        let (client_owed, server_owed) = match s.workload {
-            Workload::RequestResponse { .. } => (0, 0),
-            Workload::Bulk {
-                to_server,
-                to_client,
-            } => (to_server, to_client),
-        };
-        Apps {
-            workload: s.workload,
-            read_every: s.read_every.max(1),
-            step: 0,
-            round: 0,
-            waiting: false,
-            client_owed,
-            server_owed,
-            client_got: 0,
-            server_got: 0,
-            closed: false,
-            buf: vec![0; 64 * 1024],
-        }
-    }
-
-    fn done(&self) -> bool {
-        match self.workload {
-            Workload::RequestResponse { rounds, .. } => self.round == rounds,
-            Workload::Bulk {
-                to_server,
-                to_client,
-            } => self.server_got == to_server && self.client_got == to_client,
-        }
-    }
-
-    /// The applications' turn before a step: send, read, answer, and close when done.
-    fn act(&mut self, p: &mut Pair) {
-        self.step += 1;
-        let Some(server) = p.server.as_mut() else {
-            return;
-        };
-        if self.closed || !p.client.is_established() || !server.is_established() {
-            return;
-        }
-        let read = self.step % self.read_every == 0;
-        if let Workload::RequestResponse {
-            rounds, request, ..
-        } = self.workload
-        {
-            if !self.waiting && self.round < rounds {
-                self.client_owed = request;
-                self.waiting = true;
-            }
-        }
-        push(&mut p.client, &mut self.client_owed);
-        if read {
-            self.server_got += drain_into(server, &mut self.buf, |_| {}).0;
-        }
-        if let Workload::RequestResponse {
-            request, response, ..
-        } = self.workload
-        {
-            while self.server_got >= request {
-                self.server_got -= request;
-                self.server_owed += response;
-            }
-        }
-        push(server, &mut self.server_owed);
-        if read {
-            self.client_got += drain_into(&mut p.client, &mut self.buf, |_| {}).0;
-        }
-        if let Workload::RequestResponse { response, .. } = self.workload {
-            if self.waiting && self.client_got >= response {
-                self.client_got -= response;
-                self.waiting = false;
-                self.round += 1;
-            }
-        }
-        if self.done() {
-            p.client.close();
-            server.close();
-            self.closed = true;
-        }
-    }
-}
-
-/// Sends what both connections have to send.
-fn flush(p: &mut Pair, buf: &mut [u8]) {
-    while let Some(t) = p.client.poll_transmit(p.now, buf) {
-        if let Some(log) = &mut p.log {
-            log.push((p.now, true, t.repr, t.payload_len));
-        }
-        p.c2s.send(p.now, t.repr, buf[..t.payload_len].to_vec());
-    }
-    if let Some(server) = &mut p.server {
-        while let Some(t) = server.poll_transmit(p.now, buf) {
-            if let Some(log) = &mut p.log {
-                log.push((p.now, false, t.repr, t.payload_len));
-            }
-            p.s2c.send(p.now, t.repr, buf[..t.payload_len].to_vec());
-        }
-    }
-}
-
-/// Hands every segment due now to its connection (the first SYN makes the server).
-fn deliver(p: &mut Pair) -> bool {
-    let mut any = false;
-    while let Some((repr, payload)) = p.c2s.pop_due(p.now) {
-        any = true;
-        match &mut p.server {
-            Some(s) => s.handle_segment(p.now, &repr, &payload),
-            None => {
-                p.server = Some(Tcb::accept_syn(
-                    server_tuple(),
-                    &repr,
-                    SERVER_ISS,
-                    p.now,
-                    &p.server_cfg,
-                ))
-            }
-        }
-    }
-    while let Some((repr, payload)) = p.s2c.pop_due(p.now) {
-        any = true;
-        p.client.handle_segment(p.now, &repr, &payload);
-    }
-    any
-}
-
-/// One step in an engine's order: segments due (else the next timer or arrival) go in,
-/// the applications run, then output is drained — so an ACK leaves after the application
-/// read, as in the engine. Returns false when nothing at all is scheduled.
-fn engine_step(p: &mut Pair, apps: &mut Apps, buf: &mut [u8]) -> bool {
-    if !deliver(p) {
-        let next = [
-            p.c2s.next_arrival(),
-            p.s2c.next_arrival(),
-            p.client.poll_at(),
-            p.server.as_ref().and_then(|s| s.poll_at()),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let Some(next) = next else {
-            // Idle: the applications still get their turn (a slow reader may read now).
-            apps.act(p);
-            flush(p, buf);
-            return false;
-        };
-        p.now = p.now.max(next);
-        if p.client.poll_at().is_some_and(|d| d <= p.now) {
-            p.client.handle_timeout(p.now);
-        }
-        if let Some(s) = &mut p.server {
-            if s.poll_at().is_some_and(|d| d <= p.now) {
-                s.handle_timeout(p.now);
-            }
-        }
-        deliver(p);
-    }
-    apps.act(p);
-    flush(p, buf);
-    true
-}
-
-/// The `Debug` form of a connection without the two fields that differ by design.
-fn normalized(tcb: &Tcb) -> String {
-    let mut s = format!("{tcb:?}");
-    for key in ["predicted: ", "header_prediction: "] {
-        let mut from = 0;
-        while let Some(i) = s[from..].find(key) {
-            let start = from + i + key.len();
-            let end = s[start..]
-                .find(|c: char| !c.is_ascii_alphanumeric())
-                .map_or(s.len(), |j| start + j);
-            s.replace_range(start..end, "_");
-            from = start;
-        }
-    }
-    s
-}
-
-fn with_prediction(cfg: &TcpConfig, on: bool) -> TcpConfig {
-    TcpConfig {
+/// Header prediction on and off: a switch in the configuration, its count in the stats.
+const SWITCH: Switch = Switch {
+    config: |cfg, on| TcpConfig {
         header_prediction: on,
         ..*cfg
-    }
-}
-
-fn pair_for(s: &Scenario, on: bool) -> Pair {
-    let mut p = Pair::with_links(
-        &with_prediction(&s.client, on),
-        &with_prediction(&s.server, on),
-        s.c2s,
-        s.s2c,
-        s.seed,
-    );
-    p.log = Some(Vec::new());
-    p
-}
-
-/// Runs `s` with prediction on and off in lockstep until both are idle, asserting after
-/// every step that the connections agree; returns the run with prediction on.
-fn run_both(s: &Scenario) -> Outcome {
-    let (mut on, mut off) = (pair_for(s, true), pair_for(s, false));
-    let (mut apps_on, mut apps_off) = (Apps::new(s), Apps::new(s));
-    let mut steps = 0u64;
-    let mut idle = 0;
-    let mut buf = vec![0u8; 70_000];
-    flush(&mut on, &mut buf);
-    flush(&mut off, &mut buf);
-    loop {
-        let more_on = engine_step(&mut on, &mut apps_on, &mut buf);
-        let more_off = engine_step(&mut off, &mut apps_off, &mut buf);
-        steps += 1;
-        assert_eq!(
-            more_on, more_off,
-            "{s:?}: one run went idle at step {steps}"
-        );
-        assert_eq!(on.now, off.now, "{s:?}: clocks differ at step {steps}");
-        let (log_on, log_off) = (on.log.as_ref().unwrap(), off.log.as_ref().unwrap());
-        if log_on != log_off {
-            let i = log_on
-                .iter()
-                .zip(log_off)
-                .position(|(a, b)| a != b)
-                .unwrap_or(log_on.len().min(log_off.len()));
-            panic!(
-                "{s:?}: segment logs differ at entry {i} (step {steps}):\n on:  {:?}\n off: {:?}",
-                log_on.get(i),
-                log_off.get(i)
-            );
-        }
-        assert_eq!(
-            normalized(&on.client),
-            normalized(&off.client),
-            "{s:?}: client state differs after step {steps}"
-        );
-        match (&on.server, &off.server) {
-            (Some(a), Some(b)) => assert_eq!(
-                normalized(a),
-                normalized(b),
-                "{s:?}: server state differs after step {steps}"
-            ),
-            (None, None) => {}
-            _ => panic!("{s:?}: only one run has a server at step {steps}"),
-        }
-        if more_on {
-            idle = 0;
-        } else if apps_on.closed {
-            break;
-        } else {
-            // Nothing scheduled, but a slow reader has yet to read.
-            idle += 1;
-            assert!(idle <= s.read_every + 1, "{s:?}: stalled at step {steps}");
-        }
-        assert!(steps < 400_000, "{s:?}: not idle after {steps} steps");
-    }
-    assert!(apps_on.done(), "{s:?}: the workload did not finish");
-    let strip = |mut st: TcpStats| {
-        st.predicted = 0;
-        st
-    };
-    let server_on = on.server.as_ref().expect("server");
-    let server_off = off.server.as_ref().expect("server");
-    let outcome = Outcome {
-        log: on.log.take().unwrap(),
-        stats: [on.client.stats(), server_on.stats()],
-        info: [on.client.info(), server_on.info()],
-    };
-    assert_eq!(outcome.log, off.log.take().unwrap());
-    assert_eq!(strip(outcome.stats[0]), strip(off.client.stats()));
-    assert_eq!(strip(outcome.stats[1]), strip(server_off.stats()));
-    assert_eq!(outcome.info, [off.client.info(), server_off.info()]);
-    assert_eq!(
-        off.client.stats().predicted + server_off.stats().predicted,
-        0
-    );
-    outcome
-}
-
-fn link(delay_ms: u64) -> LinkConfig {
-    LinkConfig {
-        delay: Duration::from_millis(delay_ms),
-        ..LinkConfig::default()
-    }
-}
-
-fn rr(rounds: u32, request: usize, response: usize) -> Workload {
-    Workload::RequestResponse {
-        rounds,
-        request,
-        response,
-    }
-}
-
-fn bulk(to_server: usize, to_client: usize) -> Workload {
-    Workload::Bulk {
-        to_server,
-        to_client,
-    }
-}
+    },
+    connection: |_, _| {},
+    ignored: &["predicted: ", "header_prediction: "],
+    count: |tcb| tcb.stats().predicted,
+    strip: |mut stats| {
+        stats.predicted = 0;
+        stats
+    },
+};
 
 #[test]
 fn request_response_on_a_clean_link_is_almost_all_predicted() {
@@ -427,13 +50,13 @@ fn request_response_on_a_clean_link_is_almost_all_predicted() {
         ),
     ] {
         let s = Scenario::new(cfg, link(5), 1, rr(300, request, response));
-        let o = run_both(&s);
+        let o = run_both(&s, &SWITCH);
         // Not predicted: the handshake's SYN-ACK and ACK, the FINs and their ACKs, and
         // the odd segment whose window field changed.
         assert!(
-            o.predicted() * 100 >= o.segs_in() * 90,
+            o.predicted * 100 >= o.segs_in() * 90,
             "{s:?}: {} of {} segments predicted",
-            o.predicted(),
+            o.predicted,
             o.segs_in()
         );
         assert_eq!(o.stats[0].bytes_in, 300 * response as u64);
@@ -447,13 +70,11 @@ fn bulk_transfers_agree_both_ways() {
         (3, bulk(0, 1 << 20)),
         (4, bulk(512 << 10, 512 << 10)),
     ] {
-        let o = run_both(&Scenario::new(
-            TcpConfig::default(),
-            link(10),
-            seed,
-            workload,
-        ));
-        assert!(o.predicted() * 2 > o.segs_in(), "{workload:?}: {o:?}");
+        let o = run_both(
+            &Scenario::new(TcpConfig::default(), link(10), seed, workload),
+            &SWITCH,
+        );
+        assert!(o.predicted * 2 > o.segs_in(), "{workload:?}: {o:?}");
     }
 }
 
@@ -477,8 +98,11 @@ fn loss_reordering_and_jitter_agree() {
         (8, jitter, bulk(400 << 10, 0)),
         (9, jitter, rr(200, 64, 64)),
     ] {
-        let o = run_both(&Scenario::new(TcpConfig::default(), l, seed, workload));
-        assert!(o.predicted() > 0, "{workload:?}: {o:?}");
+        let o = run_both(
+            &Scenario::new(TcpConfig::default(), l, seed, workload),
+            &SWITCH,
+        );
+        assert!(o.predicted > 0, "{workload:?}: {o:?}");
         if let Workload::RequestResponse { .. } = workload {
             // One segment in flight at a time: nothing to reorder, maybe nothing lost.
             continue;
@@ -502,8 +126,8 @@ fn small_and_zero_windows_agree() {
     for (read_every, workload) in [(1, bulk(200 << 10, 0)), (40, bulk(100 << 10, 100 << 10))] {
         let mut s = Scenario::new(small, link(2), 10, workload);
         s.read_every = read_every;
-        let o = run_both(&s);
-        assert!(o.predicted() > 0, "{s:?}: {o:?}");
+        let o = run_both(&s, &SWITCH);
+        assert!(o.predicted > 0, "{s:?}: {o:?}");
         if read_every > 1 {
             assert!(
                 o.stats[0].window_probes + o.stats[1].window_probes > 0,
@@ -558,9 +182,9 @@ fn every_option_combination_agrees() {
             (lossy, bulk(300 << 10, 100 << 10)),
         ] {
             let s = Scenario::new(cfg, l, 20 + i as u64, workload);
-            let o = run_both(&s);
+            let o = run_both(&s, &SWITCH);
             if cfg.congestion != CongestionAlgorithm::Bbr && !cfg.pacing {
-                assert!(o.predicted() > 0, "{s:?}: {o:?}");
+                assert!(o.predicted > 0, "{s:?}: {o:?}");
             }
         }
     }
@@ -625,7 +249,7 @@ proptest! {
         read_every in prop_oneof![Just(1u64), Just(1), Just(7), Just(31)],
     ) {
         let s = Scenario { client, server, c2s, s2c, seed, workload, read_every };
-        run_both(&s);
+        run_both(&s, &SWITCH);
     }
 }
 
@@ -652,7 +276,7 @@ impl Twin {
     /// Like [`Twin::established`], our SYN carrying `syn_flags`.
     fn opened(cfg: &TcpConfig, syn_flags: &str, synack: Seg) -> Twin {
         let open = |on: bool| {
-            let mut s = Script::client(&with_prediction(cfg, on));
+            let mut s = Script::client(&(SWITCH.config)(cfg, on));
             s.expect(0, seg(syn_flags).seq(LOCAL_ISS));
             s.inject(100, synack.clone());
             s.expect(100, seg(".").seq(D).ack(P));
@@ -679,8 +303,8 @@ impl Twin {
             });
         }
         assert_eq!(
-            normalized(&self.on.tcb),
-            normalized(&self.off.tcb),
+            normalized(&self.on.tcb, &SWITCH),
+            normalized(&self.off.tcb, &SWITCH),
             "state differs after {s:?}"
         );
         self.predicted() - before == 1
@@ -1019,7 +643,7 @@ proptest! {
                     t.off.advance(at);
                 }
             }
-            prop_assert_eq!(normalized(&t.on.tcb), normalized(&t.off.tcb));
+            prop_assert_eq!(normalized(&t.on.tcb, &SWITCH), normalized(&t.off.tcb, &SWITCH));
         }
     }
 }

@@ -2,6 +2,7 @@
 //! and a quinn-style [`Pair`] of two connections over an impaired in-memory link.
 #![allow(dead_code)]
 
+pub mod lockstep;
 pub mod pair;
 pub mod script;
 

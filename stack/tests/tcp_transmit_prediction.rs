@@ -251,6 +251,68 @@ fn workload_strategy() -> impl Strategy<Value = Workload> {
     ]
 }
 
+/// Found by `random_scenarios_agree` (both runs stalled alike): an RTO's go-back-N pulled
+/// SND.NXT back to SND.UNA while the peer's window was zero and its window update was
+/// lost; the retransmission could not go out, so neither the RTO nor the persist timer
+/// (armed only with nothing past SND.UNA up to SND.MAX) ran again, and the connection
+/// waited forever (both runs alike: `run_both` reported "stalled"). RFC 9293 §3.8.6.1:
+/// probe even with the window zero; the persist timer now counts "nothing in flight" from
+/// SND.NXT. The scenario is the one proptest shrank to, seed and all.
+#[test]
+fn a_zero_window_after_a_timeout_is_still_probed() {
+    let client = TcpConfig {
+        ecn: true,
+        window_scaling: true,
+        timestamps: false,
+        sack: false,
+        nodelay: false,
+        congestion: CongestionAlgorithm::Bbr,
+        pacing: true,
+        loss_recovery: LossRecovery::RackTlp,
+        ..TcpConfig::default()
+    };
+    let server = TcpConfig {
+        recv_buffer: 4096,
+        autotune: false,
+        ecn: false,
+        window_scaling: false,
+        timestamps: false,
+        sack: false,
+        nodelay: true,
+        congestion: CongestionAlgorithm::Bbr,
+        pacing: false,
+        loss_recovery: LossRecovery::RackTlp,
+        ..TcpConfig::default()
+    };
+    let c2s = LinkConfig {
+        delay: Duration::from_millis(9),
+        loss: 0.0049280201163286455,
+        duplicate: 0.01514036695320554,
+        reorder: 0.045223346146937606,
+        reorder_delay: Duration::ZERO,
+        ..LinkConfig::default()
+    };
+    let s2c = LinkConfig {
+        delay: Duration::from_millis(9),
+        loss: 0.02536627670980981,
+        duplicate: 0.008042739108896023,
+        reorder: 0.01446465749204889,
+        reorder_delay: Duration::from_millis(2),
+        ..LinkConfig::default()
+    };
+    let s = Scenario {
+        client,
+        server,
+        c2s,
+        s2c,
+        seed: 17925006740591411767,
+        workload: bulk(64995, 46976),
+        read_every: 31,
+    };
+    // `run_both` asserts that the workload finishes and neither run stalls.
+    run_both(&s, &SWITCH);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 

@@ -607,8 +607,12 @@ impl Tcb {
     }
 
     /// RFC 9293 §3.8.6.1: with data waiting, nothing in flight and no usable window, probe.
+    /// "Nothing in flight" is SND.NXT = SND.UNA, not SND.MAX: after an RTO's go-back-N
+    /// pulled SND.NXT back, a zero window keeps the retransmission from going out, so no
+    /// RTO is armed either, and without the probe a lost window update would leave the
+    /// connection waiting forever.
     fn maybe_arm_persist(&mut self, now: Instant, unsent: usize) {
-        if unsent > 0 && self.snd_una == self.snd_max && self.persist_deadline.is_none() {
+        if unsent > 0 && self.snd_una == self.snd_nxt && self.persist_deadline.is_none() {
             self.persist_deadline = Some(now + self.rtt.backed_off(self.persist_backoff));
             if self.progress_since.is_none() {
                 self.progress_since = Some(now);

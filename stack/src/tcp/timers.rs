@@ -186,7 +186,9 @@ impl Tcb {
     /// RFC 9293 §3.8.6.1: probe a zero window, backing off like the RTO, forever while the
     /// peer answers; give up after `data_retries` unanswered probes (as Linux).
     fn on_persist_timeout(&mut self) {
-        if !self.is_established() || self.unsent() == 0 || self.snd_una != self.snd_max {
+        // Nothing in flight is SND.NXT = SND.UNA (as `maybe_arm_persist` arms it): after an
+        // RTO's go-back-N, SND.MAX stays beyond.
+        if !self.is_established() || self.unsent() == 0 || self.snd_una != self.snd_nxt {
             return;
         }
         if self.persist_unanswered >= self.cfg.data_retries {

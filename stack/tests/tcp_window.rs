@@ -48,6 +48,39 @@ fn rfc9293_3_8_6_1_zero_window_probes_back_off() {
     s.expect(2400, seg("P.").seq(D).data(b"blocked"));
 }
 
+/// After an RTO, go-back-N pulls SND.NXT back to SND.UNA; when the peer then acknowledges
+/// the retransmission and closes its window, SND.UNA = SND.NXT < SND.MAX, and the next RTO
+/// finds nothing it may send. Only the persist timer can then learn that the window
+/// reopened (the peer's update may be lost): it counts "nothing in flight" from SND.NXT.
+/// (Counted from SND.MAX, neither timer ran again and the connection waited forever.)
+#[test]
+fn rfc9293_3_8_6_1_zero_window_after_a_timeout_is_probed() {
+    let cfg = TcpConfig {
+        nodelay: true,
+        ..plain()
+    };
+    let mut s = Script::established(&cfg);
+    s.send(200, &[7u8; 2000]);
+    s.expect(200, seg(".").seq(D).len(1460));
+    s.expect(200, seg("P.").seq(D + 1460).len(540));
+    // Nothing is acknowledged: the RTO retransmits from SND.UNA (go-back-N).
+    let (r, p) = s.expect_next();
+    assert_eq!((r.seq_number, p.len()), (D, 1460), "the retransmission");
+    // The retransmission is acknowledged with the window closed.
+    let t = s.now_ms() + 10;
+    s.inject(t, seg(".").seq(P).ack(D + 1460).win(0));
+    // From here on only window probes go out (SEG.SEQ = SND.UNA - 1, no data).
+    for _ in 0..3 {
+        let (r, p) = s.expect_next();
+        assert_eq!((r.seq_number, p.len()), (D + 1460 - 1, 0), "a window probe");
+    }
+    assert!(s.tcb.stats().window_probes >= 3);
+    // The probe's answer opens the window: the rest goes out.
+    let t = s.now_ms() + 10;
+    s.inject(t, seg(".").seq(P).ack(D + 1460).win(1000));
+    s.expect(t, seg("P.").seq(D + 1460).len(540));
+}
+
 #[test]
 fn rfc9293_3_8_6_1_zero_window_forever_keeps_probing_with_capped_interval() {
     let mut s = Script::established(&TcpConfig {

@@ -129,13 +129,6 @@ pub(crate) fn observed_arp(core: &mut Core, now: Instant, bytes: &[u8]) {
     }
 }
 
-/// Hands every frame `tap` holds to [`observed_arp`]; returns how many. Out of line:
-/// only an engine sharing its interface with the kernel has a tap.
-#[inline(never)]
-pub(crate) fn drain_arp_tap(core: &mut Core, now: Instant, tap: &mut dyn super::ArpTap) -> usize {
-    tap.drain(&mut |bytes| observed_arp(core, now, bytes))
-}
-
 /// Handles the frames other engines handed to this one (at most a burst).
 /// Returns how many there were.
 #[inline]

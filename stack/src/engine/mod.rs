@@ -103,6 +103,13 @@ pub trait ArpTap: Send {
     fn drain(&mut self, f: &mut dyn FnMut(&[u8])) -> usize;
 }
 
+/// Hands every frame `tap` holds to [`input::observed_arp`]; returns how many. Out of
+/// line: only an engine sharing its interface with the kernel has a tap.
+#[inline(never)]
+fn drain_arp_tap(core: &mut Core, now: Instant, tap: &mut dyn ArpTap) -> usize {
+    tap.drain(&mut |bytes| input::observed_arp(core, now, bytes))
+}
+
 impl<D: Device> core::fmt::Debug for Engine<D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Engine")
@@ -292,7 +299,7 @@ impl<D: Device> Engine<D> {
         tcp::output::flush_held(core, device, tx, now);
         let mut forwarded = input::drain_inbox(core, now);
         if let Some(tap) = arp_tap {
-            forwarded += input::drain_arp_tap(core, now, tap.as_mut());
+            forwarded += drain_arp_tap(core, now, tap.as_mut());
         }
         // Up to RX_BURSTS_PER_POLL full bursts (NAPI's budget idea): a backlog larger
         // than one burst is taken in this iteration, not left a whole iteration behind.

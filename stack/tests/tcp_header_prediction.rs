@@ -15,7 +15,10 @@ mod tcp_support;
 use core::time::Duration;
 use proptest::prelude::*;
 use surge_stack::tcp::{CongestionAlgorithm, Ecn, LossRecovery, Tcb, TcpConfig};
-use tcp_support::lockstep::{Scenario, Switch, Workload, bulk, link, normalized, rr, run_both};
+use tcp_support::lockstep::{
+    Scenario, Switch, Workload, bulk, link, link_strategy, normalized, rr, run_both,
+    workload_strategy,
+};
 use tcp_support::pair::LinkConfig;
 use tcp_support::script::{LOCAL_ISS, PEER_ISS, Script, Seg, ms, seg};
 use tcp_support::{CLIENT, SERVER};
@@ -214,25 +217,6 @@ fn config_strategy() -> impl Strategy<Value = TcpConfig> {
                 ..d
             }
         })
-}
-
-fn link_strategy() -> impl Strategy<Value = LinkConfig> {
-    (1u64..30, 0.0..0.04f64, 0.0..0.3f64, 0u64..6, 0.0..0.02f64).prop_map(
-        |(delay, loss, reorder, extra, duplicate)| LinkConfig {
-            loss,
-            reorder,
-            reorder_delay: Duration::from_millis(extra),
-            duplicate,
-            ..link(delay)
-        },
-    )
-}
-
-fn workload_strategy() -> impl Strategy<Value = Workload> {
-    prop_oneof![
-        (1u32..60, 1usize..5000, 1usize..9000).prop_map(|(n, q, r)| rr(n, q, r)),
-        (0usize..150_000, 0usize..150_000).prop_map(|(a, b)| bulk(a, b)),
-    ]
 }
 
 proptest! {

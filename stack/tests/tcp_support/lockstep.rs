@@ -5,12 +5,12 @@
 //! but the fields the switch names) and have sent the same segments.
 
 use core::time::Duration;
+use proptest::prelude::*;
 use surge_stack::tcp::{Tcb, TcpConfig, TcpError, TcpInfo, TcpStats};
 use surge_stack::time::Instant;
 use surge_stack::wire::TcpRepr;
 
-use super::pair::{LinkConfig, Pair, SERVER_ISS, drain_into};
-use super::server_tuple;
+use super::pair::{LinkConfig, Pair, drain_into};
 
 /// What a differential test turns on and off, and how it tells the two runs apart.
 pub struct Switch {
@@ -215,57 +215,19 @@ impl Apps {
 
 /// Sends what both connections have to send, with the short path `on` or off (set
 /// here on both connections: the server connection is made by the first SYN's delivery).
-fn flush(p: &mut Pair, buf: &mut [u8], sw: &Switch, on: bool) {
+fn flush(p: &mut Pair, sw: &Switch, on: bool) {
     (sw.connection)(&mut p.client, on);
     if let Some(server) = &mut p.server {
         (sw.connection)(server, on);
     }
-    while let Some(t) = p.client.poll_transmit(p.now, buf) {
-        if let Some(log) = &mut p.log {
-            log.push((p.now, true, t.repr, t.payload_len));
-        }
-        p.c2s.send(p.now, t.repr, buf[..t.payload_len].to_vec());
-    }
-    if let Some(server) = &mut p.server {
-        while let Some(t) = server.poll_transmit(p.now, buf) {
-            if let Some(log) = &mut p.log {
-                log.push((p.now, false, t.repr, t.payload_len));
-            }
-            p.s2c.send(p.now, t.repr, buf[..t.payload_len].to_vec());
-        }
-    }
-}
-
-/// Hands every segment due now to its connection (the first SYN makes the server).
-fn deliver(p: &mut Pair) -> bool {
-    let mut any = false;
-    while let Some((repr, payload)) = p.c2s.pop_due(p.now) {
-        any = true;
-        match &mut p.server {
-            Some(s) => s.handle_segment(p.now, &repr, &payload),
-            None => {
-                p.server = Some(Tcb::accept_syn(
-                    server_tuple(),
-                    &repr,
-                    SERVER_ISS,
-                    p.now,
-                    &p.server_cfg,
-                ))
-            }
-        }
-    }
-    while let Some((repr, payload)) = p.s2c.pop_due(p.now) {
-        any = true;
-        p.client.handle_segment(p.now, &repr, &payload);
-    }
-    any
+    p.flush();
 }
 
 /// One step in an engine's order: segments due (else the next timer or arrival) go in,
 /// the applications run, then output is drained — so an ACK leaves after the application
 /// read, as in the engine. Returns false when nothing at all is scheduled.
-fn engine_step(p: &mut Pair, apps: &mut Apps, buf: &mut [u8], sw: &Switch, on: bool) -> bool {
-    if !deliver(p) {
+fn engine_step(p: &mut Pair, apps: &mut Apps, sw: &Switch, on: bool) -> bool {
+    if !p.deliver() {
         let next = [
             p.c2s.next_arrival(),
             p.s2c.next_arrival(),
@@ -278,7 +240,7 @@ fn engine_step(p: &mut Pair, apps: &mut Apps, buf: &mut [u8], sw: &Switch, on: b
         let Some(next) = next else {
             // Idle: the applications still get their turn (a slow reader may read now).
             apps.act(p);
-            flush(p, buf, sw, on);
+            flush(p, sw, on);
             return false;
         };
         p.now = p.now.max(next);
@@ -290,10 +252,10 @@ fn engine_step(p: &mut Pair, apps: &mut Apps, buf: &mut [u8], sw: &Switch, on: b
                 s.handle_timeout(p.now);
             }
         }
-        deliver(p);
+        p.deliver();
     }
     apps.act(p);
-    flush(p, buf, sw, on);
+    flush(p, sw, on);
     true
 }
 
@@ -335,12 +297,11 @@ pub fn run_both(s: &Scenario, sw: &Switch) -> Outcome {
     let (mut apps_on, mut apps_off) = (Apps::new(s), Apps::new(s));
     let mut steps = 0u64;
     let mut idle = 0;
-    let mut buf = vec![0u8; 70_000];
-    flush(&mut on, &mut buf, sw, true);
-    flush(&mut off, &mut buf, sw, false);
+    flush(&mut on, sw, true);
+    flush(&mut off, sw, false);
     loop {
-        let more_on = engine_step(&mut on, &mut apps_on, &mut buf, sw, true);
-        let more_off = engine_step(&mut off, &mut apps_off, &mut buf, sw, false);
+        let more_on = engine_step(&mut on, &mut apps_on, sw, true);
+        let more_off = engine_step(&mut off, &mut apps_off, sw, false);
         steps += 1;
         assert_eq!(
             more_on, more_off,
@@ -429,4 +390,25 @@ pub fn bulk(to_server: usize, to_client: usize) -> Workload {
         to_server,
         to_client,
     }
+}
+
+/// Random links: delay, loss, reordering, duplication.
+pub fn link_strategy() -> impl Strategy<Value = LinkConfig> {
+    (1u64..30, 0.0..0.04f64, 0.0..0.3f64, 0u64..6, 0.0..0.02f64).prop_map(
+        |(delay, loss, reorder, extra, duplicate)| LinkConfig {
+            loss,
+            reorder,
+            reorder_delay: Duration::from_millis(extra),
+            duplicate,
+            ..link(delay)
+        },
+    )
+}
+
+/// Random workloads: request/response or bulk both ways.
+pub fn workload_strategy() -> impl Strategy<Value = Workload> {
+    prop_oneof![
+        (1u32..60, 1usize..5000, 1usize..9000).prop_map(|(n, q, r)| rr(n, q, r)),
+        (0usize..150_000, 0usize..150_000).prop_map(|(a, b)| bulk(a, b)),
+    ]
 }

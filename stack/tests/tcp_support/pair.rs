@@ -261,7 +261,8 @@ impl Pair {
         self.server.as_mut().expect("server connection exists")
     }
 
-    fn flush(&mut self) {
+    /// Sends what both connections have to send (logged when `log` is on).
+    pub fn flush(&mut self) {
         while let Some(t) = self.client.poll_transmit(self.now, &mut self.buf) {
             if let Some(log) = &mut self.log {
                 log.push((self.now, true, t.repr, t.payload_len));
@@ -280,7 +281,9 @@ impl Pair {
         }
     }
 
-    fn deliver(&mut self) -> bool {
+    /// Hands every segment due now to its connection (a first SYN makes the server);
+    /// true when there was one.
+    pub fn deliver(&mut self) -> bool {
         let mut any = false;
         while let Some((repr, payload)) = self.c2s.pop_due(self.now) {
             any = true;

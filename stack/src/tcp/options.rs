@@ -71,7 +71,7 @@ impl Tcb {
         if self.cfg.congestion == super::CongestionAlgorithm::Bbr && !self.rack_mode() {
             // BBR's model needs SACK's delivery and loss accounting: CUBIC instead.
             let iw = self.cfg.initial_window.max(1).saturating_mul(self.snd_mss);
-            self.cc = Box::new(super::cubic::Cubic::new(iw));
+            self.cc = super::tcb::Controller::Cubic(Box::new(super::cubic::Cubic::new(iw)));
             self.cc_model = false;
         }
         // RFC 9293 §3.7.1: default 536 when absent; never below our floor.

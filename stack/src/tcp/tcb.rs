@@ -4,7 +4,7 @@ use super::State;
 use super::bbr::Bbr;
 use super::buffer::RingBuffer;
 use super::config::{CongestionAlgorithm, LossRecovery, TcpConfig};
-use super::congestion::{CongestionControl, NewReno};
+use super::congestion::{AckSample, BbrInfo, CongestionControl, NewReno};
 use super::cubic::Cubic;
 use super::error::TcpError;
 use super::ooo::OutOfOrderQueue;
@@ -157,7 +157,7 @@ pub struct Tcb {
     pub(super) predicted_transmits: u64,
 
     // Congestion control and loss recovery.
-    pub(super) cc: Box<dyn CongestionControl>,
+    pub(super) cc: Controller,
     /// `cc` is model-based (BBR): only such an algorithm paces, keeps the window in
     /// recovery or reads rate samples, so for CUBIC and NewReno those hooks (virtual
     /// calls on every ACK and segment) are not asked ([`model_based`]).
@@ -822,11 +822,106 @@ fn congestion_control(
     mss: u32,
     now: Instant,
     seed: u32,
-) -> Box<dyn CongestionControl> {
+) -> Controller {
     match algorithm {
-        CongestionAlgorithm::NewReno => Box::new(NewReno::new(window)),
-        CongestionAlgorithm::Cubic => Box::new(Cubic::new(window)),
-        CongestionAlgorithm::Bbr => Box::new(Bbr::new(window, mss, now, seed)),
+        CongestionAlgorithm::NewReno => Controller::NewReno(Box::new(NewReno::new(window))),
+        CongestionAlgorithm::Cubic => Controller::Cubic(Box::new(Cubic::new(window))),
+        CongestionAlgorithm::Bbr => Controller::Bbr(Box::new(Bbr::new(window, mss, now, seed))),
+    }
+}
+
+/// The connection's congestion controller: one of the built-in algorithms, called through a
+/// `match` rather than a `Box<dyn CongestionControl>`. The ACK path asks it for the window
+/// several times per segment; through a vtable each ask was an indirect call the compiler
+/// could neither inline nor move (`cwnd_may_grow` asked before testing `cwnd_limited`), and
+/// it spilled the caller's registers around it. Each algorithm stays boxed: the field is
+/// as small as the fat pointer was (the socket slot is prefetched whole).
+#[derive(Debug)]
+pub(super) enum Controller {
+    /// RFC 5681 + RFC 6582.
+    NewReno(Box<NewReno>),
+    /// RFC 9438, the default.
+    Cubic(Box<Cubic>),
+    /// BBR v1 (model-based).
+    Bbr(Box<Bbr>),
+}
+
+/// Runs `$body` with `$c` bound to the algorithm inside `$cc`.
+macro_rules! dispatch {
+    ($cc:expr, $c:ident => $body:expr) => {
+        match $cc {
+            Controller::NewReno($c) => $body,
+            Controller::Cubic($c) => $body,
+            Controller::Bbr($c) => $body,
+        }
+    };
+}
+
+/// [`CongestionControl`]'s methods, each dispatched to the algorithm (see there for what
+/// they mean).
+impl Controller {
+    #[inline]
+    pub(super) fn window(&self) -> u32 {
+        dispatch!(self, c => c.window())
+    }
+
+    #[inline]
+    pub(super) fn ssthresh(&self) -> u32 {
+        dispatch!(self, c => c.ssthresh())
+    }
+
+    #[inline]
+    pub(super) fn set_window(&mut self, cwnd: u32) {
+        dispatch!(self, c => c.set_window(cwnd))
+    }
+
+    #[inline]
+    pub(super) fn on_ack(&mut self, ack: &AckSample) {
+        dispatch!(self, c => c.on_ack(ack))
+    }
+
+    pub(super) fn on_congestion_event(&mut self, now: Instant, flight: u32, mss: u32) {
+        dispatch!(self, c => c.on_congestion_event(now, flight, mss))
+    }
+
+    pub(super) fn on_rto(&mut self, now: Instant, flight: u32, mss: u32) {
+        dispatch!(self, c => c.on_rto(now, flight, mss))
+    }
+
+    pub(super) fn on_spurious(&mut self) {
+        dispatch!(self, c => c.on_spurious())
+    }
+
+    pub(super) fn on_idle_restart(&mut self, restart_window: u32) {
+        dispatch!(self, c => c.on_idle_restart(restart_window))
+    }
+
+    pub(super) fn on_mss_change(&mut self, mss: u32) {
+        dispatch!(self, c => c.on_mss_change(mss))
+    }
+
+    #[inline]
+    pub(super) fn pacing_rate(&self) -> Option<u64> {
+        dispatch!(self, c => c.pacing_rate())
+    }
+
+    #[inline]
+    pub(super) fn controls_recovery(&self) -> bool {
+        dispatch!(self, c => c.controls_recovery())
+    }
+
+    #[inline]
+    pub(super) fn uses_rate_samples(&self) -> bool {
+        dispatch!(self, c => c.uses_rate_samples())
+    }
+
+    #[inline]
+    pub(super) fn wants_app_limited(&self) -> bool {
+        dispatch!(self, c => c.wants_app_limited())
+    }
+
+    pub(super) fn bbr_info(&self) -> Option<BbrInfo> {
+        dispatch!(self, c => c.bbr_info())
     }
 }
 
@@ -849,5 +944,72 @@ mod tests {
                 assert_eq!(cc.pacing_rate(), None, "{algorithm:?}");
             }
         }
+    }
+
+    /// The same steps on a [`Controller`] and on the bare algorithm it holds, compared
+    /// after each: every method reaches that algorithm's own.
+    fn drive_both(mut cc: Controller, mut bare: Box<dyn CongestionControl>) {
+        let mss = 1448;
+        let ack = |i: u32, acked: u32| {
+            AckSample::basic(
+                Instant::from_micros(u64::from(i) * 1000),
+                acked,
+                mss,
+                SeqNumber(i * mss),
+                SeqNumber((i + 10) * mss),
+                Some(core::time::Duration::from_micros(800 + u64::from(i))),
+                core::time::Duration::from_millis(1),
+            )
+        };
+        let same = |cc: &Controller, bare: &dyn CongestionControl, step: &str| {
+            assert_eq!(cc.window(), bare.window(), "{step}");
+            assert_eq!(cc.ssthresh(), bare.ssthresh(), "{step}");
+            assert_eq!(cc.pacing_rate(), bare.pacing_rate(), "{step}");
+            assert_eq!(cc.wants_app_limited(), bare.wants_app_limited(), "{step}");
+            assert_eq!(cc.bbr_info(), bare.bbr_info(), "{step}");
+        };
+        for i in 0..20 {
+            cc.on_ack(&ack(i, mss));
+            bare.on_ack(&ack(i, mss));
+            same(&cc, &*bare, "on_ack");
+        }
+        let now = Instant::from_micros(30_000);
+        cc.on_congestion_event(now, 20 * mss, mss);
+        bare.on_congestion_event(now, 20 * mss, mss);
+        same(&cc, &*bare, "on_congestion_event");
+        cc.on_spurious();
+        bare.on_spurious();
+        same(&cc, &*bare, "on_spurious");
+        cc.on_rto(now, 8 * mss, mss);
+        bare.on_rto(now, 8 * mss, mss);
+        same(&cc, &*bare, "on_rto");
+        cc.set_window(12 * mss);
+        bare.set_window(12 * mss);
+        same(&cc, &*bare, "set_window");
+        cc.on_idle_restart(4 * mss);
+        bare.on_idle_restart(4 * mss);
+        same(&cc, &*bare, "on_idle_restart");
+        cc.on_mss_change(9000);
+        bare.on_mss_change(9000);
+        same(&cc, &*bare, "on_mss_change");
+        assert_eq!(cc.controls_recovery(), bare.controls_recovery());
+        assert_eq!(cc.uses_rate_samples(), bare.uses_rate_samples());
+    }
+
+    #[test]
+    fn controller_dispatches_to_its_algorithm() {
+        let (window, mss, now, seed) = (14_480, 1448, Instant::ZERO, 7);
+        drive_both(
+            congestion_control(CongestionAlgorithm::NewReno, window, mss, now, seed),
+            Box::new(NewReno::new(window)),
+        );
+        drive_both(
+            congestion_control(CongestionAlgorithm::Cubic, window, mss, now, seed),
+            Box::new(Cubic::new(window)),
+        );
+        drive_both(
+            congestion_control(CongestionAlgorithm::Bbr, window, mss, now, seed),
+            Box::new(Bbr::new(window, mss, now, seed)),
+        );
     }
 }

@@ -86,31 +86,12 @@ impl Tcb {
     ///
     /// The test for "still within the round trip" (nearly every segment) is inlined into
     /// the input path; the measurement itself, once per round trip, is out of line and
-    /// makes the same tests again.
+    /// trusts that test (it ran for about every other segment of a fast request/response
+    /// exchange, and asking again cost half of it).
     #[inline(always)]
     pub(super) fn rcv_space_adjust(&mut self, now: Instant) {
-        if self.rcvq_space != 0 {
-            let Some(rtt_nanos) = self.receiver_rtt_nanos() else {
-                return;
-            };
-            if now.micros_since(self.rcvq_time).saturating_mul(1000) < rtt_nanos {
-                return;
-            }
-        }
-        self.rcv_space_measure(now);
-    }
-
-    /// [`Self::rcv_space_adjust`] once a round trip may have passed.
-    #[inline(never)]
-    fn rcv_space_measure(&mut self, now: Instant) {
-        let copied_seq = self.copied_seq();
         if self.rcvq_space == 0 {
-            // Linux `tcp_init_buffer_space`: expect ten segments in the first round trip.
-            let window = u32::try_from(self.recv_buf.capacity()).unwrap_or(u32::MAX);
-            let segments = INITIAL_SPACE_SEGMENTS.saturating_mul(u32::from(self.cfg.mss));
-            self.rcvq_space = window.min(segments).max(1);
-            self.rcvq_seq = copied_seq;
-            self.rcvq_time = now;
+            self.rcv_space_init(now);
             return;
         }
         let Some(rtt_nanos) = self.receiver_rtt_nanos() else {
@@ -118,10 +99,29 @@ impl Tcb {
         };
         // `now - rcvq_time < rtt`, in nanoseconds (saturating: a span too long for a u64
         // of nanoseconds exceeds every RTT).
-        let elapsed_nanos = now.micros_since(self.rcvq_time).saturating_mul(1000);
-        if elapsed_nanos < rtt_nanos {
+        if now.micros_since(self.rcvq_time).saturating_mul(1000) < rtt_nanos {
             return;
         }
+        self.rcv_space_measure(now);
+    }
+
+    /// Linux `tcp_init_buffer_space`: the first in-order data starts the measurement,
+    /// expecting ten segments in the first round trip.
+    #[cold]
+    #[inline(never)]
+    fn rcv_space_init(&mut self, now: Instant) {
+        let window = u32::try_from(self.recv_buf.capacity()).unwrap_or(u32::MAX);
+        let segments = INITIAL_SPACE_SEGMENTS.saturating_mul(u32::from(self.cfg.mss));
+        self.rcvq_space = window.min(segments).max(1);
+        self.rcvq_seq = self.copied_seq();
+        self.rcvq_time = now;
+    }
+
+    /// [`Self::rcv_space_adjust`] once a receiver round trip passed since the last
+    /// measurement (`rcvq_space` is set).
+    #[inline(never)]
+    fn rcv_space_measure(&mut self, now: Instant) {
+        let copied_seq = self.copied_seq();
         let copied = copied_seq.since(self.rcvq_seq);
         if copied > self.rcvq_space {
             let limit = self.cfg.recv_buffer_limit();

@@ -29,7 +29,6 @@ const SWITCH: Switch = Switch {
         header_prediction: on,
         ..*cfg
     },
-    connection: |_, _| {},
     ignored: &["predicted: ", "header_prediction: "],
     count: |tcb| tcb.stats().predicted,
     strip: |mut stats| {

@@ -167,6 +167,12 @@ pub struct TcpConfig {
     /// effects as the full RFC 9293 §3.10.7 processing. On by default; off runs every
     /// segment through the full checks (the differential tests compare the two).
     pub header_prediction: bool,
+    /// Output prediction (the sending half of header prediction, Linux `tcp_write_xmit`'s
+    /// common case): the next new data of an established connection with nothing unusual
+    /// going on takes a short path with the same effects as the general output path. On
+    /// by default; off sends every segment the general way (the differential tests
+    /// compare the two).
+    pub transmit_prediction: bool,
 }
 
 impl Default for TcpConfig {
@@ -207,6 +213,7 @@ impl Default for TcpConfig {
             loss_recovery: LossRecovery::RackTlp,
             ts_offset: 0,
             header_prediction: true,
+            transmit_prediction: true,
         }
     }
 }

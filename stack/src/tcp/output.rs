@@ -30,7 +30,10 @@ pub(crate) trait WriteSegment {
     /// What `write` returns.
     type Output;
     /// Writes the segment `t` into `frame`, whose payload is already in place.
-    fn write(self, frame: &mut [u8], t: &Transmit) -> Self::Output;
+    /// `drained`: the connection surely has nothing more to send after it (the
+    /// predicted segment that took the last unsent byte), so a caller need not ask
+    /// [`Tcb::may_transmit`] again; false when unknown.
+    fn write(self, frame: &mut [u8], t: &Transmit, drained: bool) -> Self::Output;
 }
 
 /// [`WriteSegment`] for [`Tcb::poll_transmit`]: the segment itself.
@@ -39,7 +42,7 @@ struct TakeSegment;
 impl WriteSegment for TakeSegment {
     type Output = Transmit;
     #[inline(always)]
-    fn write(self, _: &mut [u8], t: &Transmit) -> Transmit {
+    fn write(self, _: &mut [u8], t: &Transmit, _: bool) -> Transmit {
         *t
     }
 }
@@ -77,11 +80,20 @@ impl Tcb {
                 #[cfg(debug_assertions)]
                 debug_assert!(may, "may_transmit said no, but {t:?}");
                 self.count_transmit(&mut t, snd_max);
-                return Some(write.write(frame, &t));
+                // PSH: the segment took the last unsent byte (`data_flags`). Then
+                // nothing else is owed: the prediction ruled out a reset, FIN, probe,
+                // retransmission and forced send, and the header carried the ACK; the
+                // caller's next `may_transmit` (some 35 instructions) would say no.
+                let drained = t.repr.flags.contains(TcpFlags::PSH);
+                debug_assert!(
+                    !drained || !self.may_transmit(),
+                    "drained, but may_transmit says yes after {t:?}"
+                );
+                return Some(write.write(frame, &t, drained));
             }
         }
         let t = self.poll_transmit_general(now, &mut frame[payload])?;
-        Some(write.write(frame, &t))
+        Some(write.write(frame, &t, false))
     }
 
     /// [`poll_transmit`](Self::poll_transmit) on the general path.

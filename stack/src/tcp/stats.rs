@@ -12,6 +12,9 @@ pub struct TcpStats {
     pub predicted: u64,
     /// Segments returned by `poll_transmit`.
     pub segs_out: u64,
+    /// Of those, data segments output prediction built on its short path
+    /// ([`TcpConfig::transmit_prediction`](super::TcpConfig::transmit_prediction)).
+    pub predicted_transmits: u64,
     /// Payload bytes accepted in order (delivered to the receive buffer).
     pub bytes_in: u64,
     /// Payload bytes acknowledged by the peer.
@@ -105,6 +108,9 @@ pub(super) struct TcpCounters {
     pub predicted: u64,
     /// Segments returned by `poll_transmit`.
     pub segs_out: u64,
+    /// Of those, data segments output prediction built on its short path
+    /// ([`TcpConfig::transmit_prediction`](super::TcpConfig::transmit_prediction)).
+    pub predicted_transmits: u64,
     /// Payload bytes accepted in order (delivered to the receive buffer).
     pub bytes_in: u64,
     /// Payload bytes acknowledged by the peer.
@@ -190,6 +196,7 @@ impl TcpCounters {
             segs_in: self.segs_in,
             predicted: self.predicted,
             segs_out: self.segs_out,
+            predicted_transmits: self.predicted_transmits,
             bytes_in: self.bytes_in,
             bytes_acked: self.bytes_acked,
             bytes_out: self.bytes_out,

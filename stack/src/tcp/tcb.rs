@@ -150,11 +150,6 @@ pub struct Tcb {
     pub(super) pending_rst: Option<Box<TcpRepr>>,
     pub(super) unacked_bytes: u32,
     pub(super) quickack: u32,
-    /// The short output path for the predicted data segment (`output/predicted.rs`) may
-    /// run; off only to test it against the full path.
-    pub(super) transmit_prediction: bool,
-    /// Segments built by the short output path (for its tests).
-    pub(super) predicted_transmits: u64,
 
     // Congestion control and loss recovery.
     pub(super) cc: Controller,
@@ -318,8 +313,6 @@ impl Tcb {
             pending_rst: None,
             unacked_bytes: 0,
             quickack: cfg.quickack_segments,
-            transmit_prediction: true,
-            predicted_transmits: 0,
             cc,
             cc_model: model_based(cfg.congestion),
             dup_acks: 0,

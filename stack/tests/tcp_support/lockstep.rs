@@ -16,9 +16,6 @@ use super::pair::{LinkConfig, Pair, drain_into};
 pub struct Switch {
     /// A run's configuration, with the short path `on` or off.
     pub config: fn(&TcpConfig, bool) -> TcpConfig,
-    /// Applied to both connections before every output pass, `on` or off (for a switch
-    /// on the connection rather than in its configuration).
-    pub connection: fn(&mut Tcb, bool),
     /// The `Debug` fields (`"name: "`) that differ between the runs by design.
     pub ignored: &'static [&'static str],
     /// What the short path took on one connection.
@@ -213,20 +210,10 @@ impl Apps {
     }
 }
 
-/// Sends what both connections have to send, with the short path `on` or off (set
-/// here on both connections: the server connection is made by the first SYN's delivery).
-fn flush(p: &mut Pair, sw: &Switch, on: bool) {
-    (sw.connection)(&mut p.client, on);
-    if let Some(server) = &mut p.server {
-        (sw.connection)(server, on);
-    }
-    p.flush();
-}
-
 /// One step in an engine's order: segments due (else the next timer or arrival) go in,
 /// the applications run, then output is drained — so an ACK leaves after the application
 /// read, as in the engine. Returns false when nothing at all is scheduled.
-fn engine_step(p: &mut Pair, apps: &mut Apps, sw: &Switch, on: bool) -> bool {
+fn engine_step(p: &mut Pair, apps: &mut Apps) -> bool {
     if !p.deliver() {
         let next = [
             p.c2s.next_arrival(),
@@ -240,7 +227,7 @@ fn engine_step(p: &mut Pair, apps: &mut Apps, sw: &Switch, on: bool) -> bool {
         let Some(next) = next else {
             // Idle: the applications still get their turn (a slow reader may read now).
             apps.act(p);
-            flush(p, sw, on);
+            p.flush();
             return false;
         };
         p.now = p.now.max(next);
@@ -255,7 +242,7 @@ fn engine_step(p: &mut Pair, apps: &mut Apps, sw: &Switch, on: bool) -> bool {
         p.deliver();
     }
     apps.act(p);
-    flush(p, sw, on);
+    p.flush();
     true
 }
 
@@ -297,11 +284,11 @@ pub fn run_both(s: &Scenario, sw: &Switch) -> Outcome {
     let (mut apps_on, mut apps_off) = (Apps::new(s), Apps::new(s));
     let mut steps = 0u64;
     let mut idle = 0;
-    flush(&mut on, sw, true);
-    flush(&mut off, sw, false);
+    on.flush();
+    off.flush();
     loop {
-        let more_on = engine_step(&mut on, &mut apps_on, sw, true);
-        let more_off = engine_step(&mut off, &mut apps_off, sw, false);
+        let more_on = engine_step(&mut on, &mut apps_on);
+        let more_off = engine_step(&mut off, &mut apps_off);
         steps += 1;
         assert_eq!(
             more_on, more_off,

@@ -164,6 +164,7 @@ fn transmit<D: Device>(
         }
         let mut produced = false;
         let mut moved = false;
+        let mut drained = false;
         let result = send_ipv4_ecn(
             core,
             device,
@@ -178,6 +179,7 @@ fn transmit<D: Device>(
                 remote,
                 produced: &mut produced,
                 moved: &mut moved,
+                drained: &mut drained,
             },
         );
         core.tcp_stats.payload_moves += u64::from(moved);
@@ -188,7 +190,9 @@ fn transmit<D: Device>(
             core.tcp_stats.tx_blocked += u64::from(produced);
             break;
         }
-        if !produced {
+        // Nothing produced, or nothing more to produce (the connection said so: no
+        // second `may_transmit` after the usual last segment).
+        if !produced || drained {
             break;
         }
     }
@@ -205,6 +209,8 @@ struct SegmentWriter<'a> {
     produced: &'a mut bool,
     /// Set when the payload moved (the header's length was not the hint's).
     moved: &'a mut bool,
+    /// Set when the connection surely has nothing more to send (see [`WriteSegment`]).
+    drained: &'a mut bool,
 }
 
 impl WriteTransport for SegmentWriter<'_> {
@@ -224,6 +230,7 @@ impl WriteTransport for SegmentWriter<'_> {
             offload: self.offload,
             produced: self.produced,
             moved: self.moved,
+            drained: self.drained,
         };
         // The header is written by the path that built the segment (see
         // `Tcb::poll_transmit_with`).
@@ -241,6 +248,7 @@ struct HeaderWriter<'a> {
     offload: TxChecksum,
     produced: &'a mut bool,
     moved: &'a mut bool,
+    drained: &'a mut bool,
 }
 
 impl WriteSegment for HeaderWriter<'_> {
@@ -248,9 +256,10 @@ impl WriteSegment for HeaderWriter<'_> {
 
     /// Inlined into both output paths of the connection (one segment per call).
     #[inline(always)]
-    fn write(self, buf: &mut [u8], t: &Transmit) -> Self::Output {
+    fn write(self, buf: &mut [u8], t: &Transmit, drained: bool) -> Self::Output {
         let at = self.at;
         *self.produced = true;
+        *self.drained = drained;
         let header_len = t.repr.header_len();
         let total = header_len + t.payload_len;
         if header_len != at && t.payload_len > 0 {

@@ -16,8 +16,10 @@
 //! general path does the bookkeeping of a connection that does not send (cwnd validation,
 //! app-limited marks, the persist timer).
 //!
-//! [`Tcb::set_transmit_prediction`] turns it off; the differential tests
-//! (`tests/tcp_transmit_prediction.rs`) run both ways and compare.
+//! [`TcpConfig::transmit_prediction`](crate::tcp::TcpConfig::transmit_prediction) turns it
+//! off, [`TcpStats::predicted_transmits`](crate::tcp::TcpStats::predicted_transmits) counts
+//! it; the differential tests (`tests/tcp_transmit_prediction.rs`) run both ways and
+//! compare.
 
 use super::Transmit;
 use crate::tcp::State;
@@ -26,24 +28,13 @@ use crate::tcp::tcb::Tcb;
 use crate::time::Instant;
 
 impl Tcb {
-    /// Turns output prediction on (the default) or off. Off, every segment goes the
-    /// general path: for the differential tests and for diagnosis.
-    pub fn set_transmit_prediction(&mut self, on: bool) {
-        self.transmit_prediction = on;
-    }
-
-    /// Segments built on the short path so far.
-    pub fn predicted_transmits(&self) -> u64 {
-        self.predicted_transmits
-    }
-
     /// The prediction: the next segment, if any, is new data from SND.NXT = SND.MAX of an
     /// established connection whose general output path reduces to `emit_data` with no
     /// retransmission, FIN, forced send or extra window, and no pacing.
     #[inline(always)]
     pub(in crate::tcp) fn predicts_transmit(&self) -> bool {
         self.state == State::Established
-            && self.transmit_prediction
+            && self.cfg.transmit_prediction
             // Nothing ahead of new data in `next_transmit` / `transmit_synchronized`: no
             // reset, no retransmission or loss repair, no probe of either kind.
             && self.pending_rst.is_none()
@@ -83,7 +74,7 @@ impl Tcb {
         if len == 0 || !self.send_ok(len, unsent, flight, false, false) {
             return None;
         }
-        self.predicted_transmits += 1;
+        self.stats.predicted_transmits += 1;
         let seq = self.snd_nxt;
         let n = self.send_buf.peek_at(offset, &mut out[..len]);
         let flags = super::data_flags(offset + n == buffered && n > 0, false);

@@ -292,9 +292,9 @@ mod tests {
             ],
         ) {
             let tuple = FourTuple {
-                local_addr: Ipv4Addr::new(10, 0, 0, 1),
+                local_addr: Ipv4Addr::new(198, 18, 0, 1),
                 local_port: 1000,
-                remote_addr: Ipv4Addr::new(10, 0, 0, 2),
+                remote_addr: Ipv4Addr::new(198, 18, 0, 2),
                 remote_port: 2000,
             };
             let cfg = TcpConfig {

@@ -537,8 +537,9 @@ impl Tcb {
         }
         self.after_send(now);
         if sack_recovery && !retransmission {
-            // RFC 8985 §7.2: restart the probe timer after new data.
-            self.arm_tail_probe(now);
+            // RFC 8985 §7.2: restart the probe timer after new data. `sack_recovery` is
+            // `rack_mode()` (read once by the caller): the configuration is not read again.
+            self.arm_tail_probe_with(now, true);
         }
     }
 

@@ -537,8 +537,9 @@ impl Tcb {
         }
         self.after_send(now);
         if sack_recovery && !retransmission {
-            // RFC 8985 §7.2: restart the probe timer after new data.
-            self.arm_tail_probe(now);
+            // RFC 8985 §7.2: restart the probe timer after new data. `sack_recovery` is
+            // `rack_mode()` (read once by the caller): the configuration is not read again.
+            self.arm_tail_probe_with(now, true);
         }
     }
 
@@ -601,10 +602,16 @@ impl Tcb {
     /// data, or, in slow start, below twice the most bytes in flight (so a sender that
     /// filled it keeps doubling). An application-limited connection (request/response,
     /// a trickle) keeps its window instead of inflating it ACK by ACK.
+    ///
+    /// Inlined into its two callers on the ACK path, and `cwnd_limited` tested before the
+    /// controller is asked anything (the `match` on the algorithm costs a load and a jump).
+    #[inline]
     pub(super) fn cwnd_may_grow(&self) -> bool {
+        if self.cwnd_limited {
+            return true;
+        }
         let cwnd = self.cc.window();
-        self.cwnd_limited
-            || (cwnd < self.cc.ssthresh() && u64::from(cwnd) < 2 * u64::from(self.max_flight))
+        cwnd < self.cc.ssthresh() && u64::from(cwnd) < 2 * u64::from(self.max_flight)
     }
 
     pub(super) fn after_send(&mut self, now: Instant) {

@@ -339,14 +339,11 @@ impl Tcb {
     }
 
     /// RFC 8985 §7.2: (re)arm the probe timeout while data is outstanding outside recovery.
-    pub(super) fn arm_tail_probe(&mut self, now: Instant) {
-        self.arm_tail_probe_with(now, self.rack_mode());
-    }
-
-    /// [`Self::arm_tail_probe`] with [`rack_mode`](Tcb::rack_mode) already known (on the ACK
-    /// path it is: the configuration's pointer is not followed again for it).
+    /// `rack_mode` is [`Tcb::rack_mode`], which every caller has already read (the
+    /// configuration's pointer is not followed again for it).
     #[inline(always)]
     pub(super) fn arm_tail_probe_with(&mut self, now: Instant, rack_mode: bool) {
+        debug_assert_eq!(rack_mode, self.rack_mode());
         if self.snd_una == self.snd_max {
             // Nothing outstanding (every ACK of a request/response exchange): no probe.
             // Checked first: the cheapest of the conditions below that clear the timer.

@@ -103,8 +103,16 @@ impl RttEstimator {
         Duration::from_nanos(self.backed_off_nanos(backoff))
     }
 
-    /// [`Self::backed_off`] in nanoseconds.
+    /// [`Self::backed_off`] in nanoseconds. Inlined, with the usual case (no backoff: every
+    /// segment sent while the connection is healthy) first: the RTO is then the estimate
+    /// itself, which `new` and `sample_nanos` keep at or below the maximum, and the shift,
+    /// the overflow check and the cap are skipped.
+    #[inline(always)]
     pub(super) fn backed_off_nanos(&self, backoff: u32) -> u64 {
+        if backoff == 0 {
+            debug_assert!(self.rto <= self.max);
+            return self.rto;
+        }
         let factor = 1u64.checked_shl(backoff.min(63)).unwrap_or(u64::MAX);
         self.rto.saturating_mul(factor).min(self.max)
     }
@@ -161,6 +169,40 @@ mod tests {
         assert_eq!(r.backed_off(40), ms(120_000), "RFC 6298 §2.5 maximum");
         r.sample(ms(500_000));
         assert_eq!(r.rto(), ms(120_000));
+    }
+
+    /// `backed_off_nanos(0)` returns the estimate without the cap: the estimate must never
+    /// exceed the maximum, whatever the samples (a maximum below the minimum, a huge RTT,
+    /// an initial RTO above the maximum, either placement of the minimum).
+    #[test]
+    fn no_backoff_is_the_capped_estimate() {
+        let huge = Duration::from_secs(u64::MAX / 4);
+        for (initial, min, max) in [
+            (ms(1000), ms(200), ms(120_000)),
+            (ms(1000), ms(200), ms(100)),
+            (ms(500_000), ms(200), ms(120_000)),
+            (huge, ms(0), huge),
+        ] {
+            for linux in [false, true] {
+                let mut r = RttEstimator::new(initial, min, max);
+                for rtt in [
+                    ms(0),
+                    ms(1),
+                    ms(100),
+                    ms(300_000),
+                    huge,
+                    ms(5),
+                    Duration::MAX,
+                ] {
+                    let capped = r.rto_nanos().min(r.max);
+                    assert_eq!(r.backed_off_nanos(0), capped);
+                    assert_eq!(r.backed_off(0), r.rto());
+                    let doubled = r.rto_nanos().saturating_mul(2).min(r.max);
+                    assert_eq!(r.backed_off_nanos(1), doubled);
+                    r.sample_with(rtt, linux);
+                }
+            }
+        }
     }
 
     #[test]

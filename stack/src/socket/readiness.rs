@@ -29,6 +29,10 @@ pub struct ReadyMark {
 
 impl ReadyMark {
     /// Queues the socket `id` in `list` unless it is there already.
+    ///
+    /// Inlined: called after every segment and socket call, and mostly a test of one
+    /// flag; the call cost more than the work.
+    #[inline]
     pub fn queue(&mut self, list: &mut Vec<SocketId>, id: SocketId) {
         if !self.queued {
             self.queued = true;

@@ -59,11 +59,11 @@ pub(crate) fn input(
                 // Nothing to send (data whose ACK is delayed, the ACK of our
                 // data): settled here as `output::settle` would an established
                 // connection, without a pass through the dirty list.
-                let quiet = may_settle && tcb.state() == State::Established && !tcb.may_transmit();
-                let deadline = quiet.then(|| {
-                    tcb.release_idle_buffers();
-                    tcb.poll_at()
-                });
+                let deadline = if may_settle {
+                    tcb.settle_quiet_established()
+                } else {
+                    None
+                };
                 match deadline {
                     Some(deadline) => {
                         timers::rearm(&mut core.tcp, sock, id, deadline, now);

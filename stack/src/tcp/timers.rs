@@ -56,7 +56,7 @@ impl Tcb {
     /// delayed-ACK timers can be armed: when none of the others can be (no RACK,
     /// persist, close or pacing deadline, no keepalive or user timeout configured)
     /// the minimum of those three is the answer; otherwise
-    /// [`poll_at_all`](Self::poll_at_all) takes every deadline. The "others" test is
+    /// `poll_at_all` takes every deadline. The "others" test is
     /// one OR of flags, cheaper than taking their minimum (the 64-byte echo, four
     /// calls an echo: ~150 instructions fewer per echo at 100 connections, ~80 at 1).
     #[inline]

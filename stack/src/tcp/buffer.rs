@@ -14,7 +14,6 @@
 //! page, instead of 10,000 blocks of the full 256 KiB, which the pool could not keep
 //! and the kernel had to fault in and zero again on every request (nor 10,000 pages
 //! of 4 KiB blocks, the smallest class before).
-use super::State;
 use super::buffer_pool;
 use super::tcb::Tcb;
 use crate::time::Instant;
@@ -322,13 +321,8 @@ impl Tcb {
     /// asked directly (that call is out of line there: some 38 instructions a segment).
     #[inline(always)]
     pub fn settle_quiet_established(&mut self) -> Option<Option<Instant>> {
-        // `may_transmit`'s first branch: ESTABLISHED, no RST pending, then the ACK or more.
-        // A pending RST makes `may_transmit` true in any state.
-        if self.state != State::Established
-            || self.pending_rst.is_some()
-            || self.ack_now
-            || self.owes_more_than_ack()
-        {
+        // `may_transmit`'s first branch: ESTABLISHED, no RST pending, nothing owed.
+        if self.established_owes() != Some(false) {
             return None;
         }
         debug_assert!(!self.may_transmit(), "quiet, but may_transmit says yes");

@@ -138,6 +138,15 @@ impl Tcb {
         20 + options.emitted_len()
     }
 
+    /// [`may_transmit`](Self::may_transmit)'s answer for an ESTABLISHED connection with no
+    /// RST pending (the ACK asked for, or more); `None` in any other case. Shared with the
+    /// engine's settling after input, which asks only this branch.
+    #[inline(always)]
+    pub(super) fn established_owes(&self) -> Option<bool> {
+        (self.state == State::Established && self.pending_rst.is_none())
+            .then(|| self.ack_now || self.owes_more_than_ack())
+    }
+
     /// Whether [`poll_transmit`](Self::poll_transmit) might produce a segment now:
     /// false only when it surely would not (nothing queued, unsent, unacknowledged
     /// or asked for), so a caller can skip preparing a frame. Mirrors the branches
@@ -145,8 +154,8 @@ impl Tcb {
     /// segment: ESTABLISHED is told first, by one compare instead of the match's table.)
     #[inline]
     pub fn may_transmit(&self) -> bool {
-        if self.state == State::Established && self.pending_rst.is_none() {
-            return self.ack_now || self.owes_more_than_ack();
+        if let Some(owed) = self.established_owes() {
+            return owed;
         }
         if self.pending_rst.is_some() {
             return true;

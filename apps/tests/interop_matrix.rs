@@ -201,7 +201,13 @@ fn transfer(
             .args(congestion_args());
     }
     let limit = (bytes / 100_000).max(60);
+    // The handshake crosses the impaired router too: at 5 % loss, losing the SYN (or
+    // the ARP before it) and then its first retransmission happens about once in a
+    // hundred connects, and that takes 1 s + 2 s of backoff, past `surge load`'s default
+    // 2 s connect timeout (a CI run failed so). 15 s covers three losses in a row
+    // (1 + 2 + 4 + 8 s); the one connect must still succeed without a timed-out attempt.
     command
+        .args(["--connect-timeout", "15s"])
         .args(["--mode", "stream", "--direction", direction, "-c", "1"])
         .args(["-t", "1", "-q", "--verify-bytes", &bytes.to_string()])
         .args(["-d", &format!("{limit}s"), "--json"])

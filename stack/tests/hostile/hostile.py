@@ -276,9 +276,11 @@ def established(name):
 
 
 def seg(c, conn, flags, seq=None, ack=None, payload=b""):
+    # Sequence arithmetic wraps: an offset added to an ISN near 2^32 must not leave
+    # the 32-bit field (scapy raises struct.error, and the case fails as unanswered).
     return frame(c, bytes(c.ip(proto=6) / TCP(sport=c.sport, dport=OPEN, flags=flags,
-                                                seq=conn["seq"] if seq is None else seq,
-                                                ack=conn["ack"] if ack is None else ack,
+                                                seq=(conn["seq"] if seq is None else seq) % 2**32,
+                                                ack=(conn["ack"] if ack is None else ack) % 2**32,
                                                 window=64240) / Raw(payload)))
 
 
@@ -291,7 +293,7 @@ established("est_ack_of_unsent_data")(lambda c, k: [seg(c, k, "A", ack=k["ack"] 
 established("est_data_in_window")(lambda c, k: [seg(c, k, "PA", payload=b"data")])
 established("est_icmp_frag_needed_bad_seq")(lambda c, k: [frame(c, bytes(
     c.ip(proto=1) / ICMP(type=3, code=4, nexthopmtu=576) /
-    IP(src=c.dst_ip, dst=c.src_ip, proto=6) / TCP(sport=OPEN, dport=c.sport, seq=k["ack"] + 50_000_000)))])
+    IP(src=c.dst_ip, dst=c.src_ip, proto=6) / TCP(sport=OPEN, dport=c.sport, seq=(k["ack"] + 50_000_000) % 2**32)))])
 established("est_icmp_port_unreachable_in_window")(lambda c, k: [frame(c, bytes(
     c.ip(proto=1) / ICMP(type=3, code=3) /
     IP(src=c.dst_ip, dst=c.src_ip, proto=6) / TCP(sport=OPEN, dport=c.sport, seq=k["ack"])))])
@@ -384,7 +386,7 @@ def handshake(wire, ctx):
     synack = [p for p in replies if TCP in p and p[TCP].flags.S and p[TCP].flags.A]
     if not synack:
         return None
-    conn = {"seq": ctx.seq + 1, "ack": synack[0][TCP].seq + 1}
+    conn = {"seq": (ctx.seq + 1) % 2**32, "ack": (synack[0][TCP].seq + 1) % 2**32}
     wire.send(seg(ctx, conn, "A"))
     time.sleep(0.05)
     return conn
@@ -392,9 +394,9 @@ def handshake(wire, ctx):
 
 def alive(wire, ctx, conn, sent_data):
     """Data in window gets acknowledged: the connection survived."""
-    seq = conn["seq"] + sent_data
+    seq = (conn["seq"] + sent_data) % 2**32
     wire.send(seg(ctx, conn, "PA", seq=seq, payload=b"live"))
-    want = seq + 4
+    want = (seq + 4) % 2**32
     got = wire.collect(1.0, sport=ctx.sport,
                        stop=lambda p: TCP in p and p[TCP].flags.A and p[TCP].ack == want)
     ok = any(TCP in p and p[TCP].flags.A and not p[TCP].flags.R and p[TCP].ack == want for p in got)

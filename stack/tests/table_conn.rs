@@ -227,3 +227,36 @@ fn absurd_capacity_is_enomem_not_a_panic() {
         Some(Errno::ENOMEM)
     );
 }
+
+/// `get` remembers the last tuple it found (a one-entry cache before the hash): a
+/// removed tuple is forgotten with it, so neither a lookup of it nor of the tuple
+/// that takes its freed slot is answered from a stale entry.
+#[test]
+fn the_last_lookup_never_answers_for_a_removed_tuple() {
+    let mut t = ConnTable::new(8, HashKey::new(5, 6)).unwrap();
+    let (a, b) = (tuple(40000, 1, 50000), tuple(40001, 2, 50001));
+    // The empty cache's placeholder tuple (all zero) is no entry either.
+    let zero = FourTuple::new(
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+    );
+    assert_eq!(t.get(&zero), None);
+    t.insert(a, 1).unwrap();
+    assert_eq!(t.get(&a), Some(&1));
+    assert_eq!(t.get(&a), Some(&1));
+    assert_eq!(t.remove(&a), Some(1));
+    assert_eq!(t.get(&a), None);
+    // `b` takes the slot `a` left.
+    t.insert(b, 2).unwrap();
+    assert_eq!(t.get(&a), None);
+    assert_eq!(t.get(&b), Some(&2));
+    t.insert(a, 3).unwrap();
+    assert_eq!(t.get(&a), Some(&3));
+    *t.get_mut(&a).unwrap() = 4;
+    assert_eq!(t.get(&a), Some(&4));
+    // Removing another tuple keeps what is remembered, still right.
+    assert_eq!(t.remove(&b), Some(2));
+    assert_eq!(t.get(&a), Some(&4));
+    assert_eq!(t.get(&b), None);
+    assert_eq!(t.get(&zero), None);
+}

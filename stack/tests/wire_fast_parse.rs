@@ -123,3 +123,48 @@ fn a_damaged_timestamp_prefix_is_left_to_the_full_parse() {
     // The full parse still decides (here: what the malformed area leaves).
     let _ = parse_frame(&bytes, ChecksumMode::Trust);
 }
+
+/// The layout is told by the data offset (5: no options; 8: the 12-byte timestamps
+/// area) and the area's first four bytes, compared as one word: a change to any byte
+/// of that prefix, and every other data offset, leaves the frame to the full parse.
+#[test]
+fn only_offsets_five_and_eight_with_the_whole_prefix_take_the_one_pass_parse() {
+    let options = TcpOptions {
+        timestamp: Some((3, 4)),
+        ..TcpOptions::default()
+    };
+    let good = frame_with(options);
+    // The options area starts at 14 + 20 + 20 = 54; checksums are trusted, so that
+    // only the layout decides.
+    for at in 54..58 {
+        for flip in [0x01u8, 0x80] {
+            let mut bytes = good.clone();
+            bytes[at] ^= flip;
+            assert!(
+                parse_tcp_fast(&bytes, ChecksumMode::Trust).is_none(),
+                "byte {at} ^ {flip:#x}"
+            );
+        }
+    }
+    // The data offset is the high nibble of byte 14 + 20 + 12 = 46.
+    let with_offset = |offset: u8| {
+        let mut bytes = good.clone();
+        bytes[46] = offset << 4 | (bytes[46] & 0x0f);
+        bytes
+    };
+    for offset in (0u8..16).filter(|o| ![5, 8].contains(o)) {
+        assert!(
+            parse_tcp_fast(&with_offset(offset), ChecksumMode::Trust).is_none(),
+            "data offset {offset}"
+        );
+    }
+    // Offset 5 reads the same bytes as no options and a longer payload, as the full
+    // parse does.
+    let bytes = with_offset(5);
+    let fast = parse_tcp_fast(&bytes, ChecksumMode::Trust).expect("no options");
+    assert_eq!(fast.header, full_parse(&bytes, ChecksumMode::Trust));
+    assert_eq!(fast.header.options, TcpOptions::default());
+    assert_eq!(fast.payload.len(), 12 + 64);
+    let fast = parse_tcp_fast(&good, ChecksumMode::Verify).expect("the common layout");
+    assert_eq!(fast.header.options, options);
+}

@@ -37,7 +37,7 @@ pub(crate) fn handle_frame<D: Device>(
         if dst_mac.is_some() && !for_us {
             return not_for_us(core, device, frame);
         }
-        let verdict = classify(core, now, bytes);
+        let verdict = classify_inline(core, now, bytes);
         if let Verdict::Forward(target) = verdict {
             forward_copy(core, target, bytes, false);
             Verdict::Release
@@ -177,10 +177,20 @@ fn drain_inbox_frames(core: &mut Core, now: Instant) -> usize {
     handled
 }
 
-/// Parses a frame already known to be for our MAC and hands it to its protocol.
+/// Parses a frame already known to be for our MAC and hands it to its protocol: for
+/// the frames other engines hand over and reassembled datagrams (a received frame
+/// takes [`classify_inline`]).
+#[inline(never)]
 fn classify(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
-    // The layout of nearly every frame (IPv4 without options, TCP) read in one pass;
-    // anything else, malformed frames included, is parsed in full below.
+    classify_inline(core, now, bytes)
+}
+
+/// [`classify`] inlined into the frame loop: the layout of nearly every frame
+/// (IPv4 without options, TCP) read in one pass and handed to its connection
+/// without a call of its own (its register saves and the copy of the verdict);
+/// anything else, malformed frames included, is parsed in full out of line.
+#[inline(always)]
+fn classify_inline(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
     if let Some(seg) = parse_tcp_fast(bytes, core.config.rx_checksum) {
         if !admit_ipv4(core, now, seg.src_mac, seg.src_addr, seg.dst_addr) {
             return Verdict::Release;
@@ -188,6 +198,12 @@ fn classify(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
         let ip = (seg.src_addr, seg.dst_addr, seg.dscp_ecn);
         return tcp_demux::input(core, now, ip, &seg.header, seg.payload);
     }
+    classify_parsed(core, now, bytes)
+}
+
+/// [`classify`] for a frame [`parse_tcp_fast`] did not take: parsed in full.
+#[inline(never)]
+fn classify_parsed(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
     let parsed = match parse_frame(bytes, core.config.rx_checksum) {
         Err(e) => {
             tracing::trace!(error = ?e, len = bytes.len(), "dropped a malformed frame");

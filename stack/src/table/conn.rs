@@ -29,6 +29,8 @@
 //! counts them). An insert past either is ENOBUFS, counted by reason, and leaves every
 //! existing entry alone; an allocator refusal is ENOBUFS as well (counted as memory).
 
+use core::cell::Cell;
+
 use super::keyed_hash::TwoWordHasher;
 use super::{HashKey, reciprocal_scale};
 use crate::{Errno, FourTuple};
@@ -44,6 +46,15 @@ pub const MAX_CAPACITY: usize = (u32::MAX - 1) as usize;
 
 /// End of a chain or of the free list.
 const NIL: u32 = u32::MAX;
+
+/// The tuple [`ConnTable`]'s one-entry cache holds when it holds nothing (with the
+/// index `NIL`, which is what says so).
+const NO_TUPLE: FourTuple = FourTuple {
+    local_addr: core::net::Ipv4Addr::UNSPECIFIED,
+    local_port: 0,
+    remote_addr: core::net::Ipv4Addr::UNSPECIFIED,
+    remote_port: 0,
+};
 
 /// Refusals and traffic, plain integers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -118,6 +129,14 @@ pub struct ConnTable<V> {
     /// Next bucket to split, `< round`.
     split: usize,
     len: usize,
+    /// The tuple [`ConnTable::get`] last found and its slot (`NIL` for none): a
+    /// one-entry cache in front of the hash, as 4.4BSD's `tcp_last_inpcb` in front of
+    /// `in_pcblookup` (TCP/IP Illustrated vol. 2, §28.4). A connection's segments
+    /// tend to come in runs (a burst of one flow, the one connection of a
+    /// request/response client), and a hit skips the hash and the chain; a miss
+    /// costs a compare of the tuple. [`ConnTable::remove`] forgets it, so the slot it
+    /// names always holds that tuple and its value.
+    last: Cell<(FourTuple, u32)>,
     /// Refusals and traffic.
     pub counters: ConnCounters,
 }
@@ -144,6 +163,7 @@ impl<V> ConnTable<V> {
             round: BUCKETS_PER_SEGMENT,
             split: 0,
             len: 0,
+            last: Cell::new((NO_TUPLE, NIL)),
             counters: ConnCounters::default(),
         };
         table.push_bucket_segment().map_err(|_| Errno::ENOMEM)?;
@@ -242,12 +262,19 @@ impl<V> ConnTable<V> {
     }
 
     fn find(&self, tuple: &FourTuple) -> Option<u32> {
-        let hash = self.hash(tuple);
+        self.find_hashed(self.hash(tuple), tuple).map(|(at, _)| at)
+    }
+
+    /// The slot of `tuple`, whose hash is `hash`, and its index: its bucket's chain
+    /// walked. The entry matched comes back with its index, so that no caller looks
+    /// the slot up again by index.
+    #[inline(always)]
+    fn find_hashed(&self, hash: u32, tuple: &FourTuple) -> Option<(u32, &Slot<V>)> {
         let mut at = self.head(self.bucket_of(hash));
         while at != NIL {
             let slot = self.slot(at);
             if slot.hash == hash && slot.tuple == *tuple {
-                return Some(at);
+                return Some((at, slot));
             }
             at = slot.next;
         }
@@ -283,15 +310,7 @@ impl<V> ConnTable<V> {
     /// The value under `tuple` whose hash is `hash` (from [`ConnTable::hash_of`]).
     #[inline(always)]
     pub fn get_hashed(&self, hash: u32, tuple: &FourTuple) -> Option<&V> {
-        let mut at = self.head(self.bucket_of(hash));
-        while at != NIL {
-            let slot = self.slot(at);
-            if slot.hash == hash && slot.tuple == *tuple {
-                return slot.value.as_ref();
-            }
-            at = slot.next;
-        }
-        None
+        self.find_hashed(hash, tuple)?.1.value.as_ref()
     }
 
     /// Would `extra` more bytes keep the table within `max_bytes`?
@@ -433,9 +452,13 @@ impl<V> ConnTable<V> {
     /// segment, and a call of its own cost as much as the hash.
     #[inline(always)]
     pub fn get(&self, tuple: &FourTuple) -> Option<&V> {
-        // The chain walk hands back the entry it matched: no second lookup of
-        // the slot by index.
-        self.get_hashed(self.hash(tuple), tuple)
+        let (last, at) = self.last.get();
+        if last == *tuple && at != NIL {
+            return self.slot(at).value.as_ref();
+        }
+        let (at, slot) = self.find_hashed(self.hash(tuple), tuple)?;
+        self.last.set((*tuple, at));
+        slot.value.as_ref()
     }
 
     /// The connection for `tuple`, mutably.
@@ -459,6 +482,9 @@ impl<V> ConnTable<V> {
             let slot = self.slot(at);
             let next = slot.next;
             if slot.hash == hash && slot.tuple == *tuple {
+                if self.last.get().0 == *tuple {
+                    self.last.set((NO_TUPLE, NIL));
+                }
                 if prev == NIL {
                     *self.head_mut(bucket) = next;
                 } else {

@@ -223,23 +223,26 @@ pub fn parse_tcp_fast(bytes: &[u8], mode: ChecksumMode) -> Option<FastTcp<'_>> {
     }
     let total = usize::from(read_u16(ip, 2));
     let seg = rest.get(IP..total)?;
-    let tcp = seg.first_chunk::<TCP>()?;
-    let header_len = usize::from(tcp[12] >> 4) * 4;
-    if header_len < TCP || header_len > seg.len() {
-        return None;
-    }
+    let (tcp, after) = seg.split_first_chunk::<TCP>()?;
     // The options: none, or the timestamps alone (the layout of nearly every segment of
-    // a connection); any other area (a SYN's, SACK blocks) goes to the full parse (told
-    // before the checksums, which it then sums once), so
-    // that this one never merges a whole parsed `TcpOptions` into the header it builds.
-    let area = &seg[TCP..header_len];
-    let timestamp = if area.is_empty() {
-        None
-    } else {
-        Some(super::TcpOptions::parse_timestamp_only(area)?)
+    // a connection): a data offset of 5 or 8. Any other area (a SYN's, SACK blocks) goes
+    // to the full parse (told before the checksums, which it then sums once), so that
+    // this one never merges a whole parsed `TcpOptions` into the header it builds. Only
+    // the layout is checked here; the values are read with the rest of the header once
+    // the checksums hold, so that nothing read waits in a register (or on the stack)
+    // across the sums.
+    let (timestamps, payload) = match tcp[12] >> 4 {
+        5 => (None, after),
+        8 => {
+            let (area, payload) =
+                after.split_first_chunk::<{ super::tcp_options::TIMESTAMP_AREA_LEN }>()?;
+            if !super::TcpOptions::is_timestamp_only(area) {
+                return None;
+            }
+            (Some(area), payload)
+        }
+        _ => return None,
     };
-    let src_addr = core::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-    let dst_addr = core::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
     if mode == ChecksumMode::Verify {
         // The IPv4 header sums to all ones with its checksum (RFC 791 §3.1), and
         // so does the TCP segment with its pseudo-header (RFC 9293 §3.1), whose
@@ -254,10 +257,19 @@ pub fn parse_tcp_fast(bytes: &[u8], mode: ChecksumMode) -> Option<FastTcp<'_>> {
             return None;
         }
     }
+    // The one branch of the build first: the fields after it are read and stored
+    // straight into the header, none held across a join.
+    let options = super::TcpOptions {
+        mss: None,
+        window_scale: None,
+        sack_permitted: false,
+        sack_blocks: super::SackBlocks::new(),
+        timestamp: timestamps.map(super::TcpOptions::timestamp_values),
+    };
     Some(FastTcp {
         src_mac: EthernetAddress([eth[6], eth[7], eth[8], eth[9], eth[10], eth[11]]),
-        src_addr,
-        dst_addr,
+        src_addr: core::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+        dst_addr: core::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
         dscp_ecn: ip[1],
         header: TcpRepr {
             src_port: read_u16(tcp, 0),
@@ -267,12 +279,9 @@ pub fn parse_tcp_fast(bytes: &[u8], mode: ChecksumMode) -> Option<FastTcp<'_>> {
             flags: super::TcpFlags(tcp[13]),
             window_len: read_u16(tcp, 14),
             urgent_pointer: read_u16(tcp, 18),
-            options: super::TcpOptions {
-                timestamp,
-                ..super::TcpOptions::default()
-            },
+            options,
         },
-        payload: &seg[header_len..],
+        payload,
     })
 }
 

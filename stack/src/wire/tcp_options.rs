@@ -16,6 +16,9 @@ const KIND_TIMESTAMP: u8 = 8;
 /// all with the two values).
 pub(super) const TIMESTAMP_ONLY_PREFIX: [u8; 4] = [KIND_NOP, KIND_NOP, KIND_TIMESTAMP, 10];
 
+/// Bytes of that options area: the prefix and the two 32-bit values.
+pub(super) const TIMESTAMP_AREA_LEN: usize = 12;
+
 /// RFC 7323 §2.3: the largest shift count.
 pub const MAX_WINDOW_SCALE: u8 = 14;
 
@@ -45,16 +48,27 @@ impl TcpOptions {
 
     /// The timestamps of an options area laid out as [`TIMESTAMP_ONLY_PREFIX`] and the
     /// two values, nothing else; `None` for any other area (which [`Self::parse_any`]
-    /// then reads). Apart, so that the one-pass frame parse can write the values into
-    /// a header it builds in place.
+    /// then reads).
     #[inline(always)]
-    pub(super) fn parse_timestamp_only(area: &[u8]) -> Option<(u32, u32)> {
-        match area.split_first_chunk::<4>() {
-            Some((&TIMESTAMP_ONLY_PREFIX, body)) if body.len() == 8 => {
-                Some((read_u32(body, 0), read_u32(body, 4)))
-            }
-            _ => None,
-        }
+    fn parse_timestamp_only(area: &[u8]) -> Option<(u32, u32)> {
+        let area = <&[u8; TIMESTAMP_AREA_LEN]>::try_from(area).ok()?;
+        Self::is_timestamp_only(area).then(|| Self::timestamp_values(area))
+    }
+
+    /// Whether a 12-byte options area is laid out as [`TIMESTAMP_ONLY_PREFIX`] and the
+    /// two values. Apart from [`Self::timestamp_values`], so that the one-pass frame
+    /// parse can tell the layout before the checksums and read the values after them.
+    #[inline(always)]
+    pub(super) fn is_timestamp_only(area: &[u8; TIMESTAMP_AREA_LEN]) -> bool {
+        // One 32-bit compare (a pattern over the array compares byte by byte).
+        u32::from_ne_bytes([area[0], area[1], area[2], area[3]])
+            == u32::from_ne_bytes(TIMESTAMP_ONLY_PREFIX)
+    }
+
+    /// The (TSval, TSecr) of an area [`Self::is_timestamp_only`] accepted.
+    #[inline(always)]
+    pub(super) fn timestamp_values(area: &[u8; TIMESTAMP_AREA_LEN]) -> (u32, u32) {
+        (read_u32(area, 4), read_u32(area, 8))
     }
 
     /// The general parse behind [`TcpOptions::parse`]: any layout. Out of line, so

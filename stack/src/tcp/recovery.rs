@@ -7,7 +7,9 @@
 //! the highest sequence number sent when it began (RFC 6675 §5 `RecoveryPoint`).
 
 use super::congestion::{AckSample, RecoveryState};
+use super::rack::Rack;
 use super::rate::RateSnapshot;
+use super::sent::SentSegment;
 use super::seq::SeqNumber;
 use super::tcb::{Frto, TailProbe, Tcb};
 use crate::time::Instant;
@@ -29,6 +31,22 @@ thread_local! {
     /// The pieces newly SACKed by the ACK being processed: one vector per thread, its
     /// capacity kept between ACKs (no allocation per ACK, no bytes per connection).
     static SACK_SCRATCH: Cell<Vec<(SeqNumber, SeqNumber)>> = const { Cell::new(Vec::new()) };
+}
+
+/// What [`Tcb::acknowledge_records`] does for each record the cumulative ACK covers and that
+/// was not SACKed before: RACK sees it delivered, and the newest never retransmitted gives
+/// the send time of the RTT sample.
+#[inline(always)]
+fn record_acknowledged(
+    rack: &mut Rack,
+    newest: &mut Option<Instant>,
+    g: &SentSegment,
+    now: Instant,
+) {
+    rack.on_delivered(g, now, false);
+    if !g.retransmitted {
+        *newest = Some(g.sent_at);
+    }
 }
 
 impl Tcb {
@@ -205,20 +223,22 @@ impl Tcb {
         let rack = &mut self.rack;
         let mut newest = None;
         // One loop without the sender model (CUBIC or NewReno not pacing: the common
-        // case), one with it: the first neither captures nor tests it per record.
+        // case), one with it: the first neither captures nor tests it per record. Without
+        // it, one clean record wholly acknowledged (every ACK of a request/response
+        // exchange) skips the loop.
         match self.sender.as_deref_mut() {
-            None => self.sent.acknowledge(ack, |g| {
-                rack.on_delivered(g, now, false);
-                if !g.retransmitted {
-                    newest = Some(g.sent_at);
+            None => match self.sent.sole_covered(ack) {
+                Some(g) => {
+                    record_acknowledged(rack, &mut newest, g, now);
+                    self.sent.drop_sole();
                 }
-            }),
+                None => self
+                    .sent
+                    .acknowledge(ack, |g| record_acknowledged(rack, &mut newest, g, now)),
+            },
             Some(s) => self.sent.acknowledge(ack, |g| {
-                rack.on_delivered(g, now, false);
+                record_acknowledged(rack, &mut newest, g, now);
                 s.rate.on_segment_delivered(g);
-                if !g.retransmitted {
-                    newest = Some(g.sent_at);
-                }
             }),
         }
         self.rack.on_cumulative_ack(ack);

@@ -141,13 +141,14 @@ impl Tcb {
             self.frto_on_ack(ack, acked);
         }
         self.tlp_on_ack(now, ack, dsack);
-        self.rack_on_ack(now, ack, acked, sacked_before, before, rtt_micros);
+        self.rack_on_ack(now, ack, acked, sacked_before, Some(before), rtt_micros);
     }
 
     /// The end of [`process_ack_sack`](Self::process_ack_sack), after the SACK blocks, F-RTO
     /// and the probe episode were seen to: RACK loss detection, recovery's end or PRR, the
-    /// congestion controller's sample, and the probe timer. Arguments as there. Shared with
-    /// header prediction (`fast.rs`).
+    /// congestion controller's sample, and the probe timer. Arguments as there, but `before`
+    /// may be `None` where the caller knows no sample will be taken (header prediction,
+    /// `fast.rs`, with which this is shared).
     #[inline(always)]
     pub(super) fn rack_on_ack(
         &mut self,
@@ -155,7 +156,7 @@ impl Tcb {
         ack: SeqNumber,
         acked: u32,
         sacked_before: u32,
-        before: (u32, u64),
+        before: Option<(u32, u64)>,
         rtt_micros: Option<u64>,
     ) {
         // RFC 8985 §6.2 step 5: detect losses when something newly delivered.
@@ -179,8 +180,20 @@ impl Tcb {
             ),
             None => (None, 0),
         };
-        if model_based || (acked > 0 && !self.in_recovery && self.cwnd_may_grow()) {
-            let (prior_inflight, lost_before) = before;
+        let sample_before = match before {
+            Some(b) if model_based || (acked > 0 && !self.in_recovery && self.cwnd_may_grow()) => {
+                Some(b)
+            }
+            Some(_) => None,
+            None => {
+                debug_assert!(
+                    !(model_based || (acked > 0 && !self.in_recovery && self.cwnd_may_grow())),
+                    "a sample is due but the caller did not count the pipe"
+                );
+                None
+            }
+        };
+        if let Some((prior_inflight, lost_before)) = sample_before {
             let sample = AckSample {
                 now,
                 acked,

@@ -164,14 +164,13 @@ impl Tcb {
             self.rack_detect(now);
         }
         let model_based = self.cc_controls_recovery();
-        let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
-        let delivered = u32::try_from(delivered.max(0)).unwrap_or(0);
         if (self.in_recovery || self.in_loss) && self.snd_una >= self.recover {
             self.exit_recovery();
         } else if self.in_recovery && !model_based {
-            self.prr_on_ack(delivered);
+            self.prr_on_ack(self.delivered_by_ack(acked, sacked_before));
         }
         // Draft-cheng §3.3: the delivery-rate sample of this ACK.
+        let delivered = self.delivered_by_ack(acked, sacked_before);
         let (rate, total_delivered) = match &mut self.sender {
             Some(s) => (
                 s.rate
@@ -226,6 +225,17 @@ impl Tcb {
         }
         // Only with SACK-based recovery (`rack_mode`): both callers run this under it.
         self.arm_tail_probe_with(now, true);
+    }
+
+    /// RFC 6937's DeliveredData of an ACK that newly acknowledged `acked` bytes when
+    /// `sacked_before` were SACKed before it: those plus the newly SACKed, less what was
+    /// SACKed before and is only now acknowledged. Worked out where it is used (`sent.sacked`
+    /// does not change in between): without recovery or a sender model, and with no
+    /// sample for the congestion controller, no one asks.
+    #[inline(always)]
+    fn delivered_by_ack(&self, acked: u32, sacked_before: u32) -> u32 {
+        let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
+        u32::try_from(delivered.max(0)).unwrap_or(0)
     }
 
     /// The cumulative ACK reached `ack`: drops the records it covers (RACK sees each newly

@@ -170,14 +170,18 @@ impl Tcb {
             self.prr_on_ack(self.delivered_by_ack(acked, sacked_before));
         }
         // Draft-cheng §3.3: the delivery-rate sample of this ACK.
-        let delivered = self.delivered_by_ack(acked, sacked_before);
-        let (rate, total_delivered) = match &mut self.sender {
-            Some(s) => (
-                s.rate
-                    .generate(now, u64::from(delivered), self.rack.min_rtt()),
-                s.rate.delivered,
-            ),
-            None => (None, 0),
+        let (rate, total_delivered) = if self.sender.is_some() {
+            let delivered = self.delivered_by_ack(acked, sacked_before);
+            let min_rtt = self.rack.min_rtt();
+            match &mut self.sender {
+                Some(s) => (
+                    s.rate.generate(now, u64::from(delivered), min_rtt),
+                    s.rate.delivered,
+                ),
+                None => (None, 0),
+            }
+        } else {
+            (None, 0)
         };
         let sample_before = match before {
             Some(b) if model_based || (acked > 0 && !self.in_recovery && self.cwnd_may_grow()) => {
@@ -201,7 +205,7 @@ impl Tcb {
                 snd_max: self.snd_max,
                 rtt: rtt_micros.map(Duration::from_micros),
                 srtt: self.rtt.srtt().unwrap_or_default(),
-                newly_delivered: delivered,
+                newly_delivered: self.delivered_by_ack(acked, sacked_before),
                 delivered: total_delivered,
                 newly_lost: u32::try_from(self.sent.lost_total - lost_before).unwrap_or(u32::MAX),
                 prior_inflight,

@@ -61,8 +61,14 @@ impl Tcb {
         self.remember_timestamp(now, seg, seq);
         // Fifth: SND.UNA =< SEG.ACK =< SND.MAX.
         let sack_recovery = self.rack_mode();
-        let before = (self.pipe(), self.sent.lost_total);
-        let (acked, rtt) = if ack > self.snd_una {
+        let advances = ack > self.snd_una;
+        // The congestion controller's sample (`rack_on_ack`) needs the pipe as it was before
+        // the ACK, and is taken only for an ACK of new data while the window may grow. Of
+        // what follows, only entering recovery could change that test's answer, and in
+        // recovery no sample is taken: an application-limited exchange never counts the pipe.
+        let before = (sack_recovery && advances && self.cwnd_may_grow())
+            .then(|| (self.pipe(), self.sent.lost_total));
+        let (acked, rtt) = if advances {
             self.ack_new_data(now, seg, ack, sack_recovery)
         } else {
             if !sack_recovery {

@@ -71,6 +71,8 @@ impl Rack {
     }
 
     /// RFC 8985 §6.2 steps 2-3 for one newly delivered (SACKed or acknowledged) segment.
+    /// Inlined: every ACK of new data runs it, from the record walk and beside it.
+    #[inline(always)]
     pub fn on_delivered(&mut self, seg: &SentSegment, now: Instant, sacked: bool) {
         // `now - seg.sent_at`, saturating at zero, in the clock's microseconds.
         let rtt = now

@@ -7,7 +7,9 @@
 //! the highest sequence number sent when it began (RFC 6675 §5 `RecoveryPoint`).
 
 use super::congestion::{AckSample, RecoveryState};
+use super::rack::Rack;
 use super::rate::RateSnapshot;
+use super::sent::SentSegment;
 use super::seq::SeqNumber;
 use super::tcb::{Frto, TailProbe, Tcb};
 use crate::time::Instant;
@@ -29,6 +31,22 @@ thread_local! {
     /// The pieces newly SACKed by the ACK being processed: one vector per thread, its
     /// capacity kept between ACKs (no allocation per ACK, no bytes per connection).
     static SACK_SCRATCH: Cell<Vec<(SeqNumber, SeqNumber)>> = const { Cell::new(Vec::new()) };
+}
+
+/// What [`Tcb::acknowledge_records`] does for each record the cumulative ACK covers and that
+/// was not SACKed before: RACK sees it delivered, and the newest never retransmitted gives
+/// the send time of the RTT sample.
+#[inline(always)]
+fn record_acknowledged(
+    rack: &mut Rack,
+    newest: &mut Option<Instant>,
+    g: &SentSegment,
+    now: Instant,
+) {
+    rack.on_delivered(g, now, false);
+    if !g.retransmitted {
+        *newest = Some(g.sent_at);
+    }
 }
 
 impl Tcb {
@@ -123,13 +141,14 @@ impl Tcb {
             self.frto_on_ack(ack, acked);
         }
         self.tlp_on_ack(now, ack, dsack);
-        self.rack_on_ack(now, ack, acked, sacked_before, before, rtt_micros);
+        self.rack_on_ack(now, ack, acked, sacked_before, Some(before), rtt_micros);
     }
 
     /// The end of [`process_ack_sack`](Self::process_ack_sack), after the SACK blocks, F-RTO
     /// and the probe episode were seen to: RACK loss detection, recovery's end or PRR, the
-    /// congestion controller's sample, and the probe timer. Arguments as there. Shared with
-    /// header prediction (`fast.rs`).
+    /// congestion controller's sample, and the probe timer. Arguments as there, but `before`
+    /// may be `None` where the caller knows no sample will be taken (header prediction,
+    /// `fast.rs`, with which this is shared).
     #[inline(always)]
     pub(super) fn rack_on_ack(
         &mut self,
@@ -137,7 +156,7 @@ impl Tcb {
         ack: SeqNumber,
         acked: u32,
         sacked_before: u32,
-        before: (u32, u64),
+        before: Option<(u32, u64)>,
         rtt_micros: Option<u64>,
     ) {
         // RFC 8985 §6.2 step 5: detect losses when something newly delivered.
@@ -145,24 +164,39 @@ impl Tcb {
             self.rack_detect(now);
         }
         let model_based = self.cc_controls_recovery();
-        let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
-        let delivered = u32::try_from(delivered.max(0)).unwrap_or(0);
         if (self.in_recovery || self.in_loss) && self.snd_una >= self.recover {
             self.exit_recovery();
         } else if self.in_recovery && !model_based {
-            self.prr_on_ack(delivered);
+            self.prr_on_ack(self.delivered_by_ack(acked, sacked_before));
         }
         // Draft-cheng §3.3: the delivery-rate sample of this ACK.
-        let (rate, total_delivered) = match &mut self.sender {
-            Some(s) => (
-                s.rate
-                    .generate(now, u64::from(delivered), self.rack.min_rtt()),
-                s.rate.delivered,
-            ),
-            None => (None, 0),
+        let (rate, total_delivered) = if self.sender.is_some() {
+            let delivered = self.delivered_by_ack(acked, sacked_before);
+            let min_rtt = self.rack.min_rtt();
+            match &mut self.sender {
+                Some(s) => (
+                    s.rate.generate(now, u64::from(delivered), min_rtt),
+                    s.rate.delivered,
+                ),
+                None => (None, 0),
+            }
+        } else {
+            (None, 0)
         };
-        if model_based || (acked > 0 && !self.in_recovery && self.cwnd_may_grow()) {
-            let (prior_inflight, lost_before) = before;
+        let sample_before = match before {
+            Some(b) if model_based || (acked > 0 && !self.in_recovery && self.cwnd_may_grow()) => {
+                Some(b)
+            }
+            Some(_) => None,
+            None => {
+                debug_assert!(
+                    !(model_based || (acked > 0 && !self.in_recovery && self.cwnd_may_grow())),
+                    "a sample is due but the caller did not count the pipe"
+                );
+                None
+            }
+        };
+        if let Some((prior_inflight, lost_before)) = sample_before {
             let sample = AckSample {
                 now,
                 acked,
@@ -171,7 +205,7 @@ impl Tcb {
                 snd_max: self.snd_max,
                 rtt: rtt_micros.map(Duration::from_micros),
                 srtt: self.rtt.srtt().unwrap_or_default(),
-                newly_delivered: delivered,
+                newly_delivered: self.delivered_by_ack(acked, sacked_before),
                 delivered: total_delivered,
                 newly_lost: u32::try_from(self.sent.lost_total - lost_before).unwrap_or(u32::MAX),
                 prior_inflight,
@@ -197,6 +231,17 @@ impl Tcb {
         self.arm_tail_probe_with(now, true);
     }
 
+    /// RFC 6937's DeliveredData of an ACK that newly acknowledged `acked` bytes when
+    /// `sacked_before` were SACKed before it: those plus the newly SACKed, less what was
+    /// SACKed before and is only now acknowledged. Worked out where it is used (`sent.sacked`
+    /// does not change in between): without recovery or a sender model, and with no
+    /// sample for the congestion controller, no one asks.
+    #[inline(always)]
+    fn delivered_by_ack(&self, acked: u32, sacked_before: u32) -> u32 {
+        let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
+        u32::try_from(delivered.max(0)).unwrap_or(0)
+    }
+
     /// The cumulative ACK reached `ack`: drops the records it covers (RACK sees each newly
     /// delivered one); returns the RTT, in microseconds, of the newest covered record never
     /// retransmitted and not SACKed before (so it was delivered just now).
@@ -205,20 +250,22 @@ impl Tcb {
         let rack = &mut self.rack;
         let mut newest = None;
         // One loop without the sender model (CUBIC or NewReno not pacing: the common
-        // case), one with it: the first neither captures nor tests it per record.
+        // case), one with it: the first neither captures nor tests it per record. Without
+        // it, one clean record wholly acknowledged (every ACK of a request/response
+        // exchange) skips the loop.
         match self.sender.as_deref_mut() {
-            None => self.sent.acknowledge(ack, |g| {
-                rack.on_delivered(g, now, false);
-                if !g.retransmitted {
-                    newest = Some(g.sent_at);
+            None => match self.sent.sole_covered(ack) {
+                Some(g) => {
+                    record_acknowledged(rack, &mut newest, g, now);
+                    self.sent.drop_sole();
                 }
-            }),
+                None => self
+                    .sent
+                    .acknowledge(ack, |g| record_acknowledged(rack, &mut newest, g, now)),
+            },
             Some(s) => self.sent.acknowledge(ack, |g| {
-                rack.on_delivered(g, now, false);
+                record_acknowledged(rack, &mut newest, g, now);
                 s.rate.on_segment_delivered(g);
-                if !g.retransmitted {
-                    newest = Some(g.sent_at);
-                }
             }),
         }
         self.rack.on_cumulative_ack(ack);

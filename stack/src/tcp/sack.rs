@@ -89,8 +89,13 @@ impl SackScoreboard {
         n
     }
 
-    /// Forgets everything below `una` (the cumulative ACK moved).
+    /// Forgets everything below `una` (the cumulative ACK moved). Nothing to forget on an
+    /// empty board (every ACK of a loss-free exchange), and nothing to count.
+    #[inline(always)]
     pub fn advance(&mut self, una: SeqNumber) {
+        if self.ranges.is_empty() {
+            return;
+        }
         let mut dropped = 0u32;
         self.ranges.retain_mut(|(s, e)| {
             if *e <= una {

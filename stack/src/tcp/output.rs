@@ -188,12 +188,33 @@ impl Tcb {
 
     /// Whether a synchronized connection owes more than a pure ACK: a retransmission,
     /// a probe, unsent data or a FIN (see [`ack_may_wait`](Self::ack_may_wait)).
-    /// Unsent data, the usual answer, is asked first; the configuration (behind a
-    /// pointer) last.
-    #[inline]
+    ///
+    /// Unsent data, the usual yes, is asked first. The usual no (the settling after
+    /// every segment received that leaves nothing to send, some 37,000 times per 20,000
+    /// echoes) is told by one OR of the flags each other answer needs, without
+    /// branches or the configuration pointer (the chain of tests, out of line, cost
+    /// about 30 instructions a call); only when one is set does
+    /// `owes_more_than_ack_rare` work out the answer.
+    #[inline(always)]
     pub fn owes_more_than_ack(&self) -> bool {
-        self.send_buf.len() > self.snd_nxt.since(self.snd_buf_start) as usize
-            || self.retransmit_head
+        if self.send_buf.len() > self.snd_nxt.since(self.snd_buf_start) as usize {
+            return true;
+        }
+        let maybe = self.retransmit_head
+            | self.tlp_pending.is_some()
+            | self.probe.is_some()
+            | self.force_send
+            | self.fin_queued
+            | self.sent.has_lost_to_send();
+        maybe && self.owes_more_than_ack_rare()
+    }
+
+    /// [`owes_more_than_ack`](Self::owes_more_than_ack) with no unsent data and one of
+    /// its flags set: the full test.
+    #[cold]
+    #[inline(never)]
+    fn owes_more_than_ack_rare(&self) -> bool {
+        self.retransmit_head
             || self.tlp_pending.is_some()
             || self.probe.is_some()
             || self.force_send

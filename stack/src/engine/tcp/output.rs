@@ -16,6 +16,7 @@ use crate::socket::TcpSocketState;
 use crate::table::SocketId;
 use crate::tcp::{Ecn, State, Tcb, Transmit, WriteSegment};
 use crate::time::Instant;
+use crate::wire::tcp::TimestampHeader;
 use crate::wire::{IpProtocol, TcpPacket, TxChecksum, WireError};
 
 /// Room reserved for the TCP header when a segment's payload is written: the
@@ -257,18 +258,60 @@ impl WriteSegment for HeaderWriter<'_> {
     /// Inlined into both output paths of the connection (one segment per call).
     #[inline(always)]
     fn write(self, buf: &mut [u8], t: &Transmit, drained: bool) -> Self::Output {
+        let header_len = t.repr.header_len();
+        self.finish(buf, header_len, t.payload_len, t.ecn, drained, |header| {
+            t.repr.emit(&mut TcpPacket::new_unchecked(header)).map(drop)
+        })
+    }
+
+    /// The predicted segment's usual header, written straight into the frame.
+    #[inline(always)]
+    fn write_timestamped(
+        self,
+        buf: &mut [u8],
+        h: &TimestampHeader,
+        payload_len: usize,
+        ecn: Ecn,
+        drained: bool,
+    ) -> Self::Output {
+        self.finish(
+            buf,
+            TimestampHeader::LEN,
+            payload_len,
+            ecn,
+            drained,
+            |header| {
+                h.emit(header.first_chunk_mut().ok_or(WireError::Truncated)?);
+                Ok(())
+            },
+        )
+    }
+}
+
+impl HeaderWriter<'_> {
+    /// Either path's segment: moves the payload if its header is not `at` bytes long,
+    /// has `emit` write the header into the frame's first `header_len` bytes, then
+    /// computes the checksum (unless offloaded).
+    #[inline(always)]
+    fn finish(
+        self,
+        buf: &mut [u8],
+        header_len: usize,
+        payload_len: usize,
+        ecn: Ecn,
+        drained: bool,
+        emit: impl FnOnce(&mut [u8]) -> Result<(), WireError>,
+    ) -> Result<(usize, Ecn), WireError> {
         let at = self.at;
         *self.produced = true;
         *self.drained = drained;
-        let header_len = t.repr.header_len();
-        let total = header_len + t.payload_len;
-        if header_len != at && t.payload_len > 0 {
+        let total = header_len + payload_len;
+        if header_len != at && payload_len > 0 {
             // SACK blocks came or went: one move (header_len <= 60, so it fits).
-            buf.copy_within(at..at + t.payload_len, header_len);
+            buf.copy_within(at..at + payload_len, header_len);
             *self.moved = true;
         }
-        t.repr
-            .emit(&mut TcpPacket::new_unchecked(&mut buf[..header_len]))?;
+        emit(&mut buf[..header_len])?;
         if self.offload == TxChecksum::Compute {
             crate::wire::tcp::fill_checksum(
                 buf.get_mut(..total).ok_or(WireError::Truncated)?,
@@ -276,7 +319,7 @@ impl WriteSegment for HeaderWriter<'_> {
                 self.remote,
             )?;
         }
-        Ok((total, t.ecn))
+        Ok((total, ecn))
     }
 }
 

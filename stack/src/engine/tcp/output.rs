@@ -163,9 +163,7 @@ fn transmit<D: Device>(
         if !tcb.may_transmit() {
             break;
         }
-        let mut produced = false;
-        let mut moved = false;
-        let mut drained = false;
+        let mut out = Outcome::default();
         let result = send_ipv4_ecn(
             core,
             device,
@@ -178,26 +176,36 @@ fn transmit<D: Device>(
                 now,
                 offload,
                 remote,
-                produced: &mut produced,
-                moved: &mut moved,
-                drained: &mut drained,
+                out: &mut out,
             },
         );
-        core.tcp_stats.payload_moves += u64::from(moved);
-        if result == Err(Errno::ENOBUFS) && !produced {
+        core.tcp_stats.payload_moves += u64::from(out.moved);
+        if result == Err(Errno::ENOBUFS) && !out.produced {
             return true;
         }
         if result.is_err() {
-            core.tcp_stats.tx_blocked += u64::from(produced);
+            core.tcp_stats.tx_blocked += u64::from(out.produced);
             break;
         }
         // Nothing produced, or nothing more to produce (the connection said so: no
         // second `may_transmit` after the usual last segment).
-        if !produced || drained {
+        if !out.produced || out.drained {
             break;
         }
     }
     false
+}
+
+/// What writing one segment found, for [`transmit`] (one pointer for the writers to
+/// carry, not three).
+#[derive(Default)]
+struct Outcome {
+    /// Set when the connection had a segment.
+    produced: bool,
+    /// Set when the payload moved (the header's length was not the hint's).
+    moved: bool,
+    /// Set when the connection surely has nothing more to send (see [`WriteSegment`]).
+    drained: bool,
 }
 
 /// Writes the connection's next segment into a TX frame (see [`transmit`]).
@@ -206,12 +214,7 @@ struct SegmentWriter<'a> {
     now: Instant,
     offload: TxChecksum,
     remote: Ipv4Addr,
-    /// Set when the connection had a segment.
-    produced: &'a mut bool,
-    /// Set when the payload moved (the header's length was not the hint's).
-    moved: &'a mut bool,
-    /// Set when the connection surely has nothing more to send (see [`WriteSegment`]).
-    drained: &'a mut bool,
+    out: &'a mut Outcome,
 }
 
 impl WriteTransport for SegmentWriter<'_> {
@@ -229,9 +232,7 @@ impl WriteTransport for SegmentWriter<'_> {
             src,
             remote: self.remote,
             offload: self.offload,
-            produced: self.produced,
-            moved: self.moved,
-            drained: self.drained,
+            out: self.out,
         };
         // The header is written by the path that built the segment (see
         // `Tcb::poll_transmit_with`).
@@ -247,9 +248,7 @@ struct HeaderWriter<'a> {
     src: Ipv4Addr,
     remote: Ipv4Addr,
     offload: TxChecksum,
-    produced: &'a mut bool,
-    moved: &'a mut bool,
-    drained: &'a mut bool,
+    out: &'a mut Outcome,
 }
 
 impl WriteSegment for HeaderWriter<'_> {
@@ -303,13 +302,13 @@ impl HeaderWriter<'_> {
         emit: impl FnOnce(&mut [u8]) -> Result<(), WireError>,
     ) -> Result<(usize, Ecn), WireError> {
         let at = self.at;
-        *self.produced = true;
-        *self.drained = drained;
+        self.out.produced = true;
+        self.out.drained = drained;
         let total = header_len + payload_len;
         if header_len != at && payload_len > 0 {
             // SACK blocks came or went: one move (header_len <= 60, so it fits).
             buf.copy_within(at..at + payload_len, header_len);
-            *self.moved = true;
+            self.out.moved = true;
         }
         emit(&mut buf[..header_len])?;
         if self.offload == TxChecksum::Compute {

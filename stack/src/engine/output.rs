@@ -192,7 +192,7 @@ pub(crate) fn send_ipv4_ecn<D: Device>(
             };
             let buf = device.frame_mut(&frame);
             let built = build(buf, src_mac, mac, route.source, dst, protocol, ttl, write);
-            send_built(
+            send_built_resolved(
                 core,
                 device,
                 tx,
@@ -318,6 +318,12 @@ fn offload_checksum<D: Device>(
 
 /// Sends or releases a TX frame once its bytes are written (`built`: the frame's
 /// length, 0 for nothing to send after all).
+///
+/// Inlined into the send on a remembered path (every TCP segment): left to the
+/// inliner, it went out of line as soon as TCP output grew a little, at some 20
+/// instructions a segment. The send that resolved its path calls it through
+/// [`send_built_resolved`].
+#[inline(always)]
 fn send_built<D: Device>(
     core: &mut Core,
     device: &mut D,
@@ -344,6 +350,21 @@ fn send_built<D: Device>(
             Err(Errno::EMSGSIZE)
         }
     }
+}
+
+/// [`send_built`] for a send that resolved its path (route and neighbour): out of
+/// line, the one inlined copy is the remembered path's.
+#[inline(never)]
+fn send_built_resolved<D: Device>(
+    core: &mut Core,
+    device: &mut D,
+    tx: &mut Burst,
+    frame: Frame,
+    built: Result<usize, WireError>,
+    addrs: (Ipv4Addr, Ipv4Addr),
+    protocol: IpProtocol,
+) -> Result<(), Errno> {
+    send_built(core, device, tx, frame, built, addrs, protocol)
 }
 
 /// [`build`] on a remembered path: its headers, its source address.

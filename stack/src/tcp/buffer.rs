@@ -301,7 +301,7 @@ impl Tcb {
     #[inline]
     pub fn release_idle_buffers(&mut self) {
         let busy = self.snd_una != self.snd_max || self.delack_deadline.is_some();
-        if busy && buffer_pool::with_pool(|p| p.lent_bytes()) < KEEP_WHILE_LENT_BELOW {
+        if busy && buffer_pool::lent_bytes() < KEEP_WHILE_LENT_BELOW {
             return;
         }
         self.send_buf.release_if_empty();

@@ -31,7 +31,7 @@
 //! pool without a lock or an atomic. Reused blocks are not zeroed: a ring only reads
 //! bytes it wrote.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 /// The smallest block (bytes).
 pub const MIN_CLASS: usize = 256;
@@ -190,24 +190,50 @@ impl BufferPool {
 
 thread_local! {
     static POOL: RefCell<BufferPool> = RefCell::new(BufferPool::default());
+    /// A copy of `POOL`'s [`BufferPool::lent_bytes`], updated by every access to the
+    /// pool below (the only ones). Constant-initialised and without drop glue, so a read
+    /// is one load: `POOL`, lazily initialised and dropped at thread exit, is checked for
+    /// both on every access (the settling of each connection asks, after every segment
+    /// in and out: some 8 instructions each time).
+    static LENT: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Runs `f` on this thread's pool.
 pub fn with_pool<R>(f: impl FnOnce(&mut BufferPool) -> R) -> R {
-    POOL.with(|p| f(&mut p.borrow_mut()))
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let r = f(&mut p);
+        LENT.set(p.lent_bytes);
+        r
+    })
+}
+
+/// This thread's pool's [`BufferPool::lent_bytes`], without touching the pool.
+#[inline(always)]
+pub(super) fn lent_bytes() -> usize {
+    LENT.get()
 }
 
 /// A block from this thread's pool (see [`BufferPool::take`]).
 pub(super) fn take(capacity: usize) -> Box<[u8]> {
     // `try_with`: during thread teardown the pool may be gone; allocate then.
-    POOL.try_with(|p| p.borrow_mut().take(capacity))
-        .unwrap_or_else(|_| vec![0; capacity].into_boxed_slice())
+    POOL.try_with(|p| {
+        let mut p = p.borrow_mut();
+        let block = p.take(capacity);
+        LENT.set(p.lent_bytes);
+        block
+    })
+    .unwrap_or_else(|_| vec![0; capacity].into_boxed_slice())
 }
 
 /// Gives a block back to this thread's pool (see [`BufferPool::give`]).
 pub(super) fn give(block: Box<[u8]>) {
     // During thread teardown the block is simply freed.
-    let _ = POOL.try_with(|p| p.borrow_mut().give(block));
+    let _ = POOL.try_with(|p| {
+        let mut p = p.borrow_mut();
+        p.give(block);
+        LENT.set(p.lent_bytes);
+    });
 }
 
 #[cfg(test)]
@@ -279,5 +305,29 @@ mod tests {
         assert!(pool.idle_cap() <= 4096, "cap {}", pool.idle_cap());
         assert!(pool.idle_bytes() <= 4096, "idle {}", pool.idle_bytes());
         assert!(pool.stats.freed >= 999);
+    }
+
+    #[test]
+    fn the_lent_copy_follows_the_thread_pool() {
+        // Each test runs on its own thread: a pool of its own.
+        let pooled = || with_pool(|p| p.lent_bytes());
+        assert_eq!(lent_bytes(), pooled());
+        let a = take(5000);
+        let b = take(100);
+        // An unclassed block (too large) is not lent from a class.
+        let huge = take((64 << 20) + 1);
+        assert_eq!(pooled(), 8192 + 256);
+        assert_eq!(lent_bytes(), pooled());
+        give(a);
+        assert_eq!(lent_bytes(), 256);
+        give(huge);
+        give(b);
+        assert_eq!(lent_bytes(), 0);
+        assert_eq!(lent_bytes(), pooled());
+        // A change made through `with_pool` is seen too.
+        let c = with_pool(|p| p.take(300));
+        assert_eq!(lent_bytes(), 512);
+        give(c);
+        assert_eq!(lent_bytes(), pooled());
     }
 }

@@ -14,7 +14,6 @@
 //!
 //! [`TcpConfig::ecn`]: super::TcpConfig::ecn
 
-use super::output::Transmit;
 use super::seq::SeqNumber;
 use super::tcb::Tcb;
 use crate::time::Instant;
@@ -106,26 +105,36 @@ impl Tcb {
         self.stats.ecn_reductions += 1;
     }
 
-    /// The ECN marks of a segment about to leave: ECT(0) and a pending CWR on new data,
-    /// ECE on ACKs while a CE mark awaits its CWR. `snd_max` is the value from before the
-    /// segment was built (a segment starting there is new data).
-    pub(super) fn ecn_output(&mut self, t: &mut Transmit, snd_max: SeqNumber) {
+    /// The ECN marks of a segment about to leave, on its parts: ECT(0) in its IP `ecn`
+    /// field and a pending CWR in its `flags` on new data, ECE on ACKs while a CE mark
+    /// awaits its CWR. `snd_max` is the value from before the segment was built (a segment
+    /// starting there is new data). Takes the parts rather than a [`Transmit`](super::Transmit): the output
+    /// prediction's usual header is written straight into the frame, without one.
+    #[inline(always)]
+    pub(super) fn ecn_marks(
+        &mut self,
+        flags: &mut TcpFlags,
+        ecn: &mut Ecn,
+        seq: SeqNumber,
+        payload_len: usize,
+        snd_max: SeqNumber,
+    ) {
         if !self.ecn_ok {
             return;
         }
-        let f = t.repr.flags;
+        let f = *flags;
         if f.intersects(TcpFlags::SYN | TcpFlags::RST) {
             return;
         }
-        if t.payload_len > 0 && SeqNumber(t.repr.seq_number) >= snd_max {
-            t.ecn = Ecn::Ect0;
+        if payload_len > 0 && seq >= snd_max {
+            *ecn = Ecn::Ect0;
             if self.cwr_pending {
                 self.cwr_pending = false;
-                t.repr.flags |= TcpFlags::CWR;
+                *flags |= TcpFlags::CWR;
             }
         }
         if self.ece_pending && f.contains(TcpFlags::ACK) {
-            t.repr.flags |= TcpFlags::ECE;
+            *flags |= TcpFlags::ECE;
         }
     }
 }

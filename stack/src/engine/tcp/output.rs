@@ -16,6 +16,7 @@ use crate::socket::TcpSocketState;
 use crate::table::SocketId;
 use crate::tcp::{Ecn, State, Tcb, Transmit, WriteSegment};
 use crate::time::Instant;
+use crate::wire::tcp::TimestampHeader;
 use crate::wire::{IpProtocol, TcpPacket, TxChecksum, WireError};
 
 /// Room reserved for the TCP header when a segment's payload is written: the
@@ -162,9 +163,7 @@ fn transmit<D: Device>(
         if !tcb.may_transmit() {
             break;
         }
-        let mut produced = false;
-        let mut moved = false;
-        let mut drained = false;
+        let mut out = Outcome::default();
         let result = send_ipv4_ecn(
             core,
             device,
@@ -177,26 +176,36 @@ fn transmit<D: Device>(
                 now,
                 offload,
                 remote,
-                produced: &mut produced,
-                moved: &mut moved,
-                drained: &mut drained,
+                out: &mut out,
             },
         );
-        core.tcp_stats.payload_moves += u64::from(moved);
-        if result == Err(Errno::ENOBUFS) && !produced {
+        core.tcp_stats.payload_moves += u64::from(out.moved);
+        if result == Err(Errno::ENOBUFS) && !out.produced {
             return true;
         }
         if result.is_err() {
-            core.tcp_stats.tx_blocked += u64::from(produced);
+            core.tcp_stats.tx_blocked += u64::from(out.produced);
             break;
         }
         // Nothing produced, or nothing more to produce (the connection said so: no
         // second `may_transmit` after the usual last segment).
-        if !produced || drained {
+        if !out.produced || out.drained {
             break;
         }
     }
     false
+}
+
+/// What writing one segment found, for [`transmit`] (one pointer for the writers to
+/// carry, not three).
+#[derive(Default)]
+struct Outcome {
+    /// Set when the connection had a segment.
+    produced: bool,
+    /// Set when the payload moved (the header's length was not the hint's).
+    moved: bool,
+    /// Set when the connection surely has nothing more to send (see [`WriteSegment`]).
+    drained: bool,
 }
 
 /// Writes the connection's next segment into a TX frame (see [`transmit`]).
@@ -205,12 +214,7 @@ struct SegmentWriter<'a> {
     now: Instant,
     offload: TxChecksum,
     remote: Ipv4Addr,
-    /// Set when the connection had a segment.
-    produced: &'a mut bool,
-    /// Set when the payload moved (the header's length was not the hint's).
-    moved: &'a mut bool,
-    /// Set when the connection surely has nothing more to send (see [`WriteSegment`]).
-    drained: &'a mut bool,
+    out: &'a mut Outcome,
 }
 
 impl WriteTransport for SegmentWriter<'_> {
@@ -228,9 +232,7 @@ impl WriteTransport for SegmentWriter<'_> {
             src,
             remote: self.remote,
             offload: self.offload,
-            produced: self.produced,
-            moved: self.moved,
-            drained: self.drained,
+            out: self.out,
         };
         // The header is written by the path that built the segment (see
         // `Tcb::poll_transmit_with`).
@@ -246,9 +248,7 @@ struct HeaderWriter<'a> {
     src: Ipv4Addr,
     remote: Ipv4Addr,
     offload: TxChecksum,
-    produced: &'a mut bool,
-    moved: &'a mut bool,
-    drained: &'a mut bool,
+    out: &'a mut Outcome,
 }
 
 impl WriteSegment for HeaderWriter<'_> {
@@ -257,18 +257,60 @@ impl WriteSegment for HeaderWriter<'_> {
     /// Inlined into both output paths of the connection (one segment per call).
     #[inline(always)]
     fn write(self, buf: &mut [u8], t: &Transmit, drained: bool) -> Self::Output {
-        let at = self.at;
-        *self.produced = true;
-        *self.drained = drained;
         let header_len = t.repr.header_len();
-        let total = header_len + t.payload_len;
-        if header_len != at && t.payload_len > 0 {
+        self.finish(buf, header_len, t.payload_len, t.ecn, drained, |header| {
+            t.repr.emit(&mut TcpPacket::new_unchecked(header)).map(drop)
+        })
+    }
+
+    /// The predicted segment's usual header, written straight into the frame.
+    #[inline(always)]
+    fn write_timestamped(
+        self,
+        buf: &mut [u8],
+        h: &TimestampHeader,
+        payload_len: usize,
+        ecn: Ecn,
+        drained: bool,
+    ) -> Self::Output {
+        self.finish(
+            buf,
+            TimestampHeader::LEN,
+            payload_len,
+            ecn,
+            drained,
+            |header| {
+                h.emit(header.first_chunk_mut().ok_or(WireError::Truncated)?);
+                Ok(())
+            },
+        )
+    }
+}
+
+impl HeaderWriter<'_> {
+    /// Either path's segment: moves the payload if its header is not `at` bytes long,
+    /// has `emit` write the header into the frame's first `header_len` bytes, then
+    /// computes the checksum (unless offloaded).
+    #[inline(always)]
+    fn finish(
+        self,
+        buf: &mut [u8],
+        header_len: usize,
+        payload_len: usize,
+        ecn: Ecn,
+        drained: bool,
+        emit: impl FnOnce(&mut [u8]) -> Result<(), WireError>,
+    ) -> Result<(usize, Ecn), WireError> {
+        let at = self.at;
+        self.out.produced = true;
+        self.out.drained = drained;
+        let total = header_len + payload_len;
+        if header_len != at && payload_len > 0 {
             // SACK blocks came or went: one move (header_len <= 60, so it fits).
-            buf.copy_within(at..at + t.payload_len, header_len);
-            *self.moved = true;
+            buf.copy_within(at..at + payload_len, header_len);
+            self.out.moved = true;
         }
-        t.repr
-            .emit(&mut TcpPacket::new_unchecked(&mut buf[..header_len]))?;
+        emit(&mut buf[..header_len])?;
         if self.offload == TxChecksum::Compute {
             crate::wire::tcp::fill_checksum(
                 buf.get_mut(..total).ok_or(WireError::Truncated)?,
@@ -276,7 +318,7 @@ impl WriteSegment for HeaderWriter<'_> {
                 self.remote,
             )?;
         }
-        Ok((total, t.ecn))
+        Ok((total, ecn))
     }
 }
 

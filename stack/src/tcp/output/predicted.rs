@@ -8,9 +8,10 @@
 //!
 //! The short path runs only when every condition of [`Tcb::predicts_transmit`] holds, and
 //! calls the same helpers as `emit_data` for every effect (`restart_after_idle`,
-//! `send_room`, `send_ok`, `data_flags`, `commit_data`, `header`), with the arguments the
-//! conditions fix (no retransmission, no FIN, no forced send, no extra window), so the two
-//! cannot drift apart. When it finds nothing to send now (an empty queue, a closed
+//! `send_room`, `send_ok`, `data_flags`, `commit_data`, and `header` or, for the usual
+//! header of timestamps alone, `timestamp_header`, which shares its parts), with the
+//! arguments the conditions fix (no retransmission, no FIN, no forced send, no extra
+//! window), so the two cannot drift apart. When it finds nothing to send now (an empty queue, a closed
 //! window, Nagle) it hands over to the general path having changed nothing but what
 //! that path would do first anyway (the idle restart, which is idempotent), and the
 //! general path does the bookkeeping of a connection that does not send (cwnd validation,
@@ -18,14 +19,14 @@
 //!
 //! [`TcpConfig::transmit_prediction`](crate::tcp::TcpConfig::transmit_prediction) turns it
 //! off, [`TcpStats::predicted_transmits`](crate::tcp::TcpStats::predicted_transmits) counts
-//! it; the differential tests (`tests/tcp_transmit_prediction.rs`) run both ways and
-//! compare.
+//! it; the differential tests (`tests/tcp_transmit_prediction.rs`, and frame by frame
+//! through the engine `tests/engine_transmit_prediction.rs`) run both ways and compare.
 
-use super::Transmit;
 use crate::tcp::State;
-use crate::tcp::ecn::Ecn;
+use crate::tcp::seq::SeqNumber;
 use crate::tcp::tcb::Tcb;
 use crate::time::Instant;
+use crate::wire::TcpFlags;
 
 impl Tcb {
     /// The prediction: the next segment, if any, is new data from SND.NXT = SND.MAX of an
@@ -52,15 +53,18 @@ impl Tcb {
             && !self.cc_model
     }
 
-    /// The predicted segment, built on the short path; `None` when it finds nothing to
-    /// send now, having changed nothing the general path would not change first (call that
-    /// next). Only when [`predicts_transmit`](Self::predicts_transmit) holds.
+    /// The predicted segment, built on the short path up to its header: its sequence
+    /// number, payload length (the payload is in `out`) and flags, for the caller to build
+    /// the header with (`header` or `timestamp_header`, as `emit_data` does with
+    /// `header`) and mark (`count_transmit`). `None` when it finds nothing to send now,
+    /// having changed nothing the general path would not change first (call that next).
+    /// Only when [`predicts_transmit`](Self::predicts_transmit) holds.
     #[inline(always)]
     pub(in crate::tcp) fn emit_predicted(
         &mut self,
         now: Instant,
         out: &mut [u8],
-    ) -> Option<Transmit> {
+    ) -> Option<(SeqNumber, usize, TcpFlags)> {
         self.restart_after_idle(now);
         let offset = self.snd_nxt.since(self.snd_buf_start) as usize;
         let buffered = self.send_buf.len();
@@ -79,11 +83,6 @@ impl Tcb {
         let n = self.send_buf.peek_at(offset, &mut out[..len]);
         let flags = super::data_flags(offset + n == buffered && n > 0, false);
         self.commit_data(now, seq, n, false, false, sack_recovery, window);
-        let repr = self.header(now, seq, flags);
-        Some(Transmit {
-            repr,
-            payload_len: n,
-            ecn: Ecn::NotEct,
-        })
+        Some((seq, n, flags))
     }
 }

@@ -183,10 +183,12 @@ pub struct Tcb {
     /// D-SACK (RFC 3708, Linux `undo_retrans`); `None` when no undo is possible.
     pub(super) undo_retrans: Option<u32>,
     /// Delivery-rate estimate (for `TcpInfo`): bytes delivered (acknowledged or SACKed) in
-    /// total, the start of the current sample, the last rate, and app-limited flags.
+    /// total, the start of the current sample, the last closed sample (bytes and
+    /// microseconds: divided only when `TcpInfo` is read, not on every ACK that closes
+    /// one; `(0, 0)` before the first), and app-limited flags.
     pub(super) delivered: u64,
     pub(super) rate_sample_start: (Instant, u64),
-    pub(super) delivery_rate: u64,
+    pub(super) rate_sample: (u64, u64),
     pub(super) rate_app_limited: bool,
     pub(super) app_limited_now: bool,
     /// Congestion-window validation (Linux `tcp_cwnd_validate`, RFC 9438 §5.8): the
@@ -331,7 +333,7 @@ impl Tcb {
             undo_retrans: None,
             delivered: 0,
             rate_sample_start: (now, 0),
-            delivery_rate: 0,
+            rate_sample: (0, 0),
             rate_app_limited: false,
             app_limited_now: false,
             cwnd_limited: false,

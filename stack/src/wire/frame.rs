@@ -208,7 +208,12 @@ pub struct FastTcp<'a> {
 /// alone. `None` for anything else, a malformed frame included: [`parse_frame`] then decides (and names the error). A
 /// frame this accepts, [`parse_frame`] accepts with the same TCP header and payload
 /// and the same addresses and DSCP/ECN byte (a property test holds them to it).
-#[inline]
+///
+/// Always inlined (its one caller is the engine's frame loop): called, it returned
+/// its 100-odd bytes through memory, written field by field, and the caller's copy
+/// read them back in 16-byte loads that no store forwards, a stall `perf` put at
+/// about 3 % of the 100-connection echo's time.
+#[inline(always)]
 pub fn parse_tcp_fast(bytes: &[u8], mode: ChecksumMode) -> Option<FastTcp<'_>> {
     const ETH: usize = super::ethernet::field::HEADER_LEN;
     const IP: usize = super::ipv4::field::HEADER_LEN;

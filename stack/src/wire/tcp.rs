@@ -409,6 +409,30 @@ pub fn fill_checksum(segment: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> Result
         return Err(WireError::BadLength);
     }
     write_u16(segment, field::CHECKSUM.start, 0);
+    fill_zeroed_checksum(segment, src, dst)
+}
+
+/// [`fill_checksum`] for a segment whose checksum field is zero already, as
+/// [`TcpRepr::emit`] and [`TimestampHeader::emit`] leave it: no store to the field
+/// right before the sum reads it back (a two-byte store inside the eight-byte load
+/// that reads it is not forwarded: the load waits for the store to reach the cache).
+#[inline]
+pub fn fill_zeroed_checksum(
+    segment: &mut [u8],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) -> Result<(), WireError> {
+    if segment.len() < field::HEADER_LEN || segment.len() > usize::from(u16::MAX) {
+        return Err(WireError::BadLength);
+    }
+    debug_assert_eq!(
+        u16::from_be_bytes([
+            segment[field::CHECKSUM.start],
+            segment[field::CHECKSUM.start + 1]
+        ]),
+        0,
+        "the checksum field must be zero"
+    );
     let c = checksum_split(src, dst, segment, &[]);
     write_u16(segment, field::CHECKSUM.start, c);
     Ok(())
@@ -446,20 +470,29 @@ impl TimestampHeader {
 
     /// Writes the header, checksum field zero, like [`TcpRepr::emit`]; the payload goes
     /// right after it.
+    ///
+    /// Written as four 64-bit words, each put together from its fields first: the
+    /// checksum then reads the header back in the same four words, and a load that
+    /// matches one earlier store is forwarded from it, where a load spanning several
+    /// narrower stores (ports, sequence number, flags written one by one) waits until
+    /// they reach the cache. `perf` put most of the TX checksum's time on that first
+    /// load (5.8 % of the 100-connection echo for 1.6 % of its instructions).
     #[inline(always)]
     pub fn emit(&self, buf: &mut [u8; Self::LEN]) {
-        write_u16(buf, field::SRC_PORT.start, self.src_port);
-        write_u16(buf, field::DST_PORT.start, self.dst_port);
-        write_u32(buf, field::SEQ_NUM.start, self.seq_number);
-        write_u32(buf, field::ACK_NUM.start, self.ack_number);
-        buf[field::DATA_OFFSET] = ((Self::LEN / 4) as u8) << 4;
-        buf[field::FLAGS] = self.flags.0;
-        write_u16(buf, field::WINDOW.start, self.window_len);
-        write_u16(buf, field::CHECKSUM.start, 0);
-        write_u16(buf, field::URGENT.start, 0);
-        buf[20..24].copy_from_slice(&TIMESTAMP_ONLY_PREFIX);
-        write_u32(buf, 24, self.tsval);
-        write_u32(buf, 28, self.tsecr);
+        let ports_seq = (u64::from(self.src_port) << 48)
+            | (u64::from(self.dst_port) << 32)
+            | u64::from(self.seq_number);
+        let ack_flags_window = (u64::from(self.ack_number) << 32)
+            | (u64::from(((Self::LEN / 4) as u8) << 4) << 24)
+            | (u64::from(self.flags.0) << 16)
+            | u64::from(self.window_len);
+        // Checksum zero, urgent pointer zero, then NOP, NOP, kind 8, length 10.
+        let zero_prefix = u64::from(u32::from_be_bytes(TIMESTAMP_ONLY_PREFIX));
+        let timestamps = (u64::from(self.tsval) << 32) | u64::from(self.tsecr);
+        buf[0..8].copy_from_slice(&ports_seq.to_be_bytes());
+        buf[8..16].copy_from_slice(&ack_flags_window.to_be_bytes());
+        buf[16..24].copy_from_slice(&zero_prefix.to_be_bytes());
+        buf[24..32].copy_from_slice(&timestamps.to_be_bytes());
     }
 
     /// The same header as a [`TcpRepr`].

@@ -312,7 +312,8 @@ impl HeaderWriter<'_> {
         }
         emit(&mut buf[..header_len])?;
         if self.offload == TxChecksum::Compute {
-            crate::wire::tcp::fill_checksum(
+            // Both headers leave the checksum field zero.
+            crate::wire::tcp::fill_zeroed_checksum(
                 buf.get_mut(..total).ok_or(WireError::Truncated)?,
                 self.src,
                 self.remote,

@@ -183,14 +183,13 @@ impl Tcb {
         } else {
             (None, 0)
         };
+        // Asked only when the caller counted the pipe (and by debug builds otherwise).
+        let sample_due = || model_based || (acked > 0 && !self.in_recovery && self.cwnd_may_grow());
         let sample_before = match before {
-            Some(b) if model_based || (acked > 0 && !self.in_recovery && self.cwnd_may_grow()) => {
-                Some(b)
-            }
-            Some(_) => None,
+            Some(b) => sample_due().then_some(b),
             None => {
                 debug_assert!(
-                    !(model_based || (acked > 0 && !self.in_recovery && self.cwnd_may_grow())),
+                    !sample_due(),
                     "a sample is due but the caller did not count the pipe"
                 );
                 None

@@ -7,7 +7,9 @@
 mod common;
 
 use core::net::Ipv4Addr;
-use surge_stack::wire::frame::{Network, ParsedFrame, Transport, parse_frame, parse_tcp_fast};
+use surge_stack::wire::frame::{
+    FastTcp, Network, ParsedFrame, Transport, parse_frame, parse_tcp_fast,
+};
 use surge_stack::wire::*;
 
 /// An Ethernet/IPv4/TCP frame carrying `options` and 64 bytes of text.
@@ -63,6 +65,37 @@ fn full_parse(bytes: &[u8], mode: ChecksumMode) -> TcpRepr {
     }
 }
 
+/// A header left over from an earlier segment: every field and option set, so that a
+/// parse that forgot to write one shows it.
+fn stale_header() -> TcpRepr {
+    let mut sack_blocks = SackBlocks::new();
+    sack_blocks.push(7, 9);
+    sack_blocks.push(11, 13);
+    TcpRepr {
+        src_port: 1,
+        dst_port: 2,
+        seq_number: 3,
+        ack_number: 4,
+        flags: TcpFlags::SYN | TcpFlags::ACK,
+        window_len: 5,
+        urgent_pointer: 6,
+        options: TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(7),
+            sack_permitted: true,
+            sack_blocks,
+            timestamp: Some((1, 2)),
+        },
+    }
+}
+
+/// [`parse_tcp_fast`] into a stale header: the frame's other fields and the header.
+fn fast_parse(bytes: &[u8], mode: ChecksumMode) -> Option<(FastTcp<'_>, TcpRepr)> {
+    let mut header = stale_header();
+    let fast = parse_tcp_fast(bytes, mode, &mut header)?;
+    Some((fast, header))
+}
+
 #[test]
 fn no_options_and_timestamps_alone_take_the_one_pass_parse() {
     let timestamps = TcpOptions {
@@ -72,9 +105,9 @@ fn no_options_and_timestamps_alone_take_the_one_pass_parse() {
     for options in [TcpOptions::default(), timestamps] {
         let bytes = frame_with(options);
         for mode in [ChecksumMode::Verify, ChecksumMode::Trust] {
-            let fast = parse_tcp_fast(&bytes, mode).expect("the common layout");
-            assert_eq!(fast.header.options, options);
-            assert_eq!(fast.header, full_parse(&bytes, mode));
+            let (fast, header) = fast_parse(&bytes, mode).expect("the common layout");
+            assert_eq!(header.options, options);
+            assert_eq!(header, full_parse(&bytes, mode));
             assert_eq!(fast.payload, &[0x5au8; 64][..]);
         }
     }
@@ -103,7 +136,7 @@ fn other_options_are_left_to_the_full_parse() {
     for options in [handshake, sack, mss_only] {
         let bytes = frame_with(options);
         for mode in [ChecksumMode::Verify, ChecksumMode::Trust] {
-            assert!(parse_tcp_fast(&bytes, mode).is_none(), "{options:?}");
+            assert!(fast_parse(&bytes, mode).is_none(), "{options:?}");
             assert_eq!(full_parse(&bytes, mode).options, options);
         }
     }
@@ -119,7 +152,7 @@ fn a_damaged_timestamp_prefix_is_left_to_the_full_parse() {
     // The first NOP of the options area (14 + 20 + 20) becomes an unknown kind's
     // length-less byte: not the timestamps-only layout any more.
     bytes[54] = 0x77;
-    assert!(parse_tcp_fast(&bytes, ChecksumMode::Trust).is_none());
+    assert!(fast_parse(&bytes, ChecksumMode::Trust).is_none());
     // The full parse still decides (here: what the malformed area leaves).
     let _ = parse_frame(&bytes, ChecksumMode::Trust);
 }
@@ -141,7 +174,7 @@ fn only_offsets_five_and_eight_with_the_whole_prefix_take_the_one_pass_parse() {
             let mut bytes = good.clone();
             bytes[at] ^= flip;
             assert!(
-                parse_tcp_fast(&bytes, ChecksumMode::Trust).is_none(),
+                fast_parse(&bytes, ChecksumMode::Trust).is_none(),
                 "byte {at} ^ {flip:#x}"
             );
         }
@@ -154,17 +187,17 @@ fn only_offsets_five_and_eight_with_the_whole_prefix_take_the_one_pass_parse() {
     };
     for offset in (0u8..16).filter(|o| ![5, 8].contains(o)) {
         assert!(
-            parse_tcp_fast(&with_offset(offset), ChecksumMode::Trust).is_none(),
+            fast_parse(&with_offset(offset), ChecksumMode::Trust).is_none(),
             "data offset {offset}"
         );
     }
     // Offset 5 reads the same bytes as no options and a longer payload, as the full
     // parse does.
     let bytes = with_offset(5);
-    let fast = parse_tcp_fast(&bytes, ChecksumMode::Trust).expect("no options");
-    assert_eq!(fast.header, full_parse(&bytes, ChecksumMode::Trust));
-    assert_eq!(fast.header.options, TcpOptions::default());
+    let (fast, header) = fast_parse(&bytes, ChecksumMode::Trust).expect("no options");
+    assert_eq!(header, full_parse(&bytes, ChecksumMode::Trust));
+    assert_eq!(header.options, TcpOptions::default());
     assert_eq!(fast.payload.len(), 12 + 64);
-    let fast = parse_tcp_fast(&good, ChecksumMode::Verify).expect("the common layout");
-    assert_eq!(fast.header.options, options);
+    let (_, header) = fast_parse(&good, ChecksumMode::Verify).expect("the common layout");
+    assert_eq!(header.options, options);
 }

@@ -14,7 +14,7 @@ use super::{arp, icmp, udp};
 use crate::reassembly::{Fragment, FragmentKey, Reassembled};
 use crate::time::Instant;
 use crate::wire::frame::{Network, Transport, parse_frame, parse_tcp_fast};
-use crate::wire::{ChecksumMode, DstUnreachable, EthernetAddress, Ipv4Repr};
+use crate::wire::{ChecksumMode, DstUnreachable, EthernetAddress, Ipv4Repr, TcpRepr};
 
 /// Handles one received frame: answer in place, deliver, forward, or release.
 pub(crate) fn handle_frame<D: Device>(
@@ -191,12 +191,13 @@ fn classify(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
 /// anything else, malformed frames included, is parsed in full out of line.
 #[inline(always)]
 fn classify_inline(core: &mut Core, now: Instant, bytes: &[u8]) -> Verdict {
-    if let Some(seg) = parse_tcp_fast(bytes, core.config.rx_checksum) {
+    let mut header = TcpRepr::default();
+    if let Some(seg) = parse_tcp_fast(bytes, core.config.rx_checksum, &mut header) {
         if !admit_ipv4(core, now, seg.src_mac, seg.src_addr, seg.dst_addr) {
             return Verdict::Release;
         }
         let ip = (seg.src_addr, seg.dst_addr, seg.dscp_ecn);
-        return tcp_demux::input(core, now, ip, &seg.header, seg.payload);
+        return tcp_demux::input(core, now, ip, &header, seg.payload);
     }
     classify_parsed(core, now, bytes)
 }

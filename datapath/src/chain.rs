@@ -197,7 +197,7 @@ pub(crate) fn write_tx_chain(
         write(
             i as u32,
             XdpDesc {
-                addr: u64::from(part.addr),
+                addr: u64::from(part.addr()),
                 len: n as u32,
                 options,
             },
@@ -245,7 +245,7 @@ mod tests {
                 pool.bytes_mut(&frame)[..chunk.len()].copy_from_slice(chunk);
                 assert!(frame.set_len(chunk.len()));
                 let desc = XdpDesc {
-                    addr: u64::from(frame.addr),
+                    addr: u64::from(frame.addr()),
                     len: chunk.len() as u32,
                     options: if i < last { XDP_PKT_CONTD } else { 0 },
                 };

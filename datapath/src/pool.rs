@@ -153,15 +153,9 @@ impl FramePool {
     #[inline]
     pub fn alloc_large(&mut self) -> Option<Frame> {
         let addr = self.large.alloc()?;
-        Some(Frame {
-            addr,
-            len: 0,
-            // `enable_large_frames` keeps the length within `u16`.
-            capacity: self.large.slot_size() as u16,
-            pool: self.id,
-            tx_checksum: false,
-            large: true,
-        })
+        // `enable_large_frames` keeps the length within `u16`.
+        let capacity = self.large.slot_size() as u16;
+        Some(Frame::new(addr, 0, capacity, self.id, true))
     }
 
     /// A free frame that holds `len` bytes: a UMEM frame when one is enough,
@@ -208,14 +202,8 @@ impl FramePool {
         let index = self.free.pop()?;
         // At most 2^20 frames of at most 4 KiB: every offset fits 32 bits.
         let addr = (index << self.shift) + self.config.data_offset();
-        Some(Frame {
-            addr,
-            len: 0,
-            capacity: self.config.max_frame_len() as u16,
-            pool: self.id,
-            tx_checksum: false,
-            large: false,
-        })
+        let capacity = self.config.max_frame_len() as u16;
+        Some(Frame::new(addr, 0, capacity, self.id, false))
     }
 
     /// Takes a free frame's base address (for the fill ring).
@@ -227,13 +215,13 @@ impl FramePool {
     /// Returns a frame to the free list; a frame of another pool is refused and returned.
     #[inline]
     pub fn free(&mut self, frame: Frame) -> Result<(), Frame> {
-        if frame.pool != self.id {
+        if frame.pool_id() != self.id {
             return Err(frame);
         }
-        let freed = if frame.large {
-            self.large.free(frame.addr)
+        let freed = if frame.is_large() {
+            self.large.free(frame.addr())
         } else {
-            self.free_addr(u64::from(frame.addr))
+            self.free_addr(u64::from(frame.addr()))
         };
         if !freed {
             return Err(frame);
@@ -245,7 +233,7 @@ impl FramePool {
     /// the handle is about to be dropped without being given back
     /// ([`FramePool::free`] takes it by value); `false` if it is not one of ours.
     pub(crate) fn free_large(&mut self, frame: &Frame) -> bool {
-        frame.large && frame.pool == self.id && self.large.free(frame.addr)
+        frame.is_large() && frame.pool_id() == self.id && self.large.free(frame.addr())
     }
 
     /// Returns the frame containing `addr` (from a ring) to the free list;
@@ -273,15 +261,14 @@ impl FramePool {
         if u64::from(len) > capacity {
             return None;
         }
-        Some(Frame {
-            // `index < frame_count <= 2^20` and frames are at most 4 KiB.
-            addr: addr as u32,
-            len: len as u16,
-            capacity: capacity as u16,
-            pool: self.id,
-            tx_checksum: false,
-            large: false,
-        })
+        // `index < frame_count <= 2^20` and frames are at most 4 KiB.
+        Some(Frame::new(
+            addr as u32,
+            len as u16,
+            capacity as u16,
+            self.id,
+            false,
+        ))
     }
 
     /// Writes a TX checksum request (`struct xsk_tx_metadata` with
@@ -291,20 +278,22 @@ impl FramePool {
     /// a frame of another pool, a packet with less headroom than that, or a
     /// request that does not fit the packet's current length.
     pub(crate) fn write_tx_checksum(&mut self, frame: &mut Frame, start: u16, offset: u16) -> bool {
-        if frame.large {
+        if frame.is_large() {
             // Kept beside the large frame; the port puts it in front of the
             // chain's first descriptor (see `chain::write_tx_chain`).
-            if frame.pool != self.id
+            if frame.pool_id() != self.id
                 || !request_fits(start, offset, frame.len())
-                || !self.large.set_checksum_request(frame.addr, (start, offset))
+                || !self
+                    .large
+                    .set_checksum_request(frame.addr(), (start, offset))
             {
                 return false;
             }
-            frame.tx_checksum = true;
+            frame.set_tx_checksum();
             return true;
         }
-        let in_frame = frame.addr & ((1u32 << self.shift) - 1);
-        if frame.pool != self.id
+        let in_frame = frame.addr() & ((1u32 << self.shift) - 1);
+        if frame.pool_id() != self.id
             || in_frame < TX_METADATA_LEN
             || !request_fits(start, offset, frame.len())
         {
@@ -323,22 +312,25 @@ impl FramePool {
                 meta.as_ptr(),
                 self.map
                     .as_ptr()
-                    .add((frame.addr - TX_METADATA_LEN) as usize),
+                    .add((frame.addr() - TX_METADATA_LEN) as usize),
                 meta.len(),
             );
         }
-        frame.tx_checksum = true;
+        frame.set_tx_checksum();
         true
     }
 
     /// The `(csum_start, csum_offset)` of the request written for `frame`, if
     /// it is marked as carrying one.
     pub(crate) fn tx_checksum_request(&self, frame: &Frame) -> Option<(u16, u16)> {
-        let in_frame = frame.addr & ((1u32 << self.shift) - 1);
-        if frame.large && frame.tx_checksum && frame.pool == self.id {
-            return self.large.checksum_request(frame.addr);
+        let in_frame = frame.addr() & ((1u32 << self.shift) - 1);
+        if frame.is_large() && frame.tx_checksum_requested() && frame.pool_id() == self.id {
+            return self.large.checksum_request(frame.addr());
         }
-        if !frame.tx_checksum || frame.large || frame.pool != self.id || in_frame < TX_METADATA_LEN
+        if !frame.tx_checksum_requested()
+            || frame.is_large()
+            || frame.pool_id() != self.id
+            || in_frame < TX_METADATA_LEN
         {
             return None;
         }
@@ -348,7 +340,7 @@ impl FramePool {
             std::ptr::copy_nonoverlapping(
                 self.map
                     .as_ptr()
-                    .add((frame.addr - TX_METADATA_LEN) as usize),
+                    .add((frame.addr() - TX_METADATA_LEN) as usize),
                 meta.as_mut_ptr(),
                 meta.len(),
             );
@@ -366,7 +358,11 @@ impl FramePool {
     /// joining a descriptor chain); `false`, nothing copied, if either is not
     /// of the expected kind and this pool's, or the result would not fit.
     pub(crate) fn join_part(&mut self, part: &Frame, joined: &mut Frame) -> bool {
-        if part.large || !joined.large || part.pool != self.id || joined.pool != self.id {
+        if part.is_large()
+            || !joined.is_large()
+            || part.pool_id() != self.id
+            || joined.pool_id() != self.id
+        {
             return false;
         }
         let (at, end) = (joined.len(), joined.len() + part.len());
@@ -377,9 +373,9 @@ impl FramePool {
         // ring, and `addr + len` lies inside the mapping. The large area is a
         // separate allocation, so the two slices do not overlap.
         let src = unsafe {
-            std::slice::from_raw_parts(self.map.as_ptr().add(part.addr as usize), part.len())
+            std::slice::from_raw_parts(self.map.as_ptr().add(part.addr() as usize), part.len())
         };
-        let Some(dst) = self.large.bytes_mut(joined.addr).get_mut(at..end) else {
+        let Some(dst) = self.large.bytes_mut(joined.addr()).get_mut(at..end) else {
             return false;
         };
         dst.copy_from_slice(src);
@@ -391,13 +387,17 @@ impl FramePool {
     /// and sets its length; returns how many (0 if either is not of the
     /// expected kind and this pool's, or `start` is past the end).
     pub(crate) fn cut_part(&mut self, whole: &Frame, start: usize, part: &mut Frame) -> usize {
-        if part.large || !whole.large || part.pool != self.id || whole.pool != self.id {
+        if part.is_large()
+            || !whole.is_large()
+            || part.pool_id() != self.id
+            || whole.pool_id() != self.id
+        {
             return 0;
         }
         let n = whole.len().saturating_sub(start).min(part.capacity());
         let Some(src) = self
             .large
-            .bytes(whole.addr, whole.len())
+            .bytes(whole.addr(), whole.len())
             .get(start..start + n)
         else {
             return 0;
@@ -405,8 +405,9 @@ impl FramePool {
         // Safety: as in `bytes_mut`: `part` is this pool's UMEM frame, off
         // every ring, `addr + capacity` lies inside the mapping and `n <=
         // capacity`; the large area is a separate allocation.
-        let dst =
-            unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr().add(part.addr as usize), n) };
+        let dst = unsafe {
+            std::slice::from_raw_parts_mut(self.map.as_ptr().add(part.addr() as usize), n)
+        };
         dst.copy_from_slice(src);
         if part.set_len(n) { n } else { 0 }
     }
@@ -423,24 +424,24 @@ impl FramePool {
     /// Whether `frame` is one of ours.
     #[inline]
     pub fn owns(&self, frame: &Frame) -> bool {
-        frame.pool == self.id
+        frame.pool_id() == self.id
     }
 
     /// The packet bytes of `frame` (empty if the frame belongs to another pool).
     #[inline]
     pub fn bytes(&self, frame: &Frame) -> &[u8] {
-        if frame.pool != self.id {
+        if frame.pool_id() != self.id {
             return &[];
         }
-        if frame.large {
-            return self.large.bytes(frame.addr, frame.len());
+        if frame.is_large() {
+            return self.large.bytes(frame.addr(), frame.len());
         }
         // Safety: `frame` was made by this pool (`pool` id matches), so
         // `addr + capacity` lies inside the mapping and `len <= capacity`. The
         // frame is owned by userspace (a handle exists only while it is off
         // every ring), so the kernel does not write it concurrently.
         unsafe {
-            std::slice::from_raw_parts(self.map.as_ptr().add(frame.addr as usize), frame.len())
+            std::slice::from_raw_parts(self.map.as_ptr().add(frame.addr() as usize), frame.len())
         }
     }
 
@@ -448,17 +449,17 @@ impl FramePool {
     /// in place before [`Frame::set_len`]. Empty if the frame belongs to another pool.
     #[inline]
     pub fn bytes_mut(&mut self, frame: &Frame) -> &mut [u8] {
-        if frame.pool != self.id {
+        if frame.pool_id() != self.id {
             return &mut [];
         }
-        if frame.large {
-            return self.large.bytes_mut(frame.addr);
+        if frame.is_large() {
+            return self.large.bytes_mut(frame.addr());
         }
         // Safety: as in `bytes`; `&mut self` makes this the only live slice
         // into the mapping.
         unsafe {
             std::slice::from_raw_parts_mut(
-                self.map.as_ptr().add(frame.addr as usize),
+                self.map.as_ptr().add(frame.addr() as usize),
                 frame.capacity(),
             )
         }
@@ -558,7 +559,7 @@ mod tests {
         assert_eq!(pool.tx_checksum_request(&f), Some((34, 16)));
         assert_eq!(pool.bytes(&f), &[0x5a; 60], "the packet is untouched");
         // The kernel's layout: flags (u64), csum_start, csum_offset (u16), native endian.
-        let meta_at = (f.addr - TX_METADATA_LEN) as usize;
+        let meta_at = (f.addr() - TX_METADATA_LEN) as usize;
         // Safety: the test reads 12 bytes of the pool's own mapping, inside frame 0's headroom.
         let meta = unsafe { std::slice::from_raw_parts(pool.map.as_ptr().add(meta_at), 12) };
         assert_eq!(&meta[..8], &XDP_TXMD_FLAGS_CHECKSUM.to_ne_bytes());

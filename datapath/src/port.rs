@@ -445,7 +445,10 @@ impl XdpPort {
         if parts > room {
             return LargeSend::NoRoom;
         }
-        let request = match (frame.tx_checksum, self.pool.tx_checksum_request(frame)) {
+        let request = match (
+            frame.tx_checksum_requested(),
+            self.pool.tx_checksum_request(frame),
+        ) {
             (false, _) => None,
             (true, Some((start, offset))) if request_fits(start, offset, frame.len()) => {
                 Some((start, offset))
@@ -690,7 +693,7 @@ impl Device for XdpPort {
 
     #[inline]
     fn release_one(&mut self, frame: Frame) {
-        let large = frame.large;
+        let large = frame.is_large();
         if let Err(foreign) = self.pool.free(frame) {
             // Not ours: we cannot return it to its pool; count and forget.
             self.stats.tx_bad_length += 1;
@@ -720,7 +723,7 @@ impl Device for XdpPort {
             if written == free {
                 break;
             }
-            if frame.large && self.pool.owns(frame) {
+            if frame.is_large() && self.pool.owns(frame) {
                 match self.send_large(frame, written, free - written) {
                     LargeSend::Written(parts) => {
                         written += parts;
@@ -738,7 +741,7 @@ impl Device for XdpPort {
                 continue;
             }
             let mut options = 0;
-            if frame.tx_checksum {
+            if frame.tx_checksum_requested() {
                 // Re-checked against the final length: a request the kernel
                 // refuses (EINVAL) would stay at the head of the ring forever.
                 match self.pool.tx_checksum_request(frame) {
@@ -748,7 +751,7 @@ impl Device for XdpPort {
                     }
                     _ => {
                         self.stats.tx_bad_checksum_request += 1;
-                        self.pool.free_addr(u64::from(frame.addr));
+                        self.pool.free_addr(u64::from(frame.addr()));
                         self.held -= 1.min(self.held);
                         continue;
                     }
@@ -756,19 +759,19 @@ impl Device for XdpPort {
             }
             if frame.len() < ETHERNET_HEADER_LEN {
                 self.stats.tx_bad_length += 1;
-                self.pool.free_addr(u64::from(frame.addr));
+                self.pool.free_addr(u64::from(frame.addr()));
                 self.held -= 1.min(self.held);
                 continue;
             }
             self.rings.tx.write(
                 written,
                 XdpDesc {
-                    addr: u64::from(frame.addr),
-                    len: u32::from(frame.len),
+                    addr: u64::from(frame.addr()),
+                    len: frame.len() as u32,
                     options,
                 },
             );
-            self.stats.tx_bytes += u64::from(frame.len);
+            self.stats.tx_bytes += frame.len() as u64;
             written += 1;
             held_sent += 1;
             packets += 1;

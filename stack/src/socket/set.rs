@@ -288,6 +288,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_tcp_sockets_hot_fields_fill_the_first_two_lines_of_an_aligned_slot() {
+        use crate::engine::Socket;
+        use crate::socket::TcpSock;
+        use core::mem::{align_of, offset_of, size_of};
+        // Slots start on cache lines, every one of them.
+        assert_eq!(align_of::<Slot<Socket>>(), 64);
+        assert_eq!(size_of::<Slot<Socket>>() % 64, 0);
+        // What every segment, socket call and event reads lies in the first 128 bytes
+        // (the value leads the slot); the options come after.
+        assert_eq!(offset_of!(Slot<Socket>, value), 0);
+        let sock = Socket::Tcp(TcpSock::new());
+        let Socket::Tcp(inner) = &sock else {
+            unreachable!("built as TCP")
+        };
+        // Where the compiler put the TCP socket inside `Socket` (at its start, the
+        // variant's tag being a niche of the socket's fields).
+        let at = core::ptr::from_ref(inner) as usize - core::ptr::from_ref(&sock) as usize;
+        let hot_end = at + offset_of!(TcpSock, due) + size_of::<Option<crate::time::Instant>>();
+        assert!(hot_end <= 128, "hot fields end at {hot_end}");
+        for hot in [
+            offset_of!(TcpSock, state),
+            offset_of!(TcpSock, ready),
+            offset_of!(TcpSock, orphan),
+            offset_of!(TcpSock, dirty),
+            offset_of!(TcpSock, parent),
+            offset_of!(TcpSock, timer),
+        ] {
+            assert!(hot < offset_of!(TcpSock, options), "{hot}");
+        }
+    }
+
+    #[test]
     fn closed_handles_are_ebadf_even_after_slot_reuse() {
         let mut set = SocketSet::new(7, 0, 4);
         let a = set.insert("a").expect("room");

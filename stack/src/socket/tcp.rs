@@ -150,33 +150,30 @@ pub enum TcpSocketState {
 
 /// One TCP socket's state inside its engine (Linux's `struct sock`); the handle an
 /// application thread holds is [`crate::runtime::TcpSocket`].
+///
+/// Laid out in the order written (`repr(C)`): what the engine reads for every segment,
+/// socket call and event first, in the slot's first two cache lines (the slab aligns
+/// its slots, `super::set`): the state (its tag and the `Tcb`'s box lead it), the
+/// ready mark and the flags, the parent, the timer and the deadline. The options and
+/// the local address, read on `bind`, `connect`, `listen` and `accept`, come last. In
+/// the compiler's order the hot fields were spread over the slot's four lines, each a
+/// miss with a hundred connections.
 #[derive(Debug)]
+#[repr(C)]
 pub struct TcpSock {
     /// Listening, connected or neither.
     pub state: TcpSocketState,
-    /// Options.
-    pub options: TcpSocketOptions,
-    /// Local address once bound.
-    pub local: Option<SocketAddrV4>,
-    /// The listener this connection came from while it is not yet accepted.
-    pub parent: Option<SocketId>,
-    /// The connection sits in its listener's accept queue.
-    pub queued_for_accept: bool,
+    /// Its place in the engine's ready list (events).
+    pub ready: ReadyMark,
     /// The application closed its handle: the socket lives on only until the
     /// connection ends (an orphan, as in Linux after `close(fd)`).
     pub orphan: bool,
     /// Marked for output / bookkeeping in this loop iteration.
     pub dirty: bool,
-    /// The armed timer and its deadline.
-    pub timer: Option<(TimerHandle, Instant)>,
-    /// The connection's own next deadline as last settled (`Tcb::poll_at`). The
-    /// wheel entry may be earlier (it is not moved later on every ACK); when it
-    /// fires before this, the entry is moved here without touching the `Tcb`.
-    pub due: Option<Instant>,
+    /// The connection sits in its listener's accept queue.
+    pub queued_for_accept: bool,
     /// The connection is in the connection table under this tuple.
     pub hashed: bool,
-    /// Its place in the engine's ready list (events).
-    pub ready: ReadyMark,
     /// The connection's error was reported once (by `SO_ERROR`, `recv`, `send` or
     /// `connect`): Linux clears `sk_err` when it reads it, and so do we.
     pub error_reported: bool,
@@ -185,6 +182,18 @@ pub struct TcpSock {
     pub connecting: bool,
     /// A lingering `close` (SO_LINGER > 0) sent the FIN; the final `close` only orphans it.
     pub lingering: bool,
+    /// The listener this connection came from while it is not yet accepted.
+    pub parent: Option<SocketId>,
+    /// The armed timer and its deadline.
+    pub timer: Option<(TimerHandle, Instant)>,
+    /// The connection's own next deadline as last settled (`Tcb::poll_at`). The
+    /// wheel entry may be earlier (it is not moved later on every ACK); when it
+    /// fires before this, the entry is moved here without touching the `Tcb`.
+    pub due: Option<Instant>,
+    /// Options.
+    pub options: TcpSocketOptions,
+    /// Local address once bound.
+    pub local: Option<SocketAddrV4>,
 }
 
 impl TcpSock {

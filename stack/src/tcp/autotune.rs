@@ -85,9 +85,8 @@ impl Tcb {
     /// round trip, plus slack, when that is more than it ever read in one before.
     ///
     /// The test for "still within the round trip" (nearly every segment) is inlined into
-    /// the input path; the measurement itself, once per round trip, is out of line and
-    /// trusts that test (it ran for about every other segment of a fast request/response
-    /// exchange, and asking again cost half of it).
+    /// the input path, and so is the measurement's common case (see
+    /// [`Self::rcv_space_measure`]); only the buffer's growth is out of line.
     #[inline(always)]
     pub(super) fn rcv_space_adjust(&mut self, now: Instant) {
         if self.rcvq_space == 0 {
@@ -118,35 +117,48 @@ impl Tcb {
     }
 
     /// [`Self::rcv_space_adjust`] once a receiver round trip passed since the last
-    /// measurement (`rcvq_space` is set).
-    #[inline(never)]
+    /// measurement (`rcvq_space` is set): the round trip starts again, and the buffer
+    /// grows when the application read more in it than in any before. Inlined: the new
+    /// round trip is two stores and the test, less than the call that made them (a
+    /// request/response exchange measures about every other segment); the growth, rare
+    /// once the rate settles, stays out of line.
+    #[inline(always)]
     fn rcv_space_measure(&mut self, now: Instant) {
         let copied_seq = self.copied_seq();
         let copied = copied_seq.since(self.rcvq_seq);
         if copied > self.rcvq_space {
-            let limit = self.cfg.recv_buffer_limit();
-            if limit > self.recv_buf.capacity() {
-                let space = u64::from(self.rcvq_space);
-                let copied64 = u64::from(copied);
-                let advmss = u64::from(self.cfg.mss);
-                // rcvwin = 2 * copied + 16 * advmss, plus twice the growth over the last
-                // measurement in proportion, so a rate still doubling gets ahead of it.
-                let mut window = 2 * copied64 + SLACK_SEGMENTS * advmss;
-                let grow = window.saturating_mul(copied64 - space) / space.max(1);
-                window = window.saturating_add(grow.saturating_mul(2));
-                let size = usize::try_from(window).unwrap_or(usize::MAX).min(limit);
-                if size > self.recv_buf.capacity() {
-                    self.recv_buf.grow_capacity(size);
-                    if self.cfg.ooo_max_bytes >= self.cfg.recv_buffer {
-                        // The out-of-order bound was the whole buffer: it stays so.
-                        self.ooo.raise_max_bytes(size);
-                    }
-                }
-            }
-            self.rcvq_space = copied;
+            self.rcv_space_grow(copied);
         }
         self.rcvq_seq = copied_seq;
         self.rcvq_time = now;
+    }
+
+    /// [`Self::rcv_space_measure`] when the application read `copied` bytes in the last
+    /// round trip, more than in any before: the receive buffer grows to hold twice that
+    /// and more (up to the limit), and `copied` is the new most.
+    #[cold]
+    #[inline(never)]
+    fn rcv_space_grow(&mut self, copied: u32) {
+        let limit = self.cfg.recv_buffer_limit();
+        if limit > self.recv_buf.capacity() {
+            let space = u64::from(self.rcvq_space);
+            let copied64 = u64::from(copied);
+            let advmss = u64::from(self.cfg.mss);
+            // rcvwin = 2 * copied + 16 * advmss, plus twice the growth over the last
+            // measurement in proportion, so a rate still doubling gets ahead of it.
+            let mut window = 2 * copied64 + SLACK_SEGMENTS * advmss;
+            let grow = window.saturating_mul(copied64 - space) / space.max(1);
+            window = window.saturating_add(grow.saturating_mul(2));
+            let size = usize::try_from(window).unwrap_or(usize::MAX).min(limit);
+            if size > self.recv_buf.capacity() {
+                self.recv_buf.grow_capacity(size);
+                if self.cfg.ooo_max_bytes >= self.cfg.recv_buffer {
+                    // The out-of-order bound was the whole buffer: it stays so.
+                    self.ooo.raise_max_bytes(size);
+                }
+            }
+        }
+        self.rcvq_space = copied;
     }
 
     /// Linux `tcp_sndbuf_expand`, on each ACK of new data: room for twice the congestion

@@ -33,6 +33,16 @@ thread_local! {
     static SACK_SCRATCH: Cell<Vec<(SeqNumber, SeqNumber)>> = const { Cell::new(Vec::new()) };
 }
 
+/// RFC 6937's DeliveredData of an ACK that newly acknowledged `acked` bytes, with `sacked`
+/// bytes SACKed after it and `sacked_before` before: those plus the newly SACKed, less what
+/// was SACKed before and is only now acknowledged (never below zero). Over the fields, not
+/// the connection, so the delivery-rate sample can take it while it holds the sender model.
+#[inline(always)]
+fn delivered_data(acked: u32, sacked: u32, sacked_before: u32) -> u32 {
+    let delivered = i64::from(acked) + i64::from(sacked) - i64::from(sacked_before);
+    u32::try_from(delivered.max(0)).unwrap_or(0)
+}
+
 /// What [`Tcb::acknowledge_records`] does for each record the cumulative ACK covers and that
 /// was not SACKed before: RACK sees it delivered, and the newest never retransmitted gives
 /// the send time of the RTT sample.
@@ -170,18 +180,16 @@ impl Tcb {
             self.prr_on_ack(self.delivered_by_ack(acked, sacked_before));
         }
         // Draft-cheng §3.3: the delivery-rate sample of this ACK.
-        let (rate, total_delivered) = if self.sender.is_some() {
-            let delivered = self.delivered_by_ack(acked, sacked_before);
-            let min_rtt = self.rack.min_rtt();
-            match &mut self.sender {
-                Some(s) => (
-                    s.rate.generate(now, u64::from(delivered), min_rtt),
+        let (rate, total_delivered) = match &mut self.sender {
+            Some(s) => {
+                let delivered = delivered_data(acked, self.sent.sacked, sacked_before);
+                (
+                    s.rate
+                        .generate(now, u64::from(delivered), self.rack.min_rtt()),
                     s.rate.delivered,
-                ),
-                None => (None, 0),
+                )
             }
-        } else {
-            (None, 0)
+            None => (None, 0),
         };
         // Asked only when the caller counted the pipe (and by debug builds otherwise).
         let sample_due = || model_based || (acked > 0 && !self.in_recovery && self.cwnd_may_grow());
@@ -237,8 +245,7 @@ impl Tcb {
     /// sample for the congestion controller, no one asks.
     #[inline(always)]
     fn delivered_by_ack(&self, acked: u32, sacked_before: u32) -> u32 {
-        let delivered = i64::from(acked) + i64::from(self.sent.sacked) - i64::from(sacked_before);
-        u32::try_from(delivered.max(0)).unwrap_or(0)
+        delivered_data(acked, self.sent.sacked, sacked_before)
     }
 
     /// The cumulative ACK reached `ack`: drops the records it covers (RACK sees each newly

@@ -116,6 +116,11 @@ pub struct Tcb {
     /// Added to the engine's milliseconds for our TSvals (RFC 7323 §5.4, Linux `ts_off`).
     pub(super) ts_offset: u32,
     pub(super) sack_ok: bool,
+    /// The configuration's loss recovery is RACK-TLP (`cfg.loss_recovery`), copied at
+    /// construction: [`Tcb::rack_mode`] asks on every ACK and every transmit, and the copy
+    /// spares it a load through the `Arc` (nothing changes a connection's loss recovery
+    /// after construction: `cfg_mut` is for other settings).
+    pub(super) rack_tlp: bool,
     pub(super) peer_mss: u16,
     pub(super) pmtu_mss: u16,
     pub(super) snd_mss: u32,
@@ -287,6 +292,7 @@ impl Tcb {
             ts_recent_age: now,
             ts_offset,
             sack_ok: false,
+            rack_tlp: cfg.loss_recovery == LossRecovery::RackTlp,
             peer_mss: 536,
             pmtu_mss: cfg.mss,
             snd_mss: mss,
@@ -750,8 +756,13 @@ impl Tcb {
 
     /// SACK-based recovery with RACK-TLP is in use: the peer sent SACK-permitted and the
     /// configuration asks for it (otherwise RFC 6582 NewReno with duplicate ACKs).
+    #[inline(always)]
     pub(super) fn rack_mode(&self) -> bool {
-        self.sack_ok && self.cfg.loss_recovery == LossRecovery::RackTlp
+        debug_assert_eq!(
+            self.rack_tlp,
+            self.cfg.loss_recovery == LossRecovery::RackTlp
+        );
+        self.sack_ok && self.rack_tlp
     }
 
     /// [`CongestionControl::controls_recovery`], asked of a model-based algorithm only.

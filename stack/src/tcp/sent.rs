@@ -433,6 +433,24 @@ mod tests {
         }
     }
 
+    /// Marks record `i` of `q` by `how` (two bits of a test's mask): 0 clean, 1 SACKed
+    /// (the block reaching `sack_end`), 2 lost, 3 lost and retransmitted.
+    fn mark(q: &mut SentQueue, i: u32, how: u32, sack_end: SeqNumber) {
+        match how & 3 {
+            1 => q.mark_sacked(s(100 * i), sack_end, |_, _| true, |_| {}),
+            2 => q.mark_lost(i as usize),
+            3 => {
+                q.mark_lost(i as usize);
+                q.retransmitted(
+                    i as usize,
+                    Instant::from_millis(9),
+                    RateSnapshot::empty(Instant::ZERO),
+                );
+            }
+            _ => {}
+        }
+    }
+
     fn state(q: &SentQueue) -> (Vec<SentSegment>, [u64; 5]) {
         let counters = [
             u64::from(q.sacked),
@@ -454,19 +472,7 @@ mod tests {
             for una in (0..=520u32).step_by(10) {
                 let mut q = queue();
                 for i in 0..5 {
-                    match (marks >> (2 * i)) & 3 {
-                        1 => q.mark_sacked(s(100 * i), s(100 * (i + 1)), |_, _| true, |_| {}),
-                        2 => q.mark_lost(i as usize),
-                        3 => {
-                            q.mark_lost(i as usize);
-                            q.retransmitted(
-                                i as usize,
-                                Instant::from_millis(9),
-                                RateSnapshot::empty(Instant::ZERO),
-                            );
-                        }
-                        _ => {}
-                    }
+                    mark(&mut q, i, marks >> (2 * i), s(100 * (i + 1)));
                 }
                 let mut reference = q.clone();
                 let (mut got, mut want) = (Vec::new(), Vec::new());
@@ -496,19 +502,7 @@ mod tests {
                             Instant::from_millis(u64::from(i)),
                             RateSnapshot::empty(Instant::ZERO),
                         );
-                        match (marks >> (2 * i)) & 3 {
-                            1 => q.mark_sacked(s(100 * i), s(100 * (i + 2)), |_, _| true, |_| {}),
-                            2 => q.mark_lost(i as usize),
-                            3 => {
-                                q.mark_lost(i as usize);
-                                q.retransmitted(
-                                    i as usize,
-                                    Instant::from_millis(9),
-                                    RateSnapshot::empty(Instant::ZERO),
-                                );
-                            }
-                            _ => {}
-                        }
+                        mark(&mut q, i, marks >> (2 * i), s(100 * (i + 2)));
                     }
                     let mut reference = q.clone();
                     let mut want = Vec::new();
